@@ -1,0 +1,17 @@
+//! spanlake: a trace store. OTLP spans come in, are made durable, cut into Parquet blocks with trace-ID
+//! bloom filters on object storage, and are read back by trace ID or with SQL.
+//!
+//! Modules in the order a span travels:
+//! - [`ids`]: validated identifiers shared by every stage.
+//! - [`spans`]: the span row model and the lossless OTLP ⇄ Arrow conversion.
+//! - [`storage`]: object stores, the block format (Parquet + bloom + metadata) and per-tenant block listing.
+//! - [`synth`]: a seeded generator of realistic traces, for tests, benchmarks and load generation.
+//! - [`config`]: settings of the server, declared once with their defaults.
+//! - [`api`]: the HTTP faces of the server.
+
+pub mod api;
+pub mod config;
+pub mod ids;
+pub mod spans;
+pub mod storage;
+pub mod synth;

@@ -1,0 +1,136 @@
+//! The `spanlake` command line: parses arguments and calls into the library, nothing more.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use spanlake::config::{ServeConfig, default_data_dir, default_http_addr};
+use spanlake::ids::TenantId;
+use spanlake::storage::{Storage, list_blocks, list_tenants, read_block_meta};
+
+/// spanlake: a trace store. OTLP in, Parquet blocks with trace-ID bloom filters on object storage
+/// (a local folder, S3 or MinIO), trace-by-ID and SQL out.
+#[derive(Parser)]
+#[command(name = "spanlake", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (query HTTP API on 3200). With no flags, blocks go to ./spanlake-data/blocks.
+    Serve(ServeArgs),
+    /// List the committed blocks in a storage, per tenant, with their span counts and time ranges.
+    Blocks(BlocksArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Folder for the WAL, and for blocks when --storage is not given.
+    #[arg(long, env = "SPANLAKE_DATA_DIR", default_value_os_t = default_data_dir())]
+    data_dir: PathBuf,
+    /// Where blocks live: file:///path or s3://bucket/prefix (AWS_* environment variables configure S3).
+    #[arg(long, env = "SPANLAKE_STORAGE")]
+    storage: Option<String>,
+    /// HOST:PORT of the query HTTP API; port 0 picks a free port (the chosen address is logged).
+    #[arg(long, env = "SPANLAKE_HTTP_ADDR", default_value_t = default_http_addr())]
+    http_addr: SocketAddr,
+}
+
+#[derive(Args)]
+struct BlocksArgs {
+    /// Storage URL to read: file:///path or s3://bucket/prefix. Default: the serve default folder.
+    #[arg(long, env = "SPANLAKE_STORAGE")]
+    storage: Option<String>,
+    /// Only this tenant (default: every tenant found).
+    #[arg(long)]
+    tenant: Option<TenantId>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SPANLAKE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Blocks(args) => blocks(args).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let config = ServeConfig {
+        data_dir: args.data_dir,
+        storage: args.storage,
+        http_addr: args.http_addr,
+    };
+    spanlake::api::serve(config)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn blocks(args: BlocksArgs) -> Result<(), String> {
+    let config = ServeConfig {
+        storage: args.storage,
+        ..Default::default()
+    };
+    let storage = Storage::open(&config.storage_url().map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let tenants = match args.tenant {
+        Some(tenant) => vec![tenant],
+        None => list_tenants(&storage).await.map_err(|e| e.to_string())?,
+    };
+    println!(
+        "{:<20} {:<36} {:>10} {:>8} {:>12}  start range (unix ns)",
+        "tenant", "block", "spans", "traces", "bytes"
+    );
+    for tenant in tenants {
+        let listing = list_blocks(&storage, &tenant)
+            .await
+            .map_err(|e| e.to_string())?;
+        for block in listing.committed {
+            let meta = read_block_meta(&storage, &tenant, block)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{:<20} {:<36} {:>10} {:>8} {:>12}  {}..{}",
+                tenant.as_str(),
+                block.to_string(),
+                meta.span_count,
+                meta.trace_count,
+                meta.data_bytes + meta.bloom_bytes,
+                meta.min_start_unix_nano,
+                meta.max_start_unix_nano
+            );
+        }
+        if !listing.uncommitted.is_empty() {
+            eprintln!(
+                "{tenant}: {} uncommitted block folder(s) (no meta.json) ignored",
+                listing.uncommitted.len()
+            );
+        }
+    }
+    Ok(())
+}

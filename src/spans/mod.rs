@@ -1,0 +1,104 @@
+//! The span row model: the Arrow schema of one span per row and the lossless conversion between OTLP
+//! `ResourceSpans` and Arrow record batches.
+//!
+//! Owns the schema and the encoding rules (attribute tags, enum words). Used by ingest (to buffer spans),
+//! storage (to write and read blocks) and query (to answer trace-by-ID). Calls only `ids`.
+
+pub mod attributes;
+pub mod decode;
+pub mod encode;
+pub mod schema;
+
+use std::borrow::Cow;
+
+pub use decode::decode_resource_spans;
+pub use encode::{SpanBatchBuilder, encode_resource_spans, validate_span};
+pub use schema::span_schema;
+
+use crate::ids::IdError;
+
+/// Why rows could not be turned back into OTLP (or a batch built): a block that does not match the schema
+/// it claims, which the reader reports instead of guessing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpanFormatError {
+    #[error("span data is missing column {0:?}")]
+    MissingColumn(String),
+    #[error("span data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+/// Why one span was refused at ingest; reported in OTLP `partial_success`, the rest of the request is kept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpanRejection {
+    #[error("invalid trace ID: {0}")]
+    TraceId(IdError),
+    #[error("invalid span ID: {0}")]
+    SpanId(IdError),
+    #[error("invalid parent span ID: must be empty or 8 bytes, got {0}")]
+    ParentSpanIdLength(usize),
+}
+
+const KIND_WORDS: [&str; 6] = [
+    "unspecified",
+    "internal",
+    "server",
+    "client",
+    "producer",
+    "consumer",
+];
+const STATUS_WORDS: [&str; 3] = ["unset", "ok", "error"];
+
+fn enum_to_text(words: &'static [&'static str], value: i32) -> Cow<'static, str> {
+    usize::try_from(value)
+        .ok()
+        .and_then(|index| words.get(index))
+        .map_or_else(
+            || encode::unknown_enum_text(value),
+            |word| Cow::Borrowed(*word),
+        )
+}
+
+fn enum_from_text(words: &[&str], text: &str) -> i32 {
+    words
+        .iter()
+        .position(|word| *word == text)
+        .map_or_else(|| text.parse().unwrap_or(0), |index| index as i32)
+}
+
+/// The SQL word for an OTLP span kind (`server`, `client`…); an out-of-range value is kept as its number.
+pub fn kind_to_text(kind: i32) -> Cow<'static, str> {
+    enum_to_text(&KIND_WORDS, kind)
+}
+
+/// Inverse of [`kind_to_text`].
+pub fn kind_from_text(text: &str) -> i32 {
+    enum_from_text(&KIND_WORDS, text)
+}
+
+/// The SQL word for an OTLP status code (`unset`, `ok`, `error`); an out-of-range value is kept as its number.
+pub fn status_code_to_text(code: i32) -> Cow<'static, str> {
+    enum_to_text(&STATUS_WORDS, code)
+}
+
+/// Inverse of [`status_code_to_text`].
+pub fn status_code_from_text(text: &str) -> i32 {
+    enum_from_text(&STATUS_WORDS, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_words_round_trip_including_unknown_values() {
+        for value in [-3, 0, 1, 2, 5, 6, 42] {
+            assert_eq!(kind_from_text(&kind_to_text(value)), value);
+            assert_eq!(status_code_from_text(&status_code_to_text(value)), value);
+        }
+        assert_eq!(kind_to_text(2), "server");
+        assert_eq!(status_code_to_text(2), "error");
+    }
+}

@@ -1,0 +1,66 @@
+//! The per-block trace-ID bloom filter: small enough to keep every block's in a querier's memory
+//! (~1.2 bytes per trace at 1 % false positives), so an unknown trace ID costs no object-store request.
+
+use bloomfilter::Bloom;
+
+use crate::ids::TraceId;
+
+/// A bloom filter over the trace IDs of one block.
+#[derive(Clone, Debug)]
+pub struct TraceBloom(Bloom<[u8; 16]>);
+
+impl TraceBloom {
+    /// A filter sized for `expected_traces` at `false_positive_rate`.
+    pub fn new(expected_traces: usize, false_positive_rate: f64) -> Result<Self, String> {
+        Bloom::new_for_fp_rate(expected_traces.max(1), false_positive_rate)
+            .map(Self)
+            .map_err(str::to_owned)
+    }
+
+    /// Records a trace ID.
+    pub fn insert(&mut self, trace_id: &TraceId) {
+        self.0.set(trace_id.as_bytes());
+    }
+
+    /// False means the trace is certainly not in the block; true means it may be.
+    pub fn may_contain(&self, trace_id: &TraceId) -> bool {
+        self.0.check(trace_id.as_bytes())
+    }
+
+    /// The stored form (the `bloomfilter` crate's own versioned encoding, seed included).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.0.to_bytes()
+    }
+
+    /// Parses the stored form.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, String> {
+        Bloom::from_bytes(bytes).map(Self).map_err(str::to_owned)
+    }
+
+    /// Memory held by the filter's bitmap.
+    pub fn size_bytes(&self) -> usize {
+        self.0.as_slice().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn has_no_false_negatives_and_roughly_the_configured_false_positive_rate() {
+        let ids: Vec<TraceId> = (1..=10_000u128)
+            .map(|i| TraceId::from_slice(&i.to_be_bytes()).unwrap())
+            .collect();
+        let mut bloom = TraceBloom::new(ids.len(), 0.01).unwrap();
+        ids.iter().for_each(|id| bloom.insert(id));
+        assert!(ids.iter().all(|id| bloom.may_contain(id)));
+        let restored = TraceBloom::from_bytes(bloom.to_bytes()).unwrap();
+        let false_positives = (1_000_000..1_020_000u128)
+            .filter(|i| restored.may_contain(&TraceId::from_slice(&i.to_be_bytes()).unwrap()))
+            .count();
+        // 1 % of 20 000 is 200; allow generous slack for randomness of the seed.
+        assert!(false_positives < 400, "{false_positives} false positives");
+        assert!(ids.iter().all(|id| restored.may_contain(id)));
+    }
+}

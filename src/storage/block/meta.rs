@@ -1,0 +1,83 @@
+//! The block metadata object: what a reader needs to rule a block in or out without opening it, and the
+//! commit point of a block (a block without it does not exist).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{BlockId, TenantId};
+use crate::storage::StorageError;
+
+/// The block format this spanlake writes and the only one it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Metadata of one block. Serialized as JSON so operators can read it with `cat`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockMeta {
+    /// Always [`FORMAT_VERSION`] for blocks this version writes; readers refuse any other.
+    pub format_version: u32,
+    pub tenant: TenantId,
+    pub block_id: BlockId,
+    /// Unix time (ms) the block was committed, for retention and compaction.
+    pub created_unix_ms: u64,
+    /// Earliest and latest span start, so time-bounded queries skip the block.
+    pub min_start_unix_nano: u64,
+    pub max_start_unix_nano: u64,
+    /// Latest span end: a span that started before a query window may still overlap it.
+    pub max_end_unix_nano: u64,
+    /// Lowest and highest trace ID (lowercase hex): a cheap first filter before the bloom.
+    pub min_trace_id: String,
+    pub max_trace_id: String,
+    pub span_count: u64,
+    pub trace_count: u64,
+    /// Size of `data.parquet`, so readers skip a HEAD request before reading the footer.
+    pub data_bytes: u64,
+    pub bloom_bytes: u64,
+    pub row_groups: u32,
+    /// The false-positive rate the bloom was sized for.
+    pub bloom_false_positive_rate: f64,
+    /// How many times the spans of this block have been compacted (0 = cut by an ingester).
+    pub compaction_level: u32,
+}
+
+/// Only the version, read first so a future format is refused with a clear error rather than a
+/// confusing "unknown field".
+#[derive(Deserialize)]
+struct VersionProbe {
+    format_version: u64,
+}
+
+impl BlockMeta {
+    /// Parses a metadata object, refusing versions this build does not understand.
+    pub fn from_json(bytes: &[u8], path: &str) -> Result<Self, StorageError> {
+        let invalid = |e: serde_json::Error| StorageError::InvalidMeta {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        };
+        let probe: VersionProbe = serde_json::from_slice(bytes).map_err(invalid)?;
+        if probe.format_version != u64::from(FORMAT_VERSION) {
+            return Err(StorageError::UnsupportedFormatVersion {
+                block: path.to_owned(),
+                found: probe.format_version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        serde_json::from_slice(bytes).map_err(invalid)
+    }
+
+    /// Serializes for the object store, pretty-printed: it is small and read by humans.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("BlockMeta has only plain fields")
+    }
+
+    /// Whether a trace ID could be in this block by its ID range alone.
+    pub fn may_contain_trace_id(&self, trace_id: &crate::ids::TraceId) -> bool {
+        let hex = trace_id.to_hex();
+        self.min_trace_id <= hex && hex <= self.max_trace_id
+    }
+
+    /// Whether any span of the block may overlap `[start, end]` (unix ns, inclusive).
+    pub fn overlaps_time(&self, start_unix_nano: u64, end_unix_nano: u64) -> bool {
+        self.min_start_unix_nano <= end_unix_nano
+            && self.max_end_unix_nano.max(self.max_start_unix_nano) >= start_unix_nano
+    }
+}

@@ -1,0 +1,14 @@
+//! The block format, version [`FORMAT_VERSION`]: one Parquet file of span rows sorted by (trace ID, start
+//! time), one trace-ID bloom filter, and one metadata object written last. `docs/storage-format.md` is the
+//! user-facing description; this module is its implementation.
+
+mod bloom;
+mod file_reader;
+mod meta;
+pub mod reader;
+pub mod writer;
+
+pub use bloom::TraceBloom;
+pub use meta::{BlockMeta, FORMAT_VERSION};
+pub use reader::{BlockFooter, find_trace, load_bloom, load_footer, read_all};
+pub use writer::{BlockWriteOptions, EncodedBlock, encode_block, upload_block, write_block};

@@ -1,0 +1,249 @@
+//! Reading a block: the bloom filter, the footer (with page index) once per block, then a trace by ID
+//! (bloom → ID range → row-group statistics → page index → row filter) or all rows with a projection.
+//!
+//! A lookup is planned entirely from in-memory metadata, then fetches only the pages that may hold the
+//! trace in every projected column, in one batch of coalesced range reads.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+
+use super::file_reader::BlockFileReader;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowSelection};
+use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
+use parquet::file::statistics::Statistics;
+
+use super::writer::PARQUET_FORMAT_VERSION_KEY;
+use super::{BlockMeta, FORMAT_VERSION, TraceBloom};
+use crate::ids::TraceId;
+use crate::spans::schema::col;
+use crate::storage::{Storage, StorageError, layout};
+
+/// Bytes read from the end of the file in the first footer request; big enough that the footer and the
+/// page index of a typical block arrive in one or two requests.
+const FOOTER_PREFETCH_BYTES: usize = 512 * 1024;
+
+/// Position of `trace_id` among the Parquet leaf columns (it is the first field of the span schema).
+const TRACE_ID_LEAF: usize = 0;
+
+/// The decoded Parquet footer and page index of one block. Immutable blocks make it safe to cache.
+#[derive(Clone, Debug)]
+pub struct BlockFooter {
+    arrow: ArrowReaderMetadata,
+}
+
+impl BlockFooter {
+    /// The Parquet metadata, for statistics and tests.
+    pub fn parquet(&self) -> &Arc<ParquetMetaData> {
+        self.arrow.metadata()
+    }
+
+    /// Approximate memory held, for cache budgets.
+    pub fn memory_size(&self) -> usize {
+        self.arrow.metadata().memory_size()
+    }
+}
+
+fn reader(storage: &Storage, meta: &BlockMeta) -> BlockFileReader {
+    let path = layout::data_path(&meta.tenant, meta.block_id);
+    BlockFileReader::new(
+        storage.object_store(),
+        path,
+        meta.data_bytes,
+        FOOTER_PREFETCH_BYTES,
+    )
+}
+
+/// Fetches and parses a block's bloom filter.
+pub async fn load_bloom(storage: &Storage, meta: &BlockMeta) -> Result<TraceBloom, StorageError> {
+    let path = layout::bloom_path(&meta.tenant, meta.block_id);
+    let bytes = storage.object_store().get(&path).await?.bytes().await?;
+    TraceBloom::from_bytes(bytes.to_vec()).map_err(|reason| StorageError::InvalidBloom {
+        block: meta.block_id.to_string(),
+        reason,
+    })
+}
+
+/// Fetches and parses a block's footer and page index, refusing a file of another format version.
+pub async fn load_footer(storage: &Storage, meta: &BlockMeta) -> Result<BlockFooter, StorageError> {
+    let mut reader = reader(storage, meta);
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+    let arrow = ArrowReaderMetadata::load_async(&mut reader, options).await?;
+    let version = arrow
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|pairs| pairs.iter().find(|kv| kv.key == PARQUET_FORMAT_VERSION_KEY))
+        .and_then(|kv| kv.value.as_deref())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    if version != u64::from(FORMAT_VERSION) {
+        return Err(StorageError::UnsupportedFormatVersion {
+            block: meta.block_id.to_string(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    Ok(BlockFooter { arrow })
+}
+
+/// The rows of one trace in a block. The caller has usually checked the bloom filter already; this
+/// function still checks the ID range and statistics, so it is correct (just slower) without it.
+pub async fn find_trace(
+    storage: &Storage,
+    meta: &BlockMeta,
+    footer: &BlockFooter,
+    trace_id: &TraceId,
+) -> Result<Vec<RecordBatch>, StorageError> {
+    if !meta.may_contain_trace_id(trace_id) {
+        return Ok(Vec::new());
+    }
+    let Some(plan) = plan_lookup(footer.parquet(), trace_id) else {
+        return Ok(Vec::new());
+    };
+    let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(
+        reader(storage, meta),
+        footer.arrow.clone(),
+    )
+    .with_row_groups(plan.row_groups)
+    .with_row_selection(plan.selection)
+    .build()?;
+    let batches: Vec<RecordBatch> = stream.try_collect().await?;
+    batches
+        .iter()
+        .map(|batch| keep_trace(batch, trace_id))
+        .filter(|kept| kept.as_ref().map_or(true, |b| b.num_rows() > 0))
+        .collect()
+}
+
+struct LookupPlan {
+    row_groups: Vec<usize>,
+    selection: RowSelection,
+}
+
+/// Picks the row groups whose statistics admit the ID, and inside them the pages whose page-index
+/// min/max admit it. `None` when nothing can match.
+fn plan_lookup(parquet: &ParquetMetaData, trace_id: &TraceId) -> Option<LookupPlan> {
+    let id = trace_id.as_bytes().as_slice();
+    let mut row_groups = Vec::new();
+    let mut ranges: Vec<Range<usize>> = Vec::new();
+    let mut rows_before = 0usize;
+    for (index, row_group) in parquet.row_groups().iter().enumerate() {
+        if !statistics_admit(row_group.column(TRACE_ID_LEAF).statistics(), id) {
+            continue;
+        }
+        let group_rows = row_group.num_rows() as usize;
+        let pages = page_ranges_admitting(parquet, index, group_rows, id);
+        if pages.is_empty() {
+            continue;
+        }
+        row_groups.push(index);
+        ranges.extend(
+            pages
+                .into_iter()
+                .map(|r| r.start + rows_before..r.end + rows_before),
+        );
+        rows_before += group_rows;
+    }
+    if row_groups.is_empty() {
+        return None;
+    }
+    Some(LookupPlan {
+        row_groups,
+        selection: RowSelection::from_consecutive_ranges(ranges.into_iter(), rows_before),
+    })
+}
+
+fn statistics_admit(statistics: Option<&Statistics>, id: &[u8]) -> bool {
+    match statistics {
+        Some(Statistics::FixedLenByteArray(stats)) => {
+            match (stats.min_bytes_opt(), stats.max_bytes_opt()) {
+                (Some(min), Some(max)) => min <= id && id <= max,
+                _ => true,
+            }
+        }
+        _ => true,
+    }
+}
+
+/// Row ranges (relative to the row group) of the `trace_id` pages whose min/max admit the ID. Without a
+/// page index every row of the group is a candidate.
+fn page_ranges_admitting(
+    parquet: &ParquetMetaData,
+    row_group: usize,
+    group_rows: usize,
+    id: &[u8],
+) -> Vec<Range<usize>> {
+    let column_index = parquet
+        .column_index()
+        .and_then(|index| index.get(row_group)?.get(TRACE_ID_LEAF));
+    let offset_index = parquet
+        .offset_index()
+        .and_then(|index| index.get(row_group)?.get(TRACE_ID_LEAF));
+    let (Some(ColumnIndexMetaData::FIXED_LEN_BYTE_ARRAY(pages)), Some(offsets)) =
+        (column_index, offset_index)
+    else {
+        return vec![0..group_rows];
+    };
+    let locations = offsets.page_locations();
+    (0..locations.len())
+        .filter(
+            |&page| match (pages.min_value(page), pages.max_value(page)) {
+                (Some(min), Some(max)) => min <= id && id <= max,
+                _ => true,
+            },
+        )
+        .map(|page| {
+            let start = locations[page].first_row_index as usize;
+            let end = locations
+                .get(page + 1)
+                .map_or(group_rows, |next| next.first_row_index as usize);
+            start..end
+        })
+        .collect()
+}
+
+fn keep_trace(batch: &RecordBatch, trace_id: &TraceId) -> Result<RecordBatch, StorageError> {
+    let ids = batch
+        .column_by_name(col::TRACE_ID)
+        .and_then(|c| c.as_any().downcast_ref::<FixedSizeBinaryArray>())
+        .ok_or_else(|| crate::spans::SpanFormatError::MissingColumn(col::TRACE_ID.into()))?;
+    let wanted = trace_id.as_bytes().as_slice();
+    let mask: BooleanArray = (0..ids.len())
+        .map(|row| Some(ids.value(row) == wanted))
+        .collect();
+    Ok(filter_record_batch(batch, &mask)?)
+}
+
+/// Every row of a block, restricted to the named top-level columns (`None` = all), e.g. for compaction
+/// or a full scan.
+pub async fn read_all(
+    storage: &Storage,
+    meta: &BlockMeta,
+    footer: &BlockFooter,
+    columns: Option<&[&str]>,
+) -> Result<Vec<RecordBatch>, StorageError> {
+    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(
+        reader(storage, meta),
+        footer.arrow.clone(),
+    );
+    if let Some(columns) = columns {
+        let schema = footer.arrow.schema();
+        let indices = columns
+            .iter()
+            .map(|name| schema.index_of(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        builder = builder.with_projection(ProjectionMask::roots(
+            footer.arrow.parquet_schema(),
+            indices,
+        ));
+    }
+    Ok(builder.build()?.try_collect().await?)
+}

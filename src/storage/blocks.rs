@@ -1,0 +1,107 @@
+//! Per-tenant block listing and deletion. A block is listed only once its metadata object exists, so a
+//! reader never sees a half-written block; deletion removes the metadata first for the same reason.
+
+use std::collections::BTreeMap;
+
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+
+use super::block::BlockMeta;
+use super::{Storage, StorageError, layout};
+use crate::ids::{BlockId, TenantId};
+
+/// What a listing found under a tenant's block prefix.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BlockListing {
+    /// Blocks whose metadata exists, oldest first (block IDs are time-ordered).
+    pub committed: Vec<BlockId>,
+    /// Prefixes holding objects but no metadata: uploads in progress or abandoned, for later clean-up.
+    pub uncommitted: Vec<BlockId>,
+}
+
+/// Lists a tenant's blocks with one (paginated) LIST request.
+pub async fn list_blocks(
+    storage: &Storage,
+    tenant: &TenantId,
+) -> Result<BlockListing, StorageError> {
+    let prefix = layout::blocks_prefix(tenant);
+    let objects: Vec<_> = storage
+        .object_store()
+        .list(Some(&prefix))
+        .try_collect()
+        .await?;
+    let mut has_meta: BTreeMap<BlockId, bool> = BTreeMap::new();
+    for object in objects {
+        let Some((block, file)) = block_and_file(&prefix, &object.location) else {
+            continue;
+        };
+        *has_meta.entry(block).or_default() |= file == layout::META_FILE;
+    }
+    let mut listing = BlockListing::default();
+    for (block, committed) in has_meta {
+        if committed {
+            listing.committed.push(block)
+        } else {
+            listing.uncommitted.push(block)
+        }
+    }
+    Ok(listing)
+}
+
+fn block_and_file(prefix: &Path, location: &Path) -> Option<(BlockId, String)> {
+    let mut parts = location.prefix_match(prefix)?;
+    let block = parts.next()?.as_ref().parse().ok()?;
+    let file = parts.next()?.as_ref().to_owned();
+    parts.next().is_none().then_some((block, file))
+}
+
+/// Tenants that have at least one object in the store.
+pub async fn list_tenants(storage: &Storage) -> Result<Vec<TenantId>, StorageError> {
+    let listing = storage.object_store().list_with_delimiter(None).await?;
+    let mut tenants: Vec<TenantId> = listing
+        .common_prefixes
+        .iter()
+        .filter_map(|prefix| prefix.filename().and_then(|name| TenantId::new(name).ok()))
+        .collect();
+    tenants.sort();
+    Ok(tenants)
+}
+
+/// Reads and validates one block's metadata.
+pub async fn read_block_meta(
+    storage: &Storage,
+    tenant: &TenantId,
+    block: BlockId,
+) -> Result<BlockMeta, StorageError> {
+    let path = layout::meta_path(tenant, block);
+    let bytes = match storage.object_store().get(&path).await {
+        Ok(result) => result.bytes().await?,
+        Err(object_store::Error::NotFound { .. }) => {
+            return Err(StorageError::BlockNotFound(block.to_string()));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    BlockMeta::from_json(&bytes, path.as_ref())
+}
+
+/// Deletes a block: metadata first (the block stops existing for readers), then its other objects.
+/// Deleting a block that is already gone succeeds.
+pub async fn delete_block(
+    storage: &Storage,
+    tenant: &TenantId,
+    block: BlockId,
+) -> Result<(), StorageError> {
+    let store = storage.object_store();
+    for path in [
+        layout::meta_path(tenant, block),
+        layout::bloom_path(tenant, block),
+        layout::data_path(tenant, block),
+    ] {
+        match store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(())
+}

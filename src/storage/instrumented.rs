@@ -1,0 +1,235 @@
+//! An object store wrapper that counts every request and byte, and coalesces range reads.
+//!
+//! The counters are how tests and `/metrics` prove that pruning works ("an unknown trace ID costs zero
+//! requests"). Range coalescing is ours rather than `object_store`'s default (1 MiB gaps) because a trace
+//! lookup reads a few small pages spread over a row group: merging across 1 MiB gaps would read ten times
+//! more bytes than it needs, while a 64 KiB gap still merges neighbouring pages into one request.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
+};
+
+/// Ranges closer than this are fetched in one request.
+pub const COALESCE_GAP_BYTES: u64 = 64 * 1024;
+
+/// Request counters, by operation. Totals since the store was opened.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RequestCounts {
+    pub get: u64,
+    pub get_bytes: u64,
+    pub head: u64,
+    pub put: u64,
+    pub put_bytes: u64,
+    pub list: u64,
+    pub delete: u64,
+    pub copy: u64,
+}
+
+impl RequestCounts {
+    /// All requests of any kind.
+    pub fn total(&self) -> u64 {
+        self.get + self.head + self.put + self.list + self.delete + self.copy
+    }
+
+    /// Requests and bytes made between `earlier` and `self`.
+    pub fn since(&self, earlier: &RequestCounts) -> RequestCounts {
+        RequestCounts {
+            get: self.get - earlier.get,
+            get_bytes: self.get_bytes - earlier.get_bytes,
+            head: self.head - earlier.head,
+            put: self.put - earlier.put,
+            put_bytes: self.put_bytes - earlier.put_bytes,
+            list: self.list - earlier.list,
+            delete: self.delete - earlier.delete,
+            copy: self.copy - earlier.copy,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    get: AtomicU64,
+    get_bytes: AtomicU64,
+    head: AtomicU64,
+    put: AtomicU64,
+    put_bytes: AtomicU64,
+    list: AtomicU64,
+    delete: AtomicU64,
+    copy: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+/// Counts requests to the wrapped store and coalesces range reads with [`COALESCE_GAP_BYTES`].
+#[derive(Debug)]
+pub struct InstrumentedStore {
+    inner: Arc<dyn ObjectStore>,
+    counters: Arc<Counters>,
+}
+
+impl InstrumentedStore {
+    /// Wraps a store with fresh counters.
+    pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            inner,
+            counters: Arc::default(),
+        }
+    }
+
+    /// A snapshot of the counters.
+    pub fn counts(&self) -> RequestCounts {
+        let c = &self.counters;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        RequestCounts {
+            get: load(&c.get),
+            get_bytes: load(&c.get_bytes),
+            head: load(&c.head),
+            put: load(&c.put),
+            put_bytes: load(&c.put_bytes),
+            list: load(&c.list),
+            delete: load(&c.delete),
+            copy: load(&c.copy),
+        }
+    }
+}
+
+impl fmt::Display for InstrumentedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Instrumented({})", self.inner)
+    }
+}
+
+/// Counts the parts of a multipart upload as puts.
+#[derive(Debug)]
+struct CountedUpload {
+    inner: Box<dyn MultipartUpload>,
+    counters: Arc<Counters>,
+}
+
+#[async_trait]
+impl MultipartUpload for CountedUpload {
+    fn put_part(&mut self, data: PutPayload) -> object_store::UploadPart {
+        bump(&self.counters.put, 1);
+        bump(&self.counters.put_bytes, data.content_length() as u64);
+        self.inner.put_part(data)
+    }
+
+    async fn complete(&mut self) -> Result<PutResult> {
+        bump(&self.counters.put, 1);
+        self.inner.complete().await
+    }
+
+    async fn abort(&mut self) -> Result<()> {
+        bump(&self.counters.delete, 1);
+        self.inner.abort().await
+    }
+}
+
+#[async_trait]
+impl ObjectStore for InstrumentedStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        bump(&self.counters.put, 1);
+        bump(&self.counters.put_bytes, payload.content_length() as u64);
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        bump(&self.counters.put, 1);
+        let inner = self.inner.put_multipart_opts(location, opts).await?;
+        Ok(Box::new(CountedUpload {
+            inner,
+            counters: self.counters.clone(),
+        }))
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        let is_head = options.head;
+        bump(
+            if is_head {
+                &self.counters.head
+            } else {
+                &self.counters.get
+            },
+            1,
+        );
+        let result = self.inner.get_opts(location, options).await?;
+        if !is_head {
+            bump(
+                &self.counters.get_bytes,
+                result.range.end - result.range.start,
+            );
+        }
+        Ok(result)
+    }
+
+    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        object_store::coalesce_ranges(
+            ranges,
+            |range| self.get_range(location, range),
+            COALESCE_GAP_BYTES,
+        )
+        .await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        let counters = self.counters.clone();
+        let counted = locations
+            .inspect(move |_| bump(&counters.delete, 1))
+            .boxed();
+        self.inner.delete_stream(counted)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        bump(&self.counters.list, 1);
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        bump(&self.counters.list, 1);
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        bump(&self.counters.list, 1);
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        bump(&self.counters.copy, 1);
+        self.inner.copy_opts(from, to, options).await
+    }
+
+    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
+        bump(&self.counters.copy, 1);
+        self.inner.rename_opts(from, to, options).await
+    }
+}

@@ -1,0 +1,104 @@
+//! Object storage: where blocks live, how they are laid out, written, listed, read and deleted.
+//!
+//! Owns the object store handle (`file://`, `s3://`, `memory://`), the request counters around it, the
+//! block format (Parquet data + trace-ID bloom + metadata written last as the commit point) and the
+//! per-tenant block listing. Calls `ids` and `spans`; must never call ingest, query or api (they call it).
+
+pub mod block;
+pub mod blocks;
+pub mod instrumented;
+pub mod layout;
+mod location;
+
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+
+pub use block::{BlockMeta, BlockWriteOptions, FORMAT_VERSION, TraceBloom};
+pub use blocks::{BlockListing, delete_block, list_blocks, list_tenants, read_block_meta};
+pub use instrumented::{InstrumentedStore, RequestCounts};
+pub use location::StorageLocation;
+
+/// Everything that can go wrong between spanlake and its object store. One enum for the module; the API
+/// layer maps it to HTTP status codes in one place.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    #[error("invalid storage URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error(transparent)]
+    SpanFormat(#[from] crate::spans::SpanFormatError),
+    #[error(
+        "block {block} uses format version {found}; this spanlake reads only version {supported}"
+    )]
+    UnsupportedFormatVersion {
+        block: String,
+        found: u64,
+        supported: u32,
+    },
+    #[error("block metadata {path} is not valid: {reason}")]
+    InvalidMeta { path: String, reason: String },
+    #[error("bloom filter of block {block} is not valid: {reason}")]
+    InvalidBloom { block: String, reason: String },
+    #[error("cannot write an empty block")]
+    EmptyBlock,
+    #[error("block {0} was not found")]
+    BlockNotFound(String),
+    #[error("local storage folder {path}: {source}")]
+    LocalFolder {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A handle on the object store holding every tenant's blocks, with request counters around it.
+/// Cheap to clone; share one per process so the counters add up.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    store: Arc<InstrumentedStore>,
+    location: StorageLocation,
+}
+
+impl Storage {
+    /// Opens the store a URL names: `file:///path` (the embedded default), `s3://bucket/prefix`
+    /// (configured from the standard AWS environment variables) or `memory://` (tests only).
+    pub fn open(url: &str) -> Result<Self, StorageError> {
+        let location = StorageLocation::parse(url)?;
+        let inner = location.build()?;
+        Ok(Self {
+            store: Arc::new(InstrumentedStore::new(inner)),
+            location,
+        })
+    }
+
+    /// Wraps an existing object store, e.g. a fault-injecting one in tests.
+    pub fn from_store(store: Arc<dyn ObjectStore>, description: &str) -> Self {
+        Self {
+            store: Arc::new(InstrumentedStore::new(store)),
+            location: StorageLocation::Custom(description.to_owned()),
+        }
+    }
+
+    /// The object store, counted. Paths are relative to the storage root (tenant folders at the top).
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// Requests made so far through this handle, by operation.
+    pub fn request_counts(&self) -> RequestCounts {
+        self.store.counts()
+    }
+
+    /// Where this storage points, for logs.
+    pub fn location(&self) -> &StorageLocation {
+        &self.location
+    }
+}
