@@ -31,11 +31,7 @@ pub fn default_http_addr() -> SocketAddr {
 
 impl Default for ServeConfig {
     fn default() -> Self {
-        Self {
-            data_dir: default_data_dir(),
-            storage: None,
-            http_addr: default_http_addr(),
-        }
+        Self { data_dir: default_data_dir(), storage: None, http_addr: default_http_addr() }
     }
 }
 
@@ -58,10 +54,7 @@ mod tests {
         let url = ServeConfig::default().storage_url().unwrap();
         assert!(url.starts_with("file:///"), "{url}");
         assert!(url.ends_with("/spanlake-data/blocks/"), "{url}");
-        let explicit = ServeConfig {
-            storage: Some("s3://b/p".into()),
-            ..Default::default()
-        };
+        let explicit = ServeConfig { storage: Some("s3://b/p".into()), ..Default::default() };
         assert_eq!(explicit.storage_url().unwrap(), "s3://b/p");
     }
 }

@@ -13,11 +13,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     #[error("{kind} must be {expected} bytes, got {actual}")]
-    WrongLength {
-        kind: &'static str,
-        expected: usize,
-        actual: usize,
-    },
+    WrongLength { kind: &'static str, expected: usize, actual: usize },
     #[error("{kind} must not be all zeros")]
     AllZero { kind: &'static str },
     #[error("{kind} is not valid hex: {reason}")]
@@ -31,11 +27,8 @@ pub enum IdError {
 }
 
 fn fixed_bytes<const N: usize>(kind: &'static str, bytes: &[u8]) -> Result<[u8; N], IdError> {
-    let array: [u8; N] = bytes.try_into().map_err(|_| IdError::WrongLength {
-        kind,
-        expected: N,
-        actual: bytes.len(),
-    })?;
+    let array: [u8; N] =
+        bytes.try_into().map_err(|_| IdError::WrongLength { kind, expected: N, actual: bytes.len() })?;
     if array.iter().all(|b| *b == 0) {
         return Err(IdError::AllZero { kind });
     }
@@ -47,20 +40,13 @@ fn parse_hex_padded<const N: usize>(kind: &'static str, text: &str) -> Result<[u
     if digits.is_empty() || digits.len() > N * 2 {
         return Err(IdError::NotHex {
             kind,
-            reason: format!(
-                "expected 1 to {} hex characters, got {}",
-                N * 2,
-                digits.len()
-            ),
+            reason: format!("expected 1 to {} hex characters, got {}", N * 2, digits.len()),
         });
     }
     // Tempo left-pads short IDs with zeros; so do we, so IDs copied from logs that dropped leading zeros work.
     let padded = format!("{digits:0>width$}", width = N * 2);
     let mut out = [0u8; N];
-    hex::decode_to_slice(&padded, &mut out).map_err(|e| IdError::NotHex {
-        kind,
-        reason: e.to_string(),
-    })?;
+    hex::decode_to_slice(&padded, &mut out).map_err(|e| IdError::NotHex { kind, reason: e.to_string() })?;
     fixed_bytes(kind, &out)
 }
 
@@ -225,12 +211,7 @@ impl BlockId {
 impl FromStr for BlockId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        uuid::Uuid::parse_str(s)
-            .map(Self)
-            .map_err(|e| IdError::NotHex {
-                kind: "block ID",
-                reason: e.to_string(),
-            })
+        uuid::Uuid::parse_str(s).map(Self).map_err(|e| IdError::NotHex { kind: "block ID", reason: e.to_string() })
     }
 }
 
@@ -265,14 +246,8 @@ mod tests {
 
     #[test]
     fn trace_id_rejects_wrong_length_and_zero() {
-        assert!(matches!(
-            TraceId::from_slice(&[1; 15]),
-            Err(IdError::WrongLength { actual: 15, .. })
-        ));
-        assert!(matches!(
-            TraceId::from_slice(&[0; 16]),
-            Err(IdError::AllZero { .. })
-        ));
+        assert!(matches!(TraceId::from_slice(&[1; 15]), Err(IdError::WrongLength { actual: 15, .. })));
+        assert!(matches!(TraceId::from_slice(&[0; 16]), Err(IdError::AllZero { .. })));
         assert_eq!(TraceId::from_slice(&[7; 16]).unwrap().as_bytes(), &[7; 16]);
     }
 
@@ -283,10 +258,7 @@ mod tests {
         assert!(TraceId::from_hex("zz").is_err());
         assert!(TraceId::from_hex(&"1".repeat(33)).is_err());
         assert!(TraceId::from_hex("0").is_err());
-        assert_eq!(
-            SpanId::from_hex("00f").unwrap().to_hex(),
-            "000000000000000f"
-        );
+        assert_eq!(SpanId::from_hex("00f").unwrap().to_hex(), "000000000000000f");
     }
 
     #[test]
@@ -295,10 +267,7 @@ mod tests {
             assert!(TenantId::new(good).is_ok(), "{good} should be valid");
         }
         assert_eq!(TenantId::new(""), Err(IdError::TenantLength(0)));
-        assert_eq!(
-            TenantId::new(&"x".repeat(151)),
-            Err(IdError::TenantLength(151))
-        );
+        assert_eq!(TenantId::new(&"x".repeat(151)), Err(IdError::TenantLength(151)));
         assert_eq!(TenantId::new("."), Err(IdError::TenantDots));
         assert_eq!(TenantId::new(".."), Err(IdError::TenantDots));
         assert_eq!(TenantId::new("a/b"), Err(IdError::TenantCharacter('/')));

@@ -81,39 +81,22 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let config = ServeConfig {
-        data_dir: args.data_dir,
-        storage: args.storage,
-        http_addr: args.http_addr,
-    };
-    spanlake::api::serve(config)
-        .await
-        .map_err(|e| e.to_string())
+    let config = ServeConfig { data_dir: args.data_dir, storage: args.storage, http_addr: args.http_addr };
+    spanlake::api::serve(config).await.map_err(|e| e.to_string())
 }
 
 async fn blocks(args: BlocksArgs) -> Result<(), String> {
-    let config = ServeConfig {
-        storage: args.storage,
-        ..Default::default()
-    };
-    let storage = Storage::open(&config.storage_url().map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
+    let config = ServeConfig { storage: args.storage, ..Default::default() };
+    let storage = Storage::open(&config.storage_url().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     let tenants = match args.tenant {
         Some(tenant) => vec![tenant],
         None => list_tenants(&storage).await.map_err(|e| e.to_string())?,
     };
-    println!(
-        "{:<20} {:<36} {:>10} {:>8} {:>12}  start range (unix ns)",
-        "tenant", "block", "spans", "traces", "bytes"
-    );
+    println!("{:<20} {:<36} {:>10} {:>8} {:>12}  start range (unix ns)", "tenant", "block", "spans", "traces", "bytes");
     for tenant in tenants {
-        let listing = list_blocks(&storage, &tenant)
-            .await
-            .map_err(|e| e.to_string())?;
+        let listing = list_blocks(&storage, &tenant).await.map_err(|e| e.to_string())?;
         for block in listing.committed {
-            let meta = read_block_meta(&storage, &tenant, block)
-                .await
-                .map_err(|e| e.to_string())?;
+            let meta = read_block_meta(&storage, &tenant, block).await.map_err(|e| e.to_string())?;
             println!(
                 "{:<20} {:<36} {:>10} {:>8} {:>12}  {}..{}",
                 tenant.as_str(),
@@ -126,10 +109,7 @@ async fn blocks(args: BlocksArgs) -> Result<(), String> {
             );
         }
         if !listing.uncommitted.is_empty() {
-            eprintln!(
-                "{tenant}: {} uncommitted block folder(s) (no meta.json) ignored",
-                listing.uncommitted.len()
-            );
+            eprintln!("{tenant}: {} uncommitted block folder(s) (no meta.json) ignored", listing.uncommitted.len());
         }
     }
     Ok(())

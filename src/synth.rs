@@ -5,9 +5,7 @@
 //! data. The same seed always gives the same traces. Calls only the OTLP types.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{
-    AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value::Value,
-};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
@@ -64,11 +62,7 @@ pub struct TraceGenerator {
 }
 
 fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
+    KeyValue { key: key.to_owned(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
 }
 
 fn text(key: &str, value: &str) -> KeyValue {
@@ -83,10 +77,7 @@ struct PlannedSpan {
 impl TraceGenerator {
     /// A generator whose traces start at a fixed, recent-looking time and advance ~1 ms per trace.
     pub fn new(seed: u64) -> Self {
-        Self {
-            rng: SmallRng::seed_from_u64(seed),
-            clock_unix_nano: 1_767_225_600_000_000_000,
-        }
+        Self { rng: SmallRng::seed_from_u64(seed), clock_unix_nano: 1_767_225_600_000_000_000 }
     }
 
     /// Starts traces at `unix_nano` from now on (a load generator uses the wall clock).
@@ -105,15 +96,7 @@ impl TraceGenerator {
         let mut spans = Vec::new();
         let depth = self.rng.random_range(2..=6);
         let duration = self.rng.random_range(2_000_000..400_000_000);
-        self.grow(
-            &trace_id,
-            None,
-            root_service,
-            start,
-            duration,
-            depth,
-            &mut spans,
-        );
+        self.grow(&trace_id, None, root_service, start, duration, depth, &mut spans);
         self.group_by_service(spans)
     }
 
@@ -123,11 +106,7 @@ impl TraceGenerator {
         let mut count = 0;
         while count < min_spans {
             let trace = self.next_trace();
-            count += trace
-                .iter()
-                .flat_map(|rs| &rs.scope_spans)
-                .map(|ss| ss.spans.len())
-                .sum::<usize>();
+            count += trace.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum::<usize>();
             resource_spans.extend(trace);
         }
         ExportTraceServiceRequest { resource_spans }
@@ -154,24 +133,12 @@ impl TraceGenerator {
         }
         let children = self.rng.random_range(0..=4u32);
         for child in 0..children {
-            let child_service = if self.rng.random_bool(0.5) {
-                service
-            } else {
-                self.rng.random_range(0..SERVICES.len())
-            };
+            let child_service =
+                if self.rng.random_bool(0.5) { service } else { self.rng.random_range(0..SERVICES.len()) };
             let slot = duration / u64::from(children + 1);
-            let child_start =
-                start + slot * u64::from(child) + self.rng.random_range(0..slot.max(2) / 2);
+            let child_start = start + slot * u64::from(child) + self.rng.random_range(0..slot.max(2) / 2);
             let child_duration = self.rng.random_range(slot / 4..slot.max(2));
-            self.grow(
-                trace_id,
-                Some(&span_id),
-                child_service,
-                child_start,
-                child_duration,
-                depth - 1,
-                out,
-            );
+            self.grow(trace_id, Some(&span_id), child_service, child_start, child_duration, depth - 1, out);
         }
     }
 
@@ -191,25 +158,15 @@ impl TraceGenerator {
             4..=5 => self.http_client(),
             6..=7 => self.database(),
             8 => self.messaging(),
-            _ => (
-                format!("{}.internal.compute", SERVICES[service]),
-                SpanKind::Internal,
-                Vec::new(),
-            ),
+            _ => (format!("{}.internal.compute", SERVICES[service]), SpanKind::Internal, Vec::new()),
         };
-        attributes.push(kv(
-            "thread.id",
-            Value::IntValue(self.rng.random_range(1..64)),
-        ));
+        attributes.push(kv("thread.id", Value::IntValue(self.rng.random_range(1..64))));
         let mut events = Vec::new();
         if self.rng.random_bool(0.1) {
             events.push(Event {
                 time_unix_nano: start + duration / 2,
                 name: "cache.miss".into(),
-                attributes: vec![text(
-                    "cache.key",
-                    &format!("k{}", self.rng.random_range(0..10_000)),
-                )],
+                attributes: vec![text("cache.key", &format!("k{}", self.rng.random_range(0..10_000)))],
                 dropped_attributes_count: 0,
             });
         }
@@ -226,15 +183,9 @@ impl TraceGenerator {
             });
         }
         let status = if error {
-            Some(Status {
-                code: StatusCode::Error as i32,
-                message: "upstream timed out".into(),
-            })
+            Some(Status { code: StatusCode::Error as i32, message: "upstream timed out".into() })
         } else if self.rng.random_bool(0.3) {
-            Some(Status {
-                code: StatusCode::Ok as i32,
-                message: String::new(),
-            })
+            Some(Status { code: StatusCode::Ok as i32, message: String::new() })
         } else {
             None
         };
@@ -257,11 +208,7 @@ impl TraceGenerator {
 
     fn http_server(&mut self, error: bool) -> (String, SpanKind, Vec<KeyValue>) {
         let route = ROUTES[self.rng.random_range(0..ROUTES.len())];
-        let method = if self.rng.random_bool(0.7) {
-            "GET"
-        } else {
-            "POST"
-        };
+        let method = if self.rng.random_bool(0.7) { "GET" } else { "POST" };
         let status = if error {
             500
         } else if self.rng.random_bool(0.05) {
@@ -273,10 +220,7 @@ impl TraceGenerator {
             text("http.request.method", method),
             text("http.route", route),
             kv("http.response.status_code", Value::IntValue(status)),
-            text(
-                "url.path",
-                &route.replace("{id}", &self.rng.random_range(1..100_000).to_string()),
-            ),
+            text("url.path", &route.replace("{id}", &self.rng.random_range(1..100_000).to_string())),
             text("url.scheme", "http"),
             text(
                 "user_agent.original",
@@ -291,34 +235,21 @@ impl TraceGenerator {
                     self.rng.random_range(1..255)
                 ),
             ),
-            kv(
-                "http.request.body.size",
-                Value::IntValue(self.rng.random_range(0..20_000)),
-            ),
+            kv("http.request.body.size", Value::IntValue(self.rng.random_range(0..20_000))),
         ];
         (format!("{method} {route}"), SpanKind::Server, attributes)
     }
 
     fn http_client(&mut self) -> (String, SpanKind, Vec<KeyValue>) {
         let peer = SERVICES[self.rng.random_range(0..SERVICES.len())];
-        let method = if self.rng.random_bool(0.7) {
-            "GET"
-        } else {
-            "POST"
-        };
+        let method = if self.rng.random_bool(0.7) { "GET" } else { "POST" };
         let attributes = vec![
             text("http.request.method", method),
             text("server.address", peer),
             kv("server.port", Value::IntValue(8080)),
-            text(
-                "url.full",
-                &format!("http://{peer}:8080/api/{}", self.rng.random_range(1..1000)),
-            ),
+            text("url.full", &format!("http://{peer}:8080/api/{}", self.rng.random_range(1..1000))),
             kv("http.response.status_code", Value::IntValue(200)),
-            kv(
-                "http.resend_count",
-                Value::IntValue(self.rng.random_range(0..2)),
-            ),
+            kv("http.resend_count", Value::IntValue(self.rng.random_range(0..2))),
         ];
         (method.to_owned(), SpanKind::Client, attributes)
     }
@@ -331,14 +262,8 @@ impl TraceGenerator {
             text("db.namespace", "shop"),
             text("db.operation.name", operation),
             text("db.query.text", statement),
-            kv(
-                "db.response.returned_rows",
-                Value::IntValue(self.rng.random_range(0..500)),
-            ),
-            kv(
-                "db.client.connection.pool.utilization",
-                Value::DoubleValue(self.rng.random_range(0.0..1.0)),
-            ),
+            kv("db.response.returned_rows", Value::IntValue(self.rng.random_range(0..500))),
+            kv("db.client.connection.pool.utilization", Value::DoubleValue(self.rng.random_range(0.0..1.0))),
         ];
         (format!("{operation} shop"), SpanKind::Client, attributes)
     }
@@ -348,22 +273,12 @@ impl TraceGenerator {
         let attributes = vec![
             text("messaging.system", "kafka"),
             text("messaging.destination.name", topic),
-            kv(
-                "messaging.kafka.message.offset",
-                Value::IntValue(self.rng.random_range(0..10_000_000)),
-            ),
-            kv(
-                "messaging.batch.message_count",
-                Value::IntValue(self.rng.random_range(1..20)),
-            ),
+            kv("messaging.kafka.message.offset", Value::IntValue(self.rng.random_range(0..10_000_000))),
+            kv("messaging.batch.message_count", Value::IntValue(self.rng.random_range(1..20))),
             kv(
                 "messaging.kafka.partitions",
                 Value::ArrayValue(ArrayValue {
-                    values: (0..3)
-                        .map(|p| AnyValue {
-                            value: Some(Value::IntValue(p)),
-                        })
-                        .collect(),
+                    values: (0..3).map(|p| AnyValue { value: Some(Value::IntValue(p)) }).collect(),
                 }),
             ),
             kv("messaging.destination.temporary", Value::BoolValue(false)),
@@ -382,20 +297,11 @@ impl TraceGenerator {
                 text("deployment.environment.name", "production"),
                 text("host.name", &format!("{name}-{host}.prod.internal")),
                 text("k8s.namespace.name", "shop"),
-                text(
-                    "k8s.pod.name",
-                    &format!("{name}-7d9f8b{host:02}-x{service:02}q"),
-                ),
+                text("k8s.pod.name", &format!("{name}-7d9f8b{host:02}-x{service:02}q")),
                 text("telemetry.sdk.name", "opentelemetry"),
-                text(
-                    "telemetry.sdk.language",
-                    ["java", "go", "python", "nodejs"][service % 4],
-                ),
+                text("telemetry.sdk.language", ["java", "go", "python", "nodejs"][service % 4]),
                 text("telemetry.sdk.version", "1.40.0"),
-                kv(
-                    "process.pid",
-                    Value::IntValue(1000 + i64::from(host) * 17 + service as i64),
-                ),
+                kv("process.pid", Value::IntValue(1000 + i64::from(host) * 17 + service as i64)),
             ],
             dropped_attributes_count: 0,
             entity_refs: Vec::new(),
@@ -405,10 +311,7 @@ impl TraceGenerator {
     fn group_by_service(&mut self, spans: Vec<PlannedSpan>) -> Vec<ResourceSpans> {
         let mut groups: Vec<(usize, Vec<Span>)> = Vec::new();
         for planned in spans {
-            match groups
-                .iter_mut()
-                .find(|(service, _)| *service == planned.service)
-            {
+            match groups.iter_mut().find(|(service, _)| *service == planned.service) {
                 Some((_, group)) => group.push(planned.span),
                 None => groups.push((planned.service, vec![planned.span])),
             }
@@ -441,12 +344,7 @@ mod tests {
         let first = TraceGenerator::new(7).next_request(500);
         let second = TraceGenerator::new(7).next_request(500);
         assert_eq!(first, second);
-        let spans: usize = first
-            .resource_spans
-            .iter()
-            .flat_map(|rs| &rs.scope_spans)
-            .map(|ss| ss.spans.len())
-            .sum();
+        let spans: usize = first.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum();
         assert!(spans >= 500);
         assert_ne!(first, TraceGenerator::new(8).next_request(500));
     }

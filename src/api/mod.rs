@@ -21,10 +21,7 @@ pub enum ServeError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("HTTP server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -44,10 +41,7 @@ pub fn router() -> Router {
     Router::new()
         .route("/ready", get(|| async { "ready" }))
         .route("/api/echo", get(|| async { "echo" }))
-        .route(
-            "/api/status/buildinfo",
-            get(|| async { Json(build_info()) }),
-        )
+        .route("/api/status/buildinfo", get(|| async { Json(build_info()) }))
 }
 
 /// Runs the server until SIGINT or SIGTERM: opens the storage (creating the local folder on the embedded
@@ -57,15 +51,10 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     tracing::info!(storage = %storage.location(), "storage opened");
     let listener = TcpListener::bind(config.http_addr)
         .await
-        .map_err(|source| ServeError::Bind {
-            addr: config.http_addr,
-            source,
-        })?;
+        .map_err(|source| ServeError::Bind { addr: config.http_addr, source })?;
     let local_addr = listener.local_addr()?;
     tracing::info!(http_addr = %local_addr, "query HTTP API listening");
-    axum::serve(listener, router())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(listener, router()).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

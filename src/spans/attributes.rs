@@ -14,8 +14,7 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayBuilder, ArrayRef, BinaryArray, BinaryBuilder, MapArray, StringArray,
-    StringBuilder, StructArray,
+    Array, ArrayBuilder, ArrayRef, BinaryArray, BinaryBuilder, MapArray, StringArray, StringBuilder, StructArray,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use base64::Engine;
@@ -88,9 +87,7 @@ impl AttributeColumnsBuilder {
         if self.scratch_nested.is_empty() {
             self.nested.append_null();
         } else {
-            let nested = ArrayValue {
-                values: std::mem::take(&mut self.scratch_nested),
-            };
+            let nested = ArrayValue { values: std::mem::take(&mut self.scratch_nested) };
             self.nested.append_value(nested.encode_to_vec());
         }
         self.dropped.push(dropped_count);
@@ -120,8 +117,7 @@ impl AttributeColumnsBuilder {
                 tag::STRING
             }
             Some(Value::BoolValue(flag)) => {
-                self.values
-                    .append_value(if *flag { "true" } else { "false" });
+                self.values.append_value(if *flag { "true" } else { "false" });
                 tag::BOOL
             }
             Some(Value::IntValue(number)) => {
@@ -133,19 +129,13 @@ impl AttributeColumnsBuilder {
                 tag::DOUBLE
             }
             Some(Value::BytesValue(bytes)) => {
-                self.values
-                    .append_value(base64::engine::general_purpose::STANDARD.encode(bytes));
+                self.values.append_value(base64::engine::general_purpose::STANDARD.encode(bytes));
                 tag::BYTES
             }
             Some(Value::ArrayValue(_)) | Some(Value::KvlistValue(_)) => {
-                self.values
-                    .append_value(any_value_to_json(any_value).to_string());
+                self.values.append_value(any_value_to_json(any_value).to_string());
                 self.scratch_nested.push(any_value.clone());
-                if matches!(any_value.value, Some(Value::ArrayValue(_))) {
-                    tag::ARRAY
-                } else {
-                    tag::MAP
-                }
+                if matches!(any_value.value, Some(Value::ArrayValue(_))) { tag::ARRAY } else { tag::MAP }
             }
             Some(Value::StringValueStrindex(_)) | None => {
                 self.values.append_null();
@@ -171,11 +161,7 @@ impl AttributeColumnsBuilder {
             offsets.push(0);
         }
         let validity = std::mem::take(&mut self.map_validity);
-        let nulls = if validity.iter().all(|valid| *valid) {
-            None
-        } else {
-            Some(NullBuffer::from(validity))
-        };
+        let nulls = if validity.iter().all(|valid| *valid) { None } else { Some(NullBuffer::from(validity)) };
         let entries_field = attribute_map_entries_field();
         let arrow::datatypes::DataType::Struct(entry_fields) = entries_field.data_type() else {
             unreachable!("attribute map entries are a struct by construction")
@@ -183,20 +169,12 @@ impl AttributeColumnsBuilder {
         let keys: ArrayRef = Arc::new(self.keys.finish());
         let values: ArrayRef = Arc::new(self.values.finish());
         let entries = StructArray::new(entry_fields.clone(), vec![keys, values], None);
-        let map = MapArray::new(
-            entries_field,
-            OffsetBuffer::new(offsets.into()),
-            entries,
-            nulls,
-            false,
-        );
+        let map = MapArray::new(entries_field, OffsetBuffer::new(offsets.into()), entries, nulls, false);
         AttributeColumns {
             map: Arc::new(map),
             types: Arc::new(self.types.finish()),
             nested: Arc::new(self.nested.finish()),
-            dropped: Arc::new(arrow::array::UInt32Array::from(std::mem::take(
-                &mut self.dropped,
-            ))),
+            dropped: Arc::new(arrow::array::UInt32Array::from(std::mem::take(&mut self.dropped))),
         }
     }
 }
@@ -208,23 +186,15 @@ pub fn any_value_to_json(any_value: &AnyValue) -> serde_json::Value {
         Some(Value::StringValue(text)) => Json::String(text.clone()),
         Some(Value::BoolValue(flag)) => Json::Bool(*flag),
         Some(Value::IntValue(number)) => Json::from(*number),
-        Some(Value::DoubleValue(number)) => serde_json::Number::from_f64(*number)
-            .map_or_else(|| Json::String(format!("{number:?}")), Json::Number),
-        Some(Value::BytesValue(bytes)) => {
-            Json::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+        Some(Value::DoubleValue(number)) => {
+            serde_json::Number::from_f64(*number).map_or_else(|| Json::String(format!("{number:?}")), Json::Number)
         }
-        Some(Value::ArrayValue(array)) => {
-            Json::Array(array.values.iter().map(any_value_to_json).collect())
-        }
+        Some(Value::BytesValue(bytes)) => Json::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        Some(Value::ArrayValue(array)) => Json::Array(array.values.iter().map(any_value_to_json).collect()),
         Some(Value::KvlistValue(list)) => Json::Object(
             list.values
                 .iter()
-                .map(|kv| {
-                    (
-                        kv.key.clone(),
-                        kv.value.as_ref().map_or(Json::Null, any_value_to_json),
-                    )
-                })
+                .map(|kv| (kv.key.clone(), kv.value.as_ref().map_or(Json::Null, any_value_to_json)))
                 .collect(),
         ),
         Some(Value::StringValueStrindex(_)) | None => Json::Null,
@@ -295,16 +265,9 @@ impl<'a> AttributeColumnsReader<'a> {
         (start..end)
             .map(|entry| {
                 let tag = tags.map_or(tag::STRING, |tags| tags[entry - start]);
-                let text = self
-                    .values
-                    .is_valid(entry)
-                    .then(|| self.values.value(entry));
+                let text = self.values.is_valid(entry).then(|| self.values.value(entry));
                 let value = decode_value(tag, text, &mut nested)?;
-                Ok(KeyValue {
-                    key: self.keys.value(entry).to_owned(),
-                    value,
-                    ..Default::default()
-                })
+                Ok(KeyValue { key: self.keys.value(entry).to_owned(), value, ..Default::default() })
             })
             .collect()
     }
@@ -316,43 +279,30 @@ fn decode_value(
     nested: &mut impl Iterator<Item = AnyValue>,
 ) -> Result<Option<AnyValue>, SpanFormatError> {
     let wrap = |value: Value| Ok(Some(AnyValue { value: Some(value) }));
-    let required = || {
-        text.ok_or_else(|| {
-            SpanFormatError::Corrupt(format!("attribute tagged {:?} has no text", tag as char))
-        })
-    };
-    let unparsable =
-        |e: &dyn std::fmt::Display| SpanFormatError::Corrupt(format!("attribute value: {e}"));
+    let required =
+        || text.ok_or_else(|| SpanFormatError::Corrupt(format!("attribute tagged {:?} has no text", tag as char)));
+    let unparsable = |e: &dyn std::fmt::Display| SpanFormatError::Corrupt(format!("attribute value: {e}"));
     match tag {
         tag::STRING => wrap(Value::StringValue(required()?.to_owned())),
         tag::BOOL => wrap(Value::BoolValue(required()? == "true")),
-        tag::INT => wrap(Value::IntValue(
-            required()?.parse().map_err(|e| unparsable(&e))?,
-        )),
-        tag::DOUBLE => wrap(Value::DoubleValue(
-            required()?.parse().map_err(|e| unparsable(&e))?,
-        )),
+        tag::INT => wrap(Value::IntValue(required()?.parse().map_err(|e| unparsable(&e))?)),
+        tag::DOUBLE => wrap(Value::DoubleValue(required()?.parse().map_err(|e| unparsable(&e))?)),
         tag::BYTES => wrap(Value::BytesValue(
-            base64::engine::general_purpose::STANDARD
-                .decode(required()?)
-                .map_err(|e| unparsable(&e))?,
+            base64::engine::general_purpose::STANDARD.decode(required()?).map_err(|e| unparsable(&e))?,
         )),
-        tag::ARRAY | tag::MAP => nested.next().map(Some).ok_or_else(|| {
-            SpanFormatError::Corrupt("fewer nested attribute values than tags".into())
-        }),
+        tag::ARRAY | tag::MAP => nested
+            .next()
+            .map(Some)
+            .ok_or_else(|| SpanFormatError::Corrupt("fewer nested attribute values than tags".into())),
         tag::EMPTY => Ok(Some(AnyValue { value: None })),
         tag::ABSENT => Ok(None),
-        other => Err(SpanFormatError::Corrupt(format!(
-            "unknown attribute type tag {other}"
-        ))),
+        other => Err(SpanFormatError::Corrupt(format!("unknown attribute type tag {other}"))),
     }
 }
 
-pub(crate) fn downcast<'a, T: 'static>(
-    array: &'a dyn Array,
-    what: &str,
-) -> Result<&'a T, SpanFormatError> {
-    array.as_any().downcast_ref::<T>().ok_or_else(|| {
-        SpanFormatError::Corrupt(format!("column {what} has type {}", array.data_type()))
-    })
+pub(crate) fn downcast<'a, T: 'static>(array: &'a dyn Array, what: &str) -> Result<&'a T, SpanFormatError> {
+    array
+        .as_any()
+        .downcast_ref::<T>()
+        .ok_or_else(|| SpanFormatError::Corrupt(format!("column {what} has type {}", array.data_type())))
 }

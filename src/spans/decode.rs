@@ -6,8 +6,7 @@
 use std::collections::HashMap;
 
 use arrow::array::{
-    Array, AsArray, BinaryArray, FixedSizeBinaryArray, ListArray, RecordBatch, StringArray,
-    StructArray, UInt32Array,
+    Array, AsArray, BinaryArray, FixedSizeBinaryArray, ListArray, RecordBatch, StringArray, StructArray, UInt32Array,
 };
 use arrow::datatypes::TimestampNanosecondType;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
@@ -21,9 +20,7 @@ use super::schema::col;
 use super::{SpanFormatError, kind_from_text, status_code_from_text};
 
 /// Rebuilds OTLP from any number of span batches (each must carry every column of the span schema).
-pub fn decode_resource_spans(
-    batches: &[RecordBatch],
-) -> Result<Vec<ResourceSpans>, SpanFormatError> {
+pub fn decode_resource_spans(batches: &[RecordBatch]) -> Result<Vec<ResourceSpans>, SpanFormatError> {
     let mut grouper = Grouper::default();
     for batch in batches {
         let columns = SpanColumns::new(batch)?;
@@ -65,11 +62,7 @@ impl Grouper {
         let group = &mut self.resource_spans[resource_position];
         let scope_key = (resource_position, identity_key(&scope, &scope_schema_url));
         let scope_position = *self.scope_index.entry(scope_key).or_insert_with(|| {
-            group.scope_spans.push(ScopeSpans {
-                scope,
-                spans: Vec::new(),
-                schema_url: scope_schema_url,
-            });
+            group.scope_spans.push(ScopeSpans { scope, spans: Vec::new(), schema_url: scope_schema_url });
             group.scope_spans.len() - 1
         });
         group.scope_spans[scope_position].spans.push(span);
@@ -82,9 +75,7 @@ fn identity_key<M: Message>(message: &Option<M>, schema_url: &str) -> Vec<u8> {
     match message {
         Some(message) => {
             key.push(1);
-            message
-                .encode_length_delimited(&mut key)
-                .expect("a Vec grows as needed");
+            message.encode_length_delimited(&mut key).expect("a Vec grows as needed");
         }
         None => key.push(0),
     }
@@ -128,10 +119,7 @@ struct SpanColumns<'a> {
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array, SpanFormatError> {
-    batch
-        .column_by_name(name)
-        .map(|c| c.as_ref())
-        .ok_or_else(|| SpanFormatError::MissingColumn(name.to_owned()))
+    batch.column_by_name(name).map(|c| c.as_ref()).ok_or_else(|| SpanFormatError::MissingColumn(name.to_owned()))
 }
 
 fn typed<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, SpanFormatError> {
@@ -154,10 +142,7 @@ impl<'a> Columns<'a> {
     }
 }
 
-fn attribute_reader<'a>(
-    columns: Columns<'a>,
-    prefix: &str,
-) -> Result<AttributeColumnsReader<'a>, SpanFormatError> {
+fn attribute_reader<'a>(columns: Columns<'a>, prefix: &str) -> Result<AttributeColumnsReader<'a>, SpanFormatError> {
     AttributeColumnsReader::new(
         columns.get(&format!("{prefix}attributes"))?,
         columns.get(&format!("{prefix}attribute_types"))?,
@@ -167,10 +152,7 @@ fn attribute_reader<'a>(
 }
 
 fn struct_child<'a>(parent: &'a StructArray, name: &str) -> Result<&'a dyn Array, SpanFormatError> {
-    parent
-        .column_by_name(name)
-        .map(|c| c.as_ref())
-        .ok_or_else(|| SpanFormatError::MissingColumn(name.to_owned()))
+    parent.column_by_name(name).map(|c| c.as_ref()).ok_or_else(|| SpanFormatError::MissingColumn(name.to_owned()))
 }
 
 impl<'a> SpanColumns<'a> {
@@ -189,20 +171,13 @@ impl<'a> SpanColumns<'a> {
             name: typed(batch, col::NAME)?,
             kind: typed(batch, col::KIND)?,
             flags: typed(batch, col::FLAGS)?,
-            start_time: column(batch, col::START_TIME)?
-                .as_primitive_opt()
-                .ok_or_else(|| wrong(col::START_TIME))?,
-            end_time: column(batch, col::END_TIME)?
-                .as_primitive_opt()
-                .ok_or_else(|| wrong(col::END_TIME))?,
+            start_time: column(batch, col::START_TIME)?.as_primitive_opt().ok_or_else(|| wrong(col::START_TIME))?,
+            end_time: column(batch, col::END_TIME)?.as_primitive_opt().ok_or_else(|| wrong(col::END_TIME))?,
             status_code: typed(batch, col::STATUS_CODE)?,
             status_message: typed(batch, col::STATUS_MESSAGE)?,
             attributes: attribute_reader(top, "")?,
             events,
-            event_time: in_event
-                .get(col::EVENT_TIME)?
-                .as_primitive_opt()
-                .ok_or_else(|| wrong("events.time"))?,
+            event_time: in_event.get(col::EVENT_TIME)?.as_primitive_opt().ok_or_else(|| wrong("events.time"))?,
             event_name: downcast(in_event.get(col::EVENT_NAME)?, "events.name")?,
             event_attributes: attribute_reader(in_event, "")?,
             dropped_events: typed(batch, col::DROPPED_EVENTS_COUNT)?,

@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, FixedSizeBinaryBuilder, Int64Array, ListArray, RecordBatch,
-    StringBuilder, StructArray, TimestampNanosecondArray, UInt32Array,
+    ArrayRef, BinaryBuilder, FixedSizeBinaryBuilder, Int64Array, ListArray, RecordBatch, StringBuilder, StructArray,
+    TimestampNanosecondArray, UInt32Array,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field};
@@ -126,21 +126,12 @@ impl SpanBatchBuilder {
     }
 
     fn append_span(&mut self, span: &Span) {
-        self.trace_id
-            .0
-            .append_value(&span.trace_id)
-            .expect("validated: 16 bytes");
-        self.span_id
-            .0
-            .append_value(&span.span_id)
-            .expect("validated: 8 bytes");
+        self.trace_id.0.append_value(&span.trace_id).expect("validated: 16 bytes");
+        self.span_id.0.append_value(&span.span_id).expect("validated: 8 bytes");
         if span.parent_span_id.is_empty() {
             self.parent_span_id.0.append_null();
         } else {
-            self.parent_span_id
-                .0
-                .append_value(&span.parent_span_id)
-                .expect("validated: 8 bytes");
+            self.parent_span_id.0.append_value(&span.parent_span_id).expect("validated: 8 bytes");
         }
         self.trace_state.append_value(&span.trace_state);
         self.name.append_value(&span.name);
@@ -151,8 +142,7 @@ impl SpanBatchBuilder {
         self.end_time.push(span.end_time_unix_nano as i64);
         match &span.status {
             Some(status) => {
-                self.status_code
-                    .append_value(status_code_to_text(status.code));
+                self.status_code.append_value(status_code_to_text(status.code));
                 self.status_message.append_value(&status.message);
             }
             None => {
@@ -160,14 +150,11 @@ impl SpanBatchBuilder {
                 self.status_message.append_null();
             }
         }
-        self.attributes
-            .append(&span.attributes, span.dropped_attributes_count);
+        self.attributes.append(&span.attributes, span.dropped_attributes_count);
         for event in &span.events {
             self.events.time.push(event.time_unix_nano as i64);
             self.events.name.append_value(&event.name);
-            self.events
-                .attributes
-                .append(&event.attributes, event.dropped_attributes_count);
+            self.events.attributes.append(&event.attributes, event.dropped_attributes_count);
         }
         push_offset(&mut self.events.offsets, self.events.time.len());
         self.dropped_events.push(span.dropped_events_count);
@@ -176,33 +163,21 @@ impl SpanBatchBuilder {
             self.links.span_id.append_value(&link.span_id);
             self.links.trace_state.append_value(&link.trace_state);
             self.links.flags.push(link.flags);
-            self.links
-                .attributes
-                .append(&link.attributes, link.dropped_attributes_count);
+            self.links.attributes.append(&link.attributes, link.dropped_attributes_count);
         }
         push_offset(&mut self.links.offsets, self.links.flags.len());
         self.dropped_links.push(span.dropped_links_count);
     }
 
-    fn append_resource(
-        &mut self,
-        resource: Option<&Resource>,
-        service_name: Option<&str>,
-        schema_url: &str,
-    ) {
+    fn append_resource(&mut self, resource: Option<&Resource>, service_name: Option<&str>, schema_url: &str) {
         match resource {
             Some(resource) => {
-                self.resource_attributes
-                    .append(&resource.attributes, resource.dropped_attributes_count);
+                self.resource_attributes.append(&resource.attributes, resource.dropped_attributes_count);
                 if resource.entity_refs.is_empty() {
                     self.resource_entity_refs.append_null();
                 } else {
-                    let refs_only = Resource {
-                        entity_refs: resource.entity_refs.clone(),
-                        ..Default::default()
-                    };
-                    self.resource_entity_refs
-                        .append_value(refs_only.encode_to_vec());
+                    let refs_only = Resource { entity_refs: resource.entity_refs.clone(), ..Default::default() };
+                    self.resource_entity_refs.append_value(refs_only.encode_to_vec());
                 }
             }
             None => {
@@ -219,8 +194,7 @@ impl SpanBatchBuilder {
             Some(scope) => {
                 self.scope_name.append_value(&scope.name);
                 self.scope_version.append_value(&scope.version);
-                self.scope_attributes
-                    .append(&scope.attributes, scope.dropped_attributes_count);
+                self.scope_attributes.append(&scope.attributes, scope.dropped_attributes_count);
             }
             None => {
                 self.scope_name.append_null();
@@ -235,17 +209,8 @@ impl SpanBatchBuilder {
     pub fn finish(&mut self) -> Result<RecordBatch, SpanFormatError> {
         let start_time = std::mem::take(&mut self.start_time);
         let end_time = std::mem::take(&mut self.end_time);
-        let duration: Int64Array = start_time
-            .iter()
-            .zip(&end_time)
-            .map(|(s, e)| Some(e.wrapping_sub(*s)))
-            .collect();
-        let AttributeColumns {
-            map,
-            types,
-            nested,
-            dropped,
-        } = self.attributes.finish();
+        let duration: Int64Array = start_time.iter().zip(&end_time).map(|(s, e)| Some(e.wrapping_sub(*s))).collect();
+        let AttributeColumns { map, types, nested, dropped } = self.attributes.finish();
         let resource = self.resource_attributes.finish();
         let scope = self.scope_attributes.finish();
         let columns: Vec<ArrayRef> = vec![
@@ -327,23 +292,14 @@ fn push_offset(offsets: &mut Vec<i32>, total: usize) {
     offsets.push(i32::try_from(total).unwrap_or(i32::MAX));
 }
 
-fn list_of_structs(
-    fields: arrow::datatypes::Fields,
-    children: Vec<ArrayRef>,
-    offsets: &mut Vec<i32>,
-) -> ArrayRef {
+fn list_of_structs(fields: arrow::datatypes::Fields, children: Vec<ArrayRef>, offsets: &mut Vec<i32>) -> ArrayRef {
     let mut offsets = std::mem::take(offsets);
     if offsets.is_empty() {
         offsets.push(0);
     }
     let values = StructArray::new(fields.clone(), children, None);
     let element = Arc::new(Field::new("element", DataType::Struct(fields), false));
-    Arc::new(ListArray::new(
-        element,
-        OffsetBuffer::new(offsets.into()),
-        Arc::new(values),
-        None,
-    ))
+    Arc::new(ListArray::new(element, OffsetBuffer::new(offsets.into()), Arc::new(values), None))
 }
 
 fn timestamps(values: Vec<i64>) -> ArrayRef {
@@ -352,13 +308,10 @@ fn timestamps(values: Vec<i64>) -> ArrayRef {
 
 /// The resource's `service.name`, the one attribute every trace UI groups by.
 pub fn service_name_of(attributes: &[KeyValue]) -> Option<&str> {
-    attributes
-        .iter()
-        .find(|kv| kv.key == "service.name")
-        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-            Value::StringValue(name) => Some(name.as_str()),
-            _ => None,
-        })
+    attributes.iter().find(|kv| kv.key == "service.name").and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+        Value::StringValue(name) => Some(name.as_str()),
+        _ => None,
+    })
 }
 
 /// Encodes whole OTLP payloads into one batch; returns the batch and every refused span.
@@ -366,10 +319,7 @@ pub fn encode_resource_spans(
     resource_spans: &[ResourceSpans],
 ) -> Result<(RecordBatch, Vec<SpanRejection>), SpanFormatError> {
     let mut builder = SpanBatchBuilder::new();
-    let rejected = resource_spans
-        .iter()
-        .flat_map(|rs| builder.append_resource_spans(rs))
-        .collect();
+    let rejected = resource_spans.iter().flat_map(|rs| builder.append_resource_spans(rs)).collect();
     Ok((builder.finish()?, rejected))
 }
 

@@ -41,31 +41,18 @@ pub enum SpanRejection {
     ParentSpanIdLength(usize),
 }
 
-const KIND_WORDS: [&str; 6] = [
-    "unspecified",
-    "internal",
-    "server",
-    "client",
-    "producer",
-    "consumer",
-];
+const KIND_WORDS: [&str; 6] = ["unspecified", "internal", "server", "client", "producer", "consumer"];
 const STATUS_WORDS: [&str; 3] = ["unset", "ok", "error"];
 
 fn enum_to_text(words: &'static [&'static str], value: i32) -> Cow<'static, str> {
     usize::try_from(value)
         .ok()
         .and_then(|index| words.get(index))
-        .map_or_else(
-            || encode::unknown_enum_text(value),
-            |word| Cow::Borrowed(*word),
-        )
+        .map_or_else(|| encode::unknown_enum_text(value), |word| Cow::Borrowed(*word))
 }
 
 fn enum_from_text(words: &[&str], text: &str) -> i32 {
-    words
-        .iter()
-        .position(|word| *word == text)
-        .map_or_else(|| text.parse().unwrap_or(0), |index| index as i32)
+    words.iter().position(|word| *word == text).map_or_else(|| text.parse().unwrap_or(0), |index| index as i32)
 }
 
 /// The SQL word for an OTLP span kind (`server`, `client`…); an out-of-range value is kept as its number.

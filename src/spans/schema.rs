@@ -66,10 +66,8 @@ pub fn attribute_map_type() -> DataType {
 /// The entries field of [`attribute_map_type`]; the encoder builds `MapArray`s with it.
 pub fn attribute_map_entries_field() -> FieldRef {
     static ENTRIES: LazyLock<FieldRef> = LazyLock::new(|| {
-        let key_value = Fields::from(vec![
-            Field::new("key", DataType::Utf8, false),
-            Field::new("value", DataType::Utf8, true),
-        ]);
+        let key_value =
+            Fields::from(vec![Field::new("key", DataType::Utf8, false), Field::new("value", DataType::Utf8, true)]);
         Arc::new(Field::new("key_value", DataType::Struct(key_value), false))
     });
     ENTRIES.clone()
@@ -78,27 +76,17 @@ pub fn attribute_map_entries_field() -> FieldRef {
 /// The three columns that hold one attribute set losslessly (see `attributes.rs`), named with `prefix`.
 fn attribute_fields(prefix: &str, nullable_map: bool) -> Vec<Field> {
     vec![
-        Field::new(
-            format!("{prefix}attributes"),
-            attribute_map_type(),
-            nullable_map,
-        ),
+        Field::new(format!("{prefix}attributes"), attribute_map_type(), nullable_map),
         Field::new(format!("{prefix}attribute_types"), DataType::Binary, true),
         Field::new(format!("{prefix}attribute_nested"), DataType::Binary, true),
-        Field::new(
-            format!("{prefix}dropped_attributes_count"),
-            DataType::UInt32,
-            false,
-        ),
+        Field::new(format!("{prefix}dropped_attributes_count"), DataType::UInt32, false),
     ]
 }
 
 /// Fields of one element of the `events` list.
 pub fn event_fields() -> Fields {
-    let mut fields = vec![
-        Field::new(col::EVENT_TIME, timestamp_type(), false),
-        Field::new(col::EVENT_NAME, DataType::Utf8, false),
-    ];
+    let mut fields =
+        vec![Field::new(col::EVENT_TIME, timestamp_type(), false), Field::new(col::EVENT_NAME, DataType::Utf8, false)];
     fields.extend(attribute_fields("", false));
     Fields::from(fields)
 }
@@ -117,11 +105,7 @@ pub fn link_fields() -> Fields {
 }
 
 fn list_of(fields: Fields) -> DataType {
-    DataType::List(Arc::new(Field::new(
-        "element",
-        DataType::Struct(fields),
-        false,
-    )))
+    DataType::List(Arc::new(Field::new("element", DataType::Struct(fields), false)))
 }
 
 /// The span schema, format version 1. Column order is the order of the struct fields in OTLP, then the
@@ -145,24 +129,12 @@ pub fn span_schema() -> SchemaRef {
         ];
         fields.extend(attribute_fields("", false));
         fields.push(Field::new(col::EVENTS, list_of(event_fields()), false));
-        fields.push(Field::new(
-            col::DROPPED_EVENTS_COUNT,
-            DataType::UInt32,
-            false,
-        ));
+        fields.push(Field::new(col::DROPPED_EVENTS_COUNT, DataType::UInt32, false));
         fields.push(Field::new(col::LINKS, list_of(link_fields()), false));
-        fields.push(Field::new(
-            col::DROPPED_LINKS_COUNT,
-            DataType::UInt32,
-            false,
-        ));
+        fields.push(Field::new(col::DROPPED_LINKS_COUNT, DataType::UInt32, false));
         // A null resource map means the span's ResourceSpans had no Resource at all.
         fields.extend(attribute_fields("resource_", true));
-        fields.push(Field::new(
-            col::RESOURCE_ENTITY_REFS,
-            DataType::Binary,
-            true,
-        ));
+        fields.push(Field::new(col::RESOURCE_ENTITY_REFS, DataType::Binary, true));
         fields.push(Field::new(col::RESOURCE_SCHEMA_URL, DataType::Utf8, false));
         // A null scope name means the ScopeSpans had no InstrumentationScope.
         fields.push(Field::new(col::SCOPE_NAME, DataType::Utf8, true));

@@ -21,16 +21,9 @@ pub struct BlockListing {
 }
 
 /// Lists a tenant's blocks with one (paginated) LIST request.
-pub async fn list_blocks(
-    storage: &Storage,
-    tenant: &TenantId,
-) -> Result<BlockListing, StorageError> {
+pub async fn list_blocks(storage: &Storage, tenant: &TenantId) -> Result<BlockListing, StorageError> {
     let prefix = layout::blocks_prefix(tenant);
-    let objects: Vec<_> = storage
-        .object_store()
-        .list(Some(&prefix))
-        .try_collect()
-        .await?;
+    let objects: Vec<_> = storage.object_store().list(Some(&prefix)).try_collect().await?;
     let mut has_meta: BTreeMap<BlockId, bool> = BTreeMap::new();
     for object in objects {
         let Some((block, file)) = block_and_file(&prefix, &object.location) else {
@@ -40,11 +33,7 @@ pub async fn list_blocks(
     }
     let mut listing = BlockListing::default();
     for (block, committed) in has_meta {
-        if committed {
-            listing.committed.push(block)
-        } else {
-            listing.uncommitted.push(block)
-        }
+        if committed { listing.committed.push(block) } else { listing.uncommitted.push(block) }
     }
     Ok(listing)
 }
@@ -69,11 +58,7 @@ pub async fn list_tenants(storage: &Storage) -> Result<Vec<TenantId>, StorageErr
 }
 
 /// Reads and validates one block's metadata.
-pub async fn read_block_meta(
-    storage: &Storage,
-    tenant: &TenantId,
-    block: BlockId,
-) -> Result<BlockMeta, StorageError> {
+pub async fn read_block_meta(storage: &Storage, tenant: &TenantId, block: BlockId) -> Result<BlockMeta, StorageError> {
     let path = layout::meta_path(tenant, block);
     let bytes = match storage.object_store().get(&path).await {
         Ok(result) => result.bytes().await?,
@@ -87,17 +72,10 @@ pub async fn read_block_meta(
 
 /// Deletes a block: metadata first (the block stops existing for readers), then its other objects.
 /// Deleting a block that is already gone succeeds.
-pub async fn delete_block(
-    storage: &Storage,
-    tenant: &TenantId,
-    block: BlockId,
-) -> Result<(), StorageError> {
+pub async fn delete_block(storage: &Storage, tenant: &TenantId, block: BlockId) -> Result<(), StorageError> {
     let store = storage.object_store();
-    for path in [
-        layout::meta_path(tenant, block),
-        layout::bloom_path(tenant, block),
-        layout::data_path(tenant, block),
-    ] {
+    for path in [layout::meta_path(tenant, block), layout::bloom_path(tenant, block), layout::data_path(tenant, block)]
+    {
         match store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(error) => return Err(error.into()),

@@ -16,8 +16,8 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
 };
 
 /// Ranges closer than this are fetched in one request.
@@ -83,10 +83,7 @@ pub struct InstrumentedStore {
 impl InstrumentedStore {
     /// Wraps a store with fresh counters.
     pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
-        Self {
-            inner,
-            counters: Arc::default(),
-        }
+        Self { inner, counters: Arc::default() }
     }
 
     /// A snapshot of the counters.
@@ -140,67 +137,35 @@ impl MultipartUpload for CountedUpload {
 
 #[async_trait]
 impl ObjectStore for InstrumentedStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
+    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
         bump(&self.counters.put, 1);
         bump(&self.counters.put_bytes, payload.content_length() as u64);
         self.inner.put_opts(location, payload, opts).await
     }
 
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
+    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
         bump(&self.counters.put, 1);
         let inner = self.inner.put_multipart_opts(location, opts).await?;
-        Ok(Box::new(CountedUpload {
-            inner,
-            counters: self.counters.clone(),
-        }))
+        Ok(Box::new(CountedUpload { inner, counters: self.counters.clone() }))
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         let is_head = options.head;
-        bump(
-            if is_head {
-                &self.counters.head
-            } else {
-                &self.counters.get
-            },
-            1,
-        );
+        bump(if is_head { &self.counters.head } else { &self.counters.get }, 1);
         let result = self.inner.get_opts(location, options).await?;
         if !is_head {
-            bump(
-                &self.counters.get_bytes,
-                result.range.end - result.range.start,
-            );
+            bump(&self.counters.get_bytes, result.range.end - result.range.start);
         }
         Ok(result)
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        object_store::coalesce_ranges(
-            ranges,
-            |range| self.get_range(location, range),
-            COALESCE_GAP_BYTES,
-        )
-        .await
+        object_store::coalesce_ranges(ranges, |range| self.get_range(location, range), COALESCE_GAP_BYTES).await
     }
 
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
+    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
         let counters = self.counters.clone();
-        let counted = locations
-            .inspect(move |_| bump(&counters.delete, 1))
-            .boxed();
+        let counted = locations.inspect(move |_| bump(&counters.delete, 1)).boxed();
         self.inner.delete_stream(counted)
     }
 
@@ -209,11 +174,7 @@ impl ObjectStore for InstrumentedStore {
         self.inner.list(prefix)
     }
 
-    fn list_with_offset(
-        &self,
-        prefix: Option<&Path>,
-        offset: &Path,
-    ) -> BoxStream<'static, Result<ObjectMeta>> {
+    fn list_with_offset(&self, prefix: Option<&Path>, offset: &Path) -> BoxStream<'static, Result<ObjectMeta>> {
         bump(&self.counters.list, 1);
         self.inner.list_with_offset(prefix, offset)
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use object_store::ObjectStore;
-use object_store::aws::{AmazonS3Builder, S3ConditionalPut, S3CopyIfNotExists};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut, S3CopyIfNotExists};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
@@ -29,72 +29,59 @@ pub enum StorageLocation {
 impl StorageLocation {
     /// Parses `file:///abs/path`, `s3://bucket[/prefix]` or `memory://`.
     pub fn parse(url: &str) -> Result<Self, StorageError> {
-        let invalid = |reason: &str| StorageError::InvalidUrl {
-            url: url.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let invalid = |reason: &str| StorageError::InvalidUrl { url: url.to_owned(), reason: reason.to_owned() };
         let parsed = url::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
         match parsed.scheme() {
             "file" => {
-                let path = parsed
-                    .to_file_path()
-                    .map_err(|()| invalid("file URLs need an absolute path"))?;
+                let path = parsed.to_file_path().map_err(|()| invalid("file URLs need an absolute path"))?;
                 Ok(Self::LocalFolder(path))
             }
             "s3" | "s3a" => {
-                let bucket = parsed
-                    .host_str()
-                    .filter(|b| !b.is_empty())
-                    .ok_or_else(|| invalid("no bucket"))?;
+                let bucket = parsed.host_str().filter(|b| !b.is_empty()).ok_or_else(|| invalid("no bucket"))?;
                 let prefix = parsed.path().trim_matches('/').to_owned();
-                Ok(Self::S3 {
-                    bucket: bucket.to_owned(),
-                    prefix,
-                })
+                Ok(Self::S3 { bucket: bucket.to_owned(), prefix })
             }
             "memory" => Ok(Self::Memory),
-            other => Err(invalid(&format!(
-                "unsupported scheme {other:?}; use file://, s3:// or memory://"
-            ))),
+            other => Err(invalid(&format!("unsupported scheme {other:?}; use file://, s3:// or memory://"))),
         }
     }
 
     /// The URL of a local folder, for `--data-dir` defaults.
     pub fn local_folder_url(path: &std::path::Path) -> Result<String, StorageError> {
-        let absolute = std::path::absolute(path).map_err(|source| StorageError::LocalFolder {
-            path: path.display().to_string(),
-            source,
-        })?;
-        url::Url::from_directory_path(&absolute)
-            .map(|u| u.to_string())
-            .map_err(|()| StorageError::InvalidUrl {
-                url: absolute.display().to_string(),
-                reason: "not an absolute path".into(),
-            })
+        let absolute = std::path::absolute(path)
+            .map_err(|source| StorageError::LocalFolder { path: path.display().to_string(), source })?;
+        url::Url::from_directory_path(&absolute).map(|u| u.to_string()).map_err(|()| StorageError::InvalidUrl {
+            url: absolute.display().to_string(),
+            reason: "not an absolute path".into(),
+        })
     }
 
-    pub(super) fn build(&self) -> Result<Arc<dyn ObjectStore>, StorageError> {
+    /// Builds the backend. `options` are `object_store` configuration keys (e.g. `aws_endpoint`,
+    /// `aws_allow_http`) applied over the environment, for config files and tests.
+    pub(super) fn build(&self, options: &[(String, String)]) -> Result<Arc<dyn ObjectStore>, StorageError> {
         match self {
             Self::LocalFolder(path) => {
-                std::fs::create_dir_all(path).map_err(|source| StorageError::LocalFolder {
-                    path: path.display().to_string(),
-                    source,
-                })?;
+                std::fs::create_dir_all(path)
+                    .map_err(|source| StorageError::LocalFolder { path: path.display().to_string(), source })?;
                 Ok(Arc::new(LocalFileSystem::new_with_prefix(path)?))
             }
             Self::S3 { bucket, prefix } => {
                 // The S3-compatible servers we test against honour only these two modes for atomic
                 // create-if-absent; both also work on AWS S3.
-                let s3 = AmazonS3Builder::from_env()
+                let mut builder = AmazonS3Builder::from_env();
+                for (key, value) in options {
+                    let config_key: AmazonS3ConfigKey = key.parse().map_err(|_| StorageError::InvalidUrl {
+                        url: format!("s3://{bucket}/{prefix}"),
+                        reason: format!("unknown S3 option {key:?}"),
+                    })?;
+                    builder = builder.with_config(config_key, value);
+                }
+                let s3 = builder
                     .with_bucket_name(bucket)
                     .with_conditional_put(S3ConditionalPut::ETagMatch)
                     .with_copy_if_not_exists(S3CopyIfNotExists::Multipart)
                     .build()?;
-                if prefix.is_empty() {
-                    Ok(Arc::new(s3))
-                } else {
-                    Ok(Arc::new(PrefixStore::new(s3, prefix.as_str())))
-                }
+                if prefix.is_empty() { Ok(Arc::new(s3)) } else { Ok(Arc::new(PrefixStore::new(s3, prefix.as_str()))) }
             }
             Self::Memory => Ok(Arc::new(InMemory::new())),
             Self::Custom(description) => Err(StorageError::InvalidUrl {
@@ -122,28 +109,17 @@ mod tests {
 
     #[test]
     fn parses_the_supported_schemes() {
-        assert_eq!(
-            StorageLocation::parse("file:///tmp/x").unwrap(),
-            StorageLocation::LocalFolder("/tmp/x".into())
-        );
+        assert_eq!(StorageLocation::parse("file:///tmp/x").unwrap(), StorageLocation::LocalFolder("/tmp/x".into()));
         assert_eq!(
             StorageLocation::parse("s3://bucket/a/b/").unwrap(),
-            StorageLocation::S3 {
-                bucket: "bucket".into(),
-                prefix: "a/b".into()
-            }
+            StorageLocation::S3 { bucket: "bucket".into(), prefix: "a/b".into() }
         );
-        assert_eq!(
-            StorageLocation::parse("memory://").unwrap(),
-            StorageLocation::Memory
-        );
+        assert_eq!(StorageLocation::parse("memory://").unwrap(), StorageLocation::Memory);
     }
 
     #[test]
     fn refuses_unknown_schemes_and_relative_paths_with_the_reason() {
-        let error = StorageLocation::parse("ftp://host/x")
-            .unwrap_err()
-            .to_string();
+        let error = StorageLocation::parse("ftp://host/x").unwrap_err().to_string();
         assert!(error.contains("unsupported scheme \"ftp\""), "{error}");
         assert!(StorageLocation::parse("not a url").is_err());
         assert!(StorageLocation::parse("s3:///nobucket").is_err());

@@ -34,14 +34,8 @@ pub enum StorageError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error(transparent)]
     SpanFormat(#[from] crate::spans::SpanFormatError),
-    #[error(
-        "block {block} uses format version {found}; this spanlake reads only version {supported}"
-    )]
-    UnsupportedFormatVersion {
-        block: String,
-        found: u64,
-        supported: u32,
-    },
+    #[error("block {block} uses format version {found}; this spanlake reads only version {supported}")]
+    UnsupportedFormatVersion { block: String, found: u64, supported: u32 },
     #[error("block metadata {path} is not valid: {reason}")]
     InvalidMeta { path: String, reason: String },
     #[error("bloom filter of block {block} is not valid: {reason}")]
@@ -51,10 +45,7 @@ pub enum StorageError {
     #[error("block {0} was not found")]
     BlockNotFound(String),
     #[error("local storage folder {path}: {source}")]
-    LocalFolder {
-        path: String,
-        source: std::io::Error,
-    },
+    LocalFolder { path: String, source: std::io::Error },
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -71,12 +62,15 @@ impl Storage {
     /// Opens the store a URL names: `file:///path` (the embedded default), `s3://bucket/prefix`
     /// (configured from the standard AWS environment variables) or `memory://` (tests only).
     pub fn open(url: &str) -> Result<Self, StorageError> {
+        Self::open_with_options(url, &[])
+    }
+
+    /// Like [`Storage::open`], with `object_store` configuration keys (`aws_endpoint`, `aws_region`…)
+    /// applied over the environment.
+    pub fn open_with_options(url: &str, options: &[(String, String)]) -> Result<Self, StorageError> {
         let location = StorageLocation::parse(url)?;
-        let inner = location.build()?;
-        Ok(Self {
-            store: Arc::new(InstrumentedStore::new(inner)),
-            location,
-        })
+        let inner = location.build(options)?;
+        Ok(Self { store: Arc::new(InstrumentedStore::new(inner)), location })
     }
 
     /// Wraps an existing object store, e.g. a fault-injecting one in tests.

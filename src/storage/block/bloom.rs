@@ -12,9 +12,7 @@ pub struct TraceBloom(Bloom<[u8; 16]>);
 impl TraceBloom {
     /// A filter sized for `expected_traces` at `false_positive_rate`.
     pub fn new(expected_traces: usize, false_positive_rate: f64) -> Result<Self, String> {
-        Bloom::new_for_fp_rate(expected_traces.max(1), false_positive_rate)
-            .map(Self)
-            .map_err(str::to_owned)
+        Bloom::new_for_fp_rate(expected_traces.max(1), false_positive_rate).map(Self).map_err(str::to_owned)
     }
 
     /// Records a trace ID.
@@ -49,9 +47,7 @@ mod tests {
 
     #[test]
     fn has_no_false_negatives_and_roughly_the_configured_false_positive_rate() {
-        let ids: Vec<TraceId> = (1..=10_000u128)
-            .map(|i| TraceId::from_slice(&i.to_be_bytes()).unwrap())
-            .collect();
+        let ids: Vec<TraceId> = (1..=10_000u128).map(|i| TraceId::from_slice(&i.to_be_bytes()).unwrap()).collect();
         let mut bloom = TraceBloom::new(ids.len(), 0.01).unwrap();
         ids.iter().for_each(|id| bloom.insert(id));
         assert!(ids.iter().all(|id| bloom.may_contain(id)));

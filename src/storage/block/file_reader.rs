@@ -27,18 +27,8 @@ pub struct BlockFileReader {
 impl BlockFileReader {
     /// A reader of `path`, which is `file_size` bytes long; the first footer read fetches `footer_hint`
     /// bytes from the end.
-    pub fn new(
-        store: Arc<dyn ObjectStore>,
-        path: Path,
-        file_size: u64,
-        footer_hint: usize,
-    ) -> Self {
-        Self {
-            store,
-            path,
-            file_size,
-            footer_hint,
-        }
+    pub fn new(store: Arc<dyn ObjectStore>, path: Path, file_size: u64, footer_hint: usize) -> Self {
+        Self { store, path, file_size, footer_hint }
     }
 }
 
@@ -48,23 +38,11 @@ fn external(error: object_store::Error) -> ParquetError {
 
 impl AsyncFileReader for BlockFileReader {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, Result<Bytes>> {
-        async move {
-            self.store
-                .get_range(&self.path, range)
-                .await
-                .map_err(external)
-        }
-        .boxed()
+        async move { self.store.get_range(&self.path, range).await.map_err(external) }.boxed()
     }
 
     fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, Result<Vec<Bytes>>> {
-        async move {
-            self.store
-                .get_ranges(&self.path, &ranges)
-                .await
-                .map_err(external)
-        }
-        .boxed()
+        async move { self.store.get_ranges(&self.path, &ranges).await.map_err(external) }.boxed()
     }
 
     fn get_metadata<'a>(

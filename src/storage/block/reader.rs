@@ -53,22 +53,15 @@ impl BlockFooter {
 
 fn reader(storage: &Storage, meta: &BlockMeta) -> BlockFileReader {
     let path = layout::data_path(&meta.tenant, meta.block_id);
-    BlockFileReader::new(
-        storage.object_store(),
-        path,
-        meta.data_bytes,
-        FOOTER_PREFETCH_BYTES,
-    )
+    BlockFileReader::new(storage.object_store(), path, meta.data_bytes, FOOTER_PREFETCH_BYTES)
 }
 
 /// Fetches and parses a block's bloom filter.
 pub async fn load_bloom(storage: &Storage, meta: &BlockMeta) -> Result<TraceBloom, StorageError> {
     let path = layout::bloom_path(&meta.tenant, meta.block_id);
     let bytes = storage.object_store().get(&path).await?.bytes().await?;
-    TraceBloom::from_bytes(bytes.to_vec()).map_err(|reason| StorageError::InvalidBloom {
-        block: meta.block_id.to_string(),
-        reason,
-    })
+    TraceBloom::from_bytes(bytes.to_vec())
+        .map_err(|reason| StorageError::InvalidBloom { block: meta.block_id.to_string(), reason })
 }
 
 /// Fetches and parses a block's footer and page index, refusing a file of another format version.
@@ -108,13 +101,10 @@ pub async fn find_trace(
     let Some(plan) = plan_lookup(footer.parquet(), trace_id) else {
         return Ok(Vec::new());
     };
-    let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(
-        reader(storage, meta),
-        footer.arrow.clone(),
-    )
-    .with_row_groups(plan.row_groups)
-    .with_row_selection(plan.selection)
-    .build()?;
+    let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader(storage, meta), footer.arrow.clone())
+        .with_row_groups(plan.row_groups)
+        .with_row_selection(plan.selection)
+        .build()?;
     let batches: Vec<RecordBatch> = stream.try_collect().await?;
     batches
         .iter()
@@ -145,30 +135,21 @@ fn plan_lookup(parquet: &ParquetMetaData, trace_id: &TraceId) -> Option<LookupPl
             continue;
         }
         row_groups.push(index);
-        ranges.extend(
-            pages
-                .into_iter()
-                .map(|r| r.start + rows_before..r.end + rows_before),
-        );
+        ranges.extend(pages.into_iter().map(|r| r.start + rows_before..r.end + rows_before));
         rows_before += group_rows;
     }
     if row_groups.is_empty() {
         return None;
     }
-    Some(LookupPlan {
-        row_groups,
-        selection: RowSelection::from_consecutive_ranges(ranges.into_iter(), rows_before),
-    })
+    Some(LookupPlan { row_groups, selection: RowSelection::from_consecutive_ranges(ranges.into_iter(), rows_before) })
 }
 
 fn statistics_admit(statistics: Option<&Statistics>, id: &[u8]) -> bool {
     match statistics {
-        Some(Statistics::FixedLenByteArray(stats)) => {
-            match (stats.min_bytes_opt(), stats.max_bytes_opt()) {
-                (Some(min), Some(max)) => min <= id && id <= max,
-                _ => true,
-            }
-        }
+        Some(Statistics::FixedLenByteArray(stats)) => match (stats.min_bytes_opt(), stats.max_bytes_opt()) {
+            (Some(min), Some(max)) => min <= id && id <= max,
+            _ => true,
+        },
         _ => true,
     }
 }
@@ -181,30 +162,20 @@ fn page_ranges_admitting(
     group_rows: usize,
     id: &[u8],
 ) -> Vec<Range<usize>> {
-    let column_index = parquet
-        .column_index()
-        .and_then(|index| index.get(row_group)?.get(TRACE_ID_LEAF));
-    let offset_index = parquet
-        .offset_index()
-        .and_then(|index| index.get(row_group)?.get(TRACE_ID_LEAF));
-    let (Some(ColumnIndexMetaData::FIXED_LEN_BYTE_ARRAY(pages)), Some(offsets)) =
-        (column_index, offset_index)
-    else {
+    let column_index = parquet.column_index().and_then(|index| index.get(row_group)?.get(TRACE_ID_LEAF));
+    let offset_index = parquet.offset_index().and_then(|index| index.get(row_group)?.get(TRACE_ID_LEAF));
+    let (Some(ColumnIndexMetaData::FIXED_LEN_BYTE_ARRAY(pages)), Some(offsets)) = (column_index, offset_index) else {
         return vec![0..group_rows];
     };
     let locations = offsets.page_locations();
     (0..locations.len())
-        .filter(
-            |&page| match (pages.min_value(page), pages.max_value(page)) {
-                (Some(min), Some(max)) => min <= id && id <= max,
-                _ => true,
-            },
-        )
+        .filter(|&page| match (pages.min_value(page), pages.max_value(page)) {
+            (Some(min), Some(max)) => min <= id && id <= max,
+            _ => true,
+        })
         .map(|page| {
             let start = locations[page].first_row_index as usize;
-            let end = locations
-                .get(page + 1)
-                .map_or(group_rows, |next| next.first_row_index as usize);
+            let end = locations.get(page + 1).map_or(group_rows, |next| next.first_row_index as usize);
             start..end
         })
         .collect()
@@ -216,9 +187,7 @@ fn keep_trace(batch: &RecordBatch, trace_id: &TraceId) -> Result<RecordBatch, St
         .and_then(|c| c.as_any().downcast_ref::<FixedSizeBinaryArray>())
         .ok_or_else(|| crate::spans::SpanFormatError::MissingColumn(col::TRACE_ID.into()))?;
     let wanted = trace_id.as_bytes().as_slice();
-    let mask: BooleanArray = (0..ids.len())
-        .map(|row| Some(ids.value(row) == wanted))
-        .collect();
+    let mask: BooleanArray = (0..ids.len()).map(|row| Some(ids.value(row) == wanted)).collect();
     Ok(filter_record_batch(batch, &mask)?)
 }
 
@@ -230,20 +199,11 @@ pub async fn read_all(
     footer: &BlockFooter,
     columns: Option<&[&str]>,
 ) -> Result<Vec<RecordBatch>, StorageError> {
-    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(
-        reader(storage, meta),
-        footer.arrow.clone(),
-    );
+    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader(storage, meta), footer.arrow.clone());
     if let Some(columns) = columns {
         let schema = footer.arrow.schema();
-        let indices = columns
-            .iter()
-            .map(|name| schema.index_of(name))
-            .collect::<Result<Vec<_>, _>>()?;
-        builder = builder.with_projection(ProjectionMask::roots(
-            footer.arrow.parquet_schema(),
-            indices,
-        ));
+        let indices = columns.iter().map(|name| schema.index_of(name)).collect::<Result<Vec<_>, _>>()?;
+        builder = builder.with_projection(ProjectionMask::roots(footer.arrow.parquet_schema(), indices));
     }
     Ok(builder.build()?.try_collect().await?)
 }

@@ -84,9 +84,7 @@ pub fn encode_block(
         format_version: FORMAT_VERSION,
         tenant: tenant.clone(),
         block_id,
-        created_unix_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
+        created_unix_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
         min_start_unix_nano: summary.min_start,
         max_start_unix_nano: summary.max_start,
         max_end_unix_nano: summary.max_end,
@@ -104,21 +102,10 @@ pub fn encode_block(
 }
 
 fn sort_by_trace_then_start(batch: &RecordBatch) -> Result<RecordBatch, StorageError> {
-    let column = |name: &str| {
-        batch
-            .column_by_name(name)
-            .cloned()
-            .expect("span schema has the sort columns")
-    };
+    let column = |name: &str| batch.column_by_name(name).cloned().expect("span schema has the sort columns");
     let sort_columns = [
-        SortColumn {
-            values: column(col::TRACE_ID),
-            options: None,
-        },
-        SortColumn {
-            values: column(col::START_TIME),
-            options: None,
-        },
+        SortColumn { values: column(col::TRACE_ID), options: None },
+        SortColumn { values: column(col::START_TIME), options: None },
     ];
     let indices = lexsort_to_indices(&sort_columns, None)?;
     Ok(take_record_batch(batch, &indices)?)
@@ -135,9 +122,7 @@ struct Summary {
 }
 
 fn summarize(sorted: &RecordBatch, false_positive_rate: f64) -> Result<Summary, StorageError> {
-    let corrupt = |what: &str| {
-        crate::spans::SpanFormatError::Corrupt(format!("{what} column has the wrong type"))
-    };
+    let corrupt = |what: &str| crate::spans::SpanFormatError::Corrupt(format!("{what} column has the wrong type"));
     let trace_ids = sorted
         .column_by_name(col::TRACE_ID)
         .and_then(|c| c.as_any().downcast_ref::<FixedSizeBinaryArray>())
@@ -156,12 +141,8 @@ fn summarize(sorted: &RecordBatch, false_positive_rate: f64) -> Result<Summary, 
             distinct.push(id);
         }
     }
-    let mut bloom = TraceBloom::new(distinct.len(), false_positive_rate).map_err(|reason| {
-        StorageError::InvalidBloom {
-            block: "new block".into(),
-            reason,
-        }
-    })?;
+    let mut bloom = TraceBloom::new(distinct.len(), false_positive_rate)
+        .map_err(|reason| StorageError::InvalidBloom { block: "new block".into(), reason })?;
     distinct.iter().for_each(|id| bloom.insert(id));
     let as_u64 = |v: i64| v as u64;
     Ok(Summary {
@@ -169,20 +150,8 @@ fn summarize(sorted: &RecordBatch, false_positive_rate: f64) -> Result<Summary, 
         min_trace: distinct[0],
         max_trace: distinct[distinct.len() - 1],
         bloom,
-        min_start: starts
-            .values()
-            .iter()
-            .copied()
-            .map(as_u64)
-            .min()
-            .unwrap_or(0),
-        max_start: starts
-            .values()
-            .iter()
-            .copied()
-            .map(as_u64)
-            .max()
-            .unwrap_or(0),
+        min_start: starts.values().iter().copied().map(as_u64).min().unwrap_or(0),
+        max_start: starts.values().iter().copied().map(as_u64).max().unwrap_or(0),
         max_end: ends.values().iter().copied().map(as_u64).max().unwrap_or(0),
     })
 }
@@ -210,16 +179,12 @@ pub fn writer_properties(options: &BlockWriteOptions) -> Result<WriterProperties
     Ok(builder.build())
 }
 
-fn write_parquet(
-    sorted: &RecordBatch,
-    options: &BlockWriteOptions,
-) -> Result<(Bytes, u32), StorageError> {
-    let mut writer =
-        ArrowWriter::try_new(Vec::new(), span_schema(), Some(writer_properties(options)?))?;
+fn write_parquet(sorted: &RecordBatch, options: &BlockWriteOptions) -> Result<(Bytes, u32), StorageError> {
+    let mut out = Vec::with_capacity(sorted.get_array_memory_size() / 4);
+    let mut writer = ArrowWriter::try_new(&mut out, span_schema(), Some(writer_properties(options)?))?;
     writer.write(sorted)?;
-    let metadata = writer.finish()?;
-    let row_groups = metadata.num_row_groups() as u32;
-    Ok((Bytes::from(writer.into_inner()?), row_groups))
+    let row_groups = writer.close()?.num_row_groups() as u32;
+    Ok((Bytes::from(out), row_groups))
 }
 
 /// Uploads an encoded block: data and bloom first, metadata last as the commit point. Safe to retry:
@@ -228,26 +193,13 @@ fn write_parquet(
 pub async fn upload_block(storage: &Storage, block: &EncodedBlock) -> Result<(), StorageError> {
     let store = storage.object_store();
     let (tenant, id) = (&block.meta.tenant, block.meta.block_id);
-    let (data_path, bloom_path) = (
-        layout::data_path(tenant, id),
-        layout::bloom_path(tenant, id),
-    );
+    let (data_path, bloom_path) = (layout::data_path(tenant, id), layout::bloom_path(tenant, id));
     futures::try_join!(
         upload(&store, &data_path, block.data.clone()),
         upload(&store, &bloom_path, block.bloom.clone())
     )?;
-    let commit = PutOptions {
-        mode: PutMode::Create,
-        ..Default::default()
-    };
-    match store
-        .put_opts(
-            &layout::meta_path(tenant, id),
-            PutPayload::from(block.meta.to_json()),
-            commit,
-        )
-        .await
-    {
+    let commit = PutOptions { mode: PutMode::Create, ..Default::default() };
+    match store.put_opts(&layout::meta_path(tenant, id), PutPayload::from(block.meta.to_json()), commit).await {
         Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
         Err(error) => Err(error.into()),
     }
@@ -290,10 +242,8 @@ pub async fn write_block(
     options: &BlockWriteOptions,
 ) -> Result<BlockMeta, StorageError> {
     let (tenant_owned, options_owned) = (tenant.clone(), options.clone());
-    let encoded = tokio::task::spawn_blocking(move || {
-        encode_block(&tenant_owned, block_id, &batches, &options_owned)
-    })
-    .await??;
+    let encoded =
+        tokio::task::spawn_blocking(move || encode_block(&tenant_owned, block_id, &batches, &options_owned)).await??;
     upload_block(storage, &encoded).await?;
     Ok(encoded.meta)
 }

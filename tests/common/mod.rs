@@ -1,0 +1,40 @@
+//! Fixtures shared by the integration tests.
+
+#![allow(dead_code)]
+
+pub mod otlp;
+pub mod s3;
+pub mod tools;
+
+use spanlake::storage::Storage;
+
+/// A storage backend under test, with whatever must live as long as it (a temporary folder).
+pub struct Backend {
+    pub storage: Storage,
+    pub name: &'static str,
+    _folder: Option<tempfile::TempDir>,
+}
+
+impl Backend {
+    /// The embedded default: a local folder.
+    pub fn local() -> Self {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let url = url_of(folder.path());
+        Self { storage: Storage::open(&url).expect("open local storage"), name: "local", _folder: Some(folder) }
+    }
+
+    /// `object_store`'s in-memory store.
+    pub fn memory() -> Self {
+        Self { storage: Storage::open("memory://").expect("open memory storage"), name: "memory", _folder: None }
+    }
+
+    /// A fresh bucket on the real S3-compatible test server.
+    pub fn s3() -> Self {
+        Self { storage: s3::S3Server::shared().new_storage("tenants"), name: "s3", _folder: None }
+    }
+}
+
+/// `file://` URL of a folder.
+pub fn url_of(path: &std::path::Path) -> String {
+    spanlake::storage::StorageLocation::local_folder_url(path).expect("absolute folder")
+}

@@ -1,0 +1,22 @@
+//! Where the test suite's Python tools live (installed by `tests/tools/install.sh`).
+
+use std::path::PathBuf;
+
+/// The virtualenv holding moto, pyarrow and DuckDB.
+pub fn tools_dir() -> PathBuf {
+    match std::env::var_os("SPANLAKE_TEST_TOOLS") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/spanlake/test-tools"),
+    }
+}
+
+/// A program of the tools virtualenv; panics with the fix when it is missing (these tests never skip).
+pub fn tool(name: &str) -> PathBuf {
+    let path = tools_dir().join("bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run tests/tools/install.sh (or the README's test command, which does it)",
+        path.display()
+    );
+    path
+}
