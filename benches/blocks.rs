@@ -1,1 +1,183 @@
-fn main() {}
+//! Block format benchmarks on realistic synthetic spans (`spanlake::synth`):
+//! - block write: sort + Parquet + bloom for 1 M spans (spans/s; bytes/span printed),
+//! - trace lookup in a 1 M-span block on a local folder with the footer cached (time; bytes and reads
+//!   per lookup printed from the store's request counters),
+//! - bloom checks,
+//! - a layout comparison (dictionary on attribute values, page size) printed once, which is how the
+//!   defaults in `BlockWriteOptions` were chosen.
+//!
+//! `cargo bench --bench blocks` runs it at full size; under `cargo test` it runs once on 20 k spans.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use arrow::array::{Array, FixedSizeBinaryArray, RecordBatch};
+use criterion::{BenchmarkId, Criterion, Throughput};
+use spanlake::ids::{BlockId, TenantId, TraceId};
+use spanlake::spans::SpanBatchBuilder;
+use spanlake::storage::Storage;
+use spanlake::storage::block::{
+    BlockFooter, BlockMeta, BlockWriteOptions, encode_block, find_trace, load_footer, upload_block,
+};
+use spanlake::synth::TraceGenerator;
+
+fn full_size() -> bool {
+    std::env::args().any(|arg| arg == "--bench")
+}
+
+fn realistic_batches(spans: usize) -> Vec<RecordBatch> {
+    let mut generator = TraceGenerator::new(2026);
+    let mut batches = Vec::new();
+    let mut total = 0;
+    while total < spans {
+        let mut builder = SpanBatchBuilder::new();
+        for resource_spans in generator.next_request(8_192.min(spans - total)).resource_spans {
+            builder.append_resource_spans(&resource_spans);
+        }
+        total += builder.len();
+        batches.push(builder.finish().expect("synthetic spans encode"));
+    }
+    batches
+}
+
+fn sample_trace_ids(batches: &[RecordBatch], count: usize) -> Vec<TraceId> {
+    let mut ids = Vec::new();
+    let stride = (batches.iter().map(|b| b.num_rows()).sum::<usize>() / count).max(1);
+    let mut seen = 0;
+    for batch in batches {
+        let column = batch.column(0).as_any().downcast_ref::<FixedSizeBinaryArray>().expect("trace_id column");
+        for row in 0..column.len() {
+            if seen % stride == 0 {
+                ids.push(TraceId::from_slice(column.value(row)).expect("valid"));
+            }
+            seen += 1;
+        }
+    }
+    ids.truncate(count);
+    ids
+}
+
+struct WrittenBlock {
+    storage: Storage,
+    meta: BlockMeta,
+    footer: BlockFooter,
+    _folder: tempfile::TempDir,
+}
+
+fn write_to_local_folder(
+    runtime: &tokio::runtime::Runtime,
+    batches: &[RecordBatch],
+    options: &BlockWriteOptions,
+) -> WrittenBlock {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let url = spanlake::storage::StorageLocation::local_folder_url(folder.path()).expect("absolute");
+    let storage = Storage::open(&url).expect("local storage");
+    let block = encode_block(&TenantId::single_tenant(), BlockId::new_random(), batches, options).expect("encode");
+    runtime.block_on(upload_block(&storage, &block)).expect("upload");
+    let footer = runtime.block_on(load_footer(&storage, &block.meta)).expect("footer");
+    WrittenBlock { storage, meta: block.meta, footer, _folder: folder }
+}
+
+/// Average wall time, bytes read and read requests of lookups with a cached footer.
+fn measure_lookups(runtime: &tokio::runtime::Runtime, block: &WrittenBlock, ids: &[TraceId]) -> (f64, f64, f64) {
+    let before = block.storage.request_counts();
+    let started = Instant::now();
+    for id in ids {
+        let found = runtime.block_on(find_trace(&block.storage, &block.meta, &block.footer, id)).expect("lookup");
+        assert!(!found.is_empty(), "trace {id} must be found");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let used = block.storage.request_counts().since(&before);
+    let n = ids.len() as f64;
+    (elapsed / n * 1e3, used.get_bytes as f64 / n, used.get as f64 / n)
+}
+
+fn layout_report(runtime: &tokio::runtime::Runtime, batches: &[RecordBatch], ids: &[TraceId]) {
+    let spans: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let variants = [
+        ("default: 1024-row pages, no dictionary on attribute values", BlockWriteOptions::default()),
+        (
+            "dictionary on attribute values, 1024-row pages",
+            BlockWriteOptions { dictionary_for_attribute_values: true, ..Default::default() },
+        ),
+        (
+            "parquet defaults: dictionary everywhere, 20k-row pages",
+            BlockWriteOptions { dictionary_for_attribute_values: true, data_page_rows: 20_000, ..Default::default() },
+        ),
+        ("ZSTD level 1", BlockWriteOptions { zstd_level: 1, ..Default::default() }),
+        ("1 M-row row groups", BlockWriteOptions { max_row_group_rows: 1 << 20, ..Default::default() }),
+    ];
+    println!("layout comparison on {spans} spans (one write each, {} lookups each):", ids.len());
+    println!(
+        "{:<62} {:>10} {:>9} {:>11} {:>11} {:>8}",
+        "layout", "bytes/span", "write s", "lookup ms", "lookup KB", "reads"
+    );
+    for (name, options) in variants {
+        let started = Instant::now();
+        let block = write_to_local_folder(runtime, batches, &options);
+        let write_seconds = started.elapsed().as_secs_f64();
+        let (ms, bytes, reads) = measure_lookups(runtime, &block, ids);
+        let per_span = (block.meta.data_bytes + block.meta.bloom_bytes) as f64 / spans as f64;
+        println!("{name:<62} {per_span:>10.1} {write_seconds:>9.2} {ms:>11.3} {:>11.1} {reads:>8.1}", bytes / 1024.0);
+    }
+}
+
+fn main() {
+    let spans = if full_size() { 1_000_000 } else { 20_000 };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let batches = realistic_batches(spans);
+    let ids = sample_trace_ids(&batches, 200);
+    let tenant = TenantId::single_tenant();
+    let options = BlockWriteOptions::default();
+    let mut criterion = Criterion::default().configure_from_args().sample_size(10);
+
+    let mut write = criterion.benchmark_group("block_write");
+    write.throughput(Throughput::Elements(spans as u64));
+    write.bench_function(BenchmarkId::new("zstd3_default_layout", spans), |b| {
+        b.iter(|| encode_block(&tenant, BlockId::new_random(), black_box(&batches), &options).expect("encode"))
+    });
+    write.finish();
+
+    let block = write_to_local_folder(&runtime, &batches, &options);
+    let (ms, bytes, reads) = measure_lookups(&runtime, &block, &ids);
+    println!(
+        "block of {spans} spans: {} bytes data + {} bytes bloom = {:.1} bytes/span, {} row groups, {} traces",
+        block.meta.data_bytes,
+        block.meta.bloom_bytes,
+        (block.meta.data_bytes + block.meta.bloom_bytes) as f64 / spans as f64,
+        block.meta.row_groups,
+        block.meta.trace_count
+    );
+    println!("lookup with cached footer: {ms:.3} ms, {:.1} KB read in {reads:.1} reads on average", bytes / 1024.0);
+
+    let mut lookup = criterion.benchmark_group("trace_lookup");
+    let mut next = ids.iter().cycle();
+    lookup.bench_function(BenchmarkId::new("known_id_footer_cached_local_folder", spans), |b| {
+        b.iter(|| {
+            let id = next.next().expect("cycle never ends");
+            runtime.block_on(find_trace(&block.storage, &block.meta, &block.footer, id)).expect("lookup")
+        })
+    });
+    lookup.finish();
+
+    let bloom = runtime.block_on(spanlake::storage::block::load_bloom(&block.storage, &block.meta)).expect("bloom");
+    let unknown: Vec<TraceId> =
+        (1..=1024u128).map(|i| TraceId::from_slice(&(i << 64 | 0xdead).to_be_bytes()).expect("valid")).collect();
+    let mut bloom_group = criterion.benchmark_group("bloom");
+    bloom_group.throughput(Throughput::Elements(unknown.len() as u64));
+    bloom_group.bench_function("check_1024_unknown_ids", |b| {
+        b.iter(|| unknown.iter().filter(|id| bloom.may_contain(black_box(id))).count())
+    });
+    bloom_group.finish();
+    let false_positives = unknown.iter().filter(|id| bloom.may_contain(id)).count();
+    println!(
+        "bloom: {} bytes for {} traces, {false_positives}/1024 unknown IDs passed",
+        bloom.size_bytes(),
+        block.meta.trace_count
+    );
+
+    if full_size() {
+        layout_report(&runtime, &batches, &ids);
+    }
+    criterion.final_summary();
+}
