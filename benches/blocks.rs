@@ -15,10 +15,10 @@ use arrow::array::{Array, FixedSizeBinaryArray, RecordBatch};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use spanlake::ids::{BlockId, TenantId, TraceId};
 use spanlake::spans::SpanBatchBuilder;
-use spanlake::storage::Storage;
 use spanlake::storage::block::{
     BlockFooter, BlockMeta, BlockWriteOptions, encode_block, find_trace, load_footer, upload_block,
 };
+use spanlake::storage::{RangeReads, Storage};
 use spanlake::synth::TraceGenerator;
 
 fn full_size() -> bool {
@@ -59,6 +59,8 @@ fn sample_trace_ids(batches: &[RecordBatch], count: usize) -> Vec<TraceId> {
 
 struct WrittenBlock {
     storage: Storage,
+    /// The same folder read the way a remote (S3) store is: ranges merged across 64 KiB gaps.
+    coalescing: Storage,
     meta: BlockMeta,
     footer: BlockFooter,
     _folder: tempfile::TempDir,
@@ -75,19 +77,27 @@ fn write_to_local_folder(
     let block = encode_block(&TenantId::single_tenant(), BlockId::new_random(), batches, options).expect("encode");
     runtime.block_on(upload_block(&storage, &block)).expect("upload");
     let footer = runtime.block_on(load_footer(&storage, &block.meta)).expect("footer");
-    WrittenBlock { storage, meta: block.meta, footer, _folder: folder }
+    let local = object_store::local::LocalFileSystem::new_with_prefix(folder.path()).expect("folder");
+    let gap_bytes = spanlake::storage::instrumented::COALESCE_GAP_BYTES;
+    let coalescing = Storage::from_store(std::sync::Arc::new(local), "coalescing", RangeReads::Coalesce { gap_bytes });
+    WrittenBlock { storage, coalescing, meta: block.meta, footer, _folder: folder }
 }
 
 /// Average wall time, bytes read and read requests of lookups with a cached footer.
-fn measure_lookups(runtime: &tokio::runtime::Runtime, block: &WrittenBlock, ids: &[TraceId]) -> (f64, f64, f64) {
-    let before = block.storage.request_counts();
+fn measure_lookups(
+    runtime: &tokio::runtime::Runtime,
+    storage: &Storage,
+    block: &WrittenBlock,
+    ids: &[TraceId],
+) -> (f64, f64, f64) {
+    let before = storage.request_counts();
     let started = Instant::now();
     for id in ids {
-        let found = runtime.block_on(find_trace(&block.storage, &block.meta, &block.footer, id)).expect("lookup");
+        let found = runtime.block_on(find_trace(storage, &block.meta, &block.footer, id)).expect("lookup");
         assert!(!found.is_empty(), "trace {id} must be found");
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let used = block.storage.request_counts().since(&before);
+    let used = storage.request_counts().since(&before);
     let n = ids.len() as f64;
     (elapsed / n * 1e3, used.get_bytes as f64 / n, used.get as f64 / n)
 }
@@ -105,7 +115,10 @@ fn layout_report(runtime: &tokio::runtime::Runtime, batches: &[RecordBatch], ids
             BlockWriteOptions { dictionary_for_attribute_values: true, data_page_rows: 20_000, ..Default::default() },
         ),
         ("ZSTD level 1", BlockWriteOptions { zstd_level: 1, ..Default::default() }),
+        ("16 KiB page byte limit", BlockWriteOptions { data_page_bytes: 16 * 1024, ..Default::default() }),
+        ("256-row pages", BlockWriteOptions { data_page_rows: 256, ..Default::default() }),
         ("1 M-row row groups", BlockWriteOptions { max_row_group_rows: 1 << 20, ..Default::default() }),
+        ("16 k-row row groups", BlockWriteOptions { max_row_group_rows: 16 * 1024, ..Default::default() }),
     ];
     println!("layout comparison on {spans} spans (one write each, {} lookups each):", ids.len());
     println!(
@@ -116,9 +129,14 @@ fn layout_report(runtime: &tokio::runtime::Runtime, batches: &[RecordBatch], ids
         let started = Instant::now();
         let block = write_to_local_folder(runtime, batches, &options);
         let write_seconds = started.elapsed().as_secs_f64();
-        let (ms, bytes, reads) = measure_lookups(runtime, &block, ids);
+        let (ms, bytes, reads) = measure_lookups(runtime, &block.storage, &block, ids);
+        let (_, remote_bytes, remote_reads) = measure_lookups(runtime, &block.coalescing, &block, ids);
         let per_span = (block.meta.data_bytes + block.meta.bloom_bytes) as f64 / spans as f64;
-        println!("{name:<62} {per_span:>10.1} {write_seconds:>9.2} {ms:>11.3} {:>11.1} {reads:>8.1}", bytes / 1024.0);
+        println!(
+            "{name:<62} {per_span:>10.1} {write_seconds:>9.2} {ms:>10.3} {:>10.1} {reads:>6.1} {:>14.1} {remote_reads:>9.1}",
+            bytes / 1024.0,
+            remote_bytes / 1024.0
+        );
     }
 }
 
@@ -139,7 +157,8 @@ fn main() {
     write.finish();
 
     let block = write_to_local_folder(&runtime, &batches, &options);
-    let (ms, bytes, reads) = measure_lookups(&runtime, &block, &ids);
+    let (ms, bytes, reads) = measure_lookups(&runtime, &block.storage, &block, &ids);
+    let (_, remote_bytes, remote_reads) = measure_lookups(&runtime, &block.coalescing, &block, &ids);
     println!(
         "block of {spans} spans: {} bytes data + {} bytes bloom = {:.1} bytes/span, {} row groups, {} traces",
         block.meta.data_bytes,
@@ -149,6 +168,11 @@ fn main() {
         block.meta.trace_count
     );
     println!("lookup with cached footer: {ms:.3} ms, {:.1} KB read in {reads:.1} reads on average", bytes / 1024.0);
+    println!(
+        "same lookups with S3-style 64 KiB coalescing: {:.1} KB in {remote_reads:.1} reads on average",
+        remote_bytes / 1024.0
+    );
+    println!("footer + page index in memory: {} bytes", block.footer.memory_size());
 
     let mut lookup = criterion.benchmark_group("trace_lookup");
     let mut next = ids.iter().cycle();

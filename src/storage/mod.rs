@@ -16,7 +16,7 @@ use object_store::ObjectStore;
 
 pub use block::{BlockMeta, BlockWriteOptions, FORMAT_VERSION, TraceBloom};
 pub use blocks::{BlockListing, delete_block, list_blocks, list_tenants, read_block_meta};
-pub use instrumented::{InstrumentedStore, RequestCounts};
+pub use instrumented::{InstrumentedStore, RangeReads, RequestCounts};
 pub use location::StorageLocation;
 
 /// Everything that can go wrong between spanlake and its object store. One enum for the module; the API
@@ -70,13 +70,17 @@ impl Storage {
     pub fn open_with_options(url: &str, options: &[(String, String)]) -> Result<Self, StorageError> {
         let location = StorageLocation::parse(url)?;
         let inner = location.build(options)?;
-        Ok(Self { store: Arc::new(InstrumentedStore::new(inner)), location })
+        let range_reads = match location {
+            StorageLocation::S3 { .. } => RangeReads::Coalesce { gap_bytes: instrumented::COALESCE_GAP_BYTES },
+            _ => RangeReads::Exact,
+        };
+        Ok(Self { store: Arc::new(InstrumentedStore::new(inner, range_reads)), location })
     }
 
     /// Wraps an existing object store, e.g. a fault-injecting one in tests.
-    pub fn from_store(store: Arc<dyn ObjectStore>, description: &str) -> Self {
+    pub fn from_store(store: Arc<dyn ObjectStore>, description: &str, range_reads: RangeReads) -> Self {
         Self {
-            store: Arc::new(InstrumentedStore::new(store)),
+            store: Arc::new(InstrumentedStore::new(store, range_reads)),
             location: StorageLocation::Custom(description.to_owned()),
         }
     }
@@ -89,6 +93,11 @@ impl Storage {
     /// Requests made so far through this handle, by operation.
     pub fn request_counts(&self) -> RequestCounts {
         self.store.counts()
+    }
+
+    /// How range reads reach the store (exact on local folders, coalesced on S3).
+    pub fn range_reads(&self) -> RangeReads {
+        self.store.range_reads()
     }
 
     /// Where this storage points, for logs.

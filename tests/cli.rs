@@ -1,0 +1,106 @@
+//! The command line as users and scripts see it: help that lists only working commands, `serve` on the
+//! embedded default with port 0, graceful stop on SIGTERM, and `blocks` listing what a storage holds.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use spanlake::ids::{BlockId, TenantId};
+use spanlake::spans::encode_resource_spans;
+use spanlake::storage::Storage;
+use spanlake::storage::block::{BlockWriteOptions, write_block};
+use spanlake::synth::TraceGenerator;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_spanlake");
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(BINARY).args(args).output().expect("spanlake runs")
+}
+
+#[test]
+fn help_lists_only_the_commands_that_work_and_version_prints() {
+    let help = String::from_utf8(run(&["--help"]).stdout).unwrap();
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|line| !line.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert_eq!(commands, ["serve", "blocks", "help"], "{help}");
+    for command in ["serve", "blocks"] {
+        let output = run(&[command, "--help"]);
+        assert!(output.status.success());
+        assert!(String::from_utf8(output.stdout).unwrap().contains("--storage"));
+    }
+    let version = String::from_utf8(run(&["--version"]).stdout).unwrap();
+    assert_eq!(version.trim(), format!("spanlake {}", env!("CARGO_PKG_VERSION")));
+}
+
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
+}
+
+#[test]
+fn serve_on_the_embedded_default_answers_and_stops_cleanly_on_sigterm() {
+    let folder = tempfile::tempdir().unwrap();
+    let mut server = Command::new(BINARY)
+        .args(["serve", "--http-addr", "127.0.0.1:0"])
+        .current_dir(folder.path())
+        .env("SPANLAKE_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(server.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(log.read_line(&mut line).unwrap() > 0, "server exited before listening");
+        if let Some(rest) = line.split("http_addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse::<SocketAddr>().unwrap();
+        }
+    };
+    assert_eq!(get(addr, "/ready"), (200, "ready".into()));
+    assert_eq!(get(addr, "/api/echo"), (200, "echo".into()));
+    let (status, body) = get(addr, "/api/status/buildinfo");
+    assert_eq!(status, 200);
+    let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert!(folder.path().join("spanlake-data/blocks").is_dir(), "the embedded default creates its folder");
+
+    let terminated = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    assert!(terminated.success());
+    assert!(server.wait().unwrap().success(), "exit 0 after SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_lists_committed_blocks_of_a_storage() {
+    let folder = tempfile::tempdir().unwrap();
+    let url = common::url_of(folder.path());
+    let storage = Storage::open(&url).unwrap();
+    let tenant = TenantId::new("acme").unwrap();
+    let (batch, _) = encode_resource_spans(&TraceGenerator::new(1).next_trace()).unwrap();
+    let meta = write_block(&storage, &tenant, BlockId::new_random(), vec![batch], &BlockWriteOptions::default())
+        .await
+        .unwrap();
+    let output = run(&["blocks", "--storage", &url]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let listing = String::from_utf8(output.stdout).unwrap();
+    let row = listing.lines().find(|line| line.contains(&meta.block_id.to_string())).expect("block listed");
+    assert!(row.starts_with("acme"), "{row}");
+    assert!(row.contains(&format!(" {} ", meta.span_count)), "{row}");
+
+    let bad = run(&["blocks", "--storage", "ftp://nowhere/x"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unsupported scheme \"ftp\""));
+}
