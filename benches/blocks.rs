@@ -105,7 +105,7 @@ fn measure_lookups(
 fn layout_report(runtime: &tokio::runtime::Runtime, batches: &[RecordBatch], ids: &[TraceId]) {
     let spans: usize = batches.iter().map(|b| b.num_rows()).sum();
     let variants = [
-        ("default: 1024-row pages, no dictionary on attribute values", BlockWriteOptions::default()),
+        ("default: 16 k-row groups, 1024-row pages, no attr-value dict", BlockWriteOptions::default()),
         (
             "dictionary on attribute values, 1024-row pages",
             BlockWriteOptions { dictionary_for_attribute_values: true, ..Default::default() },
@@ -117,8 +117,8 @@ fn layout_report(runtime: &tokio::runtime::Runtime, batches: &[RecordBatch], ids
         ("ZSTD level 1", BlockWriteOptions { zstd_level: 1, ..Default::default() }),
         ("16 KiB page byte limit", BlockWriteOptions { data_page_bytes: 16 * 1024, ..Default::default() }),
         ("256-row pages", BlockWriteOptions { data_page_rows: 256, ..Default::default() }),
+        ("128 k-row row groups", BlockWriteOptions { max_row_group_rows: 128 * 1024, ..Default::default() }),
         ("1 M-row row groups", BlockWriteOptions { max_row_group_rows: 1 << 20, ..Default::default() }),
-        ("16 k-row row groups", BlockWriteOptions { max_row_group_rows: 16 * 1024, ..Default::default() }),
     ];
     println!("layout comparison on {spans} spans (one write each, {} lookups each):", ids.len());
     println!(
@@ -133,9 +133,10 @@ fn layout_report(runtime: &tokio::runtime::Runtime, batches: &[RecordBatch], ids
         let (_, remote_bytes, remote_reads) = measure_lookups(runtime, &block.coalescing, &block, ids);
         let per_span = (block.meta.data_bytes + block.meta.bloom_bytes) as f64 / spans as f64;
         println!(
-            "{name:<62} {per_span:>10.1} {write_seconds:>9.2} {ms:>10.3} {:>10.1} {reads:>6.1} {:>14.1} {remote_reads:>9.1}",
+            "{name:<62} {per_span:>10.1} {write_seconds:>9.2} {ms:>10.3} {:>10.1} {reads:>6.1} {:>11.1} {remote_reads:>9.1} {:>10.2}",
             bytes / 1024.0,
-            remote_bytes / 1024.0
+            remote_bytes / 1024.0,
+            block.footer.memory_size() as f64 / 1e6
         );
     }
 }

@@ -159,7 +159,26 @@ fn main() {
     }
     let ids: &FixedSizeBinaryArray = batches[3].column(0).as_any().downcast_ref().unwrap();
     let id = TraceId::from_slice(ids.value(0)).unwrap();
-    tracing_subscriber::fmt().with_env_filter("spanlake=trace").init();
+
+    if std::env::args().nth(2).as_deref() == Some("lookups") {
+        let ids: Vec<TraceId> = batches
+            .iter()
+            .map(|b| {
+                TraceId::from_slice(b.column(0).as_any().downcast_ref::<FixedSizeBinaryArray>().unwrap().value(5))
+                    .unwrap()
+            })
+            .collect();
+        let t = std::time::Instant::now();
+        let mut n = 0;
+        for _ in 0..20 {
+            for id in &ids {
+                rt.block_on(find_trace(&storage, &block.meta, &footer, id)).unwrap();
+                n += 1;
+            }
+        }
+        eprintln!("{} lookups {:?} per lookup", n, t.elapsed() / n);
+        return;
+    }
     let before = storage.request_counts();
     let found = rt.block_on(find_trace(&storage, &block.meta, &footer, &id)).unwrap();
     let used = storage.request_counts().since(&before);

@@ -51,7 +51,7 @@ impl Default for BlockWriteOptions {
     fn default() -> Self {
         Self {
             zstd_level: 3,
-            max_row_group_rows: 128 * 1024,
+            max_row_group_rows: 16 * 1024,
             data_page_rows: 1024,
             data_page_bytes: 1024 * 1024,
             dictionary_for_attribute_values: false,
