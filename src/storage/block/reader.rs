@@ -165,7 +165,7 @@ fn page_ranges_admitting(
     let column_index = parquet.column_index().and_then(|index| index.get(row_group)?.get(TRACE_ID_LEAF));
     let offset_index = parquet.offset_index().and_then(|index| index.get(row_group)?.get(TRACE_ID_LEAF));
     let (Some(ColumnIndexMetaData::FIXED_LEN_BYTE_ARRAY(pages)), Some(offsets)) = (column_index, offset_index) else {
-        return vec![0..group_rows];
+        return std::iter::once(0..group_rows).collect();
     };
     let locations = offsets.page_locations();
     (0..locations.len())
