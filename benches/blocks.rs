@@ -115,6 +115,7 @@ fn layout_report(runtime: &tokio::runtime::Runtime, batches: &[RecordBatch], ids
             BlockWriteOptions { dictionary_for_attribute_values: true, data_page_rows: 20_000, ..Default::default() },
         ),
         ("ZSTD level 1", BlockWriteOptions { zstd_level: 1, ..Default::default() }),
+        ("sparse columns compressed too", BlockWriteOptions { compress_sparse_columns: true, ..Default::default() }),
         ("16 KiB page byte limit", BlockWriteOptions { data_page_bytes: 16 * 1024, ..Default::default() }),
         ("256-row pages", BlockWriteOptions { data_page_rows: 256, ..Default::default() }),
         ("128 k-row row groups", BlockWriteOptions { max_row_group_rows: 128 * 1024, ..Default::default() }),

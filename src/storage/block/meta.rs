@@ -78,3 +78,58 @@ impl BlockMeta {
             && self.max_end_unix_nano.max(self.max_start_unix_nano) >= start_unix_nano
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::TraceId;
+
+    fn meta() -> BlockMeta {
+        BlockMeta {
+            format_version: FORMAT_VERSION,
+            tenant: TenantId::single_tenant(),
+            block_id: BlockId::from_u128(1),
+            created_unix_ms: 0,
+            min_start_unix_nano: 100,
+            max_start_unix_nano: 200,
+            max_end_unix_nano: 300,
+            min_trace_id: "10".repeat(16),
+            max_trace_id: "20".repeat(16),
+            span_count: 1,
+            trace_count: 1,
+            data_bytes: 1,
+            bloom_bytes: 1,
+            row_groups: 1,
+            bloom_false_positive_rate: 0.01,
+            compaction_level: 0,
+        }
+    }
+
+    #[test]
+    fn time_overlap_counts_spans_that_started_before_the_window_but_end_in_it() {
+        let meta = meta();
+        assert!(meta.overlaps_time(250, 400), "ends at 300, after the window starts");
+        assert!(meta.overlaps_time(0, 100));
+        assert!(!meta.overlaps_time(301, 400));
+        assert!(!meta.overlaps_time(0, 99));
+    }
+
+    #[test]
+    fn trace_id_range_is_inclusive_and_byte_ordered() {
+        let meta = meta();
+        assert!(meta.may_contain_trace_id(&TraceId::from_hex(&"10".repeat(16)).unwrap()));
+        assert!(meta.may_contain_trace_id(&TraceId::from_hex(&"1a".repeat(16)).unwrap()));
+        assert!(!meta.may_contain_trace_id(&TraceId::from_hex(&"20".repeat(15)).unwrap()), "left-padded: 0020…");
+        assert!(!meta.may_contain_trace_id(&TraceId::from_hex(&"21".repeat(16)).unwrap()));
+    }
+
+    #[test]
+    fn metadata_round_trips_and_refuses_unknown_fields_of_its_own_version() {
+        let meta = meta();
+        assert_eq!(BlockMeta::from_json(&meta.to_json(), "m").unwrap(), meta);
+        let mut extra = serde_json::to_value(&meta).unwrap();
+        extra["surprise"] = 1.into();
+        let error = BlockMeta::from_json(&serde_json::to_vec(&extra).unwrap(), "m").unwrap_err();
+        assert!(error.to_string().contains("surprise"), "{error}");
+    }
+}

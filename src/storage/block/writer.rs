@@ -45,6 +45,10 @@ pub struct BlockWriteOptions {
     pub dictionary_for_attribute_values: bool,
     /// False-positive rate the trace-ID bloom filter is sized for.
     pub bloom_false_positive_rate: f64,
+    /// Compress the columns that are nearly always empty or constant (links, scope, dropped counts…).
+    /// Off by default: they are a few bytes per page after run-length encoding anyway, and every
+    /// compressed column chunk a lookup touches costs parquet a fresh ZSTD context.
+    pub compress_sparse_columns: bool,
 }
 
 impl Default for BlockWriteOptions {
@@ -56,6 +60,7 @@ impl Default for BlockWriteOptions {
             data_page_bytes: 1024 * 1024,
             dictionary_for_attribute_values: false,
             bloom_false_positive_rate: 0.01,
+            compress_sparse_columns: false,
         }
     }
 }
@@ -226,6 +231,17 @@ fn is_high_cardinality(path: &str, options: &BlockWriteOptions) -> bool {
         || path.ends_with("element.time")
 }
 
+/// Columns that are empty, NULL or constant for almost every span, so run-length encoding already
+/// makes them tiny.
+fn is_sparse(path: &str) -> bool {
+    path.starts_with("links.")
+        || path.starts_with("scope_")
+        || path.contains("dropped_")
+        || path.ends_with("attribute_nested")
+        || path.ends_with("attribute_types")
+        || [col::TRACE_STATE, col::FLAGS, col::RESOURCE_ENTITY_REFS, col::RESOURCE_SCHEMA_URL].contains(&path)
+}
+
 /// Parquet writer settings for the span schema.
 pub fn writer_properties(options: &BlockWriteOptions) -> Result<WriterProperties, StorageError> {
     let mut builder = WriterProperties::builder()
@@ -251,6 +267,9 @@ pub fn writer_properties(options: &BlockWriteOptions) -> Result<WriterProperties
         }
         if is_high_cardinality(&name, options) {
             builder = builder.set_column_dictionary_enabled(path.clone(), false);
+        }
+        if !options.compress_sparse_columns && is_sparse(&name) {
+            builder = builder.set_column_compression(path.clone(), Compression::UNCOMPRESSED);
         }
     }
     Ok(builder.build())
