@@ -58,7 +58,6 @@ fn serve_on_the_embedded_default_answers_and_stops_cleanly_on_sigterm() {
         .args(["serve", "--http-addr", "127.0.0.1:0"])
         .current_dir(folder.path())
         .env("SPANLAKE_LOG", "info")
-        .env("NO_COLOR", "1")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -66,6 +65,7 @@ fn serve_on_the_embedded_default_answers_and_stops_cleanly_on_sigterm() {
     let addr = loop {
         let mut line = String::new();
         assert!(log.read_line(&mut line).unwrap() > 0, "server exited before listening");
+        assert!(!line.contains('\u{1b}'), "no colour codes in logs that go to a pipe: {line:?}");
         if let Some(rest) = line.split("http_addr=").nth(1) {
             break rest.split_whitespace().next().unwrap().parse::<SocketAddr>().unwrap();
         }
@@ -76,6 +76,8 @@ fn serve_on_the_embedded_default_answers_and_stops_cleanly_on_sigterm() {
     assert_eq!(status, 200);
     let info: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    let revision = info["revision"].as_str().unwrap();
+    assert!(revision == "unknown" || revision.chars().all(|c| c.is_ascii_hexdigit()), "{revision}");
     assert!(folder.path().join("spanlake-data/blocks").is_dir(), "the embedded default creates its folder");
 
     let terminated = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
