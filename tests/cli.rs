@@ -106,3 +106,28 @@ async fn blocks_lists_committed_blocks_of_a_storage() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unsupported scheme \"ftp\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_storage_is_configured_by_the_standard_aws_environment_variables() {
+    let server = common::s3::S3Server::shared();
+    let bucket = server.new_bucket();
+    let url = format!("s3://{bucket}/spanlake");
+    let storage = Storage::open_with_options(&url, &server.options()).unwrap();
+    let tenant = TenantId::single_tenant();
+    let (batch, _) = encode_resource_spans(&TraceGenerator::new(2).next_trace()).unwrap();
+    let meta = write_block(&storage, &tenant, BlockId::new_random(), vec![batch], &BlockWriteOptions::default())
+        .await
+        .unwrap();
+
+    let output = Command::new(BINARY)
+        .args(["blocks", "--storage", &url])
+        .env("AWS_ENDPOINT_URL", server.endpoint())
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8(output.stdout).unwrap().contains(&meta.block_id.to_string()));
+}
