@@ -7,14 +7,15 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow::array::{Array, BooleanArray, FixedSizeBinaryArray, RecordBatch};
-use arrow::compute::filter_record_batch;
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
 use super::file_reader::BlockFileReader;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowSelection};
+use parquet::arrow::arrow_reader::{
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter, RowSelection,
+};
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
@@ -23,7 +24,6 @@ use parquet::file::statistics::Statistics;
 use super::writer::PARQUET_FORMAT_VERSION_KEY;
 use super::{BlockMeta, FORMAT_VERSION, TraceBloom};
 use crate::ids::TraceId;
-use crate::spans::schema::col;
 use crate::storage::{Storage, StorageError, layout};
 
 /// Bytes read from the end of the file in the first footer request; big enough that the footer and the
@@ -104,13 +104,10 @@ pub async fn find_trace(
     let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader(storage, meta), footer.arrow.clone())
         .with_row_groups(plan.row_groups)
         .with_row_selection(plan.selection)
+        .with_row_filter(trace_id_filter(footer, trace_id))
         .build()?;
     let batches: Vec<RecordBatch> = stream.try_collect().await?;
-    batches
-        .iter()
-        .map(|batch| keep_trace(batch, trace_id))
-        .filter(|kept| kept.as_ref().map_or(true, |b| b.num_rows() > 0))
-        .collect()
+    Ok(batches.into_iter().filter(|batch| batch.num_rows() > 0).collect())
 }
 
 struct LookupPlan {
@@ -181,14 +178,16 @@ fn page_ranges_admitting(
         .collect()
 }
 
-fn keep_trace(batch: &RecordBatch, trace_id: &TraceId) -> Result<RecordBatch, StorageError> {
-    let ids = batch
-        .column_by_name(col::TRACE_ID)
-        .and_then(|c| c.as_any().downcast_ref::<FixedSizeBinaryArray>())
-        .ok_or_else(|| crate::spans::SpanFormatError::MissingColumn(col::TRACE_ID.into()))?;
-    let wanted = trace_id.as_bytes().as_slice();
-    let mask: BooleanArray = (0..ids.len()).map(|row| Some(ids.value(row) == wanted)).collect();
-    Ok(filter_record_batch(batch, &mask)?)
+/// Keeps only the rows of the trace. The reader decodes `trace_id` for the selected pages first and
+/// then decodes the other columns for the matching rows only, instead of whole pages of every column.
+fn trace_id_filter(footer: &BlockFooter, trace_id: &TraceId) -> RowFilter {
+    let wanted = *trace_id.as_bytes();
+    let mask = ProjectionMask::leaves(footer.arrow.parquet_schema(), [TRACE_ID_LEAF]);
+    let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
+        let ids = batch.column(0).as_fixed_size_binary();
+        Ok((0..ids.len()).map(|row| Some(ids.value(row) == wanted)).collect::<BooleanArray>())
+    });
+    RowFilter::new(vec![Box::new(predicate)])
 }
 
 /// Every row of a block, restricted to the named top-level columns (`None` = all), e.g. for compaction
