@@ -3,7 +3,6 @@
 //! Invalid spans (bad trace, span or parent ID) are refused one by one with a reason, so the receiver can
 //! report them in `partial_success` and keep the rest (CONTRACTS §2).
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -321,9 +320,4 @@ pub fn encode_resource_spans(
     let mut builder = SpanBatchBuilder::new();
     let rejected = resource_spans.iter().flat_map(|rs| builder.append_resource_spans(rs)).collect();
     Ok((builder.finish()?, rejected))
-}
-
-/// Text used by [`kind_to_text`] and friends when a value is outside the enum: the number itself.
-pub(crate) fn unknown_enum_text(value: i32) -> Cow<'static, str> {
-    Cow::Owned(value.to_string())
 }

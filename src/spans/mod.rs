@@ -48,7 +48,8 @@ fn enum_to_text(words: &'static [&'static str], value: i32) -> Cow<'static, str>
     usize::try_from(value)
         .ok()
         .and_then(|index| words.get(index))
-        .map_or_else(|| encode::unknown_enum_text(value), |word| Cow::Borrowed(*word))
+        // A value outside the enum is kept as its number, so it still round-trips.
+        .map_or_else(|| Cow::Owned(value.to_string()), |word| Cow::Borrowed(*word))
 }
 
 fn enum_from_text(words: &[&str], text: &str) -> i32 {
