@@ -50,9 +50,24 @@ fn parse_hex_padded<const N: usize>(kind: &'static str, text: &str) -> Result<[u
     fixed_bytes(kind, &out)
 }
 
-/// A W3C trace ID: 16 bytes, not all zero. Rows in a block are sorted by it.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A W3C trace ID: 16 bytes, not all zero. Rows in a block are sorted by it. Serialized as lowercase
+/// hex, the form users see.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct TraceId([u8; 16]);
+
+impl TryFrom<String> for TraceId {
+    type Error = IdError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::from_hex(&value)
+    }
+}
+
+impl From<TraceId> for String {
+    fn from(value: TraceId) -> Self {
+        value.to_hex()
+    }
+}
 
 impl TraceId {
     /// Validates raw OTLP bytes; an invalid ID is refused per span, not per request (CONTRACTS §2).

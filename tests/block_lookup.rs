@@ -108,7 +108,7 @@ async fn rows_are_sorted_by_trace_id_then_start_time() {
     }
     assert_eq!(rows as u64, fixture.meta.span_count);
     assert_eq!(
-        fixture.meta.min_trace_id,
+        fixture.meta.min_trace_id.to_hex(),
         hex::encode(batches[0].column(0).as_any().downcast_ref::<FixedSizeBinaryArray>().unwrap().value(0))
     );
 }

@@ -70,7 +70,7 @@ async fn pyarrow_and_duckdb_read_a_block_unchanged() {
             assert!(columns.contains(&column), "{reader} lacks column {column}: {columns:?}");
         }
         assert_eq!(seen["server_spans"], expected_server_spans, "{reader}");
-        assert_eq!(seen["first_trace_id"], meta.min_trace_id, "{reader}: rows are sorted by trace ID");
+        assert_eq!(seen["first_trace_id"], meta.min_trace_id.to_hex(), "{reader}: rows are sorted by trace ID");
     }
     assert_eq!(report["pyarrow"]["types"]["start_time"], "timestamp[ns, tz=UTC]");
     let attributes_type = report["pyarrow"]["types"]["attributes"].as_str().unwrap();

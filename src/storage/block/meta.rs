@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{BlockId, TenantId};
+use crate::ids::{BlockId, TenantId, TraceId};
 use crate::storage::StorageError;
 
 /// The block format this spanlake writes and the only one it reads.
@@ -24,9 +24,9 @@ pub struct BlockMeta {
     pub max_start_unix_nano: u64,
     /// Latest span end: a span that started before a query window may still overlap it.
     pub max_end_unix_nano: u64,
-    /// Lowest and highest trace ID (lowercase hex): a cheap first filter before the bloom.
-    pub min_trace_id: String,
-    pub max_trace_id: String,
+    /// Lowest and highest trace ID (lowercase hex in JSON): a cheap first filter before the bloom.
+    pub min_trace_id: TraceId,
+    pub max_trace_id: TraceId,
     pub span_count: u64,
     pub trace_count: u64,
     /// Size of `data.parquet`, so readers skip a HEAD request before reading the footer.
@@ -67,9 +67,8 @@ impl BlockMeta {
     }
 
     /// Whether a trace ID could be in this block by its ID range alone.
-    pub fn may_contain_trace_id(&self, trace_id: &crate::ids::TraceId) -> bool {
-        let hex = trace_id.to_hex();
-        self.min_trace_id <= hex && hex <= self.max_trace_id
+    pub fn may_contain_trace_id(&self, trace_id: &TraceId) -> bool {
+        (self.min_trace_id..=self.max_trace_id).contains(trace_id)
     }
 
     /// Whether any span of the block may overlap `[start, end]` (unix ns, inclusive).
@@ -82,7 +81,6 @@ impl BlockMeta {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::TraceId;
 
     fn meta() -> BlockMeta {
         BlockMeta {
@@ -93,8 +91,8 @@ mod tests {
             min_start_unix_nano: 100,
             max_start_unix_nano: 200,
             max_end_unix_nano: 300,
-            min_trace_id: "10".repeat(16),
-            max_trace_id: "20".repeat(16),
+            min_trace_id: TraceId::from_hex(&"10".repeat(16)).unwrap(),
+            max_trace_id: TraceId::from_hex(&"20".repeat(16)).unwrap(),
             span_count: 1,
             trace_count: 1,
             data_bytes: 1,
@@ -127,6 +125,7 @@ mod tests {
     fn metadata_round_trips_and_refuses_unknown_fields_of_its_own_version() {
         let meta = meta();
         assert_eq!(BlockMeta::from_json(&meta.to_json(), "m").unwrap(), meta);
+        assert_eq!(serde_json::to_value(&meta).unwrap()["min_trace_id"], "10".repeat(16), "IDs are hex in JSON");
         let mut extra = serde_json::to_value(&meta).unwrap();
         extra["surprise"] = 1.into();
         let error = BlockMeta::from_json(&serde_json::to_vec(&extra).unwrap(), "m").unwrap_err();
