@@ -1,10 +1,9 @@
 //! A real S3-compatible server for the tests: moto's server, started once per test binary on a free
-//! loopback port and stopped when the test process exits, plus one fresh bucket per test.
+//! loopback port and stopped when the test process exits, plus one fresh bucket per test. Bucket creation and readiness use unsigned requests, which moto accepts.
 //!
 //! The server is never skipped: if it cannot start, the tests that need it fail with the reason.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -12,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use spanlake::storage::Storage;
 
+use super::http::request;
 use super::tools::tool;
 
 /// The running server. Its child is a shell that kills moto when our end of its stdin closes, which
@@ -55,7 +55,7 @@ impl S3Server {
         let server = S3Server { addr: SocketAddr::from(([127, 0, 0, 1], port)), _guard: Mutex::new(child) };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if http(server.addr, "GET", "/").is_ok_and(|status| status < 500) {
+            if request(server.addr, "GET", "/").is_ok_and(|(status, _)| status < 500) {
                 return Ok(server);
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -71,7 +71,7 @@ impl S3Server {
     /// Creates a new, empty bucket and returns its name.
     pub fn new_bucket(&self) -> String {
         let bucket = format!("spanlake-test-{}-{}", std::process::id(), BUCKETS.fetch_add(1, Ordering::Relaxed));
-        let status = http(self.addr, "PUT", &format!("/{bucket}")).expect("create bucket request");
+        let (status, _) = request(self.addr, "PUT", &format!("/{bucket}")).expect("create bucket request");
         assert_eq!(status, 200, "creating bucket {bucket}");
         bucket
     }
@@ -99,19 +99,4 @@ impl S3Server {
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
-/// A bare HTTP/1.1 request without a body; returns the status code. Enough for readiness and bucket
-/// creation, which moto accepts unsigned.
-fn http(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<u16> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {response:.80}")))
 }
