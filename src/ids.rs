@@ -221,6 +221,11 @@ impl BlockId {
     pub fn from_u128(value: u128) -> Self {
         Self(uuid::Uuid::from_u128(value))
     }
+
+    /// The 128 bits of the ID, for compact binary records such as the WAL's cut records.
+    pub fn as_u128(&self) -> u128 {
+        self.0.as_u128()
+    }
 }
 
 impl FromStr for BlockId {

@@ -6,12 +6,18 @@
 //! - [`spans`]: the span row model and the lossless OTLP ⇄ Arrow conversion.
 //! - [`storage`]: object stores, the block format (Parquet + bloom + metadata) and per-tenant block listing.
 //! - [`synth`]: a seeded generator of realistic traces, for tests, benchmarks and load generation.
+//! - [`wal`]: the write-ahead log that makes an acknowledgement durable.
+//! - [`ingest`]: per-tenant buffers, cutting blocks and flushing them to storage.
+//! - [`telemetry`]: metric names and the Prometheus rendering.
 //! - [`config`]: settings of the server, declared once with their defaults.
 //! - [`api`]: the HTTP faces of the server.
 
 pub mod api;
 pub mod config;
 pub mod ids;
+pub mod ingest;
 pub mod spans;
 pub mod storage;
 pub mod synth;
+pub mod telemetry;
+pub mod wal;

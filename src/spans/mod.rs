@@ -8,12 +8,14 @@ pub mod attributes;
 pub mod decode;
 pub mod encode;
 pub mod schema;
+mod select;
 
 use std::borrow::Cow;
 
 pub use decode::decode_resource_spans;
 pub use encode::{SpanBatchBuilder, encode_resource_spans, validate_span};
 pub use schema::span_schema;
+pub use select::rows_of_trace;
 
 use crate::ids::IdError;
 

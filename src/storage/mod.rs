@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use object_store::ObjectStore;
 
-pub use block::{BlockMeta, BlockWriteOptions, FORMAT_VERSION, TraceBloom};
+pub use block::{
+    BlockMeta, BlockWriteOptions, EncodedBlock, FORMAT_VERSION, TraceBloom, encode_block, read_encoded, upload_block,
+};
 pub use blocks::{BlockListing, delete_block, list_blocks, list_tenants, read_block_meta};
 pub use instrumented::{InstrumentedStore, RangeReads, RequestCounts};
 pub use location::StorageLocation;
@@ -46,6 +48,8 @@ pub enum StorageError {
     BlockNotFound(String),
     #[error("local storage folder {path}: {source}")]
     LocalFolder { path: String, source: std::io::Error },
+    #[error("object store did not answer within {0:?}")]
+    Timeout(std::time::Duration),
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }

@@ -206,3 +206,10 @@ pub async fn read_all(
     }
     Ok(builder.build()?.try_collect().await?)
 }
+
+/// Every row of a block that is still in memory (encoded but not yet uploaded), so spans waiting for
+/// their upload stay visible to queries.
+pub fn read_encoded(data: bytes::Bytes) -> Result<Vec<RecordBatch>, StorageError> {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(data)?.build()?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}

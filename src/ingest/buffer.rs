@@ -1,0 +1,158 @@
+//! The ingester's in-memory state: per tenant, the open buffer of acknowledged spans and the blocks cut
+//! from it that are not committed yet. Also the two numbers everything else is decided from: the bytes
+//! held (the memory limit) and the oldest WAL segment still needed (WAL truncation).
+//!
+//! Plain data behind one mutex held for short, non-blocking sections; no I/O happens here.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+
+use crate::ids::{BlockId, TenantId};
+use crate::storage::EncodedBlock;
+use crate::wal::{SequenceRanges, WalPosition};
+
+/// Acknowledged spans of one request, with where they sit in the WAL.
+pub struct BufferedBatch {
+    pub batch: RecordBatch,
+    pub position: WalPosition,
+}
+
+/// A block cut from a tenant's buffer, on its way to the object store.
+pub struct PendingBlock {
+    pub block: BlockId,
+    /// The WAL records it holds; written to the WAL in a cut record before the upload.
+    pub sequences: SequenceRanges,
+    /// Lowest WAL segment holding one of its records: the WAL keeps that segment until the block commits.
+    pub min_segment: u64,
+    pub stage: PendingStage,
+    pub bytes: usize,
+}
+
+/// How far a pending block has come; each stage holds its spans in the form the next step needs, and
+/// queries read every stage.
+pub enum PendingStage {
+    /// Cut from the buffer; the cut record is not yet durable in the WAL.
+    Cut(Vec<RecordBatch>),
+    /// The cut record is in the WAL; the rows are waiting to be encoded.
+    Recorded(Vec<RecordBatch>),
+    /// Encoded as Parquet (about a tenth of the Arrow size) and waiting for, or retrying, its upload.
+    Encoded(EncodedBlock),
+}
+
+/// One tenant's open buffer and pending blocks.
+#[derive(Default)]
+pub struct TenantBuffer {
+    pub open: Vec<BufferedBatch>,
+    pub open_bytes: usize,
+    pub open_since: Option<Instant>,
+    pub pending: Vec<PendingBlock>,
+}
+
+impl TenantBuffer {
+    fn min_segment(&self) -> Option<u64> {
+        let open = self.open.iter().map(|b| b.position.segment);
+        let pending = self.pending.iter().map(|p| p.min_segment);
+        open.chain(pending).min()
+    }
+
+    /// True when nothing is buffered or pending: the tenant's entry can go.
+    pub fn is_idle(&self) -> bool {
+        self.open.is_empty() && self.pending.is_empty()
+    }
+}
+
+/// Every tenant's buffer and the total bytes held.
+#[derive(Default)]
+pub struct Buffers {
+    pub tenants: HashMap<TenantId, TenantBuffer>,
+    /// Bytes held in memory: open Arrow batches plus pending blocks in whatever stage they are.
+    pub bytes: usize,
+}
+
+impl Buffers {
+    /// Adds an acknowledged batch to its tenant's open buffer.
+    pub fn add(&mut self, tenant: &TenantId, batch: RecordBatch, position: WalPosition) {
+        let bytes = batch.get_array_memory_size();
+        let buffer = self.tenants.entry(tenant.clone()).or_default();
+        buffer.open_since.get_or_insert_with(Instant::now);
+        buffer.open_bytes += bytes;
+        buffer.open.push(BufferedBatch { batch, position });
+        self.bytes += bytes;
+    }
+
+    /// Moves a tenant's open buffer into a new pending block; `None` when the buffer is empty.
+    pub fn cut(&mut self, tenant: &TenantId) -> Option<(BlockId, SequenceRanges)> {
+        let buffer = self.tenants.get_mut(tenant)?;
+        if buffer.open.is_empty() {
+            return None;
+        }
+        let open = std::mem::take(&mut buffer.open);
+        let bytes = std::mem::take(&mut buffer.open_bytes);
+        buffer.open_since = None;
+        let min_segment = open.iter().map(|b| b.position.segment).min().unwrap_or(0);
+        let sequences = SequenceRanges::from_sequences(open.iter().map(|b| b.position.seq).collect());
+        let block = BlockId::new_random();
+        let batches = open.into_iter().map(|b| b.batch).collect();
+        buffer.pending.push(PendingBlock {
+            block,
+            sequences: sequences.clone(),
+            min_segment,
+            stage: PendingStage::Cut(batches),
+            bytes,
+        });
+        Some((block, sequences))
+    }
+
+    /// Adds a pending block found during WAL replay (its cut record is already durable).
+    pub fn add_replayed_pending(&mut self, tenant: &TenantId, block: PendingBlock) {
+        self.bytes += block.bytes;
+        self.tenants.entry(tenant.clone()).or_default().pending.push(block);
+    }
+
+    /// The pending block, if it is still pending.
+    pub fn pending_mut(&mut self, tenant: &TenantId, block: BlockId) -> Option<&mut PendingBlock> {
+        self.tenants.get_mut(tenant)?.pending.iter_mut().find(|p| p.block == block)
+    }
+
+    /// Replaces a pending block's stage, keeping the byte count right.
+    pub fn advance(&mut self, tenant: &TenantId, block: BlockId, stage: PendingStage, bytes: usize) {
+        let Some(pending) = self.pending_mut(tenant, block) else { return };
+        let previous = std::mem::replace(&mut pending.bytes, bytes);
+        pending.stage = stage;
+        self.bytes = self.bytes + bytes - previous;
+    }
+
+    /// Forgets a committed block.
+    pub fn remove_committed(&mut self, tenant: &TenantId, block: BlockId) {
+        let Some(buffer) = self.tenants.get_mut(tenant) else { return };
+        if let Some(index) = buffer.pending.iter().position(|p| p.block == block) {
+            let removed = buffer.pending.remove(index);
+            self.bytes -= removed.bytes;
+        }
+        if buffer.is_idle() {
+            self.tenants.remove(tenant);
+        }
+    }
+
+    /// The oldest WAL segment still holding spans not committed in a block (`None`: none is needed).
+    pub fn min_needed_segment(&self) -> Option<u64> {
+        self.tenants.values().filter_map(TenantBuffer::min_segment).min()
+    }
+
+    /// Tenants whose open buffer should be cut now: big enough, old enough, or (with `force`) not empty.
+    pub fn due_for_cut(&self, max_bytes: usize, max_age: std::time::Duration, force: bool) -> Vec<TenantId> {
+        self.tenants
+            .iter()
+            .filter(|(_, b)| !b.open.is_empty())
+            .filter(|(_, b)| force || b.open_bytes >= max_bytes || b.open_since.is_some_and(|t| t.elapsed() >= max_age))
+            .map(|(tenant, _)| tenant.clone())
+            .collect()
+    }
+
+    /// Every pending block of every tenant, as (tenant, block) pairs.
+    pub fn pending_blocks(&self) -> Vec<(TenantId, BlockId)> {
+        self.tenants.iter().flat_map(|(tenant, b)| b.pending.iter().map(|p| (tenant.clone(), p.block))).collect()
+    }
+}

@@ -1,0 +1,180 @@
+//! Cutting buffers into blocks and getting them committed: the flusher task cuts and encodes, the
+//! uploader task uploads with retries and exponential backoff, and a commit releases WAL segments.
+//!
+//! Cutting keeps going while uploads fail: encoded blocks are about a tenth of their buffered size,
+//! so a failing object store fills the WAL (and then answers 429) long before it fills memory.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use object_store::ObjectStoreExt;
+use tokio::sync::mpsc;
+
+use super::Inner;
+use super::buffer::PendingStage;
+use crate::ids::{BlockId, TenantId};
+use crate::storage::{EncodedBlock, StorageError, encode_block, layout, upload_block};
+use crate::telemetry;
+use crate::wal::Record;
+
+/// First wait after a failed step; doubled after each further failure.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often buffers are checked for their age limit.
+const AGE_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Cuts buffers that reached their size or age limit, until the ingester stops.
+pub(super) async fn run_flusher(inner: Arc<Inner>) {
+    let mut stop = inner.stop.subscribe();
+    let mut ticks = tokio::time::interval(AGE_CHECK_INTERVAL.min(inner.options.max_block_age));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = inner.wake_flusher.notified() => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        cut_and_prepare(&inner, false).await;
+    }
+}
+
+/// Cuts the buffers that are due (all non-empty ones with `force`), records each cut in the WAL,
+/// encodes it and queues it for upload.
+pub(super) async fn cut_and_prepare(inner: &Arc<Inner>, force: bool) {
+    let cuts: Vec<(TenantId, BlockId)> = {
+        let mut buffers = inner.lock();
+        let due = buffers.due_for_cut(inner.options.max_block_bytes, inner.options.max_block_age, force);
+        due.into_iter().filter_map(|tenant| buffers.cut(&tenant).map(|(block, _)| (tenant, block))).collect()
+    };
+    for (tenant, block) in cuts {
+        if prepare(inner, &tenant, block).await.is_some() {
+            let _ = inner.uploads.send((tenant, block));
+        }
+    }
+}
+
+/// Takes a cut block through its cut record and its encoding; `None` if the ingester stopped first
+/// (the WAL still holds its spans).
+async fn prepare(inner: &Arc<Inner>, tenant: &TenantId, block: BlockId) -> Option<()> {
+    let (sequences, rows) = {
+        let mut buffers = inner.lock();
+        let pending = buffers.pending_mut(tenant, block)?;
+        match &pending.stage {
+            PendingStage::Cut(rows) => (pending.sequences.clone(), rows.clone()),
+            _ => return Some(()),
+        }
+    };
+    let cut = Record::Cut { tenant: tenant.clone(), block, sequences };
+    retry(inner, "record the cut in the WAL", || inner.wal.append(cut.clone())).await?;
+    let bytes = inner.lock().pending_mut(tenant, block).map_or(0, |p| p.bytes);
+    inner.lock().advance(tenant, block, PendingStage::Recorded(rows.clone()), bytes);
+    let encoded = retry(inner, "encode the block", || {
+        let (tenant, rows, options) = (tenant.clone(), rows.clone(), inner.options.block.clone());
+        async move {
+            tokio::task::spawn_blocking(move || encode_block(&tenant, block, &rows, &options))
+                .await
+                .map_err(StorageError::from)?
+        }
+    })
+    .await?;
+    let encoded_bytes = encoded.data.len() + encoded.bloom.len();
+    inner.lock().advance(tenant, block, PendingStage::Encoded(encoded), encoded_bytes);
+    Some(())
+}
+
+/// Uploads queued blocks one at a time, each retried until it commits or the ingester stops.
+pub(super) async fn run_uploader(inner: Arc<Inner>, mut queue: mpsc::UnboundedReceiver<(TenantId, BlockId)>) {
+    let mut stop = inner.stop.subscribe();
+    loop {
+        let next = tokio::select! {
+            next = queue.recv() => next,
+            _ = stop.wait_for(|stopped| *stopped) => None,
+        };
+        let Some((tenant, block)) = next else { return };
+        let encoded = {
+            let mut buffers = inner.lock();
+            match buffers.pending_mut(&tenant, block).map(|p| &p.stage) {
+                Some(PendingStage::Encoded(encoded)) => encoded.clone(),
+                _ => continue,
+            }
+        };
+        let started = Instant::now();
+        let uploaded = retry(&inner, "upload the block", || async {
+            let attempt = upload_unless_committed(&inner, &encoded);
+            match tokio::time::timeout(inner.options.upload_timeout, attempt).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(StorageError::Timeout(inner.options.upload_timeout)),
+            }
+        })
+        .await;
+        if uploaded.is_none() {
+            return;
+        }
+        commit(&inner, &tenant, &encoded);
+        metrics::histogram!(telemetry::FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
+    }
+}
+
+/// Uploads a block unless its metadata object already exists: a block re-encoded after a crash may
+/// differ byte for byte from the committed one, which must not be overwritten under its metadata.
+async fn upload_unless_committed(inner: &Inner, block: &EncodedBlock) -> Result<(), StorageError> {
+    let meta_path = layout::meta_path(&block.meta.tenant, block.meta.block_id);
+    match inner.storage.object_store().head(&meta_path).await {
+        Ok(_) => return Ok(()),
+        Err(object_store::Error::NotFound { .. }) => {}
+        Err(error) => return Err(error.into()),
+    }
+    upload_block(&inner.storage, block).await
+}
+
+/// Forgets a committed block, releases the WAL segments nobody needs any more and tells listeners.
+fn commit(inner: &Inner, tenant: &TenantId, block: &EncodedBlock) {
+    inner.lock().remove_committed(tenant, block.meta.block_id);
+    inner.release_wal_segments();
+    metrics::counter!(telemetry::BLOCKS_WRITTEN).increment(1);
+    metrics::counter!(telemetry::BLOCK_SPANS_WRITTEN).increment(block.meta.span_count);
+    metrics::counter!(telemetry::BLOCK_BYTES_WRITTEN).increment(block.meta.data_bytes + block.meta.bloom_bytes);
+    tracing::info!(
+        tenant = %tenant,
+        block = %block.meta.block_id,
+        spans = block.meta.span_count,
+        bytes = block.meta.data_bytes + block.meta.bloom_bytes,
+        "block committed"
+    );
+    if let Ok(listeners) = inner.listeners.lock() {
+        for listener in listeners.iter() {
+            listener(&block.meta);
+        }
+    }
+    inner.commits.send_modify(|count| *count += 1);
+}
+
+/// Runs `step` until it succeeds, backing off exponentially between failures; `None` if the ingester
+/// stops first.
+async fn retry<T, E, F, Fut>(inner: &Inner, what: &str, mut step: F) -> Option<T>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut stop = inner.stop.subscribe();
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        if *stop.borrow() {
+            return None;
+        }
+        match step().await {
+            Ok(value) => return Some(value),
+            Err(error) => {
+                metrics::counter!(telemetry::FLUSH_FAILURES).increment(1);
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "cannot {what}; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.wait_for(|stopped| *stopped) => return None,
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! The ingester: takes decoded OTLP requests, makes their spans durable in the WAL, buffers them per
+//! tenant, cuts blocks by size or age and uploads them in the background; answers queries about the
+//! spans it still holds.
+//!
+//! Owns the buffers, the WAL handle and the flush tasks. Calls `wal`, `spans` and `storage`; the
+//! receivers (`api`) and the query side call it, never the other way round.
+
+mod buffer;
+mod flush;
+mod replay;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::ids::{TenantId, TraceId};
+use crate::spans::{SpanBatchBuilder, SpanFormatError, SpanRejection, rows_of_trace, validate_span};
+use crate::storage::{BlockMeta, BlockWriteOptions, Storage, StorageError, read_encoded};
+use crate::telemetry;
+use crate::wal::{Record, Wal, WalError, WalOptions};
+use buffer::{Buffers, PendingStage};
+
+/// Why a push or a flush did not happen.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IngestError {
+    #[error("the ingester holds {used} bytes, at its limit of {limit} bytes; retry later")]
+    MemoryFull { used: usize, limit: usize },
+    #[error(
+        "the WAL holds {used} bytes, at its limit of {limit} bytes (blocks are not reaching the object store); retry later"
+    )]
+    WalFull { used: u64, limit: u64 },
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    #[error(transparent)]
+    SpanFormat(#[from] SpanFormatError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("WAL record {seq} does not hold a valid OTLP request: {reason}")]
+    BadWalRecord { seq: u64, reason: String },
+    #[error("the ingester is shutting down")]
+    ShuttingDown,
+}
+
+impl IngestError {
+    /// True for the limits a client should back off from and retry (HTTP 429, gRPC RESOURCE_EXHAUSTED).
+    pub fn is_backpressure(&self) -> bool {
+        matches!(self, IngestError::MemoryFull { .. } | IngestError::WalFull { .. })
+    }
+}
+
+/// Settings of the ingester; `config` fills them in with their defaults.
+#[derive(Clone, Debug)]
+pub struct IngestOptions {
+    /// Folder of the WAL segments.
+    pub wal_dir: PathBuf,
+    pub wal: WalOptions,
+    /// A tenant's open buffer is cut into a block once it holds this many bytes (Arrow, in memory).
+    pub max_block_bytes: usize,
+    /// ... or once its oldest span has been buffered this long.
+    pub max_block_age: Duration,
+    /// Past this many bytes held (open buffers and blocks not yet uploaded), ingest answers 429.
+    pub max_buffer_bytes: usize,
+    /// Past this many bytes of WAL on disk (blocks not reaching the object store), ingest answers 429.
+    pub max_wal_bytes: u64,
+    /// Longest single upload attempt before it counts as failed and is retried.
+    pub upload_timeout: Duration,
+    /// Cut and upload every buffer on shutdown (bounded by `shutdown_flush_timeout`); the WAL keeps
+    /// the spans either way.
+    pub flush_on_shutdown: bool,
+    pub shutdown_flush_timeout: Duration,
+    pub block: BlockWriteOptions,
+}
+
+impl IngestOptions {
+    /// The defaults, for a WAL in `wal_dir`: sized for a 2-core machine with a few GiB.
+    pub fn new(wal_dir: PathBuf) -> Self {
+        Self {
+            wal_dir,
+            wal: WalOptions::default(),
+            max_block_bytes: 128 * 1024 * 1024,
+            max_block_age: Duration::from_secs(300),
+            max_buffer_bytes: 768 * 1024 * 1024,
+            max_wal_bytes: 4 * 1024 * 1024 * 1024,
+            upload_timeout: Duration::from_secs(120),
+            flush_on_shutdown: true,
+            shutdown_flush_timeout: Duration::from_secs(30),
+            block: BlockWriteOptions::default(),
+        }
+    }
+}
+
+/// What happened to the spans of one request.
+#[derive(Debug, Default, PartialEq)]
+pub struct PushOutcome {
+    /// Spans now durable in the WAL.
+    pub accepted: usize,
+    /// Spans refused for invalid IDs, with their reasons (OTLP partial success).
+    pub rejected: Vec<SpanRejection>,
+}
+
+/// Called with the metadata of every block this ingester commits (the querier's catalogue listens).
+pub type CommitListener = Box<dyn Fn(&BlockMeta) + Send + Sync>;
+
+/// A handle to the running ingester; cheap to clone.
+#[derive(Clone)]
+pub struct Ingester {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: IngestOptions,
+    wal: Wal,
+    storage: Storage,
+    buffers: Mutex<Buffers>,
+    wake_flusher: Notify,
+    /// Bumped on every commit, so `/flush` can wait for its blocks.
+    commits: watch::Sender<u64>,
+    uploads: mpsc::UnboundedSender<(TenantId, crate::ids::BlockId)>,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    listeners: Mutex<Vec<CommitListener>>,
+}
+
+impl Ingester {
+    /// Opens the WAL, replays it (spans of blocks already committed are skipped; cut blocks not yet
+    /// committed are re-encoded under their recorded IDs), and starts the flush tasks.
+    pub async fn start(options: IngestOptions, storage: Storage) -> Result<Self, IngestError> {
+        let wal = Wal::open(&options.wal_dir, options.wal.clone())?;
+        let replayed = replay::replay(&wal, &options.block).await?;
+        let (uploads, upload_queue) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            options,
+            wal,
+            storage,
+            buffers: Mutex::new(replayed),
+            wake_flusher: Notify::new(),
+            commits: watch::channel(0).0,
+            uploads,
+            stop: watch::channel(false).0,
+            tasks: Mutex::new(Vec::new()),
+            listeners: Mutex::new(Vec::new()),
+        });
+        let ingester = Self { inner };
+        ingester.inner.release_wal_segments();
+        for (tenant, block) in ingester.inner.lock().pending_blocks() {
+            let _ = ingester.inner.uploads.send((tenant, block));
+        }
+        let flusher = tokio::spawn(flush::run_flusher(ingester.inner.clone()));
+        let uploader = tokio::spawn(flush::run_uploader(ingester.inner.clone(), upload_queue));
+        ingester.inner.tasks.lock().map_err(|_| IngestError::ShuttingDown)?.extend([flusher, uploader]);
+        Ok(ingester)
+    }
+
+    /// Registers a function called with each block this ingester commits.
+    pub fn on_commit(&self, listener: CommitListener) {
+        if let Ok(mut listeners) = self.inner.listeners.lock() {
+            listeners.push(listener);
+        }
+    }
+
+    /// Makes the valid spans of a request durable and buffers them. `raw_protobuf` is the request as it
+    /// arrived, if it was protobuf: when every span is valid it goes into the WAL as is.
+    pub async fn push(
+        &self,
+        tenant: &TenantId,
+        request: ExportTraceServiceRequest,
+        raw_protobuf: Option<Bytes>,
+    ) -> Result<PushOutcome, IngestError> {
+        self.inner.check_capacity()?;
+        if *self.inner.stop.borrow() {
+            return Err(IngestError::ShuttingDown);
+        }
+        let (batch, rejected, payload) =
+            tokio::task::spawn_blocking(move || to_batch_and_payload(request, raw_protobuf))
+                .await
+                .map_err(StorageError::from)??;
+        let accepted = batch.num_rows();
+        metrics::counter!(telemetry::SPANS_RECEIVED, "tenant" => tenant.to_string())
+            .increment((accepted + rejected.len()) as u64);
+        if !rejected.is_empty() {
+            metrics::counter!(telemetry::SPANS_REJECTED, "tenant" => tenant.to_string())
+                .increment(rejected.len() as u64);
+        }
+        if accepted == 0 {
+            return Ok(PushOutcome { accepted, rejected });
+        }
+        let position = self.inner.wal.append(Record::Spans { tenant: tenant.clone(), payload }).await?;
+        let cut_now = {
+            let mut buffers = self.inner.lock();
+            buffers.add(tenant, batch, position);
+            buffers.tenants.get(tenant).is_some_and(|b| b.open_bytes >= self.inner.options.max_block_bytes)
+        };
+        if cut_now {
+            self.inner.wake_flusher.notify_one();
+        }
+        metrics::counter!(telemetry::SPANS_ACCEPTED, "tenant" => tenant.to_string()).increment(accepted as u64);
+        Ok(PushOutcome { accepted, rejected })
+    }
+
+    /// The spans of one trace that this ingester still holds (not yet committed in a block).
+    pub fn recent_trace(&self, tenant: &TenantId, trace_id: &TraceId) -> Result<Vec<RecordBatch>, IngestError> {
+        let mut found = Vec::new();
+        for batch in self.recent_batches(tenant)? {
+            let rows = rows_of_trace(&batch, trace_id)?;
+            if rows.num_rows() > 0 {
+                found.push(rows);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every span this ingester still holds for a tenant, for SQL over recent data.
+    pub fn recent_batches(&self, tenant: &TenantId) -> Result<Vec<RecordBatch>, IngestError> {
+        let (mut batches, encoded) = {
+            let buffers = self.inner.lock();
+            let Some(buffer) = buffers.tenants.get(tenant) else { return Ok(Vec::new()) };
+            let mut batches: Vec<RecordBatch> = buffer.open.iter().map(|b| b.batch.clone()).collect();
+            let mut encoded = Vec::new();
+            for pending in &buffer.pending {
+                match &pending.stage {
+                    PendingStage::Cut(rows) | PendingStage::Recorded(rows) => batches.extend(rows.iter().cloned()),
+                    PendingStage::Encoded(block) => encoded.push(block.data.clone()),
+                }
+            }
+            (batches, encoded)
+        };
+        for data in encoded {
+            batches.extend(read_encoded(data)?);
+        }
+        Ok(batches)
+    }
+
+    /// Cuts every buffer into blocks and returns once those blocks (and any cut earlier) are committed.
+    pub async fn flush(&self) -> Result<(), IngestError> {
+        let mut commits = self.inner.commits.subscribe();
+        flush::cut_and_prepare(&self.inner, true).await;
+        let waiting = self.inner.lock().pending_blocks();
+        loop {
+            let still_pending = {
+                let buffers = self.inner.lock();
+                waiting.iter().any(|(tenant, block)| {
+                    buffers.tenants.get(tenant).is_some_and(|b| b.pending.iter().any(|p| p.block == *block))
+                })
+            };
+            if !still_pending {
+                return Ok(());
+            }
+            if *self.inner.stop.borrow() {
+                return Err(IngestError::ShuttingDown);
+            }
+            if commits.changed().await.is_err() {
+                return Err(IngestError::ShuttingDown);
+            }
+        }
+    }
+
+    /// Bytes of WAL on disk.
+    pub fn wal_bytes(&self) -> u64 {
+        self.inner.wal.disk_bytes()
+    }
+
+    /// Bytes held in memory by buffers and uncommitted blocks.
+    pub fn buffered_bytes(&self) -> usize {
+        self.inner.lock().bytes
+    }
+
+    /// Stops the ingester: flushes if configured (bounded by the shutdown timeout), stops the flush
+    /// tasks and closes the WAL. Spans not flushed stay in the WAL for the next start.
+    pub async fn shutdown(&self) {
+        if self.inner.options.flush_on_shutdown {
+            match tokio::time::timeout(self.inner.options.shutdown_flush_timeout, self.flush()).await {
+                Ok(Ok(())) => tracing::info!("flushed every buffer before stopping"),
+                Ok(Err(error)) => tracing::warn!(%error, "flush on shutdown failed; the WAL keeps the spans"),
+                Err(_) => tracing::warn!("flush on shutdown timed out; the WAL keeps the spans"),
+            }
+        }
+        self.inner.stop.send_replace(true);
+        let tasks: Vec<JoinHandle<()>> = self.inner.tasks.lock().map(|mut t| t.drain(..).collect()).unwrap_or_default();
+        for task in tasks {
+            let _ = task.await;
+        }
+        self.inner.wal.close();
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Buffers> {
+        // A panic while holding the lock leaves plain data behind; keep serving with it.
+        self.buffers.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn check_capacity(&self) -> Result<(), IngestError> {
+        let used = self.lock().bytes;
+        if used >= self.options.max_buffer_bytes {
+            return Err(IngestError::MemoryFull { used, limit: self.options.max_buffer_bytes });
+        }
+        let wal = self.wal.disk_bytes();
+        if wal >= self.options.max_wal_bytes {
+            return Err(IngestError::WalFull { used: wal, limit: self.options.max_wal_bytes });
+        }
+        Ok(())
+    }
+
+    /// Removes WAL segments whose spans are all committed.
+    fn release_wal_segments(&self) {
+        let needed = self.lock().min_needed_segment().unwrap_or(u64::MAX);
+        match self.wal.remove_segments_before(needed) {
+            Ok(0) => {}
+            Ok(removed) => tracing::debug!(removed, "WAL segments removed"),
+            Err(error) => tracing::warn!(%error, "cannot remove WAL segments; will retry after the next commit"),
+        }
+    }
+}
+
+/// Builds the Arrow batch of the valid spans and the WAL payload holding exactly those spans.
+fn to_batch_and_payload(
+    mut request: ExportTraceServiceRequest,
+    raw_protobuf: Option<Bytes>,
+) -> Result<(RecordBatch, Vec<SpanRejection>, Bytes), SpanFormatError> {
+    let mut builder = SpanBatchBuilder::new();
+    let rejected: Vec<SpanRejection> =
+        request.resource_spans.iter().flat_map(|rs| builder.append_resource_spans(rs)).collect();
+    let batch = builder.finish()?;
+    let payload = match raw_protobuf {
+        Some(raw) if rejected.is_empty() => raw,
+        _ => {
+            if !rejected.is_empty() {
+                for resource_spans in &mut request.resource_spans {
+                    for scope_spans in &mut resource_spans.scope_spans {
+                        scope_spans.spans.retain(|span| validate_span(span).is_ok());
+                    }
+                }
+            }
+            Bytes::from(request.encode_to_vec())
+        }
+    };
+    Ok((batch, rejected, payload))
+}
+
+/// Decodes a WAL payload back into span rows (replay).
+fn payload_to_batch(seq: u64, payload: &Bytes) -> Result<RecordBatch, IngestError> {
+    let request = ExportTraceServiceRequest::decode(payload.as_ref())
+        .map_err(|e| IngestError::BadWalRecord { seq, reason: e.to_string() })?;
+    let mut builder = SpanBatchBuilder::new();
+    for resource_spans in &request.resource_spans {
+        builder.append_resource_spans(resource_spans);
+    }
+    Ok(builder.finish()?)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,231 @@
+//! The WAL's on-disk record format. Every record is framed as
+//! `u32 body length | u32 CRC-32 of the body | body`, and the body is
+//! `u8 kind | u64 sequence number | u8 tenant length | tenant | kind-specific part`, all little-endian.
+//! A segment file starts with [`SEGMENT_MAGIC`], so a file of another format is refused, not misread.
+
+use bytes::{Buf, BufMut, Bytes};
+
+use super::WalError;
+use crate::ids::{BlockId, TenantId};
+
+/// First bytes of every segment file: the format name and its version.
+pub const SEGMENT_MAGIC: &[u8; 8] = b"SPLWAL01";
+
+const FRAME_HEADER_BYTES: usize = 8;
+/// Larger bodies are corruption, not data: the receivers refuse requests over 64 MiB decompressed.
+const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+const KIND_SPANS: u8 = 1;
+const KIND_CUT: u8 = 2;
+
+/// One durable fact in the WAL.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Record {
+    /// Accepted spans of one request, as an OTLP `ExportTraceServiceRequest` in protobuf.
+    Spans { tenant: TenantId, payload: Bytes },
+    /// The tenant's records with these sequence numbers were cut into this block. Written before the
+    /// block is uploaded, so a replay re-flushes exactly the same spans under exactly the same ID and a
+    /// block that was already committed is recognised instead of duplicated.
+    Cut { tenant: TenantId, block: BlockId, sequences: SequenceRanges },
+}
+
+impl Record {
+    /// The tenant the record belongs to.
+    pub fn tenant(&self) -> &TenantId {
+        match self {
+            Record::Spans { tenant, .. } | Record::Cut { tenant, .. } => tenant,
+        }
+    }
+}
+
+/// A set of record sequence numbers stored as sorted, disjoint, inclusive ranges: a block's records are
+/// nearly contiguous, so a cut record stays a few bytes however many requests the block holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SequenceRanges(Vec<(u64, u64)>);
+
+impl SequenceRanges {
+    /// The ranges covering these sequence numbers (in any order, duplicates allowed).
+    pub fn from_sequences(mut sequences: Vec<u64>) -> Self {
+        sequences.sort_unstable();
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for seq in sequences {
+            match ranges.last_mut() {
+                Some((_, end)) if seq <= *end + 1 => *end = (*end).max(seq),
+                _ => ranges.push((seq, seq)),
+            }
+        }
+        Self(ranges)
+    }
+
+    /// True when `seq` is one of the set.
+    pub fn contains(&self, seq: u64) -> bool {
+        let index = self.0.partition_point(|(_, end)| *end < seq);
+        self.0.get(index).is_some_and(|(start, _)| *start <= seq)
+    }
+
+    /// Every sequence number, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0.iter().flat_map(|(start, end)| *start..=*end)
+    }
+}
+
+/// Appends one framed record to `out`.
+pub fn encode(seq: u64, record: &Record, out: &mut Vec<u8>) {
+    let frame_start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER_BYTES]);
+    let body_start = out.len();
+    let tenant = record.tenant().as_str().as_bytes();
+    out.put_u8(match record {
+        Record::Spans { .. } => KIND_SPANS,
+        Record::Cut { .. } => KIND_CUT,
+    });
+    out.put_u64_le(seq);
+    // Tenant IDs are at most 150 bytes (validated by TenantId).
+    out.put_u8(tenant.len() as u8);
+    out.extend_from_slice(tenant);
+    match record {
+        Record::Spans { payload, .. } => out.extend_from_slice(payload),
+        Record::Cut { block, sequences, .. } => {
+            out.put_u128_le(block.as_u128());
+            out.put_u32_le(sequences.0.len() as u32);
+            for (start, end) in &sequences.0 {
+                out.put_u64_le(*start);
+                out.put_u64_le(*end);
+            }
+        }
+    }
+    let body_len = (out.len() - body_start) as u32;
+    let checksum = crc32fast::hash(&out[body_start..]);
+    out[frame_start..frame_start + 4].copy_from_slice(&body_len.to_le_bytes());
+    out[frame_start + 4..frame_start + 8].copy_from_slice(&checksum.to_le_bytes());
+}
+
+/// Why the bytes at some offset are not a whole, intact record.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameProblem {
+    /// The file ends inside the record: a write that never completed (a torn tail).
+    Truncated,
+    /// The record is all there but its checksum or contents are wrong.
+    Corrupt(String),
+}
+
+/// Decodes the record at the start of `bytes`; returns it with its sequence number and framed length.
+pub fn decode(bytes: &[u8]) -> Result<(u64, Record, usize), FrameProblem> {
+    if bytes.len() < FRAME_HEADER_BYTES {
+        return Err(FrameProblem::Truncated);
+    }
+    let body_len = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes")) as usize;
+    let checksum = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+    if body_len > MAX_BODY_BYTES {
+        return Err(FrameProblem::Corrupt(format!("record length {body_len} is implausible")));
+    }
+    let Some(body) = bytes.get(FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + body_len) else {
+        return Err(FrameProblem::Truncated);
+    };
+    if crc32fast::hash(body) != checksum {
+        return Err(FrameProblem::Corrupt("checksum mismatch".into()));
+    }
+    let (seq, record) = decode_body(body).map_err(FrameProblem::Corrupt)?;
+    Ok((seq, record, FRAME_HEADER_BYTES + body_len))
+}
+
+fn decode_body(mut body: &[u8]) -> Result<(u64, Record), String> {
+    let short = || "record body is too short".to_string();
+    if body.remaining() < 10 {
+        return Err(short());
+    }
+    let kind = body.get_u8();
+    let seq = body.get_u64_le();
+    let tenant_len = body.get_u8() as usize;
+    if body.remaining() < tenant_len {
+        return Err(short());
+    }
+    let tenant_text = std::str::from_utf8(&body[..tenant_len]).map_err(|e| format!("tenant is not UTF-8: {e}"))?;
+    let tenant = TenantId::new(tenant_text).map_err(|e| e.to_string())?;
+    body.advance(tenant_len);
+    let record = match kind {
+        KIND_SPANS => Record::Spans { tenant, payload: Bytes::copy_from_slice(body) },
+        KIND_CUT => {
+            if body.remaining() < 20 {
+                return Err(short());
+            }
+            let block = BlockId::from_u128(body.get_u128_le());
+            let count = body.get_u32_le() as usize;
+            if body.remaining() != count * 16 {
+                return Err(format!("cut record announces {count} ranges but holds {} bytes", body.remaining()));
+            }
+            let ranges = (0..count).map(|_| (body.get_u64_le(), body.get_u64_le())).collect();
+            Record::Cut { tenant, block, sequences: SequenceRanges(ranges) }
+        }
+        other => return Err(format!("unknown record kind {other}")),
+    };
+    Ok((seq, record))
+}
+
+/// Checks that a segment starts with the magic bytes of this format.
+pub fn check_magic(bytes: &[u8], path: &std::path::Path) -> Result<(), WalError> {
+    if bytes.len() >= SEGMENT_MAGIC.len() && &bytes[..SEGMENT_MAGIC.len()] == SEGMENT_MAGIC {
+        return Ok(());
+    }
+    if bytes.len() < SEGMENT_MAGIC.len() && SEGMENT_MAGIC.starts_with(bytes) {
+        // Created but the header never reached the disk: an empty segment.
+        return Ok(());
+    }
+    Err(WalError::Corrupt {
+        path: path.to_owned(),
+        offset: 0,
+        reason: format!("not a spanlake WAL segment of format {:?}", String::from_utf8_lossy(SEGMENT_MAGIC)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn tenant() -> TenantId {
+        TenantId::new("team-a").unwrap()
+    }
+
+    #[test]
+    fn records_round_trip_through_their_frames() {
+        let spans = Record::Spans { tenant: tenant(), payload: Bytes::from_static(b"\x0a\x03abc") };
+        let cut = Record::Cut {
+            tenant: tenant(),
+            block: BlockId::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef),
+            sequences: SequenceRanges::from_sequences(vec![7, 3, 4, 5, 9]),
+        };
+        let mut out = Vec::new();
+        encode(41, &spans, &mut out);
+        encode(42, &cut, &mut out);
+        let (seq, decoded, used) = decode(&out).unwrap();
+        assert_eq!((seq, &decoded), (41, &spans));
+        let (seq, decoded, rest) = decode(&out[used..]).unwrap();
+        assert_eq!((seq, &decoded), (42, &cut));
+        assert_eq!(used + rest, out.len());
+    }
+
+    #[test]
+    fn a_cut_short_record_is_a_torn_tail_and_a_flipped_bit_is_corruption() {
+        let mut out = Vec::new();
+        encode(1, &Record::Spans { tenant: tenant(), payload: Bytes::from_static(b"payload") }, &mut out);
+        for cut_at in 0..out.len() {
+            assert_eq!(decode(&out[..cut_at]).unwrap_err(), FrameProblem::Truncated, "cut at {cut_at}");
+        }
+        let last = out.len() - 1;
+        out[last] ^= 1;
+        assert!(matches!(decode(&out), Err(FrameProblem::Corrupt(_))));
+    }
+
+    proptest! {
+        #[test]
+        fn sequence_ranges_hold_exactly_their_members(mut members in proptest::collection::vec(0u64..200, 0..60)) {
+            let ranges = SequenceRanges::from_sequences(members.clone());
+            members.sort_unstable();
+            members.dedup();
+            prop_assert_eq!(ranges.iter().collect::<Vec<_>>(), members.clone());
+            for probe in 0..210 {
+                prop_assert_eq!(ranges.contains(probe), members.binary_search(&probe).is_ok());
+            }
+        }
+    }
+}
