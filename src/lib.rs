@@ -7,6 +7,7 @@
 //! - [`storage`]: object stores, the block format (Parquet + bloom + metadata) and per-tenant block listing.
 //! - [`synth`]: a seeded generator of realistic traces, for tests, benchmarks and load generation.
 //! - [`wal`]: the write-ahead log that makes an acknowledgement durable.
+//! - [`receive`]: OTLP request bodies to decoded requests: content types, gzip, limits, tenants.
 //! - [`ingest`]: per-tenant buffers, cutting blocks and flushing them to storage.
 //! - [`telemetry`]: metric names and the Prometheus rendering.
 //! - [`config`]: settings of the server, declared once with their defaults.
@@ -16,6 +17,7 @@ pub mod api;
 pub mod config;
 pub mod ids;
 pub mod ingest;
+pub mod receive;
 pub mod spans;
 pub mod storage;
 pub mod synth;

@@ -3,9 +3,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use spanlake::config::{ServeConfig, default_data_dir, default_http_addr};
+use spanlake::config::{
+    ServeConfig, default_data_dir, default_http_addr, default_otlp_grpc_addr, default_otlp_http_addr, parse_byte_size,
+    parse_duration,
+};
 use spanlake::ids::TenantId;
 use spanlake::storage::{Storage, list_blocks, list_tenants, read_block_meta};
 
@@ -20,7 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (query HTTP API on 3200). With no flags, blocks go to ./spanlake-data/blocks.
+    /// Run the server: OTLP in on 4317 (gRPC) and 4318 (HTTP), query HTTP API on 3200. With no flags,
+    /// the WAL goes to ./spanlake-data/wal and blocks to ./spanlake-data/blocks.
     Serve(ServeArgs),
     /// List the committed blocks in a storage, per tenant, with their span counts and time ranges.
     Blocks(BlocksArgs),
@@ -37,6 +42,31 @@ struct ServeArgs {
     /// HOST:PORT of the query HTTP API; port 0 picks a free port (the chosen address is logged).
     #[arg(long, env = "SPANLAKE_HTTP_ADDR", default_value_t = default_http_addr())]
     http_addr: SocketAddr,
+    /// HOST:PORT of the OTLP/gRPC receiver; port 0 picks a free port (logged).
+    #[arg(long, env = "SPANLAKE_OTLP_GRPC_ADDR", default_value_t = default_otlp_grpc_addr())]
+    otlp_grpc_addr: SocketAddr,
+    /// HOST:PORT of the OTLP/HTTP receiver; port 0 picks a free port (logged).
+    #[arg(long, env = "SPANLAKE_OTLP_HTTP_ADDR", default_value_t = default_otlp_http_addr())]
+    otlp_http_addr: SocketAddr,
+    /// Take each request's tenant from the X-Scope-OrgID header (required); without it every span goes
+    /// to the tenant "single-tenant".
+    #[arg(long, env = "SPANLAKE_MULTITENANCY")]
+    multitenancy: bool,
+    /// Cut a tenant's buffer into a block once it holds this much (e.g. 128MiB).
+    #[arg(long, env = "SPANLAKE_MAX_BLOCK_BYTES", value_parser = parse_byte_size)]
+    max_block_bytes: Option<u64>,
+    /// Cut a tenant's buffer into a block once its oldest span has waited this long (e.g. 5m).
+    #[arg(long, env = "SPANLAKE_MAX_BLOCK_AGE", value_parser = parse_duration)]
+    max_block_age: Option<Duration>,
+    /// Answer 429 once the ingester holds this much in memory (e.g. 768MiB).
+    #[arg(long, env = "SPANLAKE_MAX_BUFFER_BYTES", value_parser = parse_byte_size)]
+    max_buffer_bytes: Option<u64>,
+    /// Answer 429 once the WAL holds this much on disk (e.g. 4GiB).
+    #[arg(long, env = "SPANLAKE_MAX_WAL_BYTES", value_parser = parse_byte_size)]
+    max_wal_bytes: Option<u64>,
+    /// Flush every buffer to the object store on SIGTERM/SIGINT (true or false).
+    #[arg(long, env = "SPANLAKE_FLUSH_ON_SHUTDOWN")]
+    flush_on_shutdown: Option<bool>,
 }
 
 #[derive(Args)]
@@ -82,7 +112,21 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let config = ServeConfig { data_dir: args.data_dir, storage: args.storage, http_addr: args.http_addr };
+    let defaults = ServeConfig::default();
+    let config = ServeConfig {
+        data_dir: args.data_dir,
+        storage: args.storage,
+        http_addr: args.http_addr,
+        otlp_grpc_addr: args.otlp_grpc_addr,
+        otlp_http_addr: args.otlp_http_addr,
+        multitenancy: args.multitenancy,
+        max_block_bytes: args.max_block_bytes.map_or(defaults.max_block_bytes, |b| b as usize),
+        max_block_age: args.max_block_age.unwrap_or(defaults.max_block_age),
+        max_buffer_bytes: args.max_buffer_bytes.map_or(defaults.max_buffer_bytes, |b| b as usize),
+        max_wal_bytes: args.max_wal_bytes.unwrap_or(defaults.max_wal_bytes),
+        flush_on_shutdown: args.flush_on_shutdown.unwrap_or(defaults.flush_on_shutdown),
+        ..defaults
+    };
     spanlake::api::serve(config).await.map_err(|e| e.to_string())
 }
 

@@ -1,18 +1,31 @@
-//! The HTTP faces of the server. So far: readiness, echo and build information on the query port
-//! (CONTRACTS §4); trace lookup, SQL and OTLP receivers join here in later issues.
+//! The network faces of the server: the query HTTP API (3200), OTLP/HTTP (4318) and OTLP/gRPC (4317),
+//! and the order in which they start and stop around the ingester.
 //!
-//! Owns routing and the mapping of errors to status codes. May call every other module; none calls it.
+//! Owns routing, the mapping of errors to status codes (`status`) and the server's lifecycle. May call
+//! every other module; none calls it.
 
+mod otlp_grpc;
+mod otlp_http;
+mod query;
+mod status;
+
+use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::Json;
-use axum::Router;
-use axum::routing::get;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::config::ServeConfig;
+use crate::ingest::{IngestError, Ingester};
+use crate::receive::BodyLimits;
 use crate::storage::{Storage, StorageError};
+use crate::telemetry;
+
+pub use status::{Refusal, RpcStatus};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -20,10 +33,14 @@ use crate::storage::{Storage, StorageError};
 pub enum ServeError {
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
-    #[error("HTTP server: {0}")]
+    #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("OTLP/gRPC server: {0}")]
+    Grpc(#[from] tonic::transport::Error),
 }
 
 /// The version and git revision baked in at build time.
@@ -36,27 +53,149 @@ pub fn build_info() -> serde_json::Value {
     })
 }
 
-/// The query-port router.
-pub fn router() -> Router {
-    Router::new()
-        .route("/ready", get(|| async { "ready" }))
-        .route("/api/echo", get(|| async { "echo" }))
-        .route("/api/status/buildinfo", get(|| async { Json(build_info()) }))
+/// What every handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    ingester: Ingester,
+    storage: Storage,
+    multitenancy: bool,
+    body_limits: BodyLimits,
+    ready: Arc<AtomicBool>,
 }
 
-/// Runs the server until SIGINT or SIGTERM: opens the storage (creating the local folder on the embedded
-/// default), binds the query port and logs the address it got (port 0 picks a free one).
+/// A running server: its bound addresses, its ingester, and the way to stop it.
+pub struct Server {
+    http_addr: SocketAddr,
+    otlp_http_addr: SocketAddr,
+    otlp_grpc_addr: SocketAddr,
+    state: AppState,
+    stop_receivers: watch::Sender<bool>,
+    stop_query: watch::Sender<bool>,
+    receivers: Vec<JoinHandle<Result<(), ServeError>>>,
+    query: JoinHandle<Result<(), ServeError>>,
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })
+}
+
+fn stopped(mut stop: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    }
+}
+
+impl Server {
+    /// Starts a server on the configured storage (the local folder by default).
+    pub async fn start(config: ServeConfig) -> Result<Self, ServeError> {
+        let storage = Storage::open(&config.storage_url()?)?;
+        Self::start_with_storage(config, storage).await
+    }
+
+    /// Starts a server on a storage the caller opened (tests wrap stores in fault injectors). The query
+    /// port answers `/ready` with 503 while the WAL replays; the OTLP ports open once it is done.
+    pub async fn start_with_storage(config: ServeConfig, storage: Storage) -> Result<Self, ServeError> {
+        telemetry::install();
+        tracing::info!(storage = %storage.location(), "storage opened");
+        let query_listener = bind(config.http_addr).await?;
+        let http_addr = query_listener.local_addr()?;
+        let ingester = Ingester::start(config.ingest_options(), storage.clone()).await?;
+        let state = AppState {
+            ingester,
+            storage,
+            multitenancy: config.multitenancy,
+            body_limits: config.body_limits,
+            ready: Arc::new(AtomicBool::new(false)),
+        };
+        let (stop_query, stop_receivers) = (watch::channel(false).0, watch::channel(false).0);
+        let query_app = query::router(state.clone());
+        let query_stop = stopped(stop_query.subscribe());
+        let query = tokio::spawn(async move {
+            axum::serve(query_listener, query_app).with_graceful_shutdown(query_stop).await.map_err(ServeError::from)
+        });
+        tracing::info!(http_addr = %http_addr, "query HTTP API listening");
+
+        let otlp_http_listener = bind(config.otlp_http_addr).await?;
+        let otlp_http_addr = otlp_http_listener.local_addr()?;
+        let otlp_http_app = otlp_http::router(state.clone());
+        let http_stop = stopped(stop_receivers.subscribe());
+        let otlp_http = tokio::spawn(async move {
+            axum::serve(otlp_http_listener, otlp_http_app).with_graceful_shutdown(http_stop).await.map_err(ServeError::from)
+        });
+        tracing::info!(otlp_http_addr = %otlp_http_addr, "OTLP/HTTP receiver listening");
+
+        let grpc_listener = bind(config.otlp_grpc_addr).await?;
+        let otlp_grpc_addr = grpc_listener.local_addr()?;
+        let grpc_service = otlp_grpc::service(state.clone());
+        let grpc_stop = stopped(stop_receivers.subscribe());
+        let otlp_grpc = tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(grpc_service)
+                .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(grpc_listener), grpc_stop)
+                .await
+                .map_err(ServeError::from)
+        });
+        tracing::info!(otlp_grpc_addr = %otlp_grpc_addr, "OTLP/gRPC receiver listening");
+        state.ready.store(true, Ordering::Release);
+        tracing::info!("ready");
+        Ok(Self {
+            http_addr,
+            otlp_http_addr,
+            otlp_grpc_addr,
+            state,
+            stop_receivers,
+            stop_query,
+            receivers: vec![otlp_http, otlp_grpc],
+            query,
+        })
+    }
+
+    /// Address of the query HTTP API.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Address of the OTLP/HTTP receiver.
+    pub fn otlp_http_addr(&self) -> SocketAddr {
+        self.otlp_http_addr
+    }
+
+    /// Address of the OTLP/gRPC receiver.
+    pub fn otlp_grpc_addr(&self) -> SocketAddr {
+        self.otlp_grpc_addr
+    }
+
+    /// The server's ingester, for in-process tests and the query side.
+    pub fn ingester(&self) -> &Ingester {
+        &self.state.ingester
+    }
+
+    /// Graceful stop: `/ready` turns 503, the receivers stop accepting and finish in-flight requests,
+    /// the ingester flushes (if configured) and closes its WAL, then the query port closes.
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        self.state.ready.store(false, Ordering::Release);
+        self.stop_receivers.send_replace(true);
+        let mut outcome = Ok(());
+        for receiver in self.receivers {
+            if let Ok(Err(error)) = receiver.await {
+                outcome = Err(error);
+            }
+        }
+        self.state.ingester.shutdown().await;
+        self.stop_query.send_replace(true);
+        if let Ok(Err(error)) = self.query.await {
+            outcome = Err(error);
+        }
+        tracing::info!("stopped");
+        outcome
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM, then stops it gracefully.
 pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
-    let storage = Storage::open(&config.storage_url()?)?;
-    tracing::info!(storage = %storage.location(), "storage opened");
-    let listener = TcpListener::bind(config.http_addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr: config.http_addr, source })?;
-    let local_addr = listener.local_addr()?;
-    tracing::info!(http_addr = %local_addr, "query HTTP API listening");
-    axum::serve(listener, router()).with_graceful_shutdown(shutdown_signal()).await?;
-    tracing::info!("stopped");
-    Ok(())
+    let server = Server::start(config).await?;
+    shutdown_signal().await;
+    server.shutdown().await
 }
 
 async fn shutdown_signal() {

@@ -1,0 +1,121 @@
+//! Where errors become statuses: one mapping from each module's errors to an HTTP status and a gRPC
+//! code, and the `google.rpc.Status` body OTLP expects in error replies.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use prost::Message;
+
+use crate::ingest::IngestError;
+use crate::receive::ReceiveError;
+
+/// How long a client told to back off (429 / RESOURCE_EXHAUSTED) should wait.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// `google.rpc.Status`, the error body of OTLP/HTTP and the details of a gRPC status.
+#[derive(Clone, PartialEq, Message)]
+pub struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+    #[prost(message, repeated, tag = "3")]
+    pub details: Vec<ProtoAny>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ProtoAny {
+    #[prost(string, tag = "1")]
+    pub type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub value: Vec<u8>,
+}
+
+/// `google.rpc.RetryInfo`: OTLP clients retry RESOURCE_EXHAUSTED only when it is present.
+#[derive(Clone, PartialEq, Message)]
+struct RetryInfo {
+    #[prost(message, optional, tag = "1")]
+    retry_delay: Option<ProtoDuration>,
+}
+
+/// `google.protobuf.Duration`.
+#[derive(Clone, PartialEq, Message)]
+struct ProtoDuration {
+    #[prost(int64, tag = "1")]
+    seconds: i64,
+    #[prost(int32, tag = "2")]
+    nanos: i32,
+}
+
+/// A refusal, as both faces report it.
+#[derive(Debug)]
+pub struct Refusal {
+    pub http: StatusCode,
+    pub grpc: tonic::Code,
+    pub message: String,
+    /// Short label for the `spanlake_requests_refused_total` metric.
+    pub reason: &'static str,
+}
+
+impl Refusal {
+    /// True when the client should back off and retry.
+    pub fn is_retryable(&self) -> bool {
+        self.http == StatusCode::TOO_MANY_REQUESTS || self.http == StatusCode::SERVICE_UNAVAILABLE
+    }
+
+    /// The `google.rpc.Status` of this refusal, with RetryInfo when the client should retry.
+    pub fn rpc_status(&self) -> RpcStatus {
+        let details = if self.is_retryable() {
+            let retry = RetryInfo {
+                retry_delay: Some(ProtoDuration { seconds: RETRY_AFTER.as_secs() as i64, nanos: 0 }),
+            };
+            vec![ProtoAny {
+                type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
+                value: retry.encode_to_vec(),
+            }]
+        } else {
+            Vec::new()
+        };
+        RpcStatus { code: self.grpc as i32, message: self.message.clone(), details }
+    }
+
+    /// The gRPC status, with its details for retryable refusals.
+    pub fn grpc_status(&self) -> tonic::Status {
+        if self.is_retryable() {
+            let details = bytes::Bytes::from(self.rpc_status().encode_to_vec());
+            tonic::Status::with_details(self.grpc, self.message.clone(), details)
+        } else {
+            tonic::Status::new(self.grpc, self.message.clone())
+        }
+    }
+}
+
+impl From<&ReceiveError> for Refusal {
+    fn from(error: &ReceiveError) -> Self {
+        let (http, grpc, reason) = match error {
+            ReceiveError::UnsupportedContentType(_) | ReceiveError::UnsupportedContentEncoding(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, tonic::Code::InvalidArgument, "unsupported")
+            }
+            ReceiveError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, tonic::Code::InvalidArgument, "too_large"),
+            ReceiveError::MissingTenant => (StatusCode::UNAUTHORIZED, tonic::Code::Unauthenticated, "unauthorized"),
+            ReceiveError::BadGzip(_) | ReceiveError::Undecodable { .. } | ReceiveError::BadTenant(_) => {
+                (StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, "invalid")
+            }
+        };
+        Self { http, grpc, message: error.to_string(), reason }
+    }
+}
+
+impl From<&IngestError> for Refusal {
+    fn from(error: &IngestError) -> Self {
+        let (http, grpc, reason) = match error {
+            IngestError::MemoryFull { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, tonic::Code::ResourceExhausted, "memory_limit")
+            }
+            IngestError::WalFull { .. } => (StatusCode::TOO_MANY_REQUESTS, tonic::Code::ResourceExhausted, "wal_limit"),
+            _ => (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, "unavailable"),
+        };
+        Self { http, grpc, message: error.to_string(), reason }
+    }
+}

@@ -1,0 +1,256 @@
+//! Receiving OTLP: everything between the bytes of a request and a decoded `ExportTraceServiceRequest`
+//! for a validated tenant (CONTRACTS §2). Content types, gzip with a cut-off against bombs, size limits,
+//! OTLP/JSON (hex IDs, enums as integers or names), and the tenant header.
+//!
+//! Owns the meaning of a bad request; `api` maps [`ReceiveError`] to HTTP and gRPC statuses. Calls `ids`.
+
+use std::io::Read;
+
+use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+
+use crate::ids::{IdError, TenantId};
+use crate::spans::SpanRejection;
+
+/// The header (and gRPC metadata key) naming the tenant, as in Tempo and Loki.
+pub const TENANT_HEADER: &str = "x-scope-orgid";
+
+/// Why a request was refused as a whole; nothing of it was written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiveError {
+    #[error("unsupported content type {0:?}; send application/x-protobuf or application/json")]
+    UnsupportedContentType(String),
+    #[error("unsupported content encoding {0:?}; send gzip or no encoding")]
+    UnsupportedContentEncoding(String),
+    #[error("request body is larger than the limit of {limit} bytes {stage}")]
+    TooLarge { limit: usize, stage: &'static str },
+    #[error("gzip body cannot be decompressed: {0}")]
+    BadGzip(String),
+    #[error("cannot decode the OTLP {encoding} body: {reason}")]
+    Undecodable { encoding: &'static str, reason: String },
+    #[error("invalid X-Scope-OrgID header: {0}")]
+    BadTenant(IdError),
+    #[error("missing X-Scope-OrgID header: this server runs with multitenancy on")]
+    MissingTenant,
+}
+
+/// Size limits of a request body (CONTRACTS §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyLimits {
+    /// Largest body as sent on the wire.
+    pub max_compressed_bytes: usize,
+    /// Largest body after decompression; a gzip bomb is cut off here while decompressing.
+    pub max_decompressed_bytes: usize,
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        Self { max_compressed_bytes: 16 * 1024 * 1024, max_decompressed_bytes: 64 * 1024 * 1024 }
+    }
+}
+
+/// The two encodings of OTLP/HTTP; replies use the request's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OtlpEncoding {
+    Protobuf,
+    Json,
+}
+
+impl OtlpEncoding {
+    /// The encoding a `Content-Type` announces (parameters such as `charset` are ignored).
+    pub fn from_content_type(content_type: Option<&str>) -> Result<Self, ReceiveError> {
+        let raw = content_type.unwrap_or("");
+        let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        match essence.as_str() {
+            "application/x-protobuf" | "application/protobuf" => Ok(Self::Protobuf),
+            "application/json" => Ok(Self::Json),
+            _ => Err(ReceiveError::UnsupportedContentType(raw.to_owned())),
+        }
+    }
+
+    /// The `Content-Type` of replies in this encoding.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Protobuf => "application/x-protobuf",
+            Self::Json => "application/json",
+        }
+    }
+}
+
+/// The tenant of a request: `single-tenant` unless multitenancy is on, then the header, validated.
+pub fn resolve_tenant(header: Option<&str>, multitenancy: bool) -> Result<TenantId, ReceiveError> {
+    if !multitenancy {
+        return Ok(TenantId::single_tenant());
+    }
+    let value = header.ok_or(ReceiveError::MissingTenant)?;
+    TenantId::new(value).map_err(ReceiveError::BadTenant)
+}
+
+/// Undoes `Content-Encoding` (none or gzip), refusing bodies over the limits.
+pub fn decompress(body: Bytes, content_encoding: Option<&str>, limits: BodyLimits) -> Result<Bytes, ReceiveError> {
+    if body.len() > limits.max_compressed_bytes {
+        return Err(ReceiveError::TooLarge { limit: limits.max_compressed_bytes, stage: "as sent" });
+    }
+    let encoding = content_encoding.map(|e| e.trim().to_ascii_lowercase()).unwrap_or_default();
+    match encoding.as_str() {
+        "" | "identity" => {
+            if body.len() > limits.max_decompressed_bytes {
+                return Err(ReceiveError::TooLarge { limit: limits.max_decompressed_bytes, stage: "decompressed" });
+            }
+            Ok(body)
+        }
+        "gzip" | "x-gzip" => {
+            let limit = limits.max_decompressed_bytes;
+            let mut out = Vec::with_capacity((body.len() * 4).min(limit));
+            // Read one byte past the limit to tell "exactly at the limit" from "over it".
+            flate2::read::MultiGzDecoder::new(body.as_ref())
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| ReceiveError::BadGzip(e.to_string()))?;
+            if out.len() > limit {
+                return Err(ReceiveError::TooLarge { limit, stage: "decompressed" });
+            }
+            Ok(Bytes::from(out))
+        }
+        other => Err(ReceiveError::UnsupportedContentEncoding(other.to_owned())),
+    }
+}
+
+/// Decodes an OTLP/HTTP body.
+pub fn decode(body: &[u8], encoding: OtlpEncoding) -> Result<ExportTraceServiceRequest, ReceiveError> {
+    match encoding {
+        OtlpEncoding::Protobuf => ExportTraceServiceRequest::decode(body)
+            .map_err(|e| ReceiveError::Undecodable { encoding: "protobuf", reason: e.to_string() }),
+        OtlpEncoding::Json => decode_json(body),
+    }
+}
+
+fn decode_json(body: &[u8]) -> Result<ExportTraceServiceRequest, ReceiveError> {
+    let undecodable = |e: serde_json::Error| ReceiveError::Undecodable { encoding: "JSON", reason: e.to_string() };
+    match serde_json::from_slice(body) {
+        Ok(request) => Ok(request),
+        Err(first_error) => {
+            // OTLP/JSON allows enum names ("SPAN_KIND_SERVER"); the generated types take integers only.
+            let mut value: serde_json::Value = serde_json::from_slice(body).map_err(undecodable)?;
+            if !replace_enum_names(&mut value) {
+                return Err(undecodable(first_error));
+            }
+            serde_json::from_value(value).map_err(undecodable)
+        }
+    }
+}
+
+/// Rewrites span `kind` and status `code` names to their numbers; true if anything changed.
+fn replace_enum_names(request: &mut serde_json::Value) -> bool {
+    let mut changed = false;
+    let spans = request
+        .get_mut("resourceSpans")
+        .and_then(|v| v.as_array_mut())
+        .into_iter()
+        .flatten()
+        .filter_map(|rs| rs.get_mut("scopeSpans").and_then(|v| v.as_array_mut()))
+        .flatten()
+        .filter_map(|ss| ss.get_mut("spans").and_then(|v| v.as_array_mut()))
+        .flatten();
+    for span in spans {
+        if let Some(kind) = span.get_mut("kind") {
+            changed |= replace_name(kind, "SPAN_KIND_", &["UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"]);
+        }
+        if let Some(code) = span.get_mut("status").and_then(|s| s.get_mut("code")) {
+            changed |= replace_name(code, "STATUS_CODE_", &["UNSET", "OK", "ERROR"]);
+        }
+    }
+    changed
+}
+
+fn replace_name(value: &mut serde_json::Value, prefix: &str, names: &[&str]) -> bool {
+    let Some(text) = value.as_str() else { return false };
+    let name = text.strip_prefix(prefix).unwrap_or(text);
+    match names.iter().position(|candidate| candidate.eq_ignore_ascii_case(name)) {
+        Some(number) => {
+            *value = serde_json::Value::from(number);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The OTLP reply: empty on full success, `partial_success` when spans were refused.
+pub fn export_response(rejected: &[SpanRejection]) -> ExportTraceServiceResponse {
+    let partial_success = rejected.first().map(|first| ExportTracePartialSuccess {
+        rejected_spans: rejected.len() as i64,
+        error_message: match rejected.len() {
+            1 => format!("1 span rejected: {first}"),
+            n => format!("{n} spans rejected; the first: {first}"),
+        },
+    });
+    ExportTraceServiceResponse { partial_success }
+}
+
+/// The reply body in the request's encoding.
+pub fn encode_response(response: &ExportTraceServiceResponse, encoding: OtlpEncoding) -> Vec<u8> {
+    match encoding {
+        OtlpEncoding::Protobuf => response.encode_to_vec(),
+        OtlpEncoding::Json => serde_json::to_vec(response).unwrap_or_else(|_| b"{}".to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn gzip(bytes: &[u8]) -> Bytes {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).unwrap();
+        Bytes::from(encoder.finish().unwrap())
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_cut_off_at_the_decompressed_limit() {
+        let limits = BodyLimits { max_compressed_bytes: 1 << 20, max_decompressed_bytes: 1 << 20 };
+        let bomb = gzip(&vec![0u8; 64 << 20]);
+        assert!(bomb.len() < 1 << 20, "the bomb itself is small");
+        let error = decompress(bomb, Some("gzip"), limits).unwrap_err();
+        assert!(matches!(error, ReceiveError::TooLarge { stage: "decompressed", .. }), "{error}");
+        let fits = decompress(gzip(&[7u8; 1 << 20]), Some("gzip"), limits).unwrap();
+        assert_eq!(fits.len(), 1 << 20);
+    }
+
+    #[test]
+    fn content_types_and_encodings_are_named_when_refused() {
+        assert_eq!(OtlpEncoding::from_content_type(Some("application/json; charset=utf-8")).unwrap(), OtlpEncoding::Json);
+        let error = OtlpEncoding::from_content_type(Some("text/plain")).unwrap_err();
+        assert!(error.to_string().contains("text/plain"));
+        let error = decompress(Bytes::from_static(b"x"), Some("br"), BodyLimits::default()).unwrap_err();
+        assert!(error.to_string().contains("br"));
+    }
+
+    #[test]
+    fn json_accepts_enum_names_as_well_as_numbers() {
+        let body = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{
+            "traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"GET",
+            "kind":"SPAN_KIND_SERVER","startTimeUnixNano":"1","endTimeUnixNano":"2",
+            "status":{"code":"STATUS_CODE_ERROR"},
+            "attributes":[{"key":"n","value":{"intValue":"42"}}]}]}]}]}"#;
+        let request = decode(body, OtlpEncoding::Json).unwrap();
+        let span = &request.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!((span.kind, span.status.as_ref().unwrap().code), (2, 2));
+        assert_eq!(hex::encode(&span.trace_id), "5b8efff798038103d269b633813fc60c");
+        let numeric = String::from_utf8_lossy(body).replace("\"SPAN_KIND_SERVER\"", "2").replace("\"STATUS_CODE_ERROR\"", "2");
+        assert_eq!(decode(numeric.as_bytes(), OtlpEncoding::Json).unwrap(), request);
+    }
+
+    #[test]
+    fn tenants_follow_the_multitenancy_switch() {
+        assert_eq!(resolve_tenant(Some("other"), false).unwrap(), TenantId::single_tenant());
+        assert_eq!(resolve_tenant(Some("team-a"), true).unwrap().as_str(), "team-a");
+        assert!(matches!(resolve_tenant(None, true), Err(ReceiveError::MissingTenant)));
+        assert!(matches!(resolve_tenant(Some(".."), true), Err(ReceiveError::BadTenant(_))));
+    }
+}
