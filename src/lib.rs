@@ -10,6 +10,7 @@
 //! - [`receive`]: OTLP request bodies to decoded requests: content types, gzip, limits, tenants.
 //! - [`ingest`]: per-tenant buffers, cutting blocks and flushing them to storage.
 //! - [`telemetry`]: metric names and the Prometheus rendering.
+//! - [`loadgen`]: the OTLP load generator and the check that acknowledged spans were all stored.
 //! - [`config`]: settings of the server, declared once with their defaults.
 //! - [`api`]: the HTTP faces of the server.
 
@@ -17,6 +18,7 @@ pub mod api;
 pub mod config;
 pub mod ids;
 pub mod ingest;
+pub mod loadgen;
 pub mod receive;
 pub mod spans;
 pub mod storage;

@@ -11,6 +11,7 @@ use spanlake::config::{
     parse_duration,
 };
 use spanlake::ids::TenantId;
+use spanlake::loadgen::{LoadOptions, Protocol};
 use spanlake::storage::{Storage, list_blocks, list_tenants, read_block_meta};
 
 /// spanlake: a trace store. OTLP in, Parquet blocks with trace-ID bloom filters on object storage
@@ -29,6 +30,54 @@ enum Command {
     Serve(ServeArgs),
     /// List the committed blocks in a storage, per tenant, with their span counts and time ranges.
     Blocks(BlocksArgs),
+    /// Send realistic synthetic traces to an OTLP endpoint and report spans/s and ack latency.
+    Loadgen(LoadgenArgs),
+    /// Check that every span a `loadgen --verify FILE` run saw acknowledged is stored exactly once.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct LoadgenArgs {
+    /// OTLP endpoint: http://HOST:4317 for gRPC, http://HOST:4318 for HTTP.
+    #[arg(long, default_value = "http://127.0.0.1:4317")]
+    endpoint: String,
+    /// Target spans per second; 0 sends as fast as acknowledgements come back.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// How long to send (e.g. 60s, 5m).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    duration: Duration,
+    /// grpc or http (OTLP/HTTP with protobuf bodies).
+    #[arg(long, default_value = "grpc")]
+    protocol: Protocol,
+    /// Spans per request, like an SDK's batch size.
+    #[arg(long, default_value_t = 512)]
+    spans_per_request: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Seed of the trace generator: the same seed sends the same traces.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Tenant to send as X-Scope-OrgID.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Append `trace_id span_id` of every acknowledged span to FILE, for `spanlake verify`.
+    #[arg(long, value_name = "FILE")]
+    verify: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The file a `loadgen --verify FILE` run wrote.
+    #[arg(long, value_name = "FILE")]
+    ids: PathBuf,
+    /// Storage URL to read: file:///path or s3://bucket/prefix. Default: the serve default folder.
+    #[arg(long, env = "SPANLAKE_STORAGE")]
+    storage: Option<String>,
+    /// Tenant the spans were sent as.
+    #[arg(long, default_value = "single-tenant")]
+    tenant: TenantId,
 }
 
 #[derive(Args)]
@@ -100,6 +149,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Blocks(args) => blocks(args).await,
+            Command::Loadgen(args) => loadgen(args).await,
+            Command::Verify(args) => verify(args).await,
         }
     });
     match outcome {
@@ -158,4 +209,37 @@ async fn blocks(args: BlocksArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+async fn loadgen(args: LoadgenArgs) -> Result<(), String> {
+    let options = LoadOptions {
+        endpoint: args.endpoint,
+        protocol: args.protocol,
+        rate: args.rate,
+        duration: args.duration,
+        spans_per_request: args.spans_per_request.max(1),
+        concurrency: args.concurrency.max(1),
+        seed: args.seed,
+        tenant: args.tenant,
+        verify_file: args.verify,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let report = spanlake::loadgen::run(options).await.map_err(|e| e.to_string())?;
+    println!("{}", report.render());
+    Ok(())
+}
+
+async fn verify(args: VerifyArgs) -> Result<(), String> {
+    let config = ServeConfig { storage: args.storage, ..Default::default() };
+    let storage = Storage::open(&config.storage_url().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let report = spanlake::loadgen::verify::verify(&args.ids, &storage, &args.tenant).await.map_err(|e| e.to_string())?;
+    println!(
+        "{} acknowledged spans, {} stored: {} missing, {} stored more than once",
+        report.acknowledged, report.stored, report.missing, report.duplicated
+    );
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(format!("verification failed; missing for example: {:?}", report.missing_examples))
+    }
 }

@@ -1,0 +1,153 @@
+//! A minimal OTLP trace exporter over gRPC (tonic) or HTTP/protobuf (hyper), reconnecting by itself
+//! when the server comes back after a restart.
+
+use std::str::FromStr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use prost::Message;
+use tonic::transport::{Channel, Endpoint};
+
+use super::LoadgenError;
+use crate::receive::TENANT_HEADER;
+
+/// The OTLP transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Grpc,
+    Http,
+}
+
+impl FromStr for Protocol {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_ascii_lowercase().as_str() {
+            "grpc" => Ok(Self::Grpc),
+            "http" | "http/protobuf" => Ok(Self::Http),
+            other => Err(format!("unknown protocol {other:?}; use grpc or http")),
+        }
+    }
+}
+
+/// Why one export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("connection: {0}")]
+    Connection(String),
+    #[error("refused with {status}: {message}")]
+    Refused { status: String, message: String, retryable: bool },
+    #[error("unreadable reply: {0}")]
+    Reply(String),
+}
+
+impl SendError {
+    /// A short label for the report's error counts.
+    pub fn kind(&self) -> String {
+        match self {
+            SendError::Connection(_) => "connection error".into(),
+            SendError::Refused { status, .. } => format!("refused: {status}"),
+            SendError::Reply(_) => "unreadable reply".into(),
+        }
+    }
+
+    /// True when the server was unreachable or asked us to back off: worth a short pause.
+    pub fn is_connection(&self) -> bool {
+        matches!(self, SendError::Connection(_) | SendError::Refused { retryable: true, .. })
+    }
+}
+
+/// An OTLP exporter; cheap to clone (clones share connections).
+#[derive(Clone)]
+pub struct OtlpClient {
+    transport: Transport,
+    tenant: Option<String>,
+}
+
+#[derive(Clone)]
+enum Transport {
+    Grpc(TraceServiceClient<Channel>),
+    Http { client: Client<HttpConnector, Full<Bytes>>, uri: hyper::Uri },
+}
+
+impl OtlpClient {
+    /// A client for `endpoint` (`http://host:port`); connects lazily and reconnects as needed.
+    pub fn connect(endpoint: &str, protocol: Protocol, tenant: Option<String>) -> Result<Self, LoadgenError> {
+        let invalid = |reason: String| LoadgenError::Endpoint { endpoint: endpoint.to_owned(), reason };
+        let transport = match protocol {
+            Protocol::Grpc => {
+                let channel = Endpoint::from_shared(endpoint.to_owned()).map_err(|e| invalid(e.to_string()))?.connect_lazy();
+                Transport::Grpc(TraceServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
+            }
+            Protocol::Http => {
+                let base = endpoint.trim_end_matches('/');
+                let url = if base.ends_with("/v1/traces") { base.to_owned() } else { format!("{base}/v1/traces") };
+                let uri = url.parse::<hyper::Uri>().map_err(|e| invalid(e.to_string()))?;
+                Transport::Http { client: Client::builder(TokioExecutor::new()).build_http(), uri }
+            }
+        };
+        Ok(Self { transport, tenant })
+    }
+
+    /// Sends one request; returns how many spans the server rejected (partial success).
+    pub async fn export(&self, request: ExportTraceServiceRequest) -> Result<u64, SendError> {
+        let response = match &self.transport {
+            Transport::Grpc(client) => self.export_grpc(client.clone(), request).await?,
+            Transport::Http { client, uri } => self.export_http(client, uri, request).await?,
+        };
+        Ok(response.partial_success.map_or(0, |p| p.rejected_spans.max(0) as u64))
+    }
+
+    async fn export_grpc(
+        &self,
+        mut client: TraceServiceClient<Channel>,
+        request: ExportTraceServiceRequest,
+    ) -> Result<ExportTraceServiceResponse, SendError> {
+        let mut request = tonic::Request::new(request);
+        if let Some(tenant) = &self.tenant {
+            let value = tenant.parse().map_err(|_| SendError::Connection(format!("tenant {tenant:?} is not a header value")))?;
+            request.metadata_mut().insert(TENANT_HEADER, value);
+        }
+        match client.export(request).await {
+            Ok(response) => Ok(response.into_inner()),
+            Err(status) if status.code() == tonic::Code::Unavailable || status.code() == tonic::Code::Unknown => {
+                Err(SendError::Connection(status.message().to_owned()))
+            }
+            Err(status) => Err(SendError::Refused {
+                status: format!("{:?}", status.code()),
+                message: status.message().to_owned(),
+                retryable: status.code() == tonic::Code::ResourceExhausted,
+            }),
+        }
+    }
+
+    async fn export_http(
+        &self,
+        client: &Client<HttpConnector, Full<Bytes>>,
+        uri: &hyper::Uri,
+        request: ExportTraceServiceRequest,
+    ) -> Result<ExportTraceServiceResponse, SendError> {
+        let mut builder = hyper::Request::post(uri.clone()).header("content-type", "application/x-protobuf");
+        if let Some(tenant) = &self.tenant {
+            builder = builder.header(TENANT_HEADER, tenant.as_str());
+        }
+        let http_request = builder
+            .body(Full::new(Bytes::from(request.encode_to_vec())))
+            .map_err(|e| SendError::Connection(e.to_string()))?;
+        let response = client.request(http_request).await.map_err(|e| SendError::Connection(e.to_string()))?;
+        let status = response.status();
+        let body = response.into_body().collect().await.map_err(|e| SendError::Connection(e.to_string()))?.to_bytes();
+        if !status.is_success() {
+            return Err(SendError::Refused {
+                status: status.as_u16().to_string(),
+                message: String::from_utf8_lossy(&body).into_owned(),
+                retryable: status.as_u16() == 429 || status.as_u16() == 503,
+            });
+        }
+        ExportTraceServiceResponse::decode(body.as_ref()).map_err(|e| SendError::Reply(e.to_string()))
+    }
+}

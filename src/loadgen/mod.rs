@@ -1,0 +1,286 @@
+//! `spanlake loadgen`: sends seeded, realistic traces to any OTLP endpoint over gRPC or HTTP, at a
+//! target rate or flat out, and reports achieved spans/s, acknowledgement latency percentiles and
+//! errors (CONTRACTS §6). With a verify file it records every acknowledged span, and [`verify`] later
+//! proves each one is stored exactly once.
+//!
+//! Owns the client side of OTLP. Calls `synth` for traces and `storage` (in [`verify`]) to read blocks;
+//! nothing in the server calls it.
+
+mod client;
+pub mod verify;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+use crate::synth::TraceGenerator;
+pub use client::{OtlpClient, Protocol, SendError};
+
+/// Why a load run could not start or finish.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadgenError {
+    #[error("invalid endpoint {endpoint:?}: {reason}")]
+    Endpoint { endpoint: String, reason: String },
+    #[error("verify file {path}: {source}")]
+    VerifyFile { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+}
+
+/// What to send, where and how fast.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// `http://host:port` of the OTLP receiver (4317 for gRPC, 4318 for HTTP by convention).
+    pub endpoint: String,
+    pub protocol: Protocol,
+    /// Target spans per second; 0 sends as fast as acknowledgements come back.
+    pub rate: u64,
+    pub duration: Duration,
+    /// Spans per request (an SDK batch).
+    pub spans_per_request: usize,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    pub seed: u64,
+    /// Tenant sent as X-Scope-OrgID, if any.
+    pub tenant: Option<String>,
+    /// Appends `trace_id span_id` (hex) of every acknowledged span to this file.
+    pub verify_file: Option<PathBuf>,
+    /// Show a progress bar (when stderr is a terminal).
+    pub progress: bool,
+}
+
+/// The outcome of a run.
+#[derive(Debug)]
+pub struct LoadReport {
+    pub elapsed: Duration,
+    pub acked_requests: u64,
+    pub acked_spans: u64,
+    pub rejected_spans: u64,
+    /// Requests that failed, by reason (retryable refusals, connection errors, other statuses).
+    pub errors: Vec<(String, u64)>,
+    /// Acknowledgement latency in microseconds.
+    latency_us: Histogram<u64>,
+}
+
+impl LoadReport {
+    /// Acknowledged spans per second over the whole run.
+    pub fn spans_per_second(&self) -> f64 {
+        self.acked_spans as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Acknowledgement latency at a quantile (0.5, 0.99…).
+    pub fn latency(&self, quantile: f64) -> Duration {
+        Duration::from_micros(self.latency_us.value_at_quantile(quantile))
+    }
+
+    /// A few lines for people, ending in one JSON line for scripts.
+    pub fn render(&self) -> String {
+        let errors: u64 = self.errors.iter().map(|(_, n)| n).sum();
+        let mut text = format!(
+            "acknowledged {} spans in {} requests over {:.1} s: {:.0} spans/s\n\
+             ack latency p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n\
+             rejected spans {}, failed requests {}\n",
+            self.acked_spans,
+            self.acked_requests,
+            self.elapsed.as_secs_f64(),
+            self.spans_per_second(),
+            ms(self.latency(0.5)),
+            ms(self.latency(0.9)),
+            ms(self.latency(0.99)),
+            ms(Duration::from_micros(self.latency_us.max())),
+            self.rejected_spans,
+            errors,
+        );
+        for (reason, count) in &self.errors {
+            text.push_str(&format!("  {count} × {reason}\n"));
+        }
+        let json = serde_json::json!({
+            "acked_spans": self.acked_spans,
+            "acked_requests": self.acked_requests,
+            "spans_per_second": self.spans_per_second().round(),
+            "p50_ms": ms(self.latency(0.5)),
+            "p99_ms": ms(self.latency(0.99)),
+            "failed_requests": errors,
+        });
+        text.push_str(&json.to_string());
+        text
+    }
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// Shared tallies of the workers.
+struct Tally {
+    acked_requests: u64,
+    acked_spans: u64,
+    rejected_spans: u64,
+    errors: std::collections::BTreeMap<String, u64>,
+    latency_us: Histogram<u64>,
+    verify: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+/// Runs the load and reports; a failed request is counted and the run goes on (a restarting server
+/// is part of what it measures).
+pub async fn run(options: LoadOptions) -> Result<LoadReport, LoadgenError> {
+    let client = OtlpClient::connect(&options.endpoint, options.protocol, options.tenant.clone())?;
+    let verify = match &options.verify_file {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|source| LoadgenError::VerifyFile { path: path.clone(), source })?,
+        )),
+        None => None,
+    };
+    let tally = Arc::new(Mutex::new(Tally {
+        acked_requests: 0,
+        acked_spans: 0,
+        rejected_spans: 0,
+        errors: Default::default(),
+        latency_us: Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds"),
+        verify,
+    }));
+    let progress = progress_bar(&options);
+    let started = Instant::now();
+    let deadline = started + options.duration;
+    let concurrency = options.concurrency.max(1);
+    let per_worker_rate = options.rate as f64 / concurrency as f64;
+    let workers: Vec<_> = (0..concurrency)
+        .map(|worker| {
+            let (client, tally, progress, options) = (client.clone(), tally.clone(), progress.clone(), options.clone());
+            tokio::spawn(async move {
+                let seed = options.seed.wrapping_mul(1_000_003).wrapping_add(worker as u64);
+                run_worker(seed, per_worker_rate, deadline, &options, &client, &tally, &progress).await;
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.await;
+    }
+    progress.finish_and_clear();
+    let elapsed = started.elapsed();
+    let mut tally = tally.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(file) = tally.verify.as_mut() {
+        let path = options.verify_file.clone().unwrap_or_default();
+        file.flush().map_err(|source| LoadgenError::VerifyFile { path, source })?;
+    }
+    Ok(LoadReport {
+        elapsed,
+        acked_requests: tally.acked_requests,
+        acked_spans: tally.acked_spans,
+        rejected_spans: tally.rejected_spans,
+        errors: std::mem::take(&mut tally.errors).into_iter().collect(),
+        latency_us: tally.latency_us.clone(),
+    })
+}
+
+fn progress_bar(options: &LoadOptions) -> ProgressBar {
+    if !options.progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(options.duration.as_secs().max(1));
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} s  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn now_unix_nano() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+async fn run_worker(
+    seed: u64,
+    spans_per_second: f64,
+    deadline: Instant,
+    options: &LoadOptions,
+    client: &OtlpClient,
+    tally: &Mutex<Tally>,
+    progress: &ProgressBar,
+) {
+    let mut generator = TraceGenerator::new(seed);
+    let started = Instant::now();
+    let mut sent_spans = 0u64;
+    while Instant::now() < deadline {
+        generator.set_clock(now_unix_nano());
+        let request = generator.next_request(options.spans_per_request);
+        let spans = count_spans(&request);
+        if spans_per_second > 0.0 {
+            // Pace to the target: wait until this worker's share of the rate allows these spans.
+            let due = started + Duration::from_secs_f64(sent_spans as f64 / spans_per_second);
+            if due > deadline {
+                break;
+            }
+            tokio::time::sleep_until(due.into()).await;
+        }
+        sent_spans += spans as u64;
+        let ids = options.verify_file.is_some().then(|| span_ids(&request));
+        let sent_at = Instant::now();
+        let outcome = client.export(request).await;
+        let latency = sent_at.elapsed();
+        let pause = record_outcome(tally, outcome, spans, latency, ids, started, progress);
+        if pause {
+            // The server is down, restarting or asking us to back off: try again shortly, don't spin.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Adds one export's outcome to the tally; true when the worker should pause before the next one.
+fn record_outcome(
+    tally: &Mutex<Tally>,
+    outcome: Result<u64, SendError>,
+    spans: usize,
+    latency: Duration,
+    ids: Option<String>,
+    started: Instant,
+    progress: &ProgressBar,
+) -> bool {
+    let mut tally = tally.lock().unwrap_or_else(|p| p.into_inner());
+    match outcome {
+        Ok(rejected) => {
+            tally.acked_requests += 1;
+            tally.acked_spans += (spans as u64).saturating_sub(rejected);
+            tally.rejected_spans += rejected;
+            let _ = tally.latency_us.record(latency.as_micros().max(1) as u64);
+            if let (Some(ids), Some(file)) = (ids, tally.verify.as_mut()) {
+                let _ = file.write_all(ids.as_bytes());
+            }
+        }
+        Err(error) => {
+            *tally.errors.entry(error.kind()).or_insert(0) += 1;
+            return error.is_connection();
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64().max(1e-3);
+    progress.set_position(elapsed as u64);
+    progress.set_message(format!("{:.0} spans/s acknowledged", tally.acked_spans as f64 / elapsed));
+    false
+}
+
+fn count_spans(request: &ExportTraceServiceRequest) -> usize {
+    request.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum()
+}
+
+/// `trace_id span_id` lines of every span in the request.
+fn span_ids(request: &ExportTraceServiceRequest) -> String {
+    let mut lines = String::new();
+    for span in request.resource_spans.iter().flat_map(|rs| &rs.scope_spans).flat_map(|ss| &ss.spans) {
+        lines.push_str(&hex::encode(&span.trace_id));
+        lines.push(' ');
+        lines.push_str(&hex::encode(&span.span_id));
+        lines.push('\n');
+    }
+    lines
+}
