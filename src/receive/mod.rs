@@ -195,6 +195,8 @@ pub fn export_response(rejected: &[SpanRejection]) -> ExportTraceServiceResponse
 pub fn encode_response(response: &ExportTraceServiceResponse, encoding: OtlpEncoding) -> Vec<u8> {
     match encoding {
         OtlpEncoding::Protobuf => response.encode_to_vec(),
+        // Full success is an empty object, not `"partialSuccess": null`.
+        OtlpEncoding::Json if response.partial_success.is_none() => b"{}".to_vec(),
         OtlpEncoding::Json => serde_json::to_vec(response).unwrap_or_else(|_| b"{}".to_vec()),
     }
 }

@@ -5,6 +5,7 @@
 pub mod http;
 pub mod otlp;
 pub mod s3;
+pub mod server;
 pub mod tools;
 
 use spanlake::storage::Storage;

@@ -1,0 +1,83 @@
+//! An in-process `spanlake serve` on ephemeral loopback ports with its own data folder, and an async
+//! HTTP client to talk to it.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use spanlake::api::Server;
+use spanlake::config::ServeConfig;
+use spanlake::storage::Storage;
+
+/// A running server and the folder holding its WAL.
+pub struct TestServer {
+    pub server: Server,
+    pub data_dir: tempfile::TempDir,
+}
+
+/// Settings for a test server: loopback, port 0 everywhere, data in `data_dir`.
+pub fn loopback_config(data_dir: &std::path::Path) -> ServeConfig {
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    ServeConfig {
+        data_dir: data_dir.to_owned(),
+        http_addr: any_port,
+        otlp_grpc_addr: any_port,
+        otlp_http_addr: any_port,
+        flush_on_shutdown: false,
+        ..ServeConfig::default()
+    }
+}
+
+impl TestServer {
+    /// Starts a server on `storage`; `adjust` changes the settings first.
+    pub async fn start(storage: Storage, adjust: impl FnOnce(&mut ServeConfig)) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut config = loopback_config(data_dir.path());
+        adjust(&mut config);
+        let server = Server::start_with_storage(config, storage).await.expect("server starts");
+        Self { server, data_dir }
+    }
+
+    /// `http://` URL of the query port.
+    pub fn query_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.http_addr())
+    }
+
+    /// `http://` URL of the OTLP/HTTP receiver's trace endpoint.
+    pub fn traces_url(&self) -> String {
+        format!("http://{}/v1/traces", self.server.otlp_http_addr())
+    }
+
+    /// `http://` URL of the OTLP/gRPC receiver.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.server.otlp_grpc_addr())
+    }
+}
+
+/// A reply as the tests look at it.
+pub struct Reply {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends a request with headers and a body.
+pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut request = hyper::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = client.request(request.body(Full::new(body.into())).unwrap()).await.expect("HTTP request");
+    let (parts, body) = response.into_parts();
+    Reply { status: parts.status.as_u16(), headers: parts.headers, body: body.collect().await.unwrap().to_bytes() }
+}

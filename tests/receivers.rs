@@ -1,0 +1,149 @@
+//! The OTLP receivers as clients see them (CONTRACTS §2): every bad input gets its status and a message
+//! that names the problem, nothing of a refused request is written, the server keeps answering, and
+//! backpressure is a retryable 429 / RESOURCE_EXHAUSTED.
+
+mod common;
+
+use std::io::Write;
+
+use common::server::{Reply, TestServer, send};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use prost::Message;
+use spanlake::api::RpcStatus;
+use spanlake::ids::TenantId;
+use spanlake::storage::Storage;
+use spanlake::synth::TraceGenerator;
+
+const PROTOBUF: (&str, &str) = ("content-type", "application/x-protobuf");
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn valid_body(seed: u64) -> Vec<u8> {
+    TraceGenerator::new(seed).next_request(20).encode_to_vec()
+}
+
+async fn assert_still_ready(server: &TestServer) {
+    let ready = send("GET", &server.query_url("/ready"), &[], Vec::new()).await;
+    assert_eq!((ready.status, ready.text().as_str()), (200, "ready"));
+}
+
+fn status_message(reply: &Reply) -> String {
+    RpcStatus::decode(reply.body.clone()).map(|s| s.message).unwrap_or_else(|_| reply.text())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_http_request_gets_its_status_and_writes_nothing() {
+    let server = TestServer::start(Storage::open("memory://").unwrap(), |config| {
+        config.multitenancy = true;
+        config.body_limits.max_compressed_bytes = 256 * 1024;
+        config.body_limits.max_decompressed_bytes = 1024 * 1024;
+    })
+    .await;
+    let url = server.traces_url();
+    let tenant = ("x-scope-orgid", "team-a");
+    let mut deep_json = "[".repeat(100_000);
+    deep_json.push_str(&"]".repeat(100_000));
+    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+        ("undecodable protobuf", vec![PROTOBUF, tenant], b"\xff\xff\xff not protobuf".to_vec(), 400, "protobuf"),
+        ("random bytes as JSON", vec![("content-type", "application/json"), tenant], vec![0x9f; 64], 400, "JSON"),
+        ("deeply nested JSON", vec![("content-type", "application/json"), tenant], deep_json.into_bytes(), 400, "JSON"),
+        ("wrong content type", vec![("content-type", "text/plain"), tenant], valid_body(1), 415, "text/plain"),
+        ("no content type", vec![tenant], valid_body(1), 415, "content type"),
+        ("unknown encoding", vec![PROTOBUF, ("content-encoding", "br"), tenant], valid_body(1), 415, "br"),
+        ("body over the limit", vec![PROTOBUF, tenant], vec![0; 300 * 1024], 413, "limit"),
+        ("gzip bomb", vec![PROTOBUF, ("content-encoding", "gzip"), tenant], gzip(&vec![0; 8 << 20]), 413, "decompressed"),
+        ("broken gzip", vec![PROTOBUF, ("content-encoding", "gzip"), tenant], b"\x1f\x8b\x08junk".to_vec(), 400, "gzip"),
+        ("invalid tenant", vec![PROTOBUF, ("x-scope-orgid", "a/b")], valid_body(1), 400, "tenant"),
+        ("missing tenant", vec![PROTOBUF], valid_body(1), 401, "X-Scope-OrgID"),
+    ];
+    let empty_wal = server.server.ingester().wal_bytes();
+    for (case, headers, body, status, mentions) in cases {
+        let reply = send("POST", &url, &headers, body).await;
+        let message = status_message(&reply);
+        assert_eq!(reply.status, status, "{case}: {message}");
+        assert!(message.contains(mentions), "{case}: message {message:?} should mention {mentions:?}");
+        assert_eq!(server.server.ingester().wal_bytes(), empty_wal, "{case}: nothing reaches the WAL");
+        assert_still_ready(&server).await;
+    }
+    assert_eq!(server.server.ingester().buffered_bytes(), 0);
+    server.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn good_requests_are_acknowledged_in_their_own_encoding_with_partial_success() {
+    let server = TestServer::start(Storage::open("memory://").unwrap(), |_| {}).await;
+    let mut request = TraceGenerator::new(2).next_request(20);
+    let sent: usize = request.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum();
+    request.resource_spans[0].scope_spans[0].spans[0].span_id = vec![0; 8];
+
+    let reply = send("POST", &server.traces_url(), &[PROTOBUF, ("content-encoding", "gzip")], gzip(&request.encode_to_vec())).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.headers["content-type"], "application/x-protobuf");
+    let response = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::decode(reply.body).unwrap();
+    let partial = response.partial_success.expect("partial success reported");
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(partial.error_message.contains("span ID must not be all zeros"), "{}", partial.error_message);
+
+    let json = serde_json::to_vec(&TraceGenerator::new(3).next_request(5)).unwrap();
+    let reply = send("POST", &server.traces_url(), &[("content-type", "application/json")], json).await;
+    assert_eq!((reply.status, reply.headers["content-type"].to_str().unwrap()), (200, "application/json"));
+    let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert!(body.get("partialSuccess").is_none(), "{body}");
+
+    let tenant = TenantId::single_tenant();
+    let buffered: usize = server.server.ingester().recent_batches(&tenant).unwrap().iter().map(|b| b.num_rows()).sum();
+    assert!(buffered > sent - 1, "both requests are buffered: {buffered}");
+    server.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_reports_partial_success_tenants_and_invalid_arguments() {
+    let server = TestServer::start(Storage::open("memory://").unwrap(), |config| config.multitenancy = true).await;
+    let mut client = TraceServiceClient::connect(server.grpc_url()).await.unwrap();
+    let mut request = TraceGenerator::new(4).next_request(10);
+    request.resource_spans[0].scope_spans[0].spans[0].trace_id = vec![1; 5];
+
+    let missing = client.export(request.clone()).await.unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::Unauthenticated, "{missing:?}");
+    let mut bad_tenant = tonic::Request::new(request.clone());
+    bad_tenant.metadata_mut().insert("x-scope-orgid", "..".parse().unwrap());
+    let refused = client.export(bad_tenant).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("tenant"), "{refused:?}");
+
+    let mut good = tonic::Request::new(request);
+    good.metadata_mut().insert("x-scope-orgid", "team-b".parse().unwrap());
+    let response = client.export(good).await.unwrap().into_inner();
+    let partial = response.partial_success.unwrap();
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(partial.error_message.contains("trace ID must be 16 bytes, got 5"), "{}", partial.error_message);
+    let tenant = TenantId::new("team-b").unwrap();
+    assert!(!server.server.ingester().recent_batches(&tenant).unwrap().is_empty());
+    assert!(server.server.ingester().recent_batches(&TenantId::new("team-a").unwrap()).unwrap().is_empty());
+    server.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_memory_limit_ingest_answers_retryable_429_and_resource_exhausted() {
+    let server = TestServer::start(Storage::open("memory://").unwrap(), |config| config.max_buffer_bytes = 1).await;
+    let first = send("POST", &server.traces_url(), &[PROTOBUF], valid_body(5)).await;
+    assert_eq!(first.status, 200, "the first request fits: {}", first.text());
+
+    let refused = send("POST", &server.traces_url(), &[PROTOBUF], valid_body(6)).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.headers["retry-after"], "1");
+    assert!(status_message(&refused).contains("limit"), "{}", status_message(&refused));
+
+    let mut client = TraceServiceClient::connect(server.grpc_url()).await.unwrap();
+    let status = client.export(ExportTraceServiceRequest::decode(valid_body(7).as_slice()).unwrap()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    let details = RpcStatus::decode(status.details()).unwrap();
+    assert!(details.details.iter().any(|d| d.type_url.ends_with("google.rpc.RetryInfo")), "clients retry only with RetryInfo");
+    assert_still_ready(&server).await;
+    server.server.shutdown().await.unwrap();
+}
