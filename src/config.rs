@@ -38,6 +38,8 @@ pub struct ServeConfig {
     pub max_wal_bytes: u64,
     /// Flush every buffer to the object store on SIGTERM/SIGINT (the WAL keeps the spans either way).
     pub flush_on_shutdown: bool,
+    /// Longest single block upload before it counts as failed and is retried (a stalled store).
+    pub upload_timeout: Duration,
 }
 
 /// `./spanlake-data`, the embedded default (CONTRACTS §1).
@@ -76,6 +78,7 @@ impl Default for ServeConfig {
             max_buffer_bytes: ingest.max_buffer_bytes,
             max_wal_bytes: ingest.max_wal_bytes,
             flush_on_shutdown: ingest.flush_on_shutdown,
+            upload_timeout: ingest.upload_timeout,
         }
     }
 }
@@ -97,6 +100,7 @@ impl ServeConfig {
             max_buffer_bytes: self.max_buffer_bytes,
             max_wal_bytes: self.max_wal_bytes,
             flush_on_shutdown: self.flush_on_shutdown,
+            upload_timeout: self.upload_timeout,
             ..IngestOptions::new(self.data_dir.join("wal"))
         }
     }

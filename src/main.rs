@@ -232,7 +232,8 @@ async fn loadgen(args: LoadgenArgs) -> Result<(), String> {
 async fn verify(args: VerifyArgs) -> Result<(), String> {
     let config = ServeConfig { storage: args.storage, ..Default::default() };
     let storage = Storage::open(&config.storage_url().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-    let report = spanlake::loadgen::verify::verify(&args.ids, &storage, &args.tenant).await.map_err(|e| e.to_string())?;
+    let report =
+        spanlake::loadgen::verify::verify(&args.ids, &storage, &args.tenant).await.map_err(|e| e.to_string())?;
     println!(
         "{} acknowledged spans, {} stored: {} missing, {} stored more than once",
         report.acknowledged, report.stored, report.missing, report.duplicated

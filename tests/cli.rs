@@ -29,11 +29,16 @@ fn help_lists_only_the_commands_that_work_and_version_prints() {
         .take_while(|line| line.starts_with("  "))
         .filter_map(|line| line.split_whitespace().next())
         .collect();
-    assert_eq!(commands, ["serve", "blocks", "help"], "{help}");
-    for command in ["serve", "blocks"] {
+    assert_eq!(commands, ["serve", "blocks", "loadgen", "verify", "help"], "{help}");
+    for (command, flag) in [("serve", "--storage"), ("blocks", "--storage"), ("loadgen", "--rate"), ("verify", "--ids")]
+    {
         let output = run(&[command, "--help"]);
         assert!(output.status.success());
-        assert!(String::from_utf8(output.stdout).unwrap().contains("--storage"));
+        assert!(String::from_utf8(output.stdout).unwrap().contains(flag), "{command} --help mentions {flag}");
+    }
+    let serve_help = String::from_utf8(run(&["serve", "--help"]).stdout).unwrap();
+    for flag in ["--data-dir", "--otlp-grpc-addr", "--otlp-http-addr", "--http-addr", "--multitenancy"] {
+        assert!(serve_help.contains(flag), "serve --help lists {flag}");
     }
     let version = String::from_utf8(run(&["--version"]).stdout).unwrap();
     assert_eq!(version.trim(), format!("spanlake {}", env!("CARGO_PKG_VERSION")));
@@ -47,21 +52,34 @@ fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 fn serve_on_the_embedded_default_answers_and_stops_cleanly_on_sigterm() {
     let folder = tempfile::tempdir().unwrap();
     let mut server = Command::new(BINARY)
-        .args(["serve", "--http-addr", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--otlp-grpc-addr",
+            "127.0.0.1:0",
+            "--otlp-http-addr",
+            "127.0.0.1:0",
+        ])
         .current_dir(folder.path())
         .env("SPANLAKE_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut log = BufReader::new(server.stderr.take().unwrap());
-    let addr = loop {
+    let mut addr = None;
+    loop {
         let mut line = String::new();
         assert!(log.read_line(&mut line).unwrap() > 0, "server exited before listening");
         assert!(!line.contains('\u{1b}'), "no colour codes in logs that go to a pipe: {line:?}");
-        if let Some(rest) = line.split("http_addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().parse::<SocketAddr>().unwrap();
+        if let Some(rest) = line.split(" http_addr=").nth(1) {
+            addr = Some(rest.split_whitespace().next().unwrap().parse::<SocketAddr>().unwrap());
         }
-    };
+        if line.trim_end().ends_with(" ready") {
+            break;
+        }
+    }
+    let addr = addr.expect("the query address is logged before ready");
     assert_eq!(get(addr, "/ready"), (200, "ready".into()));
     assert_eq!(get(addr, "/api/echo"), (200, "echo".into()));
     let (status, body) = get(addr, "/api/status/buildinfo");

@@ -35,11 +35,19 @@ fn sdk_send(protocol: &str, endpoint: &str, tenant: &str, gzip: bool) -> Vec<Jso
 fn spans_by_id(resource_spans: &[ResourceSpans]) -> HashMap<String, (String, String, String, Span)> {
     let mut found = HashMap::new();
     for rs in resource_spans {
-        let service = rs.resource.as_ref().and_then(|r| spanlake::spans::encode::service_name_of(&r.attributes)).unwrap_or("").to_owned();
+        let service = rs
+            .resource
+            .as_ref()
+            .and_then(|r| spanlake::spans::encode::service_name_of(&r.attributes))
+            .unwrap_or("")
+            .to_owned();
         for ss in &rs.scope_spans {
             let scope = ss.scope.clone().unwrap_or_default();
             for span in &ss.spans {
-                found.insert(hex::encode(&span.span_id), (service.clone(), scope.name.clone(), scope.version.clone(), span.clone()));
+                found.insert(
+                    hex::encode(&span.span_id),
+                    (service.clone(), scope.name.clone(), scope.version.clone(), span.clone()),
+                );
             }
         }
     }
@@ -53,7 +61,11 @@ fn attribute(span: &Span, key: &str) -> Option<Value> {
 fn assert_span_equals(sent: &Json, stored: &(String, String, String, Span)) {
     let (service, scope, scope_version, span) = stored;
     let context = format!("span {}", sent["span_id"]);
-    assert_eq!((service.as_str(), scope.as_str(), scope_version.as_str()), ("checkout", "spanlake.tests", "1.2.3"), "{context}");
+    assert_eq!(
+        (service.as_str(), scope.as_str(), scope_version.as_str()),
+        ("checkout", "spanlake.tests", "1.2.3"),
+        "{context}"
+    );
     assert_eq!(hex::encode(&span.trace_id), sent["trace_id"].as_str().unwrap(), "{context}");
     assert_eq!(span.name, sent["name"].as_str().unwrap(), "{context}");
     assert_eq!(spanlake::spans::kind_to_text(span.kind), sent["kind"].as_str().unwrap(), "{context}");
@@ -76,10 +88,14 @@ fn assert_span_equals(sent: &Json, stored: &(String, String, String, Span)) {
             (Value::DoubleValue(d), Json::Number(n)) => Some(*d) == n.as_f64(),
             (Value::BoolValue(b), Json::Bool(v)) => b == v,
             (Value::ArrayValue(array), Json::Array(items)) => {
-                let texts: Vec<Option<&str>> = array.values.iter().map(|v| match &v.value {
-                    Some(Value::StringValue(s)) => Some(s.as_str()),
-                    _ => None,
-                }).collect();
+                let texts: Vec<Option<&str>> = array
+                    .values
+                    .iter()
+                    .map(|v| match &v.value {
+                        Some(Value::StringValue(s)) => Some(s.as_str()),
+                        _ => None,
+                    })
+                    .collect();
                 texts == items.iter().map(Json::as_str).collect::<Vec<_>>()
             }
             _ => false,
@@ -92,7 +108,9 @@ fn assert_all_present(sent: &[Json], batches_of: impl Fn(&TraceId) -> Vec<Record
     for span in sent {
         let trace = TraceId::from_hex(span["trace_id"].as_str().unwrap()).unwrap();
         let stored = spans_by_id(&decode_resource_spans(&batches_of(&trace)).unwrap());
-        let found = stored.get(span["span_id"].as_str().unwrap()).unwrap_or_else(|| panic!("span {} not found", span["span_id"]));
+        let found = stored
+            .get(span["span_id"].as_str().unwrap())
+            .unwrap_or_else(|| panic!("span {} not found", span["span_id"]));
         assert_span_equals(span, found);
     }
 }
@@ -135,6 +153,14 @@ async fn sdk_exporters_spans_are_read_back_equal_from_the_buffer_and_from_s3_blo
         }
     }
     assert_all_present(&sent, |trace| from_blocks[trace].clone());
-    assert!(block_batches(&storage, &TenantId::single_tenant(), &TraceId::from_hex(sent[0]["trace_id"].as_str().unwrap()).unwrap()).await.is_empty());
+    assert!(
+        block_batches(
+            &storage,
+            &TenantId::single_tenant(),
+            &TraceId::from_hex(sent[0]["trace_id"].as_str().unwrap()).unwrap()
+        )
+        .await
+        .is_empty()
+    );
     server.server.shutdown().await.unwrap();
 }

@@ -56,8 +56,20 @@ async fn every_bad_http_request_gets_its_status_and_writes_nothing() {
         ("no content type", vec![tenant], valid_body(1), 415, "content type"),
         ("unknown encoding", vec![PROTOBUF, ("content-encoding", "br"), tenant], valid_body(1), 415, "br"),
         ("body over the limit", vec![PROTOBUF, tenant], vec![0; 300 * 1024], 413, "limit"),
-        ("gzip bomb", vec![PROTOBUF, ("content-encoding", "gzip"), tenant], gzip(&vec![0; 8 << 20]), 413, "decompressed"),
-        ("broken gzip", vec![PROTOBUF, ("content-encoding", "gzip"), tenant], b"\x1f\x8b\x08junk".to_vec(), 400, "gzip"),
+        (
+            "gzip bomb",
+            vec![PROTOBUF, ("content-encoding", "gzip"), tenant],
+            gzip(&vec![0; 8 << 20]),
+            413,
+            "decompressed",
+        ),
+        (
+            "broken gzip",
+            vec![PROTOBUF, ("content-encoding", "gzip"), tenant],
+            b"\x1f\x8b\x08junk".to_vec(),
+            400,
+            "gzip",
+        ),
         ("invalid tenant", vec![PROTOBUF, ("x-scope-orgid", "a/b")], valid_body(1), 400, "tenant"),
         ("missing tenant", vec![PROTOBUF], valid_body(1), 401, "X-Scope-OrgID"),
     ];
@@ -81,10 +93,13 @@ async fn good_requests_are_acknowledged_in_their_own_encoding_with_partial_succe
     let sent: usize = request.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum();
     request.resource_spans[0].scope_spans[0].spans[0].span_id = vec![0; 8];
 
-    let reply = send("POST", &server.traces_url(), &[PROTOBUF, ("content-encoding", "gzip")], gzip(&request.encode_to_vec())).await;
+    let reply =
+        send("POST", &server.traces_url(), &[PROTOBUF, ("content-encoding", "gzip")], gzip(&request.encode_to_vec()))
+            .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.headers["content-type"], "application/x-protobuf");
-    let response = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::decode(reply.body).unwrap();
+    let response =
+        opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::decode(reply.body).unwrap();
     let partial = response.partial_success.expect("partial success reported");
     assert_eq!(partial.rejected_spans, 1);
     assert!(partial.error_message.contains("span ID must not be all zeros"), "{}", partial.error_message);
@@ -143,7 +158,10 @@ async fn past_the_memory_limit_ingest_answers_retryable_429_and_resource_exhaust
     let status = client.export(ExportTraceServiceRequest::decode(valid_body(7).as_slice()).unwrap()).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::ResourceExhausted);
     let details = RpcStatus::decode(status.details()).unwrap();
-    assert!(details.details.iter().any(|d| d.type_url.ends_with("google.rpc.RetryInfo")), "clients retry only with RetryInfo");
+    assert!(
+        details.details.iter().any(|d| d.type_url.ends_with("google.rpc.RetryInfo")),
+        "clients retry only with RetryInfo"
+    );
     assert_still_ready(&server).await;
     server.server.shutdown().await.unwrap();
 }

@@ -120,7 +120,10 @@ impl Server {
         let otlp_http_app = otlp_http::router(state.clone());
         let http_stop = stopped(stop_receivers.subscribe());
         let otlp_http = tokio::spawn(async move {
-            axum::serve(otlp_http_listener, otlp_http_app).with_graceful_shutdown(http_stop).await.map_err(ServeError::from)
+            axum::serve(otlp_http_listener, otlp_http_app)
+                .with_graceful_shutdown(http_stop)
+                .await
+                .map_err(ServeError::from)
         });
         tracing::info!(otlp_http_addr = %otlp_http_addr, "OTLP/HTTP receiver listening");
 

@@ -38,17 +38,25 @@ async fn export(State(state): State<AppState>, headers: HeaderMap, body: Body) -
     }
 }
 
-async fn accept(state: &AppState, headers: &HeaderMap, body: Body, encoding: OtlpEncoding) -> Result<Response, Refusal> {
+async fn accept(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    encoding: OtlpEncoding,
+) -> Result<Response, Refusal> {
     let tenant = receive::resolve_tenant(header_text(headers, receive::TENANT_HEADER), state.multitenancy)
         .map_err(|e| Refusal::from(&e))?;
     let limits = state.body_limits;
     let body = axum::body::to_bytes(body, limits.max_compressed_bytes).await.map_err(|error| {
-        let too_large = std::error::Error::source(&error)
-            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        let too_large =
+            std::error::Error::source(&error).is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
         if too_large {
             Refusal::from(&ReceiveError::TooLarge { limit: limits.max_compressed_bytes, stage: "as sent" })
         } else {
-            Refusal::from(&ReceiveError::Undecodable { encoding: "HTTP", reason: format!("cannot read the body: {error}") })
+            Refusal::from(&ReceiveError::Undecodable {
+                encoding: "HTTP",
+                reason: format!("cannot read the body: {error}"),
+            })
         }
     })?;
     metrics::counter!(telemetry::RECEIVED_BYTES, "protocol" => "http").increment(body.len() as u64);
@@ -84,9 +92,9 @@ fn refuse(refusal: Refusal, encoding: OtlpEncoding) -> Response {
     let status = refusal.rpc_status();
     let body = match encoding {
         OtlpEncoding::Protobuf => Bytes::from(status.encode_to_vec()),
-        OtlpEncoding::Json => Bytes::from(
-            serde_json::json!({ "code": status.code, "message": status.message }).to_string(),
-        ),
+        OtlpEncoding::Json => {
+            Bytes::from(serde_json::json!({ "code": status.code, "message": status.message }).to_string())
+        }
     };
     let mut response = reply(refusal.http, encoding, body);
     if refusal.is_retryable() {

@@ -67,13 +67,9 @@ impl Refusal {
     /// The `google.rpc.Status` of this refusal, with RetryInfo when the client should retry.
     pub fn rpc_status(&self) -> RpcStatus {
         let details = if self.is_retryable() {
-            let retry = RetryInfo {
-                retry_delay: Some(ProtoDuration { seconds: RETRY_AFTER.as_secs() as i64, nanos: 0 }),
-            };
-            vec![ProtoAny {
-                type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
-                value: retry.encode_to_vec(),
-            }]
+            let retry =
+                RetryInfo { retry_delay: Some(ProtoDuration { seconds: RETRY_AFTER.as_secs() as i64, nanos: 0 }) };
+            vec![ProtoAny { type_url: "type.googleapis.com/google.rpc.RetryInfo".into(), value: retry.encode_to_vec() }]
         } else {
             Vec::new()
         };

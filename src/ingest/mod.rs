@@ -133,7 +133,10 @@ impl Ingester {
     /// Opens the WAL, replays it (spans of blocks already committed are skipped; cut blocks not yet
     /// committed are re-encoded under their recorded IDs), and starts the flush tasks.
     pub async fn start(options: IngestOptions, storage: Storage) -> Result<Self, IngestError> {
-        let wal = Wal::open(&options.wal_dir, options.wal.clone())?;
+        // The active segment is never removed, so segments must be well below the WAL limit for
+        // committed spans to free space before the limit is reached.
+        let segment_bytes = options.wal.segment_bytes.min((options.max_wal_bytes / 8).max(64 * 1024));
+        let wal = Wal::open(&options.wal_dir, WalOptions { segment_bytes })?;
         let replayed = replay::replay(&wal, &options.block).await?;
         let (uploads, upload_queue) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {

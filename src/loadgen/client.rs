@@ -80,7 +80,8 @@ impl OtlpClient {
         let invalid = |reason: String| LoadgenError::Endpoint { endpoint: endpoint.to_owned(), reason };
         let transport = match protocol {
             Protocol::Grpc => {
-                let channel = Endpoint::from_shared(endpoint.to_owned()).map_err(|e| invalid(e.to_string()))?.connect_lazy();
+                let channel =
+                    Endpoint::from_shared(endpoint.to_owned()).map_err(|e| invalid(e.to_string()))?.connect_lazy();
                 Transport::Grpc(TraceServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
             }
             Protocol::Http => {
@@ -109,7 +110,9 @@ impl OtlpClient {
     ) -> Result<ExportTraceServiceResponse, SendError> {
         let mut request = tonic::Request::new(request);
         if let Some(tenant) = &self.tenant {
-            let value = tenant.parse().map_err(|_| SendError::Connection(format!("tenant {tenant:?} is not a header value")))?;
+            let value = tenant
+                .parse()
+                .map_err(|_| SendError::Connection(format!("tenant {tenant:?} is not a header value")))?;
             request.metadata_mut().insert(TENANT_HEADER, value);
         }
         match client.export(request).await {

@@ -158,7 +158,11 @@ fn replace_enum_names(request: &mut serde_json::Value) -> bool {
         .flatten();
     for span in spans {
         if let Some(kind) = span.get_mut("kind") {
-            changed |= replace_name(kind, "SPAN_KIND_", &["UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"]);
+            changed |= replace_name(
+                kind,
+                "SPAN_KIND_",
+                &["UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"],
+            );
         }
         if let Some(code) = span.get_mut("status").and_then(|s| s.get_mut("code")) {
             changed |= replace_name(code, "STATUS_CODE_", &["UNSET", "OK", "ERROR"]);
@@ -226,7 +230,10 @@ mod tests {
 
     #[test]
     fn content_types_and_encodings_are_named_when_refused() {
-        assert_eq!(OtlpEncoding::from_content_type(Some("application/json; charset=utf-8")).unwrap(), OtlpEncoding::Json);
+        assert_eq!(
+            OtlpEncoding::from_content_type(Some("application/json; charset=utf-8")).unwrap(),
+            OtlpEncoding::Json
+        );
         let error = OtlpEncoding::from_content_type(Some("text/plain")).unwrap_err();
         assert!(error.to_string().contains("text/plain"));
         let error = decompress(Bytes::from_static(b"x"), Some("br"), BodyLimits::default()).unwrap_err();
@@ -244,7 +251,8 @@ mod tests {
         let span = &request.resource_spans[0].scope_spans[0].spans[0];
         assert_eq!((span.kind, span.status.as_ref().unwrap().code), (2, 2));
         assert_eq!(hex::encode(&span.trace_id), "5b8efff798038103d269b633813fc60c");
-        let numeric = String::from_utf8_lossy(body).replace("\"SPAN_KIND_SERVER\"", "2").replace("\"STATUS_CODE_ERROR\"", "2");
+        let numeric =
+            String::from_utf8_lossy(body).replace("\"SPAN_KIND_SERVER\"", "2").replace("\"STATUS_CODE_ERROR\"", "2");
         assert_eq!(decode(numeric.as_bytes(), OtlpEncoding::Json).unwrap(), request);
     }
 

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod faulty;
 pub mod http;
 pub mod otlp;
 pub mod s3;

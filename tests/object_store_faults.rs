@@ -1,0 +1,78 @@
+//! An object store that fails, then stalls, delays flushes but loses nothing (CONTRACTS §7): ingest and
+//! queries of recent data keep working until the WAL limit, then ingest answers 429; once the store
+//! heals, every acknowledged span reaches a block exactly once.
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use common::faulty::{Fault, FaultyStore};
+use common::server::{TestServer, send};
+use spanlake::ids::{TenantId, TraceId};
+use spanlake::loadgen::{OtlpClient, Protocol, SendError};
+use spanlake::storage::{RangeReads, Storage};
+use spanlake::synth::TraceGenerator;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_then_stalling_store_loses_nothing_and_a_full_wal_answers_429() {
+    let s3 = common::Backend::s3().storage;
+    let faulty = FaultyStore::new(s3.object_store());
+    let storage = Storage::from_store(faulty.clone(), "faulty S3", RangeReads::Exact);
+    faulty.set(Fault::Failing);
+    let server = TestServer::start(storage, |config| {
+        config.max_block_bytes = 64 * 1024;
+        config.max_wal_bytes = 2 * 1024 * 1024;
+        config.upload_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let client = OtlpClient::connect(&server.grpc_url(), Protocol::Grpc, None).unwrap();
+    let mut generator = TraceGenerator::new(42);
+    let mut acked_ids = String::new();
+    let mut refused = None;
+    for round in 0..2_000 {
+        if round == 10 {
+            faulty.set(Fault::Stalling);
+        }
+        let request = generator.next_request(200);
+        let ids: Vec<(String, String)> = request
+            .resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .flat_map(|ss| &ss.spans)
+            .map(|s| (hex::encode(&s.trace_id), hex::encode(&s.span_id)))
+            .collect();
+        match client.export(request).await {
+            Ok(0) => ids.iter().for_each(|(t, s)| acked_ids.push_str(&format!("{t} {s}\n"))),
+            Err(error @ SendError::Refused { retryable: true, .. }) => {
+                refused = Some(error);
+                break;
+            }
+            other => panic!("unexpected export outcome {other:?}"),
+        }
+    }
+    let refused = refused.expect("ingest answers RESOURCE_EXHAUSTED once the WAL is full");
+    assert!(refused.to_string().contains("WAL"), "{refused}");
+    let first_trace = TraceId::from_hex(acked_ids.split_whitespace().next().unwrap()).unwrap();
+    let ingester = server.server.ingester().clone();
+    assert!(
+        !ingester.recent_trace(&TenantId::single_tenant(), &first_trace).unwrap().is_empty(),
+        "recent spans stay queryable while the store is down"
+    );
+    assert_eq!(send("GET", &server.query_url("/ready"), &[], Vec::new()).await.status, 200);
+
+    faulty.set(Fault::Healthy);
+    let flushed =
+        tokio::time::timeout(Duration::from_secs(120), send("POST", &server.query_url("/flush"), &[], Vec::new()))
+            .await
+            .expect("flush completes once the store heals");
+    assert_eq!(flushed.status, 204, "{}", flushed.text());
+    assert!(client.export(generator.next_request(10)).await.is_ok(), "ingest works again after the flush");
+
+    let ids_file = tempfile::NamedTempFile::new().unwrap();
+    ids_file.as_file().write_all(acked_ids.as_bytes()).unwrap();
+    let report = spanlake::loadgen::verify::verify(ids_file.path(), &s3, &TenantId::single_tenant()).await.unwrap();
+    assert!(report.acknowledged > 1000, "{report:?}");
+    assert!(report.passed(), "{report:?}");
+    server.server.shutdown().await.unwrap();
+}
