@@ -101,16 +101,16 @@ struct ServeArgs {
     /// to the tenant "single-tenant".
     #[arg(long, env = "SPANLAKE_MULTITENANCY")]
     multitenancy: bool,
-    /// Cut a tenant's buffer into a block once it holds this much (e.g. 128MiB).
+    /// Cut a tenant's buffer into a block once it holds this much (default 64MiB).
     #[arg(long, env = "SPANLAKE_MAX_BLOCK_BYTES", value_parser = parse_byte_size)]
     max_block_bytes: Option<u64>,
-    /// Cut a tenant's buffer into a block once its oldest span has waited this long (e.g. 5m).
+    /// Cut a tenant's buffer into a block once its oldest span has waited this long (default 5m).
     #[arg(long, env = "SPANLAKE_MAX_BLOCK_AGE", value_parser = parse_duration)]
     max_block_age: Option<Duration>,
-    /// Answer 429 once the ingester holds this much in memory (e.g. 768MiB).
+    /// Answer 429 once the ingester holds this much in memory (default 512MiB).
     #[arg(long, env = "SPANLAKE_MAX_BUFFER_BYTES", value_parser = parse_byte_size)]
     max_buffer_bytes: Option<u64>,
-    /// Answer 429 once the WAL holds this much on disk (e.g. 4GiB).
+    /// Answer 429 once the WAL holds this much on disk (default 4GiB).
     #[arg(long, env = "SPANLAKE_MAX_WAL_BYTES", value_parser = parse_byte_size)]
     max_wal_bytes: Option<u64>,
     /// Flush every buffer to the object store on SIGTERM/SIGINT (true or false).

@@ -1,51 +1,147 @@
 //! OTLP/gRPC on port 4317: `TraceService/Export`, gzip accepted (CONTRACTS §2).
+//!
+//! A hand-written service instead of the generated `TraceServiceServer`: the generated one decodes with
+//! prost on the reactor and hands over only the decoded message, so the WAL would have to encode the
+//! request again. This one receives the raw protobuf, decodes it on a blocking thread and passes both on.
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use prost::Message;
-use tonic::codec::CompressionEncoding;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder};
+use tonic::codegen::{Body, BoxFuture, StdError, http};
+use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
 use super::AppState;
 use super::status::Refusal;
-use crate::receive;
+use crate::receive::{self, ReceiveError};
 use crate::telemetry;
 
-/// The gRPC service, with compression and the decompressed size limit set.
-pub fn service(state: AppState) -> TraceServiceServer<OtlpGrpc> {
-    let limit = state.body_limits.max_decompressed_bytes;
-    TraceServiceServer::new(OtlpGrpc { state })
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(limit)
-}
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
-/// Receives OTLP/gRPC exports into the ingester.
+/// The OTLP trace service, ready for `tonic::transport::Server::add_service`.
+#[derive(Clone)]
 pub struct OtlpGrpc {
-    state: AppState,
+    state: Arc<AppState>,
 }
 
-#[tonic::async_trait]
-impl TraceService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let header = request.metadata().get(receive::TENANT_HEADER).and_then(|v| v.to_str().ok());
-        let tenant = receive::resolve_tenant(header, self.state.multitenancy).map_err(|e| refuse(Refusal::from(&e)))?;
-        let request = request.into_inner();
-        metrics::counter!(telemetry::RECEIVED_BYTES, "protocol" => "grpc").increment(request.encoded_len() as u64);
-        let outcome = self.state.ingester.push(&tenant, request, None).await.map_err(|e| refuse(Refusal::from(&e)))?;
-        let response = receive::export_response(&outcome.rejected);
-        if let Some(partial) = &response.partial_success {
-            tracing::info!(tenant = %tenant, rejected = partial.rejected_spans, message = %partial.error_message, "OTLP/gRPC spans rejected");
-        }
-        Ok(Response::new(response))
+/// The gRPC service, with compression and the decompressed size limit from the state.
+pub fn service(state: AppState) -> OtlpGrpc {
+    OtlpGrpc { state: Arc::new(state) }
+}
+
+impl NamedService for OtlpGrpc {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+}
+
+impl<B> tonic::codegen::Service<http::Request<B>> for OtlpGrpc
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
     }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path() != EXPORT_PATH {
+            return Box::pin(async { Ok(Status::unimplemented("only TraceService/Export is served here").into_http()) });
+        }
+        let limit = self.state.body_limits.max_decompressed_bytes;
+        let export = Export { state: self.state.clone() };
+        Box::pin(async move {
+            let mut gzip = EnabledCompressionEncodings::default();
+            gzip.enable(CompressionEncoding::Gzip);
+            let mut grpc = tonic::server::Grpc::new(RawRequestCodec)
+                .apply_compression_config(gzip, gzip)
+                .apply_max_message_size_config(Some(limit), None);
+            Ok(grpc.unary(export, request).await)
+        })
+    }
+}
+
+/// One export call.
+struct Export {
+    state: Arc<AppState>,
+}
+
+impl UnaryService<Bytes> for Export {
+    type Response = ExportTraceServiceResponse;
+    type Future = BoxFuture<Response<ExportTraceServiceResponse>, Status>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let state = self.state.clone();
+        Box::pin(async move { export(&state, request).await.map_err(refuse) })
+    }
+}
+
+async fn export(state: &AppState, request: Request<Bytes>) -> Result<Response<ExportTraceServiceResponse>, Refusal> {
+    let header = request.metadata().get(receive::TENANT_HEADER).and_then(|v| v.to_str().ok());
+    let tenant = receive::resolve_tenant(header, state.multitenancy).map_err(|e| Refusal::from(&e))?;
+    let raw = request.into_inner();
+    metrics::counter!(telemetry::RECEIVED_BYTES, "protocol" => "grpc").increment(raw.len() as u64);
+    let decoded = tokio::task::spawn_blocking(move || {
+        let request = ExportTraceServiceRequest::decode(raw.as_ref())
+            .map_err(|e| ReceiveError::Undecodable { encoding: "protobuf", reason: e.to_string() })?;
+        Ok::<_, ReceiveError>((request, raw))
+    })
+    .await
+    .map_err(|e| Refusal::from(&ReceiveError::Undecodable { encoding: "protobuf", reason: e.to_string() }))?;
+    let (request, raw) = decoded.map_err(|e| Refusal::from(&e))?;
+    let outcome = state.ingester.push(&tenant, request, Some(raw)).await.map_err(|e| Refusal::from(&e))?;
+    let response = receive::export_response(&outcome.rejected);
+    if let Some(partial) = &response.partial_success {
+        tracing::info!(tenant = %tenant, rejected = partial.rejected_spans, message = %partial.error_message, "OTLP/gRPC spans rejected");
+    }
+    Ok(Response::new(response))
 }
 
 fn refuse(refusal: Refusal) -> Status {
     tracing::warn!(code = ?refusal.grpc, reason = refusal.reason, message = %refusal.message, "OTLP/gRPC request refused");
     metrics::counter!(telemetry::REQUESTS_REFUSED, "reason" => refusal.reason).increment(1);
     refusal.grpc_status()
+}
+
+/// Hands the request over as raw bytes and encodes the reply with prost.
+struct RawRequestCodec;
+
+impl Codec for RawRequestCodec {
+    type Encode = ExportTraceServiceResponse;
+    type Decode = Bytes;
+    type Encoder = RawRequestCodec;
+    type Decoder = RawRequestCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawRequestCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawRequestCodec
+    }
+}
+
+impl Encoder for RawRequestCodec {
+    type Item = ExportTraceServiceResponse;
+    type Error = Status;
+
+    fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+        item.encode(dst).map_err(|e| Status::internal(e.to_string()))
+    }
+}
+
+impl Decoder for RawRequestCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
 }

@@ -85,9 +85,9 @@ impl IngestOptions {
         Self {
             wal_dir,
             wal: WalOptions::default(),
-            max_block_bytes: 128 * 1024 * 1024,
+            max_block_bytes: 64 * 1024 * 1024,
             max_block_age: Duration::from_secs(300),
-            max_buffer_bytes: 768 * 1024 * 1024,
+            max_buffer_bytes: 512 * 1024 * 1024,
             max_wal_bytes: 4 * 1024 * 1024 * 1024,
             upload_timeout: Duration::from_secs(120),
             flush_on_shutdown: true,

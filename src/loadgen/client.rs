@@ -8,9 +8,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use prost::Message;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::{Channel, Endpoint};
 
 use super::LoadgenError;
@@ -70,7 +70,7 @@ pub struct OtlpClient {
 
 #[derive(Clone)]
 enum Transport {
-    Grpc(TraceServiceClient<Channel>),
+    Grpc(Channel),
     Http { client: Client<HttpConnector, Full<Bytes>>, uri: hyper::Uri },
 }
 
@@ -82,7 +82,7 @@ impl OtlpClient {
             Protocol::Grpc => {
                 let channel =
                     Endpoint::from_shared(endpoint.to_owned()).map_err(|e| invalid(e.to_string()))?.connect_lazy();
-                Transport::Grpc(TraceServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
+                Transport::Grpc(channel)
             }
             Protocol::Http => {
                 let base = endpoint.trim_end_matches('/');
@@ -96,26 +96,28 @@ impl OtlpClient {
 
     /// Sends one request; returns how many spans the server rejected (partial success).
     pub async fn export(&self, request: ExportTraceServiceRequest) -> Result<u64, SendError> {
+        self.export_encoded(Bytes::from(request.encode_to_vec())).await
+    }
+
+    /// Sends a request already encoded as protobuf (the load generator prepares its requests once).
+    pub async fn export_encoded(&self, request: Bytes) -> Result<u64, SendError> {
         let response = match &self.transport {
-            Transport::Grpc(client) => self.export_grpc(client.clone(), request).await?,
+            Transport::Grpc(channel) => self.export_grpc(channel.clone(), request).await?,
             Transport::Http { client, uri } => self.export_http(client, uri, request).await?,
         };
         Ok(response.partial_success.map_or(0, |p| p.rejected_spans.max(0) as u64))
     }
 
-    async fn export_grpc(
-        &self,
-        mut client: TraceServiceClient<Channel>,
-        request: ExportTraceServiceRequest,
-    ) -> Result<ExportTraceServiceResponse, SendError> {
+    async fn export_grpc(&self, channel: Channel, request: Bytes) -> Result<ExportTraceServiceResponse, SendError> {
         let mut request = tonic::Request::new(request);
         if let Some(tenant) = &self.tenant {
-            let value = tenant
-                .parse()
-                .map_err(|_| SendError::Connection(format!("tenant {tenant:?} is not a header value")))?;
+            let value = tenant.parse().map_err(|_| SendError::Connection(format!("tenant {tenant:?} is not a header value")))?;
             request.metadata_mut().insert(TENANT_HEADER, value);
         }
-        match client.export(request).await {
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc.ready().await.map_err(|e| SendError::Connection(e.to_string()))?;
+        let path = hyper::http::uri::PathAndQuery::from_static(EXPORT_PATH);
+        match grpc.unary(request, path, PreEncodedCodec).await {
             Ok(response) => Ok(response.into_inner()),
             Err(status) if status.code() == tonic::Code::Unavailable || status.code() == tonic::Code::Unknown => {
                 Err(SendError::Connection(status.message().to_owned()))
@@ -132,14 +134,14 @@ impl OtlpClient {
         &self,
         client: &Client<HttpConnector, Full<Bytes>>,
         uri: &hyper::Uri,
-        request: ExportTraceServiceRequest,
+        request: Bytes,
     ) -> Result<ExportTraceServiceResponse, SendError> {
         let mut builder = hyper::Request::post(uri.clone()).header("content-type", "application/x-protobuf");
         if let Some(tenant) = &self.tenant {
             builder = builder.header(TENANT_HEADER, tenant.as_str());
         }
         let http_request = builder
-            .body(Full::new(Bytes::from(request.encode_to_vec())))
+            .body(Full::new(request))
             .map_err(|e| SendError::Connection(e.to_string()))?;
         let response = client.request(http_request).await.map_err(|e| SendError::Connection(e.to_string()))?;
         let status = response.status();
@@ -152,5 +154,45 @@ impl OtlpClient {
             });
         }
         ExportTraceServiceResponse::decode(body.as_ref()).map_err(|e| SendError::Reply(e.to_string()))
+    }
+}
+
+/// The gRPC method of OTLP trace export.
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// Sends requests that are already protobuf bytes, and decodes the reply with prost.
+struct PreEncodedCodec;
+
+impl Codec for PreEncodedCodec {
+    type Encode = Bytes;
+    type Decode = ExportTraceServiceResponse;
+    type Encoder = PreEncodedCodec;
+    type Decoder = PreEncodedCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        PreEncodedCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        PreEncodedCodec
+    }
+}
+
+impl Encoder for PreEncodedCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl Decoder for PreEncodedCodec {
+    type Item = ExportTraceServiceResponse;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
+        ExportTraceServiceResponse::decode(src).map(Some).map_err(|e| tonic::Status::internal(e.to_string()))
     }
 }

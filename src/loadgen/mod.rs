@@ -7,6 +7,7 @@
 //! nothing in the server calls it.
 
 mod client;
+mod pool;
 pub mod verify;
 
 use std::io::Write;
@@ -16,9 +17,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
-use crate::synth::TraceGenerator;
+use pool::RequestPool;
 pub use client::{OtlpClient, Protocol, SendError};
 
 /// Why a load run could not start or finish.
@@ -209,13 +209,14 @@ async fn run_worker(
     tally: &Mutex<Tally>,
     progress: &ProgressBar,
 ) {
-    let mut generator = TraceGenerator::new(seed);
+    let pool = RequestPool::generate(seed, REQUEST_POOL_SIZE, options.spans_per_request, now_unix_nano());
     let started = Instant::now();
     let mut sent_spans = 0u64;
+    let mut sequence = 0u64;
     while Instant::now() < deadline {
-        generator.set_clock(now_unix_nano());
-        let request = generator.next_request(options.spans_per_request);
-        let spans = count_spans(&request);
+        let request = pool.request(sequence, seed, options.verify_file.is_some());
+        sequence += 1;
+        let spans = request.spans;
         if spans_per_second > 0.0 {
             // Pace to the target: wait until this worker's share of the rate allows these spans.
             let due = started + Duration::from_secs_f64(sent_spans as f64 / spans_per_second);
@@ -225,10 +226,10 @@ async fn run_worker(
             tokio::time::sleep_until(due.into()).await;
         }
         sent_spans += spans as u64;
-        let ids = options.verify_file.is_some().then(|| span_ids(&request));
         let sent_at = Instant::now();
-        let outcome = client.export(request).await;
+        let outcome = client.export_encoded(request.bytes).await;
         let latency = sent_at.elapsed();
+        let ids = request.ids;
         let pause = record_outcome(tally, outcome, spans, latency, ids, started, progress);
         if pause {
             // The server is down, restarting or asking us to back off: try again shortly, don't spin.
@@ -269,18 +270,5 @@ fn record_outcome(
     false
 }
 
-fn count_spans(request: &ExportTraceServiceRequest) -> usize {
-    request.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum()
-}
-
-/// `trace_id span_id` lines of every span in the request.
-fn span_ids(request: &ExportTraceServiceRequest) -> String {
-    let mut lines = String::new();
-    for span in request.resource_spans.iter().flat_map(|rs| &rs.scope_spans).flat_map(|ss| &ss.spans) {
-        lines.push_str(&hex::encode(&span.trace_id));
-        lines.push(' ');
-        lines.push_str(&hex::encode(&span.span_id));
-        lines.push('\n');
-    }
-    lines
-}
+/// Distinct requests each worker prepares; re-sent with fresh trace IDs.
+const REQUEST_POOL_SIZE: usize = 32;
