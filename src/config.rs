@@ -144,8 +144,6 @@ mod tests {
         assert!(parse_duration("soon").is_err());
     }
 
-    use super::*;
-
     #[test]
     fn default_storage_is_the_blocks_folder_inside_the_data_dir() {
         let url = ServeConfig::default().storage_url().unwrap();

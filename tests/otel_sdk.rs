@@ -148,8 +148,8 @@ async fn sdk_exporters_spans_are_read_back_equal_from_the_buffer_and_from_s3_blo
     let mut from_blocks = HashMap::new();
     for span in &sent {
         let trace = TraceId::from_hex(span["trace_id"].as_str().unwrap()).unwrap();
-        if !from_blocks.contains_key(&trace) {
-            from_blocks.insert(trace, block_batches(&storage, &tenant, &trace).await);
+        if let std::collections::hash_map::Entry::Vacant(entry) = from_blocks.entry(trace) {
+            entry.insert(block_batches(&storage, &tenant, &trace).await);
         }
     }
     assert_all_present(&sent, |trace| from_blocks[trace].clone());

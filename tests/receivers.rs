@@ -36,6 +36,9 @@ fn status_message(reply: &Reply) -> String {
     RpcStatus::decode(reply.body.clone()).map(|s| s.message).unwrap_or_else(|_| reply.text())
 }
 
+/// A bad request: what it is, its headers and body, the status it must get and a word its message names.
+type BadRequest = (&'static str, Vec<(&'static str, &'static str)>, Vec<u8>, u16, &'static str);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_http_request_gets_its_status_and_writes_nothing() {
     let server = TestServer::start(Storage::open("memory://").unwrap(), |config| {
@@ -48,7 +51,7 @@ async fn every_bad_http_request_gets_its_status_and_writes_nothing() {
     let tenant = ("x-scope-orgid", "team-a");
     let mut deep_json = "[".repeat(100_000);
     deep_json.push_str(&"]".repeat(100_000));
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<BadRequest> = vec![
         ("undecodable protobuf", vec![PROTOBUF, tenant], b"\xff\xff\xff not protobuf".to_vec(), 400, "protobuf"),
         ("random bytes as JSON", vec![("content-type", "application/json"), tenant], vec![0x9f; 64], 400, "JSON"),
         ("deeply nested JSON", vec![("content-type", "application/json"), tenant], deep_json.into_bytes(), 400, "JSON"),

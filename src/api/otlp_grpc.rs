@@ -53,7 +53,9 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         if request.uri().path() != EXPORT_PATH {
-            return Box::pin(async { Ok(Status::unimplemented("only TraceService/Export is served here").into_http()) });
+            return Box::pin(async {
+                Ok(Status::unimplemented("only TraceService/Export is served here").into_http())
+            });
         }
         let limit = self.state.body_limits.max_decompressed_bytes;
         let export = Export { state: self.state.clone() };

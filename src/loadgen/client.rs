@@ -71,7 +71,7 @@ pub struct OtlpClient {
 #[derive(Clone)]
 enum Transport {
     Grpc(Channel),
-    Http { client: Client<HttpConnector, Full<Bytes>>, uri: hyper::Uri },
+    Http { client: Box<Client<HttpConnector, Full<Bytes>>>, uri: hyper::Uri },
 }
 
 impl OtlpClient {
@@ -88,7 +88,7 @@ impl OtlpClient {
                 let base = endpoint.trim_end_matches('/');
                 let url = if base.ends_with("/v1/traces") { base.to_owned() } else { format!("{base}/v1/traces") };
                 let uri = url.parse::<hyper::Uri>().map_err(|e| invalid(e.to_string()))?;
-                Transport::Http { client: Client::builder(TokioExecutor::new()).build_http(), uri }
+                Transport::Http { client: Box::new(Client::builder(TokioExecutor::new()).build_http()), uri }
             }
         };
         Ok(Self { transport, tenant })
@@ -111,7 +111,9 @@ impl OtlpClient {
     async fn export_grpc(&self, channel: Channel, request: Bytes) -> Result<ExportTraceServiceResponse, SendError> {
         let mut request = tonic::Request::new(request);
         if let Some(tenant) = &self.tenant {
-            let value = tenant.parse().map_err(|_| SendError::Connection(format!("tenant {tenant:?} is not a header value")))?;
+            let value = tenant
+                .parse()
+                .map_err(|_| SendError::Connection(format!("tenant {tenant:?} is not a header value")))?;
             request.metadata_mut().insert(TENANT_HEADER, value);
         }
         let mut grpc = tonic::client::Grpc::new(channel);
@@ -140,9 +142,7 @@ impl OtlpClient {
         if let Some(tenant) = &self.tenant {
             builder = builder.header(TENANT_HEADER, tenant.as_str());
         }
-        let http_request = builder
-            .body(Full::new(request))
-            .map_err(|e| SendError::Connection(e.to_string()))?;
+        let http_request = builder.body(Full::new(request)).map_err(|e| SendError::Connection(e.to_string()))?;
         let response = client.request(http_request).await.map_err(|e| SendError::Connection(e.to_string()))?;
         let status = response.status();
         let body = response.into_body().collect().await.map_err(|e| SendError::Connection(e.to_string()))?.to_bytes();

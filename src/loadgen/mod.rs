@@ -18,8 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use pool::RequestPool;
 pub use client::{OtlpClient, Protocol, SendError};
+use pool::RequestPool;
 
 /// Why a load run could not start or finish.
 #[derive(Debug, thiserror::Error)]

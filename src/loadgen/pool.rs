@@ -111,7 +111,13 @@ mod tests {
 
     fn trace_ids(bytes: &Bytes) -> Vec<Vec<u8>> {
         let request = ExportTraceServiceRequest::decode(bytes.as_ref()).unwrap();
-        request.resource_spans.iter().flat_map(|rs| &rs.scope_spans).flat_map(|ss| &ss.spans).map(|s| s.trace_id.clone()).collect()
+        request
+            .resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .flat_map(|ss| &ss.spans)
+            .map(|s| s.trace_id.clone())
+            .collect()
     }
 
     #[test]
