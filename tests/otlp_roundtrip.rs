@@ -4,10 +4,14 @@
 mod common;
 
 use common::otlp::{canonical, resource_spans};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use proptest::prelude::*;
+use prost::Message;
 use spanlake::ids::{BlockId, TenantId};
-use spanlake::spans::{SpanRejection, decode_resource_spans, encode_resource_spans};
+use spanlake::spans::{
+    SpanBatchBuilder, SpanRejection, decode_resource_spans, encode_resource_spans, protobuf_to_batch,
+};
 use spanlake::storage::Storage;
 use spanlake::storage::block::{BlockWriteOptions, encode_block, load_footer, read_all, upload_block};
 
@@ -25,6 +29,18 @@ proptest! {
         prop_assert_eq!(batch.num_rows(), span_count(&payload));
         let decoded = decode_resource_spans(&[batch]).unwrap();
         prop_assert_eq!(canonical(&decoded), canonical(&payload));
+    }
+
+    #[test]
+    fn the_direct_protobuf_decoder_gives_the_same_rows_as_prost(payload in resource_spans()) {
+        let request = ExportTraceServiceRequest { resource_spans: payload };
+        let bytes = request.encode_to_vec();
+        let expected = encode_resource_spans(&request.resource_spans).unwrap();
+        let mut builder = SpanBatchBuilder::new();
+        let direct = spanlake::spans::wire::decode_request(&bytes, &mut builder);
+        prop_assert!(direct.is_ok(), "the fast path takes every valid request the SDKs can produce");
+        prop_assert_eq!((builder.finish().unwrap(), direct.unwrap()), expected.clone());
+        prop_assert_eq!(protobuf_to_batch(&bytes).unwrap(), expected);
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder};
 use tonic::codegen::{Body, BoxFuture, StdError, http};
@@ -18,6 +18,7 @@ use tonic::{Request, Response, Status};
 
 use super::AppState;
 use super::status::Refusal;
+use crate::ingest::NewSpans;
 use crate::receive::{self, ReceiveError};
 use crate::telemetry;
 
@@ -90,15 +91,12 @@ async fn export(state: &AppState, request: Request<Bytes>) -> Result<Response<Ex
     let tenant = receive::resolve_tenant(header, state.multitenancy).map_err(|e| Refusal::from(&e))?;
     let raw = request.into_inner();
     metrics::counter!(telemetry::RECEIVED_BYTES, "protocol" => "grpc").increment(raw.len() as u64);
-    let decoded = tokio::task::spawn_blocking(move || {
-        let request = ExportTraceServiceRequest::decode(raw.as_ref())
-            .map_err(|e| ReceiveError::Undecodable { encoding: "protobuf", reason: e.to_string() })?;
-        Ok::<_, ReceiveError>((request, raw))
-    })
-    .await
-    .map_err(|e| Refusal::from(&ReceiveError::Undecodable { encoding: "protobuf", reason: e.to_string() }))?;
-    let (request, raw) = decoded.map_err(|e| Refusal::from(&e))?;
-    let outcome = state.ingester.push(&tenant, request, Some(raw)).await.map_err(|e| Refusal::from(&e))?;
+    let converted =
+        tokio::task::spawn_blocking(move || NewSpans::from_protobuf(raw).map_err(receive::undecodable_protobuf))
+            .await
+            .map_err(|e| Refusal::from(&ReceiveError::Undecodable { encoding: "protobuf", reason: e.to_string() }))?;
+    let spans = converted.map_err(|e| Refusal::from(&e))?;
+    let outcome = state.ingester.push(&tenant, spans).await.map_err(|e| Refusal::from(&e))?;
     let response = receive::export_response(&outcome.rejected);
     if let Some(partial) = &response.partial_success {
         tracing::info!(tenant = %tenant, rejected = partial.rejected_spans, message = %partial.error_message, "OTLP/gRPC spans rejected");

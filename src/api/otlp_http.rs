@@ -11,6 +11,7 @@ use prost::Message;
 
 use super::AppState;
 use super::status::{RETRY_AFTER, Refusal};
+use crate::ingest::NewSpans;
 use crate::receive::{self, OtlpEncoding, ReceiveError};
 use crate::telemetry;
 
@@ -61,20 +62,22 @@ async fn accept(
     })?;
     metrics::counter!(telemetry::RECEIVED_BYTES, "protocol" => "http").increment(body.len() as u64);
     let content_encoding = header_text(headers, header::CONTENT_ENCODING.as_str()).map(str::to_owned);
-    let decoded = tokio::task::spawn_blocking(move || -> Result<_, ReceiveError> {
+    let converted = tokio::task::spawn_blocking(move || -> Result<NewSpans, ReceiveError> {
         let body = receive::decompress(body, content_encoding.as_deref(), limits)?;
-        let request = receive::decode(&body, encoding)?;
-        let raw = (encoding == OtlpEncoding::Protobuf).then_some(body);
-        Ok((request, raw))
+        match encoding {
+            OtlpEncoding::Protobuf => NewSpans::from_protobuf(body).map_err(receive::undecodable_protobuf),
+            OtlpEncoding::Json => NewSpans::from_request(receive::decode(&body, encoding)?)
+                .map_err(|e| ReceiveError::Undecodable { encoding: "JSON", reason: e.to_string() }),
+        }
     })
     .await;
-    let (request, raw) = match decoded {
+    let spans = match converted {
         Ok(result) => result.map_err(|e| Refusal::from(&e))?,
         Err(join_error) => {
             return Err(Refusal::from(&ReceiveError::Undecodable { encoding: "HTTP", reason: join_error.to_string() }));
         }
     };
-    let outcome = state.ingester.push(&tenant, request, raw).await.map_err(|e| Refusal::from(&e))?;
+    let outcome = state.ingester.push(&tenant, spans).await.map_err(|e| Refusal::from(&e))?;
     let response = receive::export_response(&outcome.rejected);
     if let Some(partial) = &response.partial_success {
         tracing::info!(tenant = %tenant, rejected = partial.rejected_spans, message = %partial.error_message, "OTLP/HTTP spans rejected");

@@ -21,7 +21,9 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::ids::{TenantId, TraceId};
-use crate::spans::{SpanBatchBuilder, SpanFormatError, SpanRejection, rows_of_trace, validate_span};
+use crate::spans::{
+    ProtobufError, SpanBatchBuilder, SpanFormatError, SpanRejection, protobuf_to_batch, rows_of_trace, validate_span,
+};
 use crate::storage::{BlockMeta, BlockWriteOptions, Storage, StorageError, read_encoded};
 use crate::telemetry;
 use crate::wal::{Record, Wal, WalError, WalOptions};
@@ -169,22 +171,13 @@ impl Ingester {
         }
     }
 
-    /// Makes the valid spans of a request durable and buffers them. `raw_protobuf` is the request as it
-    /// arrived, if it was protobuf: when every span is valid it goes into the WAL as is.
-    pub async fn push(
-        &self,
-        tenant: &TenantId,
-        request: ExportTraceServiceRequest,
-        raw_protobuf: Option<Bytes>,
-    ) -> Result<PushOutcome, IngestError> {
+    /// Makes the valid spans of a request durable and buffers them.
+    pub async fn push(&self, tenant: &TenantId, spans: NewSpans) -> Result<PushOutcome, IngestError> {
         self.inner.check_capacity()?;
         if *self.inner.stop.borrow() {
             return Err(IngestError::ShuttingDown);
         }
-        let (batch, rejected, payload) =
-            tokio::task::spawn_blocking(move || to_batch_and_payload(request, raw_protobuf))
-                .await
-                .map_err(StorageError::from)??;
+        let NewSpans { batch, rejected, wal_payload: payload } = spans;
         let accepted = batch.num_rows();
         metrics::counter!(telemetry::SPANS_RECEIVED, "tenant" => tenant.to_string())
             .increment((accepted + rejected.len()) as u64);
@@ -323,40 +316,50 @@ impl Inner {
     }
 }
 
-/// Builds the Arrow batch of the valid spans and the WAL payload holding exactly those spans.
-fn to_batch_and_payload(
-    mut request: ExportTraceServiceRequest,
-    raw_protobuf: Option<Bytes>,
-) -> Result<(RecordBatch, Vec<SpanRejection>, Bytes), SpanFormatError> {
-    let mut builder = SpanBatchBuilder::new();
-    let rejected: Vec<SpanRejection> =
-        request.resource_spans.iter().flat_map(|rs| builder.append_resource_spans(rs)).collect();
-    let batch = builder.finish()?;
-    let payload = match raw_protobuf {
-        Some(raw) if rejected.is_empty() => raw,
-        _ => {
-            if !rejected.is_empty() {
-                for resource_spans in &mut request.resource_spans {
-                    for scope_spans in &mut resource_spans.scope_spans {
-                        scope_spans.spans.retain(|span| validate_span(span).is_ok());
-                    }
-                }
-            }
-            Bytes::from(request.encode_to_vec())
+/// The spans of one request, converted and ready for the WAL: the rows of the valid spans, the refused
+/// ones, and the protobuf that holds exactly the valid ones.
+pub struct NewSpans {
+    pub batch: RecordBatch,
+    pub rejected: Vec<SpanRejection>,
+    pub wal_payload: Bytes,
+}
+
+impl NewSpans {
+    /// From a protobuf body, decoded straight into Arrow; the body itself goes into the WAL unless
+    /// spans were refused (then the valid rest is encoded again).
+    pub fn from_protobuf(raw: Bytes) -> Result<Self, ProtobufError> {
+        let (batch, rejected) = protobuf_to_batch(&raw)?;
+        if rejected.is_empty() {
+            return Ok(Self { batch, rejected, wal_payload: raw });
         }
-    };
-    Ok((batch, rejected, payload))
+        let request = ExportTraceServiceRequest::decode(raw.as_ref())?;
+        Ok(Self { batch, rejected, wal_payload: valid_spans_only(request) })
+    }
+
+    /// From a request decoded elsewhere (OTLP/JSON).
+    pub fn from_request(request: ExportTraceServiceRequest) -> Result<Self, SpanFormatError> {
+        let mut builder = SpanBatchBuilder::new();
+        let rejected: Vec<SpanRejection> =
+            request.resource_spans.iter().flat_map(|rs| builder.append_resource_spans(rs)).collect();
+        Ok(Self { batch: builder.finish()?, rejected, wal_payload: valid_spans_only(request) })
+    }
+}
+
+/// The request's protobuf without its invalid spans.
+fn valid_spans_only(mut request: ExportTraceServiceRequest) -> Bytes {
+    for resource_spans in &mut request.resource_spans {
+        for scope_spans in &mut resource_spans.scope_spans {
+            scope_spans.spans.retain(|span| validate_span(span).is_ok());
+        }
+    }
+    Bytes::from(request.encode_to_vec())
 }
 
 /// Decodes a WAL payload back into span rows (replay).
 fn payload_to_batch(seq: u64, payload: &Bytes) -> Result<RecordBatch, IngestError> {
-    let request = ExportTraceServiceRequest::decode(payload.as_ref())
-        .map_err(|e| IngestError::BadWalRecord { seq, reason: e.to_string() })?;
-    let mut builder = SpanBatchBuilder::new();
-    for resource_spans in &request.resource_spans {
-        builder.append_resource_spans(resource_spans);
-    }
-    Ok(builder.finish()?)
+    protobuf_to_batch(payload)
+        .map(|(batch, _)| batch)
+        .map_err(|e| IngestError::BadWalRecord { seq, reason: e.to_string() })
 }
 
 #[cfg(test)]

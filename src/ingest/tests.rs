@@ -14,6 +14,10 @@ fn options(wal_dir: &std::path::Path) -> IngestOptions {
     IngestOptions { flush_on_shutdown: false, ..IngestOptions::new(wal_dir.to_owned()) }
 }
 
+fn new_spans(request: ExportTraceServiceRequest) -> NewSpans {
+    NewSpans::from_request(request).unwrap()
+}
+
 fn span_count(request: &ExportTraceServiceRequest) -> usize {
     request.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum()
 }
@@ -55,7 +59,7 @@ async fn pushed_spans_are_visible_at_once_and_in_a_block_after_flush() {
     let request = TraceGenerator::new(1).next_request(500);
     let (sent, trace) = (span_count(&request), first_trace_id(&request));
 
-    let outcome = ingester.push(&tenant(), request, None).await.unwrap();
+    let outcome = ingester.push(&tenant(), new_spans(request)).await.unwrap();
     assert_eq!(outcome, PushOutcome { accepted: sent, rejected: vec![] });
     assert!(rows(&ingester.recent_trace(&tenant(), &trace).unwrap()) > 0);
     assert_eq!(rows(&ingester.recent_batches(&tenant()).unwrap()), sent);
@@ -81,7 +85,7 @@ async fn unflushed_spans_come_back_from_the_wal_after_a_restart() {
     let ingester = Ingester::start(options(wal.path()), storage.clone()).await.unwrap();
     let request = TraceGenerator::new(2).next_request(300);
     let sent = span_count(&request);
-    ingester.push(&tenant(), request, None).await.unwrap();
+    ingester.push(&tenant(), new_spans(request)).await.unwrap();
     ingester.shutdown().await;
 
     let restarted = Ingester::start(options(wal.path()), storage.clone()).await.unwrap();
@@ -98,7 +102,7 @@ async fn a_block_committed_before_the_wal_was_released_is_not_written_again() {
     let ingester = Ingester::start(options(wal.path()), storage.clone()).await.unwrap();
     let request = TraceGenerator::new(3).next_request(300);
     let sent = span_count(&request);
-    ingester.push(&tenant(), request, None).await.unwrap();
+    ingester.push(&tenant(), new_spans(request)).await.unwrap();
     ingester.flush().await.unwrap();
     ingester.shutdown().await;
     // The spans and the cut record sit in the active segment, which is never released: exactly the
@@ -122,7 +126,7 @@ async fn invalid_spans_are_refused_one_by_one_and_never_reach_the_wal() {
     let sent = span_count(&request);
     request.resource_spans[0].scope_spans[0].spans[0].trace_id = vec![0; 16];
     request.resource_spans[0].scope_spans[0].spans[1].span_id = vec![1; 3];
-    let outcome = ingester.push(&tenant(), request, None).await.unwrap();
+    let outcome = ingester.push(&tenant(), new_spans(request)).await.unwrap();
     assert_eq!(outcome.accepted, sent - 2);
     assert_eq!(outcome.rejected.len(), 2);
     ingester.shutdown().await;
@@ -137,14 +141,14 @@ async fn past_its_limits_the_ingester_refuses_with_backpressure() {
     let storage = Storage::open("memory://").unwrap();
     let tight_memory = IngestOptions { max_buffer_bytes: 1, ..options(wal.path()) };
     let ingester = Ingester::start(tight_memory, storage.clone()).await.unwrap();
-    ingester.push(&tenant(), TraceGenerator::new(5).next_request(10), None).await.unwrap();
-    let refused = ingester.push(&tenant(), TraceGenerator::new(6).next_request(10), None).await.unwrap_err();
+    ingester.push(&tenant(), new_spans(TraceGenerator::new(5).next_request(10))).await.unwrap();
+    let refused = ingester.push(&tenant(), new_spans(TraceGenerator::new(6).next_request(10))).await.unwrap_err();
     assert!(matches!(refused, IngestError::MemoryFull { .. }) && refused.is_backpressure(), "{refused}");
     ingester.shutdown().await;
 
     let tight_wal = IngestOptions { max_wal_bytes: 1, ..options(wal.path()) };
     let ingester = Ingester::start(tight_wal, storage).await.unwrap();
-    let refused = ingester.push(&tenant(), TraceGenerator::new(7).next_request(10), None).await.unwrap_err();
+    let refused = ingester.push(&tenant(), new_spans(TraceGenerator::new(7).next_request(10))).await.unwrap_err();
     assert!(matches!(refused, IngestError::WalFull { .. }) && refused.is_backpressure(), "{refused}");
     ingester.shutdown().await;
 }
@@ -158,7 +162,7 @@ async fn a_buffer_is_cut_by_age_without_being_asked() {
     let committed = Arc::new(Notify::new());
     let signal = committed.clone();
     ingester.on_commit(Box::new(move |_| signal.notify_one()));
-    ingester.push(&tenant(), TraceGenerator::new(8).next_request(20), None).await.unwrap();
+    ingester.push(&tenant(), new_spans(TraceGenerator::new(8).next_request(20))).await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), committed.notified()).await.expect("a block is committed");
     assert_eq!(list_blocks(&storage, &tenant()).await.unwrap().committed.len(), 1);
     ingester.shutdown().await;
@@ -185,7 +189,7 @@ async fn a_full_buffer_is_cut_by_size_and_its_wal_segments_released() {
     for seed in 0..3 {
         let request = TraceGenerator::new(10 + seed).next_request(50);
         sent += span_count(&request);
-        ingester.push(&tenant(), request, None).await.unwrap();
+        ingester.push(&tenant(), new_spans(request)).await.unwrap();
     }
     // Nothing asks for a flush: the size limit alone cuts the buffers.
     while ingester.buffered_bytes() > 0 {

@@ -129,6 +129,11 @@ pub fn decode(body: &[u8], encoding: OtlpEncoding) -> Result<ExportTraceServiceR
     }
 }
 
+/// The refusal for a protobuf body that cannot become span rows.
+pub fn undecodable_protobuf(error: crate::spans::ProtobufError) -> ReceiveError {
+    ReceiveError::Undecodable { encoding: "protobuf", reason: error.to_string() }
+}
+
 fn decode_json(body: &[u8]) -> Result<ExportTraceServiceRequest, ReceiveError> {
     let undecodable = |e: serde_json::Error| ReceiveError::Undecodable { encoding: "JSON", reason: e.to_string() };
     match serde_json::from_slice(body) {

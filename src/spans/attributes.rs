@@ -61,25 +61,69 @@ pub struct AttributeColumns {
     pub dropped: ArrayRef,
 }
 
+/// One attribute value as either decoder sees it: borrowed from a prost `AnyValue` or straight from the
+/// protobuf bytes. Arrays and maps arrive decoded (they are rare and need the protobuf form anyway).
+pub enum ValueRef<'a> {
+    /// The `KeyValue` has no `value` at all.
+    Absent,
+    /// An `AnyValue` with nothing set (or a profiling string-table reference).
+    Empty,
+    Str(&'a str),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Bytes(&'a [u8]),
+    Nested(AnyValue),
+}
+
+impl<'a> ValueRef<'a> {
+    /// The value of a decoded `KeyValue`.
+    pub fn of(value: Option<&'a AnyValue>) -> Self {
+        let Some(any_value) = value else { return ValueRef::Absent };
+        match &any_value.value {
+            Some(Value::StringValue(text)) => ValueRef::Str(text),
+            Some(Value::BoolValue(flag)) => ValueRef::Bool(*flag),
+            Some(Value::IntValue(number)) => ValueRef::Int(*number),
+            Some(Value::DoubleValue(number)) => ValueRef::Double(*number),
+            Some(Value::BytesValue(bytes)) => ValueRef::Bytes(bytes),
+            Some(Value::ArrayValue(_)) | Some(Value::KvlistValue(_)) => ValueRef::Nested(any_value.clone()),
+            Some(Value::StringValueStrindex(_)) | None => ValueRef::Empty,
+        }
+    }
+}
+
 impl AttributeColumnsBuilder {
     /// Appends one row's attributes.
     pub fn append(&mut self, attributes: &[KeyValue], dropped_count: u32) {
+        self.begin_row();
+        for key_value in attributes {
+            self.push(&key_value.key, ValueRef::of(key_value.value.as_ref()));
+        }
+        self.end_row(dropped_count);
+    }
+
+    /// Starts a row; [`push`](Self::push) its entries, then [`end_row`](Self::end_row).
+    pub fn begin_row(&mut self) {
         if self.offsets.is_empty() {
             self.offsets.push(0);
         }
         self.scratch_tags.clear();
         self.scratch_nested.clear();
-        let mut all_strings = true;
-        for key_value in attributes {
-            self.keys.append_value(&key_value.key);
-            let tag = self.append_value(key_value.value.as_ref());
-            all_strings &= tag == tag::STRING;
-            self.scratch_tags.push(tag);
-        }
+    }
+
+    /// Adds one entry to the row begun last.
+    pub fn push(&mut self, key: &str, value: ValueRef<'_>) {
+        self.keys.append_value(key);
+        let tag = self.append_value(value);
+        self.scratch_tags.push(tag);
+    }
+
+    /// Finishes the row begun last.
+    pub fn end_row(&mut self, dropped_count: u32) {
         let entries = i32::try_from(self.keys.len()).unwrap_or(i32::MAX);
         self.offsets.push(entries);
         self.map_validity.push(true);
-        if all_strings {
+        if self.scratch_tags.iter().all(|tag| *tag == tag::STRING) {
             self.types.append_null();
         } else {
             self.types.append_value(&self.scratch_tags);
@@ -106,40 +150,45 @@ impl AttributeColumnsBuilder {
         self.dropped.push(0);
     }
 
-    fn append_value(&mut self, value: Option<&AnyValue>) -> u8 {
-        let Some(any_value) = value else {
-            self.values.append_null();
-            return tag::ABSENT;
-        };
-        match &any_value.value {
-            Some(Value::StringValue(text)) => {
+    fn append_value(&mut self, value: ValueRef<'_>) -> u8 {
+        use std::fmt::Write;
+        match value {
+            ValueRef::Absent => {
+                self.values.append_null();
+                tag::ABSENT
+            }
+            ValueRef::Empty => {
+                self.values.append_null();
+                tag::EMPTY
+            }
+            ValueRef::Str(text) => {
                 self.values.append_value(text);
                 tag::STRING
             }
-            Some(Value::BoolValue(flag)) => {
-                self.values.append_value(if *flag { "true" } else { "false" });
+            ValueRef::Bool(flag) => {
+                self.values.append_value(if flag { "true" } else { "false" });
                 tag::BOOL
             }
-            Some(Value::IntValue(number)) => {
-                self.values.append_value(number.to_string());
+            ValueRef::Int(number) => {
+                // Written straight into the column: no temporary string per value.
+                let _ = write!(self.values, "{number}");
+                self.values.append_value("");
                 tag::INT
             }
-            Some(Value::DoubleValue(number)) => {
-                self.values.append_value(format!("{number:?}"));
+            ValueRef::Double(number) => {
+                let _ = write!(self.values, "{number:?}");
+                self.values.append_value("");
                 tag::DOUBLE
             }
-            Some(Value::BytesValue(bytes)) => {
+            ValueRef::Bytes(bytes) => {
                 self.values.append_value(base64::engine::general_purpose::STANDARD.encode(bytes));
                 tag::BYTES
             }
-            Some(Value::ArrayValue(_)) | Some(Value::KvlistValue(_)) => {
-                self.values.append_value(any_value_to_json(any_value).to_string());
-                self.scratch_nested.push(any_value.clone());
-                if matches!(any_value.value, Some(Value::ArrayValue(_))) { tag::ARRAY } else { tag::MAP }
-            }
-            Some(Value::StringValueStrindex(_)) | None => {
-                self.values.append_null();
-                tag::EMPTY
+            ValueRef::Nested(any_value) => {
+                self.values.append_value(any_value_to_json(&any_value).to_string());
+                let is_array = matches!(any_value.value, Some(Value::ArrayValue(_)));
+                self.scratch_nested.push(any_value);
+                if is_array { tag::ARRAY } else { tag::MAP }
             }
         }
     }

@@ -78,12 +78,36 @@ struct LinkColumns {
     attributes: AttributeColumnsBuilder,
 }
 
+/// A span's own scalar fields, borrowed from a decoded `Span` or from its protobuf bytes.
+pub(super) struct SpanHead<'a> {
+    pub trace_id: &'a [u8],
+    pub span_id: &'a [u8],
+    pub parent_span_id: &'a [u8],
+    pub trace_state: &'a str,
+    pub name: &'a str,
+    pub kind: i32,
+    pub flags: u32,
+    pub start_time_unix_nano: u64,
+    pub end_time_unix_nano: u64,
+    /// Code and message; `None` when the span has no status message at all.
+    pub status: Option<(i32, &'a str)>,
+}
+
 /// Checks a span's IDs before anything about it is buffered.
 pub fn validate_span(span: &Span) -> Result<(TraceId, SpanId), SpanRejection> {
-    let trace_id = TraceId::from_slice(&span.trace_id).map_err(SpanRejection::TraceId)?;
-    let span_id = SpanId::from_slice(&span.span_id).map_err(SpanRejection::SpanId)?;
-    if !span.parent_span_id.is_empty() && span.parent_span_id.len() != 8 {
-        return Err(SpanRejection::ParentSpanIdLength(span.parent_span_id.len()));
+    validate_ids(&span.trace_id, &span.span_id, &span.parent_span_id)
+}
+
+/// [`validate_span`] on the raw ID bytes.
+pub(super) fn validate_ids(
+    trace_id: &[u8],
+    span_id: &[u8],
+    parent_span_id: &[u8],
+) -> Result<(TraceId, SpanId), SpanRejection> {
+    let trace_id = TraceId::from_slice(trace_id).map_err(SpanRejection::TraceId)?;
+    let span_id = SpanId::from_slice(span_id).map_err(SpanRejection::SpanId)?;
+    if !parent_span_id.is_empty() && parent_span_id.len() != 8 {
+        return Err(SpanRejection::ParentSpanIdLength(parent_span_id.len()));
     }
     Ok((trace_id, span_id))
 }
@@ -125,50 +149,106 @@ impl SpanBatchBuilder {
     }
 
     fn append_span(&mut self, span: &Span) {
-        self.trace_id.0.append_value(&span.trace_id).expect("validated: 16 bytes");
-        self.span_id.0.append_value(&span.span_id).expect("validated: 8 bytes");
-        if span.parent_span_id.is_empty() {
+        self.begin_span(&SpanHead {
+            trace_id: &span.trace_id,
+            span_id: &span.span_id,
+            parent_span_id: &span.parent_span_id,
+            trace_state: &span.trace_state,
+            name: &span.name,
+            kind: span.kind,
+            flags: span.flags,
+            start_time_unix_nano: span.start_time_unix_nano,
+            end_time_unix_nano: span.end_time_unix_nano,
+            status: span.status.as_ref().map(|status| (status.code, status.message.as_str())),
+        });
+        self.attributes.append(&span.attributes, span.dropped_attributes_count);
+        for event in &span.events {
+            self.push_event(event.time_unix_nano, &event.name)
+                .append(&event.attributes, event.dropped_attributes_count);
+        }
+        self.end_events(span.dropped_events_count);
+        for link in &span.links {
+            self.push_link(&link.trace_id, &link.span_id, &link.trace_state, link.flags)
+                .append(&link.attributes, link.dropped_attributes_count);
+        }
+        self.end_links(span.dropped_links_count);
+    }
+
+    /// Appends a span's own scalar columns. The caller then appends, in this order: one row of
+    /// [`span_attributes`](Self::span_attributes), its events and [`end_events`](Self::end_events), its
+    /// links and [`end_links`](Self::end_links), and its resource and scope. IDs must be validated.
+    pub(super) fn begin_span(&mut self, head: &SpanHead<'_>) {
+        self.trace_id.0.append_value(head.trace_id).expect("validated: 16 bytes");
+        self.span_id.0.append_value(head.span_id).expect("validated: 8 bytes");
+        if head.parent_span_id.is_empty() {
             self.parent_span_id.0.append_null();
         } else {
-            self.parent_span_id.0.append_value(&span.parent_span_id).expect("validated: 8 bytes");
+            self.parent_span_id.0.append_value(head.parent_span_id).expect("validated: 8 bytes");
         }
-        self.trace_state.append_value(&span.trace_state);
-        self.name.append_value(&span.name);
-        self.kind.append_value(kind_to_text(span.kind));
-        self.flags.push(span.flags);
+        self.trace_state.append_value(head.trace_state);
+        self.name.append_value(head.name);
+        self.kind.append_value(kind_to_text(head.kind));
+        self.flags.push(head.flags);
         // OTLP times are u64; the bit pattern is kept (`as` is a bijection) so nothing is lost past 2262.
-        self.start_time.push(span.start_time_unix_nano as i64);
-        self.end_time.push(span.end_time_unix_nano as i64);
-        match &span.status {
-            Some(status) => {
-                self.status_code.append_value(status_code_to_text(status.code));
-                self.status_message.append_value(&status.message);
+        self.start_time.push(head.start_time_unix_nano as i64);
+        self.end_time.push(head.end_time_unix_nano as i64);
+        match head.status {
+            Some((code, message)) => {
+                self.status_code.append_value(status_code_to_text(code));
+                self.status_message.append_value(message);
             }
             None => {
                 self.status_code.append_null();
                 self.status_message.append_null();
             }
         }
-        self.attributes.append(&span.attributes, span.dropped_attributes_count);
-        for event in &span.events {
-            self.events.time.push(event.time_unix_nano as i64);
-            self.events.name.append_value(&event.name);
-            self.events.attributes.append(&event.attributes, event.dropped_attributes_count);
-        }
-        push_offset(&mut self.events.offsets, self.events.time.len());
-        self.dropped_events.push(span.dropped_events_count);
-        for link in &span.links {
-            self.links.trace_id.append_value(&link.trace_id);
-            self.links.span_id.append_value(&link.span_id);
-            self.links.trace_state.append_value(&link.trace_state);
-            self.links.flags.push(link.flags);
-            self.links.attributes.append(&link.attributes, link.dropped_attributes_count);
-        }
-        push_offset(&mut self.links.offsets, self.links.flags.len());
-        self.dropped_links.push(span.dropped_links_count);
     }
 
-    fn append_resource(&mut self, resource: Option<&Resource>, service_name: Option<&str>, schema_url: &str) {
+    /// The span attribute column, for one row per span.
+    pub(super) fn span_attributes(&mut self) -> &mut AttributeColumnsBuilder {
+        &mut self.attributes
+    }
+
+    /// Adds an event to the current span; append exactly one attribute row to the returned builder.
+    pub(super) fn push_event(&mut self, time_unix_nano: u64, name: &str) -> &mut AttributeColumnsBuilder {
+        self.events.time.push(time_unix_nano as i64);
+        self.events.name.append_value(name);
+        &mut self.events.attributes
+    }
+
+    /// Closes the current span's event list.
+    pub(super) fn end_events(&mut self, dropped_events_count: u32) {
+        push_offset(&mut self.events.offsets, self.events.time.len());
+        self.dropped_events.push(dropped_events_count);
+    }
+
+    /// Adds a link to the current span; append exactly one attribute row to the returned builder.
+    pub(super) fn push_link(
+        &mut self,
+        trace_id: &[u8],
+        span_id: &[u8],
+        trace_state: &str,
+        flags: u32,
+    ) -> &mut AttributeColumnsBuilder {
+        self.links.trace_id.append_value(trace_id);
+        self.links.span_id.append_value(span_id);
+        self.links.trace_state.append_value(trace_state);
+        self.links.flags.push(flags);
+        &mut self.links.attributes
+    }
+
+    /// Closes the current span's link list.
+    pub(super) fn end_links(&mut self, dropped_links_count: u32) {
+        push_offset(&mut self.links.offsets, self.links.flags.len());
+        self.dropped_links.push(dropped_links_count);
+    }
+
+    pub(super) fn append_resource(
+        &mut self,
+        resource: Option<&Resource>,
+        service_name: Option<&str>,
+        schema_url: &str,
+    ) {
         match resource {
             Some(resource) => {
                 self.resource_attributes.append(&resource.attributes, resource.dropped_attributes_count);
@@ -188,7 +268,7 @@ impl SpanBatchBuilder {
         self.resource_schema_url.append_value(schema_url);
     }
 
-    fn append_scope(&mut self, scope: Option<&InstrumentationScope>, schema_url: &str) {
+    pub(super) fn append_scope(&mut self, scope: Option<&InstrumentationScope>, schema_url: &str) {
         match scope {
             Some(scope) => {
                 self.scope_name.append_value(&scope.name);

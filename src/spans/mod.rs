@@ -9,6 +9,7 @@ pub mod decode;
 pub mod encode;
 pub mod schema;
 mod select;
+pub mod wire;
 
 use std::borrow::Cow;
 
@@ -16,6 +17,7 @@ pub use decode::decode_resource_spans;
 pub use encode::{SpanBatchBuilder, encode_resource_spans, validate_span};
 pub use schema::span_schema;
 pub use select::rows_of_trace;
+pub use wire::{ProtobufError, protobuf_to_batch};
 
 use crate::ids::IdError;
 
