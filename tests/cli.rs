@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 
 use spanlake::ids::{BlockId, TenantId};
+use spanlake::loadgen::{OtlpClient, Protocol};
 use spanlake::spans::encode_resource_spans;
 use spanlake::storage::Storage;
 use spanlake::storage::block::{BlockWriteOptions, write_block};
@@ -49,7 +50,7 @@ fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 }
 
 #[test]
-fn serve_on_the_embedded_default_answers_and_stops_cleanly_on_sigterm() {
+fn serve_on_the_embedded_default_answers_and_flushes_then_stops_cleanly_on_sigterm() {
     let folder = tempfile::tempdir().unwrap();
     let mut server = Command::new(BINARY)
         .args([
@@ -67,13 +68,16 @@ fn serve_on_the_embedded_default_answers_and_stops_cleanly_on_sigterm() {
         .spawn()
         .unwrap();
     let mut log = BufReader::new(server.stderr.take().unwrap());
-    let mut addr = None;
+    let (mut addr, mut grpc) = (None, None);
     loop {
         let mut line = String::new();
         assert!(log.read_line(&mut line).unwrap() > 0, "server exited before listening");
         assert!(!line.contains('\u{1b}'), "no colour codes in logs that go to a pipe: {line:?}");
         if let Some(rest) = line.split(" http_addr=").nth(1) {
             addr = Some(rest.split_whitespace().next().unwrap().parse::<SocketAddr>().unwrap());
+        }
+        if let Some(rest) = line.split("otlp_grpc_addr=").nth(1) {
+            grpc = Some(rest.split_whitespace().next().unwrap().parse::<SocketAddr>().unwrap());
         }
         if line.trim_end().ends_with(" ready") {
             break;
@@ -90,9 +94,26 @@ fn serve_on_the_embedded_default_answers_and_stops_cleanly_on_sigterm() {
     assert!(revision == "unknown" || revision.chars().all(|c| c.is_ascii_hexdigit()), "{revision}");
     assert!(folder.path().join("spanlake-data/blocks").is_dir(), "the embedded default creates its folder");
 
+    let request = TraceGenerator::new(3).next_request(50);
+    let sent: usize = request.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum();
+    let endpoint = format!("http://{}", grpc.expect("the OTLP/gRPC address is logged"));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = OtlpClient::connect(&endpoint, Protocol::Grpc, None).unwrap();
+        assert_eq!(client.export(request).await.unwrap(), 0, "every span accepted");
+    });
+    // The client's connection stays open (its runtime still exists): shutdown must not wait for it forever.
+    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+
     let terminated = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
     assert!(terminated.success());
     assert!(server.wait().unwrap().success(), "exit 0 after SIGTERM");
+    let storage = common::url_of(&folder.path().join("spanlake-data/blocks"));
+    let listing = String::from_utf8(run(&["blocks", "--storage", &storage]).stdout).unwrap();
+    assert!(
+        listing.lines().any(|line| line.starts_with("single-tenant") && line.contains(&format!(" {sent} "))),
+        "the buffered spans were flushed into a block on SIGTERM: {listing}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::Trac
 use prost::Message;
 use spanlake::api::RpcStatus;
 use spanlake::ids::TenantId;
+use spanlake::loadgen::{OtlpClient, Protocol};
 use spanlake::storage::Storage;
 use spanlake::synth::TraceGenerator;
 
@@ -143,6 +144,22 @@ async fn grpc_reports_partial_success_tenants_and_invalid_arguments() {
     let tenant = TenantId::new("team-b").unwrap();
     assert!(!server.server.ingester().recent_batches(&tenant).unwrap().is_empty());
     assert!(server.server.ingester().recent_batches(&TenantId::new("team-a").unwrap()).unwrap().is_empty());
+    server.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_refuses_undecodable_bodies_and_http_refuses_huge_headers_and_both_keep_serving() {
+    let server = TestServer::start(Storage::open("memory://").unwrap(), |_| {}).await;
+    let client = OtlpClient::connect(&server.grpc_url(), Protocol::Grpc, None).unwrap();
+    let refused = client.export_encoded(bytes::Bytes::from_static(b"\xff\xff\xff garbage")).await.unwrap_err();
+    let message = refused.to_string();
+    assert!(message.contains("InvalidArgument") && message.contains("protobuf"), "{message}");
+
+    let huge = "x".repeat(1 << 20);
+    let reply = send("POST", &server.traces_url(), &[PROTOBUF, ("x-padding", huge.as_str())], valid_body(8)).await;
+    assert_eq!(reply.status, 431, "a header over the limit is refused, not buffered");
+    assert!(client.export_encoded(valid_body(9).into()).await.is_ok(), "gRPC still accepts good requests");
+    assert_still_ready(&server).await;
     server.server.shutdown().await.unwrap();
 }
 

@@ -177,17 +177,34 @@ impl Server {
         self.stop_receivers.send_replace(true);
         let mut outcome = Ok(());
         for receiver in self.receivers {
-            if let Ok(Err(error)) = receiver.await {
+            if let Err(error) = drain(receiver, "OTLP receiver").await {
                 outcome = Err(error);
             }
         }
         self.state.ingester.shutdown().await;
         self.stop_query.send_replace(true);
-        if let Ok(Err(error)) = self.query.await {
+        if let Err(error) = drain(self.query, "query API").await {
             outcome = Err(error);
         }
         tracing::info!("stopped");
         outcome
+    }
+}
+
+/// How long a stopping server waits for clients to finish and close their connections. An idle
+/// HTTP/2 client that never answers the server's GOAWAY would otherwise hold the shutdown forever.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits for a server task to finish its in-flight requests, then cuts off whatever connections remain.
+async fn drain(mut task: JoinHandle<Result<(), ServeError>>, name: &str) -> Result<(), ServeError> {
+    match tokio::time::timeout(DRAIN_TIMEOUT, &mut task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Ok(()),
+        Err(_) => {
+            tracing::warn!(server = name, "clients still connected after {DRAIN_TIMEOUT:?}; closing their connections");
+            task.abort();
+            Ok(())
+        }
     }
 }
 
