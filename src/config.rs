@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::Deserialize;
+
 use crate::ingest::IngestOptions;
 use crate::receive::BodyLimits;
 use crate::storage::{StorageError, StorageLocation};
@@ -106,6 +108,111 @@ impl ServeConfig {
     }
 }
 
+/// The optional YAML settings file (`spanlake serve --config FILE`): every key of [`ServeConfig`], each
+/// optional. Keys it does not know are refused at start-up with their name (CONTRACTS §1). Flags and
+/// `SPANLAKE_*` environment variables override it; `deploy/spanlake.yaml` shows every key with its default.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub data_dir: Option<PathBuf>,
+    pub storage: Option<String>,
+    pub http_addr: Option<SocketAddr>,
+    pub otlp_grpc_addr: Option<SocketAddr>,
+    pub otlp_http_addr: Option<SocketAddr>,
+    pub multitenancy: Option<bool>,
+    pub max_request_bytes: Option<ByteSize>,
+    pub max_request_decompressed_bytes: Option<ByteSize>,
+    pub max_block_bytes: Option<ByteSize>,
+    pub max_block_age: Option<HumanDuration>,
+    pub max_buffer_bytes: Option<ByteSize>,
+    pub max_wal_bytes: Option<ByteSize>,
+    pub flush_on_shutdown: Option<bool>,
+    pub upload_timeout: Option<HumanDuration>,
+}
+
+/// Why the settings file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+impl ConfigFile {
+    /// Reads and checks a settings file; an unknown key or a bad value is an error naming it.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(&text).map_err(|reason| ConfigError::Invalid { path: path.to_owned(), reason })
+    }
+
+    /// Parses settings from YAML text (an empty document means "all defaults").
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_yaml_ng::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The settings this file gives, on top of the defaults.
+    pub fn apply(self, config: &mut ServeConfig) {
+        let set = |target: &mut usize, value: Option<ByteSize>| {
+            if let Some(ByteSize(bytes)) = value {
+                *target = usize::try_from(bytes).unwrap_or(usize::MAX);
+            }
+        };
+        if let Some(value) = self.data_dir {
+            config.data_dir = value;
+        }
+        if self.storage.is_some() {
+            config.storage = self.storage;
+        }
+        config.http_addr = self.http_addr.unwrap_or(config.http_addr);
+        config.otlp_grpc_addr = self.otlp_grpc_addr.unwrap_or(config.otlp_grpc_addr);
+        config.otlp_http_addr = self.otlp_http_addr.unwrap_or(config.otlp_http_addr);
+        config.multitenancy = self.multitenancy.unwrap_or(config.multitenancy);
+        set(&mut config.body_limits.max_compressed_bytes, self.max_request_bytes);
+        set(&mut config.body_limits.max_decompressed_bytes, self.max_request_decompressed_bytes);
+        set(&mut config.max_block_bytes, self.max_block_bytes);
+        config.max_block_age = self.max_block_age.map_or(config.max_block_age, |d| d.0);
+        set(&mut config.max_buffer_bytes, self.max_buffer_bytes);
+        config.max_wal_bytes = self.max_wal_bytes.map_or(config.max_wal_bytes, |b| b.0);
+        config.flush_on_shutdown = self.flush_on_shutdown.unwrap_or(config.flush_on_shutdown);
+        config.upload_timeout = self.upload_timeout.map_or(config.upload_timeout, |d| d.0);
+    }
+}
+
+/// A byte size written as a number of bytes or with a unit (`64MiB`, `4GiB`, `16MB`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(bytes) => Ok(Self(bytes)),
+            Raw::Text(text) => parse_byte_size(&text).map(Self).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A duration written as text (`30s`, `5m`, `250ms`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_duration(&text).map(Self).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Parses a byte size such as `134217728`, `128MiB`, `4GiB`, `512KiB` or `16MB` (decimal units).
 pub fn parse_byte_size(text: &str) -> Result<u64, String> {
     let trimmed = text.trim();
@@ -142,6 +249,27 @@ mod tests {
         assert!(parse_byte_size("12 parsecs").unwrap_err().contains("parsecs"));
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn a_config_file_sets_keys_and_refuses_unknown_ones_by_name() {
+        let file = ConfigFile::parse(
+            "storage: s3://traces/prod\nmultitenancy: true\nmax_block_bytes: 32MiB\nmax_wal_bytes: 1000\nmax_block_age: 90s\n",
+        )
+        .unwrap();
+        let mut config = ServeConfig::default();
+        file.apply(&mut config);
+        assert_eq!(config.storage.as_deref(), Some("s3://traces/prod"));
+        assert!(config.multitenancy);
+        assert_eq!((config.max_block_bytes, config.max_wal_bytes), (32 << 20, 1000));
+        assert_eq!(config.max_block_age, Duration::from_secs(90));
+        assert_eq!(config.http_addr, default_http_addr(), "keys not in the file keep their defaults");
+
+        let unknown = ConfigFile::parse("max_blok_bytes: 1MiB\n").unwrap_err();
+        assert!(unknown.contains("max_blok_bytes"), "{unknown}");
+        let bad = ConfigFile::parse("max_block_age: soon\n").unwrap_err();
+        assert!(bad.contains("soon"), "{bad}");
+        assert_eq!(ConfigFile::parse("").unwrap(), ConfigFile::default());
     }
 
     #[test]

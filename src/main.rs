@@ -6,10 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use spanlake::config::{
-    ServeConfig, default_data_dir, default_http_addr, default_otlp_grpc_addr, default_otlp_http_addr, parse_byte_size,
-    parse_duration,
-};
+use spanlake::config::{ByteSize, ConfigFile, HumanDuration, ServeConfig, parse_byte_size, parse_duration};
 use spanlake::ids::TenantId;
 use spanlake::loadgen::{LoadOptions, Protocol};
 use spanlake::storage::{Storage, list_blocks, list_tenants, read_block_meta};
@@ -80,27 +77,38 @@ struct VerifyArgs {
     tenant: TenantId,
 }
 
+/// Flags of `serve`. Every one can also come from its environment variable or from the `--config`
+/// file; flags and environment win over the file, the file over the defaults.
 #[derive(Args)]
 struct ServeArgs {
-    /// Folder for the WAL, and for blocks when --storage is not given.
-    #[arg(long, env = "SPANLAKE_DATA_DIR", default_value_os_t = default_data_dir())]
-    data_dir: PathBuf,
+    /// YAML settings file; every key is optional (see deploy/spanlake.yaml). Unknown keys are an error.
+    #[arg(long, env = "SPANLAKE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Folder for the WAL, and for blocks when --storage is not given (default ./spanlake-data).
+    #[arg(long, env = "SPANLAKE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// Where blocks live: file:///path or s3://bucket/prefix (AWS_* environment variables configure S3).
     #[arg(long, env = "SPANLAKE_STORAGE")]
     storage: Option<String>,
-    /// HOST:PORT of the query HTTP API; port 0 picks a free port (the chosen address is logged).
-    #[arg(long, env = "SPANLAKE_HTTP_ADDR", default_value_t = default_http_addr())]
-    http_addr: SocketAddr,
-    /// HOST:PORT of the OTLP/gRPC receiver; port 0 picks a free port (logged).
-    #[arg(long, env = "SPANLAKE_OTLP_GRPC_ADDR", default_value_t = default_otlp_grpc_addr())]
-    otlp_grpc_addr: SocketAddr,
-    /// HOST:PORT of the OTLP/HTTP receiver; port 0 picks a free port (logged).
-    #[arg(long, env = "SPANLAKE_OTLP_HTTP_ADDR", default_value_t = default_otlp_http_addr())]
-    otlp_http_addr: SocketAddr,
+    /// HOST:PORT of the query HTTP API (default 0.0.0.0:3200); port 0 picks a free port (logged).
+    #[arg(long, env = "SPANLAKE_HTTP_ADDR")]
+    http_addr: Option<SocketAddr>,
+    /// HOST:PORT of the OTLP/gRPC receiver (default 0.0.0.0:4317); port 0 picks a free port (logged).
+    #[arg(long, env = "SPANLAKE_OTLP_GRPC_ADDR")]
+    otlp_grpc_addr: Option<SocketAddr>,
+    /// HOST:PORT of the OTLP/HTTP receiver (default 0.0.0.0:4318); port 0 picks a free port (logged).
+    #[arg(long, env = "SPANLAKE_OTLP_HTTP_ADDR")]
+    otlp_http_addr: Option<SocketAddr>,
     /// Take each request's tenant from the X-Scope-OrgID header (required); without it every span goes
     /// to the tenant "single-tenant".
-    #[arg(long, env = "SPANLAKE_MULTITENANCY")]
-    multitenancy: bool,
+    #[arg(long, env = "SPANLAKE_MULTITENANCY", num_args = 0..=1, default_missing_value = "true")]
+    multitenancy: Option<bool>,
+    /// Largest OTLP request body as sent (default 16MiB).
+    #[arg(long, env = "SPANLAKE_MAX_REQUEST_BYTES", value_parser = parse_byte_size)]
+    max_request_bytes: Option<u64>,
+    /// Largest OTLP request body after decompression (default 64MiB).
+    #[arg(long, env = "SPANLAKE_MAX_REQUEST_DECOMPRESSED_BYTES", value_parser = parse_byte_size)]
+    max_request_decompressed_bytes: Option<u64>,
     /// Cut a tenant's buffer into a block once it holds this much (default 64MiB).
     #[arg(long, env = "SPANLAKE_MAX_BLOCK_BYTES", value_parser = parse_byte_size)]
     max_block_bytes: Option<u64>,
@@ -113,9 +121,40 @@ struct ServeArgs {
     /// Answer 429 once the WAL holds this much on disk (default 4GiB).
     #[arg(long, env = "SPANLAKE_MAX_WAL_BYTES", value_parser = parse_byte_size)]
     max_wal_bytes: Option<u64>,
-    /// Flush every buffer to the object store on SIGTERM/SIGINT (true or false).
+    /// Flush every buffer to the object store on SIGTERM/SIGINT (default true).
     #[arg(long, env = "SPANLAKE_FLUSH_ON_SHUTDOWN")]
     flush_on_shutdown: Option<bool>,
+    /// Longest single block upload before it is retried (default 2m).
+    #[arg(long, env = "SPANLAKE_UPLOAD_TIMEOUT", value_parser = parse_duration)]
+    upload_timeout: Option<Duration>,
+}
+
+impl ServeArgs {
+    /// Defaults, then the config file, then flags and environment variables.
+    fn into_config(self) -> Result<ServeConfig, String> {
+        let mut config = ServeConfig::default();
+        if let Some(path) = &self.config {
+            ConfigFile::load(path).map_err(|e| e.to_string())?.apply(&mut config);
+        }
+        let flags = ConfigFile {
+            data_dir: self.data_dir,
+            storage: self.storage,
+            http_addr: self.http_addr,
+            otlp_grpc_addr: self.otlp_grpc_addr,
+            otlp_http_addr: self.otlp_http_addr,
+            multitenancy: self.multitenancy,
+            max_request_bytes: self.max_request_bytes.map(ByteSize),
+            max_request_decompressed_bytes: self.max_request_decompressed_bytes.map(ByteSize),
+            max_block_bytes: self.max_block_bytes.map(ByteSize),
+            max_block_age: self.max_block_age.map(HumanDuration),
+            max_buffer_bytes: self.max_buffer_bytes.map(ByteSize),
+            max_wal_bytes: self.max_wal_bytes.map(ByteSize),
+            flush_on_shutdown: self.flush_on_shutdown,
+            upload_timeout: self.upload_timeout.map(HumanDuration),
+        };
+        flags.apply(&mut config);
+        Ok(config)
+    }
 }
 
 #[derive(Args)]
@@ -168,21 +207,7 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let defaults = ServeConfig::default();
-    let config = ServeConfig {
-        data_dir: args.data_dir,
-        storage: args.storage,
-        http_addr: args.http_addr,
-        otlp_grpc_addr: args.otlp_grpc_addr,
-        otlp_http_addr: args.otlp_http_addr,
-        multitenancy: args.multitenancy,
-        max_block_bytes: args.max_block_bytes.map_or(defaults.max_block_bytes, |b| b as usize),
-        max_block_age: args.max_block_age.unwrap_or(defaults.max_block_age),
-        max_buffer_bytes: args.max_buffer_bytes.map_or(defaults.max_buffer_bytes, |b| b as usize),
-        max_wal_bytes: args.max_wal_bytes.unwrap_or(defaults.max_wal_bytes),
-        flush_on_shutdown: args.flush_on_shutdown.unwrap_or(defaults.flush_on_shutdown),
-        ..defaults
-    };
+    let config = args.into_config()?;
     spanlake::api::serve(config).await.map_err(|e| e.to_string())
 }
 

@@ -162,3 +162,42 @@ async fn s3_storage_is_configured_by_the_standard_aws_environment_variables() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(String::from_utf8(output.stdout).unwrap().contains(&meta.block_id.to_string()));
 }
+
+#[test]
+fn serve_reads_a_config_file_that_environment_variables_override_and_refuses_unknown_keys() {
+    let folder = tempfile::tempdir().unwrap();
+    let bad = folder.path().join("bad.yaml");
+    std::fs::write(&bad, "max_blok_bytes: 1MiB\n").unwrap();
+    let refused = run(&["serve", "--config", bad.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("max_blok_bytes") && message.contains("bad.yaml"), "{message}");
+
+    let (from_file, from_env) = (folder.path().join("from-file"), folder.path().join("from-env"));
+    let good = folder.path().join("spanlake.yaml");
+    std::fs::write(
+        &good,
+        format!(
+            "data_dir: {}\nhttp_addr: 127.0.0.1:0\notlp_grpc_addr: 127.0.0.1:0\notlp_http_addr: 127.0.0.1:0\n",
+            from_file.display()
+        ),
+    )
+    .unwrap();
+    let mut server = Command::new(BINARY)
+        .args(["serve", "--config", good.to_str().unwrap()])
+        .env("SPANLAKE_DATA_DIR", &from_env)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(server.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.trim_end().ends_with(" ready") {
+        line.clear();
+        assert!(log.read_line(&mut line).unwrap() > 0, "server exited before it was ready");
+        assert!(!line.contains("0.0.0.0"), "the file's addresses are used: {line}");
+    }
+    assert!(from_env.join("blocks").is_dir() && from_env.join("wal").is_dir(), "the environment wins over the file");
+    assert!(!from_file.exists());
+    Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    assert!(server.wait().unwrap().success());
+}
