@@ -164,6 +164,33 @@ async fn grpc_refuses_undecodable_bodies_and_http_refuses_huge_headers_and_both_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_refuses_requests_over_the_size_limit_gzip_bombs_included() {
+    let server = TestServer::start(Storage::open("memory://").unwrap(), |config| {
+        config.body_limits.max_decompressed_bytes = 1024 * 1024;
+    })
+    .await;
+    let mut request = ExportTraceServiceRequest::decode(valid_body(10).as_slice()).unwrap();
+    let span = &mut request.resource_spans[0].scope_spans[0].spans[0];
+    span.name = "0".repeat(4 * 1024 * 1024);
+    let plain = TraceServiceClient::connect(server.grpc_url()).await.unwrap();
+    let zipped = plain.clone().send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    for (case, mut client) in [("plain", plain), ("gzip bomb", zipped)] {
+        let refused = client.export(request.clone()).await.unwrap_err();
+        assert!(
+            matches!(
+                refused.code(),
+                tonic::Code::OutOfRange | tonic::Code::ResourceExhausted | tonic::Code::InvalidArgument
+            ),
+            "{case}: {refused:?}"
+        );
+        assert!(refused.message().contains("too large") || refused.message().contains("limit"), "{case}: {refused:?}");
+    }
+    assert_eq!(server.server.ingester().buffered_bytes(), 0, "nothing of a refused request is kept");
+    assert_still_ready(&server).await;
+    server.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_memory_limit_ingest_answers_retryable_429_and_resource_exhausted() {
     let server = TestServer::start(Storage::open("memory://").unwrap(), |config| config.max_buffer_bytes = 1).await;
     let first = send("POST", &server.traces_url(), &[PROTOBUF], valid_body(5)).await;
