@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Write;
 
-use common::server::{Reply, TestServer, send};
+use common::server::{Reply, TestServer, send, try_send};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message;
@@ -156,8 +156,13 @@ async fn grpc_refuses_undecodable_bodies_and_http_refuses_huge_headers_and_both_
     assert!(message.contains("InvalidArgument") && message.contains("protobuf"), "{message}");
 
     let huge = "x".repeat(1 << 20);
-    let reply = send("POST", &server.traces_url(), &[PROTOBUF, ("x-padding", huge.as_str())], valid_body(8)).await;
-    assert_eq!(reply.status, 431, "a header over the limit is refused, not buffered");
+    // The server answers 431 and closes the connection; the client may see either, depending on how
+    // much of the header it had written when the connection closed.
+    match try_send("POST", &server.traces_url(), &[PROTOBUF, ("x-padding", huge.as_str())], valid_body(8)).await {
+        Ok(reply) => assert_eq!(reply.status, 431, "a header over the limit is refused, not buffered"),
+        Err(closed) => assert!(!closed.is_empty()),
+    }
+    assert_eq!(server.server.ingester().buffered_bytes(), 0);
     assert!(client.export_encoded(valid_body(9).into()).await.is_ok(), "gRPC still accepts good requests");
     assert_still_ready(&server).await;
     server.server.shutdown().await.unwrap();

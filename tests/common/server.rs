@@ -72,12 +72,23 @@ impl Reply {
 
 /// Sends a request with headers and a body.
 pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+    try_send(method, url, headers, body).await.expect("HTTP request")
+}
+
+/// Like [`send`], but a connection the server closed is an `Err`, not a panic.
+pub async fn try_send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Result<Reply, String> {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut request = hyper::Request::builder().method(method).uri(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let response = client.request(request.body(Full::new(body.into())).unwrap()).await.expect("HTTP request");
+    let response = client.request(request.body(Full::new(body.into())).unwrap()).await.map_err(|e| e.to_string())?;
     let (parts, body) = response.into_parts();
-    Reply { status: parts.status.as_u16(), headers: parts.headers, body: body.collect().await.unwrap().to_bytes() }
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok(Reply { status: parts.status.as_u16(), headers: parts.headers, body })
 }
