@@ -5,6 +5,7 @@
 //! so a failing object store fills the WAL (and then answers 429) long before it fills memory.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use object_store::ObjectStoreExt;
@@ -35,13 +36,18 @@ pub(super) async fn run_flusher(inner: Arc<Inner>) {
             _ = inner.wake_flusher.notified() => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
-        cut_and_prepare(&inner, false).await;
+        let requested = inner.forced_cuts_requested.load(Ordering::SeqCst);
+        let force = requested > *inner.forced_cuts_done.borrow();
+        cut_and_prepare(&inner, force).await;
+        if force {
+            inner.forced_cuts_done.send_replace(requested);
+        }
     }
 }
 
 /// Cuts the buffers that are due (all non-empty ones with `force`), records each cut in the WAL,
 /// encodes it and queues it for upload.
-pub(super) async fn cut_and_prepare(inner: &Arc<Inner>, force: bool) {
+async fn cut_and_prepare(inner: &Arc<Inner>, force: bool) {
     let cuts: Vec<(TenantId, BlockId)> = {
         let mut buffers = inner.lock();
         let due = buffers.due_for_cut(inner.options.max_block_bytes, inner.options.max_block_age, force);

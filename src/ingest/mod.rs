@@ -123,6 +123,11 @@ struct Inner {
     storage: Storage,
     buffers: Mutex<Buffers>,
     wake_flusher: Notify,
+    /// Forced cuts asked for (by `/flush` and shutdown) and forced passes the flusher has completed: the
+    /// flusher, not the asking request, does the work, so a caller that goes away leaves no block half
+    /// prepared.
+    forced_cuts_requested: std::sync::atomic::AtomicU64,
+    forced_cuts_done: watch::Sender<u64>,
     /// Bumped on every commit, so `/flush` can wait for its blocks.
     commits: watch::Sender<u64>,
     uploads: mpsc::UnboundedSender<(TenantId, crate::ids::BlockId)>,
@@ -147,6 +152,8 @@ impl Ingester {
             storage,
             buffers: Mutex::new(replayed),
             wake_flusher: Notify::new(),
+            forced_cuts_requested: std::sync::atomic::AtomicU64::new(0),
+            forced_cuts_done: watch::channel(0).0,
             commits: watch::channel(0).0,
             uploads,
             stop: watch::channel(false).0,
@@ -237,7 +244,14 @@ impl Ingester {
     /// Cuts every buffer into blocks and returns once those blocks (and any cut earlier) are committed.
     pub async fn flush(&self) -> Result<(), IngestError> {
         let mut commits = self.inner.commits.subscribe();
-        flush::cut_and_prepare(&self.inner, true).await;
+        let ticket = self.inner.forced_cuts_requested.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        self.inner.wake_flusher.notify_one();
+        let mut done = self.inner.forced_cuts_done.subscribe();
+        let mut stop = self.inner.stop.subscribe();
+        tokio::select! {
+            passed = done.wait_for(|done| *done >= ticket) => { passed.map_err(|_| IngestError::ShuttingDown)?; }
+            _ = stop.wait_for(|stopped| *stopped) => return Err(IngestError::ShuttingDown),
+        }
         let waiting = self.inner.lock().pending_blocks();
         loop {
             let still_pending = {

@@ -201,3 +201,19 @@ async fn a_full_buffer_is_cut_by_size_and_its_wal_segments_released() {
     assert!(segments <= 2, "released segments are deleted, {segments} left");
     ingester.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_flush_whose_caller_goes_away_leaves_no_block_behind() {
+    let wal = tempfile::tempdir().unwrap();
+    let storage = Storage::open("memory://").unwrap();
+    let ingester = Ingester::start(options(wal.path()), storage.clone()).await.unwrap();
+    let request = TraceGenerator::new(20).next_request(2_000);
+    let sent = span_count(&request);
+    ingester.push(&tenant(), new_spans(request)).await.unwrap();
+    // An HTTP client that hangs up drops its /flush future part-way.
+    let _ = tokio::time::timeout(Duration::from_micros(50), ingester.flush()).await;
+    tokio::time::timeout(Duration::from_secs(30), ingester.flush()).await.expect("a later flush completes").unwrap();
+    assert_eq!(stored_spans(&storage).await.len(), sent);
+    assert_eq!(ingester.buffered_bytes(), 0);
+    ingester.shutdown().await;
+}
