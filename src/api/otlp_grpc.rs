@@ -8,10 +8,10 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder};
+use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
 use tonic::codegen::{Body, BoxFuture, StdError, http};
 use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
@@ -19,10 +19,9 @@ use tonic::{Request, Response, Status};
 use super::AppState;
 use super::status::Refusal;
 use crate::ingest::NewSpans;
+use crate::receive::grpc_codec::{self, RawBytesCodec};
 use crate::receive::{self, ReceiveError};
 use crate::telemetry;
-
-const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// The OTLP trace service, ready for `tonic::transport::Server::add_service`.
 #[derive(Clone)]
@@ -53,7 +52,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if request.uri().path() != EXPORT_PATH {
+        if request.uri().path() != grpc_codec::EXPORT_PATH {
             return Box::pin(async {
                 Ok(Status::unimplemented("only TraceService/Export is served here").into_http())
             });
@@ -63,7 +62,7 @@ where
         Box::pin(async move {
             let mut gzip = EnabledCompressionEncodings::default();
             gzip.enable(CompressionEncoding::Gzip);
-            let mut grpc = tonic::server::Grpc::new(RawRequestCodec)
+            let mut grpc = tonic::server::Grpc::new(RawBytesCodec)
                 .apply_compression_config(gzip, gzip)
                 .apply_max_message_size_config(Some(limit), None);
             Ok(grpc.unary(export, request).await)
@@ -77,12 +76,15 @@ struct Export {
 }
 
 impl UnaryService<Bytes> for Export {
-    type Response = ExportTraceServiceResponse;
-    type Future = BoxFuture<Response<ExportTraceServiceResponse>, Status>;
+    type Response = Bytes;
+    type Future = BoxFuture<Response<Bytes>, Status>;
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let state = self.state.clone();
-        Box::pin(async move { export(&state, request).await.map_err(refuse) })
+        Box::pin(async move {
+            let response = export(&state, request).await.map_err(refuse)?;
+            Ok(response.map(|reply| Bytes::from(reply.encode_to_vec())))
+        })
     }
 }
 
@@ -108,40 +110,4 @@ fn refuse(refusal: Refusal) -> Status {
     tracing::warn!(code = ?refusal.grpc, reason = refusal.reason, message = %refusal.message, "OTLP/gRPC request refused");
     metrics::counter!(telemetry::REQUESTS_REFUSED, "reason" => refusal.reason).increment(1);
     refusal.grpc_status()
-}
-
-/// Hands the request over as raw bytes and encodes the reply with prost.
-struct RawRequestCodec;
-
-impl Codec for RawRequestCodec {
-    type Encode = ExportTraceServiceResponse;
-    type Decode = Bytes;
-    type Encoder = RawRequestCodec;
-    type Decoder = RawRequestCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RawRequestCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawRequestCodec
-    }
-}
-
-impl Encoder for RawRequestCodec {
-    type Item = ExportTraceServiceResponse;
-    type Error = Status;
-
-    fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
-        item.encode(dst).map_err(|e| Status::internal(e.to_string()))
-    }
-}
-
-impl Decoder for RawRequestCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
 }

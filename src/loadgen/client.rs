@@ -10,11 +10,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use prost::Message;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::{Channel, Endpoint};
 
 use super::LoadgenError;
 use crate::receive::TENANT_HEADER;
+use crate::receive::grpc_codec::{EXPORT_PATH, RawBytesCodec};
 
 /// The OTLP transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,8 +119,10 @@ impl OtlpClient {
         let mut grpc = tonic::client::Grpc::new(channel);
         grpc.ready().await.map_err(|e| SendError::Connection(e.to_string()))?;
         let path = hyper::http::uri::PathAndQuery::from_static(EXPORT_PATH);
-        match grpc.unary(request, path, PreEncodedCodec).await {
-            Ok(response) => Ok(response.into_inner()),
+        match grpc.unary(request, path, RawBytesCodec).await {
+            Ok(response) => {
+                ExportTraceServiceResponse::decode(response.into_inner()).map_err(|e| SendError::Reply(e.to_string()))
+            }
             Err(status) if status.code() == tonic::Code::Unavailable || status.code() == tonic::Code::Unknown => {
                 Err(SendError::Connection(status.message().to_owned()))
             }
@@ -154,45 +156,5 @@ impl OtlpClient {
             });
         }
         ExportTraceServiceResponse::decode(body.as_ref()).map_err(|e| SendError::Reply(e.to_string()))
-    }
-}
-
-/// The gRPC method of OTLP trace export.
-const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-
-/// Sends requests that are already protobuf bytes, and decodes the reply with prost.
-struct PreEncodedCodec;
-
-impl Codec for PreEncodedCodec {
-    type Encode = Bytes;
-    type Decode = ExportTraceServiceResponse;
-    type Encoder = PreEncodedCodec;
-    type Decoder = PreEncodedCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        PreEncodedCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        PreEncodedCodec
-    }
-}
-
-impl Encoder for PreEncodedCodec {
-    type Item = Bytes;
-    type Error = tonic::Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
-        bytes::BufMut::put_slice(dst, &item);
-        Ok(())
-    }
-}
-
-impl Decoder for PreEncodedCodec {
-    type Item = ExportTraceServiceResponse;
-    type Error = tonic::Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
-        ExportTraceServiceResponse::decode(src).map(Some).map_err(|e| tonic::Status::internal(e.to_string()))
     }
 }

@@ -4,6 +4,8 @@
 //!
 //! Owns the meaning of a bad request; `api` maps [`ReceiveError`] to HTTP and gRPC statuses. Calls `ids`.
 
+pub mod grpc_codec;
+
 use std::io::Read;
 
 use bytes::Bytes;
