@@ -22,7 +22,8 @@ use tokio::task::JoinHandle;
 
 use crate::ids::{TenantId, TraceId};
 use crate::spans::{
-    ProtobufError, SpanBatchBuilder, SpanFormatError, SpanRejection, protobuf_to_batch, rows_of_trace, validate_span,
+    ProtobufError, SpanFormatError, SpanRejection, encode_resource_spans, protobuf_to_batch, rows_of_trace,
+    validate_span,
 };
 use crate::storage::{BlockMeta, BlockWriteOptions, Storage, StorageError, read_encoded};
 use crate::telemetry;
@@ -352,10 +353,8 @@ impl NewSpans {
 
     /// From a request decoded elsewhere (OTLP/JSON).
     pub fn from_request(request: ExportTraceServiceRequest) -> Result<Self, SpanFormatError> {
-        let mut builder = SpanBatchBuilder::new();
-        let rejected: Vec<SpanRejection> =
-            request.resource_spans.iter().flat_map(|rs| builder.append_resource_spans(rs)).collect();
-        Ok(Self { batch: builder.finish()?, rejected, wal_payload: valid_spans_only(request) })
+        let (batch, rejected) = encode_resource_spans(&request.resource_spans)?;
+        Ok(Self { batch, rejected, wal_payload: valid_spans_only(request) })
     }
 }
 

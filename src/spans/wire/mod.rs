@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
 use super::attributes::{AttributeColumnsBuilder, ValueRef};
-use super::encode::{SpanHead, service_name_of, validate_ids};
+use super::encode::{SpanHead, encode_resource_spans, service_name_of, validate_ids};
 use super::{SpanBatchBuilder, SpanFormatError, SpanRejection};
 
 /// The bytes are not for the fast path; prost decides (and reports any error).
@@ -37,9 +37,7 @@ pub fn protobuf_to_batch(bytes: &[u8]) -> Result<(RecordBatch, Vec<SpanRejection
         return Ok((builder.finish()?, rejected));
     }
     let request = ExportTraceServiceRequest::decode(bytes)?;
-    let mut builder = SpanBatchBuilder::new();
-    let rejected = request.resource_spans.iter().flat_map(|rs| builder.append_resource_spans(rs)).collect();
-    Ok((builder.finish()?, rejected))
+    Ok(encode_resource_spans(&request.resource_spans)?)
 }
 
 /// Appends every valid span of the request to `builder`; on `Unsupported` the builder is left half
