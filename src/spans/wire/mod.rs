@@ -152,16 +152,15 @@ fn once<'a>(slot: &mut Option<&'a [u8]>, field: Field<'a>) -> Result<(), Unsuppo
     Ok(())
 }
 
-fn decode_resource_spans(
-    bytes: &[u8],
-    builder: &mut SpanBatchBuilder,
-    rejected: &mut Vec<SpanRejection>,
-) -> Result<(), Unsupported> {
-    let (mut resource, mut schema_url) = (None, "");
+/// `ResourceSpans` and `ScopeSpans` share one layout: field 1 the resource or scope (a message),
+/// field 2 the repeated children, field 3 the schema URL. Returns the first and the last, after checking
+/// that every child is length-delimited.
+fn group_header(bytes: &[u8]) -> Result<(Option<&[u8]>, &str), Unsupported> {
+    let (mut header, mut schema_url) = (None, "");
     let mut fields = Fields(bytes);
     while let Some((number, field)) = fields.next()? {
         match number {
-            1 => once(&mut resource, field)?,
+            1 => once(&mut header, field)?,
             2 => {
                 field.bytes()?;
             }
@@ -169,6 +168,15 @@ fn decode_resource_spans(
             _ => {}
         }
     }
+    Ok((header, schema_url))
+}
+
+fn decode_resource_spans(
+    bytes: &[u8],
+    builder: &mut SpanBatchBuilder,
+    rejected: &mut Vec<SpanRejection>,
+) -> Result<(), Unsupported> {
+    let (resource, schema_url) = group_header(bytes)?;
     let resource = resource.map(Resource::decode).transpose().map_err(|_| Unsupported)?;
     let service_name = resource.as_ref().and_then(|r| service_name_of(&r.attributes));
     let group = Group { resource: resource.as_ref(), service_name, schema_url };
@@ -194,18 +202,7 @@ fn decode_scope_spans(
     builder: &mut SpanBatchBuilder,
     rejected: &mut Vec<SpanRejection>,
 ) -> Result<(), Unsupported> {
-    let (mut scope, mut schema_url) = (None, "");
-    let mut fields = Fields(bytes);
-    while let Some((number, field)) = fields.next()? {
-        match number {
-            1 => once(&mut scope, field)?,
-            2 => {
-                field.bytes()?;
-            }
-            3 => schema_url = field.text()?,
-            _ => {}
-        }
-    }
+    let (scope, schema_url) = group_header(bytes)?;
     let scope = scope.map(InstrumentationScope::decode).transpose().map_err(|_| Unsupported)?;
     let mut fields = Fields(bytes);
     while let Some((number, field)) = fields.next()? {
