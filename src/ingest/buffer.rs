@@ -33,10 +33,8 @@ pub struct PendingBlock {
 /// How far a pending block has come; each stage holds its spans in the form the next step needs, and
 /// queries read every stage.
 pub enum PendingStage {
-    /// Cut from the buffer; the cut record is not yet durable in the WAL.
+    /// Cut from the buffer, waiting for its cut record and its encoding.
     Cut(Vec<RecordBatch>),
-    /// The cut record is in the WAL; the rows are waiting to be encoded.
-    Recorded(Vec<RecordBatch>),
     /// Encoded as Parquet (about a tenth of the Arrow size) and waiting for, or retrying, its upload.
     Encoded(EncodedBlock),
 }

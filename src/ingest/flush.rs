@@ -73,8 +73,6 @@ async fn prepare(inner: &Arc<Inner>, tenant: &TenantId, block: BlockId) -> Optio
     };
     let cut = Record::Cut { tenant: tenant.clone(), block, sequences };
     retry(inner, "record the cut in the WAL", || inner.wal.append(cut.clone())).await?;
-    let bytes = inner.lock().pending_mut(tenant, block).map_or(0, |p| p.bytes);
-    inner.lock().advance(tenant, block, PendingStage::Recorded(rows.clone()), bytes);
     let encoded = retry(inner, "encode the block", || {
         let (tenant, rows, options) = (tenant.clone(), rows.clone(), inner.options.block.clone());
         async move {

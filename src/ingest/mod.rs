@@ -230,7 +230,7 @@ impl Ingester {
             let mut encoded = Vec::new();
             for pending in &buffer.pending {
                 match &pending.stage {
-                    PendingStage::Cut(rows) | PendingStage::Recorded(rows) => batches.extend(rows.iter().cloned()),
+                    PendingStage::Cut(rows) => batches.extend(rows.iter().cloned()),
                     PendingStage::Encoded(block) => encoded.push(block.data.clone()),
                 }
             }
