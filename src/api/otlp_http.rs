@@ -66,7 +66,7 @@ async fn accept(
         let body = receive::decompress(body, content_encoding.as_deref(), limits)?;
         match encoding {
             OtlpEncoding::Protobuf => NewSpans::from_protobuf(body).map_err(receive::undecodable_protobuf),
-            OtlpEncoding::Json => NewSpans::from_request(receive::decode(&body, encoding)?)
+            OtlpEncoding::Json => NewSpans::from_request(receive::decode_json(&body)?)
                 .map_err(|e| ReceiveError::Undecodable { encoding: "JSON", reason: e.to_string() }),
         }
     })

@@ -122,21 +122,13 @@ pub fn decompress(body: Bytes, content_encoding: Option<&str>, limits: BodyLimit
     }
 }
 
-/// Decodes an OTLP/HTTP body.
-pub fn decode(body: &[u8], encoding: OtlpEncoding) -> Result<ExportTraceServiceRequest, ReceiveError> {
-    match encoding {
-        OtlpEncoding::Protobuf => ExportTraceServiceRequest::decode(body)
-            .map_err(|e| ReceiveError::Undecodable { encoding: "protobuf", reason: e.to_string() }),
-        OtlpEncoding::Json => decode_json(body),
-    }
-}
-
 /// The refusal for a protobuf body that cannot become span rows.
 pub fn undecodable_protobuf(error: crate::spans::ProtobufError) -> ReceiveError {
     ReceiveError::Undecodable { encoding: "protobuf", reason: error.to_string() }
 }
 
-fn decode_json(body: &[u8]) -> Result<ExportTraceServiceRequest, ReceiveError> {
+/// Decodes an OTLP/JSON body. (Protobuf bodies go straight to Arrow: `ingest::NewSpans::from_protobuf`.)
+pub fn decode_json(body: &[u8]) -> Result<ExportTraceServiceRequest, ReceiveError> {
     let undecodable = |e: serde_json::Error| ReceiveError::Undecodable { encoding: "JSON", reason: e.to_string() };
     match serde_json::from_slice(body) {
         Ok(request) => Ok(request),
@@ -254,13 +246,13 @@ mod tests {
             "kind":"SPAN_KIND_SERVER","startTimeUnixNano":"1","endTimeUnixNano":"2",
             "status":{"code":"STATUS_CODE_ERROR"},
             "attributes":[{"key":"n","value":{"intValue":"42"}}]}]}]}]}"#;
-        let request = decode(body, OtlpEncoding::Json).unwrap();
+        let request = decode_json(body).unwrap();
         let span = &request.resource_spans[0].scope_spans[0].spans[0];
         assert_eq!((span.kind, span.status.as_ref().unwrap().code), (2, 2));
         assert_eq!(hex::encode(&span.trace_id), "5b8efff798038103d269b633813fc60c");
         let numeric =
             String::from_utf8_lossy(body).replace("\"SPAN_KIND_SERVER\"", "2").replace("\"STATUS_CODE_ERROR\"", "2");
-        assert_eq!(decode(numeric.as_bytes(), OtlpEncoding::Json).unwrap(), request);
+        assert_eq!(decode_json(numeric.as_bytes()).unwrap(), request);
     }
 
     #[test]
