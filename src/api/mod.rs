@@ -78,6 +78,17 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })
 }
 
+/// Serves an HTTP router on its listener until `stop` turns true, then finishes in-flight requests.
+fn spawn_http(
+    listener: TcpListener,
+    app: axum::Router,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<Result<(), ServeError>> {
+    tokio::spawn(async move {
+        axum::serve(listener, app).with_graceful_shutdown(stopped(stop)).await.map_err(ServeError::from)
+    })
+}
+
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
@@ -106,22 +117,13 @@ impl Server {
         };
         let (stop_query, stop_receivers) = (watch::channel(false).0, watch::channel(false).0);
         let query_app = query::router(state.clone());
-        let query_stop = stopped(stop_query.subscribe());
-        let query = tokio::spawn(async move {
-            axum::serve(query_listener, query_app).with_graceful_shutdown(query_stop).await.map_err(ServeError::from)
-        });
+        let query = spawn_http(query_listener, query_app, stop_query.subscribe());
         tracing::info!(http_addr = %http_addr, "query HTTP API listening");
 
         let otlp_http_listener = bind(config.otlp_http_addr).await?;
         let otlp_http_addr = otlp_http_listener.local_addr()?;
         let otlp_http_app = otlp_http::router(state.clone());
-        let http_stop = stopped(stop_receivers.subscribe());
-        let otlp_http = tokio::spawn(async move {
-            axum::serve(otlp_http_listener, otlp_http_app)
-                .with_graceful_shutdown(http_stop)
-                .await
-                .map_err(ServeError::from)
-        });
+        let otlp_http = spawn_http(otlp_http_listener, otlp_http_app, stop_receivers.subscribe());
         tracing::info!(otlp_http_addr = %otlp_http_addr, "OTLP/HTTP receiver listening");
 
         let grpc_listener = bind(config.otlp_grpc_addr).await?;
