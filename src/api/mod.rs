@@ -101,7 +101,8 @@ impl Server {
     }
 
     /// Starts a server on a storage the caller opened (tests wrap stores in fault injectors). The query
-    /// port answers `/ready` with 503 while the WAL replays; the OTLP ports open once it is done.
+    /// port is bound before the WAL replays but only answers once replay is done (connections wait);
+    /// the OTLP ports open after it.
     pub async fn start_with_storage(config: ServeConfig, storage: Storage) -> Result<Self, ServeError> {
         telemetry::install();
         tracing::info!(storage = %storage.location(), "storage opened");
