@@ -106,7 +106,7 @@ impl TraceGenerator {
         let mut count = 0;
         while count < min_spans {
             let trace = self.next_trace();
-            count += trace.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum::<usize>();
+            count += crate::spans::span_count(&trace);
             resource_spans.extend(trace);
         }
         ExportTraceServiceRequest { resource_spans }
@@ -344,7 +344,7 @@ mod tests {
         let first = TraceGenerator::new(7).next_request(500);
         let second = TraceGenerator::new(7).next_request(500);
         assert_eq!(first, second);
-        let spans: usize = first.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum();
+        let spans = crate::spans::span_count(&first.resource_spans);
         assert!(spans >= 500);
         assert_ne!(first, TraceGenerator::new(8).next_request(500));
     }

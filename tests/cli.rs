@@ -95,7 +95,7 @@ fn serve_on_the_embedded_default_answers_and_flushes_then_stops_cleanly_on_sigte
     assert!(folder.path().join("spanlake-data/blocks").is_dir(), "the embedded default creates its folder");
 
     let request = TraceGenerator::new(3).next_request(50);
-    let sent: usize = request.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum();
+    let sent = spanlake::spans::span_count(&request.resource_spans);
     let endpoint = format!("http://{}", grpc.expect("the OTLP/gRPC address is logged"));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {

@@ -10,14 +10,10 @@ use proptest::prelude::*;
 use prost::Message;
 use spanlake::ids::{BlockId, TenantId};
 use spanlake::spans::{
-    SpanBatchBuilder, SpanRejection, decode_resource_spans, encode_resource_spans, protobuf_to_batch,
+    SpanBatchBuilder, SpanRejection, decode_resource_spans, encode_resource_spans, protobuf_to_batch, span_count,
 };
 use spanlake::storage::Storage;
 use spanlake::storage::block::{BlockWriteOptions, encode_block, load_footer, read_all, upload_block};
-
-fn span_count(payload: &[ResourceSpans]) -> usize {
-    payload.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum()
-}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]

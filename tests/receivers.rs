@@ -94,7 +94,7 @@ async fn every_bad_http_request_gets_its_status_and_writes_nothing() {
 async fn good_requests_are_acknowledged_in_their_own_encoding_with_partial_success() {
     let server = TestServer::start(Storage::open("memory://").unwrap(), |_| {}).await;
     let mut request = TraceGenerator::new(2).next_request(20);
-    let sent: usize = request.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum();
+    let sent = spanlake::spans::span_count(&request.resource_spans);
     request.resource_spans[0].scope_spans[0].spans[0].span_id = vec![0; 8];
 
     let reply =

@@ -19,7 +19,7 @@ fn new_spans(request: ExportTraceServiceRequest) -> NewSpans {
 }
 
 fn span_count(request: &ExportTraceServiceRequest) -> usize {
-    request.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum()
+    crate::spans::span_count(&request.resource_spans)
 }
 
 fn first_trace_id(request: &ExportTraceServiceRequest) -> TraceId {

@@ -60,6 +60,11 @@ fn enum_from_text(words: &[&str], text: &str) -> i32 {
     words.iter().position(|word| *word == text).map_or_else(|| text.parse().unwrap_or(0), |index| index as i32)
 }
 
+/// Number of spans in OTLP resource groups.
+pub fn span_count(resource_spans: &[opentelemetry_proto::tonic::trace::v1::ResourceSpans]) -> usize {
+    resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum()
+}
+
 /// The SQL word for an OTLP span kind (`server`, `client`…); an out-of-range value is kept as its number.
 pub fn kind_to_text(kind: i32) -> Cow<'static, str> {
     enum_to_text(&KIND_WORDS, kind)
