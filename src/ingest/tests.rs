@@ -1,8 +1,7 @@
 use std::collections::HashMap;
 
 use super::*;
-use crate::ids::SpanId;
-use crate::storage::block::{find_trace, load_footer, read_all};
+use crate::storage::block::{find_trace, load_footer};
 use crate::storage::{list_blocks, read_block_meta};
 use crate::synth::TraceGenerator;
 
@@ -27,25 +26,9 @@ fn first_trace_id(request: &ExportTraceServiceRequest) -> TraceId {
 }
 
 /// Every (trace, span) pair in the tenant's committed blocks, with how often it occurs.
-async fn stored_spans(storage: &Storage) -> HashMap<(TraceId, SpanId), usize> {
-    let mut seen = HashMap::new();
-    for block in list_blocks(storage, &tenant()).await.unwrap().committed {
-        let meta = read_block_meta(storage, &tenant(), block).await.unwrap();
-        let footer = load_footer(storage, &meta).await.unwrap();
-        for batch in read_all(storage, &meta, &footer, Some(&["trace_id", "span_id"])).await.unwrap() {
-            let (traces, spans) = (batch.column(0), batch.column(1));
-            let (traces, spans) = (traces.as_fixed_size_binary(), spans.as_fixed_size_binary());
-            for row in 0..batch.num_rows() {
-                let key =
-                    (TraceId::from_slice(traces.value(row)).unwrap(), SpanId::from_slice(spans.value(row)).unwrap());
-                *seen.entry(key).or_insert(0) += 1;
-            }
-        }
-    }
-    seen
+async fn stored_spans(storage: &Storage) -> HashMap<crate::loadgen::verify::SpanKey, u32> {
+    crate::loadgen::verify::stored_span_counts(storage, &tenant()).await.unwrap()
 }
-
-use arrow::array::AsArray;
 
 fn rows(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()

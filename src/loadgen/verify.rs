@@ -14,7 +14,7 @@ use crate::storage::block::{load_footer, read_all};
 use crate::storage::{Storage, StorageError, list_blocks, read_block_meta};
 
 /// A trace ID and span ID side by side: the identity of a span.
-type SpanKey = [u8; 24];
+pub(crate) type SpanKey = [u8; 24];
 
 /// What the check found.
 #[derive(Debug, PartialEq, Eq)]
@@ -79,7 +79,11 @@ pub async fn verify(ids_file: &Path, storage: &Storage, tenant: &TenantId) -> Re
     })
 }
 
-async fn stored_span_counts(storage: &Storage, tenant: &TenantId) -> Result<HashMap<SpanKey, u32>, StorageError> {
+/// How often each (trace ID, span ID) pair occurs in the tenant's committed blocks.
+pub(crate) async fn stored_span_counts(
+    storage: &Storage,
+    tenant: &TenantId,
+) -> Result<HashMap<SpanKey, u32>, StorageError> {
     let mut counts = HashMap::new();
     for block in list_blocks(storage, tenant).await?.committed {
         let meta = read_block_meta(storage, tenant, block).await?;
