@@ -17,7 +17,7 @@ use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
 use super::AppState;
-use super::status::Refusal;
+use super::status::{Refusal, export_reply};
 use crate::ingest::NewSpans;
 use crate::receive::grpc_codec::{self, RawBytesCodec};
 use crate::receive::{self, ReceiveError};
@@ -99,15 +99,10 @@ async fn export(state: &AppState, request: Request<Bytes>) -> Result<Response<Ex
             .map_err(|e| Refusal::from(&ReceiveError::Undecodable { encoding: "protobuf", reason: e.to_string() }))?;
     let spans = converted.map_err(|e| Refusal::from(&e))?;
     let outcome = state.ingester.push(&tenant, spans).await.map_err(|e| Refusal::from(&e))?;
-    let response = receive::export_response(&outcome.rejected);
-    if let Some(partial) = &response.partial_success {
-        tracing::info!(tenant = %tenant, rejected = partial.rejected_spans, message = %partial.error_message, "OTLP/gRPC spans rejected");
-    }
-    Ok(Response::new(response))
+    Ok(Response::new(export_reply(&tenant, &outcome.rejected, "grpc")))
 }
 
 fn refuse(refusal: Refusal) -> Status {
-    tracing::warn!(code = ?refusal.grpc, reason = refusal.reason, message = %refusal.message, "OTLP/gRPC request refused");
-    metrics::counter!(telemetry::REQUESTS_REFUSED, "reason" => refusal.reason).increment(1);
+    refusal.record("grpc");
     refusal.grpc_status()
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use prost::Message;
 
 use super::AppState;
-use super::status::{RETRY_AFTER, Refusal};
+use super::status::{RETRY_AFTER, Refusal, export_reply};
 use crate::ingest::NewSpans;
 use crate::receive::{self, OtlpEncoding, ReceiveError};
 use crate::telemetry;
@@ -78,10 +78,7 @@ async fn accept(
         }
     };
     let outcome = state.ingester.push(&tenant, spans).await.map_err(|e| Refusal::from(&e))?;
-    let response = receive::export_response(&outcome.rejected);
-    if let Some(partial) = &response.partial_success {
-        tracing::info!(tenant = %tenant, rejected = partial.rejected_spans, message = %partial.error_message, "OTLP/HTTP spans rejected");
-    }
+    let response = export_reply(&tenant, &outcome.rejected, "http");
     Ok(reply(StatusCode::OK, encoding, Bytes::from(receive::encode_response(&response, encoding))))
 }
 
@@ -90,8 +87,7 @@ fn reply(status: StatusCode, encoding: OtlpEncoding, body: Bytes) -> Response {
 }
 
 fn refuse(refusal: Refusal, encoding: OtlpEncoding) -> Response {
-    tracing::warn!(status = refusal.http.as_u16(), reason = refusal.reason, message = %refusal.message, "OTLP/HTTP request refused");
-    metrics::counter!(telemetry::REQUESTS_REFUSED, "reason" => refusal.reason).increment(1);
+    refusal.record("http");
     let status = refusal.rpc_status();
     let body = match encoding {
         OtlpEncoding::Protobuf => Bytes::from(status.encode_to_vec()),

@@ -59,6 +59,18 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// The log line and metric every refused OTLP request gets, whichever port it came in on.
+    pub fn record(&self, protocol: &'static str) {
+        tracing::warn!(
+            protocol,
+            http_status = self.http.as_u16(),
+            grpc_code = ?self.grpc,
+            reason = self.reason,
+            message = %self.message,
+            "OTLP request refused"
+        );
+        metrics::counter!(crate::telemetry::REQUESTS_REFUSED, "reason" => self.reason).increment(1);
+    }
     /// True when the client should back off and retry.
     pub fn is_retryable(&self) -> bool {
         self.http == StatusCode::TOO_MANY_REQUESTS || self.http == StatusCode::SERVICE_UNAVAILABLE
@@ -114,4 +126,17 @@ impl From<&IngestError> for Refusal {
         };
         Self { http, grpc, message: error.to_string(), reason }
     }
+}
+
+/// The OTLP reply to an accepted request; refused spans (partial success) are logged for the tenant.
+pub fn export_reply(
+    tenant: &crate::ids::TenantId,
+    rejected: &[crate::spans::SpanRejection],
+    protocol: &'static str,
+) -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse {
+    let response = crate::receive::export_response(rejected);
+    if let Some(partial) = &response.partial_success {
+        tracing::info!(protocol, tenant = %tenant, rejected = partial.rejected_spans, message = %partial.error_message, "OTLP spans rejected");
+    }
+    response
 }
