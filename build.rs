@@ -1,4 +1,5 @@
-//! Records the git revision and branch for `/api/status/buildinfo`; builds outside a git checkout
+//! Compiles `proto/tempo.proto` (Tempo-compatible trace-by-ID bodies) with a pure-Rust protobuf compiler,
+//! and records the git revision and branch for `/api/status/buildinfo`; builds outside a git checkout
 //! (a source tarball, a Docker context without `.git`) report "unknown".
 
 use std::process::Command;
@@ -8,7 +9,7 @@ fn git(args: &[&str]) -> Option<String> {
     output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
-fn main() {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(revision) = git(&["rev-parse", "--short=12", "HEAD"]) {
         println!("cargo:rustc-env=SPANLAKE_GIT_REVISION={revision}");
     }
@@ -17,4 +18,13 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
+    println!("cargo:rerun-if-changed=proto");
+
+    let descriptors = protox::compile(["tempo.proto"], ["proto"])?;
+    prost_build::Config::new()
+        // The OTLP types come from the opentelemetry-proto crate, so a Tempo body holds the same
+        // `ResourceSpans` the rest of spanlake uses.
+        .extern_path(".opentelemetry.proto.trace.v1", "::opentelemetry_proto::tonic::trace::v1")
+        .compile_fds(descriptors)?;
+    Ok(())
 }

@@ -10,8 +10,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::ingest::IngestOptions;
+use crate::query::QueryOptions;
 use crate::receive::BodyLimits;
-use crate::storage::{StorageError, StorageLocation};
+use crate::storage::{BlockWriteOptions, StorageError, StorageLocation};
 
 /// Settings of `spanlake serve`.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,6 +43,12 @@ pub struct ServeConfig {
     pub flush_on_shutdown: bool,
     /// Longest single block upload before it counts as failed and is retried (a stalled store).
     pub upload_timeout: Duration,
+    /// How often the querier lists the store for blocks other processes wrote (its own are known at once).
+    pub block_refresh_interval: Duration,
+    /// Memory for the decoded footers and page indexes of recently read blocks.
+    pub footer_cache_bytes: u64,
+    /// False-positive rate each new block's trace-ID bloom filter is sized for.
+    pub bloom_false_positive_rate: FalsePositiveRate,
 }
 
 /// `./spanlake-data`, the embedded default (CONTRACTS §1).
@@ -67,6 +74,7 @@ pub fn default_otlp_http_addr() -> SocketAddr {
 impl Default for ServeConfig {
     fn default() -> Self {
         let ingest = IngestOptions::new(PathBuf::new());
+        let query = QueryOptions::default();
         Self {
             data_dir: default_data_dir(),
             storage: None,
@@ -81,6 +89,9 @@ impl Default for ServeConfig {
             max_wal_bytes: ingest.max_wal_bytes,
             flush_on_shutdown: ingest.flush_on_shutdown,
             upload_timeout: ingest.upload_timeout,
+            block_refresh_interval: query.block_refresh_interval,
+            footer_cache_bytes: query.footer_cache_bytes,
+            bloom_false_positive_rate: FalsePositiveRate(ingest.block.bloom_false_positive_rate),
         }
     }
 }
@@ -103,7 +114,19 @@ impl ServeConfig {
             max_wal_bytes: self.max_wal_bytes,
             flush_on_shutdown: self.flush_on_shutdown,
             upload_timeout: self.upload_timeout,
+            block: BlockWriteOptions {
+                bloom_false_positive_rate: self.bloom_false_positive_rate.0,
+                ..Default::default()
+            },
             ..IngestOptions::new(self.data_dir.join("wal"))
+        }
+    }
+
+    /// The querier's options.
+    pub fn query_options(&self) -> QueryOptions {
+        QueryOptions {
+            block_refresh_interval: self.block_refresh_interval,
+            footer_cache_bytes: self.footer_cache_bytes,
         }
     }
 }
@@ -128,6 +151,9 @@ pub struct ConfigFile {
     pub max_wal_bytes: Option<ByteSize>,
     pub flush_on_shutdown: Option<bool>,
     pub upload_timeout: Option<HumanDuration>,
+    pub block_refresh_interval: Option<HumanDuration>,
+    pub footer_cache_bytes: Option<ByteSize>,
+    pub bloom_false_positive_rate: Option<FalsePositiveRate>,
 }
 
 /// Why the settings file could not be used.
@@ -180,6 +206,51 @@ impl ConfigFile {
         config.max_wal_bytes = self.max_wal_bytes.map_or(config.max_wal_bytes, |b| b.0);
         config.flush_on_shutdown = self.flush_on_shutdown.unwrap_or(config.flush_on_shutdown);
         config.upload_timeout = self.upload_timeout.map_or(config.upload_timeout, |d| d.0);
+        config.block_refresh_interval = self.block_refresh_interval.map_or(config.block_refresh_interval, |d| d.0);
+        config.footer_cache_bytes = self.footer_cache_bytes.map_or(config.footer_cache_bytes, |b| b.0);
+        config.bloom_false_positive_rate = self.bloom_false_positive_rate.unwrap_or(config.bloom_false_positive_rate);
+    }
+}
+
+/// A probability strictly between 0 and 1, as a bloom filter can be sized for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FalsePositiveRate(pub f64);
+
+impl FalsePositiveRate {
+    /// Parses `0.00001`, `1e-5` or `0.001%`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (number, scale) = match text.strip_suffix('%') {
+            Some(number) => (number.trim(), 100.0),
+            None => (text, 1.0),
+        };
+        let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a number"))?;
+        Self::new(value / scale)
+    }
+
+    /// Checks the range.
+    pub fn new(value: f64) -> Result<Self, String> {
+        if value > 0.0 && value < 1.0 {
+            Ok(Self(value))
+        } else {
+            Err(format!("a false-positive rate must be between 0 and 1 (exclusive), got {value}"))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FalsePositiveRate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(value) => Self::new(value),
+            Raw::Text(text) => Self::parse(&text),
+        }
+        .map_err(serde::de::Error::custom)
     }
 }
 

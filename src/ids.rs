@@ -186,6 +186,13 @@ impl From<TenantId> for String {
     }
 }
 
+impl FromStr for TraceId {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_hex(s)
+    }
+}
+
 impl FromStr for TenantId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -9,6 +9,7 @@
 //! - [`wal`]: the write-ahead log that makes an acknowledgement durable.
 //! - [`receive`]: OTLP request bodies to decoded requests: content types, gzip, limits, tenants.
 //! - [`ingest`]: per-tenant buffers, cutting blocks and flushing them to storage.
+//! - [`query`]: the block catalogue and trace-by-ID lookups over blocks and the ingester's recent spans.
 //! - [`telemetry`]: metric names and the Prometheus rendering.
 //! - [`loadgen`]: the OTLP load generator and the check that acknowledged spans were all stored.
 //! - [`config`]: settings of the server, declared once with their defaults.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod ids;
 pub mod ingest;
 pub mod loadgen;
+pub mod query;
 pub mod receive;
 pub mod spans;
 pub mod storage;

@@ -6,8 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use spanlake::config::{ByteSize, ConfigFile, HumanDuration, ServeConfig, parse_byte_size, parse_duration};
-use spanlake::ids::TenantId;
+use spanlake::config::{
+    ByteSize, ConfigFile, FalsePositiveRate, HumanDuration, ServeConfig, parse_byte_size, parse_duration,
+};
+use spanlake::ids::{TenantId, TraceId};
 use spanlake::loadgen::{LoadOptions, Protocol};
 use spanlake::storage::{Storage, list_blocks, list_tenants, read_block_meta};
 
@@ -24,13 +26,36 @@ struct Cli {
 enum Command {
     /// Run the server: OTLP in on 4317 (gRPC) and 4318 (HTTP), query HTTP API on 3200. With no flags,
     /// the WAL goes to ./spanlake-data/wal and blocks to ./spanlake-data/blocks.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// List the committed blocks in a storage, per tenant, with their span counts and time ranges.
     Blocks(BlocksArgs),
     /// Send realistic synthetic traces to an OTLP endpoint and report spans/s and ack latency.
     Loadgen(LoadgenArgs),
     /// Check that every span a `loadgen --verify FILE` run saw acknowledged is stored exactly once.
     Verify(VerifyArgs),
+    /// Print a trace as a terminal waterfall: the span tree with a timing bar, service, name, duration
+    /// and status of each span.
+    Trace(TraceArgs),
+}
+
+#[derive(Args)]
+struct TraceArgs {
+    /// The trace ID: up to 32 hex characters (shorter IDs are left-padded with zeros).
+    trace_id: TraceId,
+    /// Ask a running server (its query port), which also knows spans not yet flushed to blocks.
+    /// Wins over --storage. Default: http://127.0.0.1:3200, falling back to the default storage folder
+    /// when nothing answers.
+    #[arg(long)]
+    server: Option<String>,
+    /// Read blocks straight from storage (file:///path or s3://bucket/prefix) instead of asking a server.
+    #[arg(long, env = "SPANLAKE_STORAGE")]
+    storage: Option<String>,
+    /// Tenant (X-Scope-OrgID) the trace was sent as.
+    #[arg(long)]
+    tenant: Option<TenantId>,
+    /// Columns to draw in (default: the terminal's COLUMNS, else 80).
+    #[arg(long)]
+    width: Option<usize>,
 }
 
 #[derive(Args)]
@@ -127,6 +152,15 @@ struct ServeArgs {
     /// Longest single block upload before it is retried (default 2m).
     #[arg(long, env = "SPANLAKE_UPLOAD_TIMEOUT", value_parser = parse_duration)]
     upload_timeout: Option<Duration>,
+    /// How often the querier lists the store for blocks written by other processes (default 15s).
+    #[arg(long, env = "SPANLAKE_BLOCK_REFRESH_INTERVAL", value_parser = parse_duration)]
+    block_refresh_interval: Option<Duration>,
+    /// Memory for cached Parquet footers of recently read blocks (default 256MiB).
+    #[arg(long, env = "SPANLAKE_FOOTER_CACHE_BYTES", value_parser = parse_byte_size)]
+    footer_cache_bytes: Option<u64>,
+    /// False-positive rate of each new block's trace-ID bloom filter, e.g. 1e-5 (the default) or 0.1%.
+    #[arg(long, env = "SPANLAKE_BLOOM_FALSE_POSITIVE_RATE", value_parser = FalsePositiveRate::parse)]
+    bloom_false_positive_rate: Option<FalsePositiveRate>,
 }
 
 impl ServeArgs {
@@ -151,6 +185,9 @@ impl ServeArgs {
             max_wal_bytes: self.max_wal_bytes.map(ByteSize),
             flush_on_shutdown: self.flush_on_shutdown,
             upload_timeout: self.upload_timeout.map(HumanDuration),
+            block_refresh_interval: self.block_refresh_interval.map(HumanDuration),
+            footer_cache_bytes: self.footer_cache_bytes.map(ByteSize),
+            bloom_false_positive_rate: self.bloom_false_positive_rate,
         };
         flags.apply(&mut config);
         Ok(config)
@@ -191,10 +228,11 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(*args).await,
             Command::Blocks(args) => blocks(args).await,
             Command::Loadgen(args) => loadgen(args).await,
             Command::Verify(args) => verify(args).await,
+            Command::Trace(args) => trace(args).await,
         }
     });
     match outcome {
@@ -273,4 +311,39 @@ async fn verify(args: VerifyArgs) -> Result<(), String> {
     } else {
         Err(format!("verification failed; missing for example: {:?}", report.missing_examples))
     }
+}
+
+/// Where `spanlake trace` looks when told nothing: a server on this machine's default query port.
+const DEFAULT_SERVER: &str = "http://127.0.0.1:3200";
+
+async fn trace(args: TraceArgs) -> Result<(), String> {
+    use spanlake::query::remote::{RemoteError, fetch_trace};
+    use spanlake::query::{Querier, QueryOptions, waterfall, waterfall_spans};
+    let from_storage = |url: Option<String>| async {
+        let config = ServeConfig { storage: url, ..Default::default() };
+        let storage = Storage::open(&config.storage_url().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        let tenant = args.tenant.clone().unwrap_or_else(TenantId::single_tenant);
+        let querier = Querier::new(storage, QueryOptions::default());
+        let found = querier.find_trace(&tenant, &args.trace_id, Default::default()).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((!found.is_empty()).then_some(found.resource_spans))
+    };
+    let found = match (&args.server, &args.storage) {
+        (Some(server), _) => {
+            fetch_trace(server, args.tenant.as_ref(), &args.trace_id).await.map_err(|e| e.to_string())?
+        }
+        (None, Some(storage)) => from_storage(Some(storage.clone())).await?,
+        (None, None) => match fetch_trace(DEFAULT_SERVER, args.tenant.as_ref(), &args.trace_id).await {
+            Err(RemoteError::Unreachable { .. }) => {
+                eprintln!("no server at {DEFAULT_SERVER}; reading the default storage folder (flushed spans only)");
+                from_storage(None).await?
+            }
+            other => other.map_err(|e| e.to_string())?,
+        },
+    };
+    let Some(resource_spans) = found else {
+        return Err(format!("trace {} not found", args.trace_id));
+    };
+    let width = args.width.or_else(|| std::env::var("COLUMNS").ok()?.parse().ok()).unwrap_or(80);
+    print!("{}", waterfall::render(&args.trace_id.to_hex(), &waterfall_spans(&resource_spans), width));
+    Ok(())
 }

@@ -19,7 +19,7 @@ pub const RECEIVED_BYTES: &str = "spanlake_received_bytes_total";
 /// Whole requests refused (label `reason`: `invalid`, `too_large`, `unsupported`, `unauthorized`,
 /// `memory_limit`, `wal_limit`, `unavailable`).
 pub const REQUESTS_REFUSED: &str = "spanlake_requests_refused_total";
-/// Bytes of WAL segments on disk.
+/// Bytes of WAL segments on disk (rendered per server).
 pub const WAL_BYTES: &str = "spanlake_wal_bytes";
 /// Bytes held by the ingester: open buffers and blocks not yet committed.
 pub const BUFFER_BYTES: &str = "spanlake_ingester_buffer_bytes";
@@ -38,6 +38,21 @@ pub const OBJECT_STORE_REQUESTS: &str = "spanlake_object_store_requests_total";
 /// Object-store bytes moved since start (label `direction`: `read`, `written`).
 pub const OBJECT_STORE_BYTES: &str = "spanlake_object_store_bytes_total";
 
+/// Query latency in seconds (label `endpoint`: `trace_by_id`, `sql`).
+pub const QUERY_SECONDS: &str = "spanlake_query_duration_seconds";
+/// Blocks whose trace-ID bloom filter a lookup asked (after the time and ID-range checks).
+pub const BLOOM_CHECKS: &str = "spanlake_bloom_checks_total";
+/// Blocks read because their bloom said "maybe" that held none of the trace.
+pub const BLOOM_FALSE_POSITIVES: &str = "spanlake_bloom_false_positives_total";
+/// Blocks in the querier's catalogue, across tenants (rendered per server).
+pub const CATALOG_BLOCKS: &str = "spanlake_catalog_blocks";
+/// Bytes of bloom filters the catalogue holds in memory (rendered per server).
+pub const CATALOG_BLOOM_BYTES: &str = "spanlake_catalog_bloom_bytes";
+/// Bytes of decoded Parquet footers the querier caches (rendered per server).
+pub const FOOTER_CACHE_BYTES: &str = "spanlake_footer_cache_bytes";
+/// Footer cache lookups (label `result`: `hit`, `miss`).
+pub const FOOTER_CACHE: &str = "spanlake_footer_cache_requests_total";
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the process-wide Prometheus recorder once; later calls (several servers in one test
@@ -52,9 +67,15 @@ pub fn install() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// The Prometheus text of every metric, with the object-store counters read fresh from `storage`.
-pub fn render(storage: &Storage, wal_bytes: u64, buffer_bytes: usize) -> String {
+/// The Prometheus text of every metric. The object-store counters and the WAL and buffer gauges are
+/// read fresh from this server's own storage and ingester and written here rather than through the
+/// process-wide recorder, so two servers in one process (tests, benchmarks) each report their own.
+pub fn render(storage: &Storage, gauges: &[Gauge]) -> String {
+    use std::fmt::Write;
     let counts = storage.request_counts();
+    let mut text = install().map(PrometheusHandle::render).unwrap_or_default();
+    let _ = writeln!(text, "# HELP {OBJECT_STORE_REQUESTS} Object-store requests since start, by operation.");
+    let _ = writeln!(text, "# TYPE {OBJECT_STORE_REQUESTS} counter");
     for (operation, value) in [
         ("get", counts.get),
         ("head", counts.head),
@@ -63,11 +84,23 @@ pub fn render(storage: &Storage, wal_bytes: u64, buffer_bytes: usize) -> String 
         ("delete", counts.delete),
         ("copy", counts.copy),
     ] {
-        metrics::counter!(OBJECT_STORE_REQUESTS, "operation" => operation).absolute(value);
+        let _ = writeln!(text, "{OBJECT_STORE_REQUESTS}{{operation=\"{operation}\"}} {value}");
     }
-    metrics::counter!(OBJECT_STORE_BYTES, "direction" => "read").absolute(counts.get_bytes);
-    metrics::counter!(OBJECT_STORE_BYTES, "direction" => "written").absolute(counts.put_bytes);
-    metrics::gauge!(WAL_BYTES).set(wal_bytes as f64);
-    metrics::gauge!(BUFFER_BYTES).set(buffer_bytes as f64);
-    install().map(PrometheusHandle::render).unwrap_or_default()
+    let _ = writeln!(text, "# HELP {OBJECT_STORE_BYTES} Object-store bytes moved since start.");
+    let _ = writeln!(text, "# TYPE {OBJECT_STORE_BYTES} counter");
+    let _ = writeln!(text, "{OBJECT_STORE_BYTES}{{direction=\"read\"}} {}", counts.get_bytes);
+    let _ = writeln!(text, "{OBJECT_STORE_BYTES}{{direction=\"written\"}} {}", counts.put_bytes);
+    for gauge in gauges {
+        let (name, help, value) = (gauge.name, gauge.help, gauge.value);
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+    }
+    text
+}
+
+/// A value one server reports about itself at scrape time.
+#[derive(Clone, Copy, Debug)]
+pub struct Gauge {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub value: f64,
 }

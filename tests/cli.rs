@@ -1,5 +1,6 @@
 //! The command line as users and scripts see it: help that lists only working commands, `serve` on the
-//! embedded default with port 0, graceful stop on SIGTERM, and `blocks` listing what a storage holds.
+//! embedded default with port 0, graceful stop on SIGTERM, `blocks` listing what a storage holds, and
+//! `trace` drawing a trace's waterfall from storage or from a running server.
 
 mod common;
 
@@ -30,9 +31,14 @@ fn help_lists_only_the_commands_that_work_and_version_prints() {
         .take_while(|line| line.starts_with("  "))
         .filter_map(|line| line.split_whitespace().next())
         .collect();
-    assert_eq!(commands, ["serve", "blocks", "loadgen", "verify", "help"], "{help}");
-    for (command, flag) in [("serve", "--storage"), ("blocks", "--storage"), ("loadgen", "--rate"), ("verify", "--ids")]
-    {
+    assert_eq!(commands, ["serve", "blocks", "loadgen", "verify", "trace", "help"], "{help}");
+    for (command, flag) in [
+        ("serve", "--storage"),
+        ("blocks", "--storage"),
+        ("loadgen", "--rate"),
+        ("verify", "--ids"),
+        ("trace", "--server"),
+    ] {
         let output = run(&[command, "--help"]);
         assert!(output.status.success());
         assert!(String::from_utf8(output.stdout).unwrap().contains(flag), "{command} --help mentions {flag}");
@@ -200,4 +206,80 @@ fn serve_reads_a_config_file_that_environment_variables_override_and_refuses_unk
     assert!(!from_file.exists());
     Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
     assert!(server.wait().unwrap().success());
+}
+
+/// The names of the spans of a trace, and which of them failed.
+fn span_names(trace: &[opentelemetry_proto::tonic::trace::v1::ResourceSpans]) -> Vec<(String, bool)> {
+    trace
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .flat_map(|ss| &ss.spans)
+        .map(|span| (span.name.clone(), span.status.as_ref().is_some_and(|s| s.code == 2)))
+        .collect()
+}
+
+fn assert_waterfall(output: &std::process::Output, trace: &[opentelemetry_proto::tonic::trace::v1::ResourceSpans]) {
+    let text = String::from_utf8(output.stdout.clone()).unwrap();
+    assert!(output.status.success(), "{text}{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<&str> = text.lines().collect();
+    let names = span_names(trace);
+    assert!(lines[0].starts_with("Trace ") && lines[0].contains(&format!("{} spans", names.len())), "{text}");
+    assert!(lines.iter().all(|line| unicode_width::UnicodeWidthStr::width(*line) <= 80), "fits 80 columns:\n{text}");
+    // One line per span, the root first (no tree prefix), every other one under it.
+    let span_lines: Vec<&&str> = lines.iter().skip(2).take(names.len()).collect();
+    assert!(!span_lines[0].starts_with(['├', '└', '│', ' ']), "{text}");
+    assert!(span_lines[1..].iter().all(|line| line.starts_with(['├', '└', '│', ' '])), "{text}");
+    for (name, _) in &names {
+        let prefix: String = name.chars().take(10).collect();
+        assert!(span_lines.iter().any(|line| line.contains(&prefix)), "{name} is drawn: {text}");
+    }
+    let failed = names.iter().filter(|(_, failed)| *failed).count();
+    assert_eq!(span_lines.iter().filter(|line| line.contains('✗')).count(), failed, "error marks: {text}");
+}
+
+/// A trace with an error somewhere in it, as the generator makes them.
+fn trace_with_an_error() -> Vec<opentelemetry_proto::tonic::trace::v1::ResourceSpans> {
+    let mut generator = TraceGenerator::new(31);
+    std::iter::repeat_with(|| generator.next_trace())
+        .find(|trace| {
+            let names = span_names(trace);
+            names.len() >= 4 && names.len() <= 30 && names.iter().any(|(_, failed)| *failed)
+        })
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_draws_the_waterfall_from_storage_and_from_a_server() {
+    let trace = trace_with_an_error();
+    let trace_id = spanlake::ids::TraceId::from_slice(&trace[0].scope_spans[0].spans[0].trace_id).unwrap();
+    let blocks = tempfile::tempdir().unwrap();
+    let folder = common::url_of(blocks.path());
+    let storage = Storage::open(&folder).unwrap();
+    let (batch, _) = encode_resource_spans(&trace).unwrap();
+    write_block(&storage, &TenantId::single_tenant(), BlockId::new_random(), vec![batch], &Default::default())
+        .await
+        .unwrap();
+    let from_storage =
+        tokio::task::spawn_blocking(move || run(&["trace", &trace_id.to_hex(), "--storage", &folder, "--width", "80"]));
+    assert_waterfall(&from_storage.await.unwrap(), &trace);
+
+    // A server knows spans that are not in any block yet.
+    let server = common::server::TestServer::start(Storage::open("memory://").unwrap(), |_| {}).await;
+    let body =
+        prost::Message::encode_to_vec(&opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+            resource_spans: trace.clone(),
+        });
+    let traces_url = server.traces_url();
+    let reply = common::server::send("POST", &traces_url, &[("content-type", "application/x-protobuf")], body);
+    assert_eq!(reply.await.status, 200);
+    let url = format!("http://{}", server.server.http_addr());
+    let id = trace_id.to_hex();
+    let from_server = tokio::task::spawn_blocking(move || run(&["trace", &id, "--server", &url, "--width", "80"]));
+    assert_waterfall(&from_server.await.unwrap(), &trace);
+
+    let url = format!("http://{}", server.server.http_addr());
+    let unknown = tokio::task::spawn_blocking(move || run(&["trace", "abc", "--server", &url])).await.unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("not found"));
+    server.server.shutdown().await.unwrap();
 }

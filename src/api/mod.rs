@@ -8,6 +8,7 @@ mod otlp_grpc;
 mod otlp_http;
 mod query;
 mod status;
+mod traces;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::ServeConfig;
 use crate::ingest::{IngestError, Ingester};
+use crate::query::Querier;
 use crate::receive::BodyLimits;
 use crate::storage::{Storage, StorageError};
 use crate::telemetry;
@@ -56,6 +58,7 @@ pub fn build_info() -> serde_json::Value {
 #[derive(Clone)]
 pub struct AppState {
     ingester: Ingester,
+    querier: Querier,
     storage: Storage,
     multitenancy: bool,
     body_limits: BodyLimits,
@@ -72,6 +75,7 @@ pub struct Server {
     stop_query: watch::Sender<bool>,
     receivers: Vec<JoinHandle<Result<(), ServeError>>>,
     query: JoinHandle<Result<(), ServeError>>,
+    refresher: JoinHandle<()>,
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
@@ -109,8 +113,10 @@ impl Server {
         let query_listener = bind(config.http_addr).await?;
         let http_addr = query_listener.local_addr()?;
         let ingester = Ingester::start(config.ingest_options(), storage.clone()).await?;
+        let querier = Querier::with_ingester(storage.clone(), config.query_options(), ingester.clone());
         let state = AppState {
             ingester,
+            querier,
             storage,
             multitenancy: config.multitenancy,
             body_limits: config.body_limits,
@@ -119,6 +125,7 @@ impl Server {
         let (stop_query, stop_receivers) = (watch::channel(false).0, watch::channel(false).0);
         let query_app = query::router(state.clone());
         let query = spawn_http(query_listener, query_app, stop_query.subscribe());
+        let refresher = state.querier.spawn_refresher(stop_query.subscribe());
         tracing::info!(http_addr = %http_addr, "query HTTP API listening");
 
         let otlp_http_listener = bind(config.otlp_http_addr).await?;
@@ -150,6 +157,7 @@ impl Server {
             stop_query,
             receivers: vec![otlp_http, otlp_grpc],
             query,
+            refresher,
         })
     }
 
@@ -173,6 +181,11 @@ impl Server {
         &self.state.ingester
     }
 
+    /// The server's querier, for in-process tests and benchmarks.
+    pub fn querier(&self) -> &Querier {
+        &self.state.querier
+    }
+
     /// Graceful stop: `/ready` turns 503, the receivers stop accepting and finish in-flight requests,
     /// the ingester flushes (if configured) and closes its WAL, then the query port closes.
     pub async fn shutdown(self) -> Result<(), ServeError> {
@@ -189,6 +202,7 @@ impl Server {
         if let Err(error) = drain(self.query, "query API").await {
             outcome = Err(error);
         }
+        let _ = self.refresher.await;
         tracing::info!("stopped");
         outcome
     }

@@ -1,5 +1,5 @@
-//! The query port (3200, Tempo's): readiness, build information, `/flush` and `/metrics` so far;
-//! trace-by-ID and SQL join here.
+//! The query port (3200, Tempo's): trace by ID (`traces.rs`), readiness, build information, `/flush`
+//! and `/metrics`. Every error body is JSON `{"error": "…"}`.
 
 use std::sync::atomic::Ordering;
 
@@ -10,8 +10,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use super::traces::{trace_v1, trace_v2};
 use super::{AppState, build_info};
-use crate::telemetry;
+use crate::telemetry::{self, Gauge};
 
 /// The query-port router.
 pub fn router(state: AppState) -> Router {
@@ -21,7 +22,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/status/buildinfo", get(|| async { Json(build_info()) }))
         .route("/flush", post(flush).get(flush))
         .route("/metrics", get(metrics))
+        .route("/api/traces/{trace_id}", get(trace_v1))
+        .route("/api/v2/traces/{trace_id}", get(trace_v2))
+        .fallback(|uri: axum::http::Uri| async move {
+            error_response(StatusCode::NOT_FOUND, &format!("no such endpoint: {}", uri.path()))
+        })
         .with_state(state)
+}
+
+/// A JSON error body with its status.
+pub fn error_response(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
@@ -38,12 +49,25 @@ async fn flush(State(state): State<AppState>) -> Response {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(error) => {
             tracing::warn!(%error, "flush failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "error": error.to_string() }))).into_response()
+            error_response(StatusCode::SERVICE_UNAVAILABLE, &error.to_string())
         }
     }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let text = telemetry::render(&state.storage, state.ingester.wal_bytes(), state.ingester.buffered_bytes());
+    let ingester = [
+        Gauge {
+            name: telemetry::WAL_BYTES,
+            help: "Bytes of WAL segments on disk.",
+            value: state.ingester.wal_bytes() as f64,
+        },
+        Gauge {
+            name: telemetry::BUFFER_BYTES,
+            help: "Bytes held by the ingester: open buffers and blocks not yet committed.",
+            value: state.ingester.buffered_bytes() as f64,
+        },
+    ];
+    let gauges: Vec<Gauge> = ingester.into_iter().chain(state.querier.gauges()).collect();
+    let text = telemetry::render(&state.storage, &gauges);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

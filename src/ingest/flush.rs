@@ -134,6 +134,11 @@ async fn upload_unless_committed(inner: &Inner, block: &EncodedBlock) -> Result<
 
 /// Forgets a committed block, releases the WAL segments nobody needs any more and tells listeners.
 fn commit(inner: &Inner, tenant: &TenantId, block: &EncodedBlock) {
+    if let Ok(listeners) = inner.listeners.lock() {
+        for listener in listeners.iter() {
+            listener(block);
+        }
+    }
     inner.lock().remove_committed(tenant, block.meta.block_id);
     inner.release_wal_segments();
     metrics::counter!(telemetry::BLOCKS_WRITTEN).increment(1);
@@ -146,11 +151,6 @@ fn commit(inner: &Inner, tenant: &TenantId, block: &EncodedBlock) {
         bytes = block.meta.data_bytes + block.meta.bloom_bytes,
         "block committed"
     );
-    if let Ok(listeners) = inner.listeners.lock() {
-        for listener in listeners.iter() {
-            listener(&block.meta);
-        }
-    }
     inner.commits.send_modify(|count| *count += 1);
 }
 

@@ -25,7 +25,7 @@ use crate::spans::{
     ProtobufError, SpanFormatError, SpanRejection, encode_resource_spans, protobuf_to_batch, rows_of_trace,
     validate_span,
 };
-use crate::storage::{BlockMeta, BlockWriteOptions, Storage, StorageError, read_encoded};
+use crate::storage::{BlockWriteOptions, EncodedBlock, Storage, StorageError, read_encoded};
 use crate::telemetry;
 use crate::wal::{Record, Wal, WalError, WalOptions};
 use buffer::{Buffers, PendingStage};
@@ -109,8 +109,9 @@ pub struct PushOutcome {
     pub rejected: Vec<SpanRejection>,
 }
 
-/// Called with the metadata of every block this ingester commits (the querier's catalogue listens).
-pub type CommitListener = Box<dyn Fn(&BlockMeta) + Send + Sync>;
+/// Called with every block this ingester commits, before its spans leave the buffers (the querier's
+/// catalogue listens, so a span is always visible in one place or the other).
+pub type CommitListener = Box<dyn Fn(&EncodedBlock) + Send + Sync>;
 
 /// A handle to the running ingester; cheap to clone.
 #[derive(Clone)]

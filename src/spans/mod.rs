@@ -16,7 +16,7 @@ use std::borrow::Cow;
 pub use decode::decode_resource_spans;
 pub use encode::{SpanBatchBuilder, encode_resource_spans, validate_span};
 pub use schema::span_schema;
-pub use select::rows_of_trace;
+pub use select::{distinct_spans, rows_of_trace};
 pub use wire::{ProtobufError, protobuf_to_batch};
 
 use crate::ids::IdError;

@@ -199,3 +199,18 @@ pub fn resource_spans() -> impl Strategy<Value = Vec<ResourceSpans>> {
         0..4,
     )
 }
+
+/// Asserts two payloads hold the same spans up to the order of resource and scope groups; on failure
+/// shows the first span that differs, decoded, rather than pages of bytes.
+pub fn assert_same_spans(actual: &[ResourceSpans], expected: &[ResourceSpans], context: &str) {
+    let (actual, expected) = (canonical(actual), canonical(expected));
+    if actual == expected {
+        return;
+    }
+    let decoded = |bytes: &Vec<u8>| ResourceSpans::decode(bytes.as_slice()).expect("canonical form decodes");
+    let first_difference = actual.iter().zip(&expected).find(|(a, e)| a != e);
+    match first_difference {
+        Some((a, e)) => panic!("{context}: spans differ\n  actual:   {:?}\n  expected: {:?}", decoded(a), decoded(e)),
+        None => panic!("{context}: {} spans returned, {} expected", actual.len(), expected.len()),
+    }
+}

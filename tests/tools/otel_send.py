@@ -4,7 +4,9 @@
 Usage: otel_send.py --protocol grpc|http --endpoint URL [--tenant T] [--traces N] [--gzip]
 
 The spans are recorded in memory first, then exported in one call so the exporter's own result
-(SUCCESS or FAILURE) is reported. Output: one JSON object with the result and every span as sent.
+(SUCCESS or FAILURE) is reported. Output: one JSON object with the result, every span as sent, and
+`request_hex`: the ExportTraceServiceRequest the exporter put on the wire, encoded by the SDK's own
+OTLP encoder (hex of the protobuf bytes).
 """
 import argparse
 import json
@@ -79,7 +81,10 @@ def main():
         exporter = OTLPSpanExporter(endpoint=args.endpoint, headers=headers, compression=compression)
     result = exporter.export(spans)
     exporter.shutdown()
-    json.dump({"result": result.name, "spans": [describe(span) for span in spans]}, sys.stdout)
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    request_hex = encode_spans(spans).SerializeToString().hex()
+    json.dump({"result": result.name, "spans": [describe(span) for span in spans], "request_hex": request_hex},
+              sys.stdout)
 
 
 if __name__ == "__main__":

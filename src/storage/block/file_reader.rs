@@ -4,6 +4,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use futures::FutureExt;
@@ -15,6 +16,26 @@ use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::errors::{ParquetError, Result};
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
+/// What one reader fetched: the cost of one lookup in one block, reported back to the client (Tempo's
+/// `inspectedBytes` / `backendReads`) independently of every other request the store serves meanwhile.
+#[derive(Debug, Default)]
+pub struct ReadTally {
+    reads: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl ReadTally {
+    fn add(&self, reads: u64, bytes: u64) {
+        self.reads.fetch_add(reads, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Read calls made (one batch of ranges is one call) and bytes fetched.
+    pub fn totals(&self) -> (u64, u64) {
+        (self.reads.load(Ordering::Relaxed), self.bytes.load(Ordering::Relaxed))
+    }
+}
+
 /// Reads one Parquet object of known size.
 #[derive(Clone, Debug)]
 pub struct BlockFileReader {
@@ -22,13 +43,20 @@ pub struct BlockFileReader {
     path: Path,
     file_size: u64,
     footer_hint: usize,
+    tally: Arc<ReadTally>,
 }
 
 impl BlockFileReader {
     /// A reader of `path`, which is `file_size` bytes long; the first footer read fetches `footer_hint`
     /// bytes from the end.
     pub fn new(store: Arc<dyn ObjectStore>, path: Path, file_size: u64, footer_hint: usize) -> Self {
-        Self { store, path, file_size, footer_hint }
+        Self { store, path, file_size, footer_hint, tally: Arc::default() }
+    }
+
+    /// Adds what this reader fetches to `tally`.
+    pub fn with_tally(mut self, tally: Arc<ReadTally>) -> Self {
+        self.tally = tally;
+        self
     }
 }
 
@@ -38,11 +66,21 @@ fn external(error: object_store::Error) -> ParquetError {
 
 impl AsyncFileReader for BlockFileReader {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, Result<Bytes>> {
-        async move { self.store.get_range(&self.path, range).await.map_err(external) }.boxed()
+        async move {
+            let bytes = self.store.get_range(&self.path, range).await.map_err(external)?;
+            self.tally.add(1, bytes.len() as u64);
+            Ok(bytes)
+        }
+        .boxed()
     }
 
     fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, Result<Vec<Bytes>>> {
-        async move { self.store.get_ranges(&self.path, &ranges).await.map_err(external) }.boxed()
+        async move {
+            let parts = self.store.get_ranges(&self.path, &ranges).await.map_err(external)?;
+            self.tally.add(1, parts.iter().map(|part| part.len() as u64).sum());
+            Ok(parts)
+        }
+        .boxed()
     }
 
     fn get_metadata<'a>(

@@ -10,5 +10,8 @@ pub mod writer;
 
 pub use bloom::TraceBloom;
 pub use meta::{BlockMeta, FORMAT_VERSION};
-pub use reader::{BlockFooter, find_trace, load_bloom, load_footer, read_all, read_encoded};
+pub use reader::{
+    BlockFooter, ReadTally, find_trace, find_trace_tallied, load_bloom, load_footer, load_footer_tallied, read_all,
+    read_encoded,
+};
 pub use writer::{BlockWriteOptions, EncodedBlock, encode_block, upload_block, write_block};

@@ -12,6 +12,7 @@ use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
 use super::file_reader::BlockFileReader;
+pub use super::file_reader::ReadTally;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter, RowSelection,
@@ -66,7 +67,16 @@ pub async fn load_bloom(storage: &Storage, meta: &BlockMeta) -> Result<TraceBloo
 
 /// Fetches and parses a block's footer and page index, refusing a file of another format version.
 pub async fn load_footer(storage: &Storage, meta: &BlockMeta) -> Result<BlockFooter, StorageError> {
-    let mut reader = reader(storage, meta);
+    load_footer_tallied(storage, meta, Arc::default()).await
+}
+
+/// [`load_footer`], adding the reads it makes to `tally`.
+pub async fn load_footer_tallied(
+    storage: &Storage,
+    meta: &BlockMeta,
+    tally: Arc<ReadTally>,
+) -> Result<BlockFooter, StorageError> {
+    let mut reader = reader(storage, meta).with_tally(tally);
     let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
     let arrow = ArrowReaderMetadata::load_async(&mut reader, options).await?;
     let version = arrow
@@ -95,13 +105,25 @@ pub async fn find_trace(
     footer: &BlockFooter,
     trace_id: &TraceId,
 ) -> Result<Vec<RecordBatch>, StorageError> {
+    find_trace_tallied(storage, meta, footer, trace_id, Arc::default()).await
+}
+
+/// [`find_trace`], adding the reads it makes to `tally`.
+pub async fn find_trace_tallied(
+    storage: &Storage,
+    meta: &BlockMeta,
+    footer: &BlockFooter,
+    trace_id: &TraceId,
+    tally: Arc<ReadTally>,
+) -> Result<Vec<RecordBatch>, StorageError> {
     if !meta.may_contain_trace_id(trace_id) {
         return Ok(Vec::new());
     }
     let Some(plan) = plan_lookup(footer.parquet(), trace_id) else {
         return Ok(Vec::new());
     };
-    let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader(storage, meta), footer.arrow.clone())
+    let reader = reader(storage, meta).with_tally(tally);
+    let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer.arrow.clone())
         .with_row_groups(plan.row_groups)
         .with_row_selection(plan.selection)
         .with_row_filter(trace_id_filter(footer, trace_id))

@@ -43,13 +43,18 @@ pub struct BlockWriteOptions {
     /// a high-cardinality column must be read whole by every lookup that touches its row group. Resource
     /// and scope attributes repeat across spans and always keep their (small) dictionaries.
     pub dictionary_for_attribute_values: bool,
-    /// False-positive rate the trace-ID bloom filter is sized for.
+    /// False-positive rate the trace-ID bloom filter is sized for. A querier asks every block's bloom
+    /// on each lookup, so an unknown ID reads `blocks × rate` blocks on average: 1e-5 keeps that near
+    /// zero for thousands of blocks at ~3 bytes per trace (1 % would read 5 blocks per lookup at 500).
     pub bloom_false_positive_rate: f64,
     /// Compress the columns that are nearly always empty or constant (links, scope, dropped counts…).
     /// Off by default: they are a few bytes per page after run-length encoding anyway, and every
     /// compressed column chunk a lookup touches costs parquet a fresh ZSTD context.
     pub compress_sparse_columns: bool,
 }
+
+/// The default false-positive rate of a block's trace-ID bloom (see `docs/storage-format.md`).
+pub const DEFAULT_BLOOM_FALSE_POSITIVE_RATE: f64 = 1e-5;
 
 impl Default for BlockWriteOptions {
     fn default() -> Self {
@@ -59,7 +64,7 @@ impl Default for BlockWriteOptions {
             data_page_rows: 1024,
             data_page_bytes: 1024 * 1024,
             dictionary_for_attribute_values: false,
-            bloom_false_positive_rate: 0.01,
+            bloom_false_positive_rate: DEFAULT_BLOOM_FALSE_POSITIVE_RATE,
             compress_sparse_columns: false,
         }
     }

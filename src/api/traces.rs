@@ -1,0 +1,167 @@
+//! Trace by ID on the query port, as Tempo serves it (CONTRACTS §4): `GET /api/traces/{id}` (v1,
+//! `tempopb.Trace`) and `GET /api/v2/traces/{id}` (`tempopb.TraceByIDResponse`), OTLP/JSON by default and
+//! protobuf when the client accepts it (Grafana's Tempo data source does).
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prost::Message;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::query::error_response;
+use crate::ids::TraceId;
+use crate::query::tempopb;
+use crate::query::{LookupCost, QueryError, TimeWindow, TraceLookup};
+use crate::receive::{self, ReceiveError};
+
+/// The protobuf media type Grafana sends in `Accept`; `application/x-protobuf` is accepted too.
+const PROTOBUF: &str = "application/protobuf";
+
+/// Tempo's optional block-narrowing parameters, unix seconds.
+#[derive(Debug, Default, Deserialize)]
+pub struct TimeParams {
+    start: Option<u64>,
+    end: Option<u64>,
+}
+
+/// Which response shape a route answers with.
+#[derive(Clone, Copy)]
+enum Version {
+    V1,
+    V2,
+}
+
+/// `GET /api/traces/{id}`.
+pub async fn trace_v1(
+    state: State<AppState>,
+    id: Path<String>,
+    params: Result<Query<TimeParams>, QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    trace_by_id(state, id, params, headers, Version::V1).await
+}
+
+/// `GET /api/v2/traces/{id}`.
+pub async fn trace_v2(
+    state: State<AppState>,
+    id: Path<String>,
+    params: Result<Query<TimeParams>, QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    trace_by_id(state, id, params, headers, Version::V2).await
+}
+
+async fn trace_by_id(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Result<Query<TimeParams>, QueryRejection>,
+    headers: HeaderMap,
+    version: Version,
+) -> Response {
+    let found = async {
+        let tenant = receive::resolve_tenant(
+            headers.get(receive::TENANT_HEADER).and_then(|v| v.to_str().ok()),
+            state.multitenancy,
+        )
+        .map_err(tenant_error)?;
+        let trace_id = TraceId::from_hex(&id).map_err(|e| QueryError::BadRequest(format!("trace ID {id:?}: {e}")))?;
+        let Query(params) = params.map_err(|e| QueryError::BadRequest(e.body_text()))?;
+        let window = TimeWindow::from_unix_seconds(params.start, params.end)?;
+        let lookup = state.querier.find_trace(&tenant, &trace_id, window).await?;
+        tracing::debug!(tenant = %tenant, trace = %trace_id, spans = lookup.span_count, cost = ?lookup.cost, "trace by ID");
+        Ok::<_, TraceError>((trace_id, lookup))
+    }
+    .await;
+    match found {
+        Ok((trace_id, lookup)) if lookup.is_empty() => {
+            error_response(StatusCode::NOT_FOUND, &format!("trace {trace_id} not found"))
+        }
+        Ok((_, lookup)) if wants_protobuf(&headers) => protobuf_body(lookup, version),
+        Ok((_, lookup)) => json_body(lookup, version),
+        Err(TraceError::Tenant(status, message)) => error_response(status, &message),
+        Err(TraceError::Query(error)) => query_error_response(&error),
+    }
+}
+
+enum TraceError {
+    Tenant(StatusCode, String),
+    Query(QueryError),
+}
+
+impl From<QueryError> for TraceError {
+    fn from(error: QueryError) -> Self {
+        Self::Query(error)
+    }
+}
+
+fn tenant_error(error: ReceiveError) -> TraceError {
+    let status = match error {
+        ReceiveError::MissingTenant => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    TraceError::Tenant(status, error.to_string())
+}
+
+/// 400 for what the client got wrong; 500 (logged) for what went wrong here or in the store.
+pub fn query_error_response(error: &QueryError) -> Response {
+    match error {
+        QueryError::BadRequest(message) => error_response(StatusCode::BAD_REQUEST, message),
+        other => {
+            tracing::warn!(error = %other, "query failed");
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, &other.to_string())
+        }
+    }
+}
+
+fn wants_protobuf(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|media| {
+        let media = media.split(';').next().unwrap_or("").trim();
+        media.eq_ignore_ascii_case(PROTOBUF) || media.eq_ignore_ascii_case("application/x-protobuf")
+    })
+}
+
+fn metrics_of(cost: &LookupCost) -> tempopb::TraceByIdMetrics {
+    tempopb::TraceByIdMetrics {
+        inspected_bytes: cost.backend_bytes,
+        backend_reads: cost.backend_reads,
+        backend_bytes: cost.backend_bytes,
+    }
+}
+
+fn protobuf_body(lookup: TraceLookup, version: Version) -> Response {
+    let trace = tempopb::Trace { resource_spans: lookup.resource_spans };
+    let bytes = match version {
+        Version::V1 => trace.encode_to_vec(),
+        Version::V2 => tempopb::TraceByIdResponse {
+            trace: Some(trace),
+            metrics: Some(metrics_of(&lookup.cost)),
+            status: tempopb::PartialStatus::Complete.into(),
+            message: String::new(),
+        }
+        .encode_to_vec(),
+    };
+    ([(header::CONTENT_TYPE, PROTOBUF)], bytes).into_response()
+}
+
+fn json_body(lookup: TraceLookup, version: Version) -> Response {
+    let body = match version {
+        Version::V1 => json!({ "batches": lookup.resource_spans }),
+        Version::V2 => {
+            let cost = &lookup.cost;
+            // proto3 JSON writes 64-bit integers as strings.
+            json!({
+                "trace": { "resourceSpans": lookup.resource_spans },
+                "metrics": {
+                    "inspectedBytes": cost.backend_bytes.to_string(),
+                    "backendReads": cost.backend_reads.to_string(),
+                    "backendBytes": cost.backend_bytes.to_string(),
+                },
+            })
+        }
+    };
+    Json(body).into_response()
+}

@@ -1,0 +1,184 @@
+//! Trace by ID: the ingester's recent spans, plus every block that may hold the trace by time range,
+//! ID range and bloom filter (all decided in memory), read concurrently; duplicates removed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use futures::{StreamExt, TryStreamExt};
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+
+use super::{CatalogBlock, Querier, QueryError};
+use crate::ids::{TenantId, TraceId};
+use crate::spans::{decode_resource_spans, distinct_spans};
+use crate::storage::StorageError;
+use crate::storage::block::{ReadTally, find_trace_tallied};
+use crate::telemetry;
+
+/// Blocks read at once for one lookup: enough to hide S3 latency when a trace spans several blocks.
+const BLOCK_READ_CONCURRENCY: usize = 8;
+
+/// The span start times a lookup searches, inclusive, in unix nanoseconds. Narrows the blocks only:
+/// a block whose spans all lie outside it is skipped; the ingester's recent spans are always searched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeWindow {
+    start_unix_nano: u64,
+    end_unix_nano: u64,
+}
+
+impl Default for TimeWindow {
+    fn default() -> Self {
+        Self { start_unix_nano: 0, end_unix_nano: u64::MAX }
+    }
+}
+
+impl TimeWindow {
+    /// From Tempo's `start` and `end` parameters (unix seconds, either optional); `end` covers its
+    /// whole second. Refuses `end` before `start`.
+    pub fn from_unix_seconds(start: Option<u64>, end: Option<u64>) -> Result<Self, QueryError> {
+        if let (Some(start), Some(end)) = (start, end)
+            && end < start
+        {
+            return Err(QueryError::BadRequest(format!("end ({end}) is before start ({start})")));
+        }
+        Ok(Self {
+            start_unix_nano: start.map_or(0, |s| s.saturating_mul(1_000_000_000)),
+            end_unix_nano: end
+                .map_or(u64::MAX, |e| e.saturating_add(1).saturating_mul(1_000_000_000).saturating_sub(1)),
+        })
+    }
+
+    fn admits(&self, block: &CatalogBlock) -> bool {
+        block.meta.overlaps_time(self.start_unix_nano, self.end_unix_nano)
+    }
+}
+
+/// What a lookup cost, for the v2 response's metrics and for benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LookupCost {
+    /// Blocks known for the tenant when the lookup started.
+    pub blocks_known: usize,
+    /// Blocks whose bloom filter was asked (time and ID range passed).
+    pub bloom_checks: usize,
+    /// Blocks read because their bloom said "maybe".
+    pub blocks_read: usize,
+    /// Blocks read that held none of the trace.
+    pub bloom_false_positives: usize,
+    /// Read calls to the object store (footer and pages) and bytes they returned.
+    pub backend_reads: u64,
+    pub backend_bytes: u64,
+    /// Spans found in the ingester (before duplicates were removed).
+    pub recent_spans: usize,
+}
+
+/// A trace as found: OTLP resource groups plus the cost of finding it.
+#[derive(Clone, Debug, Default)]
+pub struct TraceLookup {
+    pub resource_spans: Vec<ResourceSpans>,
+    pub span_count: usize,
+    pub cost: LookupCost,
+}
+
+impl TraceLookup {
+    /// True when no span of the trace was found anywhere: the API's 404.
+    pub fn is_empty(&self) -> bool {
+        self.span_count == 0
+    }
+}
+
+impl Querier {
+    /// Every span of a trace the tenant stored, each (trace ID, span ID) once. The ingester is read
+    /// before the catalogue: a block committed in between is then in the catalogue already (the
+    /// ingester announces blocks before dropping their spans), so a span can be found twice (and is
+    /// deduplicated) but never missed.
+    pub async fn find_trace(
+        &self,
+        tenant: &TenantId,
+        trace_id: &TraceId,
+        window: TimeWindow,
+    ) -> Result<TraceLookup, QueryError> {
+        let started = Instant::now();
+        let mut batches: Vec<RecordBatch> = match &self.ingester {
+            Some(ingester) => ingester.recent_trace(tenant, trace_id)?,
+            None => Vec::new(),
+        };
+        let mut cost =
+            LookupCost { recent_spans: batches.iter().map(RecordBatch::num_rows).sum(), ..Default::default() };
+        let blocks = self.catalog.blocks(tenant).await?;
+        cost.blocks_known = blocks.len();
+        let candidates: Vec<Arc<CatalogBlock>> = blocks
+            .iter()
+            .filter(|block| window.admits(block) && block.meta.may_contain_trace_id(trace_id))
+            .filter(|block| {
+                cost.bloom_checks += 1;
+                block.bloom.may_contain(trace_id)
+            })
+            .cloned()
+            .collect();
+        cost.blocks_read = candidates.len();
+        let tally = Arc::new(ReadTally::default());
+        let misses = AtomicU64::new(0);
+        let found: Vec<Vec<RecordBatch>> = futures::stream::iter(candidates)
+            .map(|block| {
+                let (tally, misses) = (tally.clone(), &misses);
+                async move {
+                    let rows = self.read_block(&block, trace_id, tally).await?;
+                    if rows.as_ref().is_some_and(Vec::is_empty) {
+                        misses.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok::<_, QueryError>(rows.unwrap_or_default())
+                }
+            })
+            .buffered(BLOCK_READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        batches.extend(found.into_iter().flatten());
+        cost.bloom_false_positives = misses.into_inner() as usize;
+        (cost.backend_reads, cost.backend_bytes) = tally.totals();
+        metrics::counter!(telemetry::BLOOM_CHECKS).increment(cost.bloom_checks as u64);
+        metrics::counter!(telemetry::BLOOM_FALSE_POSITIVES).increment(cost.bloom_false_positives as u64);
+
+        let distinct = distinct_spans(&batches)?;
+        let span_count = distinct.iter().map(RecordBatch::num_rows).sum();
+        let resource_spans = decode_resource_spans(&distinct)?;
+        metrics::histogram!(telemetry::QUERY_SECONDS, "endpoint" => "trace_by_id")
+            .record(started.elapsed().as_secs_f64());
+        Ok(TraceLookup { resource_spans, span_count, cost })
+    }
+
+    /// The trace's rows in one block; `None` when the block has been deleted since the catalogue saw it
+    /// (the catalogue then forgets it).
+    async fn read_block(
+        &self,
+        block: &CatalogBlock,
+        trace_id: &TraceId,
+        tally: Arc<ReadTally>,
+    ) -> Result<Option<Vec<RecordBatch>>, QueryError> {
+        let outcome = async {
+            let footer = self.footers.get(&self.storage, &block.meta, &tally).await?;
+            find_trace_tallied(&self.storage, &block.meta, &footer, trace_id, tally).await
+        }
+        .await;
+        match outcome {
+            Ok(rows) => Ok(Some(rows)),
+            Err(error) if is_not_found(&error) => {
+                tracing::info!(block = %block.meta.block_id, "block disappeared from the store; forgetting it");
+                self.catalog.remove(&block.meta.tenant, block.meta.block_id);
+                self.footers.remove(&block.meta.tenant, block.meta.block_id);
+                Ok(None)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+fn is_not_found(error: &StorageError) -> bool {
+    match error {
+        StorageError::ObjectStore(object_store::Error::NotFound { .. }) => true,
+        StorageError::Parquet(parquet::errors::ParquetError::External(inner)) => {
+            matches!(inner.downcast_ref::<object_store::Error>(), Some(object_store::Error::NotFound { .. }))
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,190 @@
+//! The querier: answers "which spans belong to trace X" from the ingester's recent spans and the blocks
+//! on object storage, at a cost that does not grow with the number of blocks.
+//!
+//! Owns the block catalogue (every block's metadata and bloom filter in memory, refreshed on an
+//! interval and at once after this process's own flushes), the footer cache, the trace lookup, and the
+//! terminal waterfall of a trace. Calls `storage`, `spans`, `ids` and reads the ingester's recent
+//! spans; never calls `api` (which calls it).
+
+pub mod catalog;
+mod footers;
+mod lookup;
+pub mod remote;
+pub mod tempopb;
+pub mod waterfall;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use catalog::{BlockCatalog, CatalogBlock, TenantBlocks};
+pub use footers::FooterCache;
+pub use lookup::{LookupCost, TimeWindow, TraceLookup};
+
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+
+use crate::ingest::{IngestError, Ingester};
+use crate::spans::SpanFormatError;
+use crate::storage::{Storage, StorageError, TraceBloom};
+
+/// Why a query could not be answered. The API maps each to a status code in one place.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error(transparent)]
+    SpanFormat(#[from] SpanFormatError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Settings of the querier.
+#[derive(Clone, Debug)]
+pub struct QueryOptions {
+    /// How often the catalogue lists the store for blocks written by other processes.
+    pub block_refresh_interval: Duration,
+    /// Memory for decoded Parquet footers of recently hit blocks.
+    pub footer_cache_bytes: u64,
+}
+
+impl Default for QueryOptions {
+    fn default() -> Self {
+        Self { block_refresh_interval: Duration::from_secs(15), footer_cache_bytes: 256 * 1024 * 1024 }
+    }
+}
+
+/// The query side of one process: catalogue, footer cache and (in a server) the ingester's recent
+/// spans. Cheap to clone.
+#[derive(Clone)]
+pub struct Querier {
+    storage: Storage,
+    catalog: BlockCatalog,
+    footers: Arc<FooterCache>,
+    ingester: Option<Ingester>,
+    options: QueryOptions,
+}
+
+impl std::fmt::Debug for Querier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Querier")
+            .field("storage", &self.storage)
+            .field("catalog", &self.catalog)
+            .field("footers", &self.footers)
+            .field("with_ingester", &self.ingester.is_some())
+            .finish()
+    }
+}
+
+impl Querier {
+    /// A querier over the blocks in `storage` only (the CLI's embedded mode).
+    pub fn new(storage: Storage, options: QueryOptions) -> Self {
+        Self {
+            catalog: BlockCatalog::new(storage.clone()),
+            footers: Arc::new(FooterCache::new(options.footer_cache_bytes)),
+            storage,
+            ingester: None,
+            options,
+        }
+    }
+
+    /// A querier that also sees `ingester`'s spans not yet in blocks, and learns of the blocks it commits
+    /// before the ingester lets go of their spans, so a span is never in neither place.
+    pub fn with_ingester(storage: Storage, options: QueryOptions, ingester: Ingester) -> Self {
+        let querier = Self { ingester: Some(ingester.clone()), ..Self::new(storage, options) };
+        let catalog = querier.catalog.clone();
+        ingester.on_commit(Box::new(move |block| match TraceBloom::from_bytes(block.bloom.to_vec()) {
+            Ok(bloom) => catalog.insert(block.meta.clone(), bloom),
+            Err(reason) => tracing::warn!(block = %block.meta.block_id, %reason, "own block's bloom unreadable"),
+        }));
+        querier
+    }
+
+    /// The block catalogue.
+    pub fn catalog(&self) -> &BlockCatalog {
+        &self.catalog
+    }
+
+    /// What this querier holds in memory, for `/metrics`.
+    pub fn gauges(&self) -> [crate::telemetry::Gauge; 3] {
+        use crate::telemetry::{CATALOG_BLOCKS, CATALOG_BLOOM_BYTES, FOOTER_CACHE_BYTES, Gauge};
+        let (blocks, bloom_bytes) = self.catalog.size();
+        [
+            Gauge { name: CATALOG_BLOCKS, help: "Blocks in the querier's catalogue.", value: blocks as f64 },
+            Gauge { name: CATALOG_BLOOM_BYTES, help: "Bloom filter bytes in memory.", value: bloom_bytes as f64 },
+            Gauge {
+                name: FOOTER_CACHE_BYTES,
+                help: "Cached Parquet footer bytes.",
+                value: self.footers.bytes() as f64,
+            },
+        ]
+    }
+
+    /// The storage queried.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// Refreshes the catalogue every `block_refresh_interval` until `stop` turns true; the first
+    /// refresh runs at once so the first queries find the catalogue warm.
+    pub fn spawn_refresher(&self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+        let catalog = self.catalog.clone();
+        let interval = self.options.block_refresh_interval;
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                }
+                let started = std::time::Instant::now();
+                match catalog.refresh_all().await {
+                    Ok(()) => {
+                        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "block catalogue refreshed")
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "block catalogue refresh failed; keeping the blocks known so far")
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// The spans of a trace as the terminal waterfall needs them: service from the resource's
+/// `service.name`, errors from the status code.
+pub fn waterfall_spans(resource_spans: &[ResourceSpans]) -> Vec<waterfall::WaterfallSpan> {
+    let mut spans = Vec::new();
+    for rs in resource_spans {
+        let service = rs
+            .resource
+            .as_ref()
+            .and_then(|resource| crate::spans::encode::service_name_of(&resource.attributes))
+            .unwrap_or_default();
+        for span in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
+            let status = span.status.as_ref();
+            spans.push(waterfall::WaterfallSpan {
+                span_id: span.span_id.as_slice().try_into().unwrap_or_default(),
+                // Some clients send eight zero bytes for "no parent".
+                parent_span_id: span.parent_span_id.as_slice().try_into().ok().filter(|id| *id != [0u8; 8]),
+                service: service.to_owned(),
+                name: span.name.clone(),
+                start_unix_nano: span.start_time_unix_nano,
+                end_unix_nano: span.end_time_unix_nano,
+                is_error: status.is_some_and(|s| s.code == ERROR_STATUS_CODE),
+                status_message: status.map(|s| s.message.clone()).unwrap_or_default(),
+            });
+        }
+    }
+    spans
+}
+
+/// OTLP's `STATUS_CODE_ERROR`.
+const ERROR_STATUS_CODE: i32 = 2;

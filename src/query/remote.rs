@@ -1,0 +1,65 @@
+//! A client of a running server's trace-by-ID endpoint, for `spanlake trace --server URL`: it asks for
+//! the Tempo protobuf body, the same one Grafana reads.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use prost::Message;
+
+use super::QueryError;
+use super::tempopb;
+use crate::ids::{TenantId, TraceId};
+use crate::receive::TENANT_HEADER;
+
+/// Why a server could not be asked. `Unreachable` lets the CLI fall back to reading storage itself.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("{url} answered {status}: {body}")]
+    Refused { url: String, status: u16, body: String },
+    #[error("{url} sent an unreadable trace: {reason}")]
+    Unreadable { url: String, reason: String },
+}
+
+impl From<RemoteError> for QueryError {
+    fn from(error: RemoteError) -> Self {
+        QueryError::Internal(error.to_string())
+    }
+}
+
+/// The trace's resource groups from the server at `base_url` (`http://host:3200`); `None` for a 404.
+pub async fn fetch_trace(
+    base_url: &str,
+    tenant: Option<&TenantId>,
+    trace_id: &TraceId,
+) -> Result<Option<Vec<ResourceSpans>>, RemoteError> {
+    let url = format!("{}/api/traces/{trace_id}", base_url.trim_end_matches('/'));
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut request = hyper::Request::get(&url).header(hyper::header::ACCEPT, "application/protobuf");
+    if let Some(tenant) = tenant {
+        request = request.header(TENANT_HEADER, tenant.as_str());
+    }
+    let request =
+        request.body(Empty::new()).map_err(|e| RemoteError::Unreachable { url: url.clone(), reason: e.to_string() })?;
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| RemoteError::Unreachable { url: url.clone(), reason: e.to_string() })?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| RemoteError::Unreachable { url: url.clone(), reason: e.to_string() })?
+        .to_bytes();
+    match status {
+        200 => tempopb::Trace::decode(body)
+            .map(|trace| Some(trace.resource_spans))
+            .map_err(|e| RemoteError::Unreadable { url, reason: e.to_string() }),
+        404 => Ok(None),
+        _ => Err(RemoteError::Refused { url, status, body: String::from_utf8_lossy(&body).into_owned() }),
+    }
+}
