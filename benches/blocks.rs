@@ -78,8 +78,9 @@ fn write_to_local_folder(
     runtime.block_on(upload_block(&storage, &block)).expect("upload");
     let footer = runtime.block_on(load_footer(&storage, &block.meta)).expect("footer");
     let local = object_store::local::LocalFileSystem::new_with_prefix(folder.path()).expect("folder");
-    let gap_bytes = spanlake::storage::instrumented::COALESCE_GAP_BYTES;
-    let coalescing = Storage::from_store(std::sync::Arc::new(local), "coalescing", RangeReads::Coalesce { gap_bytes });
+    use spanlake::storage::instrumented::{COALESCE_GAP_BYTES, STRETCH_GAP_BYTES};
+    let policy = RangeReads::Coalesce { gap_bytes: COALESCE_GAP_BYTES, stretch_gap_bytes: STRETCH_GAP_BYTES };
+    let coalescing = Storage::from_store(std::sync::Arc::new(local), "coalescing", policy);
     WrittenBlock { storage, coalescing, meta: block.meta, footer, _folder: folder }
 }
 

@@ -367,3 +367,35 @@ async fn blocks_written_by_another_process_are_found_after_the_refresh_interval(
     }
     server.server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_during_flushes_never_miss_a_span() {
+    let server = TestServer::start(common::Backend::local().storage, |_| {}).await;
+    let tenant = TenantId::single_tenant();
+    let mut generator = TraceGenerator::new(40);
+    let trace = generator.next_trace();
+    let trace_id = trace_ids(&trace)[0];
+    let mut expected = 0;
+    for round in 0..15 {
+        // Each round adds spans of the same trace (fresh span IDs) and flushes them into a new block
+        // while lookups run: the spans move from the buffer to a block under the lookups' feet.
+        let mut part = generator.next_trace();
+        for span in part.iter_mut().flat_map(|rs| &mut rs.scope_spans).flat_map(|ss| &mut ss.spans) {
+            span.trace_id = trace_id.as_bytes().to_vec();
+        }
+        expected += part.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum::<usize>();
+        let body = ExportTraceServiceRequest { resource_spans: part }.encode_to_vec();
+        assert_eq!(send("POST", &server.traces_url(), &[PROTOBUF_BODY], body).await.status, 200);
+        let ingester = server.server.ingester().clone();
+        let flush = tokio::spawn(async move { ingester.flush().await });
+        let mut lookups = 0;
+        while !flush.is_finished() || lookups == 0 {
+            let found = server.server.querier().find_trace(&tenant, &trace_id, Default::default()).await.unwrap();
+            assert_eq!(found.span_count, expected, "round {round}, lookup {lookups}");
+            lookups += 1;
+        }
+        flush.await.unwrap().unwrap();
+    }
+    assert_eq!(server.server.querier().catalog().snapshot(&tenant).unwrap().len(), 15);
+    server.server.shutdown().await.unwrap();
+}

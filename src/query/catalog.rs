@@ -3,7 +3,7 @@
 //! loads only the new ones. Lookups read a snapshot and never touch the object store to decide which
 //! blocks may hold a trace.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -25,6 +25,14 @@ pub struct CatalogBlock {
     /// The catalogue generation in which the block was added; a refresh whose LIST started earlier must
     /// not drop it just because that LIST could not see it yet.
     added_in: u64,
+}
+
+/// What a refresh's requests found, before it is applied to the catalogue.
+struct Listing {
+    /// The catalogue generation when the LIST began.
+    started_in: u64,
+    listed: BTreeSet<BlockId>,
+    loaded: Vec<(BlockMeta, TraceBloom)>,
 }
 
 /// The blocks of one tenant at one instant, oldest first. Cheap to clone and to hold during a lookup.
@@ -89,7 +97,6 @@ impl BlockCatalog {
         blocks.push(block);
         blocks.sort_by_key(|b| b.meta.block_id);
         *current = Arc::new(blocks);
-        drop(tenants);
     }
 
     /// Forgets a block that has disappeared from the store (deleted by retention or compaction).
@@ -98,7 +105,6 @@ impl BlockCatalog {
         if let Some(current) = tenants.get_mut(tenant) {
             *current = Arc::new(current.iter().filter(|b| b.meta.block_id != block).cloned().collect());
         }
-        drop(tenants);
     }
 
     /// Lists every tenant in the store and brings each one's blocks up to date. Run on an interval.
@@ -123,28 +129,39 @@ impl BlockCatalog {
     }
 
     async fn refresh_locked(&self, tenant: &TenantId) -> Result<TenantBlocks, QueryError> {
+        let listing = self.list_and_load(tenant).await?;
+        self.apply(tenant, listing)
+    }
+
+    /// The request half of a refresh: one LIST, then metadata and bloom of the blocks not known yet.
+    async fn list_and_load(&self, tenant: &TenantId) -> Result<Listing, QueryError> {
         let started_in = self.inner.generation.load(Ordering::SeqCst);
         let listed = list_blocks(&self.inner.storage, tenant).await?.committed;
-        let known: BTreeMap<BlockId, Arc<CatalogBlock>> = self
-            .snapshot(tenant)
-            .map(|blocks| blocks.iter().map(|b| (b.meta.block_id, b.clone())).collect())
-            .unwrap_or_default();
-        let new_ids: Vec<BlockId> = listed.iter().filter(|id| !known.contains_key(id)).copied().collect();
+        let known: BTreeSet<BlockId> =
+            self.snapshot(tenant).map(|blocks| blocks.iter().map(|b| b.meta.block_id).collect()).unwrap_or_default();
+        let new_ids: Vec<BlockId> = listed.iter().filter(|id| !known.contains(id)).copied().collect();
         let loaded: Vec<Option<(BlockMeta, TraceBloom)>> = futures::stream::iter(new_ids)
             .map(|block| self.load(tenant, block))
             .buffer_unordered(LOAD_CONCURRENCY)
             .try_collect()
             .await?;
+        Ok(Listing { started_in, listed: listed.into_iter().collect(), loaded: loaded.into_iter().flatten().collect() })
+    }
+
+    /// The in-memory half: keeps what was listed plus what was inserted after the LIST began (it may not
+    /// show in it yet), adds what was loaded.
+    fn apply(&self, tenant: &TenantId, listing: Listing) -> Result<TenantBlocks, QueryError> {
         let added_in = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let Ok(mut tenants) = self.inner.tenants.write() else {
             return Err(QueryError::Internal("block catalogue lock poisoned".into()));
         };
-        let listed: std::collections::BTreeSet<BlockId> = listed.into_iter().collect();
-        // Keep what is listed, plus what was inserted after the LIST began (it may not show in it yet).
         let current = tenants.get(tenant).cloned().unwrap_or_default();
-        let mut blocks: Vec<Arc<CatalogBlock>> =
-            current.iter().filter(|b| listed.contains(&b.meta.block_id) || b.added_in > started_in).cloned().collect();
-        for (meta, bloom) in loaded.into_iter().flatten() {
+        let mut blocks: Vec<Arc<CatalogBlock>> = current
+            .iter()
+            .filter(|b| listing.listed.contains(&b.meta.block_id) || b.added_in > listing.started_in)
+            .cloned()
+            .collect();
+        for (meta, bloom) in listing.loaded {
             if !blocks.iter().any(|b| b.meta.block_id == meta.block_id) {
                 blocks.push(Arc::new(CatalogBlock { meta, bloom, added_in }));
             }
@@ -152,7 +169,6 @@ impl BlockCatalog {
         blocks.sort_by_key(|b| b.meta.block_id);
         let blocks = Arc::new(blocks);
         tenants.insert(tenant.clone(), blocks.clone());
-        drop(tenants);
         Ok(blocks)
     }
 
@@ -178,5 +194,78 @@ impl BlockCatalog {
             .values()
             .flat_map(|blocks| blocks.iter())
             .fold((0, 0), |(n, bytes), b| (n + 1, bytes + b.bloom.size_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spans::encode_resource_spans;
+    use crate::storage::block::{BlockWriteOptions, encode_block, upload_block, write_block};
+    use crate::storage::delete_block;
+    use crate::synth::TraceGenerator;
+
+    async fn write(storage: &Storage, tenant: &TenantId, seed: u64) -> BlockMeta {
+        let (batch, _) = encode_resource_spans(&TraceGenerator::new(seed).next_trace()).unwrap();
+        write_block(storage, tenant, BlockId::new_random(), vec![batch], &BlockWriteOptions::default()).await.unwrap()
+    }
+
+    fn ids(blocks: &TenantBlocks) -> Vec<BlockId> {
+        blocks.iter().map(|b| b.meta.block_id).collect()
+    }
+
+    #[tokio::test]
+    async fn a_tenant_loads_once_then_lookups_cost_nothing_and_refresh_follows_the_store() {
+        let storage = Storage::open("memory://").unwrap();
+        let tenant = TenantId::new("t").unwrap();
+        let first = write(&storage, &tenant, 1).await;
+        let catalog = BlockCatalog::new(storage.clone());
+        assert!(catalog.snapshot(&tenant).is_none());
+
+        let before = storage.request_counts();
+        assert_eq!(ids(&catalog.blocks(&tenant).await.unwrap()), [first.block_id]);
+        let load = storage.request_counts().since(&before);
+        assert_eq!((load.list, load.get), (1, 2), "one LIST, then the block's metadata and bloom");
+        let before = storage.request_counts();
+        catalog.blocks(&tenant).await.unwrap();
+        assert_eq!(storage.request_counts().since(&before).total(), 0, "known tenant: no request");
+
+        let second = write(&storage, &tenant, 2).await;
+        delete_block(&storage, &tenant, first.block_id).await.unwrap();
+        let before = storage.request_counts();
+        assert_eq!(ids(&catalog.refresh(&tenant).await.unwrap()), [second.block_id]);
+        let refresh = storage.request_counts().since(&before);
+        assert_eq!((refresh.list, refresh.get), (1, 2), "only the new block is loaded");
+        assert_eq!(catalog.size().0, 1);
+    }
+
+    #[tokio::test]
+    async fn an_inserted_block_is_visible_at_once_and_kept_by_a_refresh_that_started_before_it() {
+        let storage = Storage::open("memory://").unwrap();
+        let tenant = TenantId::new("t").unwrap();
+        let catalog = BlockCatalog::new(storage.clone());
+        catalog.refresh(&tenant).await.unwrap();
+
+        let (batch, _) = encode_resource_spans(&TraceGenerator::new(7).next_trace()).unwrap();
+        let block = encode_block(&tenant, BlockId::new_random(), &[batch], &BlockWriteOptions::default()).unwrap();
+        // A refresh's LIST runs before this process commits a block, so it cannot see it…
+        let listing = catalog.list_and_load(&tenant).await.unwrap();
+        catalog.insert(block.meta.clone(), TraceBloom::from_bytes(block.bloom.to_vec()).unwrap());
+        assert_eq!(ids(&catalog.snapshot(&tenant).unwrap()), [block.meta.block_id], "visible at once");
+        // …and applying that refresh must not drop the block (its spans have left the ingester).
+        assert_eq!(ids(&catalog.apply(&tenant, listing).unwrap()), [block.meta.block_id]);
+
+        // Once uploaded, a later refresh finds it listed and keeps the same entry (no reload).
+        upload_block(&storage, &block).await.unwrap();
+        let before = storage.request_counts();
+        assert_eq!(ids(&catalog.refresh(&tenant).await.unwrap()), [block.meta.block_id]);
+        assert_eq!(storage.request_counts().since(&before).get, 0);
+
+        // A block inserted but never stored (and older than the refresh) is dropped by the next refresh.
+        let (batch, _) = encode_resource_spans(&TraceGenerator::new(8).next_trace()).unwrap();
+        let ghost = encode_block(&tenant, BlockId::new_random(), &[batch], &BlockWriteOptions::default()).unwrap();
+        catalog.insert(ghost.meta.clone(), TraceBloom::from_bytes(ghost.bloom.to_vec()).unwrap());
+        assert_eq!(catalog.snapshot(&tenant).unwrap().len(), 2);
+        assert_eq!(ids(&catalog.refresh(&tenant).await.unwrap()), [block.meta.block_id]);
     }
 }

@@ -49,3 +49,32 @@ pub fn rows_of_trace(batch: &RecordBatch, trace_id: &TraceId) -> Result<RecordBa
     let mask: BooleanArray = (0..ids.len()).map(|row| Some(ids.value(row) == wanted)).collect();
     Ok(filter_record_batch(batch, &mask)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spans::encode_resource_spans;
+    use crate::synth::TraceGenerator;
+
+    #[test]
+    fn distinct_spans_keeps_the_first_copy_of_each_span_across_batches() {
+        let trace = TraceGenerator::new(3).next_trace();
+        let (batch, _) = encode_resource_spans(&trace).unwrap();
+        let rows = batch.num_rows();
+        assert!(rows >= 3);
+        let tail = batch.slice(1, rows - 1);
+        let distinct = distinct_spans(&[batch.clone(), tail, batch.clone()]).unwrap();
+        assert_eq!(distinct.len(), 1, "the later batches held only repeats and are dropped");
+        assert_eq!(distinct[0], batch);
+
+        // The same span ID under another trace ID is a different span.
+        let other = TraceGenerator::new(4).next_trace();
+        let mut renamed = other.clone();
+        for span in renamed.iter_mut().flat_map(|rs| &mut rs.scope_spans).flat_map(|ss| &mut ss.spans) {
+            span.span_id = trace[0].scope_spans[0].spans[0].span_id.clone();
+        }
+        let (renamed, _) = encode_resource_spans(&renamed[..1]).unwrap();
+        let kept: usize = distinct_spans(&[batch, renamed]).unwrap().iter().map(RecordBatch::num_rows).sum();
+        assert_eq!(kept, rows + 1, "only the first span of the renamed trace is new; its siblings repeat its ID");
+    }
+}

@@ -75,7 +75,10 @@ impl Storage {
         let location = StorageLocation::parse(url)?;
         let inner = location.build(options)?;
         let range_reads = match location {
-            StorageLocation::S3 { .. } => RangeReads::Coalesce { gap_bytes: instrumented::COALESCE_GAP_BYTES },
+            StorageLocation::S3 { .. } => RangeReads::Coalesce {
+                gap_bytes: instrumented::COALESCE_GAP_BYTES,
+                stretch_gap_bytes: instrumented::STRETCH_GAP_BYTES,
+            },
             _ => RangeReads::Exact,
         };
         Ok(Self { store: Arc::new(InstrumentedStore::new(inner, range_reads)), location })
