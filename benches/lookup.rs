@@ -9,7 +9,6 @@
 //! `target/bench-data/` between full runs (delete the folder to regenerate).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -216,7 +215,10 @@ async fn measure(store_name: &str, storage: &Storage, blocks: usize, known: &[Tr
     while querier.catalog().size().0 < scale.blocks + scale.small {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let http = Http { client: Client::builder(TokioExecutor::new()).build_http(), base: format!("http://{}", server.http_addr()) };
+    let http = Http {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        base: format!("http://{}", server.http_addr()),
+    };
     // Warm the connection, not the querier.
     assert_eq!(http.get(&tenant, &TraceId::from_hex("1").expect("id")).await.0, 404);
 

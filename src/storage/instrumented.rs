@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
 use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt,
@@ -175,7 +175,8 @@ pub fn merge_ranges(ranges: &[Range<u64>], gap_bytes: u64, stretch_gap_bytes: u6
         }
     }
     while merged.len() > 1 {
-        let Some((index, gap)) = merged.windows(2).map(|pair| pair[1].start - pair[0].end).enumerate().min_by_key(|(_, gap)| *gap)
+        let Some((index, gap)) =
+            merged.windows(2).map(|pair| pair[1].start - pair[0].end).enumerate().min_by_key(|(_, gap)| *gap)
         else {
             break;
         };
@@ -277,6 +278,8 @@ impl ObjectStore for InstrumentedStore {
 
 #[cfg(test)]
 mod tests {
+    use std::ops::Range;
+
     use super::merge_ranges;
 
     #[test]
@@ -284,7 +287,7 @@ mod tests {
         // 64 KiB gap: the first two merge at once; the others are 200 KB apart.
         let ranges = [0..10, 100..200, 200_000..200_100, 400_000..400_100];
         assert_eq!(merge_ranges(&ranges, 64 * 1024, 0), [0..200, 200_000..200_100, 400_000..400_100]);
-        assert_eq!(merge_ranges(&ranges, 64 * 1024, 1 << 20), [0..400_100]);
+        assert_eq!(merge_ranges(&ranges, 64 * 1024, 1 << 20), vec![Range { start: 0, end: 400_100 }]);
         // Past the stretch, the far range stays its own request.
         let far = [0..10, 100..200, 3_000_000..3_000_010];
         assert_eq!(merge_ranges(&far, 64 * 1024, 1 << 20), [0..200, 3_000_000..3_000_010]);
