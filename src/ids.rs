@@ -43,6 +43,12 @@ fn parse_hex_padded<const N: usize>(kind: &'static str, text: &str) -> Result<[u
             reason: format!("expected 1 to {} hex characters, got {}", N * 2, digits.len()),
         });
     }
+    if let Some((position, character)) = digits.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
+        return Err(IdError::NotHex {
+            kind,
+            reason: format!("{character:?} at position {position} is not a hex digit"),
+        });
+    }
     // Tempo left-pads short IDs with zeros; so do we, so IDs copied from logs that dropped leading zeros work.
     let padded = format!("{digits:0>width$}", width = N * 2);
     let mut out = [0u8; N];
@@ -283,6 +289,8 @@ mod tests {
         let id = TraceId::from_hex("abc").unwrap();
         assert_eq!(id.to_hex(), "00000000000000000000000000000abc");
         assert!(TraceId::from_hex("zz").is_err());
+        let error = TraceId::from_hex("12x4").unwrap_err().to_string();
+        assert!(error.contains("'x' at position 2"), "positions count in what the user typed: {error}");
         assert!(TraceId::from_hex(&"1".repeat(33)).is_err());
         assert!(TraceId::from_hex("0").is_err());
         assert_eq!(SpanId::from_hex("00f").unwrap().to_hex(), "000000000000000f");

@@ -325,6 +325,11 @@ async fn trace(args: TraceArgs) -> Result<(), String> {
         let tenant = args.tenant.clone().unwrap_or_else(TenantId::single_tenant);
         let querier = Querier::new(storage, QueryOptions::default());
         let found = querier.find_trace(&tenant, &args.trace_id, Default::default()).await.map_err(|e| e.to_string())?;
+        match &found.incomplete {
+            Some(why) if found.is_empty() => return Err(why.clone()),
+            Some(why) => eprintln!("warning: the trace may be incomplete: {why}"),
+            None => {}
+        }
         Ok::<_, String>((!found.is_empty()).then_some(found.resource_spans))
     };
     let found = match (&args.server, &args.storage) {

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::faulty::{Fault, FaultyStore};
 use common::server::{Reply, TestServer, send};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, TracesData};
@@ -17,6 +18,7 @@ use serde_json::Value as Json;
 use spanlake::ids::{BlockId, TenantId, TraceId};
 use spanlake::spans::encode_resource_spans;
 use spanlake::storage::block::{BlockWriteOptions, write_block};
+use spanlake::storage::{RangeReads, Storage};
 use spanlake::synth::TraceGenerator;
 
 const PROTOBUF_BODY: (&str, &str) = ("content-type", "application/x-protobuf");
@@ -397,5 +399,58 @@ async fn lookups_during_flushes_never_miss_a_span() {
         flush.await.unwrap().unwrap();
     }
     assert_eq!(server.server.querier().catalog().snapshot(&tenant).unwrap().len(), 15);
+    server.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_blocks_cannot_be_read_v2_answers_partial_and_nothing_claims_a_stored_trace_is_unknown() {
+    let folder = tempfile::tempdir().unwrap();
+    let local = object_store::local::LocalFileSystem::new_with_prefix(folder.path()).unwrap();
+    let faulty = FaultyStore::new(std::sync::Arc::new(local));
+    let server = TestServer::start(Storage::from_store(faulty.clone(), "faulty", RangeReads::Exact), |_| {}).await;
+    let mut generator = TraceGenerator::new(61);
+    let (stored, buffered) = (generator.next_trace(), generator.next_trace());
+    let split_id = trace_ids(&buffered)[0];
+    // `stored` and half of `buffered` go into a block; the other half of `buffered` stays in the buffer.
+    let mut in_block = buffered.clone();
+    let mut in_buffer = buffered.clone();
+    for (rs_block, rs_buffer) in in_block.iter_mut().zip(in_buffer.iter_mut()) {
+        for (ss_block, ss_buffer) in rs_block.scope_spans.iter_mut().zip(rs_buffer.scope_spans.iter_mut()) {
+            let half = ss_block.spans.len() / 2;
+            ss_buffer.spans = ss_block.spans.split_off(half);
+        }
+    }
+    let post = |spans: Vec<ResourceSpans>| {
+        let url = server.traces_url();
+        async move {
+            send("POST", &url, &[PROTOBUF_BODY], ExportTraceServiceRequest { resource_spans: spans }.encode_to_vec())
+                .await
+        }
+    };
+    assert_eq!(post([stored.clone(), in_block].concat()).await.status, 200);
+    assert_eq!(send("POST", &server.query_url("/flush"), &[], Vec::new()).await.status, 204);
+    assert_eq!(post(in_buffer.clone()).await.status, 200);
+
+    faulty.set(Fault::Failing);
+    let v2 = fetch(&server, "v2-json", &split_id.to_hex(), "").await;
+    assert_eq!(v2.status, 200, "{}", v2.text());
+    let document: Json = serde_json::from_slice(&v2.body).unwrap();
+    assert_eq!(document["status"], "PARTIAL", "{document}");
+    assert!(document["message"].as_str().unwrap().contains("could not be read"), "{document}");
+    let partial: ExportTraceServiceRequest = serde_json::from_value(document["trace"].clone()).unwrap();
+    common::otlp::assert_same_spans(&partial.resource_spans, &in_buffer, "the buffered half");
+    let v2_proto = fetch(&server, "v2-proto", &split_id.to_hex(), "").await;
+    let response = spanlake::query::tempopb::TraceByIdResponse::decode(v2_proto.body).unwrap();
+    assert_eq!(response.status, spanlake::query::tempopb::PartialStatus::Partial as i32);
+    assert_eq!(fetch(&server, "v1-json", &split_id.to_hex(), "").await.status, 503, "v1 cannot say partial");
+    let only_stored = fetch(&server, "v2-json", &trace_ids(&stored)[0].to_hex(), "").await;
+    assert_eq!(only_stored.status, 503, "a stored trace is not reported unknown: {}", only_stored.text());
+    let unknown = TraceId::from_hex(&"7".repeat(32)).unwrap();
+    assert_eq!(fetch(&server, "v1-json", &unknown.to_hex(), "").await.status, 404, "blooms decide without the store");
+
+    faulty.set(Fault::Healthy);
+    let whole = fetch(&server, "v1-proto", &split_id.to_hex(), "").await;
+    assert_eq!(whole.status, 200);
+    common::otlp::assert_same_spans(&TracesData::decode(whole.body).unwrap().resource_spans, &buffered, "healed");
     server.server.shutdown().await.unwrap();
 }

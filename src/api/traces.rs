@@ -77,8 +77,15 @@ async fn trace_by_id(
     }
     .await;
     match found {
-        Ok((trace_id, lookup)) if lookup.is_empty() => {
-            error_response(StatusCode::NOT_FOUND, &format!("trace {trace_id} not found"))
+        // A lookup that found nothing because blocks were unreadable must not claim the trace is unknown.
+        Ok((trace_id, lookup)) if lookup.is_empty() => match &lookup.incomplete {
+            Some(why) => error_response(StatusCode::SERVICE_UNAVAILABLE, &format!("trace {trace_id}: {why}")),
+            None => error_response(StatusCode::NOT_FOUND, &format!("trace {trace_id} not found")),
+        },
+        // v1 has no way to say "partial": refuse rather than hand back a trace with holes.
+        Ok((trace_id, lookup)) if lookup.incomplete.is_some() && matches!(version, Version::V1) => {
+            let why = lookup.incomplete.unwrap_or_default();
+            error_response(StatusCode::SERVICE_UNAVAILABLE, &format!("trace {trace_id}: {why}"))
         }
         Ok((_, lookup)) if wants_protobuf(&headers) => protobuf_body(lookup, version),
         Ok((_, lookup)) => json_body(lookup, version),
@@ -139,8 +146,12 @@ fn protobuf_body(lookup: TraceLookup, version: Version) -> Response {
         Version::V2 => tempopb::TraceByIdResponse {
             trace: Some(trace),
             metrics: Some(metrics_of(&lookup.cost)),
-            status: tempopb::PartialStatus::Complete.into(),
-            message: String::new(),
+            status: if lookup.incomplete.is_some() {
+                tempopb::PartialStatus::Partial.into()
+            } else {
+                tempopb::PartialStatus::Complete.into()
+            },
+            message: lookup.incomplete.unwrap_or_default(),
         }
         .encode_to_vec(),
     };
@@ -153,14 +164,19 @@ fn json_body(lookup: TraceLookup, version: Version) -> Response {
         Version::V2 => {
             let cost = &lookup.cost;
             // proto3 JSON writes 64-bit integers as strings.
-            json!({
+            let mut body = json!({
                 "trace": { "resourceSpans": lookup.resource_spans },
                 "metrics": {
                     "inspectedBytes": cost.backend_bytes.to_string(),
                     "backendReads": cost.backend_reads.to_string(),
                     "backendBytes": cost.backend_bytes.to_string(),
                 },
-            })
+            });
+            if let Some(why) = lookup.incomplete {
+                body["status"] = "PARTIAL".into();
+                body["message"] = why.into();
+            }
+            body
         }
     };
     Json(body).into_response()

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 
 use super::{CatalogBlock, Querier, QueryError};
-use crate::ids::{TenantId, TraceId};
+use crate::ids::{BlockId, TenantId, TraceId};
 use crate::spans::{decode_resource_spans, distinct_spans};
 use crate::storage::StorageError;
 use crate::storage::block::{ReadTally, find_trace_tallied};
@@ -78,10 +78,13 @@ pub struct TraceLookup {
     pub resource_spans: Vec<ResourceSpans>,
     pub span_count: usize,
     pub cost: LookupCost,
+    /// Why some blocks could not be read (the object store failed): the spans above may be incomplete.
+    /// Tempo's v2 answer carries this as `status: PARTIAL`.
+    pub incomplete: Option<String>,
 }
 
 impl TraceLookup {
-    /// True when no span of the trace was found anywhere: the API's 404.
+    /// True when no span of the trace was found anywhere.
     pub fn is_empty(&self) -> bool {
         self.span_count == 0
     }
@@ -105,7 +108,14 @@ impl Querier {
         };
         let mut cost =
             LookupCost { recent_spans: batches.iter().map(RecordBatch::num_rows).sum(), ..Default::default() };
-        let blocks = self.catalog.blocks(tenant).await?;
+        let mut failures: Vec<String> = Vec::new();
+        let blocks = match self.catalog.blocks(tenant).await {
+            Ok(blocks) => blocks,
+            Err(error) => {
+                failures.push(format!("cannot list the tenant's blocks: {error}"));
+                Default::default()
+            }
+        };
         cost.blocks_known = blocks.len();
         let candidates: Vec<Arc<CatalogBlock>> = blocks
             .iter()
@@ -119,21 +129,26 @@ impl Querier {
         cost.blocks_read = candidates.len();
         let tally = Arc::new(ReadTally::default());
         let misses = AtomicU64::new(0);
-        let found: Vec<Vec<RecordBatch>> = futures::stream::iter(candidates)
+        let found: Vec<Result<Vec<RecordBatch>, (BlockId, QueryError)>> = futures::stream::iter(candidates)
             .map(|block| {
                 let (tally, misses) = (tally.clone(), &misses);
                 async move {
-                    let rows = self.read_block(&block, trace_id, tally).await?;
+                    let rows = self.read_block(&block, trace_id, tally).await.map_err(|e| (block.meta.block_id, e))?;
                     if rows.as_ref().is_some_and(Vec::is_empty) {
                         misses.fetch_add(1, Ordering::Relaxed);
                     }
-                    Ok::<_, QueryError>(rows.unwrap_or_default())
+                    Ok(rows.unwrap_or_default())
                 }
             })
             .buffered(BLOCK_READ_CONCURRENCY)
-            .try_collect()
-            .await?;
-        batches.extend(found.into_iter().flatten());
+            .collect()
+            .await;
+        for outcome in found {
+            match outcome {
+                Ok(rows) => batches.extend(rows),
+                Err((block, error)) => failures.push(format!("block {block}: {error}")),
+            }
+        }
         cost.bloom_false_positives = misses.into_inner() as usize;
         (cost.backend_reads, cost.backend_bytes) = tally.totals();
         metrics::counter!(telemetry::BLOOM_CHECKS).increment(cost.bloom_checks as u64);
@@ -144,7 +159,15 @@ impl Querier {
         let resource_spans = decode_resource_spans(&distinct)?;
         metrics::histogram!(telemetry::QUERY_SECONDS, "endpoint" => "trace_by_id")
             .record(started.elapsed().as_secs_f64());
-        Ok(TraceLookup { resource_spans, span_count, cost })
+        let incomplete = (!failures.is_empty()).then(|| {
+            tracing::warn!(tenant = %tenant, trace = %trace_id, failures = ?failures, "trace lookup incomplete");
+            format!(
+                "{} of the blocks that may hold the trace could not be read: {}",
+                failures.len(),
+                failures.join("; ")
+            )
+        });
+        Ok(TraceLookup { resource_spans, span_count, cost, incomplete })
     }
 
     /// The trace's rows in one block; `None` when the block has been deleted since the catalogue saw it
