@@ -25,7 +25,7 @@ use crate::spans::{
     ProtobufError, SpanFormatError, SpanRejection, encode_resource_spans, protobuf_to_batch, rows_of_trace,
     validate_span,
 };
-use crate::storage::{BlockWriteOptions, EncodedBlock, Storage, StorageError, read_encoded};
+use crate::storage::{BlockWriteOptions, EncodedBlock, Storage, StorageError, TraceBloom, read_encoded};
 use crate::telemetry;
 use crate::wal::{Record, Wal, WalError, WalOptions};
 use buffer::{Buffers, PendingStage};
@@ -210,10 +210,15 @@ impl Ingester {
         Ok(PushOutcome { accepted, rejected })
     }
 
-    /// The spans of one trace that this ingester still holds (not yet committed in a block).
+    /// The spans of one trace that this ingester still holds (not yet committed in a block). Blocks
+    /// waiting for upload are decoded only when their ID range and bloom filter admit the trace.
     pub fn recent_trace(&self, tenant: &TenantId, trace_id: &TraceId) -> Result<Vec<RecordBatch>, IngestError> {
+        let may_hold = |block: &EncodedBlock| {
+            block.meta.may_contain_trace_id(trace_id)
+                && TraceBloom::from_bytes(block.bloom.to_vec()).map_or(true, |bloom| bloom.may_contain(trace_id))
+        };
         let mut found = Vec::new();
-        for batch in self.recent_batches(tenant)? {
+        for batch in self.held_batches(tenant, may_hold)? {
             let rows = rows_of_trace(&batch, trace_id)?;
             if rows.num_rows() > 0 {
                 found.push(rows);
@@ -224,6 +229,15 @@ impl Ingester {
 
     /// Every span this ingester still holds for a tenant, for SQL over recent data.
     pub fn recent_batches(&self, tenant: &TenantId) -> Result<Vec<RecordBatch>, IngestError> {
+        self.held_batches(tenant, |_| true)
+    }
+
+    /// The tenant's buffered batches, plus the rows of the blocks waiting for upload that `decode` picks.
+    fn held_batches(
+        &self,
+        tenant: &TenantId,
+        decode: impl Fn(&EncodedBlock) -> bool,
+    ) -> Result<Vec<RecordBatch>, IngestError> {
         let (mut batches, encoded) = {
             let buffers = self.inner.lock();
             let Some(buffer) = buffers.tenants.get(tenant) else { return Ok(Vec::new()) };
@@ -232,7 +246,8 @@ impl Ingester {
             for pending in &buffer.pending {
                 match &pending.stage {
                     PendingStage::Cut(rows) => batches.extend(rows.iter().cloned()),
-                    PendingStage::Encoded(block) => encoded.push(block.data.clone()),
+                    PendingStage::Encoded(block) if decode(block) => encoded.push(block.data.clone()),
+                    PendingStage::Encoded(_) => {}
                 }
             }
             (batches, encoded)
