@@ -5,6 +5,7 @@
 //! Plain data behind one mutex held for short, non-blocking sections; no I/O happens here.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
@@ -36,7 +37,8 @@ pub enum PendingStage {
     /// Cut from the buffer, waiting for its cut record and its encoding.
     Cut(Vec<RecordBatch>),
     /// Encoded as Parquet (about a tenth of the Arrow size) and waiting for, or retrying, its upload.
-    Encoded(EncodedBlock),
+    /// Shared, so the uploader takes it without copying the bloom filter.
+    Encoded(Arc<EncodedBlock>),
 }
 
 /// One tenant's open buffer and pending blocks.

@@ -83,7 +83,7 @@ async fn prepare(inner: &Arc<Inner>, tenant: &TenantId, block: BlockId) -> Optio
     })
     .await?;
     let encoded_bytes = encoded.data.len() + encoded.bloom.len();
-    inner.lock().advance(tenant, block, PendingStage::Encoded(encoded), encoded_bytes);
+    inner.lock().advance(tenant, block, PendingStage::Encoded(Arc::new(encoded)), encoded_bytes);
     Some(())
 }
 

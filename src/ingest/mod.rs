@@ -25,7 +25,7 @@ use crate::spans::{
     ProtobufError, SpanFormatError, SpanRejection, encode_resource_spans, protobuf_to_batch, rows_of_trace,
     validate_span,
 };
-use crate::storage::{BlockWriteOptions, EncodedBlock, Storage, StorageError, TraceBloom, read_encoded};
+use crate::storage::{BlockWriteOptions, EncodedBlock, Storage, StorageError, read_encoded};
 use crate::telemetry;
 use crate::wal::{Record, Wal, WalError, WalOptions};
 use buffer::{Buffers, PendingStage};
@@ -213,10 +213,8 @@ impl Ingester {
     /// The spans of one trace that this ingester still holds (not yet committed in a block). Blocks
     /// waiting for upload are decoded only when their ID range and bloom filter admit the trace.
     pub fn recent_trace(&self, tenant: &TenantId, trace_id: &TraceId) -> Result<Vec<RecordBatch>, IngestError> {
-        let may_hold = |block: &EncodedBlock| {
-            block.meta.may_contain_trace_id(trace_id)
-                && TraceBloom::from_bytes(block.bloom.to_vec()).map_or(true, |bloom| bloom.may_contain(trace_id))
-        };
+        let may_hold =
+            |block: &EncodedBlock| block.meta.may_contain_trace_id(trace_id) && block.filter.may_contain(trace_id);
         let mut found = Vec::new();
         for batch in self.held_batches(tenant, may_hold)? {
             let rows = rows_of_trace(&batch, trace_id)?;

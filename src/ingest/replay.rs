@@ -7,6 +7,7 @@
 //! open buffers.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -50,7 +51,13 @@ pub(super) async fn replay(wal: &Wal, block_options: &BlockWriteOptions) -> Resu
                 let bytes = encoded.data.len() + encoded.bloom.len();
                 buffers.add_replayed_pending(
                     &tenant,
-                    PendingBlock { block, sequences, min_segment, stage: PendingStage::Encoded(encoded), bytes },
+                    PendingBlock {
+                        block,
+                        sequences,
+                        min_segment,
+                        stage: PendingStage::Encoded(Arc::new(encoded)),
+                        bytes,
+                    },
                 );
             }
         }

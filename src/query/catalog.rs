@@ -250,7 +250,7 @@ mod tests {
         let block = encode_block(&tenant, BlockId::new_random(), &[batch], &BlockWriteOptions::default()).unwrap();
         // A refresh's LIST runs before this process commits a block, so it cannot see it…
         let listing = catalog.list_and_load(&tenant).await.unwrap();
-        catalog.insert(block.meta.clone(), TraceBloom::from_bytes(block.bloom.to_vec()).unwrap());
+        catalog.insert(block.meta.clone(), block.filter.clone());
         assert_eq!(ids(&catalog.snapshot(&tenant).unwrap()), [block.meta.block_id], "visible at once");
         // …and applying that refresh must not drop the block (its spans have left the ingester).
         assert_eq!(ids(&catalog.apply(&tenant, listing).unwrap()), [block.meta.block_id]);
@@ -264,7 +264,7 @@ mod tests {
         // A block inserted but never stored (and older than the refresh) is dropped by the next refresh.
         let (batch, _) = encode_resource_spans(&TraceGenerator::new(8).next_trace()).unwrap();
         let ghost = encode_block(&tenant, BlockId::new_random(), &[batch], &BlockWriteOptions::default()).unwrap();
-        catalog.insert(ghost.meta.clone(), TraceBloom::from_bytes(ghost.bloom.to_vec()).unwrap());
+        catalog.insert(ghost.meta.clone(), ghost.filter.clone());
         assert_eq!(catalog.snapshot(&tenant).unwrap().len(), 2);
         assert_eq!(ids(&catalog.refresh(&tenant).await.unwrap()), [block.meta.block_id]);
     }

@@ -27,7 +27,7 @@ use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 
 use crate::ingest::{IngestError, Ingester};
 use crate::spans::SpanFormatError;
-use crate::storage::{Storage, StorageError, TraceBloom};
+use crate::storage::{Storage, StorageError};
 
 /// Why a query could not be answered. The API maps each to a status code in one place.
 #[derive(Debug, thiserror::Error)]
@@ -99,10 +99,7 @@ impl Querier {
     pub fn with_ingester(storage: Storage, options: QueryOptions, ingester: Ingester) -> Self {
         let querier = Self { ingester: Some(ingester.clone()), ..Self::new(storage, options) };
         let catalog = querier.catalog.clone();
-        ingester.on_commit(Box::new(move |block| match TraceBloom::from_bytes(block.bloom.to_vec()) {
-            Ok(bloom) => catalog.insert(block.meta.clone(), bloom),
-            Err(reason) => tracing::warn!(block = %block.meta.block_id, %reason, "own block's bloom unreadable"),
-        }));
+        ingester.on_commit(Box::new(move |block| catalog.insert(block.meta.clone(), block.filter.clone())));
         querier
     }
 

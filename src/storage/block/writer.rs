@@ -75,7 +75,11 @@ impl Default for BlockWriteOptions {
 pub struct EncodedBlock {
     pub meta: BlockMeta,
     pub data: Bytes,
+    /// The bloom filter as uploaded…
     pub bloom: Bytes,
+    /// … and as built, so readers of a block still in memory (the ingester's recent spans, the querier's
+    /// catalogue) ask it without parsing the bytes back.
+    pub filter: TraceBloom,
 }
 
 /// Rows per batch handed to the Parquet writer while gathering rows in sorted order.
@@ -117,7 +121,7 @@ pub fn encode_block(
         bloom_false_positive_rate: options.bloom_false_positive_rate,
         compaction_level: 0,
     };
-    Ok(EncodedBlock { meta, data, bloom })
+    Ok(EncodedBlock { meta, data, bloom, filter: summary.bloom })
 }
 
 /// The columns a block is sorted and summarized by, concatenated across the input batches. Only these
