@@ -13,10 +13,11 @@ use serde_json::json;
 
 use super::AppState;
 use super::query::error_response;
+use super::status::Refusal;
 use crate::ids::TraceId;
 use crate::query::tempopb;
 use crate::query::{LookupCost, QueryError, TimeWindow, TraceLookup};
-use crate::receive::{self, ReceiveError};
+use crate::receive;
 
 /// The protobuf media type Grafana sends in `Accept`; `application/x-protobuf` is accepted too.
 const PROTOBUF: &str = "application/protobuf";
@@ -62,18 +63,23 @@ async fn trace_by_id(
     headers: HeaderMap,
     version: Version,
 ) -> Response {
+    let tenant = match receive::resolve_tenant(
+        headers.get(receive::TENANT_HEADER).and_then(|v| v.to_str().ok()),
+        state.multitenancy,
+    ) {
+        Ok(tenant) => tenant,
+        Err(error) => {
+            let refusal = Refusal::from(&error);
+            return error_response(refusal.http, &refusal.message);
+        }
+    };
     let found = async {
-        let tenant = receive::resolve_tenant(
-            headers.get(receive::TENANT_HEADER).and_then(|v| v.to_str().ok()),
-            state.multitenancy,
-        )
-        .map_err(tenant_error)?;
         let trace_id = TraceId::from_hex(&id).map_err(|e| QueryError::BadRequest(format!("trace ID {id:?}: {e}")))?;
         let Query(params) = params.map_err(|e| QueryError::BadRequest(e.body_text()))?;
         let window = TimeWindow::from_unix_seconds(params.start, params.end)?;
         let lookup = state.querier.find_trace(&tenant, &trace_id, window).await?;
         tracing::debug!(tenant = %tenant, trace = %trace_id, spans = lookup.span_count, cost = ?lookup.cost, "trace by ID");
-        Ok::<_, TraceError>((trace_id, lookup))
+        Ok::<_, QueryError>((trace_id, lookup))
     }
     .await;
     match found {
@@ -89,32 +95,12 @@ async fn trace_by_id(
         }
         Ok((_, lookup)) if wants_protobuf(&headers) => protobuf_body(lookup, version),
         Ok((_, lookup)) => json_body(lookup, version),
-        Err(TraceError::Tenant(status, message)) => error_response(status, &message),
-        Err(TraceError::Query(error)) => query_error_response(&error),
+        Err(error) => query_error_response(&error),
     }
-}
-
-enum TraceError {
-    Tenant(StatusCode, String),
-    Query(QueryError),
-}
-
-impl From<QueryError> for TraceError {
-    fn from(error: QueryError) -> Self {
-        Self::Query(error)
-    }
-}
-
-fn tenant_error(error: ReceiveError) -> TraceError {
-    let status = match error {
-        ReceiveError::MissingTenant => StatusCode::UNAUTHORIZED,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    TraceError::Tenant(status, error.to_string())
 }
 
 /// 400 for what the client got wrong; 500 (logged) for what went wrong here or in the store.
-pub fn query_error_response(error: &QueryError) -> Response {
+fn query_error_response(error: &QueryError) -> Response {
     match error {
         QueryError::BadRequest(message) => error_response(StatusCode::BAD_REQUEST, message),
         other => {

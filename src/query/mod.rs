@@ -24,6 +24,7 @@ pub use footers::FooterCache;
 pub use lookup::{LookupCost, TimeWindow, TraceLookup};
 
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 
 use crate::ingest::{IngestError, Ingester};
 use crate::spans::SpanFormatError;
@@ -175,13 +176,10 @@ pub fn waterfall_spans(resource_spans: &[ResourceSpans]) -> Vec<waterfall::Water
                 name: span.name.clone(),
                 start_unix_nano: span.start_time_unix_nano,
                 end_unix_nano: span.end_time_unix_nano,
-                is_error: status.is_some_and(|s| s.code == ERROR_STATUS_CODE),
+                is_error: status.is_some_and(|s| s.code == StatusCode::Error as i32),
                 status_message: status.map(|s| s.message.clone()).unwrap_or_default(),
             });
         }
     }
     spans
 }
-
-/// OTLP's `STATUS_CODE_ERROR`.
-const ERROR_STATUS_CODE: i32 = 2;

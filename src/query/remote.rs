@@ -8,7 +8,6 @@ use hyper_util::rt::TokioExecutor;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use prost::Message;
 
-use super::QueryError;
 use super::tempopb;
 use crate::ids::{TenantId, TraceId};
 use crate::receive::TENANT_HEADER;
@@ -22,12 +21,6 @@ pub enum RemoteError {
     Refused { url: String, status: u16, body: String },
     #[error("{url} sent an unreadable trace: {reason}")]
     Unreadable { url: String, reason: String },
-}
-
-impl From<RemoteError> for QueryError {
-    fn from(error: RemoteError) -> Self {
-        QueryError::Internal(error.to_string())
-    }
 }
 
 /// The trace's resource groups from the server at `base_url` (`http://host:3200`); `None` for a 404.
