@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::Command;
 
 use arrow::array::RecordBatch;
 use common::server::{TestServer, send};
@@ -18,16 +17,7 @@ use spanlake::storage::block::{find_trace, load_footer};
 use spanlake::storage::{Storage, list_blocks, read_block_meta};
 
 fn sdk_send(protocol: &str, endpoint: &str, tenant: &str, gzip: bool) -> Vec<Json> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/otel_send.py");
-    let mut command = Command::new(common::tools::tool("python"));
-    command.args([script, "--protocol", protocol, "--endpoint", endpoint, "--tenant", tenant, "--traces", "3"]);
-    if gzip {
-        command.arg("--gzip");
-    }
-    let output = command.output().expect("python runs");
-    assert!(output.status.success(), "otel_send.py failed: {}", String::from_utf8_lossy(&output.stderr));
-    let report: Json = serde_json::from_slice(&output.stdout).expect("JSON report");
-    assert_eq!(report["result"], "SUCCESS", "the SDK exporter reports success: {report}");
+    let report = common::sdk::send(common::sdk::Export { protocol, endpoint, tenant, traces: 3, gzip });
     report["spans"].as_array().unwrap().clone()
 }
 

@@ -27,15 +27,7 @@ const FORMATS: [&str; 4] = ["v1-json", "v2-json", "v1-proto", "v2-proto"];
 
 /// Sends `traces` traces with the SDK's gRPC exporter; returns the request it put on the wire.
 fn sdk_send(endpoint: &str, tenant: &str, traces: usize) -> ExportTraceServiceRequest {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/otel_send.py");
-    let output = Command::new(common::tools::tool("python"))
-        .args([script, "--protocol", "grpc", "--endpoint", endpoint, "--tenant", tenant])
-        .args(["--traces", &traces.to_string()])
-        .output()
-        .expect("python runs");
-    assert!(output.status.success(), "otel_send.py failed: {}", String::from_utf8_lossy(&output.stderr));
-    let report: Json = serde_json::from_slice(&output.stdout).expect("JSON report");
-    assert_eq!(report["result"], "SUCCESS", "{report}");
+    let report = common::sdk::send(common::sdk::Export { protocol: "grpc", endpoint, tenant, traces, gzip: false });
     let bytes = hex::decode(report["request_hex"].as_str().unwrap()).unwrap();
     ExportTraceServiceRequest::decode(bytes.as_slice()).unwrap()
 }
@@ -258,7 +250,7 @@ async fn a_trace_split_across_the_buffer_and_two_blocks_comes_back_whole_and_onc
     server.server.shutdown().await.unwrap();
 }
 
-/// Sum of `spanlake_object_store_requests_total` over operations, and one named counter, from `/metrics`.
+/// A metric from `/metrics`, summed over its label sets (e.g. object-store requests over operations).
 async fn metric(server: &TestServer, name: &str) -> f64 {
     let text = send("GET", &server.query_url("/metrics"), &[], Vec::new()).await.text();
     text.lines()

@@ -6,6 +6,7 @@ pub mod faulty;
 pub mod http;
 pub mod otlp;
 pub mod s3;
+pub mod sdk;
 pub mod server;
 pub mod tools;
 

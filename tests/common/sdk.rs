@@ -1,0 +1,33 @@
+//! The official OpenTelemetry Python SDK as a client: `tests/tools/otel_send.py` exports traces with the
+//! SDK's own OTLP exporter and reports what it sent.
+
+use std::process::Command;
+
+use serde_json::Value as Json;
+
+/// How the SDK exports.
+pub struct Export<'a> {
+    /// `grpc` or `http`.
+    pub protocol: &'a str,
+    pub endpoint: &'a str,
+    pub tenant: &'a str,
+    pub traces: usize,
+    pub gzip: bool,
+}
+
+/// Runs one export and returns the script's report (`spans` as sent, `request_hex` as encoded), after
+/// checking that the exporter itself reported success.
+pub fn send(export: Export<'_>) -> Json {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/otel_send.py");
+    let mut command = Command::new(super::tools::tool("python"));
+    command.args([script, "--protocol", export.protocol, "--endpoint", export.endpoint, "--tenant", export.tenant]);
+    command.args(["--traces", &export.traces.to_string()]);
+    if export.gzip {
+        command.arg("--gzip");
+    }
+    let output = command.output().expect("python runs");
+    assert!(output.status.success(), "otel_send.py failed: {}", String::from_utf8_lossy(&output.stderr));
+    let report: Json = serde_json::from_slice(&output.stdout).expect("JSON report");
+    assert_eq!(report["result"], "SUCCESS", "the SDK exporter reports success: {report}");
+    report
+}
