@@ -54,59 +54,15 @@ type KnownIds = Vec<TraceId>;
 /// Writes `scale.blocks` blocks for tenant `blocks-N` and copies the first `scale.small` to tenant
 /// `blocks-M`, reusing a complete earlier run's folder.
 async fn local_dataset(scale: &Scale) -> (Storage, KnownIds, std::path::PathBuf) {
-    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/bench-data")
-        .join(format!("lookup-{}x{}", scale.blocks, scale.spans_per_block));
-    let ids_file = folder.join("known-ids.txt");
-    std::fs::create_dir_all(folder.join("blocks")).expect("bench data folder");
-    let storage = Storage::open(&StorageLocation::local_folder_url(&folder.join("blocks")).expect("absolute"))
-        .expect("local storage");
-    if let Ok(text) = std::fs::read_to_string(&ids_file) {
-        let ids: KnownIds = text.lines().map(|line| TraceId::from_hex(line).expect("trace ID")).collect();
-        if ids.len() == scale.blocks {
-            eprintln!("reusing {} blocks in {}", scale.blocks, folder.display());
-            return (storage, ids, folder);
-        }
-    }
-    eprintln!("writing {} blocks of {} spans to {}", scale.blocks, scale.spans_per_block, folder.display());
-    let started = Instant::now();
-    let (big, small) = (tenant(scale.blocks), tenant(scale.small));
-    let ids: KnownIds = futures::stream::iter(0..scale.blocks)
-        .map(|index| {
-            let (storage, big, small, spans) = (storage.clone(), big.clone(), small.clone(), scale.spans_per_block);
-            let copy_to_small = index < scale.small;
-            async move {
-                let block = tokio::task::spawn_blocking(move || {
-                    let mut generator = TraceGenerator::new(index as u64 + 1);
-                    let mut builder = SpanBatchBuilder::new();
-                    let mut first = None;
-                    while builder.len() < spans {
-                        let trace = generator.next_trace();
-                        first.get_or_insert_with(|| trace[0].scope_spans[0].spans[0].trace_id.clone());
-                        trace.iter().for_each(|rs| drop(builder.append_resource_spans(rs)));
-                    }
-                    let batch = builder.finish().expect("synthetic spans encode");
-                    let options = BlockWriteOptions::default();
-                    let block = encode_block(&big, BlockId::new_random(), &[batch], &options).expect("encode");
-                    (block, TraceId::from_slice(&first.expect("a trace")).expect("valid"))
-                })
-                .await
-                .expect("encoder task");
-                upload_block(&storage, &block.0).await.expect("upload");
-                if copy_to_small {
-                    let mut copy = block.0.clone();
-                    copy.meta.tenant = small;
-                    upload_block(&storage, &copy).await.expect("upload copy");
-                }
-                block.1
-            }
-        })
-        .buffered(2)
-        .collect()
-        .await;
-    std::fs::write(&ids_file, ids.iter().map(|id| format!("{id}\n")).collect::<String>()).expect("write IDs");
-    eprintln!("wrote {} blocks in {:.0} s", scale.blocks, started.elapsed().as_secs_f64());
-    (storage, ids, folder)
+    common::dataset::local_blocks(common::dataset::Blocks {
+        name: &format!("lookup-{}x{}", scale.blocks, scale.spans_per_block),
+        tenant: tenant(scale.blocks),
+        blocks: scale.blocks,
+        spans_per_block: scale.spans_per_block,
+        clock: |_| None,
+        copies: vec![(tenant(scale.small), scale.small)],
+    })
+    .await
 }
 
 /// Copies every object of the local dataset to a fresh bucket of the S3 test server.

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::ingest::IngestOptions;
 use crate::query::QueryOptions;
 use crate::receive::BodyLimits;
+use crate::sql::SqlLimits;
 use crate::storage::{BlockWriteOptions, StorageError, StorageLocation};
 
 /// Settings of `spanlake serve`.
@@ -49,6 +50,12 @@ pub struct ServeConfig {
     pub footer_cache_bytes: u64,
     /// False-positive rate each new block's trace-ID bloom filter is sized for.
     pub bloom_false_positive_rate: FalsePositiveRate,
+    /// Longest an SQL query may run (planning and streaming its rows); past it, 504.
+    pub sql_timeout: Duration,
+    /// Memory an SQL query's sorts, aggregations and joins may hold; past it, 507 (nothing spills).
+    pub sql_memory_limit: u64,
+    /// SQL queries running at once; one more gets 429.
+    pub sql_max_concurrent: usize,
 }
 
 /// `./spanlake-data`, the embedded default (CONTRACTS §1).
@@ -75,6 +82,7 @@ impl Default for ServeConfig {
     fn default() -> Self {
         let ingest = IngestOptions::new(PathBuf::new());
         let query = QueryOptions::default();
+        let sql = SqlLimits::default();
         Self {
             data_dir: default_data_dir(),
             storage: None,
@@ -92,6 +100,9 @@ impl Default for ServeConfig {
             block_refresh_interval: query.block_refresh_interval,
             footer_cache_bytes: query.footer_cache_bytes,
             bloom_false_positive_rate: FalsePositiveRate(ingest.block.bloom_false_positive_rate),
+            sql_timeout: sql.timeout,
+            sql_memory_limit: sql.memory_bytes,
+            sql_max_concurrent: sql.max_concurrent,
         }
     }
 }
@@ -119,6 +130,16 @@ impl ServeConfig {
                 ..Default::default()
             },
             ..IngestOptions::new(self.data_dir.join("wal"))
+        }
+    }
+
+    /// The SQL engine's limits.
+    pub fn sql_limits(&self) -> SqlLimits {
+        SqlLimits {
+            timeout: self.sql_timeout,
+            memory_bytes: self.sql_memory_limit,
+            max_concurrent: self.sql_max_concurrent,
+            ..SqlLimits::default()
         }
     }
 
@@ -154,6 +175,9 @@ pub struct ConfigFile {
     pub block_refresh_interval: Option<HumanDuration>,
     pub footer_cache_bytes: Option<ByteSize>,
     pub bloom_false_positive_rate: Option<FalsePositiveRate>,
+    pub sql_timeout: Option<HumanDuration>,
+    pub sql_memory_limit: Option<ByteSize>,
+    pub sql_max_concurrent: Option<usize>,
 }
 
 /// Why the settings file could not be used.
@@ -209,6 +233,9 @@ impl ConfigFile {
         config.block_refresh_interval = self.block_refresh_interval.map_or(config.block_refresh_interval, |d| d.0);
         config.footer_cache_bytes = self.footer_cache_bytes.map_or(config.footer_cache_bytes, |b| b.0);
         config.bloom_false_positive_rate = self.bloom_false_positive_rate.unwrap_or(config.bloom_false_positive_rate);
+        config.sql_timeout = self.sql_timeout.map_or(config.sql_timeout, |d| d.0);
+        config.sql_memory_limit = self.sql_memory_limit.map_or(config.sql_memory_limit, |b| b.0);
+        config.sql_max_concurrent = self.sql_max_concurrent.unwrap_or(config.sql_max_concurrent);
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`receive`]: OTLP request bodies to decoded requests: content types, gzip, limits, tenants.
 //! - [`ingest`]: per-tenant buffers, cutting blocks and flushing them to storage.
 //! - [`query`]: the block catalogue and trace-by-ID lookups over blocks and the ingester's recent spans.
+//! - [`sql`]: SQL over spans with DataFusion: the `spans` table and `traces` view, pruning, the sandbox.
 //! - [`telemetry`]: metric names and the Prometheus rendering.
 //! - [`loadgen`]: the OTLP load generator and the check that acknowledged spans were all stored.
 //! - [`config`]: settings of the server, declared once with their defaults.
@@ -23,6 +24,7 @@ pub mod loadgen;
 pub mod query;
 pub mod receive;
 pub mod spans;
+pub mod sql;
 pub mod storage;
 pub mod synth;
 pub mod telemetry;

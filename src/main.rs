@@ -2,10 +2,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use spanlake::config::{
     ByteSize, ConfigFile, FalsePositiveRate, HumanDuration, ServeConfig, parse_byte_size, parse_duration,
 };
@@ -36,6 +37,36 @@ enum Command {
     /// Print a trace as a terminal waterfall: the span tree with a timing bar, service, name, duration
     /// and status of each span.
     Trace(TraceArgs),
+    /// Run SQL over spans (tables `spans` and `traces`) and print the result as a table, CSV or JSON.
+    Sql(SqlArgs),
+}
+
+#[derive(Args)]
+struct SqlArgs {
+    /// The query, e.g. "SELECT service_name, count(*) FROM spans GROUP BY 1".
+    query: String,
+    /// Ask a running server (its query port), which also knows spans not yet flushed to blocks.
+    /// Wins over --storage. Default: http://127.0.0.1:3200, falling back to the default storage folder
+    /// when nothing answers.
+    #[arg(long)]
+    server: Option<String>,
+    /// Query blocks straight from storage (file:///path or s3://bucket/prefix), no server needed.
+    #[arg(long, env = "SPANLAKE_STORAGE")]
+    storage: Option<String>,
+    /// Tenant (X-Scope-OrgID) whose spans to query.
+    #[arg(long)]
+    tenant: Option<TenantId>,
+    /// table (default), csv, json or ndjson.
+    #[arg(long, default_value = "table")]
+    format: SqlOutput,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SqlOutput {
+    Table,
+    Csv,
+    Json,
+    Ndjson,
 }
 
 #[derive(Args)]
@@ -161,6 +192,15 @@ struct ServeArgs {
     /// False-positive rate of each new block's trace-ID bloom filter, e.g. 1e-5 (the default) or 0.1%.
     #[arg(long, env = "SPANLAKE_BLOOM_FALSE_POSITIVE_RATE", value_parser = FalsePositiveRate::parse)]
     bloom_false_positive_rate: Option<FalsePositiveRate>,
+    /// Longest an SQL query may run (default 60s).
+    #[arg(long, env = "SPANLAKE_SQL_TIMEOUT", value_parser = parse_duration)]
+    sql_timeout: Option<Duration>,
+    /// Memory one SQL query's sorts, aggregations and joins may use (default 1GiB).
+    #[arg(long, env = "SPANLAKE_SQL_MEMORY_LIMIT", value_parser = parse_byte_size)]
+    sql_memory_limit: Option<u64>,
+    /// SQL queries running at once; one more is answered 429 (default 4).
+    #[arg(long, env = "SPANLAKE_SQL_MAX_CONCURRENT")]
+    sql_max_concurrent: Option<usize>,
 }
 
 impl ServeArgs {
@@ -188,6 +228,9 @@ impl ServeArgs {
             block_refresh_interval: self.block_refresh_interval.map(HumanDuration),
             footer_cache_bytes: self.footer_cache_bytes.map(ByteSize),
             bloom_false_positive_rate: self.bloom_false_positive_rate,
+            sql_timeout: self.sql_timeout.map(HumanDuration),
+            sql_memory_limit: self.sql_memory_limit.map(ByteSize),
+            sql_max_concurrent: self.sql_max_concurrent,
         };
         flags.apply(&mut config);
         Ok(config)
@@ -233,6 +276,7 @@ fn main() -> ExitCode {
             Command::Loadgen(args) => loadgen(args).await,
             Command::Verify(args) => verify(args).await,
             Command::Trace(args) => trace(args).await,
+            Command::Sql(args) => sql(args).await,
         }
     });
     match outcome {
@@ -350,5 +394,72 @@ async fn trace(args: TraceArgs) -> Result<(), String> {
     };
     let width = args.width.or_else(|| std::env::var("COLUMNS").ok()?.parse().ok()).unwrap_or(80);
     print!("{}", waterfall::render(&args.trace_id.to_hex(), &waterfall_spans(&resource_spans), width));
+    Ok(())
+}
+
+async fn sql(args: SqlArgs) -> Result<(), String> {
+    use spanlake::query::remote::{RemoteError, fetch_sql};
+    let wire = match args.format {
+        SqlOutput::Table => "arrow",
+        SqlOutput::Csv => "csv",
+        SqlOutput::Json => "json",
+        SqlOutput::Ndjson => "ndjson",
+    };
+    let remote = |server: String| {
+        let (tenant, query) = (args.tenant.clone(), args.query.clone());
+        async move { fetch_sql(&server, tenant.as_ref(), &query, wire).await }
+    };
+    let body = match (&args.server, &args.storage) {
+        (Some(server), _) => remote(server.clone()).await.map_err(|e| e.to_string())?,
+        (None, Some(storage)) => return sql_embedded(&args, Some(storage.clone())).await,
+        (None, None) => match remote(DEFAULT_SERVER.to_owned()).await {
+            Err(RemoteError::Unreachable { .. }) => {
+                eprintln!("no server at {DEFAULT_SERVER}; reading the default storage folder (flushed spans only)");
+                return sql_embedded(&args, None).await;
+            }
+            other => other.map_err(|e| e.to_string())?,
+        },
+    };
+    if matches!(args.format, SqlOutput::Table) {
+        let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(body), None)
+            .map_err(|e| format!("unreadable result: {e}"))?;
+        let schema = reader.schema();
+        let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| format!("unreadable result: {e}"))?;
+        println!("{}", spanlake::sql::render_table(&schema, &batches).map_err(|e| e.to_string())?);
+    } else {
+        std::io::stdout().write_all(&body).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// `spanlake sql` without a server: the same engine, over the blocks in storage.
+async fn sql_embedded(args: &SqlArgs, storage: Option<String>) -> Result<(), String> {
+    use futures::StreamExt;
+    use spanlake::query::{Querier, QueryOptions};
+    use spanlake::sql::{ResultFormat, ResultWriter, SqlEngine, SqlLimits, render_table};
+    let config = ServeConfig { storage, ..Default::default() };
+    let storage = Storage::open(&config.storage_url().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let tenant = args.tenant.clone().unwrap_or_else(TenantId::single_tenant);
+    let engine = SqlEngine::new(Querier::new(storage, QueryOptions::default()), SqlLimits::default());
+    let mut rows = engine.query(&tenant, &args.query).await.map_err(|e| e.to_string())?;
+    let format = match args.format {
+        SqlOutput::Table => {
+            let schema = rows.schema();
+            let batches = rows.collect().await.map_err(|e| e.to_string())?;
+            println!("{}", render_table(&schema, &batches).map_err(|e| e.to_string())?);
+            return Ok(());
+        }
+        SqlOutput::Csv => ResultFormat::Csv,
+        SqlOutput::Json => ResultFormat::Json,
+        SqlOutput::Ndjson => ResultFormat::Ndjson,
+    };
+    let mut out = std::io::stdout().lock();
+    let mut writer = ResultWriter::new(rows.schema(), format);
+    out.write_all(&writer.begin().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    while let Some(batch) = rows.next().await {
+        let bytes = writer.batch(&batch.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        out.write_all(&bytes).map_err(|e| e.to_string())?;
+    }
+    out.write_all(&writer.finish().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -7,6 +7,7 @@
 mod otlp_grpc;
 mod otlp_http;
 mod query;
+mod sql;
 mod status;
 mod traces;
 
@@ -22,6 +23,7 @@ use tokio::task::JoinHandle;
 use crate::config::ServeConfig;
 use crate::ingest::{IngestError, Ingester};
 use crate::query::Querier;
+use crate::sql::SqlEngine;
 use crate::receive::BodyLimits;
 use crate::storage::{Storage, StorageError};
 use crate::telemetry;
@@ -59,6 +61,7 @@ pub fn build_info() -> serde_json::Value {
 pub struct AppState {
     ingester: Ingester,
     querier: Querier,
+    sql: SqlEngine,
     storage: Storage,
     multitenancy: bool,
     body_limits: BodyLimits,
@@ -114,9 +117,11 @@ impl Server {
         let http_addr = query_listener.local_addr()?;
         let ingester = Ingester::start(config.ingest_options(), storage.clone()).await?;
         let querier = Querier::with_ingester(storage.clone(), config.query_options(), ingester.clone());
+        let sql = SqlEngine::new(querier.clone(), config.sql_limits());
         let state = AppState {
             ingester,
             querier,
+            sql,
             storage,
             multitenancy: config.multitenancy,
             body_limits: config.body_limits,

@@ -20,7 +20,7 @@ use prost::Message;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::ids::{TenantId, TraceId};
+use crate::ids::{BlockId, TenantId, TraceId};
 use crate::spans::{
     ProtobufError, SpanFormatError, SpanRejection, encode_resource_spans, protobuf_to_batch, rows_of_trace,
     validate_span,
@@ -225,9 +225,39 @@ impl Ingester {
         Ok(found)
     }
 
-    /// Every span this ingester still holds for a tenant, for SQL over recent data.
+    /// Every span this ingester still holds for a tenant.
     pub fn recent_batches(&self, tenant: &TenantId) -> Result<Vec<RecordBatch>, IngestError> {
-        self.held_batches(tenant, |_| true)
+        self.held_with(tenant, || (), |_, _| false).map(|(batches, ())| batches)
+    }
+
+    /// Every span this ingester holds for a tenant and, taken at the same instant, whatever `observe`
+    /// returns (the querier's block list). Pending blocks that `committed` says are already in that list
+    /// are left out, and commits announce blocks under the same lock, so the two together hold each
+    /// span exactly once: what exact SQL answers need.
+    pub fn held_with<T>(
+        &self,
+        tenant: &TenantId,
+        observe: impl FnOnce() -> T,
+        committed: impl Fn(&T, BlockId) -> bool,
+    ) -> Result<(Vec<RecordBatch>, T), IngestError> {
+        let (mut batches, encoded, observed) = {
+            let buffers = self.inner.lock();
+            let observed = observe();
+            let Some(buffer) = buffers.tenants.get(tenant) else { return Ok((Vec::new(), observed)) };
+            let mut batches: Vec<RecordBatch> = buffer.open.iter().map(|b| b.batch.clone()).collect();
+            let mut encoded = Vec::new();
+            for pending in buffer.pending.iter().filter(|p| !committed(&observed, p.block)) {
+                match &pending.stage {
+                    PendingStage::Cut(rows) => batches.extend(rows.iter().cloned()),
+                    PendingStage::Encoded(block) => encoded.push(block.data.clone()),
+                }
+            }
+            (batches, encoded, observed)
+        };
+        for data in encoded {
+            batches.extend(read_encoded(data)?);
+        }
+        Ok((batches, observed))
     }
 
     /// The tenant's buffered batches, plus the rows of the blocks waiting for upload that `decode` picks.

@@ -26,6 +26,9 @@ pub use lookup::{LookupCost, TimeWindow, TraceLookup};
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 
+use arrow::array::RecordBatch;
+
+use crate::ids::TenantId;
 use crate::ingest::{IngestError, Ingester};
 use crate::spans::SpanFormatError;
 use crate::storage::{Storage, StorageError};
@@ -122,6 +125,24 @@ impl Querier {
                 value: self.footers.bytes() as f64,
             },
         ]
+    }
+
+    /// The footer cache, shared with SQL scans.
+    pub fn footers(&self) -> &Arc<FooterCache> {
+        &self.footers
+    }
+
+    /// The tenant's blocks and the ingester's spans not in any of them, taken at one instant: every
+    /// span is in exactly one of the two (what `SELECT count(*)` needs to be exact during flushes).
+    pub async fn consistent_view(&self, tenant: &TenantId) -> Result<(TenantBlocks, Vec<RecordBatch>), QueryError> {
+        let loaded = self.catalog.blocks(tenant).await?;
+        let Some(ingester) = &self.ingester else { return Ok((loaded, Vec::new())) };
+        let (recent, blocks) = ingester.held_with(
+            tenant,
+            || self.catalog.snapshot(tenant).unwrap_or(loaded),
+            |blocks, block| blocks.iter().any(|known| known.meta.block_id == block),
+        )?;
+        Ok((blocks, recent))
     }
 
     /// The storage queried.

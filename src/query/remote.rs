@@ -1,8 +1,8 @@
-//! A client of a running server's trace-by-ID endpoint, for `spanlake trace --server URL`: it asks for
-//! the Tempo protobuf body, the same one Grafana reads.
+//! A client of a running server for the CLI: trace by ID (`spanlake trace --server URL`, which asks for
+//! the Tempo protobuf body Grafana reads) and SQL (`spanlake sql --server URL`).
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
@@ -55,4 +55,42 @@ pub async fn fetch_trace(
         404 => Ok(None),
         _ => Err(RemoteError::Refused { url, status, body: String::from_utf8_lossy(&body).into_owned() }),
     }
+}
+
+/// Runs `sql` on the server at `base_url` (`POST /api/sql?format=…`) and returns the encoded result.
+pub async fn fetch_sql(
+    base_url: &str,
+    tenant: Option<&TenantId>,
+    sql: &str,
+    format: &str,
+) -> Result<Bytes, RemoteError> {
+    let url = format!("{}/api/sql?format={format}", base_url.trim_end_matches('/'));
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut request = hyper::Request::post(&url).header(hyper::header::CONTENT_TYPE, "application/sql");
+    if let Some(tenant) = tenant {
+        request = request.header(TENANT_HEADER, tenant.as_str());
+    }
+    let request = request
+        .body(Full::new(Bytes::from(sql.to_owned())))
+        .map_err(|e| RemoteError::Unreachable { url: url.clone(), reason: e.to_string() })?;
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| RemoteError::Unreachable { url: url.clone(), reason: e.to_string() })?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| RemoteError::Unreadable { url: url.clone(), reason: e.to_string() })?
+        .to_bytes();
+    if status == 200 {
+        return Ok(body);
+    }
+    // Error bodies are {"error": "…"}; show the message alone.
+    let message = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+    Err(RemoteError::Refused { url, status, body: message })
 }

@@ -1,0 +1,170 @@
+//! SQL over spans against DuckDB, in the same run, over the same Parquet files (issue 5): 500 blocks of
+//! 20 k realistic spans on the local folder, each block 36 s later than the one before (5 hours in all,
+//! as an ingester cutting blocks over time would leave them).
+//!
+//! Queries: (a) spans per service, (b) p99 duration by service and operation over one hour,
+//! (c) a count filtered on an attribute, (d) one trace by ID. spanlake runs them in-process through the
+//! same engine `POST /api/sql` uses, with 2 partitions; DuckDB (Python package from the test tools)
+//! with 2 threads. Both warm up once, then the median of several runs is reported, with the ratio.
+//! (d) is also compared with the trace-by-ID lookup of the same trace.
+//!
+//! `cargo bench --bench sql` runs it at full size (the dataset is kept under `target/bench-data/`);
+//! `cargo test --benches` runs the same code on 6 blocks of 2 k spans.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use futures::StreamExt;
+use spanlake::ids::TenantId;
+use spanlake::query::{Querier, QueryOptions};
+use spanlake::sql::{SqlEngine, SqlLimits};
+
+/// 2026-01-01T00:00:00Z, where the synthetic clock starts.
+const T0: u64 = 1_767_225_600_000_000_000;
+/// Seconds between the starts of consecutive blocks.
+const BLOCK_SPACING_S: u64 = 36;
+
+struct Scale {
+    blocks: usize,
+    spans_per_block: usize,
+    runs: usize,
+}
+
+fn scale() -> Scale {
+    if std::env::args().any(|arg| arg == "--bench") {
+        Scale { blocks: 500, spans_per_block: 20_000, runs: 5 }
+    } else {
+        Scale { blocks: 6, spans_per_block: 2_000, runs: 1 }
+    }
+}
+
+struct Query {
+    name: &'static str,
+    spanlake: String,
+    duckdb: String,
+}
+
+fn queries(trace_hex: &str) -> Vec<Query> {
+    // The second hour: blocks 100–199 at full size.
+    let (from, to) = ("2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z");
+    let window = format!("start_time >= TIMESTAMP '{from}' AND start_time < TIMESTAMP '{to}'");
+    let duck_window = format!("start_time >= TIMESTAMPTZ '{from}' AND start_time < TIMESTAMPTZ '{to}'");
+    vec![
+        Query {
+            name: "(a) count by service",
+            spanlake: "SELECT service_name, count(*) FROM spans GROUP BY service_name".into(),
+            duckdb: "SELECT service_name, count(*) FROM {spans} GROUP BY service_name".into(),
+        },
+        Query {
+            name: "(b) p99 by service, name, 1 h",
+            spanlake: format!(
+                "SELECT service_name, name, percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ns) \
+                 FROM spans WHERE {window} GROUP BY service_name, name"
+            ),
+            duckdb: format!(
+                "SELECT service_name, name, quantile_cont(duration_ns, 0.99) FROM {{spans}} WHERE {duck_window} \
+                 GROUP BY service_name, name"
+            ),
+        },
+        Query {
+            name: "(c) attribute filter count",
+            spanlake: "SELECT count(*) FROM spans WHERE attributes['http.response.status_code'] = '500'".into(),
+            duckdb: "SELECT count(*) FROM {spans} WHERE attributes['http.response.status_code'] = '500'".into(),
+        },
+        Query {
+            name: "(d) one trace by trace_id",
+            spanlake: format!("SELECT * FROM spans WHERE trace_id = '{trace_hex}'"),
+            duckdb: format!("SELECT * FROM {{spans}} WHERE trace_id = unhex('{trace_hex}')"),
+        },
+    ]
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Runs a query to the end; returns the rows it produced.
+async fn run(engine: &SqlEngine, tenant: &TenantId, sql: &str) -> usize {
+    let mut rows = engine.query(tenant, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut count = 0;
+    while let Some(batch) = rows.next().await {
+        count += batch.unwrap_or_else(|e| panic!("{sql}: {e}")).num_rows();
+    }
+    count
+}
+
+async fn timed(runs: usize, mut once: impl AsyncFnMut() -> usize) -> (f64, usize) {
+    let rows = once().await;
+    let mut millis = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        assert_eq!(once().await, rows, "every run returns the same rows");
+        millis.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    (median(millis), rows)
+}
+
+fn duckdb(glob: &str, runs: usize, queries: &[Query]) -> serde_json::Value {
+    let input: Vec<serde_json::Value> =
+        queries.iter().map(|q| serde_json::json!({ "name": q.name, "sql": q.duckdb })).collect();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/duckdb_bench.py");
+    let mut child = Command::new(common::tools::tool("python"))
+        .arg(script)
+        .args([glob, &runs.to_string(), "2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start DuckDB");
+    child.stdin.take().expect("stdin").write_all(serde_json::to_string(&input).unwrap().as_bytes()).unwrap();
+    let output = child.wait_with_output().expect("DuckDB finishes");
+    assert!(output.status.success(), "DuckDB failed");
+    serde_json::from_slice(&output.stdout).expect("DuckDB report")
+}
+
+fn main() {
+    let scale = scale();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let tenant = TenantId::new("sql-bench").expect("tenant");
+        let (storage, known, folder) = common::dataset::local_blocks(common::dataset::Blocks {
+            name: &format!("sql-{}x{}", scale.blocks, scale.spans_per_block),
+            tenant: tenant.clone(),
+            blocks: scale.blocks,
+            spans_per_block: scale.spans_per_block,
+            clock: |index| Some(T0 + index as u64 * BLOCK_SPACING_S * 1_000_000_000),
+            copies: Vec::new(),
+        })
+        .await;
+        let querier = Querier::new(storage, QueryOptions::default());
+        let engine = SqlEngine::new(querier.clone(), SqlLimits { partitions: 2, ..SqlLimits::default() });
+        let trace = known[known.len() / 2];
+        let queries = queries(&trace.to_hex());
+        let glob = folder.join(format!("blocks/{tenant}/blocks/*/data.parquet"));
+        let duck = duckdb(glob.to_str().expect("UTF-8 path"), scale.runs, &queries);
+
+        println!(
+            "{} spans in {} blocks; median of {} warm runs each, 2 partitions / 2 threads",
+            scale.blocks * scale.spans_per_block,
+            scale.blocks,
+            scale.runs
+        );
+        println!("{:<32} {:>12} {:>12} {:>8} {:>8}", "query", "spanlake ms", "DuckDB ms", "ratio", "rows");
+        for query in &queries {
+            let (ours, rows) = timed(scale.runs, async || run(&engine, &tenant, &query.spanlake).await).await;
+            let theirs = &duck[query.name];
+            let duck_ms = theirs["median_ms"].as_f64().expect("DuckDB timing");
+            assert_eq!(theirs["rows"].as_u64(), Some(rows as u64), "{}: both engines return the same rows", query.name);
+            println!("{:<32} {:>12.1} {:>12.1} {:>8.2} {:>8}", query.name, ours, duck_ms, ours / duck_ms, rows);
+        }
+        let (lookup_ms, spans) = timed(scale.runs, async || {
+            querier.find_trace(&tenant, &trace, Default::default()).await.expect("lookup").span_count
+        })
+        .await;
+        println!("{:<32} {:>12.1} {:>12} {:>8} {:>8}", "trace-by-ID lookup (same trace)", lookup_ms, "", "", spans);
+    });
+}

@@ -1,0 +1,181 @@
+//! `POST /api/sql` (CONTRACTS §4): the body is the SQL (`text/plain`, `application/sql`) or
+//! `{"query": "…"}`; the result streams as JSON, NDJSON, CSV or Arrow IPC, chosen by `?format=` or
+//! `Accept`.
+//!
+//! The status line waits for the first batch, so a query that fails early (most do: planning, limits,
+//! a bad cast on the first rows) gets its proper status and a JSON error. A failure after rows have been
+//! sent can only cut the response short; it is logged.
+
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde::Deserialize;
+
+use super::AppState;
+use super::query::error_response;
+use super::status::Refusal;
+use crate::receive;
+use crate::sql::{ResultFormat, ResultWriter, SqlError, SqlRows};
+use crate::telemetry;
+
+/// `?format=json|ndjson|csv|arrow`.
+#[derive(Debug, Default, Deserialize)]
+pub struct SqlParams {
+    format: Option<String>,
+}
+
+/// A JSON request body.
+#[derive(Deserialize)]
+struct SqlBody {
+    query: String,
+}
+
+/// `POST /api/sql`.
+pub async fn sql(
+    State(state): State<AppState>,
+    params: Result<Query<SqlParams>, QueryRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let tenant = match receive::resolve_tenant(
+        headers.get(receive::TENANT_HEADER).and_then(|v| v.to_str().ok()),
+        state.multitenancy,
+    ) {
+        Ok(tenant) => tenant,
+        Err(error) => {
+            let refusal = Refusal::from(&error);
+            return error_response(refusal.http, &refusal.message);
+        }
+    };
+    let request = params
+        .map_err(|e| e.body_text())
+        .and_then(|Query(params)| result_format(params.format.as_deref(), &headers))
+        .and_then(|format| Ok((format, query_text(&headers, &body)?)));
+    let (format, text) = match request {
+        Ok(request) => request,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
+    };
+    let started = Instant::now();
+    let mut rows = match state.sql.query(&tenant, &text).await {
+        Ok(rows) => rows,
+        Err(error) => return sql_error_response(&tenant.to_string(), &text, &error),
+    };
+    let first = match rows.next().await {
+        Some(Err(error)) => return sql_error_response(&tenant.to_string(), &text, &error),
+        Some(Ok(batch)) => Some(batch),
+        None => None,
+    };
+    let writer = ResultWriter::new(rows.schema(), format);
+    let body = Body::from_stream(encoded(writer, first, rows, started, tenant.to_string()));
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+}
+
+/// The format asked for: `?format=` wins over `Accept`; JSON when neither names one.
+fn result_format(name: Option<&str>, headers: &HeaderMap) -> Result<ResultFormat, String> {
+    if let Some(name) = name {
+        return ResultFormat::from_name(name)
+            .ok_or_else(|| format!("unknown result format {name:?}: use json, ndjson, csv or arrow"));
+    }
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    Ok(ResultFormat::from_accept(accept).unwrap_or_default())
+}
+
+/// The SQL text of the request body.
+fn query_text(headers: &HeaderMap, body: &[u8]) -> Result<String, String> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let text = if content_type.split(';').next().is_some_and(|t| t.trim() == "application/json") {
+        serde_json::from_slice::<SqlBody>(body)
+            .map_err(|e| format!("a JSON body must be {{\"query\": \"…\"}}: {e}"))?
+            .query
+    } else {
+        String::from_utf8(body.to_vec()).map_err(|_| "the SQL text is not valid UTF-8".to_owned())?
+    };
+    if text.trim().is_empty() {
+        return Err("no SQL given: send the query as the request body".to_owned());
+    }
+    Ok(text)
+}
+
+/// The status each failure gets (CONTRACTS §4). Client errors are logged at debug, ours at warn.
+fn sql_error_response(tenant: &str, sql: &str, error: &SqlError) -> Response {
+    let status = match error {
+        SqlError::Invalid(_) => StatusCode::BAD_REQUEST,
+        SqlError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        SqlError::Memory { .. } => StatusCode::INSUFFICIENT_STORAGE,
+        SqlError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+        SqlError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    if status.is_server_error() && status != StatusCode::INSUFFICIENT_STORAGE {
+        tracing::warn!(tenant, sql, %error, "SQL query failed");
+    } else {
+        tracing::info!(tenant, sql, %error, status = status.as_u16(), "SQL query refused");
+    }
+    let mut response = error_response(status, &error.to_string());
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    response
+}
+
+enum Phase {
+    Begin(Option<arrow::array::RecordBatch>),
+    Rows,
+    Done,
+}
+
+/// The response body: the writer's opening, every batch, its closing. A failure mid-stream ends the
+/// body with an error, which the server turns into a cut connection the client cannot mistake for a
+/// complete answer.
+fn encoded(
+    writer: ResultWriter,
+    first: Option<arrow::array::RecordBatch>,
+    rows: SqlRows,
+    started: Instant,
+    tenant: String,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures::stream::unfold((writer, rows, Phase::Begin(first)), move |(mut writer, mut rows, phase)| {
+        let tenant = tenant.clone();
+        async move {
+            let failed = |error: String| {
+                tracing::warn!(tenant, %error, "SQL result cut short");
+                std::io::Error::other(error)
+            };
+            let (bytes, next) = match phase {
+                Phase::Done => return None,
+                Phase::Begin(first) => {
+                    let mut bytes = match writer.begin() {
+                        Ok(bytes) => bytes,
+                        Err(error) => return Some((Err(failed(error.to_string())), (writer, rows, Phase::Done))),
+                    };
+                    match first.map(|batch| writer.batch(&batch)).transpose() {
+                        Ok(more) => bytes.extend(more.unwrap_or_default()),
+                        Err(error) => return Some((Err(failed(error.to_string())), (writer, rows, Phase::Done))),
+                    }
+                    (bytes, Phase::Rows)
+                }
+                Phase::Rows => match rows.next().await {
+                    Some(Ok(batch)) => match writer.batch(&batch) {
+                        Ok(bytes) => (bytes, Phase::Rows),
+                        Err(error) => return Some((Err(failed(error.to_string())), (writer, rows, Phase::Done))),
+                    },
+                    Some(Err(error)) => return Some((Err(failed(error.to_string())), (writer, rows, Phase::Done))),
+                    None => {
+                        metrics::histogram!(telemetry::QUERY_SECONDS, "endpoint" => "sql")
+                            .record(started.elapsed().as_secs_f64());
+                        match writer.finish() {
+                            Ok(bytes) => (bytes, Phase::Done),
+                            Err(error) => return Some((Err(failed(error.to_string())), (writer, rows, Phase::Done))),
+                        }
+                    }
+                },
+            };
+            Some((Ok(Bytes::from(bytes)), (writer, rows, next)))
+        }
+    })
+}

@@ -1,0 +1,270 @@
+//! SQL over spans (CONTRACTS §5): DataFusion over one tenant's blocks and the ingester's recent spans.
+//!
+//! Owns the `spans` table provider and its block pruning (`table.rs`), the SQL column shapes
+//! (`schema.rs`), the ID-literal rule (`ids.rs`), the per-query sandbox (`session.rs`), how blocks are
+//! read through the footer cache (`reader.rs`) and the result encodings (`format.rs`). The engine here
+//! enforces the limits: concurrency, time and memory. Calls `query` (catalogue, footers, the ingester's
+//! consistent view), `storage` and `spans`; called by `api` and the CLI.
+
+mod format;
+mod ids;
+mod reader;
+mod schema;
+mod session;
+mod table;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::context::SQLOptions;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use futures::Stream;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+pub use format::{ResultFormat, ResultWriter, render_table};
+pub use schema::sql_schema;
+pub use session::TRACES_VIEW;
+pub use table::{Pruning, SpansExec};
+
+use crate::ids::TenantId;
+use crate::query::{Querier, QueryError};
+
+/// Why a query was not answered. The API maps each to one status (CONTRACTS §4).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqlError {
+    /// SQL that does not parse or plan, is not a read-only query, or fails on its own terms (a bad cast,
+    /// a division by zero): the client's to fix. 400.
+    #[error("{0}")]
+    Invalid(String),
+    /// Ran past the per-query time limit. 504.
+    #[error("query exceeded its time limit of {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    /// Needed more memory than the per-query limit. 507.
+    #[error("query exceeded its memory limit of {limit} bytes (sql_memory_limit): {detail}")]
+    Memory { limit: u64, detail: String },
+    /// Too many queries at once. 429.
+    #[error("{0} queries are already running (sql_max_concurrent); retry shortly")]
+    Busy(usize),
+    /// Blocks could not be read. 503.
+    #[error("cannot read spans: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected state. 500.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Per-query limits (CONTRACTS §5).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SqlLimits {
+    /// Longest a query may run, planning and streaming included.
+    pub timeout: Duration,
+    /// Memory a query's operators may reserve (sorts, aggregations, joins); nothing spills to disk.
+    pub memory_bytes: u64,
+    /// Queries running at once; one more is refused with 429 rather than queued.
+    pub max_concurrent: usize,
+    /// Partitions a scan is split into (DataFusion's `target_partitions`).
+    pub partitions: usize,
+}
+
+impl Default for SqlLimits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(60),
+            memory_bytes: 1 << 30,
+            max_concurrent: 4,
+            partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// Runs user SQL against one process's querier. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SqlEngine {
+    querier: Querier,
+    limits: SqlLimits,
+    permits: Arc<Semaphore>,
+}
+
+/// What user SQL may be: queries only (SELECT, WITH, EXPLAIN, SHOW, DESCRIBE).
+fn read_only() -> SQLOptions {
+    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
+}
+
+impl SqlEngine {
+    /// An engine over `querier`'s blocks (and its ingester's spans, if it has one).
+    pub fn new(querier: Querier, limits: SqlLimits) -> Self {
+        let permits = Arc::new(Semaphore::new(limits.max_concurrent.max(1)));
+        Self { querier, limits, permits }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &SqlLimits {
+        &self.limits
+    }
+
+    /// Plans `sql` for `tenant` and starts it. The rows stream within the same time limit, and the
+    /// query's concurrency slot is held until the stream is dropped.
+    pub async fn query(&self, tenant: &TenantId, sql: &str) -> Result<SqlRows, SqlError> {
+        let permit = self.permits.clone().try_acquire_owned().map_err(|_| SqlError::Busy(self.limits.max_concurrent))?;
+        let deadline = Instant::now() + self.limits.timeout;
+        let started = async {
+            let context = session::session(&self.querier, tenant, &self.limits).await.map_err(|e| self.classify(e))?;
+            let state = context.state();
+            let dialect = state.config().options().sql_parser.dialect;
+            let statement = state.sql_to_statement(sql, &dialect).map_err(|e| self.classify(e))?;
+            check_read_only(&statement)?;
+            let plan = state.statement_to_plan(statement).await.map_err(|e| self.classify(e))?;
+            // Defence in depth: DataFusion's own check of the plan.
+            read_only().verify_plan(&plan).map_err(|e| self.classify(e))?;
+            let frame = context.execute_logical_plan(plan).await.map_err(|e| self.classify(e))?;
+            frame.execute_stream().await.map_err(|e| self.classify(e))
+        };
+        let stream = tokio::time::timeout_at(deadline, started)
+            .await
+            .map_err(|_| SqlError::Timeout(self.limits.timeout))??;
+        Ok(SqlRows::new(stream, deadline, self.clone(), permit))
+    }
+
+    /// Which of our errors a DataFusion error is.
+    fn classify(&self, error: DataFusionError) -> SqlError {
+        if let Some(query) = error.find_root_external::<QueryError>() {
+            return SqlError::Unavailable(query.to_string());
+        }
+        let root = error.find_root();
+        match root {
+            DataFusionError::ResourcesExhausted(detail) => {
+                SqlError::Memory { limit: self.limits.memory_bytes, detail: detail.clone() }
+            }
+            DataFusionError::SQL(..)
+            | DataFusionError::Plan(_)
+            | DataFusionError::SchemaError(..)
+            | DataFusionError::NotImplemented(_)
+            | DataFusionError::Execution(_)
+            | DataFusionError::Configuration(_)
+            | DataFusionError::ArrowError(..) => SqlError::Invalid(root.to_string()),
+            DataFusionError::ObjectStore(_) | DataFusionError::ParquetError(_) | DataFusionError::IoError(_) => {
+                SqlError::Unavailable(root.to_string())
+            }
+            other => SqlError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Refuses, before planning, anything but a query, with the statement named: planning some statements
+/// (`COPY … TO 'x.csv'`) fails for unrelated reasons first, and the user should learn the real one.
+fn check_read_only(statement: &DfStatement) -> Result<(), SqlError> {
+    let refused = |what: &str| {
+        Err(SqlError::Invalid(format!(
+            "read-only SQL: {what} is not allowed; run SELECT, WITH, EXPLAIN, DESCRIBE or SHOW over spans and traces"
+        )))
+    };
+    match statement {
+        DfStatement::Statement(inner) => check_read_only_sql(inner),
+        DfStatement::Explain(explain) => check_read_only(&explain.statement),
+        DfStatement::CreateExternalTable(_) => refused("CREATE EXTERNAL TABLE"),
+        DfStatement::CopyTo(_) => refused("COPY"),
+        DfStatement::Reset(_) => refused("RESET"),
+    }
+}
+
+fn check_read_only_sql(statement: &SqlStatement) -> Result<(), SqlError> {
+    match statement {
+        SqlStatement::Query(_)
+        | SqlStatement::ExplainTable { .. }
+        | SqlStatement::ShowTables { .. }
+        | SqlStatement::ShowColumns { .. }
+        | SqlStatement::ShowVariable { .. }
+        | SqlStatement::ShowFunctions { .. } => Ok(()),
+        SqlStatement::Explain { statement, .. } => check_read_only_sql(statement),
+        other => {
+            // The statement's kind, as sqlparser names it: "Insert", "CreateTable", "SetVariable"…
+            let debug = format!("{other:?}");
+            let kind: String = debug.chars().take_while(char::is_ascii_alphanumeric).collect();
+            Err(SqlError::Invalid(format!(
+                "read-only SQL: a {kind} statement is not allowed; run SELECT, WITH, EXPLAIN, DESCRIBE or SHOW \
+                 over spans and traces"
+            )))
+        }
+    }
+}
+
+/// Extension of `DataFusionError` to find one of our errors wrapped inside it.
+trait FindExternal {
+    fn find_root_external<E: std::error::Error + 'static>(&self) -> Option<&E>;
+}
+
+impl FindExternal for DataFusionError {
+    fn find_root_external<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        let mut current: &(dyn std::error::Error + 'static) = self;
+        loop {
+            if let Some(found) = current.downcast_ref::<E>() {
+                return Some(found);
+            }
+            if let Some(DataFusionError::External(inner)) = current.downcast_ref::<DataFusionError>() {
+                current = inner.as_ref();
+                continue;
+            }
+            current = current.source()?;
+        }
+    }
+}
+
+/// A running query's rows. Dropping it cancels the query and frees its concurrency slot.
+pub struct SqlRows {
+    schema: SchemaRef,
+    rows: BoxStream<'static, Result<RecordBatch, SqlError>>,
+}
+
+impl SqlRows {
+    fn new(stream: SendableRecordBatchStream, deadline: Instant, engine: SqlEngine, permit: OwnedSemaphorePermit) -> Self {
+        let schema = stream.schema();
+        let timeout = engine.limits.timeout;
+        let rows = futures::stream::unfold(Some((stream, permit)), move |state| {
+            let engine = engine.clone();
+            async move {
+                let (mut stream, permit) = state?;
+                match tokio::time::timeout_at(deadline, stream.next()).await {
+                    Err(_) => Some((Err(SqlError::Timeout(timeout)), None)),
+                    Ok(None) => None,
+                    Ok(Some(Ok(batch))) => Some((Ok(batch), Some((stream, permit)))),
+                    Ok(Some(Err(error))) => Some((Err(engine.classify(error)), None)),
+                }
+            }
+        })
+        .boxed();
+        Self { schema, rows }
+    }
+
+    /// The result's columns.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Every remaining row, for callers that print a table.
+    pub async fn collect(mut self) -> Result<Vec<RecordBatch>, SqlError> {
+        let mut batches = Vec::new();
+        while let Some(batch) = self.rows.next().await {
+            batches.push(batch?);
+        }
+        Ok(batches)
+    }
+}
+
+impl Stream for SqlRows {
+    type Item = Result<RecordBatch, SqlError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rows.poll_next_unpin(cx)
+    }
+}

@@ -1,0 +1,274 @@
+//! The SQL `spans` table's columns (CONTRACTS §5) and the conversion of stored rows into them.
+//!
+//! Most columns are stored exactly as SQL shows them and pass through untouched (no copy). The IDs are
+//! stored as fixed-size binary (half the bytes, and what statistics and the bloom filter work on) and
+//! shown as lowercase hex strings; `events` and `links` drop the columns that only exist to round-trip
+//! OTLP losslessly.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, FixedSizeBinaryArray, ListArray, RecordBatch, RecordBatchOptions,
+    StringArray, StructArray,
+};
+use arrow::buffer::{OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
+use arrow::error::ArrowError;
+
+use crate::spans::schema::{col, span_schema};
+
+/// Field metadata key marking an ID column, so the literal rule (`ids.rs`) recognises `trace_id = '…'`
+/// by what the column is, not by what a user alias happens to be called.
+pub const ID_KIND_KEY: &str = "spanlake.id";
+
+/// Which kind of ID a column holds, with its length in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdKind {
+    Trace,
+    Span,
+}
+
+impl IdKind {
+    /// Bytes in the ID.
+    pub fn len(self) -> usize {
+        match self {
+            Self::Trace => 16,
+            Self::Span => 8,
+        }
+    }
+
+    /// The kind an SQL field is marked with, if any.
+    pub fn of(field: &Field) -> Option<Self> {
+        match field.metadata().get(ID_KIND_KEY).map(String::as_str) {
+            Some("trace") => Some(Self::Trace),
+            Some("span") => Some(Self::Span),
+            _ => None,
+        }
+    }
+
+    fn marker(self) -> HashMap<String, String> {
+        let value = match self {
+            Self::Trace => "trace",
+            Self::Span => "span",
+        };
+        HashMap::from([(ID_KIND_KEY.to_owned(), value.to_owned())])
+    }
+}
+
+/// The columns of the `spans` table, in the contract's order.
+const COLUMNS: [&str; 18] = [
+    col::TRACE_ID,
+    col::SPAN_ID,
+    col::PARENT_SPAN_ID,
+    col::TRACE_STATE,
+    col::NAME,
+    col::KIND,
+    col::START_TIME,
+    col::END_TIME,
+    col::DURATION_NS,
+    col::STATUS_CODE,
+    col::STATUS_MESSAGE,
+    col::SERVICE_NAME,
+    col::ATTRIBUTES,
+    col::RESOURCE_ATTRIBUTES,
+    col::SCOPE_NAME,
+    col::SCOPE_VERSION,
+    col::EVENTS,
+    col::LINKS,
+];
+
+/// Fields of an `events` element kept in SQL.
+const EVENT_COLUMNS: [&str; 3] = [col::EVENT_TIME, col::EVENT_NAME, col::ATTRIBUTES];
+/// Fields of a `links` element kept in SQL.
+const LINK_COLUMNS: [&str; 4] = [col::TRACE_ID, col::SPAN_ID, col::TRACE_STATE, col::ATTRIBUTES];
+
+fn hex_field(field: &Field, kind: Option<IdKind>) -> Field {
+    let hex = Field::new(field.name(), DataType::Utf8, field.is_nullable());
+    match kind {
+        Some(kind) => hex.with_metadata(kind.marker()),
+        None => hex,
+    }
+}
+
+/// Keeps `names` of a list-of-struct field, turning binary IDs into hex strings.
+fn pruned_list(list_field: &Field, names: &[&str]) -> DataType {
+    let DataType::List(element) = list_field.data_type() else { unreachable!("events and links are lists") };
+    let DataType::Struct(fields) = element.data_type() else { unreachable!("list elements are structs") };
+    let kept: Fields = names
+        .iter()
+        .map(|name| {
+            let (_, field) = fields.find(name).expect("element field exists");
+            match field.data_type() {
+                DataType::Binary => Arc::new(hex_field(field, None)),
+                _ => field.clone(),
+            }
+        })
+        .collect();
+    DataType::List(Arc::new(Field::new(element.name(), DataType::Struct(kept), element.is_nullable())))
+}
+
+/// The schema of the `spans` table.
+pub fn sql_schema() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let storage = span_schema();
+        let fields: Vec<Field> = COLUMNS
+            .iter()
+            .map(|name| {
+                let field = storage.field_with_name(name).expect("SQL columns are stored columns");
+                match *name {
+                    col::TRACE_ID => hex_field(field, Some(IdKind::Trace)),
+                    col::SPAN_ID | col::PARENT_SPAN_ID => hex_field(field, Some(IdKind::Span)),
+                    // A span sent without a Status is stored as NULL (to round-trip); in OTLP it means unset.
+                    col::STATUS_CODE => field.clone().with_nullable(false),
+                    col::EVENTS => field.clone().with_data_type(pruned_list(field, &EVENT_COLUMNS)),
+                    col::LINKS => field.clone().with_data_type(pruned_list(field, &LINK_COLUMNS)),
+                    _ => field.clone(),
+                }
+            })
+            .collect();
+        Arc::new(Schema::new(fields))
+    });
+    SCHEMA.clone()
+}
+
+/// Index in the stored schema of each SQL column in `projection` (indices into [`sql_schema`]).
+pub fn storage_projection(projection: &[usize]) -> Vec<usize> {
+    let storage = span_schema();
+    let sql = sql_schema();
+    projection
+        .iter()
+        .map(|&i| storage.index_of(sql.field(i).name()).expect("SQL columns are stored columns"))
+        .collect()
+}
+
+/// Converts stored rows (the columns of `schema`, in order) into the SQL columns of `schema`.
+pub fn to_sql_batch(stored: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(stored.columns())
+        .map(|(field, column)| to_sql_column(field, column))
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(stored.num_rows()));
+    RecordBatch::try_new_with_options(schema.clone(), columns, &options)
+}
+
+fn to_sql_column(field: &FieldRef, column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    if field.name() == col::STATUS_CODE && column.null_count() > 0 {
+        let codes = column.as_string::<i32>();
+        return Ok(Arc::new(codes.iter().map(|code| Some(code.unwrap_or("unset"))).collect::<StringArray>()));
+    }
+    if column.data_type() == field.data_type() {
+        return Ok(column.clone());
+    }
+    match (column.data_type(), field.data_type()) {
+        (DataType::FixedSizeBinary(_), DataType::Utf8) => Ok(Arc::new(hex_fixed(column.as_fixed_size_binary()))),
+        (DataType::Binary, DataType::Utf8) => Ok(Arc::new(hex_binary(column.as_binary::<i32>()))),
+        (DataType::List(_), DataType::List(element)) => {
+            let list = column.as_list::<i32>();
+            let values = to_sql_struct(element, list.values())?;
+            Ok(Arc::new(ListArray::try_new(element.clone(), list.offsets().clone(), values, list.nulls().cloned())?))
+        }
+        (from, to) => Err(ArrowError::SchemaError(format!("column {}: cannot show {from} as {to}", field.name()))),
+    }
+}
+
+fn to_sql_struct(element: &FieldRef, values: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    let DataType::Struct(fields) = element.data_type() else {
+        return Err(ArrowError::SchemaError(format!("{} is not a struct", element.name())));
+    };
+    let stored = values.as_struct();
+    let columns = fields
+        .iter()
+        .map(|field| {
+            let column = stored
+                .column_by_name(field.name())
+                .ok_or_else(|| ArrowError::SchemaError(format!("stored element lacks {}", field.name())))?;
+            to_sql_column(field, column)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Arc::new(StructArray::try_new(fields.clone(), columns, stored.nulls().cloned())?))
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Lowercase hex of every value, built into one buffer (no per-row allocation).
+fn hex_fixed(ids: &FixedSizeBinaryArray) -> StringArray {
+    let width = ids.value_length() as usize * 2;
+    let mut text = Vec::with_capacity(ids.len() * width);
+    for row in 0..ids.len() {
+        if ids.is_valid(row) {
+            push_hex(&mut text, ids.value(row));
+        }
+    }
+    let mut offsets = Vec::with_capacity(ids.len() + 1);
+    let mut end = 0i32;
+    offsets.push(end);
+    for row in 0..ids.len() {
+        if ids.is_valid(row) {
+            end += width as i32;
+        }
+        offsets.push(end);
+    }
+    StringArray::new(OffsetBuffer::new(ScalarBuffer::from(offsets)), text.into(), ids.nulls().cloned())
+}
+
+fn hex_binary(ids: &BinaryArray) -> StringArray {
+    let mut text = Vec::with_capacity(ids.values().len() * 2);
+    let mut offsets = Vec::with_capacity(ids.len() + 1);
+    offsets.push(0i32);
+    for row in 0..ids.len() {
+        if ids.is_valid(row) {
+            push_hex(&mut text, ids.value(row));
+        }
+        offsets.push(text.len() as i32);
+    }
+    StringArray::new(OffsetBuffer::new(ScalarBuffer::from(offsets)), text.into(), ids.nulls().cloned())
+}
+
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    for byte in bytes {
+        out.push(HEX[usize::from(byte >> 4)]);
+        out.push(HEX[usize::from(byte & 0x0f)]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spans::encode_resource_spans;
+    use crate::synth::TraceGenerator;
+
+    #[test]
+    fn sql_columns_are_the_contracts() {
+        let schema = sql_schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, COLUMNS);
+        assert_eq!(schema.field_with_name("trace_id").unwrap().data_type(), &DataType::Utf8);
+        let DataType::List(event) = schema.field_with_name("events").unwrap().data_type() else { panic!() };
+        let DataType::Struct(fields) = event.data_type() else { panic!() };
+        assert_eq!(fields.iter().map(|f| f.name().as_str()).collect::<Vec<_>>(), EVENT_COLUMNS);
+    }
+
+    #[test]
+    fn stored_rows_convert_to_hex_ids_and_pruned_lists() {
+        let request = TraceGenerator::new(7).next_request(50);
+        let (stored, _) = encode_resource_spans(&request.resource_spans).unwrap();
+        let all: Vec<usize> = (0..sql_schema().fields().len()).collect();
+        let projected = stored.project(&storage_projection(&all)).unwrap();
+        let schema = sql_schema();
+        let sql = to_sql_batch(&projected, &schema).unwrap();
+        assert_eq!(sql.num_rows(), stored.num_rows());
+        let trace_ids = sql.column(0).as_string::<i32>();
+        let stored_ids = stored.column(0).as_fixed_size_binary();
+        for row in 0..sql.num_rows() {
+            assert_eq!(trace_ids.value(row), hex::encode(stored_ids.value(row)));
+        }
+        let parents = sql.column(2).as_string::<i32>();
+        let stored_parents = stored.column(2).as_fixed_size_binary();
+        for row in 0..sql.num_rows() {
+            assert_eq!(parents.is_null(row), stored_parents.is_null(row));
+        }
+    }
+}

@@ -1,0 +1,521 @@
+//! The `spans` table: one tenant's blocks (from the querier's catalogue, never a LIST per query) and the
+//! ingester's spans not yet in a block, taken at one instant.
+//!
+//! Blocks are pruned before DataFusion sees them, in memory: by their start/end time range for
+//! `start_time`/`end_time` filters, and for `trace_id = …` / `IN (…)` exactly as a trace-by-ID lookup
+//! prunes (ID range, then bloom filter). What survives is scanned by DataFusion's Parquet reader with
+//! statistics, page index and row filters on, fed the same filters translated to the stored column types.
+//! Every filter is also re-applied above the scan (`Inexact`), so pruning can only ever save work.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchema, DataFusionError, Result, ScalarValue};
+use datafusion::datasource::TableType;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::utils::{conjunction, split_conjunction};
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown, expr::InList};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties};
+use futures::StreamExt;
+use object_store::ObjectStore;
+use tokio::sync::OnceCell;
+
+use super::reader::BlockReaderFactory;
+use super::schema::{IdKind, sql_schema, storage_projection, to_sql_batch};
+use crate::ids::{SpanId, TenantId, TraceId};
+use crate::query::{CatalogBlock, Querier, TenantBlocks};
+use crate::spans::schema::{col, span_schema};
+use crate::storage::layout;
+use crate::telemetry;
+
+/// One tenant's `spans`, for one query.
+#[derive(Debug)]
+pub struct SpansTable {
+    tenant: TenantId,
+    querier: Querier,
+    /// Where the session's object-store registry has the tenant's blocks prefix.
+    store_url: ObjectStoreUrl,
+    tenant_store: Arc<dyn ObjectStore>,
+    /// Taken at the first scan and shared by every scan of the query (a self-join sees one instant).
+    view: OnceCell<Arc<View>>,
+}
+
+#[derive(Debug)]
+struct View {
+    blocks: TenantBlocks,
+    recent: Vec<RecordBatch>,
+}
+
+impl SpansTable {
+    /// The table of `tenant`'s spans; blocks are read through `tenant_store`, registered at `store_url`.
+    pub fn new(tenant: TenantId, querier: Querier, store_url: ObjectStoreUrl, tenant_store: Arc<dyn ObjectStore>) -> Self {
+        Self { tenant, querier, store_url, tenant_store, view: OnceCell::new() }
+    }
+
+    async fn view(&self) -> Result<Arc<View>> {
+        self.view
+            .get_or_try_init(|| async {
+                let (blocks, recent) = self
+                    .querier
+                    .consistent_view(&self.tenant)
+                    .await
+                    .map_err(|error| DataFusionError::External(Box::new(error)))?;
+                Ok(Arc::new(View { blocks, recent }))
+            })
+            .await
+            .cloned()
+    }
+}
+
+#[async_trait]
+impl TableProvider for SpansTable {
+    fn schema(&self) -> SchemaRef {
+        sql_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let view = self.view().await?;
+        let conjuncts: Vec<&Expr> = filters.iter().flat_map(split_conjunction).collect();
+        let wanted_traces = trace_ids_wanted(&conjuncts);
+        let time = TimeBounds::from_filters(&conjuncts);
+        let (blocks, pruning) = prune(&view.blocks, wanted_traces.as_ref(), &time);
+
+        let sql_columns: Vec<usize> = match projection {
+            Some(columns) => columns.clone(),
+            None => (0..sql_schema().fields().len()).collect(),
+        };
+        let stored_columns = storage_projection(&sql_columns);
+        let schema = Arc::new(sql_schema().project(&sql_columns)?);
+
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        if !blocks.is_empty() {
+            let factory = BlockReaderFactory::new(
+                self.tenant_store.clone(),
+                self.querier.storage().clone(),
+                self.querier.footers().clone(),
+            );
+            let mut source = ParquetSource::new(span_schema())
+                .with_parquet_file_reader_factory(Arc::new(factory))
+                .with_enable_page_index(true)
+                .with_pushdown_filters(true)
+                .with_reorder_filters(true);
+            if let Some(predicate) = stored_predicate(state, &conjuncts)? {
+                source = source.with_predicate(predicate);
+            }
+            let groups = file_groups(&blocks, state.config().target_partitions());
+            let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
+                .with_file_groups(groups)
+                .with_projection_indices(Some(stored_columns.clone()))?
+                .with_limit(limit)
+                .build();
+            inputs.push(DataSourceExec::from_data_source(config));
+        }
+        let recent = match &wanted_traces {
+            Some(ids) => view.recent.iter().map(|batch| rows_of_traces(batch, ids)).collect::<Result<Vec<_>>>()?,
+            None => view.recent.clone(),
+        };
+        let recent_rows = recent.iter().map(RecordBatch::num_rows).sum();
+        if recent_rows > 0 || inputs.is_empty() {
+            inputs.push(MemorySourceConfig::try_new_exec(&[recent], span_schema(), Some(stored_columns))?);
+        }
+        let input = UnionExec::try_new(inputs)?;
+        metrics::counter!(telemetry::BLOOM_CHECKS).increment(pruning.bloom_checks as u64);
+        Ok(Arc::new(SpansExec::new(input, schema, Pruning { recent_rows, ..pruning })))
+    }
+}
+
+/// The trace IDs a query is restricted to by `trace_id = '…'` or `trace_id IN (…)`, if any. The literals
+/// are already canonical (see `ids.rs`); one that is not an ID matches nothing.
+fn trace_ids_wanted(conjuncts: &[&Expr]) -> Option<Vec<TraceId>> {
+    conjuncts.iter().find_map(|expr| {
+        let literals = id_literals(expr, col::TRACE_ID)?;
+        Some(literals.iter().filter_map(|text| TraceId::from_hex(text).ok()).collect())
+    })
+}
+
+/// The literals of `column = 'x'` or `column IN ('x', …)`.
+fn id_literals<'a>(expr: &'a Expr, column: &str) -> Option<Vec<&'a str>> {
+    let is_column = |e: &Expr| matches!(e, Expr::Column(c) if c.name == column);
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => {
+            if is_column(left) {
+                Some(vec![string_literal(right)?])
+            } else if is_column(right) {
+                Some(vec![string_literal(left)?])
+            } else {
+                None
+            }
+        }
+        Expr::InList(InList { expr, list, negated: false }) if is_column(expr) => {
+            list.iter().map(string_literal).collect()
+        }
+        _ => None,
+    }
+}
+
+fn string_literal(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Literal(ScalarValue::Utf8(Some(text)) | ScalarValue::Utf8View(Some(text)), _) => Some(text),
+        Expr::Literal(ScalarValue::LargeUtf8(Some(text)), _) => Some(text),
+        _ => None,
+    }
+}
+
+/// Bounds on span start and end times (unix ns) implied by the filters; `None` is unbounded.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct TimeBounds {
+    start_min: Option<i128>,
+    start_max: Option<i128>,
+    end_min: Option<i128>,
+    end_max: Option<i128>,
+}
+
+impl TimeBounds {
+    fn from_filters(conjuncts: &[&Expr]) -> Self {
+        let mut bounds = Self::default();
+        for expr in conjuncts {
+            match expr {
+                Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                    if let (Expr::Column(c), Some(at)) = (left.as_ref(), unix_nanos(right)) {
+                        bounds.narrow(&c.name, *op, at);
+                    } else if let (Some(at), Expr::Column(c), Some(op)) = (unix_nanos(left), right.as_ref(), op.swap())
+                    {
+                        bounds.narrow(&c.name, op, at);
+                    }
+                }
+                Expr::Between(between) if !between.negated => {
+                    if let (Expr::Column(c), Some(low), Some(high)) =
+                        (between.expr.as_ref(), unix_nanos(&between.low), unix_nanos(&between.high))
+                    {
+                        bounds.narrow(&c.name, Operator::GtEq, low);
+                        bounds.narrow(&c.name, Operator::LtEq, high);
+                    }
+                }
+                _ => {}
+            }
+        }
+        bounds
+    }
+
+    fn narrow(&mut self, column: &str, op: Operator, at: i128) {
+        let (min, max) = match column {
+            col::START_TIME => (&mut self.start_min, &mut self.start_max),
+            col::END_TIME => (&mut self.end_min, &mut self.end_max),
+            _ => return,
+        };
+        let raise = |bound: &mut Option<i128>| *bound = Some(bound.map_or(at, |b| b.max(at)));
+        let lower = |bound: &mut Option<i128>| *bound = Some(bound.map_or(at, |b| b.min(at)));
+        match op {
+            Operator::Gt | Operator::GtEq => raise(min),
+            Operator::Lt | Operator::LtEq => lower(max),
+            Operator::Eq => {
+                raise(min);
+                lower(max);
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether any span of `block` may satisfy the bounds. A span ends no earlier than it starts, so an
+    /// upper bound on the end also bounds the start.
+    fn admits(&self, block: &CatalogBlock) -> bool {
+        let meta = &block.meta;
+        let (min_start, max_start) = (i128::from(meta.min_start_unix_nano), i128::from(meta.max_start_unix_nano));
+        let max_end = i128::from(meta.max_end_unix_nano.max(meta.max_start_unix_nano));
+        self.start_max.is_none_or(|t| min_start <= t)
+            && self.start_min.is_none_or(|t| max_start >= t)
+            && self.end_max.is_none_or(|t| min_start <= t)
+            && self.end_min.is_none_or(|t| max_end >= t)
+    }
+}
+
+/// A timestamp literal as unix nanoseconds.
+fn unix_nanos(expr: &Expr) -> Option<i128> {
+    let Expr::Literal(value, _) = expr else { return None };
+    let value = match value {
+        ScalarValue::TimestampSecond(Some(v), _) => i128::from(*v) * 1_000_000_000,
+        ScalarValue::TimestampMillisecond(Some(v), _) => i128::from(*v) * 1_000_000,
+        ScalarValue::TimestampMicrosecond(Some(v), _) => i128::from(*v) * 1_000,
+        ScalarValue::TimestampNanosecond(Some(v), _) => i128::from(*v),
+        _ => return None,
+    };
+    Some(value)
+}
+
+/// What block pruning did, shown by `EXPLAIN` and reported as `EXPLAIN ANALYZE` metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Pruning {
+    pub blocks: usize,
+    pub pruned_by_time: usize,
+    pub pruned_by_trace_id_range: usize,
+    pub pruned_by_bloom: usize,
+    pub bloom_checks: usize,
+    pub scanned: usize,
+    pub recent_rows: usize,
+}
+
+/// The blocks that may hold rows the filters admit: time range first, then (for trace-ID queries) the
+/// block's ID range and its bloom filter, the same checks and order as a trace-by-ID lookup.
+fn prune(blocks: &TenantBlocks, traces: Option<&Vec<TraceId>>, time: &TimeBounds) -> (Vec<Arc<CatalogBlock>>, Pruning) {
+    let mut pruning = Pruning { blocks: blocks.len(), ..Pruning::default() };
+    let mut kept = Vec::new();
+    for block in blocks.iter() {
+        if !time.admits(block) {
+            pruning.pruned_by_time += 1;
+            continue;
+        }
+        if let Some(traces) = traces {
+            let in_range: Vec<&TraceId> = traces.iter().filter(|id| block.meta.may_contain_trace_id(id)).collect();
+            if in_range.is_empty() {
+                pruning.pruned_by_trace_id_range += 1;
+                continue;
+            }
+            pruning.bloom_checks += in_range.len();
+            if !in_range.iter().any(|id| block.bloom.may_contain(id)) {
+                pruning.pruned_by_bloom += 1;
+                continue;
+            }
+        }
+        kept.push(block.clone());
+    }
+    pruning.scanned = kept.len();
+    (kept, pruning)
+}
+
+/// Blocks spread over `partitions` groups of similar size, biggest first.
+fn file_groups(blocks: &[Arc<CatalogBlock>], partitions: usize) -> Vec<FileGroup> {
+    let mut by_size: Vec<&Arc<CatalogBlock>> = blocks.iter().collect();
+    by_size.sort_by_key(|block| std::cmp::Reverse(block.meta.data_bytes));
+    let mut groups: Vec<(u64, Vec<PartitionedFile>)> = vec![(0, Vec::new()); partitions.clamp(1, blocks.len().max(1))];
+    for block in by_size {
+        let path = format!("{}/{}", block.meta.block_id, layout::DATA_FILE);
+        let file = PartitionedFile::new(path, block.meta.data_bytes).with_extension(block.clone());
+        let lightest = groups.iter_mut().min_by_key(|(bytes, _)| *bytes).expect("at least one group");
+        lightest.0 += block.meta.data_bytes;
+        lightest.1.push(file);
+    }
+    groups.into_iter().map(|(_, files)| FileGroup::new(files)).collect()
+}
+
+/// Columns whose stored values are their SQL values, so filters on them apply to stored rows unchanged.
+fn stored_as_shown(name: &str) -> bool {
+    !matches!(name, col::TRACE_ID | col::SPAN_ID | col::PARENT_SPAN_ID | col::STATUS_CODE | col::EVENTS | col::LINKS)
+}
+
+/// The filters that can be evaluated on stored rows, as one predicate for the Parquet scan (row-group
+/// statistics, page index, row filter). ID comparisons become binary comparisons; filters on `events`,
+/// `links` or other uses of IDs are left to the filter above the scan.
+fn stored_predicate(state: &dyn Session, conjuncts: &[&Expr]) -> Result<Option<Arc<dyn PhysicalExpr>>> {
+    let stored: Vec<Expr> = conjuncts.iter().filter_map(|expr| to_stored(expr)).collect();
+    let Some(predicate) = conjunction(stored) else { return Ok(None) };
+    let schema = DFSchema::try_from(span_schema().as_ref().clone())?;
+    state.create_physical_expr(predicate, &schema).map(Some)
+}
+
+fn to_stored(expr: &Expr) -> Option<Expr> {
+    for (name, kind) in [(col::TRACE_ID, IdKind::Trace), (col::SPAN_ID, IdKind::Span), (col::PARENT_SPAN_ID, IdKind::Span)]
+    {
+        if let Some(literals) = id_literals(expr, name) {
+            let values: Vec<Expr> = literals.iter().filter_map(|text| binary_id(kind, text)).collect();
+            let column = Box::new(Expr::Column(Column::new_unqualified(name)));
+            return Some(match values.len() {
+                1 => Expr::BinaryExpr(BinaryExpr {
+                    left: column,
+                    op: Operator::Eq,
+                    right: Box::new(values.into_iter().next()?),
+                }),
+                _ => Expr::InList(InList { expr: column, list: values, negated: false }),
+            });
+        }
+    }
+    if !expr.column_refs().iter().all(|c| stored_as_shown(&c.name)) {
+        return None;
+    }
+    expr.clone()
+        .transform(|e| match e {
+            Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(c.name)))),
+            other => Ok(Transformed::no(other)),
+        })
+        .ok()
+        .map(|t| t.data)
+}
+
+fn binary_id(kind: IdKind, text: &str) -> Option<Expr> {
+    let bytes = match kind {
+        IdKind::Trace => TraceId::from_hex(text).ok()?.as_bytes().to_vec(),
+        IdKind::Span => SpanId::from_hex(text).ok()?.as_bytes().to_vec(),
+    };
+    Some(Expr::Literal(ScalarValue::FixedSizeBinary(kind.len() as i32, Some(bytes)), None))
+}
+
+/// The rows of `batch` (stored schema) whose trace is one of `ids`.
+fn rows_of_traces(batch: &RecordBatch, ids: &[TraceId]) -> Result<RecordBatch> {
+    let wanted: HashSet<&[u8]> = ids.iter().map(|id| id.as_bytes().as_slice()).collect();
+    let column = batch.column(0).as_fixed_size_binary();
+    let mask: BooleanArray = (0..column.len()).map(|row| Some(wanted.contains(column.value(row)))).collect();
+    Ok(filter_record_batch(batch, &mask)?)
+}
+
+/// Turns stored rows into the SQL columns, and carries the pruning figures into plans and metrics.
+#[derive(Debug)]
+pub struct SpansExec {
+    input: Arc<dyn ExecutionPlan>,
+    schema: SchemaRef,
+    pruning: Pruning,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl SpansExec {
+    fn new(input: Arc<dyn ExecutionPlan>, schema: SchemaRef, pruning: Pruning) -> Self {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            input.output_partitioning().clone(),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        let metrics = ExecutionPlanMetricsSet::new();
+        for (name, value) in [
+            ("blocks", pruning.blocks),
+            ("blocks_pruned_by_time", pruning.pruned_by_time),
+            ("blocks_pruned_by_trace_id_range", pruning.pruned_by_trace_id_range),
+            ("blocks_pruned_by_bloom", pruning.pruned_by_bloom),
+            ("blocks_scanned", pruning.scanned),
+            ("recent_rows", pruning.recent_rows),
+        ] {
+            MetricBuilder::new(&metrics).global_counter(name).add(value);
+        }
+        Self { input, schema, pruning, properties: Arc::new(properties), metrics }
+    }
+
+    /// What block pruning did for this scan.
+    pub fn pruning(&self) -> Pruning {
+        self.pruning
+    }
+}
+
+impl DisplayAs for SpansExec {
+    fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let p = &self.pruning;
+        write!(
+            f,
+            "SpansExec: blocks={}, pruned_by_time={}, pruned_by_trace_id_range={}, pruned_by_bloom={}, \
+             scanned={}, recent_rows={}",
+            p.blocks, p.pruned_by_time, p.pruned_by_trace_id_range, p.pruned_by_bloom, p.scanned, p.recent_rows
+        )
+    }
+}
+
+impl ExecutionPlan for SpansExec {
+    fn name(&self) -> &str {
+        "SpansExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(self: Arc<Self>, mut children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        let input = children.pop().ok_or_else(|| DataFusionError::Internal("SpansExec needs its input".into()))?;
+        Ok(Arc::new(Self::new(input, self.schema.clone(), self.pruning)))
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let stored = self.input.execute(partition, context)?;
+        let schema = self.schema.clone();
+        let converted = stored.map(move |batch| Ok(to_sql_batch(&batch?, &schema)?));
+        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), converted)))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::{col as column, lit};
+
+    #[test]
+    fn time_bounds_come_from_comparisons_either_way_round_and_between() {
+        let at = |ns: i64| Expr::Literal(ScalarValue::TimestampNanosecond(Some(ns), Some("UTC".into())), None);
+        let filters = [
+            column("start_time").gt_eq(at(100)),
+            at(500).gt(column("start_time")),
+            column("end_time").between(at(150), at(400)),
+        ];
+        let conjuncts: Vec<&Expr> = filters.iter().collect();
+        let bounds = TimeBounds::from_filters(&conjuncts);
+        assert_eq!(
+            bounds,
+            TimeBounds { start_min: Some(100), start_max: Some(500), end_min: Some(150), end_max: Some(400) }
+        );
+    }
+
+    #[test]
+    fn only_equality_and_in_lists_on_trace_id_restrict_the_traces() {
+        let id = "0000000000000000000000000000abcd";
+        let eq = column("trace_id").eq(lit(id));
+        assert_eq!(trace_ids_wanted(&[&eq]), Some(vec![TraceId::from_hex(id).unwrap()]));
+        let not_eq = column("trace_id").not_eq(lit(id));
+        assert_eq!(trace_ids_wanted(&[&not_eq]), None);
+        let negated = column("trace_id").in_list(vec![lit(id)], true);
+        assert_eq!(trace_ids_wanted(&[&negated]), None);
+        let like = column("trace_id").like(lit("abc%"));
+        assert_eq!(trace_ids_wanted(&[&like]), None);
+    }
+
+    #[test]
+    fn id_filters_become_binary_and_filters_on_nested_ids_stay_above_the_scan() {
+        let id = "0000000000000000000000000000abcd";
+        let stored = to_stored(&column("trace_id").eq(lit(id))).unwrap();
+        let Expr::BinaryExpr(BinaryExpr { right, .. }) = stored else { panic!("{stored}") };
+        assert!(matches!(right.as_ref(), Expr::Literal(ScalarValue::FixedSizeBinary(16, Some(b)), _) if b[15] == 0xcd));
+        assert!(to_stored(&column("trace_id").like(lit("ab%"))).is_none());
+        assert!(to_stored(&column("events").is_not_null()).is_none());
+        assert!(to_stored(&column("duration_ns").gt(lit(5i64))).is_some());
+    }
+}

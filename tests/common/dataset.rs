@@ -1,0 +1,87 @@
+//! Benchmark datasets: many blocks of realistic synthetic spans written straight to a local folder
+//! (no server), kept under `target/bench-data/` between runs because writing 10 M spans takes minutes.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use futures::StreamExt;
+use spanlake::ids::{BlockId, TenantId, TraceId};
+use spanlake::spans::SpanBatchBuilder;
+use spanlake::storage::block::{BlockWriteOptions, encode_block, upload_block};
+use spanlake::storage::{Storage, StorageLocation};
+use spanlake::synth::TraceGenerator;
+
+/// What to write.
+pub struct Blocks<'a> {
+    /// Folder name under `target/bench-data/`.
+    pub name: &'a str,
+    pub tenant: TenantId,
+    pub blocks: usize,
+    pub spans_per_block: usize,
+    /// Unix ns each block's generator starts its clock at (`None`: the generator's default, so every
+    /// block covers the same few seconds).
+    pub clock: fn(usize) -> Option<u64>,
+    /// Tenants that also get a copy of each block with index below their number.
+    pub copies: Vec<(TenantId, usize)>,
+}
+
+/// The dataset's storage, the first trace ID of each block, and its folder; reuses a complete earlier
+/// run's folder.
+pub async fn local_blocks(spec: Blocks<'_>) -> (Storage, Vec<TraceId>, PathBuf) {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data").join(spec.name);
+    let ids_file = folder.join("known-ids.txt");
+    std::fs::create_dir_all(folder.join("blocks")).expect("bench data folder");
+    let storage = Storage::open(&StorageLocation::local_folder_url(&folder.join("blocks")).expect("absolute"))
+        .expect("local storage");
+    if let Ok(text) = std::fs::read_to_string(&ids_file) {
+        let ids: Vec<TraceId> = text.lines().map(|line| TraceId::from_hex(line).expect("trace ID")).collect();
+        if ids.len() == spec.blocks {
+            eprintln!("reusing {} blocks in {}", spec.blocks, folder.display());
+            return (storage, ids, folder);
+        }
+    }
+    eprintln!("writing {} blocks of {} spans to {}", spec.blocks, spec.spans_per_block, folder.display());
+    let started = Instant::now();
+    let spec = &spec;
+    let ids: Vec<TraceId> = futures::stream::iter(0..spec.blocks)
+        .map(|index| {
+            let (storage, tenant, spans, clock) =
+                (storage.clone(), spec.tenant.clone(), spec.spans_per_block, (spec.clock)(index));
+            async move {
+                let (block, first) = tokio::task::spawn_blocking(move || {
+                    let mut generator = TraceGenerator::new(index as u64 + 1);
+                    if let Some(at) = clock {
+                        generator.set_clock(at);
+                    }
+                    let mut builder = SpanBatchBuilder::new();
+                    let mut first = None;
+                    while builder.len() < spans {
+                        let trace = generator.next_trace();
+                        first.get_or_insert_with(|| trace[0].scope_spans[0].spans[0].trace_id.clone());
+                        trace.iter().for_each(|rs| drop(builder.append_resource_spans(rs)));
+                    }
+                    let batch = builder.finish().expect("synthetic spans encode");
+                    let options = BlockWriteOptions::default();
+                    let block = encode_block(&tenant, BlockId::new_random(), &[batch], &options).expect("encode");
+                    (block, TraceId::from_slice(&first.expect("a trace")).expect("valid"))
+                })
+                .await
+                .expect("encoder task");
+                upload_block(&storage, &block).await.expect("upload");
+                for (copy_tenant, below) in &spec.copies {
+                    if index < *below {
+                        let mut copy = block.clone();
+                        copy.meta.tenant = copy_tenant.clone();
+                        upload_block(&storage, &copy).await.expect("upload copy");
+                    }
+                }
+                first
+            }
+        })
+        .buffered(2)
+        .collect()
+        .await;
+    std::fs::write(&ids_file, ids.iter().map(|id| format!("{id}\n")).collect::<String>()).expect("write IDs");
+    eprintln!("wrote {} blocks in {:.0} s", spec.blocks, started.elapsed().as_secs_f64());
+    (storage, ids, folder)
+}

@@ -1,0 +1,360 @@
+//! SQL over spans (issue 5, CONTRACTS §4–5), through `POST /api/sql` of a real server.
+//!
+//! The behaviour of the SQL itself lives in the golden files under `tests/sql/*.slt` (the sqllogictest
+//! format DataFusion uses: a query, then the rows it must return), run against spans sent as OTLP/JSON
+//! from `tests/fixtures/sql/`: part flushed to blocks, part still in the ingester. The tests here cover
+//! what a golden file cannot: result formats, limits, concurrency, tenants, and what pruning costs in
+//! object-store requests on the real S3 test server.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::server::{Reply, TestServer, send, try_send};
+use common::{Backend, s3};
+use serde_json::Value;
+use spanlake::ids::{TenantId, TraceId};
+use sqllogictest::{DBOutput, DefaultColumnType};
+
+const TRACE_1: &str = "5b8efff798038103d269b633813fc60c";
+
+/// Sends the fixture: `flushed.json` into blocks, `recent.json` left in the ingester.
+async fn load_fixture(server: &TestServer, tenant: Option<&str>) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sql");
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(tenant) = tenant {
+        headers.push(("x-scope-orgid", tenant));
+    }
+    let flushed = std::fs::read(fixtures.join("flushed.json")).unwrap();
+    assert_eq!(send("POST", &server.traces_url(), &headers, flushed).await.status, 200);
+    assert_eq!(send("POST", &server.query_url("/flush"), &[], "").await.status, 204);
+    let recent = std::fs::read(fixtures.join("recent.json")).unwrap();
+    assert_eq!(send("POST", &server.traces_url(), &headers, recent).await.status, 200);
+}
+
+async fn sql(server: &TestServer, query: &str, format: &str, headers: &[(&str, &str)]) -> Reply {
+    let url = server.query_url(&format!("/api/sql?format={format}"));
+    let mut all = vec![("content-type", "application/sql")];
+    all.extend_from_slice(headers);
+    send("POST", &url, &all, query.to_owned()).await
+}
+
+/// The JSON result of a query that must succeed.
+async fn rows(server: &TestServer, query: &str, headers: &[(&str, &str)]) -> Vec<Vec<Value>> {
+    let reply = sql(server, query, "json", headers).await;
+    assert_eq!(reply.status, 200, "{query}: {}", reply.text());
+    let body: Value = serde_json::from_slice(&reply.body).unwrap();
+    serde_json::from_value(body["rows"].clone()).unwrap()
+}
+
+/// The `/api/sql` endpoint as a sqllogictest database: rows as text, errors as "<status> <message>".
+struct HttpDb {
+    url: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct HttpDbError(String);
+
+#[async_trait]
+impl sqllogictest::AsyncDB for HttpDb {
+    type Error = HttpDbError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, HttpDbError> {
+        let reply = try_send("POST", &self.url, &[("content-type", "application/sql")], sql.to_owned())
+            .await
+            .map_err(HttpDbError)?;
+        let body: Value = serde_json::from_slice(&reply.body).map_err(|e| HttpDbError(e.to_string()))?;
+        if reply.status != 200 {
+            return Err(HttpDbError(format!("{} {}", reply.status, body["error"].as_str().unwrap_or_default())));
+        }
+        let types = body["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|column| match column["type"].as_str().unwrap_or_default() {
+                "Utf8" | "LargeUtf8" | "Utf8View" => DefaultColumnType::Text,
+                t if t.starts_with("Int") || t.starts_with("UInt") => DefaultColumnType::Integer,
+                t if t.starts_with("Float") => DefaultColumnType::FloatingPoint,
+                _ => DefaultColumnType::Any,
+            })
+            .collect();
+        let rows = body["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row.as_array().unwrap().iter().map(cell).collect())
+            .collect();
+        Ok(DBOutput::Rows { types, rows })
+    }
+
+    async fn shutdown(&mut self) {}
+
+    async fn sleep(duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
+/// One value as the golden files show it: NULL, (empty) for an empty string, JSON for nested values.
+fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => "NULL".to_owned(),
+        Value::String(text) if text.is_empty() => "(empty)".to_owned(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_files() {
+    let backend = Backend::local();
+    let server = TestServer::start(backend.storage.clone(), |_| {}).await;
+    load_fixture(&server, None).await;
+    let url = server.query_url("/api/sql?format=json");
+    let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql");
+    let mut files: Vec<_> = std::fs::read_dir(&directory).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() >= 2, "golden files in {directory:?}");
+    for file in files {
+        let url = url.clone();
+        let mut runner = sqllogictest::Runner::new(move || {
+            let url = url.clone();
+            async move { Ok::<_, HttpDbError>(HttpDb { url }) }
+        });
+        runner.with_column_validator(sqllogictest::strict_column_validator);
+        if let Err(error) = runner.run_file_async(&file).await {
+            panic!("{}: {}", file.display(), error.display(true));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_format_shows_every_column() {
+    let backend = Backend::local();
+    let server = TestServer::start(backend.storage.clone(), |_| {}).await;
+    load_fixture(&server, None).await;
+    let query = "SELECT * FROM spans ORDER BY start_time";
+
+    let json: Value = serde_json::from_slice(&sql(&server, query, "json", &[]).await.body).unwrap();
+    let names: Vec<&str> = json["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let expected: Vec<String> = spanlake::sql::sql_schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, expected);
+    let json_rows = json["rows"].as_array().unwrap();
+    assert_eq!(json_rows.len(), 6);
+    let events = names.iter().position(|n| *n == "events").unwrap();
+    assert_eq!(json_rows[0][events][0]["name"], "cache.miss", "nested values are JSON: {}", json_rows[0]);
+    assert_eq!(json_rows[0][events][0]["attributes"]["key"], "cart:42");
+
+    let ndjson = sql(&server, query, "ndjson", &[]).await;
+    assert_eq!(ndjson.headers["content-type"], "application/x-ndjson");
+    let objects: Vec<Value> = ndjson.text().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(objects.len(), 6);
+    assert_eq!(objects[0]["trace_id"], TRACE_1);
+    assert_eq!(objects[2]["links"][0]["trace_id"], "00000000000000000000000000000abc", "{}", objects[2]);
+
+    let csv = sql(&server, query, "csv", &[]).await;
+    assert!(csv.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let text = csv.text();
+    let header = text.lines().next().unwrap();
+    assert_eq!(header, expected.join(","));
+    assert!(text.contains(r#""{""http.route"":""/checkout"",""http.status_code"":""200""}""#), "{text}");
+
+    // Accept picks the format when ?format= is absent; Arrow IPC reads back with every column.
+    let url = server.query_url("/api/sql");
+    let arrow = send(
+        "POST",
+        &url,
+        &[("content-type", "application/json"), ("accept", "application/vnd.apache.arrow.stream")],
+        serde_json::json!({ "query": query }).to_string(),
+    )
+    .await;
+    assert_eq!(arrow.status, 200, "{}", arrow.text());
+    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(arrow.body.to_vec()), None).unwrap();
+    assert_eq!(reader.schema(), spanlake::sql::sql_schema());
+    let read: usize = reader.map(|batch| batch.unwrap().num_rows()).sum();
+    assert_eq!(read, 6);
+
+    let unknown = sql(&server, query, "xml", &[]).await;
+    assert_eq!(unknown.status, 400);
+    assert!(unknown.text().contains("unknown result format"), "{}", unknown.text());
+    let empty = sql(&server, "  ", "json", &[]).await;
+    assert_eq!(empty.status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_over_their_limits_fail_cleanly_and_the_server_keeps_serving() {
+    let backend = Backend::local();
+    let server = TestServer::start(backend.storage.clone(), |config| {
+        config.sql_timeout = Duration::from_secs(1);
+        config.sql_memory_limit = 16 << 20;
+    })
+    .await;
+    load_fixture(&server, None).await;
+
+    let slow = sql(&server, "SELECT count(*) FROM generate_series(1, 100000000000)", "json", &[]).await;
+    assert_eq!(slow.status, 504, "{}", slow.text());
+    assert!(slow.text().contains("time limit"), "{}", slow.text());
+
+    let big = sql(&server, "SELECT value % 20000000 AS v, count(*) FROM generate_series(1, 40000000) GROUP BY v", "json", &[])
+        .await;
+    assert_eq!(big.status, 507, "{}", big.text());
+    assert!(big.text().contains("memory limit"), "{}", big.text());
+
+    assert_eq!(send("GET", &server.query_url("/ready"), &[], "").await.status, 200);
+    assert_eq!(rows(&server, "SELECT count(*) FROM spans", &[]).await, vec![vec![Value::from(6)]]);
+}
+
+/// Polls `check` until it returns something, for at most 30 s.
+async fn poll_until<T, F: std::future::Future<Output = Option<T>>>(mut check: impl FnMut() -> F) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "condition not reached in 30 s");
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_query_too_many_is_refused_and_a_dropped_query_frees_its_slot() {
+    let backend = Backend::local();
+    let server = TestServer::start(backend.storage.clone(), |config| config.sql_max_concurrent = 1).await;
+    let url = server.query_url("/api/sql");
+    let endless = tokio::spawn(async move {
+        try_send("POST", &url, &[], "SELECT count(*) FROM generate_series(1, 100000000000)").await
+    });
+    let refused = poll_until(|| async {
+        let reply = sql(&server, "SELECT 1", "json", &[]).await;
+        (reply.status == 429).then_some(reply)
+    })
+    .await;
+    assert!(refused.text().contains("sql_max_concurrent"), "{}", refused.text());
+    assert_eq!(refused.headers["retry-after"], "1");
+    // The client goes away: the query is cancelled and its slot freed.
+    endless.abort();
+    let _ = endless.await;
+    poll_until(|| async { (sql(&server, "SELECT 1", "json", &[]).await.status == 200).then_some(()) }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_sees_only_its_own_spans() {
+    let backend = Backend::local();
+    let server = TestServer::start(backend.storage.clone(), |config| config.multitenancy = true).await;
+    load_fixture(&server, Some("team-a")).await;
+    let for_b = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"b-only"}}]},
+        "scopeSpans":[{"spans":[{"traceId":"0000000000000000000000000000000b","spanId":"000000000000000b","name":"b",
+        "startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}"#;
+    let headers = [("content-type", "application/json"), ("x-scope-orgid", "team-b")];
+    assert_eq!(send("POST", &server.traces_url(), &headers, for_b).await.status, 200);
+
+    let query = "SELECT service_name, count(*) FROM spans GROUP BY service_name ORDER BY service_name";
+    let a = rows(&server, query, &[("x-scope-orgid", "team-a")]).await;
+    assert_eq!(a, vec![vec![Value::from("checkout"), Value::from(5)], vec![Value::from("payments"), Value::from(1)]]);
+    let b = rows(&server, query, &[("x-scope-orgid", "team-b")]).await;
+    assert_eq!(b, vec![vec![Value::from("b-only"), Value::from(1)]]);
+    // Team b flushed too: blocks of both tenants exist, and still neither sees the other's.
+    assert_eq!(send("POST", &server.query_url("/flush"), &[], "").await.status, 204);
+    assert_eq!(rows(&server, query, &[("x-scope-orgid", "team-b")]).await, b);
+    assert_eq!(rows(&server, query, &[("x-scope-orgid", "team-a")]).await, a);
+    let c = rows(&server, "SELECT count(*) FROM spans", &[("x-scope-orgid", "team-c")]).await;
+    assert_eq!(c, vec![vec![Value::from(0)]]);
+    let anonymous = sql(&server, query, "json", &[]).await;
+    assert_eq!(anonymous.status, 401, "{}", anonymous.text());
+}
+
+/// Sends `traces` traces of a few spans each and flushes them into one block; returns their IDs.
+async fn send_block(server: &TestServer, seed: u64, traces: usize) -> Vec<TraceId> {
+    use prost::Message;
+    let mut generator = spanlake::synth::TraceGenerator::new(seed);
+    let resource_spans: Vec<_> = (0..traces).flat_map(|_| generator.next_trace()).collect();
+    let request =
+        opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest { resource_spans: resource_spans.clone() };
+    let headers = [("content-type", "application/x-protobuf")];
+    assert_eq!(send("POST", &server.traces_url(), &headers, request.encode_to_vec()).await.status, 200);
+    assert_eq!(send("POST", &server.query_url("/flush"), &[], "").await.status, 204);
+    let mut ids: Vec<TraceId> = resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .flat_map(|ss| &ss.spans)
+        .map(|span| TraceId::from_slice(&span.trace_id).unwrap())
+        .collect();
+    ids.dedup();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_id_queries_prune_like_a_lookup_on_s3() {
+    let storage = s3::S3Server::shared().new_storage("sql-pruning");
+    let server = TestServer::start(storage.clone(), |_| {}).await;
+    let mut all = Vec::new();
+    for seed in 0..12 {
+        all.push(send_block(&server, 100 + seed, 40).await);
+    }
+    let wanted = all[5][7];
+    let tenant = TenantId::single_tenant();
+    let querier = server.server.querier();
+    let query = format!("SELECT count(*) FROM spans WHERE trace_id = '{}'", wanted.to_hex().to_uppercase());
+
+    // Warm both paths (footer cache), then count the requests each makes.
+    let lookup = querier.find_trace(&tenant, &wanted, Default::default()).await.unwrap();
+    rows(&server, &query, &[]).await;
+    let before = storage.request_counts();
+    let again = querier.find_trace(&tenant, &wanted, Default::default()).await.unwrap();
+    let lookup_requests = storage.request_counts().since(&before);
+    let before = storage.request_counts();
+    let counted = rows(&server, &query, &[]).await;
+    let sql_requests = storage.request_counts().since(&before);
+    assert_eq!(counted, vec![vec![Value::from(lookup.span_count as u64)]]);
+    assert_eq!(again.span_count, lookup.span_count);
+    assert!(lookup_requests.total() >= 1, "{lookup_requests:?}");
+    assert!(
+        sql_requests.total() <= lookup_requests.total(),
+        "SQL made {sql_requests:?}, the lookup {lookup_requests:?}"
+    );
+    assert_eq!(sql_requests.list, 0, "no LIST per query: {sql_requests:?}");
+
+    // EXPLAIN ANALYZE shows that 11 of the 12 blocks were never opened.
+    let explained = rows(&server, &format!("EXPLAIN ANALYZE {query}"), &[]).await;
+    let plan = explained.iter().map(|row| row[1].as_str().unwrap_or_default()).collect::<Vec<_>>().join("\n");
+    assert!(plan.contains("SpansExec: blocks=12"), "{plan}");
+    assert!(plan.contains("scanned=1"), "{plan}");
+    assert!(plan.contains("blocks_pruned_by_bloom") || plan.contains("pruned_by_bloom"), "{plan}");
+
+    // A time window after every block: nothing is read at all.
+    let before = storage.request_counts();
+    let none = rows(&server, "SELECT count(*) FROM spans WHERE start_time > now() + interval '1 day'", &[]).await;
+    assert_eq!(none, vec![vec![Value::from(0)]]);
+    assert_eq!(storage.request_counts().since(&before).total(), 0);
+    // And without filters every span is counted.
+    let total: usize = all.len() * 40;
+    let spans = rows(&server, "SELECT count(DISTINCT trace_id) FROM spans", &[]).await;
+    assert_eq!(spans, vec![vec![Value::from(total)]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_stay_exact_while_blocks_are_flushed() {
+    let backend = Backend::local();
+    let server = TestServer::start(backend.storage.clone(), |_| {}).await;
+    let mut expected = 0u64;
+    for round in 0..6u64 {
+        use prost::Message;
+        let mut generator = spanlake::synth::TraceGenerator::new(round);
+        let request = generator.next_request(500);
+        expected += spanlake::spans::span_count(&request.resource_spans) as u64;
+        let headers = [("content-type", "application/x-protobuf")];
+        assert_eq!(send("POST", &server.traces_url(), &headers, request.encode_to_vec()).await.status, 200);
+        let flush = tokio::spawn({
+            let url = server.query_url("/flush");
+            async move { send("POST", &url, &[], "").await.status }
+        });
+        while !flush.is_finished() {
+            assert_eq!(rows(&server, "SELECT count(*) FROM spans", &[]).await, vec![vec![Value::from(expected)]]);
+        }
+        assert_eq!(flush.await.unwrap(), 204);
+        assert_eq!(rows(&server, "SELECT count(*) FROM spans", &[]).await, vec![vec![Value::from(expected)]]);
+    }
+}
