@@ -21,11 +21,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use object_store::ObjectStoreExt;
 use spanlake::api::Server;
-use spanlake::ids::{BlockId, TenantId, TraceId};
+use spanlake::ids::{TenantId, TraceId};
 use spanlake::query::BlockCatalog;
-use spanlake::spans::SpanBatchBuilder;
-use spanlake::storage::block::{BlockWriteOptions, encode_block, upload_block};
-use spanlake::storage::{RequestCounts, Storage, StorageLocation, list_blocks};
+use spanlake::storage::{RequestCounts, Storage, list_blocks};
 use spanlake::synth::TraceGenerator;
 
 struct Scale {

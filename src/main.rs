@@ -1,8 +1,8 @@
 //! The `spanlake` command line: parses arguments and calls into the library, nothing more.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 

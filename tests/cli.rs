@@ -1,6 +1,7 @@
 //! The command line as users and scripts see it: help that lists only working commands, `serve` on the
 //! embedded default with port 0, graceful stop on SIGTERM, `blocks` listing what a storage holds, and
-//! `trace` drawing a trace's waterfall from storage or from a running server.
+//! `trace` drawing a trace's waterfall from storage or from a running server, and `sql` answering from
+//! storage or from a server as a table, CSV or JSON.
 
 mod common;
 
@@ -31,13 +32,14 @@ fn help_lists_only_the_commands_that_work_and_version_prints() {
         .take_while(|line| line.starts_with("  "))
         .filter_map(|line| line.split_whitespace().next())
         .collect();
-    assert_eq!(commands, ["serve", "blocks", "loadgen", "verify", "trace", "help"], "{help}");
+    assert_eq!(commands, ["serve", "blocks", "loadgen", "verify", "trace", "sql", "help"], "{help}");
     for (command, flag) in [
         ("serve", "--storage"),
         ("blocks", "--storage"),
         ("loadgen", "--rate"),
         ("verify", "--ids"),
         ("trace", "--server"),
+        ("sql", "--format"),
     ] {
         let output = run(&[command, "--help"]);
         assert!(output.status.success());
@@ -281,5 +283,57 @@ async fn trace_draws_the_waterfall_from_storage_and_from_a_server() {
     let unknown = tokio::task::spawn_blocking(move || run(&["trace", "abc", "--server", &url])).await.unwrap();
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("not found"));
+    server.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_answers_from_storage_and_from_a_server_as_table_csv_or_json() {
+    let trace = trace_with_an_error();
+    let blocks = tempfile::tempdir().unwrap();
+    let folder = common::url_of(blocks.path());
+    let storage = Storage::open(&folder).unwrap();
+    let (batch, _) = encode_resource_spans(&trace).unwrap();
+    let spans = batch.num_rows();
+    write_block(&storage, &TenantId::single_tenant(), BlockId::new_random(), vec![batch], &Default::default())
+        .await
+        .unwrap();
+    let query = "SELECT count(*) AS spans, count(DISTINCT trace_id) AS traces FROM spans";
+    let embedded = {
+        let folder = folder.clone();
+        tokio::task::spawn_blocking(move || run(&["sql", query, "--storage", &folder])).await.unwrap()
+    };
+    assert!(embedded.status.success(), "{}", String::from_utf8_lossy(&embedded.stderr));
+    let table = String::from_utf8(embedded.stdout).unwrap();
+    assert!(table.contains("| spans | traces |"), "{table}");
+    assert!(table.contains(&format!("| {spans:<5} | 1      |")), "{table}");
+
+    let csv = tokio::task::spawn_blocking(move || run(&["sql", query, "--storage", &folder, "--format", "csv"]));
+    assert_eq!(String::from_utf8(csv.await.unwrap().stdout).unwrap(), format!("spans,traces\r\n{spans},1\r\n"));
+
+    // A server also knows spans not in any block yet; errors come back as its message.
+    let server = common::server::TestServer::start(Storage::open("memory://").unwrap(), |_| {}).await;
+    let body =
+        prost::Message::encode_to_vec(&opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+            resource_spans: trace.clone(),
+        });
+    let traces_url = server.traces_url();
+    let reply = common::server::send("POST", &traces_url, &[("content-type", "application/x-protobuf")], body);
+    assert_eq!(reply.await.status, 200);
+    let url = format!("http://{}", server.server.http_addr());
+    let json = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || run(&["sql", query, "--server", &url, "--format", "json"])).await.unwrap()
+    };
+    let body: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(body["rows"], serde_json::json!([[spans, 1]]));
+    let table = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || run(&["sql", query, "--server", &url])).await.unwrap()
+    };
+    assert!(String::from_utf8(table.stdout).unwrap().contains(&format!("| {spans:<5} | 1      |")));
+    let refused =
+        tokio::task::spawn_blocking(move || run(&["sql", "DROP TABLE spans", "--server", &url])).await.unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("read-only SQL"), "{refused:?}");
     server.server.shutdown().await.unwrap();
 }

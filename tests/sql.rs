@@ -198,8 +198,13 @@ async fn queries_over_their_limits_fail_cleanly_and_the_server_keeps_serving() {
     assert_eq!(slow.status, 504, "{}", slow.text());
     assert!(slow.text().contains("time limit"), "{}", slow.text());
 
-    let big = sql(&server, "SELECT value % 20000000 AS v, count(*) FROM generate_series(1, 40000000) GROUP BY v", "json", &[])
-        .await;
+    let big = sql(
+        &server,
+        "SELECT value % 20000000 AS v, count(*) FROM generate_series(1, 40000000) GROUP BY v",
+        "json",
+        &[],
+    )
+    .await;
     assert_eq!(big.status, 507, "{}", big.text());
     assert!(big.text().contains("memory limit"), "{}", big.text());
 
@@ -271,8 +276,9 @@ async fn send_block(server: &TestServer, seed: u64, traces: usize) -> Vec<TraceI
     use prost::Message;
     let mut generator = spanlake::synth::TraceGenerator::new(seed);
     let resource_spans: Vec<_> = (0..traces).flat_map(|_| generator.next_trace()).collect();
-    let request =
-        opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest { resource_spans: resource_spans.clone() };
+    let request = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+        resource_spans: resource_spans.clone(),
+    };
     let headers = [("content-type", "application/x-protobuf")];
     assert_eq!(send("POST", &server.traces_url(), &headers, request.encode_to_vec()).await.status, 200);
     assert_eq!(send("POST", &server.query_url("/flush"), &[], "").await.status, 204);

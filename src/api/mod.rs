@@ -23,8 +23,8 @@ use tokio::task::JoinHandle;
 use crate::config::ServeConfig;
 use crate::ingest::{IngestError, Ingester};
 use crate::query::Querier;
-use crate::sql::SqlEngine;
 use crate::receive::BodyLimits;
+use crate::sql::SqlEngine;
 use crate::storage::{Storage, StorageError};
 use crate::telemetry;
 

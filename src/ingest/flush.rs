@@ -133,19 +133,13 @@ async fn upload_unless_committed(inner: &Inner, block: &EncodedBlock) -> Result<
 }
 
 /// Forgets a committed block, releases the WAL segments nobody needs any more and tells listeners.
-///
-/// Listeners run under the buffers lock, so "the block is listed" and "its spans left the buffer"
-/// happen at one instant for [`super::Ingester::held_with`]: an SQL query sees each span exactly once.
 fn commit(inner: &Inner, tenant: &TenantId, block: &EncodedBlock) {
-    {
-        let mut buffers = inner.lock();
-        if let Ok(listeners) = inner.listeners.lock() {
-            for listener in listeners.iter() {
-                listener(block);
-            }
+    if let Ok(listeners) = inner.listeners.lock() {
+        for listener in listeners.iter() {
+            listener(block);
         }
-        buffers.remove_committed(tenant, block.meta.block_id);
     }
+    inner.lock().remove_committed(tenant, block.meta.block_id);
     inner.release_wal_segments();
     metrics::counter!(telemetry::BLOCKS_WRITTEN).increment(1);
     metrics::counter!(telemetry::BLOCK_SPANS_WRITTEN).increment(block.meta.span_count);

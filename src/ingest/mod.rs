@@ -230,10 +230,10 @@ impl Ingester {
         self.held_with(tenant, || (), |_, _| false).map(|(batches, ())| batches)
     }
 
-    /// Every span this ingester holds for a tenant and, taken at the same instant, whatever `observe`
+    /// Every span this ingester holds for a tenant and, taken under the same lock, whatever `observe`
     /// returns (the querier's block list). Pending blocks that `committed` says are already in that list
-    /// are left out, and commits announce blocks under the same lock, so the two together hold each
-    /// span exactly once: what exact SQL answers need.
+    /// are left out. A block is announced before its spans leave the buffer, and they leave under this
+    /// lock, so the two together hold each span exactly once: what exact SQL answers need.
     pub fn held_with<T>(
         &self,
         tenant: &TenantId,

@@ -226,7 +226,10 @@ enum Kind<'a> {
     Display(ArrayFormatter<'a>),
     List(Box<Cells<'a>>),
     Struct(Vec<(Vec<u8>, Cells<'a>)>),
-    Map { keys: Box<Cells<'a>>, values: Box<Cells<'a>> },
+    Map {
+        keys: Box<Cells<'a>>,
+        values: Box<Cells<'a>>,
+    },
     Dictionary(Box<Cells<'a>>),
 }
 
@@ -250,7 +253,9 @@ impl<'a> Cells<'a> {
             }
             DataType::List(_) => Kind::List(Box::new(Self::of(array.as_list::<i32>().values().as_ref())?)),
             DataType::LargeList(_) => Kind::List(Box::new(Self::of(array.as_list::<i64>().values().as_ref())?)),
-            DataType::FixedSizeList(..) => Kind::List(Box::new(Self::of(array.as_fixed_size_list().values().as_ref())?)),
+            DataType::FixedSizeList(..) => {
+                Kind::List(Box::new(Self::of(array.as_fixed_size_list().values().as_ref())?))
+            }
             DataType::Struct(fields) => {
                 let columns = array.as_struct().columns();
                 let children = fields
@@ -269,7 +274,9 @@ impl<'a> Cells<'a> {
                     values: Box::new(Self::of(entries.values().as_ref())?),
                 }
             }
-            DataType::Dictionary(..) => Kind::Dictionary(Box::new(Self::of(array.as_any_dictionary().values().as_ref())?)),
+            DataType::Dictionary(..) => {
+                Kind::Dictionary(Box::new(Self::of(array.as_any_dictionary().values().as_ref())?))
+            }
             _ => Kind::Display(formatter()?),
         };
         Ok(Self { array, kind })
@@ -468,10 +475,7 @@ mod tests {
         assert_eq!(body["columns"][1], serde_json::json!({"name": "n", "type": "Int64"}));
         let rows = body["rows"].as_array().unwrap();
         assert_eq!(rows.len(), 4);
-        assert_eq!(
-            rows[0],
-            serde_json::json!(["a\nb", -3, 1.5, {"http.route": "/a,\"b\"", "empty": null}])
-        );
+        assert_eq!(rows[0], serde_json::json!(["a\nb", -3, 1.5, {"http.route": "/a,\"b\"", "empty": null}]));
         assert_eq!(rows[1], serde_json::json!([null, i64::MAX, "NaN", null]));
     }
 
@@ -488,7 +492,10 @@ mod tests {
         let text = String::from_utf8(encode(ResultFormat::Csv, &sample())).unwrap();
         let mut lines = text.split("\r\n");
         assert_eq!(lines.next(), Some("name,n,x,attributes"));
-        assert_eq!(lines.next(), Some("\"a\nb\",-3,1.5,\"{\"\"http.route\"\":\"\"/a,\\\"\"b\\\"\"\"\",\"\"empty\"\":null}\""));
+        assert_eq!(
+            lines.next(),
+            Some("\"a\nb\",-3,1.5,\"{\"\"http.route\"\":\"\"/a,\\\"\"b\\\"\"\"\",\"\"empty\"\":null}\"")
+        );
         assert_eq!(lines.next(), Some(format!(",{},NaN,", i64::MAX).as_str()));
     }
 

@@ -26,8 +26,8 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use futures::Stream;
-use futures::stream::BoxStream;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -116,7 +116,8 @@ impl SqlEngine {
     /// Plans `sql` for `tenant` and starts it. The rows stream within the same time limit, and the
     /// query's concurrency slot is held until the stream is dropped.
     pub async fn query(&self, tenant: &TenantId, sql: &str) -> Result<SqlRows, SqlError> {
-        let permit = self.permits.clone().try_acquire_owned().map_err(|_| SqlError::Busy(self.limits.max_concurrent))?;
+        let permit =
+            self.permits.clone().try_acquire_owned().map_err(|_| SqlError::Busy(self.limits.max_concurrent))?;
         let deadline = Instant::now() + self.limits.timeout;
         let started = async {
             let context = session::session(&self.querier, tenant, &self.limits).await.map_err(|e| self.classify(e))?;
@@ -130,9 +131,8 @@ impl SqlEngine {
             let frame = context.execute_logical_plan(plan).await.map_err(|e| self.classify(e))?;
             frame.execute_stream().await.map_err(|e| self.classify(e))
         };
-        let stream = tokio::time::timeout_at(deadline, started)
-            .await
-            .map_err(|_| SqlError::Timeout(self.limits.timeout))??;
+        let stream =
+            tokio::time::timeout_at(deadline, started).await.map_err(|_| SqlError::Timeout(self.limits.timeout))??;
         Ok(SqlRows::new(stream, deadline, self.clone(), permit))
     }
 
@@ -227,7 +227,12 @@ pub struct SqlRows {
 }
 
 impl SqlRows {
-    fn new(stream: SendableRecordBatchStream, deadline: Instant, engine: SqlEngine, permit: OwnedSemaphorePermit) -> Self {
+    fn new(
+        stream: SendableRecordBatchStream,
+        deadline: Instant,
+        engine: SqlEngine,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
         let schema = stream.schema();
         let timeout = engine.limits.timeout;
         let rows = futures::stream::unfold(Some((stream, permit)), move |state| {

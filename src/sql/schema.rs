@@ -136,10 +136,7 @@ pub fn sql_schema() -> SchemaRef {
 pub fn storage_projection(projection: &[usize]) -> Vec<usize> {
     let storage = span_schema();
     let sql = sql_schema();
-    projection
-        .iter()
-        .map(|&i| storage.index_of(sql.field(i).name()).expect("SQL columns are stored columns"))
-        .collect()
+    projection.iter().map(|&i| storage.index_of(sql.field(i).name()).expect("SQL columns are stored columns")).collect()
 }
 
 /// Converts stored rows (the columns of `schema`, in order) into the SQL columns of `schema`.

@@ -65,7 +65,12 @@ struct View {
 
 impl SpansTable {
     /// The table of `tenant`'s spans; blocks are read through `tenant_store`, registered at `store_url`.
-    pub fn new(tenant: TenantId, querier: Querier, store_url: ObjectStoreUrl, tenant_store: Arc<dyn ObjectStore>) -> Self {
+    pub fn new(
+        tenant: TenantId,
+        querier: Querier,
+        store_url: ObjectStoreUrl,
+        tenant_store: Arc<dyn ObjectStore>,
+    ) -> Self {
         Self { tenant, querier, store_url, tenant_store, view: OnceCell::new() }
     }
 
@@ -344,7 +349,8 @@ fn stored_predicate(state: &dyn Session, conjuncts: &[&Expr]) -> Result<Option<A
 }
 
 fn to_stored(expr: &Expr) -> Option<Expr> {
-    for (name, kind) in [(col::TRACE_ID, IdKind::Trace), (col::SPAN_ID, IdKind::Span), (col::PARENT_SPAN_ID, IdKind::Span)]
+    for (name, kind) in
+        [(col::TRACE_ID, IdKind::Trace), (col::SPAN_ID, IdKind::Span), (col::PARENT_SPAN_ID, IdKind::Span)]
     {
         if let Some(literals) = id_literals(expr, name) {
             let values: Vec<Expr> = literals.iter().filter_map(|text| binary_id(kind, text)).collect();

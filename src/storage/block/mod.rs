@@ -9,8 +9,8 @@ pub mod reader;
 pub mod writer;
 
 pub use bloom::TraceBloom;
-pub use meta::{BlockMeta, FORMAT_VERSION};
 pub use file_reader::BlockFileReader;
+pub use meta::{BlockMeta, FORMAT_VERSION};
 pub use reader::{
     BlockFooter, ReadTally, find_trace, find_trace_tallied, load_bloom, load_footer, load_footer_tallied, read_all,
     read_encoded,
