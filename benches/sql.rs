@@ -14,14 +14,11 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::time::Instant;
-
-use futures::StreamExt;
 use spanlake::ids::TenantId;
 use spanlake::query::{Querier, QueryOptions};
 use spanlake::sql::{SqlEngine, SqlLimits};
+use std::io::Write;
+use std::process::{Command, Stdio};
 
 /// 2026-01-01T00:00:00Z, where the synthetic clock starts.
 const T0: u64 = 1_767_225_600_000_000_000;
@@ -49,30 +46,28 @@ struct Query {
 }
 
 fn queries(trace_hex: &str) -> Vec<Query> {
-    // The second hour: blocks 100–199 at full size.
+    let [a, b, c] = common::bench::sql_queries();
+    // The same hour as (b); DuckDB reads the column as TIMESTAMPTZ_NS, which it will not compare with a
+    // TIMESTAMPTZ literal.
     let (from, to) = ("2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z");
-    let window = format!("start_time >= TIMESTAMP '{from}' AND start_time < TIMESTAMP '{to}'");
-    let duck_window = format!("start_time >= TIMESTAMPTZ '{from}' AND start_time < TIMESTAMPTZ '{to}'");
+    let duck_window = format!("start_time >= '{from}'::TIMESTAMPTZ_NS AND start_time < '{to}'::TIMESTAMPTZ_NS");
     vec![
         Query {
-            name: "(a) count by service",
-            spanlake: "SELECT service_name, count(*) FROM spans GROUP BY service_name".into(),
+            name: a.0,
+            spanlake: a.1,
             duckdb: "SELECT service_name, count(*) FROM {spans} GROUP BY service_name".into(),
         },
         Query {
-            name: "(b) p99 by service, name, 1 h",
-            spanlake: format!(
-                "SELECT service_name, name, percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ns) \
-                 FROM spans WHERE {window} GROUP BY service_name, name"
-            ),
+            name: b.0,
+            spanlake: b.1,
             duckdb: format!(
                 "SELECT service_name, name, quantile_cont(duration_ns, 0.99) FROM {{spans}} WHERE {duck_window} \
                  GROUP BY service_name, name"
             ),
         },
         Query {
-            name: "(c) attribute filter count",
-            spanlake: "SELECT count(*) FROM spans WHERE attributes['http.response.status_code'] = '500'".into(),
+            name: c.0,
+            spanlake: c.1,
             duckdb: "SELECT count(*) FROM {spans} WHERE attributes['http.response.status_code'] = '500'".into(),
         },
         Query {
@@ -81,32 +76,6 @@ fn queries(trace_hex: &str) -> Vec<Query> {
             duckdb: format!("SELECT * FROM {{spans}} WHERE trace_id = unhex('{trace_hex}')"),
         },
     ]
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-/// Runs a query to the end; returns the rows it produced.
-async fn run(engine: &SqlEngine, tenant: &TenantId, sql: &str) -> usize {
-    let mut rows = engine.query(tenant, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let mut count = 0;
-    while let Some(batch) = rows.next().await {
-        count += batch.unwrap_or_else(|e| panic!("{sql}: {e}")).num_rows();
-    }
-    count
-}
-
-async fn timed(runs: usize, mut once: impl AsyncFnMut() -> usize) -> (f64, usize) {
-    let rows = once().await;
-    let mut millis = Vec::new();
-    for _ in 0..runs {
-        let started = Instant::now();
-        assert_eq!(once().await, rows, "every run returns the same rows");
-        millis.push(started.elapsed().as_secs_f64() * 1000.0);
-    }
-    (median(millis), rows)
 }
 
 fn duckdb(glob: &str, runs: usize, queries: &[Query]) -> serde_json::Value {
@@ -155,13 +124,16 @@ fn main() {
         );
         println!("{:<32} {:>12} {:>12} {:>8} {:>8}", "query", "spanlake ms", "DuckDB ms", "ratio", "rows");
         for query in &queries {
-            let (ours, rows) = timed(scale.runs, async || run(&engine, &tenant, &query.spanlake).await).await;
+            let (ours, rows) = common::bench::timed(scale.runs, async || {
+                common::bench::run_sql(&engine, &tenant, &query.spanlake).await
+            })
+            .await;
             let theirs = &duck[query.name];
             let duck_ms = theirs["median_ms"].as_f64().expect("DuckDB timing");
             assert_eq!(theirs["rows"].as_u64(), Some(rows as u64), "{}: both engines return the same rows", query.name);
             println!("{:<32} {:>12.1} {:>12.1} {:>8.2} {:>8}", query.name, ours, duck_ms, ours / duck_ms, rows);
         }
-        let (lookup_ms, spans) = timed(scale.runs, async || {
+        let (lookup_ms, spans) = common::bench::timed(scale.runs, async || {
             querier.find_trace(&tenant, &trace, Default::default()).await.expect("lookup").span_count
         })
         .await;

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod bench;
 pub mod dataset;
 pub mod faulty;
 pub mod http;

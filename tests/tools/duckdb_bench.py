@@ -3,6 +3,7 @@
 Usage: duckdb_bench.py GLOB RUNS THREADS < queries.json
 queries.json is a list of {"name", "sql"}; `{spans}` in the SQL stands for read_parquet(GLOB). Each query
 runs once to warm up, then RUNS times. Prints {name: {"median_ms", "min_ms", "rows"}} as JSON.
+Results are fetched as Arrow tables, as spanlake produces them (and without Python objects per row).
 """
 import json
 import statistics
@@ -18,11 +19,11 @@ spans = f"read_parquet('{glob}')"
 report = {}
 for query in json.load(sys.stdin):
     sql = query["sql"].replace("{spans}", spans)
-    rows = con.execute(sql).fetchall()
+    rows = con.sql(sql).to_arrow_table()
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        rows = con.execute(sql).fetchall()
+        rows = con.sql(sql).to_arrow_table()
         times.append((time.perf_counter() - started) * 1000)
-    report[query["name"]] = {"median_ms": statistics.median(times), "min_ms": min(times), "rows": len(rows)}
+    report[query["name"]] = {"median_ms": statistics.median(times), "min_ms": min(times), "rows": rows.num_rows}
 json.dump(report, sys.stdout)
