@@ -3,12 +3,15 @@
 //! Owns the meaning and defaults of every setting; the command line (`main.rs`) fills it in. Calls
 //! `storage` only to turn a folder into a storage URL, and hands `ingest` and `receive` their options.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::compaction::{CompactionOptions, PlanRules};
+use crate::ids::TenantId;
 use crate::ingest::IngestOptions;
 use crate::query::QueryOptions;
 use crate::receive::BodyLimits;
@@ -56,6 +59,48 @@ pub struct ServeConfig {
     pub sql_memory_limit: u64,
     /// SQL queries running at once; one more gets 429.
     pub sql_max_concurrent: usize,
+    /// The roles this process runs.
+    pub target: Target,
+    /// Time between two compaction passes; 0 turns the compactor off (with `target: all`).
+    pub compaction_interval: Duration,
+    /// Blocks whose spans start in the same window of this length are merged together.
+    pub compaction_window: Duration,
+    /// Merge inputs add up to at most this many bytes, so compacted blocks end up near this size.
+    pub compaction_target_bytes: u64,
+    /// Most blocks merged at once (each holds one decoded batch in memory while merging).
+    pub compaction_max_inputs: usize,
+    /// How long replaced blocks stay after the switch, for queries still reading them.
+    pub compaction_deletion_grace: Duration,
+    /// How long objects of a block without metadata stay before they count as a crashed upload's.
+    pub compaction_leftover_grace: Duration,
+    /// How long a compactor's per-tenant lease lasts without renewal (a dead compactor's takeover wait).
+    pub compaction_lease_ttl: Duration,
+    /// Blocks whose spans all ended longer ago than this are deleted.
+    pub retention: Duration,
+    /// Retention of particular tenants, over `retention`.
+    pub tenant_retention: BTreeMap<TenantId, Duration>,
+}
+
+/// Which roles `spanlake serve` runs (CONTRACTS §1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// Ingest, query and compaction in one process.
+    #[default]
+    All,
+    /// Compaction and retention only (with `/ready` and `/metrics` on the HTTP port).
+    Compactor,
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "all" => Ok(Self::All),
+            "compactor" => Ok(Self::Compactor),
+            other => Err(format!("unknown target {other:?}; use all or compactor")),
+        }
+    }
 }
 
 /// `./spanlake-data`, the embedded default (CONTRACTS §1).
@@ -83,6 +128,7 @@ impl Default for ServeConfig {
         let ingest = IngestOptions::new(PathBuf::new());
         let query = QueryOptions::default();
         let sql = SqlLimits::default();
+        let compaction = CompactionOptions::default();
         Self {
             data_dir: default_data_dir(),
             storage: None,
@@ -103,6 +149,16 @@ impl Default for ServeConfig {
             sql_timeout: sql.timeout,
             sql_memory_limit: sql.memory_bytes,
             sql_max_concurrent: sql.max_concurrent,
+            target: Target::All,
+            compaction_interval: compaction.interval,
+            compaction_window: compaction.rules.window,
+            compaction_target_bytes: compaction.rules.target_bytes,
+            compaction_max_inputs: compaction.rules.max_inputs,
+            compaction_deletion_grace: compaction.rules.deletion_grace,
+            compaction_leftover_grace: compaction.rules.leftover_grace,
+            compaction_lease_ttl: compaction.lease_ttl,
+            retention: compaction.rules.retention,
+            tenant_retention: BTreeMap::new(),
         }
     }
 }
@@ -143,6 +199,24 @@ impl ServeConfig {
         }
     }
 
+    /// The compactor's options (blocks written with the ingester's layout).
+    pub fn compaction_options(&self) -> CompactionOptions {
+        CompactionOptions {
+            interval: self.compaction_interval,
+            rules: PlanRules {
+                window: self.compaction_window,
+                target_bytes: self.compaction_target_bytes,
+                max_inputs: self.compaction_max_inputs,
+                deletion_grace: self.compaction_deletion_grace,
+                leftover_grace: self.compaction_leftover_grace,
+                retention: self.retention,
+            },
+            tenant_retention: self.tenant_retention.iter().map(|(t, d)| (t.clone(), *d)).collect(),
+            lease_ttl: self.compaction_lease_ttl,
+            block: self.ingest_options().block,
+        }
+    }
+
     /// The querier's options.
     pub fn query_options(&self) -> QueryOptions {
         QueryOptions {
@@ -178,6 +252,16 @@ pub struct ConfigFile {
     pub sql_timeout: Option<HumanDuration>,
     pub sql_memory_limit: Option<ByteSize>,
     pub sql_max_concurrent: Option<usize>,
+    pub target: Option<Target>,
+    pub compaction_interval: Option<HumanDuration>,
+    pub compaction_window: Option<HumanDuration>,
+    pub compaction_target_bytes: Option<ByteSize>,
+    pub compaction_max_inputs: Option<usize>,
+    pub compaction_deletion_grace: Option<HumanDuration>,
+    pub compaction_leftover_grace: Option<HumanDuration>,
+    pub compaction_lease_ttl: Option<HumanDuration>,
+    pub retention: Option<HumanDuration>,
+    pub tenant_retention: Option<BTreeMap<TenantId, HumanDuration>>,
 }
 
 /// Why the settings file could not be used.
@@ -236,6 +320,23 @@ impl ConfigFile {
         config.sql_timeout = self.sql_timeout.map_or(config.sql_timeout, |d| d.0);
         config.sql_memory_limit = self.sql_memory_limit.map_or(config.sql_memory_limit, |b| b.0);
         config.sql_max_concurrent = self.sql_max_concurrent.unwrap_or(config.sql_max_concurrent);
+        config.target = self.target.unwrap_or(config.target);
+        let duration = |target: &mut Duration, value: Option<HumanDuration>| {
+            if let Some(HumanDuration(value)) = value {
+                *target = value;
+            }
+        };
+        duration(&mut config.compaction_interval, self.compaction_interval);
+        duration(&mut config.compaction_window, self.compaction_window);
+        config.compaction_target_bytes = self.compaction_target_bytes.map_or(config.compaction_target_bytes, |b| b.0);
+        config.compaction_max_inputs = self.compaction_max_inputs.unwrap_or(config.compaction_max_inputs);
+        duration(&mut config.compaction_deletion_grace, self.compaction_deletion_grace);
+        duration(&mut config.compaction_leftover_grace, self.compaction_leftover_grace);
+        duration(&mut config.compaction_lease_ttl, self.compaction_lease_ttl);
+        duration(&mut config.retention, self.retention);
+        if let Some(retention) = self.tenant_retention {
+            config.tenant_retention.extend(retention.into_iter().map(|(tenant, d)| (tenant, d.0)));
+        }
     }
 }
 
@@ -367,7 +468,29 @@ mod tests {
         assert!(unknown.contains("max_blok_bytes"), "{unknown}");
         let bad = ConfigFile::parse("max_block_age: soon\n").unwrap_err();
         assert!(bad.contains("soon"), "{bad}");
+        let bad = ConfigFile::parse("target: querier-ish\n").unwrap_err();
+        assert!(bad.contains("querier-ish"), "{bad}");
+        let bad = ConfigFile::parse("tenant_retention:\n  ../x: 1d\n").unwrap_err();
+        assert!(bad.contains("tenant ID"), "{bad}");
         assert_eq!(ConfigFile::parse("").unwrap(), ConfigFile::default());
+    }
+
+    #[test]
+    fn compaction_and_retention_come_from_the_file_with_per_tenant_overrides() {
+        let file = ConfigFile::parse(
+            "target: compactor\ncompaction_interval: 0s\ncompaction_target_bytes: 64MiB\nretention: 7d\n\
+             tenant_retention:\n  team-a: 30d\n",
+        )
+        .unwrap();
+        let mut config = ServeConfig::default();
+        assert_eq!(config.retention, Duration::from_secs(14 * 86_400), "14 days by default");
+        file.apply(&mut config);
+        assert_eq!(config.target, Target::Compactor);
+        let options = config.compaction_options();
+        assert_eq!(options.interval, Duration::ZERO);
+        assert_eq!(options.rules.target_bytes, 64 << 20);
+        assert_eq!(options.rules.retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(options.tenant_retention[&TenantId::new("team-a").unwrap()], Duration::from_secs(30 * 86_400));
     }
 
     #[test]

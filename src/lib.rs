@@ -11,12 +11,14 @@
 //! - [`ingest`]: per-tenant buffers, cutting blocks and flushing them to storage.
 //! - [`query`]: the block catalogue and trace-by-ID lookups over blocks and the ingester's recent spans.
 //! - [`sql`]: SQL over spans with DataFusion: the `spans` table and `traces` view, pruning, the sandbox.
+//! - [`compaction`]: merging small blocks into large ones, the atomic switch, retention, the lease.
 //! - [`telemetry`]: metric names and the Prometheus rendering.
 //! - [`loadgen`]: the OTLP load generator and the check that acknowledged spans were all stored.
 //! - [`config`]: settings of the server, declared once with their defaults.
 //! - [`api`]: the HTTP faces of the server.
 
 pub mod api;
+pub mod compaction;
 pub mod config;
 pub mod ids;
 pub mod ingest;

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use spanlake::config::{
-    ByteSize, ConfigFile, FalsePositiveRate, HumanDuration, ServeConfig, parse_byte_size, parse_duration,
+    ByteSize, ConfigFile, FalsePositiveRate, HumanDuration, ServeConfig, Target, parse_byte_size, parse_duration,
 };
 use spanlake::ids::{TenantId, TraceId};
 use spanlake::loadgen::{LoadOptions, Protocol};
-use spanlake::storage::{Storage, list_blocks, list_tenants, read_block_meta};
+use spanlake::storage::{Storage, list_blocks, list_tenants, read_block_meta, replaced_blocks};
 
 /// spanlake: a trace store. OTLP in, Parquet blocks with trace-ID bloom filters on object storage
 /// (a local folder, S3 or MinIO), trace-by-ID and SQL out.
@@ -28,7 +28,8 @@ enum Command {
     /// Run the server: OTLP in on 4317 (gRPC) and 4318 (HTTP), query HTTP API on 3200. With no flags,
     /// the WAL goes to ./spanlake-data/wal and blocks to ./spanlake-data/blocks.
     Serve(Box<ServeArgs>),
-    /// List the committed blocks in a storage, per tenant, with their span counts and time ranges.
+    /// List the committed blocks in a storage, per tenant, with their span counts and time ranges (blocks
+    /// a compacted block replaces are marked; queries no longer read them).
     Blocks(BlocksArgs),
     /// Send realistic synthetic traces to an OTLP endpoint and report spans/s and ack latency.
     Loadgen(LoadgenArgs),
@@ -39,6 +40,31 @@ enum Command {
     Trace(TraceArgs),
     /// Run SQL over spans (tables `spans` and `traces`) and print the result as a table, CSV or JSON.
     Sql(SqlArgs),
+    /// Run one compaction and retention pass over a storage now, with a progress bar: merge small blocks,
+    /// delete replaced blocks past their grace period, expired blocks and crashed uploads' leftovers.
+    Compact(CompactArgs),
+}
+
+#[derive(Args)]
+struct CompactArgs {
+    /// Storage URL: file:///path or s3://bucket/prefix. Default: the serve default folder.
+    #[arg(long, env = "SPANLAKE_STORAGE")]
+    storage: Option<String>,
+    /// Only this tenant (default: every tenant found).
+    #[arg(long)]
+    tenant: Option<TenantId>,
+    /// YAML settings file of the server, for its compaction and retention keys.
+    #[arg(long, env = "SPANLAKE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Delete blocks whose spans all ended longer ago than this (default 14d).
+    #[arg(long, env = "SPANLAKE_RETENTION", value_parser = parse_duration)]
+    retention: Option<Duration>,
+    /// Size compacted blocks aim for (default 256MiB).
+    #[arg(long, env = "SPANLAKE_COMPACTION_TARGET_BYTES", value_parser = parse_byte_size)]
+    compaction_target_bytes: Option<u64>,
+    /// How long replaced blocks stay for queries still reading them (default 5m).
+    #[arg(long, env = "SPANLAKE_COMPACTION_DELETION_GRACE", value_parser = parse_duration)]
+    compaction_deletion_grace: Option<Duration>,
 }
 
 #[derive(Args)]
@@ -201,6 +227,19 @@ struct ServeArgs {
     /// SQL queries running at once; one more is answered 429 (default 4).
     #[arg(long, env = "SPANLAKE_SQL_MAX_CONCURRENT")]
     sql_max_concurrent: Option<usize>,
+    /// Roles to run: all (ingest, query, compaction; the default) or compactor (compaction and retention
+    /// only, with /ready and /metrics on the HTTP address).
+    #[arg(long, env = "SPANLAKE_TARGET")]
+    target: Option<Target>,
+    /// Time between compaction passes (default 30s); 0s turns compaction off.
+    #[arg(long, env = "SPANLAKE_COMPACTION_INTERVAL", value_parser = parse_duration)]
+    compaction_interval: Option<Duration>,
+    /// Size compacted blocks aim for (default 256MiB).
+    #[arg(long, env = "SPANLAKE_COMPACTION_TARGET_BYTES", value_parser = parse_byte_size)]
+    compaction_target_bytes: Option<u64>,
+    /// Delete blocks whose spans all ended longer ago than this (default 14d).
+    #[arg(long, env = "SPANLAKE_RETENTION", value_parser = parse_duration)]
+    retention: Option<Duration>,
 }
 
 impl ServeArgs {
@@ -231,6 +270,11 @@ impl ServeArgs {
             sql_timeout: self.sql_timeout.map(HumanDuration),
             sql_memory_limit: self.sql_memory_limit.map(ByteSize),
             sql_max_concurrent: self.sql_max_concurrent,
+            target: self.target,
+            compaction_interval: self.compaction_interval.map(HumanDuration),
+            compaction_target_bytes: self.compaction_target_bytes.map(ByteSize),
+            retention: self.retention.map(HumanDuration),
+            ..Default::default()
         };
         flags.apply(&mut config);
         Ok(config)
@@ -277,6 +321,7 @@ fn main() -> ExitCode {
             Command::Verify(args) => verify(args).await,
             Command::Trace(args) => trace(args).await,
             Command::Sql(args) => sql(args).await,
+            Command::Compact(args) => compact(args).await,
         }
     });
     match outcome {
@@ -303,23 +348,95 @@ async fn blocks(args: BlocksArgs) -> Result<(), String> {
     println!("{:<20} {:<36} {:>10} {:>8} {:>12}  start range (unix ns)", "tenant", "block", "spans", "traces", "bytes");
     for tenant in tenants {
         let listing = list_blocks(&storage, &tenant).await.map_err(|e| e.to_string())?;
+        let mut metas = Vec::new();
         for block in listing.committed {
-            let meta = read_block_meta(&storage, &tenant, block).await.map_err(|e| e.to_string())?;
+            metas.push(read_block_meta(&storage, &tenant, block).await.map_err(|e| e.to_string())?);
+        }
+        let replaced = replaced_blocks(&metas);
+        for meta in &metas {
             println!(
-                "{:<20} {:<36} {:>10} {:>8} {:>12}  {}..{}",
+                "{:<20} {:<36} {:>10} {:>8} {:>12}  {}..{}{}",
                 tenant.as_str(),
-                block.to_string(),
+                meta.block_id.to_string(),
                 meta.span_count,
                 meta.trace_count,
                 meta.data_bytes + meta.bloom_bytes,
                 meta.min_start_unix_nano,
-                meta.max_start_unix_nano
+                meta.max_start_unix_nano,
+                if replaced.contains(&meta.block_id) { "  (replaced)" } else { "" }
             );
         }
         if !listing.uncommitted.is_empty() {
             eprintln!("{tenant}: {} uncommitted block folder(s) (no meta.json) ignored", listing.uncommitted.len());
         }
     }
+    Ok(())
+}
+
+async fn compact(args: CompactArgs) -> Result<(), String> {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use spanlake::compaction::{Compactor, Progress, unix_ms_now};
+    let mut config = ServeConfig::default();
+    if let Some(path) = &args.config {
+        ConfigFile::load(path).map_err(|e| e.to_string())?.apply(&mut config);
+    }
+    ConfigFile {
+        storage: args.storage,
+        retention: args.retention.map(HumanDuration),
+        compaction_target_bytes: args.compaction_target_bytes.map(ByteSize),
+        compaction_deletion_grace: args.compaction_deletion_grace.map(HumanDuration),
+        ..Default::default()
+    }
+    .apply(&mut config);
+    let storage = Storage::open(&config.storage_url().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let compactor = Compactor::new(storage, config.compaction_options());
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} {msg}",
+        )
+        .map_err(|e| e.to_string())?,
+    );
+    let spans = std::sync::atomic::AtomicU64::new(0);
+    let progress = |event: Progress| match event {
+        Progress::Planned { tenant, jobs, bytes } => {
+            bar.inc_length(bytes);
+            bar.set_message(format!("{tenant}: {jobs} merge(s) planned"));
+        }
+        Progress::Merged { tenant, bytes_in, spans_out } => {
+            bar.inc(bytes_in);
+            let total = spans.fetch_add(spans_out, std::sync::atomic::Ordering::Relaxed) + spans_out;
+            bar.set_message(format!("{tenant}: {total} spans written"));
+        }
+    };
+    let now = unix_ms_now();
+    let report = match &args.tenant {
+        Some(tenant) => compactor.compact_tenant_at(tenant, now, &progress).await,
+        None => compactor.pass_at(now, &progress).await,
+    }
+    .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    println!(
+        "{} tenant(s){}: {} merge(s), {} blocks -> {}, {} spans -> {} ({} duplicates removed), {} -> {} bytes; \
+         deleted {} replaced, {} expired, {} leftover block(s)",
+        report.tenants,
+        if report.tenants_leased_elsewhere > 0 {
+            format!(" ({} skipped: another compactor holds the lease)", report.tenants_leased_elsewhere)
+        } else {
+            String::new()
+        },
+        report.jobs,
+        report.blocks_in,
+        report.blocks_out,
+        report.spans_in,
+        report.spans_out,
+        report.duplicates_removed,
+        report.bytes_in,
+        report.bytes_out,
+        report.deleted_replaced,
+        report.deleted_expired,
+        report.deleted_leftovers,
+    );
     Ok(())
 }
 

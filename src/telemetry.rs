@@ -50,6 +50,22 @@ pub const CATALOG_BLOCKS: &str = "spanlake_catalog_blocks";
 pub const CATALOG_BLOOM_BYTES: &str = "spanlake_catalog_bloom_bytes";
 /// Bytes of decoded Parquet footers the querier caches (rendered per server).
 pub const FOOTER_CACHE_BYTES: &str = "spanlake_footer_cache_bytes";
+/// Blocks a compaction pass would still merge (label `tenant`).
+pub const COMPACTION_OUTSTANDING_BLOCKS: &str = "spanlake_compaction_blocks_outstanding";
+/// Seconds since the oldest block still waiting to be merged was committed (label `tenant`).
+pub const COMPACTION_LAG_SECONDS: &str = "spanlake_compaction_lag_seconds";
+/// Block bytes (data and bloom) read and written by merges (label `direction`: `in`, `out`).
+pub const COMPACTION_BYTES: &str = "spanlake_compaction_bytes_total";
+/// Spans read and written by merges (label `direction`); the difference is duplicates removed.
+pub const COMPACTION_SPANS: &str = "spanlake_compaction_spans_total";
+/// Blocks merged and produced (label `direction`).
+pub const COMPACTION_BLOCKS: &str = "spanlake_compaction_blocks_total";
+/// Blocks deleted by the compactor (label `reason`: `replaced`, `leftover`).
+pub const COMPACTION_DELETED_BLOCKS: &str = "spanlake_compaction_deleted_blocks_total";
+/// Compaction passes that stopped on an error (retried at the next interval).
+pub const COMPACTION_FAILURES: &str = "spanlake_compaction_failures_total";
+/// Blocks deleted by retention (label `tenant`).
+pub const RETENTION_DELETED_BLOCKS: &str = "spanlake_retention_deleted_blocks_total";
 /// Footer cache lookups (label `result`: `hit`, `miss`).
 pub const FOOTER_CACHE: &str = "spanlake_footer_cache_requests_total";
 

@@ -1,7 +1,7 @@
 //! The command line as users and scripts see it: help that lists only working commands, `serve` on the
 //! embedded default with port 0, graceful stop on SIGTERM, `blocks` listing what a storage holds, and
 //! `trace` drawing a trace's waterfall from storage or from a running server, and `sql` answering from
-//! storage or from a server as a table, CSV or JSON.
+//! storage or from a server as a table, CSV or JSON, and `compact` merging a storage's blocks by hand.
 
 mod common;
 
@@ -32,7 +32,7 @@ fn help_lists_only_the_commands_that_work_and_version_prints() {
         .take_while(|line| line.starts_with("  "))
         .filter_map(|line| line.split_whitespace().next())
         .collect();
-    assert_eq!(commands, ["serve", "blocks", "loadgen", "verify", "trace", "sql", "help"], "{help}");
+    assert_eq!(commands, ["serve", "blocks", "loadgen", "verify", "trace", "sql", "compact", "help"], "{help}");
     for (command, flag) in [
         ("serve", "--storage"),
         ("blocks", "--storage"),
@@ -40,6 +40,7 @@ fn help_lists_only_the_commands_that_work_and_version_prints() {
         ("verify", "--ids"),
         ("trace", "--server"),
         ("sql", "--format"),
+        ("compact", "--retention"),
     ] {
         let output = run(&[command, "--help"]);
         assert!(output.status.success());
@@ -336,4 +337,45 @@ async fn sql_answers_from_storage_and_from_a_server_as_table_csv_or_json() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("read-only SQL"), "{refused:?}");
     server.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_merges_a_storage_by_hand_and_applies_retention() {
+    let folder = tempfile::tempdir().unwrap();
+    let url = common::url_of(folder.path());
+    let storage = Storage::open(&url).unwrap();
+    let tenant = TenantId::single_tenant();
+    let mut spans = 0;
+    for seed in 0..3 {
+        let (batch, _) = encode_resource_spans(&TraceGenerator::new(seed).next_trace()).unwrap();
+        spans += batch.num_rows();
+        write_block(&storage, &tenant, BlockId::new_random(), vec![batch], &BlockWriteOptions::default())
+            .await
+            .unwrap();
+    }
+    let cli = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run(&args)
+        })
+    };
+    let owned = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+
+    // The synthetic spans are from 2026-01-01: keep them with a long retention.
+    let output = cli(owned(&["compact", "--storage", &url, "--retention", "3650d"])).await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let summary = String::from_utf8(output.stdout).unwrap();
+    assert!(summary.contains(&format!("1 merge(s), 3 blocks -> 1, {spans} spans -> {spans}")), "{summary}");
+
+    let listing = String::from_utf8(cli(owned(&["blocks", "--storage", &url])).await.unwrap().stdout).unwrap();
+    assert_eq!(listing.lines().filter(|line| line.contains("(replaced)")).count(), 3, "{listing}");
+    let query = "SELECT count(*) FROM spans";
+    let counted = cli(owned(&["sql", query, "--storage", &url, "--format", "csv"])).await.unwrap();
+    assert_eq!(String::from_utf8(counted.stdout).unwrap(), format!("count(*)\r\n{spans}\r\n"), "counted once");
+
+    let output = cli(owned(&["compact", "--storage", &url, "--retention", "1d"])).await.unwrap();
+    let summary = String::from_utf8(output.stdout).unwrap();
+    assert!(summary.contains("deleted 0 replaced, 4 expired"), "{summary}");
+    let counted = cli(owned(&["sql", query, "--storage", &url, "--format", "csv"])).await.unwrap();
+    assert_eq!(String::from_utf8(counted.stdout).unwrap(), "count(*)\r\n0\r\n");
 }

@@ -20,7 +20,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::ServeConfig;
+use crate::compaction::{BlockChange, Compactor};
+use crate::config::{ServeConfig, Target};
 use crate::ingest::{IngestError, Ingester};
 use crate::query::Querier;
 use crate::receive::BodyLimits;
@@ -79,6 +80,7 @@ pub struct Server {
     receivers: Vec<JoinHandle<Result<(), ServeError>>>,
     query: JoinHandle<Result<(), ServeError>>,
     refresher: JoinHandle<()>,
+    compactor: Option<JoinHandle<()>>,
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
@@ -132,6 +134,16 @@ impl Server {
         let query = spawn_http(query_listener, query_app, stop_query.subscribe());
         let refresher = state.querier.spawn_refresher(stop_query.subscribe());
         tracing::info!(http_addr = %http_addr, "query HTTP API listening");
+        let compactor = (!config.compaction_interval.is_zero()).then(|| {
+            let compactor = Compactor::new(state.storage.clone(), config.compaction_options());
+            let catalog = state.querier.catalog().clone();
+            // This process's queries switch to a compacted block the moment it is committed.
+            compactor.on_change(Box::new(move |change| match change {
+                BlockChange::Committed(block) => catalog.insert(block.meta.clone(), block.filter.clone()),
+                BlockChange::Deleted(tenant, block) => catalog.remove(tenant, *block),
+            }));
+            compactor.spawn(stop_query.subscribe())
+        });
 
         let otlp_http_listener = bind(config.otlp_http_addr).await?;
         let otlp_http_addr = otlp_http_listener.local_addr()?;
@@ -163,6 +175,7 @@ impl Server {
             receivers: vec![otlp_http, otlp_grpc],
             query,
             refresher,
+            compactor,
         })
     }
 
@@ -208,6 +221,9 @@ impl Server {
             outcome = Err(error);
         }
         let _ = self.refresher.await;
+        if let Some(compactor) = self.compactor {
+            let _ = compactor.await;
+        }
         tracing::info!("stopped");
         outcome
     }
@@ -232,9 +248,44 @@ async fn drain(mut task: JoinHandle<Result<(), ServeError>>, name: &str) -> Resu
 
 /// Runs the server until SIGINT or SIGTERM, then stops it gracefully.
 pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
+    if config.target == Target::Compactor {
+        return serve_compactor(config).await;
+    }
     let server = Server::start(config).await?;
     shutdown_signal().await;
     server.shutdown().await
+}
+
+/// `--target compactor`: compaction and retention passes on their interval, and `/ready` and `/metrics`
+/// on the HTTP address for probes and scrapes. No WAL, no receivers, no queries.
+async fn serve_compactor(config: ServeConfig) -> Result<(), ServeError> {
+    telemetry::install();
+    let storage = Storage::open(&config.storage_url()?)?;
+    tracing::info!(storage = %storage.location(), "storage opened");
+    let mut options = config.compaction_options();
+    if options.interval.is_zero() {
+        options.interval = crate::compaction::CompactionOptions::default().interval;
+    }
+    let compactor = Compactor::new(storage.clone(), options);
+    let stop = watch::channel(false).0;
+    let listener = bind(config.http_addr).await?;
+    tracing::info!(http_addr = %listener.local_addr()?, "compactor HTTP listening (/ready, /metrics)");
+    let app = axum::Router::new().route("/ready", axum::routing::get(|| async { "ready" })).route(
+        "/metrics",
+        axum::routing::get(move || {
+            let storage = storage.clone();
+            async move {
+                ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], telemetry::render(&storage, &[]))
+            }
+        }),
+    );
+    let http = spawn_http(listener, app, stop.subscribe());
+    let passes = compactor.spawn(stop.subscribe());
+    tracing::info!("compactor running");
+    shutdown_signal().await;
+    stop.send_replace(true);
+    let _ = passes.await;
+    drain(http, "compactor HTTP").await
 }
 
 async fn shutdown_signal() {

@@ -2,6 +2,10 @@
 //! memory. Blocks are immutable, so each is loaded once; a refresh lists a tenant's blocks (one LIST) and
 //! loads only the new ones. Lookups read a snapshot and never touch the object store to decide which
 //! blocks may hold a trace.
+//!
+//! A compacted block names the blocks it replaces; the catalogue keeps those (they are still stored for
+//! a grace period) but leaves them out of every snapshot from the moment it knows the compacted block,
+//! in the same swap that adds it, so each span is counted exactly once at every instant.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +16,9 @@ use futures::{StreamExt, TryStreamExt};
 use super::QueryError;
 use crate::ids::{BlockId, TenantId};
 use crate::storage::block::load_bloom;
-use crate::storage::{BlockMeta, Storage, StorageError, TraceBloom, list_blocks, list_tenants, read_block_meta};
+use crate::storage::{
+    BlockMeta, Storage, StorageError, TraceBloom, list_blocks, list_tenants, read_block_meta, replaced_blocks,
+};
 
 /// Metadata and bloom loads in flight at once while a refresh catches up with new blocks.
 const LOAD_CONCURRENCY: usize = 16;
@@ -38,6 +44,28 @@ struct Listing {
 /// The blocks of one tenant at one instant, oldest first. Cheap to clone and to hold during a lookup.
 pub type TenantBlocks = Arc<Vec<Arc<CatalogBlock>>>;
 
+/// One tenant's blocks at one instant: every stored block the catalogue knows, and the ones queries read
+/// (all but those a known compacted block replaces).
+#[derive(Clone, Debug, Default)]
+pub struct CatalogView {
+    pub all: TenantBlocks,
+    pub visible: TenantBlocks,
+}
+
+impl CatalogView {
+    fn of(mut blocks: Vec<Arc<CatalogBlock>>) -> Self {
+        blocks.sort_by_key(|b| b.meta.block_id);
+        let hidden = replaced_blocks(blocks.iter().map(|b| &b.meta));
+        let visible = blocks.iter().filter(|b| !hidden.contains(&b.meta.block_id)).cloned().collect();
+        Self { all: Arc::new(blocks), visible: Arc::new(visible) }
+    }
+
+    /// Whether the catalogue knows the block, visible or replaced.
+    pub fn knows(&self, block: BlockId) -> bool {
+        self.all.iter().any(|known| known.meta.block_id == block)
+    }
+}
+
 /// Every known tenant's blocks. Cheap to clone; clones share the same catalogue.
 #[derive(Clone, Debug)]
 pub struct BlockCatalog {
@@ -47,7 +75,7 @@ pub struct BlockCatalog {
 #[derive(Debug)]
 struct Inner {
     storage: Storage,
-    tenants: RwLock<HashMap<TenantId, TenantBlocks>>,
+    tenants: RwLock<HashMap<TenantId, CatalogView>>,
     generation: AtomicU64,
     /// One refresh at a time, so two refreshes of a tenant cannot load the same blocks twice.
     refreshing: tokio::sync::Mutex<()>,
@@ -78,8 +106,13 @@ impl BlockCatalog {
         self.refresh_locked(tenant).await
     }
 
-    /// The tenant's blocks as currently known, without any request.
+    /// The tenant's visible blocks as currently known, without any request.
     pub fn snapshot(&self, tenant: &TenantId) -> Option<TenantBlocks> {
+        self.view(tenant).map(|view| view.visible)
+    }
+
+    /// The tenant's blocks as currently known, replaced ones included, without any request.
+    pub fn view(&self, tenant: &TenantId) -> Option<CatalogView> {
         self.inner.tenants.read().ok()?.get(tenant).cloned()
     }
 
@@ -90,20 +123,19 @@ impl BlockCatalog {
         let block = Arc::new(CatalogBlock { meta, bloom, added_in });
         let Ok(mut tenants) = self.inner.tenants.write() else { return };
         let current = tenants.entry(block.meta.tenant.clone()).or_default();
-        if current.iter().any(|known| known.meta.block_id == block.meta.block_id) {
+        if current.knows(block.meta.block_id) {
             return;
         }
-        let mut blocks: Vec<_> = current.iter().cloned().collect();
+        let mut blocks: Vec<_> = current.all.iter().cloned().collect();
         blocks.push(block);
-        blocks.sort_by_key(|b| b.meta.block_id);
-        *current = Arc::new(blocks);
+        *current = CatalogView::of(blocks);
     }
 
     /// Forgets a block that has disappeared from the store (deleted by retention or compaction).
     pub fn remove(&self, tenant: &TenantId, block: BlockId) {
         let Ok(mut tenants) = self.inner.tenants.write() else { return };
         if let Some(current) = tenants.get_mut(tenant) {
-            *current = Arc::new(current.iter().filter(|b| b.meta.block_id != block).cloned().collect());
+            *current = CatalogView::of(current.all.iter().filter(|b| b.meta.block_id != block).cloned().collect());
         }
     }
 
@@ -138,7 +170,7 @@ impl BlockCatalog {
         let started_in = self.inner.generation.load(Ordering::SeqCst);
         let listed = list_blocks(&self.inner.storage, tenant).await?.committed;
         let known: BTreeSet<BlockId> =
-            self.snapshot(tenant).map(|blocks| blocks.iter().map(|b| b.meta.block_id).collect()).unwrap_or_default();
+            self.view(tenant).map(|view| view.all.iter().map(|b| b.meta.block_id).collect()).unwrap_or_default();
         let new_ids: Vec<BlockId> = listed.iter().filter(|id| !known.contains(id)).copied().collect();
         let loaded: Vec<Option<(BlockMeta, TraceBloom)>> = futures::stream::iter(new_ids)
             .map(|block| self.load(tenant, block))
@@ -157,6 +189,7 @@ impl BlockCatalog {
         };
         let current = tenants.get(tenant).cloned().unwrap_or_default();
         let mut blocks: Vec<Arc<CatalogBlock>> = current
+            .all
             .iter()
             .filter(|b| listing.listed.contains(&b.meta.block_id) || b.added_in > listing.started_in)
             .cloned()
@@ -166,10 +199,9 @@ impl BlockCatalog {
                 blocks.push(Arc::new(CatalogBlock { meta, bloom, added_in }));
             }
         }
-        blocks.sort_by_key(|b| b.meta.block_id);
-        let blocks = Arc::new(blocks);
-        tenants.insert(tenant.clone(), blocks.clone());
-        Ok(blocks)
+        let view = CatalogView::of(blocks);
+        tenants.insert(tenant.clone(), view.clone());
+        Ok(view.visible)
     }
 
     /// Metadata then bloom of one block; `None` when it was deleted between the LIST and the load.
@@ -192,7 +224,7 @@ impl BlockCatalog {
         let Ok(tenants) = self.inner.tenants.read() else { return (0, 0) };
         tenants
             .values()
-            .flat_map(|blocks| blocks.iter())
+            .flat_map(|view| view.all.iter())
             .fold((0, 0), |(n, bytes), b| (n + 1, bytes + b.bloom.size_bytes()))
     }
 }
@@ -267,5 +299,32 @@ mod tests {
         catalog.insert(ghost.meta.clone(), ghost.filter.clone());
         assert_eq!(catalog.snapshot(&tenant).unwrap().len(), 2);
         assert_eq!(ids(&catalog.refresh(&tenant).await.unwrap()), [block.meta.block_id]);
+    }
+
+    #[tokio::test]
+    async fn a_compacted_block_hides_what_it_replaces_in_the_same_swap_that_adds_it() {
+        let storage = Storage::open("memory://").unwrap();
+        let tenant = TenantId::new("t").unwrap();
+        let (a, b) = (write(&storage, &tenant, 1).await, write(&storage, &tenant, 2).await);
+        let catalog = BlockCatalog::new(storage.clone());
+        assert_eq!(ids(&catalog.blocks(&tenant).await.unwrap()).len(), 2);
+
+        let (batch, _) = encode_resource_spans(&TraceGenerator::new(3).next_trace()).unwrap();
+        let mut compacted =
+            encode_block(&tenant, BlockId::new_random(), &[batch], &BlockWriteOptions::default()).unwrap();
+        compacted.meta.replaces = vec![a.block_id, b.block_id];
+        catalog.insert(compacted.meta.clone(), compacted.filter.clone());
+        assert_eq!(ids(&catalog.snapshot(&tenant).unwrap()), [compacted.meta.block_id]);
+        let view = catalog.view(&tenant).unwrap();
+        assert!(view.knows(a.block_id) && view.all.len() == 3, "replaced blocks stay known, so no reload");
+
+        // Another process learns of the switch by listing: the replaced blocks are still stored.
+        upload_block(&storage, &compacted).await.unwrap();
+        let other = BlockCatalog::new(storage.clone());
+        assert_eq!(ids(&other.blocks(&tenant).await.unwrap()), [compacted.meta.block_id]);
+        // Once they are deleted, nothing changes for readers.
+        delete_block(&storage, &tenant, a.block_id).await.unwrap();
+        assert_eq!(ids(&other.refresh(&tenant).await.unwrap()), [compacted.meta.block_id]);
+        assert!(!other.view(&tenant).unwrap().knows(a.block_id));
     }
 }

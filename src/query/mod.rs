@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use catalog::{BlockCatalog, CatalogBlock, TenantBlocks};
+pub use catalog::{BlockCatalog, CatalogBlock, CatalogView, TenantBlocks};
 pub use footers::FooterCache;
 pub use lookup::{LookupCost, TimeWindow, TraceLookup};
 
@@ -137,12 +137,14 @@ impl Querier {
     pub async fn consistent_view(&self, tenant: &TenantId) -> Result<(TenantBlocks, Vec<RecordBatch>), QueryError> {
         let loaded = self.catalog.blocks(tenant).await?;
         let Some(ingester) = &self.ingester else { return Ok((loaded, Vec::new())) };
-        let (recent, blocks) = ingester.held_with(
+        // A pending block the catalogue knows is left out even when a compacted block already hides it:
+        // its spans are then counted in the compacted block.
+        let (recent, view) = ingester.held_with(
             tenant,
-            || self.catalog.snapshot(tenant).unwrap_or(loaded),
-            |blocks, block| blocks.iter().any(|known| known.meta.block_id == block),
+            || self.catalog.view(tenant).unwrap_or(CatalogView { all: loaded.clone(), visible: loaded }),
+            CatalogView::knows,
         )?;
-        Ok((blocks, recent))
+        Ok((view.visible, recent))
     }
 
     /// The storage queried.

@@ -1,7 +1,7 @@
 //! Per-tenant block listing and deletion. A block is listed only once its metadata object exists, so a
 //! reader never sees a half-written block; deletion removes the metadata first for the same reason.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -17,25 +17,46 @@ pub struct BlockListing {
     /// Blocks whose metadata exists, oldest first (block IDs are time-ordered).
     pub committed: Vec<BlockId>,
     /// Prefixes holding objects but no metadata: uploads in progress or abandoned, for later clean-up.
-    pub uncommitted: Vec<BlockId>,
+    pub uncommitted: Vec<UncommittedBlock>,
+}
+
+/// A block prefix without metadata: an upload in progress, or the leftover of one that crashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UncommittedBlock {
+    pub block: BlockId,
+    /// When its newest object was written (unix ms): an upload still retrying keeps this recent, so only
+    /// prefixes untouched for a grace period are treated as abandoned.
+    pub last_modified_unix_ms: u64,
 }
 
 /// Lists a tenant's blocks with one (paginated) LIST request.
 pub async fn list_blocks(storage: &Storage, tenant: &TenantId) -> Result<BlockListing, StorageError> {
     let prefix = layout::blocks_prefix(tenant);
     let objects: Vec<_> = storage.object_store().list(Some(&prefix)).try_collect().await?;
-    let mut has_meta: BTreeMap<BlockId, bool> = BTreeMap::new();
+    let mut found: BTreeMap<BlockId, (bool, u64)> = BTreeMap::new();
     for object in objects {
         let Some((block, file)) = block_and_file(&prefix, &object.location) else {
             continue;
         };
-        *has_meta.entry(block).or_default() |= file == layout::META_FILE;
+        let entry = found.entry(block).or_default();
+        entry.0 |= file == layout::META_FILE;
+        entry.1 = entry.1.max(object.last_modified.timestamp_millis().max(0) as u64);
     }
     let mut listing = BlockListing::default();
-    for (block, committed) in has_meta {
-        if committed { listing.committed.push(block) } else { listing.uncommitted.push(block) }
+    for (block, (committed, last_modified_unix_ms)) in found {
+        if committed {
+            listing.committed.push(block)
+        } else {
+            listing.uncommitted.push(UncommittedBlock { block, last_modified_unix_ms })
+        }
     }
     Ok(listing)
+}
+
+/// The blocks that some block of `metas` replaces (its compaction inputs and theirs): readers hide them,
+/// whether or not they are still stored, so every span is counted once.
+pub fn replaced_blocks<'a>(metas: impl IntoIterator<Item = &'a BlockMeta>) -> HashSet<BlockId> {
+    metas.into_iter().flat_map(|meta| meta.replaces.iter().copied()).collect()
 }
 
 fn block_and_file(prefix: &Path, location: &Path) -> Option<(BlockId, String)> {

@@ -17,7 +17,9 @@ use object_store::ObjectStore;
 pub use block::{
     BlockMeta, BlockWriteOptions, EncodedBlock, FORMAT_VERSION, TraceBloom, encode_block, read_encoded, upload_block,
 };
-pub use blocks::{BlockListing, delete_block, list_blocks, list_tenants, read_block_meta};
+pub use blocks::{
+    BlockListing, UncommittedBlock, delete_block, list_blocks, list_tenants, read_block_meta, replaced_blocks,
+};
 pub use instrumented::{InstrumentedStore, RangeReads, RequestCounts};
 pub use location::StorageLocation;
 

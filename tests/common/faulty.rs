@@ -4,7 +4,7 @@
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -29,6 +29,9 @@ pub enum Fault {
 pub struct FaultyStore {
     inner: Arc<dyn ObjectStore>,
     fault: AtomicU8,
+    /// Writes (puts, multipart starts, deletes) still allowed before every later one fails, as if the
+    /// process died there.
+    writes_left: AtomicI64,
 }
 
 impl fmt::Display for FaultyStore {
@@ -39,11 +42,28 @@ impl fmt::Display for FaultyStore {
 
 impl FaultyStore {
     pub fn new(inner: Arc<dyn ObjectStore>) -> Arc<Self> {
-        Arc::new(Self { inner, fault: AtomicU8::new(Fault::Healthy as u8) })
+        Arc::new(Self { inner, fault: AtomicU8::new(Fault::Healthy as u8), writes_left: AtomicI64::new(i64::MAX) })
     }
 
     pub fn set(&self, fault: Fault) {
         self.fault.store(fault as u8, Ordering::SeqCst);
+    }
+
+    /// Lets `writes` more writes through, then fails every later one (`i64::MAX`: no limit).
+    pub fn fail_writes_after(&self, writes: i64) {
+        self.writes_left.store(writes, Ordering::SeqCst);
+    }
+
+    /// Whether a write limit was reached since it was set.
+    pub fn writes_exhausted(&self) -> bool {
+        self.writes_left.load(Ordering::SeqCst) < 0
+    }
+
+    fn write_gate(&self) -> Result<()> {
+        if self.writes_left.fetch_sub(1, Ordering::SeqCst) <= 0 {
+            return Err(object_store::Error::Generic { store: "faulty", source: "injected write failure".into() });
+        }
+        Ok(())
     }
 
     async fn gate(&self) -> Result<()> {
@@ -59,11 +79,13 @@ impl FaultyStore {
 impl ObjectStore for FaultyStore {
     async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
         self.gate().await?;
+        self.write_gate()?;
         self.inner.put_opts(location, payload, opts).await
     }
 
     async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
         self.gate().await?;
+        self.write_gate()?;
         self.inner.put_multipart_opts(location, opts).await
     }
 
@@ -78,6 +100,10 @@ impl ObjectStore for FaultyStore {
     }
 
     fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
+        use futures::StreamExt;
+        if let Err(error) = self.write_gate() {
+            return futures::stream::once(async move { Err(error) }).boxed();
+        }
         self.inner.delete_stream(locations)
     }
 

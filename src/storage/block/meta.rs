@@ -37,6 +37,11 @@ pub struct BlockMeta {
     pub bloom_false_positive_rate: f64,
     /// How many times the spans of this block have been compacted (0 = cut by an ingester).
     pub compaction_level: u32,
+    /// Blocks whose spans this (compacted) block holds. Readers that see this block hide those, so each
+    /// span is counted once from the instant this metadata exists, while the inputs still wait out the
+    /// deletion grace period for in-flight queries. Absent (empty) for blocks cut by an ingester.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaces: Vec<BlockId>,
 }
 
 /// Only the version, read first so a future format is refused with a clear error rather than a
@@ -64,6 +69,12 @@ impl BlockMeta {
     /// Serializes for the object store, pretty-printed: it is small and read by humans.
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).expect("BlockMeta has only plain fields")
+    }
+
+    /// The latest instant any span of the block touches (unix ns): retention deletes the block once this
+    /// is older than the tenant's retention.
+    pub fn max_time_unix_nano(&self) -> u64 {
+        self.max_end_unix_nano.max(self.max_start_unix_nano)
     }
 
     /// Whether a trace ID could be in this block by its ID range alone.
@@ -100,6 +111,7 @@ mod tests {
             row_groups: 1,
             bloom_false_positive_rate: 0.01,
             compaction_level: 0,
+            replaces: Vec::new(),
         }
     }
 
@@ -130,5 +142,15 @@ mod tests {
         extra["surprise"] = 1.into();
         let error = BlockMeta::from_json(&serde_json::to_vec(&extra).unwrap(), "m").unwrap_err();
         assert!(error.to_string().contains("surprise"), "{error}");
+    }
+
+    #[test]
+    fn replaced_blocks_are_written_only_for_compacted_blocks() {
+        let meta = meta();
+        assert!(!String::from_utf8(meta.to_json()).unwrap().contains("replaces"), "ingester blocks stay as before");
+        let compacted = BlockMeta { replaces: vec![BlockId::from_u128(7), BlockId::from_u128(8)], ..meta };
+        let json = serde_json::to_value(&compacted).unwrap();
+        assert_eq!(json["replaces"][1], BlockId::from_u128(8).to_string());
+        assert_eq!(BlockMeta::from_json(&compacted.to_json(), "m").unwrap(), compacted);
     }
 }

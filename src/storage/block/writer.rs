@@ -120,6 +120,7 @@ pub fn encode_block(
         row_groups,
         bloom_false_positive_rate: options.bloom_false_positive_rate,
         compaction_level: 0,
+        replaces: Vec::new(),
     };
     Ok(EncodedBlock { meta, data, bloom, filter: summary.bloom })
 }

@@ -1,0 +1,381 @@
+//! The streaming merge: blocks already sorted by (trace ID, start time) become one block in the same
+//! order, one trace at a time, with duplicate (trace ID, span ID) pairs kept once. Memory is one
+//! decoded batch per input plus the output's current chunk, whatever the inputs' size.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arrow::array::{Array, AsArray, FixedSizeBinaryArray, RecordBatch, TimestampNanosecondArray};
+use arrow::compute::interleave_record_batch;
+use arrow::datatypes::TimestampNanosecondType;
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+
+use super::CompactionError;
+use crate::ids::{BlockId, TenantId, TraceId};
+use crate::spans::schema::{col, span_schema};
+use crate::storage::block::writer::writer_properties;
+use crate::storage::{BlockMeta, BlockWriteOptions, EncodedBlock, FORMAT_VERSION, TraceBloom};
+
+/// Rows decoded at a time from each input: small, because a merge holds one batch per input.
+const INPUT_BATCH_ROWS: usize = 1024;
+/// Rows gathered into one output batch before it goes to the Parquet writer.
+const OUTPUT_CHUNK_ROWS: usize = 8 * 1024;
+
+/// One block to merge: its metadata and its Parquet bytes.
+#[derive(Clone, Debug)]
+pub struct MergeInput {
+    pub meta: BlockMeta,
+    pub data: Bytes,
+}
+
+/// The merged block and what the merge removed.
+#[derive(Debug)]
+pub struct Merged {
+    pub block: EncodedBlock,
+    /// Spans read from the inputs.
+    pub spans_in: u64,
+    /// Spans dropped as repeats of a (trace ID, span ID) pair already kept.
+    pub duplicates: u64,
+    /// Data and bloom bytes of the inputs.
+    pub bytes_in: u64,
+}
+
+/// Where one input stands: its current batch (an index into the merge's held batches) and row.
+struct Cursor {
+    reader: ParquetRecordBatchReader,
+    held: usize,
+    trace_ids: FixedSizeBinaryArray,
+    span_ids: FixedSizeBinaryArray,
+    starts: TimestampNanosecondArray,
+    ends: TimestampNanosecondArray,
+    row: usize,
+}
+
+impl Cursor {
+    fn trace_id(&self) -> [u8; 16] {
+        self.trace_ids.value(self.row).try_into().unwrap_or_default()
+    }
+}
+
+/// The merge's state: inputs, the batches output rows still point into, and what the output holds.
+struct Merge {
+    cursors: Vec<Option<Cursor>>,
+    held: Vec<RecordBatch>,
+    positions: Vec<(usize, usize)>,
+    writer: ArrowWriter<Vec<u8>>,
+    traces: Vec<TraceId>,
+    spans_out: u64,
+    duplicates: u64,
+    min_start: u64,
+    max_start: u64,
+    max_end: u64,
+}
+
+/// Merges sorted blocks into one block that replaces them (and `replaces`, the blocks they replace).
+/// CPU-bound: run it on a blocking thread.
+pub fn merge_blocks(
+    tenant: &TenantId,
+    block_id: BlockId,
+    inputs: Vec<MergeInput>,
+    replaces: Vec<BlockId>,
+    options: &BlockWriteOptions,
+) -> Result<Merged, CompactionError> {
+    let spans_in: u64 = inputs.iter().map(|input| input.meta.span_count).sum();
+    let bytes_in: u64 = inputs.iter().map(|input| input.meta.data_bytes + input.meta.bloom_bytes).sum();
+    let level = inputs.iter().map(|input| input.meta.compaction_level).max().unwrap_or(0) + 1;
+    let capacity = inputs.iter().map(|input| input.data.len()).sum();
+    let mut merge = Merge {
+        cursors: Vec::with_capacity(inputs.len()),
+        held: Vec::new(),
+        positions: Vec::with_capacity(OUTPUT_CHUNK_ROWS * 2),
+        writer: ArrowWriter::try_new(Vec::with_capacity(capacity), span_schema(), Some(writer_properties(options)?))?,
+        traces: Vec::new(),
+        spans_out: 0,
+        duplicates: 0,
+        min_start: u64::MAX,
+        max_start: 0,
+        max_end: 0,
+    };
+    for input in inputs {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(input.data)?.with_batch_size(INPUT_BATCH_ROWS).build()?;
+        let cursor = merge.open(reader)?;
+        merge.cursors.push(cursor);
+    }
+    merge.run()?;
+    let mut merged = merge.finish(tenant, block_id, level, replaces, options, spans_in)?;
+    merged.bytes_in = bytes_in;
+    Ok(merged)
+}
+
+impl Merge {
+    /// Reads the reader's first non-empty batch; `None` when the input has no rows.
+    fn open(&mut self, mut reader: ParquetRecordBatchReader) -> Result<Option<Cursor>, CompactionError> {
+        for batch in reader.by_ref() {
+            let batch = with_span_schema(batch?)?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let (trace_ids, span_ids, starts, ends) = key_columns(&batch)?;
+            self.held.push(batch);
+            return Ok(Some(Cursor { reader, held: self.held.len() - 1, trace_ids, span_ids, starts, ends, row: 0 }));
+        }
+        Ok(None)
+    }
+
+    /// Moves a cursor one row on, to its next batch when the current one is done.
+    fn advance(&mut self, index: usize) -> Result<(), CompactionError> {
+        let Some(cursor) = self.cursors[index].as_mut() else { return Ok(()) };
+        cursor.row += 1;
+        if cursor.row < cursor.trace_ids.len() {
+            return Ok(());
+        }
+        let Some(cursor) = self.cursors[index].take() else { return Ok(()) };
+        self.cursors[index] = self.open(cursor.reader)?;
+        Ok(())
+    }
+
+    fn run(&mut self) -> Result<(), CompactionError> {
+        let mut heap: BinaryHeap<Reverse<([u8; 16], usize)>> = self
+            .cursors
+            .iter()
+            .enumerate()
+            .filter_map(|(index, cursor)| cursor.as_ref().map(|c| Reverse((c.trace_id(), index))))
+            .collect();
+        let mut rows: Vec<(i64, [u8; 8], usize, usize)> = Vec::new();
+        let mut seen: HashSet<[u8; 8]> = HashSet::new();
+        while let Some(Reverse((trace, first))) = heap.pop() {
+            // Every input whose current trace is this one gives all its rows of it.
+            let mut sources = vec![first];
+            while let Some(Reverse((next, index))) = heap.peek().copied() {
+                if next != trace {
+                    break;
+                }
+                heap.pop();
+                sources.push(index);
+            }
+            rows.clear();
+            for index in sources {
+                while let Some(cursor) = self.cursors[index].as_ref() {
+                    if cursor.trace_id() != trace {
+                        heap.push(Reverse((cursor.trace_id(), index)));
+                        break;
+                    }
+                    let row = cursor.row;
+                    let span: [u8; 8] = cursor.span_ids.value(row).try_into().unwrap_or_default();
+                    rows.push((cursor.starts.value(row), span, cursor.held, row));
+                    let end = cursor.ends.value(row);
+                    self.max_end = self.max_end.max(end as u64);
+                    self.advance(index)?;
+                }
+            }
+            rows.sort_unstable_by_key(|&(start, span, held, row)| (start, span, held, row));
+            seen.clear();
+            for &(start, span, held, row) in &rows {
+                if !seen.insert(span) {
+                    self.duplicates += 1;
+                    continue;
+                }
+                self.positions.push((held, row));
+                self.min_start = self.min_start.min(start as u64);
+                self.max_start = self.max_start.max(start as u64);
+                self.spans_out += 1;
+            }
+            self.traces.push(TraceId::from_slice(&trace).map_err(|e| CompactionError::Corrupt(e.to_string()))?);
+            if self.positions.len() >= OUTPUT_CHUNK_ROWS {
+                self.flush()?;
+            }
+        }
+        self.flush()
+    }
+
+    /// Writes the gathered rows, then lets go of every batch no cursor is still reading.
+    fn flush(&mut self) -> Result<(), CompactionError> {
+        if !self.positions.is_empty() {
+            let batches: Vec<&RecordBatch> = self.held.iter().collect();
+            let chunk = interleave_record_batch(&batches, &self.positions)?;
+            self.writer.write(&chunk)?;
+            self.positions.clear();
+        }
+        let mut kept = Vec::with_capacity(self.cursors.len());
+        for cursor in self.cursors.iter_mut().flatten() {
+            kept.push(self.held[cursor.held].clone());
+            cursor.held = kept.len() - 1;
+        }
+        self.held = kept;
+        Ok(())
+    }
+
+    fn finish(
+        self,
+        tenant: &TenantId,
+        block_id: BlockId,
+        compaction_level: u32,
+        replaces: Vec<BlockId>,
+        options: &BlockWriteOptions,
+        spans_in: u64,
+    ) -> Result<Merged, CompactionError> {
+        let (Some(&min_trace), Some(&max_trace)) = (self.traces.first(), self.traces.last()) else {
+            return Err(CompactionError::Corrupt("the blocks to merge hold no spans".into()));
+        };
+        let mut writer = self.writer;
+        writer.flush()?;
+        let row_groups = writer.flushed_row_groups().len() as u32;
+        let data = Bytes::from(writer.into_inner()?);
+        let mut filter = TraceBloom::new(self.traces.len(), options.bloom_false_positive_rate)
+            .map_err(|reason| CompactionError::Corrupt(format!("bloom filter: {reason}")))?;
+        self.traces.iter().for_each(|id| filter.insert(id));
+        let bloom = Bytes::from(filter.to_bytes());
+        let meta = BlockMeta {
+            format_version: FORMAT_VERSION,
+            tenant: tenant.clone(),
+            block_id,
+            created_unix_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            min_start_unix_nano: self.min_start,
+            max_start_unix_nano: self.max_start,
+            max_end_unix_nano: self.max_end,
+            min_trace_id: min_trace,
+            max_trace_id: max_trace,
+            span_count: self.spans_out,
+            trace_count: self.traces.len() as u64,
+            data_bytes: data.len() as u64,
+            bloom_bytes: bloom.len() as u64,
+            row_groups,
+            bloom_false_positive_rate: options.bloom_false_positive_rate,
+            compaction_level,
+            replaces,
+        };
+        Ok(Merged {
+            block: EncodedBlock { meta, data, bloom, filter },
+            spans_in,
+            duplicates: self.duplicates,
+            bytes_in: 0,
+        })
+    }
+}
+
+/// The batch under the span schema itself (same columns; the reader's copy may differ in metadata).
+fn with_span_schema(batch: RecordBatch) -> Result<RecordBatch, CompactionError> {
+    Ok(RecordBatch::try_new(span_schema(), batch.columns().to_vec())?)
+}
+
+type KeyColumns = (FixedSizeBinaryArray, FixedSizeBinaryArray, TimestampNanosecondArray, TimestampNanosecondArray);
+
+fn key_columns(batch: &RecordBatch) -> Result<KeyColumns, CompactionError> {
+    let column = |name: &str| {
+        batch.column_by_name(name).cloned().ok_or_else(|| CompactionError::Corrupt(format!("no {name} column")))
+    };
+    let binary = |name: &str| -> Result<FixedSizeBinaryArray, CompactionError> {
+        let array = column(name)?;
+        array
+            .as_fixed_size_binary_opt()
+            .cloned()
+            .ok_or_else(|| CompactionError::Corrupt(format!("{name} has type {}", array.data_type())))
+    };
+    let time = |name: &str| -> Result<TimestampNanosecondArray, CompactionError> {
+        let array = column(name)?;
+        array
+            .as_primitive_opt::<TimestampNanosecondType>()
+            .cloned()
+            .ok_or_else(|| CompactionError::Corrupt(format!("{name} has type {}", array.data_type())))
+    };
+    Ok((binary(col::TRACE_ID)?, binary(col::SPAN_ID)?, time(col::START_TIME)?, time(col::END_TIME)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spans::encode_resource_spans;
+    use crate::storage::{encode_block, read_encoded};
+    use crate::synth::TraceGenerator;
+    use arrow::array::AsArray;
+    use proptest::prelude::*;
+
+    fn block(seeds: std::ops::Range<u64>, traces_each: usize) -> MergeInput {
+        let mut traces = Vec::new();
+        for seed in seeds {
+            let mut generator = TraceGenerator::new(seed);
+            traces.extend((0..traces_each).flat_map(|_| generator.next_trace()));
+        }
+        let (batch, _) = encode_resource_spans(&traces).unwrap();
+        let tenant = TenantId::new("t").unwrap();
+        let encoded = encode_block(&tenant, BlockId::new_random(), &[batch], &BlockWriteOptions::default()).unwrap();
+        MergeInput { meta: encoded.meta, data: encoded.data }
+    }
+
+    /// (trace ID, span ID) of every row, in stored order.
+    fn keys(data: Bytes) -> Vec<(Vec<u8>, Vec<u8>, i64)> {
+        let mut keys = Vec::new();
+        for batch in read_encoded(data).unwrap() {
+            let (traces, spans, starts, _) = key_columns(&batch).unwrap();
+            for row in 0..batch.num_rows() {
+                keys.push((traces.value(row).to_vec(), spans.value(row).to_vec(), starts.value(row)));
+            }
+        }
+        keys
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+        /// Any set of blocks, overlapping or not, merges into their sorted union with each span once.
+        #[test]
+        fn merge_is_the_sorted_union_without_repeats(ranges in prop::collection::vec((0u64..6, 1u64..4), 1..5)) {
+            let inputs: Vec<MergeInput> = ranges.iter().map(|&(from, len)| block(from..from + len, 3)).collect();
+            let mut expected: Vec<_> = inputs.iter().flat_map(|input| keys(input.data.clone())).collect();
+            let spans_in = expected.len() as u64;
+            expected.sort();
+            expected.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+            let replaced: Vec<BlockId> = inputs.iter().map(|input| input.meta.block_id).collect();
+            let tenant = TenantId::new("t").unwrap();
+            let merged = merge_blocks(&tenant, BlockId::new_random(), inputs, replaced.clone(), &BlockWriteOptions::default()).unwrap();
+            let mut actual = keys(merged.block.data.clone());
+            let stored_order: Vec<_> = actual.iter().map(|(trace, _, start)| (trace.clone(), *start)).collect();
+            prop_assert!(stored_order.windows(2).all(|pair| pair[0] <= pair[1]), "sorted by trace ID, then start");
+            actual.sort();
+            prop_assert_eq!(&actual, &expected);
+            let meta = &merged.block.meta;
+            prop_assert_eq!(meta.span_count, expected.len() as u64);
+            prop_assert_eq!(merged.spans_in - merged.duplicates, meta.span_count);
+            prop_assert_eq!(merged.spans_in, spans_in);
+            prop_assert_eq!(&meta.replaces, &replaced);
+            prop_assert_eq!(meta.compaction_level, 1);
+            let mut distinct: Vec<_> = expected.iter().map(|k| k.0.clone()).collect();
+            distinct.dedup();
+            prop_assert_eq!(meta.trace_count, distinct.len() as u64);
+            for trace in &distinct {
+                prop_assert!(merged.block.filter.may_contain(&TraceId::from_slice(trace).unwrap()));
+            }
+            prop_assert_eq!(meta.min_trace_id.as_bytes().to_vec(), distinct[0].clone());
+            prop_assert_eq!(meta.max_start_unix_nano, expected.iter().map(|k| k.2 as u64).max().unwrap());
+        }
+    }
+
+    #[test]
+    fn every_column_survives_the_merge() {
+        let input = block(1..3, 20);
+        let before = read_encoded(input.data.clone()).unwrap();
+        let tenant = TenantId::new("t").unwrap();
+        let merged =
+            merge_blocks(&tenant, BlockId::new_random(), vec![input], Vec::new(), &BlockWriteOptions::default())
+                .unwrap();
+        let after = read_encoded(merged.block.data).unwrap();
+        // Spans of a trace that start at the same instant may come out in either order: compare in one.
+        let canonical = |batches: &[RecordBatch]| {
+            let all = arrow::compute::concat_batches(&span_schema(), batches).unwrap();
+            let by = |name: &str| arrow::compute::SortColumn {
+                values: all.column_by_name(name).unwrap().clone(),
+                options: None,
+            };
+            let order =
+                arrow::compute::lexsort_to_indices(&[by(col::TRACE_ID), by(col::START_TIME), by(col::SPAN_ID)], None)
+                    .unwrap();
+            arrow::compute::take_record_batch(&all, &order).unwrap()
+        };
+        let (before, after) = (canonical(&before), canonical(&after));
+        assert!(before.num_rows() > 100);
+        assert_eq!(before.column(0).as_fixed_size_binary(), after.column(0).as_fixed_size_binary());
+        assert_eq!(before, after, "one sorted input comes out with the same rows, column for column");
+    }
+}

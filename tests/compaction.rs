@@ -1,0 +1,298 @@
+//! Compaction and retention (issue 6): answers stay exact while blocks are merged on the real S3 test
+//! server, a compactor that dies at any write loses and duplicates nothing and its lease is taken over,
+//! retention follows a clock the test controls, and `spanlake compact` does a pass by hand.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use common::faulty::FaultyStore;
+use common::s3::S3Server;
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+use spanlake::compaction::{BlockChange, CompactionOptions, Compactor, PlanRules, unix_ms_now};
+use spanlake::ids::{BlockId, TenantId, TraceId};
+use spanlake::query::{Querier, QueryOptions};
+use spanlake::spans::encode_resource_spans;
+use spanlake::sql::{SqlEngine, SqlLimits};
+use spanlake::storage::block::{BlockWriteOptions, write_block};
+use spanlake::storage::{RangeReads, Storage, layout, list_blocks};
+use spanlake::synth::TraceGenerator;
+
+const DAY_MS: u64 = 86_400_000;
+
+/// What was written: span count per trace.
+type Expected = BTreeMap<TraceId, usize>;
+
+/// Writes `blocks` blocks of a few traces each; every third trace is split across two neighbouring
+/// blocks, so merges must join one trace's rows from several inputs.
+async fn write_blocks(storage: &Storage, tenant: &TenantId, blocks: usize, clock_unix_nano: Option<u64>) -> Expected {
+    let mut expected = Expected::new();
+    let mut carried: Option<RecordBatch> = None;
+    for index in 0..blocks {
+        // Blocks written for another time get other traces.
+        let seed = 1_000 + index as u64 + clock_unix_nano.unwrap_or(0) / 1_000_000_000;
+        let mut generator = TraceGenerator::new(seed);
+        if let Some(at) = clock_unix_nano {
+            generator.set_clock(at + index as u64 * 1_000_000);
+        }
+        let mut batches: Vec<RecordBatch> = carried.take().into_iter().collect();
+        for trace_index in 0..4 {
+            let trace = generator.next_trace();
+            let (batch, _) = encode_resource_spans(&trace).unwrap();
+            let id = TraceId::from_slice(&trace[0].scope_spans[0].spans[0].trace_id).unwrap();
+            *expected.entry(id).or_default() += batch.num_rows();
+            if trace_index == 3 && index + 1 < blocks && batch.num_rows() > 1 {
+                let half = batch.num_rows() / 2;
+                batches.push(batch.slice(0, half));
+                carried = Some(batch.slice(half, batch.num_rows() - half));
+            } else {
+                batches.push(batch);
+            }
+        }
+        write_block(storage, tenant, BlockId::new_random(), batches, &BlockWriteOptions::default()).await.unwrap();
+    }
+    expected
+}
+
+fn options(rules: impl FnOnce(&mut PlanRules)) -> CompactionOptions {
+    let mut options = CompactionOptions { lease_ttl: Duration::from_secs(60), ..CompactionOptions::default() };
+    options.rules.max_inputs = 4;
+    // The synthetic spans start on 2026-01-01; only the retention test wants them to expire.
+    options.rules.retention = Duration::from_millis(3650 * DAY_MS);
+    rules(&mut options.rules);
+    options
+}
+
+async fn sql_count(engine: &SqlEngine, tenant: &TenantId, query: &str) -> i64 {
+    let mut rows = engine.query(tenant, query).await.unwrap_or_else(|e| panic!("{query}: {e}"));
+    let mut value = None;
+    while let Some(batch) = rows.next().await {
+        let batch = batch.unwrap();
+        if batch.num_rows() > 0 {
+            value = Some(arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(batch.column(0)).value(0));
+        }
+    }
+    value.expect("one row")
+}
+
+/// Every answer a querier gives matches what was written: the span count, the distinct (trace, span)
+/// pairs, and every trace found whole by ID.
+async fn assert_exact(querier: &Querier, tenant: &TenantId, expected: &Expected, context: &str) {
+    let engine = SqlEngine::new(querier.clone(), SqlLimits::default());
+    let total: usize = expected.values().sum();
+    assert_eq!(sql_count(&engine, tenant, "SELECT count(*) FROM spans").await, total as i64, "{context}: count(*)");
+    let distinct = "SELECT count(*) FROM (SELECT DISTINCT trace_id, span_id FROM spans)";
+    assert_eq!(sql_count(&engine, tenant, distinct).await, total as i64, "{context}: no duplicate");
+    for (trace, spans) in expected.iter().step_by(5) {
+        let found = querier.find_trace(tenant, trace, Default::default()).await.unwrap();
+        assert_eq!(found.span_count, *spans, "{context}: trace {trace}");
+    }
+}
+
+fn visible_blocks(querier: &Querier, tenant: &TenantId) -> usize {
+    querier.catalog().snapshot(tenant).map_or(0, |blocks| blocks.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_stay_exact_while_compaction_runs_on_s3() {
+    let storage = S3Server::shared().new_storage("compaction");
+    let tenant = TenantId::new("team-c").unwrap();
+    let expected = write_blocks(&storage, &tenant, 20, None).await;
+    let grace = Duration::from_secs(4);
+    let compactor = Compactor::new(storage.clone(), options(|rules| rules.deletion_grace = grace));
+
+    // One querier in the compactor's process (told of each switch at once), one elsewhere (which learns
+    // of blocks by listing the store).
+    let local = Querier::new(storage.clone(), QueryOptions::default());
+    let catalog = local.catalog().clone();
+    compactor.on_change(Box::new(move |change| match change {
+        BlockChange::Committed(block) => catalog.insert(block.meta.clone(), block.filter.clone()),
+        BlockChange::Deleted(tenant, block) => catalog.remove(tenant, *block),
+    }));
+    let remote = Querier::new(storage.clone(), QueryOptions::default());
+    assert_exact(&local, &tenant, &expected, "before").await;
+    assert_eq!(visible_blocks(&local, &tenant), 20);
+
+    let done = Arc::new(AtomicBool::new(false));
+    let compacting = {
+        let (compactor, tenant, done, storage) = (compactor.clone(), tenant.clone(), done.clone(), storage.clone());
+        tokio::spawn(async move {
+            let mut report = spanlake::compaction::PassReport::default();
+            // Passes until nothing is left to merge and every replaced block is gone.
+            loop {
+                let pass = compactor.compact_tenant_at(&tenant, unix_ms_now(), &|_| {}).await.unwrap();
+                report.jobs += pass.jobs;
+                report.deleted_replaced += pass.deleted_replaced;
+                let listing = list_blocks(&storage, &tenant).await.unwrap();
+                if pass.jobs == 0 && listing.committed.len() == 1 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            done.store(true, Ordering::SeqCst);
+            report
+        })
+    };
+    let mut rounds = 0;
+    while !done.load(Ordering::SeqCst) {
+        remote.catalog().refresh(&tenant).await.unwrap();
+        assert_exact(&local, &tenant, &expected, &format!("round {rounds}, in-process querier")).await;
+        assert_exact(&remote, &tenant, &expected, &format!("round {rounds}, other querier")).await;
+        rounds += 1;
+    }
+    let report = compacting.await.unwrap();
+    assert!(report.jobs >= 6, "20 blocks, 4 inputs per merge: several levels of merges ({report:?})");
+    assert_eq!(report.deleted_replaced, 20 + report.jobs as u64 - 1, "every input is deleted after the grace");
+    assert!(rounds >= 3, "queries ran while blocks were switched ({rounds} rounds)");
+    remote.catalog().refresh(&tenant).await.unwrap();
+    assert_exact(&remote, &tenant, &expected, "after").await;
+    assert_eq!(visible_blocks(&local, &tenant), 1);
+    assert_eq!(visible_blocks(&remote, &tenant), 1);
+}
+
+/// A fresh in-memory store wrapped in a fault injector, with `blocks` blocks written through it.
+async fn faulty_storage(tenant: &TenantId, blocks: usize) -> (Arc<FaultyStore>, Storage, Expected) {
+    let faulty = FaultyStore::new(Arc::new(object_store::memory::InMemory::new()));
+    let storage = Storage::from_store(faulty.clone(), "faulty(memory)", RangeReads::Exact);
+    let expected = write_blocks(&storage, tenant, blocks, None).await;
+    (faulty, storage, expected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compactor_dying_at_any_write_loses_and_duplicates_nothing() {
+    let tenant = TenantId::new("team-k").unwrap();
+    let grace = Duration::from_secs(60);
+    let rules = |rules: &mut PlanRules| {
+        rules.deletion_grace = grace;
+        rules.leftover_grace = Duration::from_secs(600);
+    };
+    let (mut crash_points, mut blocked_by_dead_lease) = (0, 0);
+    for writes in 0.. {
+        let (faulty, storage, expected) = faulty_storage(&tenant, 6).await;
+        let now = unix_ms_now();
+        // The dying compactor: a merging pass, then a pass after the grace period that deletes the
+        // replaced blocks and merges again; its process "dies" at the write numbered `writes`.
+        faulty.fail_writes_after(writes);
+        let dying = Compactor::new(storage.clone(), options(rules));
+        let mut last_pass = now;
+        let first = dying.compact_tenant_at(&tenant, now, &|_| {}).await;
+        if first.is_ok() {
+            last_pass = now + grace.as_millis() as u64 + 1_000;
+            let _ = dying.compact_tenant_at(&tenant, last_pass, &|_| {}).await;
+        }
+        let crashed = faulty.writes_exhausted();
+        faulty.fail_writes_after(i64::MAX);
+        let context = format!("died before write {writes}");
+        assert_exact(&Querier::new(storage.clone(), QueryOptions::default()), &tenant, &expected, &context).await;
+
+        // Another compactor waits for the dead one's lease to expire, then finishes the work.
+        let successor = Compactor::new(storage.clone(), options(rules));
+        let early = successor.compact_tenant_at(&tenant, last_pass + 1_000, &|_| {}).await.unwrap();
+        blocked_by_dead_lease += early.tenants_leased_elsewhere;
+        let mut at = last_pass + 11 * 60_000;
+        for _ in 0..10 {
+            let pass = successor.compact_tenant_at(&tenant, at, &|_| {}).await.unwrap();
+            assert_eq!(pass.tenants_leased_elsewhere, 0, "{context}: the expired lease is taken over");
+            let listing = list_blocks(&storage, &tenant).await.unwrap();
+            if pass.jobs == 0 && listing.committed.len() == 1 && listing.uncommitted.is_empty() {
+                break;
+            }
+            at += grace.as_millis() as u64 + 1_000;
+        }
+        let listing = list_blocks(&storage, &tenant).await.unwrap();
+        assert_eq!(listing.committed.len(), 1, "{context}: everything ends in one block");
+        assert!(listing.uncommitted.is_empty(), "{context}: leftovers are cleaned: {:?}", listing.uncommitted);
+        assert_exact(&Querier::new(storage.clone(), QueryOptions::default()), &tenant, &expected, &context).await;
+        if !crashed {
+            break;
+        }
+        crash_points += 1;
+    }
+    assert!(crash_points >= 20, "every write of two passes was a crash point ({crash_points})");
+    assert!(blocked_by_dead_lease > 0, "a dead compactor's unexpired lease held its successor off");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_follows_the_clock_per_tenant_and_cleans_leftovers_after_their_grace() {
+    let folder = tempfile::tempdir().unwrap();
+    let storage = Storage::open(&common::url_of(folder.path())).unwrap();
+    let (short, long) = (TenantId::new("short").unwrap(), TenantId::new("long").unwrap());
+    const T0_NS: u64 = 1_767_225_600_000_000_000; // 2026-01-01
+    let day_ns = DAY_MS * 1_000_000;
+    let old_short = write_blocks(&storage, &short, 2, Some(T0_NS)).await;
+    let new_short = write_blocks(&storage, &short, 2, Some(T0_NS + 20 * day_ns)).await;
+    let old_long = write_blocks(&storage, &long, 2, Some(T0_NS)).await;
+    let leftover = BlockId::new_random();
+    let data = layout::data_path(&short, leftover);
+    storage.object_store().put(&data, bytes::Bytes::from_static(b"crashed upload").into()).await.unwrap();
+
+    let mut options = options(|rules| rules.retention = Duration::from_millis(14 * DAY_MS));
+    options.tenant_retention.insert(long.clone(), Duration::from_millis(30 * DAY_MS));
+    let compactor = Compactor::new(storage.clone(), options);
+    let day_21 = T0_NS / 1_000_000 + 21 * DAY_MS;
+    let report = compactor.pass_at(day_21, &|_| {}).await.unwrap();
+    assert_eq!(report.deleted_expired, 2, "the short tenant's two blocks from day 0 ({report:?})");
+    assert_eq!(report.deleted_leftovers, 0, "the leftover was written just now");
+    assert_exact(&Querier::new(storage.clone(), QueryOptions::default()), &short, &new_short, "short, day 21").await;
+    assert_exact(&Querier::new(storage.clone(), QueryOptions::default()), &long, &old_long, "long, day 21").await;
+    let querier = Querier::new(storage.clone(), QueryOptions::default());
+    let old_trace = old_short.keys().next().unwrap();
+    assert!(querier.find_trace(&short, old_trace, Default::default()).await.unwrap().is_empty(), "expired");
+
+    let report = compactor.pass_at(T0_NS / 1_000_000 + 31 * DAY_MS, &|_| {}).await.unwrap();
+    assert_eq!(report.deleted_expired, 3, "day 31: the long tenant's merged day-0 block and the two it replaced");
+    assert!(storage.object_store().head(&data).await.is_ok(), "a leftover younger than its grace stays");
+
+    let report = compactor.pass_at(unix_ms_now() + 2 * 3_600_000, &|_| {}).await.unwrap();
+    assert_eq!(report.deleted_leftovers, 1);
+    assert!(storage.object_store().head(&data).await.is_err(), "the crashed upload's objects are gone");
+    let remaining: HashSet<_> = list_blocks(&storage, &short).await.unwrap().committed.into_iter().collect();
+    assert!(remaining.is_empty(), "two hours past now, 14-day retention has taken everything: {remaining:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_compacts_its_own_blocks_while_answering_and_reports_it_in_metrics() {
+    use common::server::{TestServer, send};
+    let folder = tempfile::tempdir().unwrap();
+    let storage = Storage::open(&common::url_of(folder.path())).unwrap();
+    let server = TestServer::start(storage.clone(), |config| {
+        config.compaction_interval = Duration::from_millis(300);
+        config.compaction_deletion_grace = Duration::from_secs(1);
+        config.retention = Duration::from_millis(3650 * DAY_MS);
+    })
+    .await;
+    let mut spans = 0;
+    for seed in 0..3 {
+        let trace = TraceGenerator::new(seed).next_trace();
+        spans += spanlake::spans::span_count(&trace);
+        let body = prost::Message::encode_to_vec(
+            &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest { resource_spans: trace },
+        );
+        let headers = [("content-type", "application/x-protobuf")];
+        assert_eq!(send("POST", &server.traces_url(), &headers, body).await.status, 200);
+        assert_eq!(send("POST", &server.query_url("/flush"), &[], "").await.status, 204);
+    }
+    let tenant = TenantId::single_tenant();
+    let querier = server.server.querier();
+    let started = std::time::Instant::now();
+    loop {
+        let engine = SqlEngine::new(querier.clone(), SqlLimits::default());
+        assert_eq!(sql_count(&engine, &tenant, "SELECT count(*) FROM spans").await, spans as i64, "exact meanwhile");
+        let stored = list_blocks(&storage, &tenant).await.unwrap().committed.len();
+        if stored == 1 && visible_blocks(querier, &tenant) == 1 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "3 flushed blocks end as 1 ({stored} stored)");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = send("GET", &server.query_url("/metrics"), &[], "").await.text();
+    for line in ["spanlake_compaction_blocks_total{direction=\"out\"}", "spanlake_compaction_blocks_outstanding{"] {
+        assert!(metrics.contains(line), "/metrics reports {line}: {metrics}");
+    }
+    server.server.shutdown().await.unwrap();
+}
