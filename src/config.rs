@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::compaction::{CompactionOptions, PlanRules};
 use crate::ids::TenantId;
@@ -82,7 +82,7 @@ pub struct ServeConfig {
 }
 
 /// Which roles `spanlake serve` runs (CONTRACTS §1).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
     /// Ingest, query and compaction in one process.
@@ -229,7 +229,7 @@ impl ServeConfig {
 /// The optional YAML settings file (`spanlake serve --config FILE`): every key of [`ServeConfig`], each
 /// optional. Keys it does not know are refused at start-up with their name (CONTRACTS §1). Flags and
 /// `SPANLAKE_*` environment variables override it; `deploy/spanlake.yaml` shows every key with its default.
-#[derive(Debug, Default, Deserialize, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     pub data_dir: Option<PathBuf>,
@@ -274,6 +274,48 @@ pub enum ConfigError {
 }
 
 impl ConfigFile {
+    /// Every key set to its value in `config`: with the defaults, exactly what `deploy/spanlake.yaml`
+    /// must say (a test holds the file to it). The struct literal names every field, so a new key does
+    /// not compile until it is added here.
+    pub fn from_config(config: &ServeConfig) -> Self {
+        let bytes = |value: usize| Some(ByteSize(value as u64));
+        let duration = |value: Duration| Some(HumanDuration(value));
+        Self {
+            data_dir: Some(config.data_dir.clone()),
+            storage: config.storage.clone(),
+            http_addr: Some(config.http_addr),
+            otlp_grpc_addr: Some(config.otlp_grpc_addr),
+            otlp_http_addr: Some(config.otlp_http_addr),
+            multitenancy: Some(config.multitenancy),
+            max_request_bytes: bytes(config.body_limits.max_compressed_bytes),
+            max_request_decompressed_bytes: bytes(config.body_limits.max_decompressed_bytes),
+            max_block_bytes: bytes(config.max_block_bytes),
+            max_block_age: duration(config.max_block_age),
+            max_buffer_bytes: bytes(config.max_buffer_bytes),
+            max_wal_bytes: Some(ByteSize(config.max_wal_bytes)),
+            flush_on_shutdown: Some(config.flush_on_shutdown),
+            upload_timeout: duration(config.upload_timeout),
+            block_refresh_interval: duration(config.block_refresh_interval),
+            footer_cache_bytes: Some(ByteSize(config.footer_cache_bytes)),
+            bloom_false_positive_rate: Some(config.bloom_false_positive_rate),
+            sql_timeout: duration(config.sql_timeout),
+            sql_memory_limit: Some(ByteSize(config.sql_memory_limit)),
+            sql_max_concurrent: Some(config.sql_max_concurrent),
+            target: Some(config.target),
+            compaction_interval: duration(config.compaction_interval),
+            compaction_window: duration(config.compaction_window),
+            compaction_target_bytes: Some(ByteSize(config.compaction_target_bytes)),
+            compaction_max_inputs: Some(config.compaction_max_inputs),
+            compaction_deletion_grace: duration(config.compaction_deletion_grace),
+            compaction_leftover_grace: duration(config.compaction_leftover_grace),
+            compaction_lease_ttl: duration(config.compaction_lease_ttl),
+            retention: duration(config.retention),
+            tenant_retention: Some(
+                config.tenant_retention.iter().map(|(t, d)| (t.clone(), HumanDuration(*d))).collect(),
+            ),
+        }
+    }
+
     /// Reads and checks a settings file; an unknown key or a bad value is an error naming it.
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
         let text =
@@ -382,6 +424,12 @@ impl<'de> Deserialize<'de> for FalsePositiveRate {
     }
 }
 
+impl Serialize for FalsePositiveRate {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.0)
+    }
+}
+
 /// A byte size written as a number of bytes or with a unit (`64MiB`, `4GiB`, `16MB`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ByteSize(pub u64);
@@ -401,6 +449,12 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+impl Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.0)
+    }
+}
+
 /// A duration written as text (`30s`, `5m`, `250ms`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HumanDuration(pub Duration);
@@ -409,6 +463,12 @@ impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         parse_duration(&text).map(Self).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(self.0).to_string())
     }
 }
 
