@@ -97,7 +97,8 @@ fn main() {
         let (blocks_before, spans, bytes_before) = footprint(&storage, &tenant).await;
         let before = measure(&storage, &tenant, &traces, scale.runs).await;
 
-        let mut options = CompactionOptions::default();
+        // A dedicated compactor: both cores merge.
+        let mut options = CompactionOptions { concurrency: 2, ..CompactionOptions::default() };
         options.rules.deletion_grace = Duration::ZERO;
         options.rules.retention = Duration::from_secs(3650 * 86_400);
         let compactor = Compactor::new(storage.clone(), options);

@@ -75,6 +75,8 @@ pub struct ServeConfig {
     pub compaction_leftover_grace: Duration,
     /// How long a compactor's per-tenant lease lasts without renewal (a dead compactor's takeover wait).
     pub compaction_lease_ttl: Duration,
+    /// Merges running at once (each takes a core while it runs).
+    pub compaction_concurrency: usize,
     /// Blocks whose spans all ended longer ago than this are deleted.
     pub retention: Duration,
     /// Retention of particular tenants, over `retention`.
@@ -157,6 +159,7 @@ impl Default for ServeConfig {
             compaction_deletion_grace: compaction.rules.deletion_grace,
             compaction_leftover_grace: compaction.rules.leftover_grace,
             compaction_lease_ttl: compaction.lease_ttl,
+            compaction_concurrency: compaction.concurrency,
             retention: compaction.rules.retention,
             tenant_retention: BTreeMap::new(),
         }
@@ -213,6 +216,7 @@ impl ServeConfig {
             },
             tenant_retention: self.tenant_retention.iter().map(|(t, d)| (t.clone(), *d)).collect(),
             lease_ttl: self.compaction_lease_ttl,
+            concurrency: self.compaction_concurrency,
             block: self.ingest_options().block,
         }
     }
@@ -260,6 +264,7 @@ pub struct ConfigFile {
     pub compaction_deletion_grace: Option<HumanDuration>,
     pub compaction_leftover_grace: Option<HumanDuration>,
     pub compaction_lease_ttl: Option<HumanDuration>,
+    pub compaction_concurrency: Option<usize>,
     pub retention: Option<HumanDuration>,
     pub tenant_retention: Option<BTreeMap<TenantId, HumanDuration>>,
 }
@@ -309,6 +314,7 @@ impl ConfigFile {
             compaction_deletion_grace: duration(config.compaction_deletion_grace),
             compaction_leftover_grace: duration(config.compaction_leftover_grace),
             compaction_lease_ttl: duration(config.compaction_lease_ttl),
+            compaction_concurrency: Some(config.compaction_concurrency),
             retention: duration(config.retention),
             tenant_retention: Some(
                 config.tenant_retention.iter().map(|(t, d)| (t.clone(), HumanDuration(*d))).collect(),
@@ -375,6 +381,7 @@ impl ConfigFile {
         duration(&mut config.compaction_deletion_grace, self.compaction_deletion_grace);
         duration(&mut config.compaction_leftover_grace, self.compaction_leftover_grace);
         duration(&mut config.compaction_lease_ttl, self.compaction_lease_ttl);
+        config.compaction_concurrency = self.compaction_concurrency.unwrap_or(config.compaction_concurrency);
         duration(&mut config.retention, self.retention);
         if let Some(retention) = self.tenant_retention {
             config.tenant_retention.extend(retention.into_iter().map(|(tenant, d)| (tenant, d.0)));

@@ -104,7 +104,11 @@ async fn answers_stay_exact_while_compaction_runs_on_s3() {
     let tenant = TenantId::new("team-c").unwrap();
     let expected = write_blocks(&storage, &tenant, 20, None).await;
     let grace = Duration::from_secs(4);
-    let compactor = Compactor::new(storage.clone(), options(|rules| rules.deletion_grace = grace));
+    // Two merges at a time, as a dedicated compactor would run.
+    let compactor = Compactor::new(
+        storage.clone(),
+        CompactionOptions { concurrency: 2, ..options(|rules| rules.deletion_grace = grace) },
+    );
 
     // One querier in the compactor's process (told of each switch at once), one elsewhere (which learns
     // of blocks by listing the store).

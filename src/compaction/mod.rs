@@ -64,6 +64,8 @@ pub struct CompactionOptions {
     pub tenant_retention: HashMap<TenantId, Duration>,
     /// How long a lease lasts without renewal: a dead compactor's tenants wait this long at most.
     pub lease_ttl: Duration,
+    /// Merges of a tenant running at once, each on its own core (1 leaves the others to ingest and query).
+    pub concurrency: usize,
     /// Layout of the blocks written (same as the ingester's).
     pub block: BlockWriteOptions,
 }
@@ -82,6 +84,7 @@ impl Default for CompactionOptions {
             },
             tenant_retention: HashMap::new(),
             lease_ttl: Duration::from_secs(120),
+            concurrency: 1,
             block: BlockWriteOptions::default(),
         }
     }
@@ -300,17 +303,31 @@ impl Compactor {
         let bytes: u64 = plan.jobs.iter().flat_map(|job| &job.inputs).map(|meta| meta.data_bytes).sum();
         progress(Progress::Planned { tenant: tenant.clone(), jobs: plan.jobs.len(), bytes });
 
-        for job in plan.jobs {
-            lease.renew(clock()).await?;
-            let inputs = job.inputs.len();
-            let merged = self.merge(tenant, job).await?;
-            // The lease is checked again right before the commit: a compactor that lost it while merging
-            // leaves its output uncommitted (a leftover) instead of racing the new holder.
-            lease.renew(clock()).await?;
-            upload_block(&self.inner.storage, &merged.block).await?;
-            self.remember(&merged.block.meta);
-            self.notify(BlockChange::Committed(&merged.block));
-
+        // Renewals of one lease must not race each other (each creates the next epoch).
+        let renewing = tokio::sync::Mutex::new(());
+        let merges = futures::stream::iter(plan.jobs)
+            .map(|job| {
+                let renewing = &renewing;
+                async move {
+                    let renewed = renewing.lock().await;
+                    lease.renew(clock()).await?;
+                    drop(renewed);
+                    let inputs = job.inputs.len();
+                    let merged = self.merge(tenant, job).await?;
+                    // The lease is checked again right before the commit: a compactor that lost it while
+                    // merging leaves its output uncommitted (a leftover) instead of racing the new holder.
+                    let _renewed = renewing.lock().await;
+                    lease.renew(clock()).await?;
+                    upload_block(&self.inner.storage, &merged.block).await?;
+                    self.remember(&merged.block.meta);
+                    self.notify(BlockChange::Committed(&merged.block));
+                    Ok::<_, CompactionError>((merged, inputs))
+                }
+            })
+            .buffer_unordered(self.inner.options.concurrency.max(1));
+        futures::pin_mut!(merges);
+        while let Some(merged) = merges.next().await {
+            let (merged, inputs) = merged?;
             let step = self.record(&merged, inputs);
             tracing::info!(
                 %tenant,
