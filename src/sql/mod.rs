@@ -121,10 +121,15 @@ impl SqlEngine {
         let deadline = Instant::now() + self.limits.timeout;
         let started = async {
             let context = session::session(&self.querier, tenant, &self.limits).await.map_err(|e| self.classify(e))?;
-            let state = context.state();
+            let mut state = context.state();
             let dialect = state.config().options().sql_parser.dialect;
             let statement = state.sql_to_statement(sql, &dialect).map_err(|e| self.classify(e))?;
             check_read_only(&statement)?;
+            let references = state.resolve_table_references(&statement).map_err(|e| self.classify(e))?;
+            if session::needs_traces(&statement, &references) {
+                session::add_traces(&context).await.map_err(|e| self.classify(e))?;
+                state = context.state();
+            }
             let plan = state.statement_to_plan(statement).await.map_err(|e| self.classify(e))?;
             // Defence in depth: DataFusion's own check of the plan.
             read_only().verify_plan(&plan).map_err(|e| self.classify(e))?;

@@ -70,7 +70,8 @@ impl ObjectStoreRegistry for OneStore {
     }
 }
 
-/// A session for one query of `tenant`, with `spans` and `traces` registered.
+/// A session for one query of `tenant`, with `spans` registered (`traces` is added by [`add_traces`] when
+/// the query needs it: planning the view costs a few milliseconds, more than a trace lookup).
 pub async fn session(querier: &Querier, tenant: &TenantId, limits: &SqlLimits) -> Result<SessionContext> {
     let url = Url::parse(BLOCKS_URL).map_err(|e| DataFusionError::Internal(e.to_string()))?;
     let tenant_store: Arc<dyn ObjectStore> =
@@ -107,8 +108,28 @@ pub async fn session(querier: &Querier, tenant: &TenantId, limits: &SqlLimits) -
     let store_url = ObjectStoreUrl::parse(BLOCKS_URL)?;
     let spans = SpansTable::new(tenant.clone(), querier.clone(), store_url, tenant_store);
     context.register_table("spans", Arc::new(spans))?;
+    Ok(context)
+}
+
+/// Registers the `traces` view over the session's `spans`.
+pub async fn add_traces(context: &SessionContext) -> Result<()> {
     let traces = context.sql(TRACES_VIEW).await?.into_unoptimized_plan();
     let traces: Arc<dyn TableProvider> = Arc::new(ViewTable::new(traces, Some(TRACES_VIEW.to_owned())));
     context.register_table("traces", traces)?;
-    Ok(context)
+    Ok(())
+}
+
+/// Whether a statement may read the `traces` view: it names it, lists tables (information schema, SHOW,
+/// DESCRIBE), or is anything but a plain query (EXPLAIN of one, say), where being exact beats being quick.
+pub fn needs_traces(
+    statement: &datafusion::sql::parser::Statement,
+    references: &[datafusion::common::TableReference],
+) -> bool {
+    use datafusion::sql::parser::Statement;
+    use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+    let plain_query = matches!(statement, Statement::Statement(inner) if matches!(**inner, SqlStatement::Query(_)));
+    !plain_query
+        || references
+            .iter()
+            .any(|reference| reference.table() == "traces" || reference.schema() == Some("information_schema"))
 }
