@@ -20,21 +20,13 @@ use spanlake::query::{Querier, QueryOptions};
 use spanlake::sql::{SqlEngine, SqlLimits};
 use spanlake::storage::{Storage, StorageLocation, list_blocks, read_block_meta};
 
-/// 2026-01-01T00:00:00Z, where the synthetic clock starts.
-const T0: u64 = 1_767_225_600_000_000_000;
-
-struct Scale {
-    blocks: usize,
-    spans_per_block: usize,
-    runs: usize,
-}
+use common::bench::{Scale, T0};
 
 fn scale() -> Scale {
-    if std::env::args().any(|arg| arg == "--bench") {
-        Scale { blocks: 1_000, spans_per_block: 5_000, runs: 5 }
-    } else {
-        Scale { blocks: 20, spans_per_block: 500, runs: 1 }
-    }
+    common::bench::pick(
+        Scale { blocks: 1_000, spans_per_block: 5_000, runs: 5 },
+        Scale { blocks: 20, spans_per_block: 500, runs: 1 },
+    )
 }
 
 /// Blocks, spans and stored bytes (data and bloom) of a tenant.
@@ -108,11 +100,7 @@ fn main() {
         loop {
             let pass = compactor.compact_tenant_at(&tenant, unix_ms_now(), &|_| {}).await.expect("pass");
             passes += 1;
-            total.jobs += pass.jobs;
-            total.spans_in += pass.spans_in;
-            total.spans_out += pass.spans_out;
-            total.bytes_in += pass.bytes_in;
-            total.duplicates_removed += pass.duplicates_removed;
+            total.add(&pass);
             if pass.jobs == 0 {
                 break;
             }

@@ -35,11 +35,10 @@ struct Scale {
 }
 
 fn scale() -> Scale {
-    if std::env::args().any(|arg| arg == "--bench") {
-        Scale { blocks: 500, spans_per_block: 20_000, small: 50, known_lookups: 200, unknown_lookups: 2_000 }
-    } else {
-        Scale { blocks: 6, spans_per_block: 2_000, small: 3, known_lookups: 6, unknown_lookups: 20 }
-    }
+    common::bench::pick(
+        Scale { blocks: 500, spans_per_block: 20_000, small: 50, known_lookups: 200, unknown_lookups: 2_000 },
+        Scale { blocks: 6, spans_per_block: 2_000, small: 3, known_lookups: 6, unknown_lookups: 20 },
+    )
 }
 
 fn tenant(blocks: usize) -> TenantId {

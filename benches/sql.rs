@@ -20,23 +20,15 @@ use spanlake::sql::{SqlEngine, SqlLimits};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-/// 2026-01-01T00:00:00Z, where the synthetic clock starts.
-const T0: u64 = 1_767_225_600_000_000_000;
+use common::bench::{Scale, T0};
 /// Seconds between the starts of consecutive blocks.
 const BLOCK_SPACING_S: u64 = 36;
 
-struct Scale {
-    blocks: usize,
-    spans_per_block: usize,
-    runs: usize,
-}
-
 fn scale() -> Scale {
-    if std::env::args().any(|arg| arg == "--bench") {
-        Scale { blocks: 500, spans_per_block: 20_000, runs: 5 }
-    } else {
-        Scale { blocks: 6, spans_per_block: 2_000, runs: 1 }
-    }
+    common::bench::pick(
+        Scale { blocks: 500, spans_per_block: 20_000, runs: 5 },
+        Scale { blocks: 6, spans_per_block: 2_000, runs: 1 },
+    )
 }
 
 struct Query {

@@ -77,21 +77,11 @@ fn serve_on_the_embedded_default_answers_and_flushes_then_stops_cleanly_on_sigte
         .spawn()
         .unwrap();
     let mut log = BufReader::new(server.stderr.take().unwrap());
-    let (mut addr, mut grpc) = (None, None);
-    loop {
-        let mut line = String::new();
-        assert!(log.read_line(&mut line).unwrap() > 0, "server exited before listening");
+    let started = common::server::read_until_ready(&mut log);
+    for line in &started.lines {
         assert!(!line.contains('\u{1b}'), "no colour codes in logs that go to a pipe: {line:?}");
-        if let Some(rest) = line.split(" http_addr=").nth(1) {
-            addr = Some(rest.split_whitespace().next().unwrap().parse::<SocketAddr>().unwrap());
-        }
-        if let Some(rest) = line.split("otlp_grpc_addr=").nth(1) {
-            grpc = Some(rest.split_whitespace().next().unwrap().parse::<SocketAddr>().unwrap());
-        }
-        if line.trim_end().ends_with(" ready") {
-            break;
-        }
     }
+    let (addr, grpc) = (started.http, started.grpc);
     let addr = addr.expect("the query address is logged before ready");
     assert_eq!(get(addr, "/ready"), (200, "ready".into()));
     assert_eq!(get(addr, "/api/echo"), (200, "echo".into()));

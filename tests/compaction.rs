@@ -14,7 +14,7 @@ use common::faulty::FaultyStore;
 use common::s3::S3Server;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
-use spanlake::compaction::{BlockChange, CompactionOptions, Compactor, PlanRules, unix_ms_now};
+use spanlake::compaction::{CompactionOptions, Compactor, PlanRules, unix_ms_now};
 use spanlake::ids::{BlockId, TenantId, TraceId};
 use spanlake::query::{Querier, QueryOptions};
 use spanlake::spans::encode_resource_spans;
@@ -113,11 +113,7 @@ async fn answers_stay_exact_while_compaction_runs_on_s3() {
     // One querier in the compactor's process (told of each switch at once), one elsewhere (which learns
     // of blocks by listing the store).
     let local = Querier::new(storage.clone(), QueryOptions::default());
-    let catalog = local.catalog().clone();
-    compactor.on_change(Box::new(move |change| match change {
-        BlockChange::Committed(block) => catalog.insert(block.meta.clone(), block.filter.clone()),
-        BlockChange::Deleted(tenant, block) => catalog.remove(tenant, *block),
-    }));
+    local.catalog().follow(&compactor);
     let remote = Querier::new(storage.clone(), QueryOptions::default());
     assert_exact(&local, &tenant, &expected, "before").await;
     assert_eq!(visible_blocks(&local, &tenant), 20);
@@ -130,8 +126,7 @@ async fn answers_stay_exact_while_compaction_runs_on_s3() {
             // Passes until nothing is left to merge and every replaced block is gone.
             loop {
                 let pass = compactor.compact_tenant_at(&tenant, unix_ms_now(), &|_| {}).await.unwrap();
-                report.jobs += pass.jobs;
-                report.deleted_replaced += pass.deleted_replaced;
+                report.add(&pass);
                 let listing = list_blocks(&storage, &tenant).await.unwrap();
                 if pass.jobs == 0 && listing.committed.len() == 1 {
                     break;
@@ -226,7 +221,7 @@ async fn retention_follows_the_clock_per_tenant_and_cleans_leftovers_after_their
     let folder = tempfile::tempdir().unwrap();
     let storage = Storage::open(&common::url_of(folder.path())).unwrap();
     let (short, long) = (TenantId::new("short").unwrap(), TenantId::new("long").unwrap());
-    const T0_NS: u64 = 1_767_225_600_000_000_000; // 2026-01-01
+    const T0_NS: u64 = common::bench::T0; // 2026-01-01
     let day_ns = DAY_MS * 1_000_000;
     let old_short = write_blocks(&storage, &short, 2, Some(T0_NS)).await;
     let new_short = write_blocks(&storage, &short, 2, Some(T0_NS + 20 * day_ns)).await;

@@ -143,7 +143,6 @@ impl Deployed {
     /// compose network (the S3 endpoint, the bucket, the config path). The WAL goes to `wal_dir` (the
     /// image's volume) and the ports are ephemeral loopback ones so tests run side by side.
     fn start(environment: &[(String, String)], wal_dir: &Path) -> Self {
-        use std::io::{BufRead, BufReader};
         let mut child = Command::new(env!("CARGO_BIN_EXE_spanlake"))
             .arg("serve")
             .envs(environment.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -155,18 +154,9 @@ impl Deployed {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let mut log = BufReader::new(child.stderr.take().unwrap());
-        let (mut http, mut grpc) = (None, None);
-        loop {
-            let mut line = String::new();
-            assert!(log.read_line(&mut line).unwrap() > 0, "server exited before it was ready");
-            let address = |key: &str| line.split(key).nth(1)?.split_whitespace().next()?.parse().ok();
-            http = http.or_else(|| address(" http_addr="));
-            grpc = grpc.or_else(|| address("otlp_grpc_addr="));
-            if line.trim_end().ends_with(" ready") {
-                break;
-            }
-        }
+        let mut log = std::io::BufReader::new(child.stderr.take().unwrap());
+        let started = common::server::read_until_ready(&mut log);
+        let (http, grpc) = (started.http, started.grpc);
         std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
         Self { child, http: http.expect("query address logged"), grpc: grpc.expect("gRPC address logged") }
     }

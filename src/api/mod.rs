@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::compaction::{BlockChange, Compactor};
+use crate::compaction::Compactor;
 use crate::config::{ServeConfig, Target};
 use crate::ingest::{IngestError, Ingester};
 use crate::query::Querier;
@@ -136,12 +136,7 @@ impl Server {
         tracing::info!(http_addr = %http_addr, "query HTTP API listening");
         let compactor = (!config.compaction_interval.is_zero()).then(|| {
             let compactor = Compactor::new(state.storage.clone(), config.compaction_options());
-            let catalog = state.querier.catalog().clone();
-            // This process's queries switch to a compacted block the moment it is committed.
-            compactor.on_change(Box::new(move |change| match change {
-                BlockChange::Committed(block) => catalog.insert(block.meta.clone(), block.filter.clone()),
-                BlockChange::Deleted(tenant, block) => catalog.remove(tenant, *block),
-            }));
+            state.querier.catalog().follow(&compactor);
             compactor.spawn(stop_query.subscribe())
         });
 

@@ -47,12 +47,15 @@ pub struct Lease {
     tenant: TenantId,
     holder: String,
     ttl_ms: u64,
+    /// One take or renewal at a time: two at once by the same holder would race for the same epoch, and
+    /// the loser would think the lease taken over.
+    taking: tokio::sync::Mutex<()>,
 }
 
 impl Lease {
     /// A handle for `holder` (a name unique to this compactor instance) with the given time to live.
     pub fn new(storage: Storage, tenant: TenantId, holder: String, ttl: std::time::Duration) -> Self {
-        Self { storage, tenant, holder, ttl_ms: ttl.as_millis() as u64 }
+        Self { storage, tenant, holder, ttl_ms: ttl.as_millis() as u64, taking: tokio::sync::Mutex::new(()) }
     }
 
     fn folder(&self) -> Path {
@@ -88,8 +91,20 @@ impl Lease {
         Ok((Some(record), epochs))
     }
 
+    /// Writes the epoch `record` names if nobody has; whether it was this call that wrote it.
+    async fn create_epoch(&self, record: &LeaseRecord) -> Result<bool, CompactionError> {
+        let create = PutOptions { mode: PutMode::Create, ..Default::default() };
+        let body = PutPayload::from(serde_json::to_vec(record).unwrap_or_default());
+        match self.storage.object_store().put_opts(&self.path(record.epoch), body, create).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// Takes the lease if it is free, expired or already ours, extending it to `now + ttl`.
     pub async fn acquire(&self, now_unix_ms: u64) -> Result<LeaseState, CompactionError> {
+        let _taking = self.taking.lock().await;
         let (current, older) = match self.current().await {
             Ok(found) => found,
             Err(CompactionError::LeaseLost(_)) => self.current().await?,
@@ -107,17 +122,11 @@ impl Lease {
         };
         let record =
             LeaseRecord { holder: self.holder.clone(), epoch: next_epoch, expires_unix_ms: now_unix_ms + self.ttl_ms };
-        let create = PutOptions { mode: PutMode::Create, ..Default::default() };
-        let body = PutPayload::from(serde_json::to_vec(&record).unwrap_or_default());
-        match self.storage.object_store().put_opts(&self.path(next_epoch), body, create).await {
-            Ok(_) => {}
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                return Err(CompactionError::LeaseLost(format!(
-                    "another compactor took epoch {next_epoch} of tenant {}'s lease first",
-                    self.tenant
-                )));
-            }
-            Err(error) => return Err(error.into()),
+        if !self.create_epoch(&record).await? {
+            return Err(CompactionError::LeaseLost(format!(
+                "another compactor took epoch {next_epoch} of tenant {}'s lease first",
+                self.tenant
+            )));
         }
         // Older epochs are history; removing them keeps the LIST short. Best effort.
         let store = self.storage.object_store();
@@ -139,6 +148,7 @@ impl Lease {
 
     /// Gives the lease up at once (an expired epoch), so another compactor need not wait for the expiry.
     pub async fn release(&self, now_unix_ms: u64) -> Result<(), CompactionError> {
+        let _taking = self.taking.lock().await;
         let (Some(current), _) = self.current().await? else { return Ok(()) };
         if current.holder != self.holder {
             return Ok(());

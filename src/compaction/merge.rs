@@ -4,7 +4,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arrow::array::{Array, AsArray, FixedSizeBinaryArray, RecordBatch, TimestampNanosecondArray};
 use arrow::compute::interleave_record_batch;
@@ -16,8 +15,8 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use super::CompactionError;
 use crate::ids::{BlockId, TenantId, TraceId};
 use crate::spans::schema::{col, span_schema};
-use crate::storage::block::writer::writer_properties;
-use crate::storage::{BlockMeta, BlockWriteOptions, EncodedBlock, FORMAT_VERSION, TraceBloom};
+use crate::storage::block::writer::{BlockSummary, assemble, writer_properties};
+use crate::storage::{BlockMeta, BlockWriteOptions, EncodedBlock};
 
 /// Rows decoded at a time from each input: small, because a merge holds one batch per input.
 const INPUT_BATCH_ROWS: usize = 1024;
@@ -217,42 +216,24 @@ impl Merge {
         options: &BlockWriteOptions,
         spans_in: u64,
     ) -> Result<Merged, CompactionError> {
-        let (Some(&min_trace), Some(&max_trace)) = (self.traces.first(), self.traces.last()) else {
+        if self.traces.is_empty() {
             return Err(CompactionError::Corrupt("the blocks to merge hold no spans".into()));
-        };
+        }
         let mut writer = self.writer;
         writer.flush()?;
         let row_groups = writer.flushed_row_groups().len() as u32;
         let data = Bytes::from(writer.into_inner()?);
-        let mut filter = TraceBloom::new(self.traces.len(), options.bloom_false_positive_rate)
-            .map_err(|reason| CompactionError::Corrupt(format!("bloom filter: {reason}")))?;
-        self.traces.iter().for_each(|id| filter.insert(id));
-        let bloom = Bytes::from(filter.to_bytes());
-        let meta = BlockMeta {
-            format_version: FORMAT_VERSION,
-            tenant: tenant.clone(),
-            block_id,
-            created_unix_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
-            min_start_unix_nano: self.min_start,
-            max_start_unix_nano: self.max_start,
-            max_end_unix_nano: self.max_end,
-            min_trace_id: min_trace,
-            max_trace_id: max_trace,
+        let summary = BlockSummary {
+            traces: self.traces,
             span_count: self.spans_out,
-            trace_count: self.traces.len() as u64,
-            data_bytes: data.len() as u64,
-            bloom_bytes: bloom.len() as u64,
-            row_groups,
-            bloom_false_positive_rate: options.bloom_false_positive_rate,
-            compaction_level,
-            replaces,
+            min_start: self.min_start,
+            max_start: self.max_start,
+            max_end: self.max_end,
         };
-        Ok(Merged {
-            block: EncodedBlock { meta, data, bloom, filter },
-            spans_in,
-            duplicates: self.duplicates,
-            bytes_in: 0,
-        })
+        let mut block = assemble(tenant, block_id, summary, data, row_groups, options)?;
+        block.meta.compaction_level = compaction_level;
+        block.meta.replaces = replaces;
+        Ok(Merged { block, spans_in, duplicates: self.duplicates, bytes_in: 0 })
     }
 }
 

@@ -121,7 +121,8 @@ pub struct PassReport {
 }
 
 impl PassReport {
-    fn add(&mut self, other: &PassReport) {
+    /// Adds another pass's (or step's) counts to these.
+    pub fn add(&mut self, other: &PassReport) {
         self.tenants += other.tenants;
         self.tenants_leased_elsewhere += other.tenants_leased_elsewhere;
         self.jobs += other.jobs;
@@ -303,26 +304,18 @@ impl Compactor {
         let bytes: u64 = plan.jobs.iter().flat_map(|job| &job.inputs).map(|meta| meta.data_bytes).sum();
         progress(Progress::Planned { tenant: tenant.clone(), jobs: plan.jobs.len(), bytes });
 
-        // Renewals of one lease must not race each other (each creates the next epoch).
-        let renewing = tokio::sync::Mutex::new(());
         let merges = futures::stream::iter(plan.jobs)
-            .map(|job| {
-                let renewing = &renewing;
-                async move {
-                    let renewed = renewing.lock().await;
-                    lease.renew(clock()).await?;
-                    drop(renewed);
-                    let inputs = job.inputs.len();
-                    let merged = self.merge(tenant, job).await?;
-                    // The lease is checked again right before the commit: a compactor that lost it while
-                    // merging leaves its output uncommitted (a leftover) instead of racing the new holder.
-                    let _renewed = renewing.lock().await;
-                    lease.renew(clock()).await?;
-                    upload_block(&self.inner.storage, &merged.block).await?;
-                    self.remember(&merged.block.meta);
-                    self.notify(BlockChange::Committed(&merged.block));
-                    Ok::<_, CompactionError>((merged, inputs))
-                }
+            .map(|job| async move {
+                lease.renew(clock()).await?;
+                let inputs = job.inputs.len();
+                let merged = self.merge(tenant, job).await?;
+                // The lease is checked again right before the commit: a compactor that lost it while merging
+                // leaves its output uncommitted (a leftover) instead of racing the new holder.
+                lease.renew(clock()).await?;
+                upload_block(&self.inner.storage, &merged.block).await?;
+                self.remember(&merged.block.meta);
+                self.notify(BlockChange::Committed(&merged.block));
+                Ok::<_, CompactionError>((merged, inputs))
             })
             .buffer_unordered(self.inner.options.concurrency.max(1));
         futures::pin_mut!(merges);

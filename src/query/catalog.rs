@@ -131,6 +131,17 @@ impl BlockCatalog {
         *current = CatalogView::of(blocks);
     }
 
+    /// Follows a compactor of this process: its commits switch queries over the moment they happen, its
+    /// deletions are forgotten, both without waiting for a refresh.
+    pub fn follow(&self, compactor: &crate::compaction::Compactor) {
+        use crate::compaction::BlockChange;
+        let catalog = self.clone();
+        compactor.on_change(Box::new(move |change| match change {
+            BlockChange::Committed(block) => catalog.insert(block.meta.clone(), block.filter.clone()),
+            BlockChange::Deleted(tenant, block) => catalog.remove(tenant, *block),
+        }));
+    }
+
     /// Forgets a block that has disappeared from the store (deleted by retention or compaction).
     pub fn remove(&self, tenant: &TenantId, block: BlockId) {
         let Ok(mut tenants) = self.inner.tenants.write() else { return };

@@ -3,8 +3,8 @@
 //!
 //! Owns the block catalogue (every block's metadata and bloom filter in memory, refreshed on an
 //! interval and at once after this process's own flushes), the footer cache, the trace lookup, and the
-//! terminal waterfall of a trace. Calls `storage`, `spans`, `ids` and reads the ingester's recent
-//! spans; never calls `api` (which calls it).
+//! terminal waterfall of a trace. Calls `storage`, `spans`, `ids`, reads the ingester's recent
+//! spans and follows an in-process compactor's commits; never calls `api` (which calls it).
 
 pub mod catalog;
 mod footers;

@@ -53,3 +53,21 @@ pub fn sql_queries() -> [(&'static str, String); 3] {
         ),
     ]
 }
+
+/// 2026-01-01T00:00:00Z, where the synthetic clock of the benchmark datasets starts.
+pub const T0: u64 = 1_767_225_600_000_000_000;
+
+/// How big a benchmark runs: full size under `cargo bench`, small under `cargo test --benches`.
+#[derive(Clone, Copy, Debug)]
+pub struct Scale {
+    pub blocks: usize,
+    pub spans_per_block: usize,
+    /// Timed runs after the warm-up.
+    pub runs: usize,
+}
+
+/// `full` when the process was started by `cargo bench` (it passes `--bench`), else `test` (the bench is
+/// running as a test, under `cargo test --benches`).
+pub fn pick<T>(full: T, test: T) -> T {
+    if std::env::args().any(|arg| arg == "--bench") { full } else { test }
+}

@@ -94,3 +94,31 @@ pub async fn try_send(
     let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
     Ok(Reply { status: parts.status.as_u16(), headers: parts.headers, body })
 }
+
+/// What a `spanlake serve` process logged up to its "ready" line.
+pub struct StartupLog {
+    /// Address of the query HTTP API.
+    pub http: Option<SocketAddr>,
+    /// Address of the OTLP/gRPC receiver.
+    pub grpc: Option<SocketAddr>,
+    /// Every line up to and including "ready".
+    pub lines: Vec<String>,
+}
+
+/// Reads a server process's log until it says "ready", picking out the addresses it bound (port 0 picks
+/// them); panics if the process exits first.
+pub fn read_until_ready(log: &mut impl std::io::BufRead) -> StartupLog {
+    let mut started = StartupLog { http: None, grpc: None, lines: Vec::new() };
+    loop {
+        let mut line = String::new();
+        assert!(log.read_line(&mut line).expect("server log") > 0, "server exited before it was ready");
+        let address = |key: &str| line.split(key).nth(1)?.split_whitespace().next()?.parse().ok();
+        started.http = started.http.or_else(|| address(" http_addr="));
+        started.grpc = started.grpc.or_else(|| address("otlp_grpc_addr="));
+        let ready = line.trim_end().ends_with(" ready");
+        started.lines.push(line);
+        if ready {
+            return started;
+        }
+    }
+}

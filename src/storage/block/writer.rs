@@ -100,9 +100,40 @@ pub fn encode_block(
     }
     let keys = SortKeys::gather(&batches)?;
     let order = keys.sorted_order()?;
-    let summary = keys.summarize(&order, options.bloom_false_positive_rate)?;
+    let summary = keys.summarize(&order)?;
     let (data, row_groups) = write_parquet(&batches, &keys, &order, options)?;
-    let bloom = Bytes::from(summary.bloom.to_bytes());
+    assemble(tenant, block_id, summary, data, row_groups, options)
+}
+
+/// What a block's metadata says about its rows, gathered while they were put in order.
+#[derive(Debug)]
+pub struct BlockSummary {
+    /// Every distinct trace ID, ascending (non-empty).
+    pub traces: Vec<TraceId>,
+    pub span_count: u64,
+    pub min_start: u64,
+    pub max_start: u64,
+    pub max_end: u64,
+}
+
+/// The bloom filter and metadata of a block whose Parquet bytes are `data`: the one place a block's
+/// commit-point metadata is built, for ingester blocks and compacted ones alike (the compactor then sets
+/// their level and what they replace).
+pub fn assemble(
+    tenant: &TenantId,
+    block_id: BlockId,
+    summary: BlockSummary,
+    data: Bytes,
+    row_groups: u32,
+    options: &BlockWriteOptions,
+) -> Result<EncodedBlock, StorageError> {
+    let (Some(&min_trace), Some(&max_trace)) = (summary.traces.first(), summary.traces.last()) else {
+        return Err(StorageError::EmptyBlock);
+    };
+    let mut filter = TraceBloom::new(summary.traces.len(), options.bloom_false_positive_rate)
+        .map_err(|reason| StorageError::InvalidBloom { block: block_id.to_string(), reason })?;
+    summary.traces.iter().for_each(|id| filter.insert(id));
+    let bloom = Bytes::from(filter.to_bytes());
     let meta = BlockMeta {
         format_version: FORMAT_VERSION,
         tenant: tenant.clone(),
@@ -111,10 +142,10 @@ pub fn encode_block(
         min_start_unix_nano: summary.min_start,
         max_start_unix_nano: summary.max_start,
         max_end_unix_nano: summary.max_end,
-        min_trace_id: summary.min_trace,
-        max_trace_id: summary.max_trace,
-        span_count: span_count as u64,
-        trace_count: summary.trace_count,
+        min_trace_id: min_trace,
+        max_trace_id: max_trace,
+        span_count: summary.span_count,
+        trace_count: summary.traces.len() as u64,
         data_bytes: data.len() as u64,
         bloom_bytes: bloom.len() as u64,
         row_groups,
@@ -122,7 +153,7 @@ pub fn encode_block(
         compaction_level: 0,
         replaces: Vec::new(),
     };
-    Ok(EncodedBlock { meta, data, bloom, filter: summary.bloom })
+    Ok(EncodedBlock { meta, data, bloom, filter })
 }
 
 /// The columns a block is sorted and summarized by, concatenated across the input batches. Only these
@@ -182,7 +213,7 @@ impl SortKeys {
         (batch, row - self.batch_offsets[batch])
     }
 
-    fn summarize(&self, order: &[u32], false_positive_rate: f64) -> Result<Summary, StorageError> {
+    fn summarize(&self, order: &[u32]) -> Result<BlockSummary, StorageError> {
         let corrupt = |e: crate::ids::IdError| crate::spans::SpanFormatError::Corrupt(e.to_string());
         let mut distinct: Vec<TraceId> = Vec::new();
         for &row in order {
@@ -191,30 +222,15 @@ impl SortKeys {
                 distinct.push(id);
             }
         }
-        let mut bloom = TraceBloom::new(distinct.len(), false_positive_rate)
-            .map_err(|reason| StorageError::InvalidBloom { block: "new block".into(), reason })?;
-        distinct.iter().for_each(|id| bloom.insert(id));
         let as_u64 = |v: &i64| *v as u64;
-        Ok(Summary {
-            trace_count: distinct.len() as u64,
-            min_trace: distinct[0],
-            max_trace: distinct[distinct.len() - 1],
-            bloom,
+        Ok(BlockSummary {
+            span_count: order.len() as u64,
+            traces: distinct,
             min_start: self.starts.values().iter().map(as_u64).min().unwrap_or(0),
             max_start: self.starts.values().iter().map(as_u64).max().unwrap_or(0),
             max_end: self.ends.values().iter().map(as_u64).max().unwrap_or(0),
         })
     }
-}
-
-struct Summary {
-    bloom: TraceBloom,
-    trace_count: u64,
-    min_trace: TraceId,
-    max_trace: TraceId,
-    min_start: u64,
-    max_start: u64,
-    max_end: u64,
 }
 
 /// Columns that get page-level statistics (and so a column index): the ones lookups and time or
