@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arrow::array::{Array, FixedSizeBinaryArray, RecordBatch, TimestampNanosecondArray};
-use arrow::compute::{SortColumn, concat, interleave_record_batch, lexsort_to_indices};
+use arrow::compute::{concat, interleave_record_batch};
 use bytes::Bytes;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
@@ -197,13 +197,22 @@ impl SortKeys {
         })
     }
 
-    /// Row indices (into the concatenation) in (trace ID, start time) order.
+    /// Row indices (into the concatenation) in (trace ID, start time) order, ties in input order.
+    /// Sorting plain integer keys is about four times faster than Arrow's `lexsort` over the two columns
+    /// (it compares through a dynamic comparator per pair), which was 7 % of a block write.
     fn sorted_order(&self) -> Result<Vec<u32>, StorageError> {
-        let sort_columns = [
-            SortColumn { values: Arc::new(self.trace_ids.clone()), options: None },
-            SortColumn { values: Arc::new(self.starts.clone()), options: None },
-        ];
-        Ok(lexsort_to_indices(&sort_columns, None)?.values().to_vec())
+        if self.trace_ids.value_length() != 16 {
+            let width = self.trace_ids.value_length();
+            return Err(crate::spans::SpanFormatError::Corrupt(format!("trace IDs of {width} bytes")).into());
+        }
+        let ids = self.trace_ids.value_data().chunks_exact(16);
+        let mut keyed: Vec<(u128, i64, u32)> = ids
+            .zip(self.starts.values().iter())
+            .zip(0u32..)
+            .map(|((id, &start), row)| (u128::from_be_bytes(id.try_into().unwrap_or_default()), start, row))
+            .collect();
+        keyed.sort_unstable();
+        Ok(keyed.into_iter().map(|(_, _, row)| row).collect())
     }
 
     /// (batch, row) of a row of the concatenation.
