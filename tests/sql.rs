@@ -329,6 +329,15 @@ async fn trace_id_queries_prune_like_a_lookup_on_s3() {
     assert!(plan.contains("SpansExec: blocks=12"), "{plan}");
     assert!(plan.contains("scanned=1"), "{plan}");
     assert!(plan.contains("blocks_pruned_by_bloom") || plan.contains("pruned_by_bloom"), "{plan}");
+    assert!(plan.contains("TraceReadExec: point_reads=1"), "read like a lookup: {plan}");
+
+    // An IN list too long for point reads is scanned instead, and counts the same.
+    let unknown = (1..=70u32).map(|i| format!("'{i:x}0f'")).collect::<Vec<_>>().join(", ");
+    let long = format!("SELECT count(*) FROM spans WHERE trace_id IN ('{}', {unknown})", wanted.to_hex());
+    assert_eq!(rows(&server, &long, &[]).await, counted);
+    let explained = rows(&server, &format!("EXPLAIN {long}"), &[]).await;
+    let plan = explained.iter().map(|row| row[1].as_str().unwrap_or_default()).collect::<Vec<_>>().join("\n");
+    assert!(plan.contains("DataSourceExec") && !plan.contains("TraceReadExec"), "{plan}");
 
     // A time window after every block: nothing is read at all.
     let before = storage.request_counts();

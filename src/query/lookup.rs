@@ -170,6 +170,18 @@ impl Querier {
         Ok(TraceLookup { resource_spans, span_count, cost, incomplete })
     }
 
+    /// The trace's rows in one catalogued block, read exactly as [`find_trace`](Self::find_trace) reads
+    /// them (footer cache, row groups, page index, row filter); none when the block has been deleted
+    /// since the catalogue saw it. SQL point queries read through here so they cost what a lookup costs.
+    pub async fn trace_rows_in_block(
+        &self,
+        block: &CatalogBlock,
+        trace_id: &TraceId,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
+        let rows = self.read_block(block, trace_id, Arc::default()).await?;
+        Ok(rows.unwrap_or_default())
+    }
+
     /// The trace's rows in one block; `None` when the block has been deleted since the catalogue saw it
     /// (the catalogue then forgets it).
     async fn read_block(

@@ -8,6 +8,7 @@
 
 mod format;
 mod ids;
+mod point;
 mod reader;
 mod schema;
 mod session;

@@ -3,7 +3,8 @@
 //!
 //! Blocks are pruned before DataFusion sees them, in memory: by their start/end time range for
 //! `start_time`/`end_time` filters, and for `trace_id = …` / `IN (…)` exactly as a trace-by-ID lookup
-//! prunes (ID range, then bloom filter). What survives is scanned by DataFusion's Parquet reader with
+//! prunes (ID range, then bloom filter). What survives is read by the lookup's own reader when the query
+//! names a few trace IDs (`point.rs`), and otherwise scanned by DataFusion's Parquet reader with
 //! statistics, page index and row filters on, fed the same filters translated to the stored column types.
 //! Every filter is also re-applied above the scan (`Inexact`), so pruning can only ever save work.
 
@@ -37,6 +38,7 @@ use futures::StreamExt;
 use object_store::ObjectStore;
 use tokio::sync::OnceCell;
 
+use super::point::{MAX_POINT_TRACES, TraceReadExec};
 use super::reader::BlockReaderFactory;
 use super::schema::{IdKind, sql_schema, storage_projection, to_sql_batch};
 use crate::ids::{SpanId, TenantId, TraceId};
@@ -124,7 +126,12 @@ impl TableProvider for SpansTable {
         let schema = Arc::new(sql_schema().project(&sql_columns)?);
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        if !blocks.is_empty() {
+        let point_reads = wanted_traces.as_ref().filter(|ids| ids.len() <= MAX_POINT_TRACES);
+        if let (Some(ids), false) = (point_reads, blocks.is_empty()) {
+            let stored_schema = Arc::new(span_schema().project(&stored_columns)?);
+            let reads = TraceReadExec::new(self.querier.clone(), &blocks, ids, stored_columns.clone(), stored_schema);
+            inputs.push(Arc::new(reads));
+        } else if !blocks.is_empty() {
             let factory = BlockReaderFactory::new(
                 self.tenant_store.clone(),
                 self.querier.storage().clone(),
