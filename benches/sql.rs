@@ -125,10 +125,13 @@ fn main() {
             assert_eq!(theirs["rows"].as_u64(), Some(rows as u64), "{}: both engines return the same rows", query.name);
             println!("{:<32} {:>12.1} {:>12.1} {:>8.2} {:>8}", query.name, ours, duck_ms, ours / duck_ms, rows);
         }
-        let (lookup_ms, spans) = common::bench::timed(scale.runs, async || {
-            querier.find_trace(&tenant, &trace, Default::default()).await.expect("lookup").span_count
-        })
-        .await;
+        let lookup = async |runs| {
+            common::bench::timed(runs, async || {
+                querier.find_trace(&tenant, &trace, Default::default()).await.expect("lookup").span_count
+            })
+            .await
+        };
+        let (lookup_ms, spans) = lookup(scale.runs).await;
         println!("{:<32} {:>12.1} {:>12} {:>8} {:>8}", "trace-by-ID lookup (same trace)", lookup_ms, "", "", spans);
 
         // (d) in detail, with more runs since each takes milliseconds: the same query for an ID no block
@@ -140,10 +143,7 @@ fn main() {
                 common::bench::timed(point_runs, async || common::bench::run_sql(&engine, &tenant, sql).await).await;
             println!("{label:<32} {ms:>12.2} {:>12} {:>8} {rows:>8}   ({point_runs} runs)", "", "");
         }
-        let (lookup_ms, _) = common::bench::timed(point_runs, async || {
-            querier.find_trace(&tenant, &trace, Default::default()).await.expect("lookup").span_count
-        })
-        .await;
+        let (lookup_ms, _) = lookup(point_runs).await;
         println!("{:<32} {lookup_ms:>12.2} {:>12} {:>8} {spans:>8}   ({point_runs} runs)", "lookup again", "", "");
     });
 }

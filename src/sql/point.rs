@@ -42,20 +42,13 @@ pub struct TraceReadExec {
 }
 
 impl TraceReadExec {
-    /// Point reads of `traces` in `blocks` (already pruned); `schema` is the stored schema projected by
-    /// `projection`.
+    /// The given point reads (from pruning); `schema` is the stored schema projected by `projection`.
     pub fn new(
         querier: Querier,
-        blocks: &[Arc<CatalogBlock>],
-        traces: &[TraceId],
+        reads: Vec<(Arc<CatalogBlock>, TraceId)>,
         projection: Vec<usize>,
         schema: SchemaRef,
     ) -> Self {
-        let reads = blocks
-            .iter()
-            .flat_map(|block| traces.iter().map(move |id| (block.clone(), *id)))
-            .filter(|(block, id)| block.meta.may_contain_trace_id(id) && block.bloom.may_contain(id))
-            .collect();
         let properties = PlanProperties::new(
             EquivalenceProperties::new(schema),
             Partitioning::UnknownPartitioning(1),

@@ -116,7 +116,7 @@ impl TableProvider for SpansTable {
         let conjuncts: Vec<&Expr> = filters.iter().flat_map(split_conjunction).collect();
         let wanted_traces = trace_ids_wanted(&conjuncts);
         let time = TimeBounds::from_filters(&conjuncts);
-        let (blocks, pruning) = prune(&view.blocks, wanted_traces.as_ref(), &time);
+        let Pruned { blocks, point_reads, pruning } = prune(&view.blocks, wanted_traces.as_ref(), &time);
 
         let sql_columns: Vec<usize> = match projection {
             Some(columns) => columns.clone(),
@@ -126,10 +126,10 @@ impl TableProvider for SpansTable {
         let schema = Arc::new(sql_schema().project(&sql_columns)?);
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        let point_reads = wanted_traces.as_ref().filter(|ids| ids.len() <= MAX_POINT_TRACES);
-        if let (Some(ids), false) = (point_reads, blocks.is_empty()) {
+        let few_traces = wanted_traces.as_ref().is_some_and(|ids| ids.len() <= MAX_POINT_TRACES);
+        if few_traces && !blocks.is_empty() {
             let stored_schema = Arc::new(span_schema().project(&stored_columns)?);
-            let reads = TraceReadExec::new(self.querier.clone(), &blocks, ids, stored_columns.clone(), stored_schema);
+            let reads = TraceReadExec::new(self.querier.clone(), point_reads, stored_columns.clone(), stored_schema);
             inputs.push(Arc::new(reads));
         } else if !blocks.is_empty() {
             let factory = BlockReaderFactory::new(
@@ -298,10 +298,15 @@ pub struct Pruning {
 }
 
 /// The blocks that may hold rows the filters admit: time range first, then (for trace-ID queries) the
-/// block's ID range and its bloom filter, the same checks and order as a trace-by-ID lookup.
-fn prune(blocks: &TenantBlocks, traces: Option<&Vec<TraceId>>, time: &TimeBounds) -> (Vec<Arc<CatalogBlock>>, Pruning) {
-    let mut pruning = Pruning { blocks: blocks.len(), ..Pruning::default() };
-    let mut kept = Vec::new();
+/// block's ID range and its bloom filter, the same checks and order as a trace-by-ID lookup. For a
+/// trace-ID query, also each (block, ID) pair those checks admit: the point reads of `point.rs`.
+fn prune(blocks: &TenantBlocks, traces: Option<&Vec<TraceId>>, time: &TimeBounds) -> Pruned {
+    let mut pruned = Pruned {
+        blocks: Vec::new(),
+        point_reads: Vec::new(),
+        pruning: Pruning { blocks: blocks.len(), ..Pruning::default() },
+    };
+    let pruning = &mut pruned.pruning;
     for block in blocks.iter() {
         if !time.admits(block) {
             pruning.pruned_by_time += 1;
@@ -314,15 +319,26 @@ fn prune(blocks: &TenantBlocks, traces: Option<&Vec<TraceId>>, time: &TimeBounds
                 continue;
             }
             pruning.bloom_checks += in_range.len();
-            if !in_range.iter().any(|id| block.bloom.may_contain(id)) {
+            let admitted: Vec<TraceId> =
+                in_range.into_iter().filter(|id| block.bloom.may_contain(id)).copied().collect();
+            if admitted.is_empty() {
                 pruning.pruned_by_bloom += 1;
                 continue;
             }
+            pruned.point_reads.extend(admitted.into_iter().map(|id| (block.clone(), id)));
         }
-        kept.push(block.clone());
+        pruned.blocks.push(block.clone());
     }
-    pruning.scanned = kept.len();
-    (kept, pruning)
+    pruning.scanned = pruned.blocks.len();
+    pruned
+}
+
+/// What [`prune`] kept.
+struct Pruned {
+    blocks: Vec<Arc<CatalogBlock>>,
+    /// (block, trace) pairs whose ID range and bloom admit the trace; empty unless the query names IDs.
+    point_reads: Vec<(Arc<CatalogBlock>, TraceId)>,
+    pruning: Pruning,
 }
 
 /// Blocks spread over `partitions` groups of similar size, biggest first.
