@@ -229,14 +229,28 @@ async fn one_query_too_many_is_refused_and_a_dropped_query_frees_its_slot() {
     let backend = Backend::local();
     let server = TestServer::start(backend.storage.clone(), |config| config.sql_max_concurrent = 1).await;
     let url = server.query_url("/api/sql");
-    let endless = tokio::spawn(async move {
-        try_send("POST", &url, &[], "SELECT count(*) FROM generate_series(1, 100000000000)").await
-    });
-    let refused = poll_until(|| async {
+    let send_endless = || {
+        let url = url.clone();
+        tokio::spawn(async move {
+            try_send("POST", &url, &[], "SELECT count(*) FROM generate_series(1, 100000000000)").await
+        })
+    };
+    let mut endless = send_endless();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        if endless.is_finished() {
+            // The endless query arrived while a probe below held the only slot, and was itself refused: resend it.
+            let lost = endless.await.expect("endless query task").expect("endless query reply");
+            assert_eq!(lost.status, 429, "{}", lost.text());
+            endless = send_endless();
+        }
         let reply = sql(&server, "SELECT 1", "json", &[]).await;
-        (reply.status == 429).then_some(reply)
-    })
-    .await;
+        if reply.status == 429 {
+            break reply;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the endless query never held the slot in 30 s");
+        tokio::task::yield_now().await;
+    };
     assert!(refused.text().contains("sql_max_concurrent"), "{}", refused.text());
     assert_eq!(refused.headers["retry-after"], "1");
     // The client goes away: the query is cancelled and its slot freed.
