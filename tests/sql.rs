@@ -344,6 +344,9 @@ async fn trace_id_queries_prune_like_a_lookup_on_s3() {
     assert!(plan.contains("scanned=1"), "{plan}");
     assert!(plan.contains("blocks_pruned_by_bloom") || plan.contains("pruned_by_bloom"), "{plan}");
     assert!(plan.contains("TraceReadExec: point_reads=1"), "read like a lookup: {plan}");
+    // A few point reads run as one partition: nothing splits and merges their rows again.
+    let parallel = ["RepartitionExec", "CoalescePartitionsExec"];
+    assert!(!parallel.iter().any(|node| plan.contains(node)), "one partition: {plan}");
 
     // An IN list too long for point reads is scanned instead, and counts the same.
     let unknown = (1..=70u32).map(|i| format!("'{i:x}0f'")).collect::<Vec<_>>().join(", ");
@@ -352,6 +355,9 @@ async fn trace_id_queries_prune_like_a_lookup_on_s3() {
     let explained = rows(&server, &format!("EXPLAIN {long}"), &[]).await;
     let plan = explained.iter().map(|row| row[1].as_str().unwrap_or_default()).collect::<Vec<_>>().join("\n");
     assert!(plan.contains("DataSourceExec") && !plan.contains("TraceReadExec"), "{plan}");
+    if std::thread::available_parallelism().is_ok_and(|cores| cores.get() > 1) {
+        assert!(parallel.iter().any(|node| plan.contains(node)), "a scan uses every core: {plan}");
+    }
 
     // A time window after every block: nothing is read at all.
     let before = storage.request_counts();

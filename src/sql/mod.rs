@@ -24,6 +24,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
+use datafusion::physical_plan::execute_stream;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use futures::Stream;
@@ -134,8 +135,13 @@ impl SqlEngine {
             let plan = state.statement_to_plan(statement).await.map_err(|e| self.classify(e))?;
             // Defence in depth: DataFusion's own check of the plan.
             read_only().verify_plan(&plan).map_err(|e| self.classify(e))?;
-            let frame = context.execute_logical_plan(plan).await.map_err(|e| self.classify(e))?;
-            frame.execute_stream().await.map_err(|e| self.classify(e))
+            let plan = state.optimize(&plan).map_err(|e| self.classify(e))?;
+            if table::reads_only_points(&plan) {
+                state.config_mut().options_mut().execution.target_partitions = 1;
+            }
+            let physical =
+                state.query_planner().create_physical_plan(&plan, &state).await.map_err(|e| self.classify(e))?;
+            execute_stream(physical, state.task_ctx()).map_err(|e| self.classify(e))
         };
         let stream =
             tokio::time::timeout_at(deadline, started).await.map_err(|_| SqlError::Timeout(self.limits.timeout))??;

@@ -27,7 +27,7 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
-use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown, expr::InList};
+use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator, TableProviderFilterPushDown, expr::InList};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
@@ -165,6 +165,30 @@ impl TableProvider for SpansTable {
         metrics::counter!(telemetry::BLOOM_CHECKS).increment(pruning.bloom_checks as u64);
         Ok(Arc::new(SpansExec::new(input, schema, Pruning { recent_rows, ..pruning })))
     }
+}
+
+/// Whether every table `plan` reads is `spans` restricted to at most [`MAX_POINT_TRACES`] trace IDs, so
+/// the whole query is a few point reads and a few hundred rows at most. Such a plan is best run on one
+/// partition: splitting it costs more (a round-robin repartition above the reads, a merge, a second
+/// task) than the rows could ever repay (BENCHMARKS.md, SQL (d)). `plan` must be optimised, so that the
+/// filters sit on the scans.
+pub fn reads_only_points(plan: &LogicalPlan) -> bool {
+    let mut scans = 0;
+    let mut all_points = true;
+    let walked = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            scans += 1;
+            let conjuncts: Vec<&Expr> = scan.filters.iter().flat_map(split_conjunction).collect();
+            let point = scan.table_name.table() == "spans"
+                && trace_ids_wanted(&conjuncts).is_some_and(|ids| ids.len() <= MAX_POINT_TRACES);
+            if !point {
+                all_points = false;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    walked.is_ok() && all_points && scans > 0
 }
 
 /// The trace IDs a query is restricted to by `trace_id = '…'` or `trace_id IN (…)`, if any. The literals
