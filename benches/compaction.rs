@@ -44,7 +44,8 @@ async fn footprint(storage: &Storage, tenant: &TenantId) -> (usize, u64, u64) {
 /// Median lookup time over `traces` (each trace once per run) and SQL (a)–(c), with a fresh querier.
 async fn measure(storage: &Storage, tenant: &TenantId, traces: &[TraceId], runs: usize) -> Vec<(String, f64)> {
     let querier = Querier::new(storage.clone(), QueryOptions::default());
-    let engine = SqlEngine::new(querier.clone(), SqlLimits { partitions: 2, ..SqlLimits::default() });
+    let engine =
+        SqlEngine::new(querier.clone(), SqlLimits { partitions: 2, ..SqlLimits::default() }).expect("SQL engine");
     let mut figures = Vec::new();
     let (lookups_ms, _) = common::bench::timed(runs, async || {
         let mut spans = 0;

@@ -557,7 +557,8 @@ async fn sql_embedded(args: &SqlArgs, storage: Option<String>) -> Result<(), Str
     let config = ServeConfig { storage, ..Default::default() };
     let storage = Storage::open(&config.storage_url().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     let tenant = args.tenant.clone().unwrap_or_else(TenantId::single_tenant);
-    let engine = SqlEngine::new(Querier::new(storage, QueryOptions::default()), SqlLimits::default());
+    let engine = SqlEngine::new(Querier::new(storage, QueryOptions::default()), SqlLimits::default())
+        .map_err(|e| e.to_string())?;
     let mut rows = engine.query(&tenant, &args.query).await.map_err(|e| e.to_string())?;
     let format = match args.format {
         SqlOutput::Table => {

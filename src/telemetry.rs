@@ -40,6 +40,8 @@ pub const OBJECT_STORE_BYTES: &str = "spanlake_object_store_bytes_total";
 
 /// Query latency in seconds (label `endpoint`: `trace_by_id`, `sql`).
 pub const QUERY_SECONDS: &str = "spanlake_query_duration_seconds";
+/// SQL queries answered by point reads without DataFusion planning (`SELECT … FROM spans WHERE trace_id = …`).
+pub const SQL_POINT_QUERIES: &str = "spanlake_sql_point_queries_total";
 /// Blocks whose trace-ID bloom filter a lookup asked (after the time and ID-range checks).
 pub const BLOOM_CHECKS: &str = "spanlake_bloom_checks_total";
 /// Blocks read because their bloom said "maybe" that held none of the trace.

@@ -83,7 +83,7 @@ async fn sql_count(engine: &SqlEngine, tenant: &TenantId, query: &str) -> i64 {
 /// Every answer a querier gives matches what was written: the span count, the distinct (trace, span)
 /// pairs, and every trace found whole by ID.
 async fn assert_exact(querier: &Querier, tenant: &TenantId, expected: &Expected, context: &str) {
-    let engine = SqlEngine::new(querier.clone(), SqlLimits::default());
+    let engine = SqlEngine::new(querier.clone(), SqlLimits::default()).expect("SQL engine");
     let total: usize = expected.values().sum();
     assert_eq!(sql_count(&engine, tenant, "SELECT count(*) FROM spans").await, total as i64, "{context}: count(*)");
     let distinct = "SELECT count(*) FROM (SELECT DISTINCT trace_id, span_id FROM spans)";
@@ -280,7 +280,7 @@ async fn a_server_compacts_its_own_blocks_while_answering_and_reports_it_in_metr
     let querier = server.server.querier();
     let started = std::time::Instant::now();
     loop {
-        let engine = SqlEngine::new(querier.clone(), SqlLimits::default());
+        let engine = SqlEngine::new(querier.clone(), SqlLimits::default()).expect("SQL engine");
         assert_eq!(sql_count(&engine, &tenant, "SELECT count(*) FROM spans").await, spans as i64, "exact meanwhile");
         let stored = list_blocks(&storage, &tenant).await.unwrap().committed.len();
         if stored == 1 && visible_blocks(querier, &tenant) == 1 {

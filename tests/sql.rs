@@ -212,6 +212,63 @@ async fn queries_over_their_limits_fail_cleanly_and_the_server_keeps_serving() {
     assert_eq!(rows(&server, "SELECT count(*) FROM spans", &[]).await, vec![vec![Value::from(6)]]);
 }
 
+/// The JSON columns and rows (sorted) of a query that must succeed.
+async fn answer(server: &TestServer, query: &str, headers: &[(&str, &str)]) -> (Value, Vec<Value>) {
+    let reply = sql(server, query, "json", headers).await;
+    assert_eq!(reply.status, 200, "{query}: {}", reply.text());
+    let body: Value = serde_json::from_slice(&reply.body).unwrap();
+    let mut rows: Vec<Value> = serde_json::from_value(body["rows"].clone()).unwrap();
+    rows.sort_by_key(Value::to_string);
+    (body["columns"].clone(), rows)
+}
+
+/// `spanlake_sql_point_queries_total` from `/metrics`.
+async fn point_queries(server: &TestServer) -> u64 {
+    let text = send("GET", &server.query_url("/metrics"), &[], "").await.text();
+    let name = "spanlake_sql_point_queries_total ";
+    text.lines().find_map(|line| line.strip_prefix(name)?.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_queries_skip_planning_and_answer_what_datafusion_answers() {
+    let backend = Backend::local();
+    let server = TestServer::start(backend.storage.clone(), |config| config.multitenancy = true).await;
+    load_fixture(&server, Some("team-a")).await;
+    let team_a = [("x-scope-orgid", "team-a")];
+    // In a block, in the ingester, both, neither; any projection, IDs as users type them.
+    let point_queries_sent = [
+        "SELECT * FROM spans WHERE trace_id = '5B8EFFF798038103D269B633813FC60C'",
+        "SELECT * FROM spans WHERE trace_id IN ('abc', 'eee19b7ec3c1b174a1b2c3d4e5f60718', '0ABC')",
+        "SELECT name, span_id, attributes, events FROM spans WHERE trace_id = 'eee19b7ec3c1b174a1b2c3d4e5f60718'",
+        "select Name, \"kind\", start_time from SPANS where '0abc' = TRACE_ID",
+        "SELECT * FROM spans WHERE trace_id = 'fff'",
+    ];
+    let before = point_queries(&server).await;
+    for query in point_queries_sent {
+        let (columns, rows) = answer(&server, query, &team_a).await;
+        // One clause more and DataFusion plans it: the same columns and rows.
+        let planned = answer(&server, &format!("{query} AND true"), &team_a).await;
+        assert_eq!((&columns, &rows), (&planned.0, &planned.1), "{query}");
+        assert!(query.contains("'fff'") || !rows.is_empty(), "{query} finds spans");
+        // Another tenant's point query sees none of them.
+        let (_, theirs) = answer(&server, query, &[("x-scope-orgid", "team-b")]).await;
+        assert!(theirs.is_empty(), "{query}: {theirs:?}");
+    }
+    let counted = point_queries(&server).await - before;
+    assert!(counted >= 2 * point_queries_sent.len() as u64, "{counted} point queries counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn now_is_each_querys_own_start() {
+    let backend = Backend::local();
+    let server = TestServer::start(backend.storage.clone(), |_| {}).await;
+    let query = "SELECT CAST(now() AS BIGINT)";
+    let first = rows(&server, query, &[]).await[0][0].as_i64().unwrap();
+    let second = rows(&server, query, &[]).await[0][0].as_i64().unwrap();
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
+    assert!(first < second && second <= wall, "{first} then {second}, wall clock {wall}");
+}
+
 /// Polls `check` until it returns something, for at most 30 s.
 async fn poll_until<T, F: std::future::Future<Output = Option<T>>>(mut check: impl FnMut() -> F) -> T {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -391,5 +448,30 @@ async fn counts_stay_exact_while_blocks_are_flushed() {
         }
         assert_eq!(flush.await.unwrap(), 204);
         assert_eq!(rows(&server, "SELECT count(*) FROM spans", &[]).await, vec![vec![Value::from(expected)]]);
+    }
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_rows_is_a_complete_answer_in_every_format() {
+    let backend = Backend::local();
+    let server = TestServer::start(backend.storage.clone(), |_| {}).await;
+    load_fixture(&server, None).await;
+    // Planned by DataFusion, and a point query; neither finds anything.
+    for query in [
+        "SELECT name, kind FROM spans WHERE name = 'no such span'",
+        "SELECT name, kind FROM spans WHERE trace_id = 'fff'",
+    ] {
+        let (columns, rows) = answer(&server, query, &[]).await;
+        assert_eq!(columns.as_array().map(Vec::len), Some(2), "{query}: {columns}");
+        assert!(rows.is_empty(), "{query}: {rows:?}");
+        let csv = sql(&server, query, "csv", &[]).await;
+        assert_eq!((csv.status, csv.text().trim_end()), (200, "name,kind"), "{query}");
+        let ndjson = sql(&server, query, "ndjson", &[]).await;
+        assert_eq!((ndjson.status, ndjson.text()), (200, String::new()), "{query}");
+        let arrow = sql(&server, query, "arrow", &[]).await;
+        assert_eq!(arrow.status, 200, "{query}");
+        let reader =
+            arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(arrow.body.to_vec()), None).unwrap();
+        assert_eq!(reader.schema().fields().len(), 2);
+        assert_eq!(reader.map(|batch| batch.unwrap().num_rows()).sum::<usize>(), 0, "{query}");
     }
 }

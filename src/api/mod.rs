@@ -45,6 +45,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("OTLP/gRPC server: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    #[error("SQL engine: {0}")]
+    Sql(#[from] crate::sql::SqlError),
 }
 
 /// The version and git revision baked in at build time.
@@ -119,7 +121,7 @@ impl Server {
         let http_addr = query_listener.local_addr()?;
         let ingester = Ingester::start(config.ingest_options(), storage.clone()).await?;
         let querier = Querier::with_ingester(storage.clone(), config.query_options(), ingester.clone());
-        let sql = SqlEngine::new(querier.clone(), config.sql_limits());
+        let sql = SqlEngine::new(querier.clone(), config.sql_limits())?;
         let state = AppState {
             ingester,
             querier,

@@ -34,12 +34,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 pub use format::{ResultFormat, ResultWriter, render_table};
+use point::PointQuery;
 pub use schema::sql_schema;
+use session::SessionTemplate;
 pub use session::TRACES_VIEW;
 pub use table::{Pruning, SpansExec};
 
 use crate::ids::TenantId;
 use crate::query::{Querier, QueryError};
+use crate::telemetry;
 
 /// Why a query was not answered. The API maps each to one status (CONTRACTS §4).
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +99,7 @@ pub struct SqlEngine {
     querier: Querier,
     limits: SqlLimits,
     permits: Arc<Semaphore>,
+    template: Arc<SessionTemplate>,
 }
 
 /// What user SQL may be: queries only (SELECT, WITH, EXPLAIN, SHOW, DESCRIBE).
@@ -105,9 +109,10 @@ fn read_only() -> SQLOptions {
 
 impl SqlEngine {
     /// An engine over `querier`'s blocks (and its ingester's spans, if it has one).
-    pub fn new(querier: Querier, limits: SqlLimits) -> Self {
+    pub fn new(querier: Querier, limits: SqlLimits) -> Result<Self, SqlError> {
         let permits = Arc::new(Semaphore::new(limits.max_concurrent.max(1)));
-        Self { querier, limits, permits }
+        let template = SessionTemplate::new(limits.partitions).map_err(|e| SqlError::Internal(e.to_string()))?;
+        Ok(Self { querier, limits, permits, template: Arc::new(template) })
     }
 
     /// The limits in force.
@@ -122,26 +127,32 @@ impl SqlEngine {
             self.permits.clone().try_acquire_owned().map_err(|_| SqlError::Busy(self.limits.max_concurrent))?;
         let deadline = Instant::now() + self.limits.timeout;
         let started = async {
-            let context = session::session(&self.querier, tenant, &self.limits).await.map_err(|e| self.classify(e))?;
-            let mut state = context.state();
+            let mut session =
+                self.template.session(&self.querier, tenant, &self.limits).map_err(|e| self.classify(e))?;
+            let state = session.state();
             let dialect = state.config().options().sql_parser.dialect;
             let statement = state.sql_to_statement(sql, &dialect).map_err(|e| self.classify(e))?;
             check_read_only(&statement)?;
+            if let Some(point) = PointQuery::recognise(&statement) {
+                metrics::counter!(telemetry::SQL_POINT_QUERIES).increment(1);
+                let rows = session.spans().point_rows(session.state(), &point).await.map_err(|e| self.classify(e))?;
+                return execute_stream(rows, session.task_ctx()).map_err(|e| self.classify(e));
+            }
             let references = state.resolve_table_references(&statement).map_err(|e| self.classify(e))?;
             if session::needs_traces(&statement, &references) {
-                session::add_traces(&context).await.map_err(|e| self.classify(e))?;
-                state = context.state();
+                session.add_traces().await.map_err(|e| self.classify(e))?;
             }
-            let plan = state.statement_to_plan(statement).await.map_err(|e| self.classify(e))?;
+            let plan = session.state().statement_to_plan(statement).await.map_err(|e| self.classify(e))?;
             // Defence in depth: DataFusion's own check of the plan.
             read_only().verify_plan(&plan).map_err(|e| self.classify(e))?;
-            let plan = state.optimize(&plan).map_err(|e| self.classify(e))?;
+            let plan = session.state().optimize(&plan).map_err(|e| self.classify(e))?;
             if table::reads_only_points(&plan) {
-                state.config_mut().options_mut().execution.target_partitions = 1;
+                session.state_mut().config_mut().options_mut().execution.target_partitions = 1;
             }
+            let state = session.state();
             let physical =
-                state.query_planner().create_physical_plan(&plan, &state).await.map_err(|e| self.classify(e))?;
-            execute_stream(physical, state.task_ctx()).map_err(|e| self.classify(e))
+                state.query_planner().create_physical_plan(&plan, state).await.map_err(|e| self.classify(e))?;
+            execute_stream(physical, session.task_ctx()).map_err(|e| self.classify(e))
         };
         let stream =
             tokio::time::timeout_at(deadline, started).await.map_err(|_| SqlError::Timeout(self.limits.timeout))??;
@@ -259,6 +270,8 @@ impl SqlRows {
                 }
             }
         })
+        // Callers may ask again after the end (the HTTP encoder does when there were no rows at all).
+        .fuse()
         .boxed();
         Self { schema, rows }
     }

@@ -38,7 +38,7 @@ use futures::StreamExt;
 use object_store::ObjectStore;
 use tokio::sync::OnceCell;
 
-use super::point::{MAX_POINT_TRACES, TraceReadExec};
+use super::point::{MAX_POINT_TRACES, PointQuery, TraceReadExec};
 use super::reader::BlockReaderFactory;
 use super::schema::{IdKind, sql_schema, storage_projection, to_sql_batch};
 use crate::ids::{SpanId, TenantId, TraceId};
@@ -88,6 +88,17 @@ impl SpansTable {
             })
             .await
             .cloned()
+    }
+}
+
+impl SpansTable {
+    /// The rows of a [`PointQuery`], exactly: the scan for a few trace IDs reads only those traces' rows
+    /// (point reads of the blocks the pruning kept, the ingester's rows filtered by ID), so unlike a
+    /// DataFusion plan, which re-applies its filters above the scan, nothing is needed on top.
+    pub async fn point_rows(&self, state: &dyn Session, point: &PointQuery) -> Result<Arc<dyn ExecutionPlan>> {
+        let ids = point.traces.iter().map(|id| Expr::Literal(ScalarValue::Utf8(Some(id.to_hex())), None)).collect();
+        let filter = Expr::InList(InList::new(Box::new(Expr::Column(Column::from_name(col::TRACE_ID))), ids, false));
+        self.scan(state, Some(&point.columns), &[filter], None).await
     }
 }
 
