@@ -76,6 +76,15 @@ impl SpansTable {
         Self { tenant, querier, store_url, tenant_store, view: OnceCell::new() }
     }
 
+    /// The rows of a [`PointQuery`], exactly: the scan for a few trace IDs reads only those traces' rows
+    /// (point reads of the blocks the pruning kept, the ingester's rows filtered by ID), so unlike a
+    /// DataFusion plan, which re-applies its filters above the scan, nothing is needed on top.
+    pub async fn point_rows(&self, state: &dyn Session, point: &PointQuery) -> Result<Arc<dyn ExecutionPlan>> {
+        let ids = point.traces.iter().map(|id| Expr::Literal(ScalarValue::Utf8(Some(id.to_hex())), None)).collect();
+        let filter = Expr::InList(InList::new(Box::new(Expr::Column(Column::from_name(col::TRACE_ID))), ids, false));
+        self.scan(state, Some(&point.columns), &[filter], None).await
+    }
+
     async fn view(&self) -> Result<Arc<View>> {
         self.view
             .get_or_try_init(|| async {
@@ -88,17 +97,6 @@ impl SpansTable {
             })
             .await
             .cloned()
-    }
-}
-
-impl SpansTable {
-    /// The rows of a [`PointQuery`], exactly: the scan for a few trace IDs reads only those traces' rows
-    /// (point reads of the blocks the pruning kept, the ingester's rows filtered by ID), so unlike a
-    /// DataFusion plan, which re-applies its filters above the scan, nothing is needed on top.
-    pub async fn point_rows(&self, state: &dyn Session, point: &PointQuery) -> Result<Arc<dyn ExecutionPlan>> {
-        let ids = point.traces.iter().map(|id| Expr::Literal(ScalarValue::Utf8(Some(id.to_hex())), None)).collect();
-        let filter = Expr::InList(InList::new(Box::new(Expr::Column(Column::from_name(col::TRACE_ID))), ids, false));
-        self.scan(state, Some(&point.columns), &[filter], None).await
     }
 }
 
@@ -179,9 +177,9 @@ impl TableProvider for SpansTable {
 }
 
 /// Whether every table `plan` reads is `spans` restricted to at most [`MAX_POINT_TRACES`] trace IDs, so
-/// the whole query is a few point reads and a few hundred rows at most. Such a plan is best run on one
+/// the whole query is a few point reads and the rows of a few traces. Such a plan is best run on one
 /// partition: splitting it costs more (a round-robin repartition above the reads, a merge, a second
-/// task) than the rows could ever repay (BENCHMARKS.md, SQL (d)). `plan` must be optimised, so that the
+/// task) than so few rows repay (BENCHMARKS.md, SQL (d)). `plan` must be optimised, so that the
 /// filters sit on the scans.
 pub fn reads_only_points(plan: &LogicalPlan) -> bool {
     let mut scans = 0;
@@ -207,7 +205,11 @@ pub fn reads_only_points(plan: &LogicalPlan) -> bool {
 fn trace_ids_wanted(conjuncts: &[&Expr]) -> Option<Vec<TraceId>> {
     conjuncts.iter().find_map(|expr| {
         let literals = id_literals(expr, col::TRACE_ID)?;
-        Some(literals.iter().filter_map(|text| TraceId::from_hex(text).ok()).collect())
+        let mut ids: Vec<TraceId> = literals.iter().filter_map(|text| TraceId::from_hex(text).ok()).collect();
+        // `IN ('abc', '0ABC')` names one trace: read it once.
+        ids.sort_unstable();
+        ids.dedup();
+        Some(ids)
     })
 }
 
@@ -570,6 +572,9 @@ mod tests {
         assert_eq!(trace_ids_wanted(&[&negated]), None);
         let like = column("trace_id").like(lit("abc%"));
         assert_eq!(trace_ids_wanted(&[&like]), None);
+        let twice = column("trace_id").in_list(vec![lit(id), lit("ef"), lit(id)], false);
+        let ids = [TraceId::from_hex("ef").unwrap(), TraceId::from_hex(id).unwrap()];
+        assert_eq!(trace_ids_wanted(&[&twice]), Some(ids.to_vec()), "each ID once");
     }
 
     #[test]
