@@ -39,6 +39,12 @@ use crate::spans::schema::col;
 /// ID is one lookup per block its bloom admits).
 pub const MAX_POINT_TRACES: usize = 64;
 
+/// Whether `ids` are few enough to be read by point reads. The one test of it, so that a scan reads by
+/// points exactly when a point query or a one-partition plan expects it to.
+pub fn few_enough(ids: &[TraceId]) -> bool {
+    ids.len() <= MAX_POINT_TRACES
+}
+
 /// Blocks read at once, as a trace-by-ID lookup does.
 const CONCURRENT_READS: usize = 4;
 
@@ -198,7 +204,7 @@ impl PointQuery {
         let mut traces = literals.into_iter().map(|text| TraceId::from_hex(text).ok()).collect::<Option<Vec<_>>>()?;
         traces.sort_unstable();
         traces.dedup();
-        if traces.len() > MAX_POINT_TRACES {
+        if !few_enough(&traces) {
             return None;
         }
 

@@ -95,6 +95,9 @@ pub struct SessionTemplate {
     /// Its catalogue is empty and its runtime refuses every object store and every byte of memory: a
     /// query gets both from [`SessionTemplate::session`], so nothing can run against the template itself.
     state: SessionState,
+    /// [`BLOCKS_URL`], parsed once: the registry's key and the scans' store URL.
+    blocks_url: Url,
+    store_url: ObjectStoreUrl,
 }
 
 impl SessionTemplate {
@@ -121,14 +124,14 @@ impl SessionTemplate {
             .with_table_functions(table_functions)
             .with_analyzer_rule(Arc::new(IdLiterals))
             .build();
-        Ok(Self { state })
+        let blocks_url = Url::parse(BLOCKS_URL).map_err(|e| DataFusionError::Internal(e.to_string()))?;
+        Ok(Self { state, blocks_url, store_url: ObjectStoreUrl::parse(BLOCKS_URL)? })
     }
 
     /// A session for one query of `tenant`, with `spans` registered (`traces` is added by
     /// [`QuerySession::add_traces`] when the query may read it: planning the view is work that a point
     /// query should not pay for, about 0.5 ms of a trace-ID query in the SQL benchmark).
     pub fn session(&self, querier: &Querier, tenant: &TenantId, limits: &SqlLimits) -> Result<QuerySession> {
-        let url = Url::parse(BLOCKS_URL).map_err(|e| DataFusionError::Internal(e.to_string()))?;
         let tenant_store: Arc<dyn ObjectStore> =
             Arc::new(PrefixStore::new(querier.storage().object_store(), layout::blocks_prefix(tenant)));
         let pool = TrackConsumersPool::new(
@@ -138,12 +141,11 @@ impl SessionTemplate {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(pool))
             .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
-            .with_object_store_registry(Arc::new(Stores::one(url, tenant_store.clone())))
+            .with_object_store_registry(Arc::new(Stores::one(self.blocks_url.clone(), tenant_store.clone())))
             .build_arc()?;
 
         let schema = Arc::new(MemorySchemaProvider::new());
-        let store_url = ObjectStoreUrl::parse(BLOCKS_URL)?;
-        let spans = SpansTable::new(tenant.clone(), querier.clone(), store_url, tenant_store);
+        let spans = SpansTable::new(tenant.clone(), querier.clone(), self.store_url.clone(), tenant_store);
         let spans = Arc::new(spans);
         schema.register_table("spans".to_owned(), spans.clone())?;
         let catalog = MemoryCatalogProvider::new();

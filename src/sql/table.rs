@@ -38,7 +38,7 @@ use futures::StreamExt;
 use object_store::ObjectStore;
 use tokio::sync::OnceCell;
 
-use super::point::{MAX_POINT_TRACES, PointQuery, TraceReadExec};
+use super::point::{PointQuery, TraceReadExec, few_enough};
 use super::reader::BlockReaderFactory;
 use super::schema::{IdKind, sql_schema, storage_projection, to_sql_batch};
 use crate::ids::{SpanId, TenantId, TraceId};
@@ -135,7 +135,7 @@ impl TableProvider for SpansTable {
         let schema = Arc::new(sql_schema().project(&sql_columns)?);
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        let few_traces = wanted_traces.as_ref().is_some_and(|ids| ids.len() <= MAX_POINT_TRACES);
+        let few_traces = wanted_traces.as_deref().is_some_and(few_enough);
         if few_traces && !blocks.is_empty() {
             let stored_schema = Arc::new(span_schema().project(&stored_columns)?);
             let reads = TraceReadExec::new(self.querier.clone(), point_reads, stored_columns.clone(), stored_schema);
@@ -176,7 +176,7 @@ impl TableProvider for SpansTable {
     }
 }
 
-/// Whether every table `plan` reads is `spans` restricted to at most [`MAX_POINT_TRACES`] trace IDs, so
+/// Whether every table `plan` reads is `spans` restricted to at most [`MAX_POINT_TRACES`](super::point::MAX_POINT_TRACES) trace IDs, so
 /// the whole query is a few point reads and the rows of a few traces. Such a plan is best run on one
 /// partition: splitting it costs more (a round-robin repartition above the reads, a merge, a second
 /// task) than so few rows repay (BENCHMARKS.md, SQL (d)). `plan` must be optimised, so that the
@@ -188,8 +188,8 @@ pub fn reads_only_points(plan: &LogicalPlan) -> bool {
         if let LogicalPlan::TableScan(scan) = node {
             scans += 1;
             let conjuncts: Vec<&Expr> = scan.filters.iter().flat_map(split_conjunction).collect();
-            let point = scan.table_name.table() == "spans"
-                && trace_ids_wanted(&conjuncts).is_some_and(|ids| ids.len() <= MAX_POINT_TRACES);
+            let point =
+                scan.table_name.table() == "spans" && trace_ids_wanted(&conjuncts).as_deref().is_some_and(few_enough);
             if !point {
                 all_points = false;
                 return Ok(TreeNodeRecursion::Stop);
