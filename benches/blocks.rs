@@ -1,5 +1,6 @@
 //! Block format benchmarks on realistic synthetic spans (`spanlake::synth`):
-//! - block write: sort + Parquet + bloom for 1 M spans (spans/s; bytes/span printed),
+//! - block write: sort + Parquet + bloom for 1 M spans arriving as 512-span requests (spans/s; bytes/span
+//!   printed), and the same spans in 16 k-span batches as the same-run baseline,
 //! - trace lookup in a 1 M-span block on a local folder with the footer cached (time; bytes and reads
 //!   per lookup printed from the store's request counters),
 //! - bloom checks,
@@ -12,6 +13,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use arrow::array::{Array, FixedSizeBinaryArray, RecordBatch};
+use arrow::compute::concat_batches;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use spanlake::ids::{BlockId, TenantId, TraceId};
 use spanlake::spans::SpanBatchBuilder;
@@ -25,13 +27,17 @@ fn full_size() -> bool {
     std::env::args().any(|arg| arg == "--bench")
 }
 
+/// Spans per request: the default batch size of the OpenTelemetry SDKs' batch span processors. The
+/// ingester buffers one Arrow batch per request, so a block is written from batches of this size.
+const REQUEST_SPANS: usize = 512;
+
 fn realistic_batches(spans: usize) -> Vec<RecordBatch> {
     let mut generator = TraceGenerator::new(2026);
     let mut batches = Vec::new();
     let mut total = 0;
     while total < spans {
         let mut builder = SpanBatchBuilder::new();
-        for resource_spans in generator.next_request(8_192.min(spans - total)).resource_spans {
+        for resource_spans in generator.next_request(REQUEST_SPANS.min(spans - total)).resource_spans {
             builder.append_resource_spans(&resource_spans);
         }
         total += builder.len();
@@ -157,6 +163,13 @@ fn main() {
     write.bench_function(BenchmarkId::new("zstd3_default_layout", spans), |b| {
         b.iter(|| encode_block(&tenant, BlockId::new_random(), black_box(&batches), &options).expect("encode"))
     });
+    // Baseline in the same run: the same rows handed over in a few large batches (as compaction does).
+    let large: Vec<RecordBatch> =
+        batches.chunks(32).map(|group| concat_batches(&group[0].schema(), group).expect("same schema")).collect();
+    write.bench_function(BenchmarkId::new("zstd3_default_layout_from_16k_batches", spans), |b| {
+        b.iter(|| encode_block(&tenant, BlockId::new_random(), black_box(&large), &options).expect("encode"))
+    });
+    drop(large);
     write.finish();
 
     let block = write_to_local_folder(&runtime, &batches, &options);
