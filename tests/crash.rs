@@ -1,5 +1,6 @@
 //! `kill -9` at random moments while a load generator runs loses no acknowledged span and duplicates
-//! none (CONTRACTS §7): ten kills, a restart after each, then one final check of the blocks.
+//! none (CONTRACTS §7): ten kills, a restart after each, then one final check of the blocks. And while a
+//! restarted server replays its WAL, its query port answers 503 instead of hanging (CONTRACTS §4).
 
 mod common;
 
@@ -74,4 +75,59 @@ fn kill_9_during_ingest_loses_no_acknowledged_span_and_duplicates_none() {
     let acknowledged: u64 = summary.split_whitespace().next().unwrap().parse().unwrap();
     assert!(acknowledged > 1_000, "the runs acknowledged spans before the kills: {summary}");
     assert!(summary.contains("0 missing, 0 stored more than once"), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_answers_503_while_it_replays_its_wal_then_serves_the_replayed_spans() {
+    use common::server::{TestServer, loopback_config, send, try_send};
+    use prost::Message;
+
+    let storage = common::Backend::local().storage;
+    let first = TestServer::start(storage.clone(), |_| {}).await;
+    let mut generator = spanlake::synth::TraceGenerator::new(31);
+    let mut trace_id = None;
+    for _ in 0..100 {
+        let request = generator.next_request(500);
+        trace_id.get_or_insert_with(|| hex::encode(&request.resource_spans[0].scope_spans[0].spans[0].trace_id));
+        let body = request.encode_to_vec();
+        let reply = send("POST", &first.traces_url(), &[("content-type", "application/x-protobuf")], body).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    let TestServer { server, data_dir } = first;
+    server.shutdown().await.unwrap(); // no flush: the spans are only in the WAL
+
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut config = loopback_config(data_dir.path());
+    config.http_addr = free;
+    let restart = tokio::spawn(spanlake::api::Server::start_with_storage(config, storage));
+    let (ready, trace) = (format!("http://{free}/ready"), format!("http://{free}/api/traces/{}", trace_id.unwrap()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut answered_while_replaying = false;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        // Refused until the port is bound.
+        if let Ok(reply) = try_send("GET", &ready, &[], Vec::new()).await {
+            if reply.status == 200 {
+                break;
+            }
+            assert_eq!(reply.status, 503, "{}", reply.text());
+            if reply.text().contains("replaying") && !answered_while_replaying {
+                answered_while_replaying = true;
+                let echo = send("GET", &format!("http://{free}/api/echo"), &[], Vec::new()).await;
+                assert_eq!((echo.status, echo.text().as_str()), (200, "echo"), "liveness holds during replay");
+                let query = send("GET", &trace, &[], Vec::new()).await;
+                assert!(
+                    query.status == 503 && query.text().contains("replaying") || query.status == 200,
+                    "a query during replay is refused, or answered whole once replay is done: {} {}",
+                    query.status,
+                    query.text()
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(answered_while_replaying, "the query port answered 503 while the WAL replayed");
+    let server = restart.await.unwrap().unwrap();
+    assert_eq!(send("GET", &trace, &[], Vec::new()).await.status, 200, "the replayed spans are served");
+    server.shutdown().await.unwrap();
 }

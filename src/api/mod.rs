@@ -12,8 +12,8 @@ mod status;
 mod traces;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -112,13 +112,17 @@ impl Server {
     }
 
     /// Starts a server on a storage the caller opened (tests wrap stores in fault injectors). The query
-    /// port is bound before the WAL replays but only answers once replay is done (connections wait);
-    /// the OTLP ports open after it.
+    /// port opens first and answers 503 while the WAL replays; the OTLP ports open after replay. If start
+    /// fails, dropping `stop_query` stops the query port again.
     pub async fn start_with_storage(config: ServeConfig, storage: Storage) -> Result<Self, ServeError> {
         telemetry::install();
         tracing::info!(storage = %storage.location(), "storage opened");
         let query_listener = bind(config.http_addr).await?;
         let http_addr = query_listener.local_addr()?;
+        let (stop_query, stop_receivers) = (watch::channel(false).0, watch::channel(false).0);
+        let started = Arc::new(OnceLock::new());
+        let query = spawn_http(query_listener, query::starting_router(started.clone()), stop_query.subscribe());
+        tracing::info!(http_addr = %http_addr, "query HTTP API listening; 503 until the WAL is replayed");
         let ingester = Ingester::start(config.ingest_options(), storage.clone()).await?;
         let querier = Querier::with_ingester(storage.clone(), config.query_options(), ingester.clone());
         let sql = SqlEngine::new(querier.clone(), config.sql_limits())?;
@@ -131,11 +135,10 @@ impl Server {
             body_limits: config.body_limits,
             ready: Arc::new(AtomicBool::new(false)),
         };
-        let (stop_query, stop_receivers) = (watch::channel(false).0, watch::channel(false).0);
-        let query_app = query::router(state.clone());
-        let query = spawn_http(query_listener, query_app, stop_query.subscribe());
+        // Set once, here; the start-up router forwards to it from now on.
+        let _ = started.set(query::router(state.clone()));
         let refresher = state.querier.spawn_refresher(stop_query.subscribe());
-        tracing::info!(http_addr = %http_addr, "query HTTP API listening");
+        tracing::info!("query HTTP API serving");
         let compactor = (!config.compaction_interval.is_zero()).then(|| {
             let compactor = Compactor::new(state.storage.clone(), config.compaction_options());
             state.querier.catalog().follow(&compactor);

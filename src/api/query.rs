@@ -2,10 +2,11 @@
 //! and `/metrics`. Every error body is JSON `{"error": "…"}`.
 
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -29,6 +30,30 @@ pub fn router(state: AppState) -> Router {
             error_response(StatusCode::NOT_FOUND, &format!("no such endpoint: {}", uri.path()))
         })
         .with_state(state)
+}
+
+/// The query port while the server starts: until `started` holds the full [`router`], `/ready` and every
+/// other path answer 503 (the WAL is still being replayed, so answers would miss acknowledged spans),
+/// except `/api/echo`, the liveness probe, which a long replay must not fail; from then on every request
+/// goes to the full router. Probes see "starting", not a connection that hangs until replay ends
+/// (CONTRACTS §4).
+pub fn starting_router(started: Arc<OnceLock<Router>>) -> Router {
+    Router::new().route("/api/echo", get(|| async { "echo" })).fallback(move |request: Request| {
+        let started = started.clone();
+        async move {
+            let Some(router) = started.get() else {
+                let message = "not ready: starting (replaying the write-ahead log)";
+                return match request.uri().path() {
+                    "/ready" => (StatusCode::SERVICE_UNAVAILABLE, message).into_response(),
+                    _ => error_response(StatusCode::SERVICE_UNAVAILABLE, message),
+                };
+            };
+            match tower::ServiceExt::oneshot(router.clone(), request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    })
 }
 
 /// A JSON error body with its status.
