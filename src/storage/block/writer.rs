@@ -88,9 +88,9 @@ const SORTED_CHUNK_ROWS: usize = 8 * 1024;
 
 /// Consecutive input batches smaller than this are concatenated into batches of at least this many rows
 /// before the sorted gather. The ingester hands over one batch per OTLP request (512 spans from an SDK's
-/// default batch processor), and every gathered chunk visits the buffers of every input batch: from
-/// 512-span batches, a 1 M-span block gathered ~2.5 times slower than from 16 k-span ones, while the
-/// concatenation costs a tenth of that (`cargo bench --bench blocks`, BENCHMARKS.md).
+/// default batch processor), and every gathered chunk visits the buffers of every input batch, so the
+/// gather's cost grows with the square of the block size: for 1 M spans it took 4.9 s from 512-span
+/// batches and 1.9 s from 16 k-span ones, and the concatenation 0.3 s (BENCHMARKS.md, issue 2).
 const COALESCED_BATCH_ROWS: usize = 16 * 1024;
 
 /// Sorts and encodes span rows into a block. CPU-bound: call from `spawn_blocking` (as [`write_block`]
