@@ -14,7 +14,10 @@ use tokio::sync::mpsc;
 use super::Inner;
 use super::buffer::PendingStage;
 use crate::ids::{BlockId, TenantId};
-use crate::storage::{EncodedBlock, StorageError, encode_block, layout, upload_block};
+use crate::storage::block::load_bloom;
+use crate::storage::{
+    BlockMeta, EncodedBlock, StorageError, TraceBloom, encode_block, layout, read_block_meta, upload_block,
+};
 use crate::telemetry;
 use crate::wal::Record;
 
@@ -112,45 +115,69 @@ pub(super) async fn run_uploader(inner: Arc<Inner>, mut queue: mpsc::UnboundedRe
             }
         })
         .await;
-        if uploaded.is_none() {
-            return;
-        }
-        commit(&inner, &tenant, &encoded);
+        let Some(stored) = uploaded else { return };
+        commit(&inner, &tenant, &encoded, stored);
         metrics::histogram!(telemetry::FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
     }
 }
 
-/// Uploads a block unless its metadata object already exists: a block re-encoded after a crash may
-/// differ byte for byte from the committed one, which must not be overwritten under its metadata.
-async fn upload_unless_committed(inner: &Inner, block: &EncodedBlock) -> Result<(), StorageError> {
+/// How a pending block came to be committed in the store.
+enum Stored {
+    /// Uploaded now: the store holds exactly the block in memory.
+    Uploaded,
+    /// Committed before a restart: the store holds an earlier encoding of the same spans, which may differ
+    /// byte for byte from the one the WAL replay made, so readers must use the stored metadata and bloom.
+    Earlier(Box<(BlockMeta, TraceBloom)>),
+}
+
+/// Uploads a block unless its metadata object already exists (then reads back what the store holds): a
+/// block re-encoded after a crash must not be overwritten under its committed metadata.
+async fn upload_unless_committed(inner: &Inner, block: &EncodedBlock) -> Result<Stored, StorageError> {
     let meta_path = layout::meta_path(&block.meta.tenant, block.meta.block_id);
     match inner.storage.object_store().head(&meta_path).await {
-        Ok(_) => return Ok(()),
+        Ok(_) => {
+            let meta = read_block_meta(&inner.storage, &block.meta.tenant, block.meta.block_id).await?;
+            let bloom = load_bloom(&inner.storage, &meta).await?;
+            return Ok(Stored::Earlier(Box::new((meta, bloom))));
+        }
         Err(object_store::Error::NotFound { .. }) => {}
         Err(error) => return Err(error.into()),
     }
-    upload_block(&inner.storage, block).await
+    upload_block(&inner.storage, block).await?;
+    Ok(Stored::Uploaded)
 }
 
-/// Forgets a committed block, releases the WAL segments nobody needs any more and tells listeners.
-fn commit(inner: &Inner, tenant: &TenantId, block: &EncodedBlock) {
+/// Forgets a committed block, releases the WAL segments nobody needs any more and tells listeners what
+/// the store holds.
+fn commit(inner: &Inner, tenant: &TenantId, block: &EncodedBlock, stored: Stored) {
+    let (meta, bloom) = match &stored {
+        Stored::Uploaded => (&block.meta, &block.filter),
+        Stored::Earlier(earlier) => (&earlier.0, &earlier.1),
+    };
     if let Ok(listeners) = inner.listeners.lock() {
         for listener in listeners.iter() {
-            listener(block);
+            listener(meta, bloom);
         }
     }
-    inner.lock().remove_committed(tenant, block.meta.block_id);
+    inner.lock().remove_committed(tenant, meta.block_id);
     inner.release_wal_segments();
-    metrics::counter!(telemetry::BLOCKS_WRITTEN).increment(1);
-    metrics::counter!(telemetry::BLOCK_SPANS_WRITTEN).increment(block.meta.span_count);
-    metrics::counter!(telemetry::BLOCK_BYTES_WRITTEN).increment(block.meta.data_bytes + block.meta.bloom_bytes);
-    tracing::info!(
-        tenant = %tenant,
-        block = %block.meta.block_id,
-        spans = block.meta.span_count,
-        bytes = block.meta.data_bytes + block.meta.bloom_bytes,
-        "block committed"
-    );
+    match stored {
+        Stored::Uploaded => {
+            metrics::counter!(telemetry::BLOCKS_WRITTEN).increment(1);
+            metrics::counter!(telemetry::BLOCK_SPANS_WRITTEN).increment(meta.span_count);
+            metrics::counter!(telemetry::BLOCK_BYTES_WRITTEN).increment(meta.data_bytes + meta.bloom_bytes);
+            tracing::info!(
+                tenant = %tenant,
+                block = %meta.block_id,
+                spans = meta.span_count,
+                bytes = meta.data_bytes + meta.bloom_bytes,
+                "block committed"
+            );
+        }
+        Stored::Earlier(_) => {
+            tracing::info!(tenant = %tenant, block = %meta.block_id, "block was committed before the restart");
+        }
+    }
     inner.commits.send_modify(|count| *count += 1);
 }
 

@@ -25,7 +25,7 @@ use crate::spans::{
     ProtobufError, SpanFormatError, SpanRejection, encode_resource_spans, protobuf_to_batch, rows_of_trace,
     validate_span,
 };
-use crate::storage::{BlockWriteOptions, EncodedBlock, Storage, StorageError, read_encoded};
+use crate::storage::{BlockMeta, BlockWriteOptions, EncodedBlock, Storage, StorageError, TraceBloom, read_encoded};
 use crate::telemetry;
 use crate::wal::{Record, Wal, WalError, WalOptions};
 use buffer::{Buffers, PendingStage};
@@ -109,9 +109,11 @@ pub struct PushOutcome {
     pub rejected: Vec<SpanRejection>,
 }
 
-/// Called with every block this ingester commits, before its spans leave the buffers (the querier's
-/// catalogue listens, so a span is always visible in one place or the other).
-pub type CommitListener = Box<dyn Fn(&EncodedBlock) + Send + Sync>;
+/// Called with the stored metadata and bloom of every block this ingester commits, before its spans leave
+/// the buffers (the querier's catalogue listens, so a span is always visible in one place or the other).
+/// For a block committed before a restart these are read back from the store: the re-encoding the WAL
+/// replay made of it may differ byte for byte from what the store holds.
+pub type CommitListener = Box<dyn Fn(&BlockMeta, &TraceBloom) + Send + Sync>;
 
 /// A handle to the running ingester; cheap to clone.
 #[derive(Clone)]

@@ -101,6 +101,37 @@ async fn a_block_committed_before_the_wal_was_released_is_not_written_again() {
 }
 
 #[tokio::test]
+async fn a_block_committed_before_a_restart_is_announced_as_stored_not_as_re_encoded() {
+    let wal = tempfile::tempdir().unwrap();
+    let storage = Storage::open("memory://").unwrap();
+    let ingester = Ingester::start(options(wal.path()), storage.clone()).await.unwrap();
+    let request = TraceGenerator::new(6).next_request(300);
+    let (sent, trace) = (span_count(&request), first_trace_id(&request));
+    ingester.push(&tenant(), new_spans(request)).await.unwrap();
+    ingester.flush().await.unwrap();
+    ingester.shutdown().await;
+    let block = list_blocks(&storage, &tenant()).await.unwrap().committed[0];
+    let stored = read_block_meta(&storage, &tenant(), block).await.unwrap();
+
+    // Restarted with other block settings (as after an upgrade), the replay re-encodes the committed
+    // block into other bytes; readers must still be told what the store holds.
+    let mut other = options(wal.path());
+    other.block.zstd_level = 9;
+    other.block.data_page_rows = 64;
+    let restarted = Ingester::start(other, storage.clone()).await.unwrap();
+    let querier = crate::query::Querier::with_ingester(storage.clone(), Default::default(), restarted.clone());
+    restarted.flush().await.unwrap();
+    let known = querier.catalog().snapshot(&tenant()).expect("the commit was announced");
+    assert_eq!(known.len(), 1);
+    assert_eq!(known[0].meta, stored, "the catalogue holds the stored block's metadata");
+    let found = querier.find_trace(&tenant(), &trace, Default::default()).await.unwrap();
+    assert!(found.incomplete.is_none(), "{:?}", found.incomplete);
+    assert!(found.span_count > 0 && found.cost.recent_spans == 0, "found in the stored block");
+    assert_eq!(stored.span_count as usize, sent);
+    restarted.shutdown().await;
+}
+
+#[tokio::test]
 async fn invalid_spans_are_refused_one_by_one_and_never_reach_the_wal() {
     let wal = tempfile::tempdir().unwrap();
     let storage = Storage::open("memory://").unwrap();
@@ -144,7 +175,7 @@ async fn a_buffer_is_cut_by_age_without_being_asked() {
     let ingester = Ingester::start(quick, storage.clone()).await.unwrap();
     let committed = Arc::new(Notify::new());
     let signal = committed.clone();
-    ingester.on_commit(Box::new(move |_| signal.notify_one()));
+    ingester.on_commit(Box::new(move |_, _| signal.notify_one()));
     ingester.push(&tenant(), new_spans(TraceGenerator::new(8).next_request(20))).await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), committed.notified()).await.expect("a block is committed");
     assert_eq!(list_blocks(&storage, &tenant()).await.unwrap().committed.len(), 1);
@@ -164,7 +195,7 @@ async fn a_full_buffer_is_cut_by_size_and_its_wal_segments_released() {
     let committed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (count, signal) = (committed.clone(), Arc::new(Notify::new()));
     let wake = signal.clone();
-    ingester.on_commit(Box::new(move |_| {
+    ingester.on_commit(Box::new(move |_, _| {
         count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         wake.notify_one();
     }));

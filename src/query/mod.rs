@@ -103,7 +103,7 @@ impl Querier {
     pub fn with_ingester(storage: Storage, options: QueryOptions, ingester: Ingester) -> Self {
         let querier = Self { ingester: Some(ingester.clone()), ..Self::new(storage, options) };
         let catalog = querier.catalog.clone();
-        ingester.on_commit(Box::new(move |block| catalog.insert(block.meta.clone(), block.filter.clone())));
+        ingester.on_commit(Box::new(move |meta, bloom| catalog.insert(meta.clone(), bloom.clone())));
         querier
     }
 
