@@ -8,16 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use object_store::ObjectStoreExt;
 use tokio::sync::mpsc;
 
 use super::Inner;
 use super::buffer::PendingStage;
 use crate::ids::{BlockId, TenantId};
 use crate::storage::block::load_bloom;
-use crate::storage::{
-    BlockMeta, EncodedBlock, StorageError, TraceBloom, encode_block, layout, read_block_meta, upload_block,
-};
+use crate::storage::{BlockMeta, EncodedBlock, StorageError, TraceBloom, encode_block, read_block_meta, upload_block};
 use crate::telemetry;
 use crate::wal::Record;
 
@@ -133,15 +130,13 @@ enum Stored {
 /// Uploads a block unless its metadata object already exists (then reads back what the store holds): a
 /// block re-encoded after a crash must not be overwritten under its committed metadata.
 async fn upload_unless_committed(inner: &Inner, block: &EncodedBlock) -> Result<Stored, StorageError> {
-    let meta_path = layout::meta_path(&block.meta.tenant, block.meta.block_id);
-    match inner.storage.object_store().head(&meta_path).await {
-        Ok(_) => {
-            let meta = read_block_meta(&inner.storage, &block.meta.tenant, block.meta.block_id).await?;
+    match read_block_meta(&inner.storage, &block.meta.tenant, block.meta.block_id).await {
+        Ok(meta) => {
             let bloom = load_bloom(&inner.storage, &meta).await?;
             return Ok(Stored::Earlier(Box::new((meta, bloom))));
         }
-        Err(object_store::Error::NotFound { .. }) => {}
-        Err(error) => return Err(error.into()),
+        Err(StorageError::BlockNotFound(_)) => {}
+        Err(error) => return Err(error),
     }
     upload_block(&inner.storage, block).await?;
     Ok(Stored::Uploaded)

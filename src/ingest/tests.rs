@@ -78,18 +78,24 @@ async fn unflushed_spans_come_back_from_the_wal_after_a_restart() {
     restarted.shutdown().await;
 }
 
+/// Pushes one request, commits it in a block and stops. The spans and the cut record stay in the active
+/// WAL segment, which is never released: exactly the state a crash right after the commit leaves behind.
+/// Returns the spans sent and the request's first trace.
+async fn committed_but_not_released(wal: &std::path::Path, storage: &Storage, seed: u64) -> (usize, TraceId) {
+    let ingester = Ingester::start(options(wal), storage.clone()).await.unwrap();
+    let request = TraceGenerator::new(seed).next_request(300);
+    let (sent, trace) = (span_count(&request), first_trace_id(&request));
+    ingester.push(&tenant(), new_spans(request)).await.unwrap();
+    ingester.flush().await.unwrap();
+    ingester.shutdown().await;
+    (sent, trace)
+}
+
 #[tokio::test]
 async fn a_block_committed_before_the_wal_was_released_is_not_written_again() {
     let wal = tempfile::tempdir().unwrap();
     let storage = Storage::open("memory://").unwrap();
-    let ingester = Ingester::start(options(wal.path()), storage.clone()).await.unwrap();
-    let request = TraceGenerator::new(3).next_request(300);
-    let sent = span_count(&request);
-    ingester.push(&tenant(), new_spans(request)).await.unwrap();
-    ingester.flush().await.unwrap();
-    ingester.shutdown().await;
-    // The spans and the cut record sit in the active segment, which is never released: exactly the
-    // state a crash right after the commit leaves behind.
+    let (sent, _) = committed_but_not_released(wal.path(), &storage, 3).await;
     let restarted = Ingester::start(options(wal.path()), storage.clone()).await.unwrap();
     restarted.flush().await.unwrap();
     assert_eq!(list_blocks(&storage, &tenant()).await.unwrap().committed.len(), 1);
@@ -104,12 +110,7 @@ async fn a_block_committed_before_the_wal_was_released_is_not_written_again() {
 async fn a_block_committed_before_a_restart_is_announced_as_stored_not_as_re_encoded() {
     let wal = tempfile::tempdir().unwrap();
     let storage = Storage::open("memory://").unwrap();
-    let ingester = Ingester::start(options(wal.path()), storage.clone()).await.unwrap();
-    let request = TraceGenerator::new(6).next_request(300);
-    let (sent, trace) = (span_count(&request), first_trace_id(&request));
-    ingester.push(&tenant(), new_spans(request)).await.unwrap();
-    ingester.flush().await.unwrap();
-    ingester.shutdown().await;
+    let (sent, trace) = committed_but_not_released(wal.path(), &storage, 6).await;
     let block = list_blocks(&storage, &tenant()).await.unwrap().committed[0];
     let stored = read_block_meta(&storage, &tenant(), block).await.unwrap();
 
