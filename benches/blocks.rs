@@ -134,6 +134,7 @@ fn layout_report(runtime: &tokio::runtime::Runtime, batches: &[RecordBatch], ids
         "layout", "bytes/span", "write s", "lookup ms", "lookup KB", "reads"
     );
     for (name, options) in variants {
+        let options = BlockWriteOptions { encode_threads: 1, ..options };
         let started = Instant::now();
         let block = write_to_local_folder(runtime, batches, &options);
         let write_seconds = started.elapsed().as_secs_f64();
@@ -155,7 +156,8 @@ fn main() {
     let batches = realistic_batches(spans);
     let ids = sample_trace_ids(&batches, 200);
     let tenant = TenantId::single_tenant();
-    let options = BlockWriteOptions::default();
+    // One encoding thread: the write target is per core.
+    let options = BlockWriteOptions { encode_threads: 1, ..Default::default() };
     let mut criterion = Criterion::default().configure_from_args().sample_size(10);
 
     let mut write = criterion.benchmark_group("block_write");

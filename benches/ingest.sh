@@ -2,10 +2,15 @@
 # End-to-end ingest benchmark: `spanlake loadgen` against `spanlake serve` on this machine.
 # Usage: benches/ingest.sh [SECONDS] [PROTOCOL] [RATE] [CONCURRENCY]   (defaults: 60 grpc 0 16; rate 0 = flat out)
 # Prints loadgen's report, the server's peak RSS and CPU use, and bytes per span in the blocks.
+# SPANLAKE_BIN=path runs that binary instead of building this checkout (to compare two builds in one run).
 set -euo pipefail
 seconds="${1:-60}"; protocol="${2:-grpc}"; rate="${3:-0}"; concurrency="${4:-16}"
-cargo build --release --quiet
-bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/spanlake"
+if [ -n "${SPANLAKE_BIN:-}" ]; then
+  bin="$SPANLAKE_BIN"
+else
+  cargo build --release --quiet
+  bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/spanlake"
+fi
 work="$(mktemp -d)"; trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 "$bin" serve --data-dir "$work/data" --http-addr 127.0.0.1:0 --otlp-grpc-addr 127.0.0.1:0 \
   --otlp-http-addr 127.0.0.1:0 2> "$work/log" &

@@ -46,6 +46,10 @@ pub enum StorageError {
     InvalidBloom { block: String, reason: String },
     #[error("cannot write an empty block")]
     EmptyBlock,
+    /// A thread encoding a block's columns panicked; the block is not written (and its spans stay in
+    /// the write-ahead log to be written again).
+    #[error("a block-encoding thread panicked")]
+    EncodeWorkerPanicked,
     #[error("block {0} was not found")]
     BlockNotFound(String),
     #[error("local storage folder {path}: {source}")]

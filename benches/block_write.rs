@@ -1,0 +1,171 @@
+//! Where a block write's time goes, on the same 1 M realistic spans as `benches/blocks.rs` (512-span
+//! requests from `spanlake::synth`):
+//! - criterion, one stage at a time, each the way `encode_block` does it on one thread: concatenating
+//!   request batches into 16 k-row batches, sorting the (trace ID, start time) keys, gathering the rows
+//!   into sorted order, and Parquet-encoding rows that are already sorted; the whole `encode_block` on
+//!   one thread as the baseline the stages should add up to, and on two threads;
+//! - printed once: each top-level column's share (gather time, Parquet encoding time of that column
+//!   alone with the block's writer settings, stored bytes per span), which is what any change of the
+//!   span schema would have to win back.
+//!
+//! `cargo bench --bench block_write` runs it at full size; under `cargo test` it runs once on 20 k spans.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use arrow::array::{Array, FixedSizeBinaryArray, RecordBatch, TimestampNanosecondArray};
+use arrow::compute::{concat_batches, interleave_record_batch};
+use criterion::{BenchmarkId, Criterion, Throughput};
+use parquet::arrow::ArrowWriter;
+use spanlake::ids::{BlockId, TenantId};
+use spanlake::spans::SpanBatchBuilder;
+use spanlake::spans::schema::{col, span_schema};
+use spanlake::storage::block::writer::writer_properties;
+use spanlake::storage::block::{BlockWriteOptions, encode_block};
+use spanlake::synth::TraceGenerator;
+
+fn full_size() -> bool {
+    std::env::args().any(|arg| arg == "--bench")
+}
+
+/// As in `benches/blocks.rs`: the OpenTelemetry SDKs' default batch size, one Arrow batch per request.
+const REQUEST_SPANS: usize = 512;
+/// `encode_block` concatenates request batches into batches of at least this many rows…
+const COALESCED_ROWS: usize = 16 * 1024;
+/// … and gathers and encodes sorted rows one row group (of the default size) at a time.
+const ROW_GROUP_ROWS: usize = 16 * 1024;
+
+fn request_batches(spans: usize) -> Vec<RecordBatch> {
+    let mut generator = TraceGenerator::new(2026);
+    let mut batches = Vec::new();
+    let mut total = 0;
+    while total < spans {
+        let mut builder = SpanBatchBuilder::new();
+        for resource_spans in generator.next_request(REQUEST_SPANS.min(spans - total)).resource_spans {
+            builder.append_resource_spans(&resource_spans);
+        }
+        total += builder.len();
+        batches.push(builder.finish().expect("synthetic spans encode"));
+    }
+    batches
+}
+
+fn coalesce(batches: &[RecordBatch]) -> Vec<RecordBatch> {
+    batches
+        .chunks(COALESCED_ROWS / REQUEST_SPANS)
+        .map(|run| concat_batches(&run[0].schema(), run).expect("same schema"))
+        .collect()
+}
+
+/// (batch, row) of every row in (trace ID, start time) order.
+fn sorted_positions(batches: &[RecordBatch]) -> Vec<(usize, usize)> {
+    let mut keyed = Vec::new();
+    for (index, batch) in batches.iter().enumerate() {
+        let column = |name: &str| batch.column_by_name(name).expect("span schema").as_any();
+        let ids = column(col::TRACE_ID).downcast_ref::<FixedSizeBinaryArray>().expect("trace IDs");
+        let starts = column(col::START_TIME).downcast_ref::<TimestampNanosecondArray>().expect("start times");
+        for row in 0..batch.num_rows() {
+            let id = u128::from_be_bytes(ids.value(row).try_into().expect("16-byte trace ID"));
+            keyed.push((id, starts.value(row), index as u32, row as u32));
+        }
+    }
+    keyed.sort_unstable();
+    keyed.into_iter().map(|(_, _, batch, row)| (batch as usize, row as usize)).collect()
+}
+
+fn gather(batches: &[RecordBatch], positions: &[(usize, usize)]) -> Vec<RecordBatch> {
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    positions.chunks(ROW_GROUP_ROWS).map(|chunk| interleave_record_batch(&refs, chunk).expect("gather")).collect()
+}
+
+/// Parquet bytes of `batches` written with the block's writer settings.
+fn encode_parquet(batches: &[RecordBatch], options: &BlockWriteOptions) -> usize {
+    let mut out = Vec::new();
+    let properties = writer_properties(options).expect("valid options");
+    let mut writer = ArrowWriter::try_new(&mut out, batches[0].schema(), Some(properties)).expect("writer");
+    for batch in batches {
+        writer.write(batch).expect("write");
+    }
+    writer.close().expect("close");
+    out.len()
+}
+
+fn project(batches: &[RecordBatch], column: usize) -> Vec<RecordBatch> {
+    batches.iter().map(|batch| batch.project(&[column]).expect("column exists")).collect()
+}
+
+/// Median wall time of three runs, in seconds, and the last run's result.
+fn median_of_3<T>(mut run: impl FnMut() -> T) -> (f64, T) {
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..3 {
+        let started = Instant::now();
+        last = Some(black_box(run()));
+        times.push(started.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    (times[1], last.expect("three runs"))
+}
+
+/// Each top-level column's gather time, encoding time and stored size, largest encoding time first.
+fn column_report(coalesced: &[RecordBatch], positions: &[(usize, usize)], options: &BlockWriteOptions) {
+    let spans = positions.len() as f64;
+    let mut rows = Vec::new();
+    for (index, field) in span_schema().fields().iter().enumerate() {
+        let input = project(coalesced, index);
+        let (gather_s, sorted) = median_of_3(|| gather(&input, positions));
+        let (encode_s, bytes) = median_of_3(|| encode_parquet(&sorted, options));
+        rows.push((field.name().clone(), gather_s, encode_s, bytes as f64 / spans));
+    }
+    rows.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let (gather_total, encode_total) = rows.iter().fold((0.0, 0.0), |(g, e), row| (g + row.1, e + row.2));
+    println!("per column, {spans} spans (median of 3; each column gathered and encoded on its own):");
+    println!("{:<36} {:>9} {:>9} {:>11}", "column", "gather s", "encode s", "bytes/span");
+    for (name, gather_s, encode_s, per_span) in &rows {
+        println!("{name:<36} {gather_s:>9.3} {encode_s:>9.3} {per_span:>11.2}");
+    }
+    println!("{:<36} {gather_total:>9.3} {encode_total:>9.3}", "sum of columns");
+}
+
+fn main() {
+    let spans = if full_size() { 1_000_000 } else { 20_000 };
+    let requests = request_batches(spans);
+    let tenant = TenantId::single_tenant();
+    // One thread, as the per-core target counts; `encode_block_2_threads` shows what the second
+    // core adds (the default on this 2-core machine).
+    let options = BlockWriteOptions { encode_threads: 1, ..Default::default() };
+    let two_threads = BlockWriteOptions { encode_threads: 2, ..options.clone() };
+    let coalesced = coalesce(&requests);
+    let positions = sorted_positions(&coalesced);
+    let sorted = gather(&coalesced, &positions);
+    let mut criterion = Criterion::default().configure_from_args().sample_size(10);
+
+    let mut stages = criterion.benchmark_group("block_write_stages");
+    stages.throughput(Throughput::Elements(spans as u64));
+    stages.bench_function(BenchmarkId::new("encode_block_whole", spans), |b| {
+        b.iter(|| encode_block(&tenant, BlockId::new_random(), black_box(&requests), &options).expect("encode"))
+    });
+    stages.bench_function(BenchmarkId::new("encode_block_2_threads", spans), |b| {
+        b.iter(|| encode_block(&tenant, BlockId::new_random(), black_box(&requests), &two_threads).expect("encode"))
+    });
+    stages.bench_function(BenchmarkId::new("1_concatenate_requests_into_16k_batches", spans), |b| {
+        b.iter(|| coalesce(black_box(&requests)))
+    });
+    stages
+        .bench_function(BenchmarkId::new("2_sort_keys", spans), |b| b.iter(|| sorted_positions(black_box(&coalesced))));
+    stages.bench_function(BenchmarkId::new("3_gather_sorted_rows", spans), |b| {
+        b.iter(|| gather(black_box(&coalesced), &positions))
+    });
+    stages.bench_function(BenchmarkId::new("4_parquet_encode_sorted_rows", spans), |b| {
+        b.iter(|| encode_parquet(black_box(&sorted), &options))
+    });
+    stages.finish();
+
+    let bytes = encode_parquet(&sorted, &options);
+    let whole = encode_block(&tenant, BlockId::new_random(), &requests, &options).expect("encode");
+    assert_eq!(bytes as u64, whole.meta.data_bytes, "the stages must write the block encode_block writes");
+    if full_size() {
+        column_report(&coalesced, &positions, &options);
+    }
+    criterion.final_summary();
+}
