@@ -18,6 +18,8 @@ use crate::wal::{SequenceRanges, WalPosition};
 pub struct BufferedBatch {
     pub batch: RecordBatch,
     pub position: WalPosition,
+    /// The batch's Arrow memory size, counted in the buffer's bytes.
+    pub bytes: usize,
 }
 
 /// A block cut from a tenant's buffer, on its way to the object store.
@@ -78,19 +80,36 @@ impl Buffers {
         let buffer = self.tenants.entry(tenant.clone()).or_default();
         buffer.open_since.get_or_insert_with(Instant::now);
         buffer.open_bytes += bytes;
-        buffer.open.push(BufferedBatch { batch, position });
+        buffer.open.push(BufferedBatch { batch, position, bytes });
         self.bytes += bytes;
     }
 
-    /// Moves a tenant's open buffer into a new pending block; `None` when the buffer is empty.
-    pub fn cut(&mut self, tenant: &TenantId) -> Option<(BlockId, SequenceRanges)> {
+    /// Moves a tenant's oldest open batches, at most `max_bytes` of them (but at least one batch), into a
+    /// new pending block; `None` when the buffer is empty. The cap keeps a block near `--max-block-bytes`
+    /// when spans arrive faster than blocks are encoded: otherwise everything buffered during one
+    /// encoding became the next block, up to the whole memory limit, each block slower to encode than
+    /// the last and held twice while encoding (see `encode_block`).
+    pub fn cut(&mut self, tenant: &TenantId, max_bytes: usize) -> Option<(BlockId, SequenceRanges)> {
         let buffer = self.tenants.get_mut(tenant)?;
         if buffer.open.is_empty() {
             return None;
         }
-        let open = std::mem::take(&mut buffer.open);
-        let bytes = std::mem::take(&mut buffer.open_bytes);
-        buffer.open_since = None;
+        let mut bytes = 0;
+        let taken = buffer
+            .open
+            .iter()
+            .take_while(|b| {
+                let fits = bytes == 0 || bytes + b.bytes <= max_bytes;
+                bytes += if fits { b.bytes } else { 0 };
+                fits
+            })
+            .count();
+        let open: Vec<BufferedBatch> = buffer.open.drain(..taken).collect();
+        buffer.open_bytes -= bytes;
+        // A remainder keeps the older arrival time, so it is cut no later than the age limit.
+        if buffer.open.is_empty() {
+            buffer.open_since = None;
+        }
         let min_segment = open.iter().map(|b| b.position.segment).min().unwrap_or(0);
         let sequences = SequenceRanges::from_sequences(open.iter().map(|b| b.position.seq).collect());
         let block = BlockId::new_random();
@@ -154,5 +173,46 @@ impl Buffers {
     /// Every pending block of every tenant, as (tenant, block) pairs.
     pub fn pending_blocks(&self) -> Vec<(TenantId, BlockId)> {
         self.tenants.iter().flat_map(|(tenant, b)| b.pending.iter().map(|p| (tenant.clone(), p.block))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spans::encode_resource_spans;
+    use crate::synth::TraceGenerator;
+
+    #[test]
+    fn a_cut_takes_the_oldest_batches_up_to_the_block_size_and_leaves_the_rest_open() {
+        let tenant = TenantId::single_tenant();
+        let mut generator = TraceGenerator::new(3);
+        let mut buffers = Buffers::default();
+        let mut sizes = Vec::new();
+        for seq in 0..10 {
+            let (batch, _) = encode_resource_spans(&generator.next_trace()).unwrap();
+            sizes.push(batch.get_array_memory_size());
+            buffers.add(&tenant, batch, WalPosition { seq, segment: 0 });
+        }
+        let total: usize = sizes.iter().sum();
+        let cut = |buffers: &mut Buffers, max| buffers.cut(&tenant, max).map(|(_, sequences)| sequences);
+
+        // Room for two and a half batches: the two oldest.
+        assert_eq!(
+            cut(&mut buffers, sizes[0] + sizes[1] + sizes[2] / 2),
+            Some(SequenceRanges::from_sequences(vec![0, 1]))
+        );
+        let open = &buffers.tenants[&tenant];
+        assert_eq!((open.open.len(), open.open_bytes), (8, total - sizes[0] - sizes[1]));
+        assert!(open.open_since.is_some(), "the rest is still open");
+        // Room for less than one batch: still one, never an empty block.
+        assert_eq!(cut(&mut buffers, 1), Some(SequenceRanges::from_sequences(vec![2])));
+        // Room for everything: the buffer empties.
+        assert_eq!(cut(&mut buffers, usize::MAX), Some(SequenceRanges::from_sequences((3..10).collect())));
+        assert_eq!(cut(&mut buffers, usize::MAX), None);
+        let buffer = &buffers.tenants[&tenant];
+        assert_eq!((buffer.open_bytes, buffer.open_since), (0, None));
+        let pending: Vec<usize> = buffer.pending.iter().map(|p| p.bytes).collect();
+        assert_eq!(pending, [sizes[0] + sizes[1], sizes[2], sizes[3..].iter().sum()]);
+        assert_eq!(buffers.bytes, total, "cut blocks count until they are released");
     }
 }

@@ -48,10 +48,21 @@ pub(super) async fn run_flusher(inner: Arc<Inner>) {
 /// Cuts the buffers that are due (all non-empty ones with `force`), records each cut in the WAL,
 /// encodes it and queues it for upload.
 async fn cut_and_prepare(inner: &Arc<Inner>, force: bool) {
+    let max_bytes = inner.options.max_block_bytes;
     let cuts: Vec<(TenantId, BlockId)> = {
         let mut buffers = inner.lock();
-        let due = buffers.due_for_cut(inner.options.max_block_bytes, inner.options.max_block_age, force);
-        due.into_iter().filter_map(|tenant| buffers.cut(&tenant).map(|(block, _)| (tenant, block))).collect()
+        let mut cuts = Vec::new();
+        for tenant in buffers.due_for_cut(max_bytes, inner.options.max_block_age, force) {
+            // Every full block now; with `force`, everything.
+            while let Some((block, _)) = buffers.cut(&tenant, max_bytes) {
+                cuts.push((tenant.clone(), block));
+                let full = buffers.tenants.get(&tenant).is_some_and(|b| b.open_bytes >= max_bytes);
+                if !force && !full {
+                    break;
+                }
+            }
+        }
+        cuts
     };
     for (tenant, block) in cuts {
         if prepare(inner, &tenant, block).await.is_some() {
