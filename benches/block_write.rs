@@ -18,37 +18,17 @@ use arrow::compute::{concat_batches, interleave_record_batch};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use parquet::arrow::ArrowWriter;
 use spanlake::ids::{BlockId, TenantId};
-use spanlake::spans::SpanBatchBuilder;
 use spanlake::spans::schema::{col, span_schema};
 use spanlake::storage::block::writer::writer_properties;
 use spanlake::storage::block::{BlockWriteOptions, encode_block};
-use spanlake::synth::TraceGenerator;
 
-fn full_size() -> bool {
-    std::env::args().any(|arg| arg == "--bench")
-}
+mod common;
+use common::{REQUEST_SPANS, full_size, request_batches};
 
-/// As in `benches/blocks.rs`: the OpenTelemetry SDKs' default batch size, one Arrow batch per request.
-const REQUEST_SPANS: usize = 512;
 /// `encode_block` concatenates request batches into batches of at least this many rows…
 const COALESCED_ROWS: usize = 16 * 1024;
 /// … and gathers and encodes sorted rows one row group (of the default size) at a time.
 const ROW_GROUP_ROWS: usize = 16 * 1024;
-
-fn request_batches(spans: usize) -> Vec<RecordBatch> {
-    let mut generator = TraceGenerator::new(2026);
-    let mut batches = Vec::new();
-    let mut total = 0;
-    while total < spans {
-        let mut builder = SpanBatchBuilder::new();
-        for resource_spans in generator.next_request(REQUEST_SPANS.min(spans - total)).resource_spans {
-            builder.append_resource_spans(&resource_spans);
-        }
-        total += builder.len();
-        batches.push(builder.finish().expect("synthetic spans encode"));
-    }
-    batches
-}
 
 fn coalesce(batches: &[RecordBatch]) -> Vec<RecordBatch> {
     batches

@@ -16,35 +16,13 @@ use arrow::array::{Array, FixedSizeBinaryArray, RecordBatch};
 use arrow::compute::concat_batches;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use spanlake::ids::{BlockId, TenantId, TraceId};
-use spanlake::spans::SpanBatchBuilder;
 use spanlake::storage::block::{
     BlockFooter, BlockMeta, BlockWriteOptions, encode_block, find_trace, load_footer, upload_block,
 };
 use spanlake::storage::{RangeReads, Storage};
-use spanlake::synth::TraceGenerator;
 
-fn full_size() -> bool {
-    std::env::args().any(|arg| arg == "--bench")
-}
-
-/// Spans per request: the default batch size of the OpenTelemetry SDKs' batch span processors. The
-/// ingester buffers one Arrow batch per request, so a block is written from batches of this size.
-const REQUEST_SPANS: usize = 512;
-
-fn realistic_batches(spans: usize) -> Vec<RecordBatch> {
-    let mut generator = TraceGenerator::new(2026);
-    let mut batches = Vec::new();
-    let mut total = 0;
-    while total < spans {
-        let mut builder = SpanBatchBuilder::new();
-        for resource_spans in generator.next_request(REQUEST_SPANS.min(spans - total)).resource_spans {
-            builder.append_resource_spans(&resource_spans);
-        }
-        total += builder.len();
-        batches.push(builder.finish().expect("synthetic spans encode"));
-    }
-    batches
-}
+mod common;
+use common::{full_size, request_batches};
 
 fn sample_trace_ids(batches: &[RecordBatch], count: usize) -> Vec<TraceId> {
     let mut ids = Vec::new();
@@ -153,7 +131,7 @@ fn layout_report(runtime: &tokio::runtime::Runtime, batches: &[RecordBatch], ids
 fn main() {
     let spans = if full_size() { 1_000_000 } else { 20_000 };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let batches = realistic_batches(spans);
+    let batches = request_batches(spans);
     let ids = sample_trace_ids(&batches, 200);
     let tenant = TenantId::single_tenant();
     // One encoding thread: the write target is per core.

@@ -94,16 +94,13 @@ impl Buffers {
         if buffer.open.is_empty() {
             return None;
         }
-        let mut bytes = 0;
-        let taken = buffer
-            .open
-            .iter()
-            .take_while(|b| {
-                let fits = bytes == 0 || bytes + b.bytes <= max_bytes;
-                bytes += if fits { b.bytes } else { 0 };
-                fits
-            })
-            .count();
+        let (mut taken, mut bytes) = (0, 0);
+        for batch in &buffer.open {
+            if taken > 0 && bytes + batch.bytes > max_bytes {
+                break;
+            }
+            (taken, bytes) = (taken + 1, bytes + batch.bytes);
+        }
         let open: Vec<BufferedBatch> = buffer.open.drain(..taken).collect();
         buffer.open_bytes -= bytes;
         // A remainder keeps the older arrival time, so it is cut no later than the age limit.
