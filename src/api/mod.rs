@@ -251,8 +251,15 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     if config.target == Target::Compactor {
         return serve_compactor(config).await;
     }
-    let server = Server::start(config).await?;
-    shutdown_signal().await;
+    let signalled = shutdown_signal();
+    tokio::pin!(signalled);
+    // A signal during start-up (a long WAL replay, say) ends the process there, as a crash would: the
+    // WAL still holds every acknowledged span for the next start.
+    let server = tokio::select! {
+        started = Server::start(config) => started?,
+        () = &mut signalled => return Ok(()),
+    };
+    signalled.await;
     server.shutdown().await
 }
 
@@ -267,6 +274,7 @@ async fn serve_compactor(config: ServeConfig) -> Result<(), ServeError> {
         options.interval = crate::compaction::CompactionOptions::default().interval;
     }
     let compactor = Compactor::new(storage.clone(), options);
+    let signalled = shutdown_signal();
     let stop = watch::channel(false).0;
     let listener = bind(config.http_addr).await?;
     tracing::info!(http_addr = %listener.local_addr()?, "compactor HTTP listening (/ready, /metrics)");
@@ -282,30 +290,49 @@ async fn serve_compactor(config: ServeConfig) -> Result<(), ServeError> {
     let http = spawn_http(listener, app, stop.subscribe());
     let passes = compactor.spawn(stop.subscribe());
     tracing::info!("compactor running");
-    shutdown_signal().await;
+    signalled.await;
     stop.send_replace(true);
     let _ = passes.await;
     drain(http, "compactor HTTP").await
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on the first SIGINT or SIGTERM received from the moment it is called: both are listened
+/// for at once, so a signal that arrives while the server starts (or right after it says "ready") is not
+/// met with the default action, which would end the process without flushing.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::SignalKind;
+        let interrupt = signal_listener(SignalKind::interrupt(), "SIGINT");
+        let terminate = signal_listener(SignalKind::terminate(), "SIGTERM");
+        async move {
+            tokio::select! {
+                _ = interrupt => {}
+                _ = terminate => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("interrupt received, shutting down");
+    }
+}
+
+/// A listener for one signal, registered now; resolves when the signal arrives.
+#[cfg(unix)]
+fn signal_listener(kind: tokio::signal::unix::SignalKind, name: &'static str) -> impl std::future::Future<Output = ()> {
+    let listener = tokio::signal::unix::signal(kind);
+    async move {
+        match listener {
+            Ok(mut listener) => {
+                listener.recv().await;
+                tracing::info!("{name} received, shutting down");
             }
             Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
+                tracing::warn!(%error, "cannot listen for {name}");
                 std::future::pending::<()>().await;
             }
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => tracing::info!("SIGINT received, shutting down"),
-        _ = terminate => tracing::info!("SIGTERM received, shutting down"),
     }
 }
