@@ -25,10 +25,8 @@ use spanlake::storage::block::{BlockWriteOptions, encode_block};
 mod common;
 use common::{REQUEST_SPANS, full_size, request_batches};
 
-/// `encode_block` concatenates request batches into batches of at least this many rows…
+/// `encode_block` concatenates request batches into batches of at least this many rows.
 const COALESCED_ROWS: usize = 16 * 1024;
-/// … and gathers and encodes sorted rows one row group (of the default size) at a time.
-const ROW_GROUP_ROWS: usize = 16 * 1024;
 
 fn coalesce(batches: &[RecordBatch]) -> Vec<RecordBatch> {
     batches
@@ -55,7 +53,9 @@ fn sorted_positions(batches: &[RecordBatch]) -> Vec<(usize, usize)> {
 
 fn gather(batches: &[RecordBatch], positions: &[(usize, usize)]) -> Vec<RecordBatch> {
     let refs: Vec<&RecordBatch> = batches.iter().collect();
-    positions.chunks(ROW_GROUP_ROWS).map(|chunk| interleave_record_batch(&refs, chunk).expect("gather")).collect()
+    // `encode_block` gathers and encodes sorted rows one row group at a time.
+    let row_group_rows = BlockWriteOptions::default().max_row_group_rows;
+    positions.chunks(row_group_rows).map(|chunk| interleave_record_batch(&refs, chunk).expect("gather")).collect()
 }
 
 /// Parquet bytes of `batches` written with the block's writer settings.

@@ -59,6 +59,11 @@ impl TenantBuffer {
         open.chain(pending).min()
     }
 
+    /// True when the open buffer holds a full block's worth: it is cut now, as many times as it stays full.
+    pub fn is_full(&self, max_bytes: usize) -> bool {
+        self.open_bytes >= max_bytes
+    }
+
     /// True when nothing is buffered or pending: the tenant's entry can go.
     pub fn is_idle(&self) -> bool {
         self.open.is_empty() && self.pending.is_empty()
@@ -162,7 +167,7 @@ impl Buffers {
         self.tenants
             .iter()
             .filter(|(_, b)| !b.open.is_empty())
-            .filter(|(_, b)| force || b.open_bytes >= max_bytes || b.open_since.is_some_and(|t| t.elapsed() >= max_age))
+            .filter(|(_, b)| force || b.is_full(max_bytes) || b.open_since.is_some_and(|t| t.elapsed() >= max_age))
             .map(|(tenant, _)| tenant.clone())
             .collect()
     }

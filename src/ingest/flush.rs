@@ -56,7 +56,7 @@ async fn cut_and_prepare(inner: &Arc<Inner>, force: bool) {
             // Every full block now; with `force`, everything.
             while let Some((block, _)) = buffers.cut(&tenant, max_bytes) {
                 cuts.push((tenant.clone(), block));
-                let full = buffers.tenants.get(&tenant).is_some_and(|b| b.open_bytes >= max_bytes);
+                let full = buffers.tenants.get(&tenant).is_some_and(|b| b.is_full(max_bytes));
                 if !force && !full {
                     break;
                 }

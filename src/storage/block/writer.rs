@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use arrow::array::{Array, FixedSizeBinaryArray, RecordBatch, TimestampNanosecondArray};
 use arrow::compute::{concat, concat_batches, interleave};
-use arrow::datatypes::{FieldRef, Schema};
+use arrow::datatypes::Schema;
 use bytes::Bytes;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, compute_leaves};
@@ -383,31 +383,22 @@ fn write_parquet(
         positions.clear();
         positions.extend(rows.iter().map(|&row| keys.locate(row)));
         let mut writers = factory.create_column_writers(index)?.into_iter();
-        let columns: Vec<Mutex<ColumnJob>> = schema
-            .fields()
-            .iter()
-            .zip(&leaves_per_column)
-            .enumerate()
-            .map(|(column, (field, &leaves))| {
-                Mutex::new(ColumnJob::Pending {
-                    column,
-                    field: field.clone(),
-                    writers: writers.by_ref().take(leaves).collect(),
-                })
-            })
-            .collect();
+        // Each top-level column's leaf writers, moved out by the thread that encodes the column, which
+        // leaves its chunks beside them.
+        let pending: Vec<Mutex<Vec<ArrowColumnWriter>>> =
+            leaves_per_column.iter().map(|&leaves| Mutex::new(writers.by_ref().take(leaves).collect())).collect();
+        let encoded: Vec<Mutex<Option<Vec<ArrowColumnChunk>>>> = pending.iter().map(|_| Mutex::new(None)).collect();
         let next = AtomicUsize::new(0);
-        let work = || run_column_jobs(batches, &positions, &columns, &next);
+        let work = || run_column_jobs(batches, &positions, &schema, &pending, &encoded, &next);
         std::thread::scope(|scope| {
             let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
             work()?;
             helpers.into_iter().try_for_each(|helper| helper.join().unwrap_or(Err(StorageError::EncodeWorkerPanicked)))
         })?;
         let mut row_group = file.next_row_group()?;
-        for job in columns {
-            let job = job.into_inner().map_err(|_| StorageError::EncodeWorkerPanicked)?;
-            let ColumnJob::Done(chunks) = job else { return Err(StorageError::EncodeWorkerPanicked) };
-            for chunk in chunks {
+        for chunks in encoded {
+            let chunks = chunks.into_inner().map_err(|_| StorageError::EncodeWorkerPanicked)?;
+            for chunk in chunks.ok_or(StorageError::EncodeWorkerPanicked)? {
                 chunk.append_to_row_group(&mut row_group)?;
             }
         }
@@ -418,34 +409,30 @@ fn write_parquet(
     Ok((Bytes::from(out), row_groups))
 }
 
-/// One top-level column of one row group: its leaf writers until encoded, then its encoded chunks.
-enum ColumnJob {
-    Pending { column: usize, field: FieldRef, writers: Vec<ArrowColumnWriter> },
-    Taken,
-    Done(Vec<ArrowColumnChunk>),
-}
-
-/// Takes columns in schema order until none are left: gathers each into sorted order and encodes it.
-/// Schema order puts the wide attribute maps early, so the threads finish at about the same time.
+/// Takes columns in schema order until none are left: gathers each into sorted order, encodes it with its
+/// leaf writers from `pending` and leaves the chunks in `encoded`. The shared counter hands each column to
+/// exactly one thread. Schema order puts the wide attribute maps early, so the threads finish at about the
+/// same time.
 fn run_column_jobs(
     batches: &[&RecordBatch],
     positions: &[(usize, usize)],
-    columns: &[Mutex<ColumnJob>],
+    schema: &Schema,
+    pending: &[Mutex<Vec<ArrowColumnWriter>>],
+    encoded: &[Mutex<Option<Vec<ArrowColumnChunk>>>],
     next: &AtomicUsize,
 ) -> Result<(), StorageError> {
     loop {
-        let Some(slot) = columns.get(next.fetch_add(1, Ordering::Relaxed)) else { return Ok(()) };
-        let job =
-            std::mem::replace(&mut *slot.lock().map_err(|_| StorageError::EncodeWorkerPanicked)?, ColumnJob::Taken);
-        let ColumnJob::Pending { column, field, mut writers } = job else { continue };
+        let column = next.fetch_add(1, Ordering::Relaxed);
+        let (Some(writers), Some(done)) = (pending.get(column), encoded.get(column)) else { return Ok(()) };
+        let mut writers = std::mem::take(&mut *writers.lock().map_err(|_| StorageError::EncodeWorkerPanicked)?);
         let inputs: Vec<&dyn Array> = batches.iter().map(|batch| batch.column(column).as_ref()).collect();
         let sorted = interleave(&inputs, positions)?;
-        let leaves = compute_leaves(&field, &sorted)?;
+        let leaves = compute_leaves(schema.field(column), &sorted)?;
         for (writer, leaf) in writers.iter_mut().zip(&leaves) {
             writer.write(leaf)?;
         }
         let chunks = writers.into_iter().map(ArrowColumnWriter::close).collect::<Result<Vec<_>, _>>()?;
-        *slot.lock().map_err(|_| StorageError::EncodeWorkerPanicked)? = ColumnJob::Done(chunks);
+        *done.lock().map_err(|_| StorageError::EncodeWorkerPanicked)? = Some(chunks);
     }
 }
 
