@@ -122,7 +122,7 @@ impl SessionTemplate {
             .with_higher_order_functions(SessionStateDefaults::default_higher_order_functions())
             .with_expr_planners(SessionStateDefaults::default_expr_planners())
             .with_table_functions(table_functions)
-            .with_analyzer_rule(Arc::new(IdLiterals))
+            .with_analyzer_rules(IdLiterals::with_default_rules())
             .build();
         let blocks_url = Url::parse(BLOCKS_URL).map_err(|e| DataFusionError::Internal(e.to_string()))?;
         Ok(Self { state, blocks_url, store_url: ObjectStoreUrl::parse(BLOCKS_URL)? })
