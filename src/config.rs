@@ -218,6 +218,7 @@ impl ServeConfig {
             lease_ttl: self.compaction_lease_ttl,
             concurrency: self.compaction_concurrency,
             block: self.ingest_options().block,
+            scratch_dir: self.data_dir.join("compaction"),
         }
     }
 

@@ -1,39 +1,41 @@
 //! The streaming merge: blocks already sorted by (trace ID, start time) become one block in the same
 //! order, one trace at a time, with duplicate (trace ID, span ID) pairs kept once. Memory is one
-//! decoded batch per input plus the output's current chunk, whatever the inputs' size.
+//! decoded batch per input plus the output's current chunk, whatever the inputs' size, as long as the
+//! inputs and the output are files (what the compactor passes); tests pass bytes in memory.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
+use std::io::Write;
 
 use arrow::array::{Array, AsArray, FixedSizeBinaryArray, RecordBatch, TimestampNanosecondArray};
 use arrow::compute::interleave_record_batch;
 use arrow::datatypes::TimestampNanosecondType;
-use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::file::reader::ChunkReader;
 
 use super::CompactionError;
 use crate::ids::{BlockId, TenantId, TraceId};
 use crate::spans::schema::{col, span_schema};
 use crate::storage::block::writer::{BlockSummary, assemble, writer_properties};
-use crate::storage::{BlockMeta, BlockWriteOptions, EncodedBlock};
+use crate::storage::{BlockMeta, BlockSidecar, BlockWriteOptions};
 
 /// Rows decoded at a time from each input: small, because a merge holds one batch per input.
 const INPUT_BATCH_ROWS: usize = 1024;
 /// Rows gathered into one output batch before it goes to the Parquet writer.
 const OUTPUT_CHUNK_ROWS: usize = 8 * 1024;
 
-/// One block to merge: its metadata and its Parquet bytes.
+/// One block to merge: its metadata and its Parquet data (a downloaded file, or bytes in tests).
 #[derive(Clone, Debug)]
-pub struct MergeInput {
+pub struct MergeInput<R> {
     pub meta: BlockMeta,
-    pub data: Bytes,
+    pub data: R,
 }
 
-/// The merged block and what the merge removed.
+/// The merged block's metadata and bloom (its data went to the merge's output) and what the merge removed.
 #[derive(Debug)]
 pub struct Merged {
-    pub block: EncodedBlock,
+    pub block: BlockSidecar,
     /// Spans read from the inputs.
     pub spans_in: u64,
     /// Spans dropped as repeats of a (trace ID, span ID) pair already kept.
@@ -60,11 +62,11 @@ impl Cursor {
 }
 
 /// The merge's state: inputs, the batches output rows still point into, and what the output holds.
-struct Merge {
+struct Merge<W: Write + Send> {
     cursors: Vec<Option<Cursor>>,
     held: Vec<RecordBatch>,
     positions: Vec<(usize, usize)>,
-    writer: ArrowWriter<Vec<u8>>,
+    writer: ArrowWriter<W>,
     traces: Vec<TraceId>,
     spans_out: u64,
     duplicates: u64,
@@ -73,24 +75,24 @@ struct Merge {
     max_end: u64,
 }
 
-/// Merges sorted blocks into one block that replaces them (and `replaces`, the blocks they replace).
-/// CPU-bound: run it on a blocking thread.
-pub fn merge_blocks(
+/// Merges sorted blocks into one block that replaces them (and `replaces`, the blocks they replace),
+/// writing its Parquet data to `output`. CPU-bound: run it on a blocking thread.
+pub fn merge_blocks<R: ChunkReader + 'static, W: Write + Send>(
     tenant: &TenantId,
     block_id: BlockId,
-    inputs: Vec<MergeInput>,
+    inputs: Vec<MergeInput<R>>,
     replaces: Vec<BlockId>,
+    output: W,
     options: &BlockWriteOptions,
 ) -> Result<Merged, CompactionError> {
     let spans_in: u64 = inputs.iter().map(|input| input.meta.span_count).sum();
     let bytes_in: u64 = inputs.iter().map(|input| input.meta.data_bytes + input.meta.bloom_bytes).sum();
     let level = inputs.iter().map(|input| input.meta.compaction_level).max().unwrap_or(0) + 1;
-    let capacity = inputs.iter().map(|input| input.data.len()).sum();
     let mut merge = Merge {
         cursors: Vec::with_capacity(inputs.len()),
         held: Vec::new(),
         positions: Vec::with_capacity(OUTPUT_CHUNK_ROWS * 2),
-        writer: ArrowWriter::try_new(Vec::with_capacity(capacity), span_schema(), Some(writer_properties(options)?))?,
+        writer: ArrowWriter::try_new(output, span_schema(), Some(writer_properties(options)?))?,
         traces: Vec::new(),
         spans_out: 0,
         duplicates: 0,
@@ -109,7 +111,7 @@ pub fn merge_blocks(
     Ok(merged)
 }
 
-impl Merge {
+impl<W: Write + Send> Merge<W> {
     /// Reads the reader's first non-empty batch; `None` when the input has no rows.
     fn open(&mut self, mut reader: ParquetRecordBatchReader) -> Result<Option<Cursor>, CompactionError> {
         for batch in reader.by_ref() {
@@ -220,9 +222,9 @@ impl Merge {
             return Err(CompactionError::Corrupt("the blocks to merge hold no spans".into()));
         }
         let mut writer = self.writer;
-        writer.flush()?;
+        writer.finish()?;
         let row_groups = writer.flushed_row_groups().len() as u32;
-        let data = Bytes::from(writer.into_inner()?);
+        let data_bytes = writer.bytes_written() as u64;
         let summary = BlockSummary {
             traces: self.traces,
             span_count: self.spans_out,
@@ -230,7 +232,7 @@ impl Merge {
             max_start: self.max_start,
             max_end: self.max_end,
         };
-        let mut block = assemble(tenant, block_id, summary, data, row_groups, options)?;
+        let mut block = assemble(tenant, block_id, summary, data_bytes, row_groups, options)?;
         block.meta.compaction_level = compaction_level;
         block.meta.replaces = replaces;
         Ok(Merged { block, spans_in, duplicates: self.duplicates, bytes_in: 0 })
@@ -272,9 +274,10 @@ mod tests {
     use crate::storage::{encode_block, read_encoded};
     use crate::synth::TraceGenerator;
     use arrow::array::AsArray;
+    use bytes::Bytes;
     use proptest::prelude::*;
 
-    fn block(seeds: std::ops::Range<u64>, traces_each: usize) -> MergeInput {
+    fn block(seeds: std::ops::Range<u64>, traces_each: usize) -> MergeInput<Bytes> {
         let mut traces = Vec::new();
         for seed in seeds {
             let mut generator = TraceGenerator::new(seed);
@@ -303,15 +306,17 @@ mod tests {
         /// Any set of blocks, overlapping or not, merges into their sorted union with each span once.
         #[test]
         fn merge_is_the_sorted_union_without_repeats(ranges in prop::collection::vec((0u64..6, 1u64..4), 1..5)) {
-            let inputs: Vec<MergeInput> = ranges.iter().map(|&(from, len)| block(from..from + len, 3)).collect();
+            let inputs: Vec<MergeInput<Bytes>> = ranges.iter().map(|&(from, len)| block(from..from + len, 3)).collect();
             let mut expected: Vec<_> = inputs.iter().flat_map(|input| keys(input.data.clone())).collect();
             let spans_in = expected.len() as u64;
             expected.sort();
             expected.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
             let replaced: Vec<BlockId> = inputs.iter().map(|input| input.meta.block_id).collect();
             let tenant = TenantId::new("t").unwrap();
-            let merged = merge_blocks(&tenant, BlockId::new_random(), inputs, replaced.clone(), &BlockWriteOptions::default()).unwrap();
-            let mut actual = keys(merged.block.data.clone());
+            let mut data = Vec::new();
+            let merged = merge_blocks(&tenant, BlockId::new_random(), inputs, replaced.clone(), &mut data, &BlockWriteOptions::default()).unwrap();
+            prop_assert_eq!(merged.block.meta.data_bytes, data.len() as u64);
+            let mut actual = keys(Bytes::from(data));
             let stored_order: Vec<_> = actual.iter().map(|(trace, _, start)| (trace.clone(), *start)).collect();
             prop_assert!(stored_order.windows(2).all(|pair| pair[0] <= pair[1]), "sorted by trace ID, then start");
             actual.sort();
@@ -338,10 +343,10 @@ mod tests {
         let input = block(1..3, 20);
         let before = read_encoded(input.data.clone()).unwrap();
         let tenant = TenantId::new("t").unwrap();
-        let merged =
-            merge_blocks(&tenant, BlockId::new_random(), vec![input], Vec::new(), &BlockWriteOptions::default())
-                .unwrap();
-        let after = read_encoded(merged.block.data).unwrap();
+        let mut data = Vec::new();
+        merge_blocks(&tenant, BlockId::new_random(), vec![input], Vec::new(), &mut data, &BlockWriteOptions::default())
+            .unwrap();
+        let after = read_encoded(Bytes::from(data)).unwrap();
         // Spans of a trace that start at the same instant may come out in either order: compare in one.
         let canonical = |batches: &[RecordBatch]| {
             let all = arrow::compute::concat_batches(&span_schema(), batches).unwrap();
@@ -358,5 +363,36 @@ mod tests {
         assert!(before.num_rows() > 100);
         assert_eq!(before.column(0).as_fixed_size_binary(), after.column(0).as_fixed_size_binary());
         assert_eq!(before, after, "one sorted input comes out with the same rows, column for column");
+    }
+
+    /// The compactor merges downloaded files into a file: the block is the one a merge in memory writes.
+    #[test]
+    fn a_merge_from_files_into_a_file_writes_what_a_merge_in_memory_writes() {
+        use std::io::{Read, Seek};
+        let inputs = vec![block(0..3, 4), block(2..5, 4)];
+        let tenant = TenantId::new("t").unwrap();
+        let block_id = BlockId::new_random();
+        let mut in_memory = Vec::new();
+        let from_memory =
+            merge_blocks(&tenant, block_id, inputs.clone(), Vec::new(), &mut in_memory, &BlockWriteOptions::default())
+                .unwrap();
+        let files: Vec<MergeInput<std::fs::File>> = inputs
+            .into_iter()
+            .map(|input| {
+                let mut file = tempfile::tempfile().unwrap();
+                file.write_all(&input.data).unwrap();
+                MergeInput { meta: input.meta, data: file }
+            })
+            .collect();
+        let mut output = tempfile::tempfile().unwrap();
+        let from_files =
+            merge_blocks(&tenant, block_id, files, Vec::new(), &mut output, &BlockWriteOptions::default()).unwrap();
+        let mut on_disk = Vec::new();
+        output.rewind().unwrap();
+        output.read_to_end(&mut on_disk).unwrap();
+        assert!(from_memory.duplicates > 0, "the inputs overlap");
+        assert_eq!(on_disk, in_memory);
+        assert_eq!(from_files.block.meta.data_bytes, on_disk.len() as u64);
+        assert_eq!(from_files.block.meta.span_count, from_memory.block.meta.span_count);
     }
 }

@@ -16,6 +16,7 @@ pub mod merge;
 pub mod plan;
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -28,8 +29,8 @@ pub use plan::{Job, Plan, PlanRules};
 
 use crate::ids::{BlockId, TenantId};
 use crate::storage::{
-    BlockMeta, BlockWriteOptions, EncodedBlock, Storage, StorageError, delete_block, layout, list_blocks, list_tenants,
-    read_block_meta, upload_block,
+    BlockMeta, BlockSidecar, BlockWriteOptions, Storage, StorageError, delete_block, layout, list_blocks, list_tenants,
+    read_block_meta, upload_spooled_block,
 };
 use crate::telemetry;
 
@@ -51,6 +52,8 @@ pub enum CompactionError {
     LeaseLost(String),
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("compaction scratch file in {path}: {source}")]
+    Scratch { path: String, source: std::io::Error },
 }
 
 /// Settings of the compactor and of retention.
@@ -68,6 +71,10 @@ pub struct CompactionOptions {
     pub concurrency: usize,
     /// Layout of the blocks written (same as the ingester's).
     pub block: BlockWriteOptions,
+    /// Local folder for a merge's inputs and output while it runs (unnamed files, gone when closed even
+    /// after `kill -9`), so a merge's memory does not grow with the size of the blocks it merges. Needs
+    /// room for about twice `rules.target_bytes` per merge running at once.
+    pub scratch_dir: PathBuf,
 }
 
 impl Default for CompactionOptions {
@@ -86,6 +93,7 @@ impl Default for CompactionOptions {
             lease_ttl: Duration::from_secs(120),
             concurrency: 1,
             block: BlockWriteOptions::default(),
+            scratch_dir: std::env::temp_dir(),
         }
     }
 }
@@ -94,7 +102,7 @@ impl Default for CompactionOptions {
 #[derive(Debug)]
 pub enum BlockChange<'a> {
     /// A compacted block was committed.
-    Committed(&'a EncodedBlock),
+    Committed(&'a BlockSidecar),
     /// A block was deleted (replaced, expired or a leftover).
     Deleted(&'a TenantId, BlockId),
 }
@@ -179,6 +187,30 @@ pub fn unix_ms_now() -> u64 {
 const META_CONCURRENCY: usize = 16;
 /// Input downloads in flight at once for one merge.
 const DOWNLOAD_CONCURRENCY: usize = 8;
+
+/// An unnamed file in `dir` (created if missing): the OS removes it once closed, crash or not.
+fn scratch_file(dir: &Path) -> Result<std::fs::File, CompactionError> {
+    let failed = |source| CompactionError::Scratch { path: dir.display().to_string(), source };
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    tempfile::tempfile_in(dir).map_err(failed)
+}
+
+/// Copies an object into a scratch file, a chunk at a time.
+async fn download(
+    store: &Arc<dyn object_store::ObjectStore>,
+    path: &object_store::path::Path,
+    scratch: &Path,
+) -> Result<std::fs::File, CompactionError> {
+    use tokio::io::AsyncWriteExt;
+    let failed = |source| CompactionError::Scratch { path: scratch.display().to_string(), source };
+    let mut file = tokio::fs::File::from_std(scratch_file(scratch)?);
+    let mut body = store.get(path).await?.into_stream();
+    while let Some(chunk) = body.try_next().await? {
+        file.write_all(&chunk).await.map_err(failed)?;
+    }
+    file.flush().await.map_err(failed)?;
+    Ok(file.into_std().await)
+}
 
 impl Compactor {
     /// A compactor over `storage` with a fresh lease-holder name.
@@ -308,11 +340,11 @@ impl Compactor {
             .map(|job| async move {
                 lease.renew(clock()).await?;
                 let inputs = job.inputs.len();
-                let merged = self.merge(tenant, job).await?;
+                let (merged, data) = self.merge(tenant, job).await?;
                 // The lease is checked again right before the commit: a compactor that lost it while merging
                 // leaves its output uncommitted (a leftover) instead of racing the new holder.
                 lease.renew(clock()).await?;
-                upload_block(&self.inner.storage, &merged.block).await?;
+                upload_spooled_block(&self.inner.storage, &merged.block, data).await?;
                 self.remember(&merged.block.meta);
                 self.notify(BlockChange::Committed(&merged.block));
                 Ok::<_, CompactionError>((merged, inputs))
@@ -369,23 +401,30 @@ impl Compactor {
         step
     }
 
-    /// Downloads a job's inputs and merges them on a blocking thread.
-    async fn merge(&self, tenant: &TenantId, job: Job) -> Result<Merged, CompactionError> {
+    /// Downloads a job's inputs into scratch files and merges them on a blocking thread into another
+    /// scratch file, returned with the merged block's metadata. Neither the inputs nor the output are
+    /// held in memory: at the default 256 MiB target they would take about twice that.
+    async fn merge(&self, tenant: &TenantId, job: Job) -> Result<(Merged, std::fs::File), CompactionError> {
         let store = self.inner.storage.object_store();
-        let inputs: Vec<MergeInput> = futures::stream::iter(job.inputs)
+        let scratch = &self.inner.options.scratch_dir;
+        let inputs: Vec<MergeInput<std::fs::File>> = futures::stream::iter(job.inputs)
             .map(|meta| {
                 let store = store.clone();
                 async move {
-                    let data = store.get(&layout::data_path(&meta.tenant, meta.block_id)).await?.bytes().await?;
+                    let data = download(&store, &layout::data_path(&meta.tenant, meta.block_id), scratch).await?;
                     Ok::<_, CompactionError>(MergeInput { meta, data })
                 }
             })
             .buffered(DOWNLOAD_CONCURRENCY)
             .try_collect()
             .await?;
+        let mut output = scratch_file(scratch)?;
         let (tenant, options, replaces) = (tenant.clone(), self.inner.options.block.clone(), job.replaces);
-        tokio::task::spawn_blocking(move || merge_blocks(&tenant, BlockId::new_random(), inputs, replaces, &options))
-            .await?
+        tokio::task::spawn_blocking(move || {
+            let merged = merge_blocks(&tenant, BlockId::new_random(), inputs, replaces, &mut output, &options)?;
+            Ok((merged, output))
+        })
+        .await?
     }
 
     async fn delete(&self, tenant: &TenantId, block: BlockId) -> Result<(), CompactionError> {

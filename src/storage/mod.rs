@@ -15,7 +15,8 @@ use std::sync::Arc;
 use object_store::ObjectStore;
 
 pub use block::{
-    BlockMeta, BlockWriteOptions, EncodedBlock, FORMAT_VERSION, TraceBloom, encode_block, read_encoded, upload_block,
+    BlockMeta, BlockSidecar, BlockWriteOptions, EncodedBlock, FORMAT_VERSION, TraceBloom, encode_block, read_encoded,
+    upload_block, upload_spooled_block,
 };
 pub use blocks::{
     BlockListing, UncommittedBlock, delete_block, list_blocks, list_tenants, read_block_meta, replaced_blocks,
@@ -58,6 +59,9 @@ pub enum StorageError {
     Timeout(std::time::Duration),
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// A local file holding block data on its way to the store (a compaction's output) could not be read.
+    #[error("local block file: {0}")]
+    Spool(std::io::Error),
 }
 
 /// A handle on the object store holding every tenant's blocks, with request counters around it.

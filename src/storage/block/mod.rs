@@ -15,4 +15,6 @@ pub use reader::{
     BlockFooter, ReadTally, find_trace, find_trace_tallied, load_bloom, load_footer, load_footer_tallied, read_all,
     read_encoded,
 };
-pub use writer::{BlockWriteOptions, EncodedBlock, encode_block, upload_block, write_block};
+pub use writer::{
+    BlockSidecar, BlockWriteOptions, EncodedBlock, encode_block, upload_block, upload_spooled_block, write_block,
+};

@@ -117,7 +117,9 @@ pub fn encode_block(
     let order = keys.sorted_order()?;
     let summary = keys.summarize(&order)?;
     let (data, row_groups) = write_parquet(&batches, &keys, &order, options)?;
-    assemble(tenant, block_id, summary, data, row_groups, options)
+    let BlockSidecar { meta, bloom, filter } =
+        assemble(tenant, block_id, summary, data.len() as u64, row_groups, options)?;
+    Ok(EncodedBlock { meta, data, bloom, filter })
 }
 
 /// The same rows in the same order, with runs of small batches concatenated (see [`COALESCED_BATCH_ROWS`]).
@@ -165,17 +167,28 @@ pub struct BlockSummary {
     pub max_end: u64,
 }
 
-/// The bloom filter and metadata of a block whose Parquet bytes are `data`: the one place a block's
-/// commit-point metadata is built, for ingester blocks and compacted ones alike (the compactor then sets
-/// their level and what they replace).
+/// What a block commits besides its Parquet data: the metadata object (the commit point) and the bloom
+/// filter. Compaction writes a block's data to a local file rather than memory, so the two travel apart.
+#[derive(Clone, Debug)]
+pub struct BlockSidecar {
+    pub meta: BlockMeta,
+    /// The bloom filter as uploaded…
+    pub bloom: Bytes,
+    /// … and as built, for the in-process catalogue.
+    pub filter: TraceBloom,
+}
+
+/// The bloom filter and metadata of a block whose Parquet data is `data_bytes` long: the one place a
+/// block's commit-point metadata is built, for ingester blocks and compacted ones alike (the compactor
+/// then sets their level and what they replace).
 pub fn assemble(
     tenant: &TenantId,
     block_id: BlockId,
     summary: BlockSummary,
-    data: Bytes,
+    data_bytes: u64,
     row_groups: u32,
     options: &BlockWriteOptions,
-) -> Result<EncodedBlock, StorageError> {
+) -> Result<BlockSidecar, StorageError> {
     let (Some(&min_trace), Some(&max_trace)) = (summary.traces.first(), summary.traces.last()) else {
         return Err(StorageError::EmptyBlock);
     };
@@ -195,14 +208,14 @@ pub fn assemble(
         max_trace_id: max_trace,
         span_count: summary.span_count,
         trace_count: summary.traces.len() as u64,
-        data_bytes: data.len() as u64,
+        data_bytes,
         bloom_bytes: bloom.len() as u64,
         row_groups,
         bloom_false_positive_rate: options.bloom_false_positive_rate,
         compaction_level: 0,
         replaces: Vec::new(),
     };
-    Ok(EncodedBlock { meta, data, bloom, filter })
+    Ok(BlockSidecar { meta, bloom, filter })
 }
 
 /// The columns a block is sorted and summarized by, concatenated across the input batches. Only these
@@ -450,14 +463,38 @@ fn leaf_counts(parquet: &SchemaDescriptor, arrow: &Schema) -> Vec<usize> {
 /// committed this block, which counts as success.
 pub async fn upload_block(storage: &Storage, block: &EncodedBlock) -> Result<(), StorageError> {
     let store = storage.object_store();
-    let (tenant, id) = (&block.meta.tenant, block.meta.block_id);
-    let (data_path, bloom_path) = (layout::data_path(tenant, id), layout::bloom_path(tenant, id));
-    futures::try_join!(
-        upload(&store, &data_path, block.data.clone()),
-        upload(&store, &bloom_path, block.bloom.clone())
-    )?;
+    let data_path = layout::data_path(&block.meta.tenant, block.meta.block_id);
+    upload_then_commit(storage, &block.meta, &block.bloom, upload(&store, &data_path, block.data.clone())).await
+}
+
+/// Uploads a block whose Parquet data sits in a local file (a compaction's output), in parts of
+/// [`MULTIPART_PART_BYTES`] read one after the other, so the upload holds a few parts in memory
+/// whatever the block's size; then commits it like [`upload_block`].
+pub async fn upload_spooled_block(
+    storage: &Storage,
+    sidecar: &BlockSidecar,
+    data: std::fs::File,
+) -> Result<(), StorageError> {
+    let store = storage.object_store();
+    let data_path = layout::data_path(&sidecar.meta.tenant, sidecar.meta.block_id);
+    let sent = upload_file(&store, &data_path, data, MULTIPART_THRESHOLD_BYTES, MULTIPART_PART_BYTES);
+    upload_then_commit(storage, &sidecar.meta, &sidecar.bloom, sent).await
+}
+
+/// Uploads the bloom alongside `data` (the data object's upload), then writes the metadata object last:
+/// the commit point, created only if absent.
+async fn upload_then_commit(
+    storage: &Storage,
+    meta: &BlockMeta,
+    bloom: &Bytes,
+    data: impl Future<Output = Result<(), StorageError>>,
+) -> Result<(), StorageError> {
+    let store = storage.object_store();
+    let (tenant, id) = (&meta.tenant, meta.block_id);
+    let bloom_path = layout::bloom_path(tenant, id);
+    futures::try_join!(data, upload(&store, &bloom_path, bloom.clone()))?;
     let commit = PutOptions { mode: PutMode::Create, ..Default::default() };
-    match store.put_opts(&layout::meta_path(tenant, id), PutPayload::from(block.meta.to_json()), commit).await {
+    match store.put_opts(&layout::meta_path(tenant, id), PutPayload::from(meta.to_json()), commit).await {
         Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
         Err(error) => Err(error.into()),
     }
@@ -472,21 +509,71 @@ async fn upload(
         store.put(path, PutPayload::from_bytes(bytes)).await?;
         return Ok(());
     }
-    let mut upload = store.put_multipart(path).await?;
-    let mut parts = Vec::new();
-    for chunk in bytes.chunks(MULTIPART_PART_BYTES) {
-        parts.push(upload.put_part(PutPayload::from_bytes(bytes.slice_ref(chunk))));
+    let parts = bytes.chunks(MULTIPART_PART_BYTES).map(|chunk| Ok(bytes.slice_ref(chunk))).collect::<Vec<_>>();
+    upload_parts(store, path, futures::stream::iter(parts)).await
+}
+
+/// Uploads a local file: in one PUT up to `threshold` bytes, else in parts of `part_bytes`.
+async fn upload_file(
+    store: &Arc<dyn ObjectStore>,
+    path: &object_store::path::Path,
+    file: std::fs::File,
+    threshold: usize,
+    part_bytes: usize,
+) -> Result<(), StorageError> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = tokio::fs::File::from_std(file);
+    file.rewind().await.map_err(StorageError::Spool)?;
+    let len = file.metadata().await.map_err(StorageError::Spool)?.len();
+    if len <= threshold as u64 {
+        let mut whole = Vec::with_capacity(len as usize);
+        file.read_to_end(&mut whole).await.map_err(StorageError::Spool)?;
+        store.put(path, PutPayload::from(whole)).await?;
+        return Ok(());
     }
-    let sent = futures::future::try_join_all(parts).await;
+    let parts = futures::stream::try_unfold(file, move |file| async move {
+        let mut part = Vec::with_capacity(part_bytes);
+        let mut limited = file.take(part_bytes as u64);
+        limited.read_to_end(&mut part).await.map_err(StorageError::Spool)?;
+        Ok((!part.is_empty()).then(|| (Bytes::from(part), limited.into_inner())))
+    });
+    upload_parts(store, path, parts).await
+}
+
+/// Parts of one multipart upload sent at once: enough to keep a connection busy, few enough that an
+/// upload from a file holds only this many parts in memory.
+const PARTS_IN_FLIGHT: usize = 4;
+
+/// A multipart upload of `parts` in order, [`PARTS_IN_FLIGHT`] at a time; aborted if any part fails.
+async fn upload_parts(
+    store: &Arc<dyn ObjectStore>,
+    path: &object_store::path::Path,
+    parts: impl futures::Stream<Item = Result<Bytes, StorageError>>,
+) -> Result<(), StorageError> {
+    use futures::{StreamExt, TryStreamExt};
+    let mut upload = store.put_multipart(path).await?;
+    let sent = async {
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        futures::pin_mut!(parts);
+        while let Some(part) = parts.try_next().await? {
+            if in_flight.len() >= PARTS_IN_FLIGHT {
+                in_flight.next().await.transpose()?;
+            }
+            in_flight.push(upload.put_part(PutPayload::from_bytes(part)));
+        }
+        while in_flight.try_next().await?.is_some() {}
+        Ok::<_, StorageError>(())
+    }
+    .await;
     match sent {
-        Ok(_) => {
+        Ok(()) => {
             upload.complete().await?;
             Ok(())
         }
         Err(error) => {
             // Best effort: an abandoned upload is invisible to readers either way.
             let _ = upload.abort().await;
-            Err(error.into())
+            Err(error)
         }
     }
 }
@@ -529,6 +616,23 @@ mod tests {
             size = size * 7 % 701 + 1;
         }
         (whole, slices)
+    }
+
+    /// A compaction's output goes up from its file in one PUT or in parts, and arrives byte for byte.
+    #[tokio::test]
+    async fn a_file_is_uploaded_whole_or_in_parts_byte_for_byte() {
+        use std::io::Write;
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let content: Vec<u8> = (0..100_003u32).map(|i| (i * 31 % 251) as u8).collect();
+        for (threshold, part_bytes) in [(1 << 20, 16 << 10), (10_000, 16 << 10), (10_000, 100_003), (0, 97)] {
+            let mut file = tempfile::tempfile().unwrap();
+            file.write_all(&content).unwrap();
+            let path = object_store::path::Path::from(format!("t/{threshold}-{part_bytes}"));
+            upload_file(&store, &path, file, threshold, part_bytes).await.unwrap();
+            let stored = store.get(&path).await.unwrap().bytes().await.unwrap();
+            assert_eq!(stored.len(), content.len(), "threshold {threshold}, parts of {part_bytes}");
+            assert!(stored.as_ref() == content.as_slice(), "threshold {threshold}, parts of {part_bytes}");
+        }
     }
 
     #[test]
