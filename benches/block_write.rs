@@ -6,17 +6,27 @@
 //!   one thread as the baseline the stages should add up to, and on two threads;
 //! - printed once: each top-level column's share (gather time, Parquet encoding time of that column
 //!   alone with the block's writer settings, stored bytes per span), which is what any change of the
-//!   span schema would have to win back.
+//!   span schema would have to win back;
+//! - printed once: what a one-thread write (concatenate, sort, gather, encode) of the same spans would
+//!   cost under changes of the span schema that would trade DuckDB users' `MAP` columns for write speed,
+//!   down to dropping every attribute map as the floor no such change can go under.
 //!
 //! `cargo bench --bench block_write` runs it at full size; under `cargo test` it runs once on 20 k spans.
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use arrow::array::{Array, FixedSizeBinaryArray, RecordBatch, TimestampNanosecondArray};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, FixedSizeBinaryArray, MapArray, RecordBatch, StringArray, TimestampNanosecondArray,
+};
 use arrow::compute::{concat_batches, interleave_record_batch};
+use arrow::datatypes::{DataType, Field, Schema};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use parquet::arrow::ArrowWriter;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use spanlake::ids::{BlockId, TenantId};
 use spanlake::spans::schema::{col, span_schema};
 use spanlake::storage::block::writer::writer_properties;
@@ -60,8 +70,11 @@ fn gather(batches: &[RecordBatch], positions: &[(usize, usize)]) -> Vec<RecordBa
 
 /// Parquet bytes of `batches` written with the block's writer settings.
 fn encode_parquet(batches: &[RecordBatch], options: &BlockWriteOptions) -> usize {
+    encode_with(batches, writer_properties(options).expect("valid options"))
+}
+
+fn encode_with(batches: &[RecordBatch], properties: WriterProperties) -> usize {
     let mut out = Vec::new();
-    let properties = writer_properties(options).expect("valid options");
     let mut writer = ArrowWriter::try_new(&mut out, batches[0].schema(), Some(properties)).expect("writer");
     for batch in batches {
         writer.write(batch).expect("write");
@@ -107,6 +120,114 @@ fn column_report(coalesced: &[RecordBatch], positions: &[(usize, usize)], option
     println!("{:<36} {gather_total:>9.3} {encode_total:>9.3}", "sum of columns");
 }
 
+/// A span schema the block format could move to, as the ingester would buffer it.
+struct SchemaChange {
+    name: &'static str,
+    /// Attribute map columns stored as one JSON object text per span, with a dictionary or without.
+    as_json: &'static [(&'static str, bool)],
+    /// Columns left out altogether.
+    dropped: &'static [&'static str],
+}
+
+const SCHEMA_CHANGES: [SchemaChange; 5] = [
+    SchemaChange { name: "as stored (baseline)", as_json: &[], dropped: &[] },
+    SchemaChange {
+        name: "resource attributes as JSON text, dictionary",
+        as_json: &[(col::RESOURCE_ATTRIBUTES, true)],
+        dropped: &[],
+    },
+    SchemaChange {
+        name: "both attribute maps as JSON text",
+        as_json: &[(col::RESOURCE_ATTRIBUTES, true), (col::ATTRIBUTES, false)],
+        dropped: &[],
+    },
+    SchemaChange {
+        name: "no attribute maps (floor)",
+        as_json: &[],
+        dropped: &[col::ATTRIBUTES, col::RESOURCE_ATTRIBUTES],
+    },
+    SchemaChange {
+        name: "no attributes, events or links",
+        as_json: &[],
+        dropped: &[
+            col::ATTRIBUTES,
+            col::ATTRIBUTE_TYPES,
+            col::ATTRIBUTE_NESTED,
+            col::RESOURCE_ATTRIBUTES,
+            col::RESOURCE_ATTRIBUTE_TYPES,
+            col::RESOURCE_ATTRIBUTE_NESTED,
+            col::EVENTS,
+            col::LINKS,
+        ],
+    },
+];
+
+/// `{"key":"value",…}` for each row of a `map<string, string>` column; NULL stays NULL.
+fn map_as_json(column: &ArrayRef) -> ArrayRef {
+    let maps = column.as_any().downcast_ref::<MapArray>().expect("attribute map");
+    let text = |array: &ArrayRef| array.as_any().downcast_ref::<StringArray>().expect("string").clone();
+    let (keys, values) = (text(maps.keys()), text(maps.values()));
+    let offsets = maps.value_offsets();
+    let rows = (0..maps.len()).map(|row| {
+        maps.is_valid(row).then(|| {
+            let entries = (offsets[row] as usize..offsets[row + 1] as usize).map(|entry| {
+                let value = if values.is_valid(entry) { values.value(entry) } else { "" };
+                format!("{}:{}", serde_json::json!(keys.value(entry)), serde_json::json!(value))
+            });
+            format!("{{{}}}", entries.collect::<Vec<_>>().join(","))
+        })
+    });
+    Arc::new(rows.collect::<StringArray>())
+}
+
+impl SchemaChange {
+    fn apply(&self, batch: &RecordBatch) -> RecordBatch {
+        let (mut fields, mut columns) = (Vec::new(), Vec::new());
+        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+            let name = field.name().as_str();
+            if self.dropped.contains(&name) {
+                continue;
+            }
+            if self.as_json.iter().any(|(json, _)| *json == name) {
+                fields.push(Field::new(name, DataType::Utf8, true));
+                columns.push(map_as_json(column));
+            } else {
+                fields.push(field.as_ref().clone());
+                columns.push(column.clone());
+            }
+        }
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("same rows")
+    }
+
+    fn properties(&self, options: &BlockWriteOptions) -> WriterProperties {
+        let mut builder = writer_properties(options).expect("valid options").into_builder();
+        for &(name, dictionary) in self.as_json {
+            let path = ColumnPath::from(name);
+            builder = builder
+                .set_column_dictionary_enabled(path.clone(), dictionary)
+                .set_column_statistics_enabled(path, EnabledStatistics::None);
+        }
+        builder.build()
+    }
+}
+
+/// One-thread write time (median of 3) and stored bytes per span of the requests under each schema change.
+fn schema_change_report(requests: &[RecordBatch], options: &BlockWriteOptions) {
+    let spans = requests.iter().map(RecordBatch::num_rows).sum::<usize>() as f64;
+    println!("schema changes, {spans} spans from {}-span requests, one thread, median of 3:", REQUEST_SPANS);
+    println!("{:<46} {:>8} {:>12} {:>11}", "span schema", "write s", "M spans/s", "bytes/span");
+    for change in &SCHEMA_CHANGES {
+        let changed: Vec<RecordBatch> = requests.iter().map(|batch| change.apply(batch)).collect();
+        let properties = change.properties(options);
+        let (write_s, bytes) = median_of_3(|| {
+            let coalesced = coalesce(&changed);
+            let positions = sorted_positions(&coalesced);
+            encode_with(&gather(&coalesced, &positions), properties.clone())
+        });
+        println!("{:<46} {write_s:>8.3} {:>12.3} {:>11.2}", change.name, spans / write_s / 1e6, bytes as f64 / spans);
+    }
+}
+
 fn main() {
     let spans = if full_size() { 1_000_000 } else { 20_000 };
     let requests = request_batches(spans);
@@ -147,5 +268,6 @@ fn main() {
     if full_size() {
         column_report(&coalesced, &positions, &options);
     }
+    schema_change_report(&requests, &options);
     criterion.final_summary();
 }
