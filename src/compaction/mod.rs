@@ -16,6 +16,7 @@ pub mod merge;
 pub mod plan;
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -188,28 +189,43 @@ const META_CONCURRENCY: usize = 16;
 /// Input downloads in flight at once for one merge.
 const DOWNLOAD_CONCURRENCY: usize = 8;
 
-/// An unnamed file in `dir` (created if missing): the OS removes it once closed, crash or not.
+/// Bytes of a download gathered before they are written to its scratch file in one blocking task.
+/// Object-store bodies arrive in chunks of 8–64 KiB; a blocking task each would churn the runtime's
+/// bounded blocking pool, which request decoding shares, tens of thousands of times per merge.
+const DOWNLOAD_WRITE_BYTES: usize = 1024 * 1024;
+
+/// An unnamed file in `dir`, which must exist: the OS removes the file once closed, crash or not.
 fn scratch_file(dir: &Path) -> Result<std::fs::File, CompactionError> {
-    let failed = |source| CompactionError::Scratch { path: dir.display().to_string(), source };
-    std::fs::create_dir_all(dir).map_err(failed)?;
-    tempfile::tempfile_in(dir).map_err(failed)
+    tempfile::tempfile_in(dir).map_err(|source| CompactionError::Scratch { path: dir.display().to_string(), source })
 }
 
-/// Copies an object into a scratch file, a chunk at a time.
+/// Copies an object into a scratch file, [`DOWNLOAD_WRITE_BYTES`] at a time.
 async fn download(
     store: &Arc<dyn object_store::ObjectStore>,
     path: &object_store::path::Path,
     scratch: &Path,
 ) -> Result<std::fs::File, CompactionError> {
-    use tokio::io::AsyncWriteExt;
     let failed = |source| CompactionError::Scratch { path: scratch.display().to_string(), source };
-    let mut file = tokio::fs::File::from_std(scratch_file(scratch)?);
+    let mut file = scratch_file(scratch)?;
     let mut body = store.get(path).await?.into_stream();
-    while let Some(chunk) = body.try_next().await? {
-        file.write_all(&chunk).await.map_err(failed)?;
+    let mut pending = Vec::with_capacity(DOWNLOAD_WRITE_BYTES);
+    loop {
+        let chunk = body.try_next().await?;
+        let end = chunk.is_none();
+        pending.extend_from_slice(chunk.as_deref().unwrap_or_default());
+        if pending.len() >= DOWNLOAD_WRITE_BYTES || (end && !pending.is_empty()) {
+            (file, pending) = tokio::task::spawn_blocking(move || {
+                file.write_all(&pending)?;
+                pending.clear();
+                Ok::<_, std::io::Error>((file, pending))
+            })
+            .await?
+            .map_err(failed)?;
+        }
+        if end {
+            return Ok(file);
+        }
     }
-    file.flush().await.map_err(failed)?;
-    Ok(file.into_std().await)
 }
 
 impl Compactor {
@@ -407,6 +423,9 @@ impl Compactor {
     async fn merge(&self, tenant: &TenantId, job: Job) -> Result<(Merged, std::fs::File), CompactionError> {
         let store = self.inner.storage.object_store();
         let scratch = &self.inner.options.scratch_dir;
+        tokio::fs::create_dir_all(scratch)
+            .await
+            .map_err(|source| CompactionError::Scratch { path: scratch.display().to_string(), source })?;
         let inputs: Vec<MergeInput<std::fs::File>> = futures::stream::iter(job.inputs)
             .map(|meta| {
                 let store = store.clone();
