@@ -108,8 +108,8 @@ async fn a_restarted_server_answers_503_while_it_replays_its_wal_then_serves_the
     use common::server::{TestServer, loopback_config, send, try_send};
     use prost::Message;
 
-    let storage = common::Backend::local().storage;
-    let first = TestServer::start(storage.clone(), |_| {}).await;
+    let backend = common::Backend::local();
+    let first = TestServer::start(backend.storage.clone(), |_| {}).await;
     let mut generator = spanlake::synth::TraceGenerator::new(31);
     let mut trace_id = None;
     for _ in 0..100 {
@@ -119,13 +119,13 @@ async fn a_restarted_server_answers_503_while_it_replays_its_wal_then_serves_the
         let reply = send("POST", &first.traces_url(), &[("content-type", "application/x-protobuf")], body).await;
         assert_eq!(reply.status, 200, "{}", reply.text());
     }
-    let TestServer { server, data_dir } = first;
+    let TestServer { server, data_dir, .. } = first;
     server.shutdown().await.unwrap(); // no flush: the spans are only in the WAL
 
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let mut config = loopback_config(data_dir.path());
     config.http_addr = free;
-    let restart = tokio::spawn(spanlake::api::Server::start_with_storage(config, storage));
+    let restart = tokio::spawn(spanlake::api::Server::start_with_storage(config, backend.storage.clone()));
     let (ready, trace) = (format!("http://{free}/ready"), format!("http://{free}/api/traces/{}", trace_id.unwrap()));
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     let mut answered_while_replaying = false;

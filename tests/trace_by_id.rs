@@ -142,7 +142,7 @@ async fn sdk_spans_come_back_equal_in_json_and_protobuf_v1_and_v2_from_the_buffe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_v2_json_trace_can_be_posted_back_to_the_otlp_receiver_as_it_is() {
-    let server = TestServer::start(common::Backend::local().storage, |config| config.multitenancy = true).await;
+    let server = TestServer::start(common::Backend::local(), |config| config.multitenancy = true).await;
     let request = TraceGenerator::new(5).next_request(30);
     let post = |tenant: &'static str, body: Vec<u8>, content_type: &'static str| {
         let url = server.traces_url();
@@ -166,7 +166,7 @@ async fn a_v2_json_trace_can_be_posted_back_to_the_otlp_receiver_as_it_is() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_ids_are_404_malformed_ones_400_and_short_ones_are_left_padded() {
-    let server = TestServer::start(common::Backend::local().storage, |_| {}).await;
+    let server = TestServer::start(common::Backend::local(), |_| {}).await;
     let mut request = TraceGenerator::new(8).next_request(5);
     let short_id = TraceId::from_hex("abc123").unwrap();
     for span in request.resource_spans.iter_mut().flat_map(|rs| &mut rs.scope_spans).flat_map(|ss| &mut ss.spans) {
@@ -203,7 +203,7 @@ async fn unknown_ids_are_404_malformed_ones_400_and_short_ones_are_left_padded()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trace_split_across_the_buffer_and_two_blocks_comes_back_whole_and_once() {
-    let server = TestServer::start(common::Backend::local().storage, |_| {}).await;
+    let server = TestServer::start(common::Backend::local(), |_| {}).await;
     let mut generator = TraceGenerator::new(21);
     let trace = std::iter::repeat_with(|| generator.next_trace())
         .find(|t| t.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum::<usize>() >= 9)
@@ -308,7 +308,7 @@ async fn a_warm_querier_answers_unknown_ids_with_zero_object_store_requests_on_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_and_end_skip_blocks_outside_them_at_no_cost() {
-    let server = TestServer::start(common::Backend::local().storage, |_| {}).await;
+    let server = TestServer::start(common::Backend::local(), |_| {}).await;
     let mut generator = TraceGenerator::new(4);
     let start_s = 1_700_000_000u64;
     generator.set_clock(start_s * 1_000_000_000);
@@ -364,7 +364,7 @@ async fn blocks_written_by_another_process_are_found_after_the_refresh_interval(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_during_flushes_never_miss_a_span() {
-    let server = TestServer::start(common::Backend::local().storage, |_| {}).await;
+    let server = TestServer::start(common::Backend::local(), |_| {}).await;
     let tenant = TenantId::single_tenant();
     let mut generator = TraceGenerator::new(40);
     let trace = generator.next_trace();

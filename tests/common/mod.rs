@@ -14,7 +14,9 @@ pub mod tools;
 
 use spanlake::storage::Storage;
 
-/// A storage backend under test, with whatever must live as long as it (a temporary folder).
+/// A storage backend under test, with whatever must live as long as it (a temporary folder). Keep the
+/// `Backend` itself, not only its `storage`: a local folder is deleted when the `Backend` is dropped, and
+/// a store still writing afterwards re-creates it outside any cleanup.
 pub struct Backend {
     pub storage: Storage,
     pub name: &'static str,
@@ -37,6 +39,13 @@ impl Backend {
     /// A fresh bucket on the real S3-compatible test server.
     pub fn s3() -> Self {
         Self { storage: s3::S3Server::shared().new_storage("tenants"), name: "s3", _folder: None }
+    }
+}
+
+/// A store whose lifetime the caller looks after (S3 buckets, stores wrapped in fault injectors).
+impl From<Storage> for Backend {
+    fn from(storage: Storage) -> Self {
+        Self { storage, name: "given", _folder: None }
     }
 }
 

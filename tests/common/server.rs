@@ -3,18 +3,20 @@
 
 use std::net::SocketAddr;
 
+use super::Backend;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use spanlake::api::Server;
 use spanlake::config::ServeConfig;
-use spanlake::storage::Storage;
 
-/// A running server and the folder holding its WAL.
+/// A running server, the folder holding its WAL, and the storage backend it writes blocks to (kept here
+/// so that a local folder lives exactly as long as the server writing into it).
 pub struct TestServer {
     pub server: Server,
     pub data_dir: tempfile::TempDir,
+    pub backend: Backend,
 }
 
 /// Settings for a test server: loopback, port 0 everywhere, data in `data_dir`.
@@ -33,13 +35,15 @@ pub fn loopback_config(data_dir: &std::path::Path) -> ServeConfig {
 }
 
 impl TestServer {
-    /// Starts a server on `storage`; `adjust` changes the settings first.
-    pub async fn start(storage: Storage, adjust: impl FnOnce(&mut ServeConfig)) -> Self {
+    /// Starts a server on `backend` (a [`Backend`] or a bare `Storage`); `adjust` changes the settings
+    /// first.
+    pub async fn start(backend: impl Into<Backend>, adjust: impl FnOnce(&mut ServeConfig)) -> Self {
+        let backend = backend.into();
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut config = loopback_config(data_dir.path());
         adjust(&mut config);
-        let server = Server::start_with_storage(config, storage).await.expect("server starts");
-        Self { server, data_dir }
+        let server = Server::start_with_storage(config, backend.storage.clone()).await.expect("server starts");
+        Self { server, data_dir, backend }
     }
 
     /// `http://` URL of the query port.
