@@ -14,9 +14,8 @@
 //! `cargo bench --bench block_write` runs it at full size; under `cargo test` it runs once on 20 k spans.
 
 use std::hint::black_box;
-use std::time::Instant;
-
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow::array::{
     Array, ArrayRef, FixedSizeBinaryArray, MapArray, RecordBatch, StringArray, TimestampNanosecondArray,
