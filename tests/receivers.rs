@@ -217,3 +217,67 @@ async fn past_the_memory_limit_ingest_answers_retryable_429_and_resource_exhaust
     assert_still_ready(&server).await;
     server.server.shutdown().await.unwrap();
 }
+
+/// Everything the server writes back on `stream` until it closes the connection; panics if it has not
+/// closed it within `bound`.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, bound: std::time::Duration, what: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut reply = Vec::new();
+    match tokio::time::timeout(bound, stream.read_to_end(&mut reply)).await {
+        Ok(_) => String::from_utf8_lossy(&reply).into_owned(),
+        Err(_) => panic!("{what}: the server still holds the connection after {bound:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_after_the_read_timeout_and_never_hold_up_the_others() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let read_timeout = std::time::Duration::from_millis(500);
+    let server =
+        TestServer::start(Storage::open("memory://").unwrap(), |config| config.http_read_timeout = read_timeout).await;
+    let ports = [
+        ("OTLP/HTTP", server.server.otlp_http_addr(), "/v1/traces", "application/x-protobuf"),
+        ("query", server.server.http_addr(), "/api/sql", "application/sql"),
+    ];
+    for (port, addr, path, content_type) in ports {
+        // Clients that stop half-way through their headers, and one that stops half-way through its body.
+        let mut half_headers = Vec::new();
+        for _ in 0..20 {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream.write_all(format!("POST {path} HTTP/1.1\r\nhost: spanlake\r\ncontent-ty").as_bytes()).await.unwrap();
+            half_headers.push(stream);
+        }
+        let mut half_body = TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: spanlake\r\ncontent-type: {content_type}\r\ncontent-length: 1000\r\n\r\n"
+        );
+        half_body.write_all(head.as_bytes()).await.unwrap();
+        half_body.write_all(b"SELECT 1 ").await.unwrap();
+
+        // Meanwhile the port serves everyone else.
+        let good = if port == "query" {
+            send("POST", &server.query_url(path), &[("content-type", content_type)], "SELECT 1 AS one").await
+        } else {
+            send("POST", &server.traces_url(), &[PROTOBUF], valid_body(40)).await
+        };
+        assert_eq!(good.status, 200, "{port}: {}", good.text());
+
+        // Then the server lets go of the slow ones: the half body is answered 408, the half headers closed.
+        let bound = read_timeout * 20;
+        let reply = read_until_closed(&mut half_body, bound, port).await;
+        assert!(reply.starts_with("HTTP/1.1 408"), "{port}: {reply}");
+        assert!(reply.contains("did not arrive within"), "{port}: {reply}");
+        for stream in &mut half_headers {
+            let reply = read_until_closed(stream, bound, port).await;
+            assert!(!reply.contains(" 200 "), "{port}: a request without its headers is not served: {reply}");
+        }
+    }
+    assert_eq!(
+        server.server.ingester().recent_batches(&TenantId::single_tenant()).unwrap().len(),
+        1,
+        "only the whole OTLP request was accepted"
+    );
+    assert_still_ready(&server).await;
+    server.server.shutdown().await.unwrap();
+}

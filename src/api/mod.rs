@@ -4,6 +4,7 @@
 //! Owns routing, the mapping of errors to status codes (`status`) and the server's lifecycle. May call
 //! every other module; none calls it.
 
+mod connections;
 mod otlp_grpc;
 mod otlp_http;
 mod query;
@@ -93,10 +94,12 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
 fn spawn_http(
     listener: TcpListener,
     app: axum::Router,
+    read_timeout: std::time::Duration,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<Result<(), ServeError>> {
     tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(stopped(stop)).await.map_err(ServeError::from)
+        connections::serve(listener, app, read_timeout, stop).await;
+        Ok(())
     })
 }
 
@@ -121,7 +124,12 @@ impl Server {
         let http_addr = query_listener.local_addr()?;
         let (stop_query, stop_receivers) = (watch::channel(false).0, watch::channel(false).0);
         let started = Arc::new(OnceLock::new());
-        let query = spawn_http(query_listener, query::starting_router(started.clone()), stop_query.subscribe());
+        let query = spawn_http(
+            query_listener,
+            query::starting_router(started.clone()),
+            config.http_read_timeout,
+            stop_query.subscribe(),
+        );
         tracing::info!(http_addr = %http_addr, "query HTTP API listening; 503 until the WAL is replayed");
         let ingester = Ingester::start(config.ingest_options(), storage.clone()).await?;
         let querier = Querier::with_ingester(storage.clone(), config.query_options(), ingester.clone());
@@ -148,7 +156,8 @@ impl Server {
         let otlp_http_listener = bind(config.otlp_http_addr).await?;
         let otlp_http_addr = otlp_http_listener.local_addr()?;
         let otlp_http_app = otlp_http::router(state.clone());
-        let otlp_http = spawn_http(otlp_http_listener, otlp_http_app, stop_receivers.subscribe());
+        let otlp_http =
+            spawn_http(otlp_http_listener, otlp_http_app, config.http_read_timeout, stop_receivers.subscribe());
         tracing::info!(otlp_http_addr = %otlp_http_addr, "OTLP/HTTP receiver listening");
 
         let grpc_listener = bind(config.otlp_grpc_addr).await?;
@@ -287,7 +296,7 @@ async fn serve_compactor(config: ServeConfig) -> Result<(), ServeError> {
             }
         }),
     );
-    let http = spawn_http(listener, app, stop.subscribe());
+    let http = spawn_http(listener, app, config.http_read_timeout, stop.subscribe());
     let passes = compactor.spawn(stop.subscribe());
     tracing::info!("compactor running");
     signalled.await;

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use prost::Message;
 
 use super::AppState;
+use super::connections::BodyTimedOut;
 use super::status::{RETRY_AFTER, Refusal, export_reply};
 use crate::ingest::NewSpans;
 use crate::receive::{self, OtlpEncoding, ReceiveError};
@@ -53,6 +54,8 @@ async fn accept(
             std::error::Error::source(&error).is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
         if too_large {
             Refusal::from(&ReceiveError::TooLarge { limit: limits.max_compressed_bytes, stage: "as sent" })
+        } else if let Some(timed_out) = BodyTimedOut::find(&error) {
+            Refusal::from(&ReceiveError::SlowBody(timed_out.to_string()))
         } else {
             Refusal::from(&ReceiveError::Undecodable {
                 encoding: "HTTP",

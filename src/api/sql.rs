@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +17,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 
 use super::AppState;
+use super::connections::BodyTimedOut;
 use super::query::error_response;
 use super::status::Refusal;
 use crate::receive;
@@ -40,8 +41,18 @@ pub async fn sql(
     State(state): State<AppState>,
     params: Result<Query<SqlParams>, QueryRejection>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => match BodyTimedOut::find(&rejection) {
+            Some(timed_out) => {
+                tracing::info!("SQL request refused: {timed_out}");
+                return error_response(StatusCode::REQUEST_TIMEOUT, &timed_out.to_string());
+            }
+            None => return error_response(rejection.status(), &rejection.body_text()),
+        },
+    };
     let tenant = match receive::resolve_tenant(
         headers.get(receive::TENANT_HEADER).and_then(|v| v.to_str().ok()),
         state.multitenancy,

@@ -30,6 +30,8 @@ pub enum ReceiveError {
     UnsupportedContentEncoding(String),
     #[error("request body is larger than the limit of {limit} bytes {stage}")]
     TooLarge { limit: usize, stage: &'static str },
+    #[error("{0}; send the whole request within the server's http_read_timeout")]
+    SlowBody(String),
     #[error("gzip body cannot be decompressed: {0}")]
     BadGzip(String),
     #[error("cannot decode the OTLP {encoding} body: {reason}")]
