@@ -511,9 +511,35 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim()).map_err(|e| format!("{text:?} is not a duration such as 30s or 5m: {e}"))
 }
 
+/// Parses per-tenant retention as flags and environment variables give it: `team-a=30d,team-b=7d`.
+pub fn parse_tenant_retention(text: &str) -> Result<BTreeMap<TenantId, HumanDuration>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (tenant, duration) =
+                entry.split_once('=').ok_or_else(|| format!("{entry:?} is not TENANT=DURATION, e.g. team-a=30d"))?;
+            let tenant = TenantId::new(tenant.trim()).map_err(|e| format!("{entry:?}: {e}"))?;
+            Ok((tenant, HumanDuration(parse_duration(duration)?)))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tenant_retention_parses_from_one_line_and_names_what_is_wrong() {
+        let parsed = parse_tenant_retention("team-a=30d, team-b=12h,").unwrap();
+        let days = |d: u64| HumanDuration(Duration::from_secs(d * 86_400));
+        assert_eq!(parsed[&TenantId::new("team-a").unwrap()], days(30));
+        assert_eq!(parsed[&TenantId::new("team-b").unwrap()], HumanDuration(Duration::from_secs(12 * 3600)));
+        assert!(parse_tenant_retention("").unwrap().is_empty());
+        assert!(parse_tenant_retention("team-a").unwrap_err().contains("TENANT=DURATION"));
+        assert!(parse_tenant_retention("team-a=soon").unwrap_err().contains("not a duration"));
+        assert!(parse_tenant_retention("../x=1d").unwrap_err().contains("../x"));
+    }
 
     #[test]
     fn sizes_and_durations_parse_with_their_units() {

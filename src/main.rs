@@ -1,5 +1,6 @@
 //! The `spanlake` command line: parses arguments and calls into the library, nothing more.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use spanlake::config::{
     ByteSize, ConfigFile, FalsePositiveRate, HumanDuration, ServeConfig, Target, parse_byte_size, parse_duration,
+    parse_tenant_retention,
 };
 use spanlake::ids::{TenantId, TraceId};
 use spanlake::loadgen::{LoadOptions, Protocol};
@@ -241,9 +243,30 @@ struct ServeArgs {
     /// Size compacted blocks aim for (default 256MiB).
     #[arg(long, env = "SPANLAKE_COMPACTION_TARGET_BYTES", value_parser = parse_byte_size)]
     compaction_target_bytes: Option<u64>,
+    /// Blocks whose spans start in the same window of this length are merged together (default 1h).
+    #[arg(long, env = "SPANLAKE_COMPACTION_WINDOW", value_parser = parse_duration)]
+    compaction_window: Option<Duration>,
+    /// Most blocks merged at once (default 64).
+    #[arg(long, env = "SPANLAKE_COMPACTION_MAX_INPUTS")]
+    compaction_max_inputs: Option<usize>,
+    /// How long replaced blocks stay for queries still reading them (default 5m).
+    #[arg(long, env = "SPANLAKE_COMPACTION_DELETION_GRACE", value_parser = parse_duration)]
+    compaction_deletion_grace: Option<Duration>,
+    /// How long objects of a block without metadata stay before they count as a crashed upload's (default 1h).
+    #[arg(long, env = "SPANLAKE_COMPACTION_LEFTOVER_GRACE", value_parser = parse_duration)]
+    compaction_leftover_grace: Option<Duration>,
+    /// How long a compactor's per-tenant lease lasts without renewal (default 2m).
+    #[arg(long, env = "SPANLAKE_COMPACTION_LEASE_TTL", value_parser = parse_duration)]
+    compaction_lease_ttl: Option<Duration>,
+    /// Merges running at once, each on a core (default 1).
+    #[arg(long, env = "SPANLAKE_COMPACTION_CONCURRENCY")]
+    compaction_concurrency: Option<usize>,
     /// Delete blocks whose spans all ended longer ago than this (default 14d).
     #[arg(long, env = "SPANLAKE_RETENTION", value_parser = parse_duration)]
     retention: Option<Duration>,
+    /// Retention of particular tenants, over --retention: TENANT=DURATION,… (e.g. team-a=30d,team-b=7d).
+    #[arg(long, env = "SPANLAKE_TENANT_RETENTION", value_parser = parse_tenant_retention)]
+    tenant_retention: Option<BTreeMap<TenantId, HumanDuration>>,
 }
 
 impl ServeArgs {
@@ -278,8 +301,14 @@ impl ServeArgs {
             target: self.target,
             compaction_interval: self.compaction_interval.map(HumanDuration),
             compaction_target_bytes: self.compaction_target_bytes.map(ByteSize),
+            compaction_window: self.compaction_window.map(HumanDuration),
+            compaction_max_inputs: self.compaction_max_inputs,
+            compaction_deletion_grace: self.compaction_deletion_grace.map(HumanDuration),
+            compaction_leftover_grace: self.compaction_leftover_grace.map(HumanDuration),
+            compaction_lease_ttl: self.compaction_lease_ttl.map(HumanDuration),
+            compaction_concurrency: self.compaction_concurrency,
             retention: self.retention.map(HumanDuration),
-            ..Default::default()
+            tenant_retention: self.tenant_retention,
         };
         flags.apply(&mut config);
         Ok(config)

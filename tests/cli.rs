@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 
+use spanlake::config::{ConfigFile, ServeConfig};
 use spanlake::ids::{BlockId, TenantId};
 use spanlake::loadgen::{OtlpClient, Protocol};
 use spanlake::spans::encode_resource_spans;
@@ -52,6 +53,29 @@ fn help_lists_only_the_commands_that_work_and_version_prints() {
     }
     let version = String::from_utf8(run(&["--version"]).stdout).unwrap();
     assert_eq!(version.trim(), format!("spanlake {}", env!("CARGO_PKG_VERSION")));
+}
+
+/// CONTRACTS §1: every key of the settings file can be overridden by its `SPANLAKE_` environment variable.
+#[test]
+fn every_settings_key_has_its_environment_variable_and_the_environment_is_read() {
+    let keys = serde_yaml_ng::to_value(ConfigFile::from_config(&ServeConfig::default())).unwrap();
+    let keys: Vec<String> = keys.as_mapping().unwrap().keys().map(|key| key.as_str().unwrap().to_owned()).collect();
+    assert!(keys.len() >= 30, "{keys:?}");
+    let serve_help = String::from_utf8(run(&["serve", "--help"]).stdout).unwrap();
+    let missing: Vec<&String> =
+        keys.iter().filter(|key| !serve_help.contains(&format!("[env: SPANLAKE_{}=", key.to_uppercase()))).collect();
+    assert!(missing.is_empty(), "settings keys without an environment variable: {missing:?}");
+    // The environment is read, and a bad value stops the start naming the variable's setting.
+    for (key, bad) in [("compaction_window", "soon"), ("tenant_retention", "team-a"), ("http_read_timeout", "-1")] {
+        let output = Command::new(BINARY)
+            .args(["serve", "--data-dir", "/nonexistent/spanlake"])
+            .env(format!("SPANLAKE_{}", key.to_uppercase()), bad)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{key}={bad} is refused: {stderr}");
+        assert!(stderr.contains(&format!("--{}", key.replace('_', "-"))), "{key}: {stderr}");
+    }
 }
 
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {
