@@ -35,9 +35,10 @@ pub struct ServeConfig {
     pub multitenancy: bool,
     /// Request body limits of both receivers.
     pub body_limits: BodyLimits,
-    /// Longest a client may take to send a request's headers on the HTTP ports (else its connection is
-    /// closed), and then its body (else 408), so slow or stalled clients cannot hold connections forever.
-    pub http_read_timeout: Duration,
+    /// Longest a client may take to send a request: its headers on the HTTP ports (else the connection is
+    /// closed), then its body on every port (else 408 / `DEADLINE_EXCEEDED`), so slow or stalled clients
+    /// cannot hold connections and buffers forever.
+    pub read_timeout: Duration,
     /// Cut a tenant's buffer into a block at this many buffered bytes.
     pub max_block_bytes: usize,
     /// ... or when its oldest span has waited this long.
@@ -142,7 +143,7 @@ impl Default for ServeConfig {
             otlp_http_addr: default_otlp_http_addr(),
             multitenancy: false,
             body_limits: BodyLimits::default(),
-            http_read_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(30),
             max_block_bytes: ingest.max_block_bytes,
             max_block_age: ingest.max_block_age,
             max_buffer_bytes: ingest.max_buffer_bytes,
@@ -249,7 +250,7 @@ pub struct ConfigFile {
     pub multitenancy: Option<bool>,
     pub max_request_bytes: Option<ByteSize>,
     pub max_request_decompressed_bytes: Option<ByteSize>,
-    pub http_read_timeout: Option<HumanDuration>,
+    pub read_timeout: Option<HumanDuration>,
     pub max_block_bytes: Option<ByteSize>,
     pub max_block_age: Option<HumanDuration>,
     pub max_buffer_bytes: Option<ByteSize>,
@@ -300,7 +301,7 @@ impl ConfigFile {
             multitenancy: Some(config.multitenancy),
             max_request_bytes: bytes(config.body_limits.max_compressed_bytes),
             max_request_decompressed_bytes: bytes(config.body_limits.max_decompressed_bytes),
-            http_read_timeout: duration(config.http_read_timeout),
+            read_timeout: duration(config.read_timeout),
             max_block_bytes: bytes(config.max_block_bytes),
             max_block_age: duration(config.max_block_age),
             max_buffer_bytes: bytes(config.max_buffer_bytes),
@@ -363,7 +364,7 @@ impl ConfigFile {
         config.multitenancy = self.multitenancy.unwrap_or(config.multitenancy);
         set(&mut config.body_limits.max_compressed_bytes, self.max_request_bytes);
         set(&mut config.body_limits.max_decompressed_bytes, self.max_request_decompressed_bytes);
-        config.http_read_timeout = self.http_read_timeout.map_or(config.http_read_timeout, |d| d.0);
+        config.read_timeout = self.read_timeout.map_or(config.read_timeout, |d| d.0);
         set(&mut config.max_block_bytes, self.max_block_bytes);
         config.max_block_age = self.max_block_age.map_or(config.max_block_age, |d| d.0);
         set(&mut config.max_buffer_bytes, self.max_buffer_bytes);

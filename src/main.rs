@@ -193,10 +193,10 @@ struct ServeArgs {
     /// Largest OTLP request body after decompression (default 64MiB).
     #[arg(long, env = "SPANLAKE_MAX_REQUEST_DECOMPRESSED_BYTES", value_parser = parse_byte_size)]
     max_request_decompressed_bytes: Option<u64>,
-    /// Longest a client may take to send a request's headers on the HTTP ports, and then its body
-    /// (default 30s); past it the connection is closed, or the request answered 408.
-    #[arg(long, env = "SPANLAKE_HTTP_READ_TIMEOUT", value_parser = parse_duration)]
-    http_read_timeout: Option<Duration>,
+    /// Longest a client may take to send a request (default 30s): its headers on the HTTP ports, then its
+    /// body on every port; past it the connection is closed, or the request refused (408 / DEADLINE_EXCEEDED).
+    #[arg(long, env = "SPANLAKE_READ_TIMEOUT", value_parser = parse_duration)]
+    read_timeout: Option<Duration>,
     /// Cut a tenant's buffer into a block once it holds this much (default 64MiB).
     #[arg(long, env = "SPANLAKE_MAX_BLOCK_BYTES", value_parser = parse_byte_size)]
     max_block_bytes: Option<u64>,
@@ -285,7 +285,7 @@ impl ServeArgs {
             multitenancy: self.multitenancy,
             max_request_bytes: self.max_request_bytes.map(ByteSize),
             max_request_decompressed_bytes: self.max_request_decompressed_bytes.map(ByteSize),
-            http_read_timeout: self.http_read_timeout.map(HumanDuration),
+            read_timeout: self.read_timeout.map(HumanDuration),
             max_block_bytes: self.max_block_bytes.map(ByteSize),
             max_block_age: self.max_block_age.map(HumanDuration),
             max_buffer_bytes: self.max_buffer_bytes.map(ByteSize),

@@ -66,7 +66,7 @@ fn every_settings_key_has_its_environment_variable_and_the_environment_is_read()
         keys.iter().filter(|key| !serve_help.contains(&format!("[env: SPANLAKE_{}=", key.to_uppercase()))).collect();
     assert!(missing.is_empty(), "settings keys without an environment variable: {missing:?}");
     // The environment is read, and a bad value stops the start naming the variable's setting.
-    for (key, bad) in [("compaction_window", "soon"), ("tenant_retention", "team-a"), ("http_read_timeout", "-1")] {
+    for (key, bad) in [("compaction_window", "soon"), ("tenant_retention", "team-a"), ("read_timeout", "-1")] {
         let output = Command::new(BINARY)
             .args(["serve", "--data-dir", "/nonexistent/spanlake"])
             .env(format!("SPANLAKE_{}", key.to_uppercase()), bad)

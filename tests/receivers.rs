@@ -235,7 +235,7 @@ async fn slow_clients_are_cut_off_after_the_read_timeout_and_never_hold_up_the_o
     use tokio::net::TcpStream;
     let read_timeout = std::time::Duration::from_millis(500);
     let server =
-        TestServer::start(Storage::open("memory://").unwrap(), |config| config.http_read_timeout = read_timeout).await;
+        TestServer::start(Storage::open("memory://").unwrap(), |config| config.read_timeout = read_timeout).await;
     let ports = [
         ("OTLP/HTTP", server.server.otlp_http_addr(), "/v1/traces", "application/x-protobuf"),
         ("query", server.server.http_addr(), "/api/sql", "application/sql"),
@@ -278,6 +278,65 @@ async fn slow_clients_are_cut_off_after_the_read_timeout_and_never_hold_up_the_o
         1,
         "only the whole OTLP request was accepted"
     );
+    assert_still_ready(&server).await;
+    server.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_limits_bodies_as_sent_and_cuts_off_a_body_that_trickles_in() {
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let read_timeout = std::time::Duration::from_millis(500);
+    let server = TestServer::start(Storage::open("memory://").unwrap(), |config| {
+        config.read_timeout = read_timeout;
+        config.body_limits.max_compressed_bytes = 64 * 1024;
+    })
+    .await;
+
+    // Over the limit as sent, gzip or not: refused before anything is decompressed.
+    let mut big = ExportTraceServiceRequest::decode(valid_body(50).as_slice()).unwrap();
+    let noise: Vec<u8> = (0..300_000).map(|_| rand::random::<u8>()).collect();
+    big.resource_spans[0].scope_spans[0].spans[0].name = hex::encode(noise);
+    let plain = TraceServiceClient::connect(server.grpc_url()).await.unwrap();
+    let zipped = plain.clone().send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    for (case, mut client) in [("plain", plain), ("gzip", zipped)] {
+        let refused = client.export(big.clone()).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{case}: {refused:?}");
+        assert!(refused.message().contains("limit of 65536 bytes as sent"), "{case}: {refused:?}");
+    }
+
+    // A body that stops half-way: DEADLINE_EXCEEDED once the read timeout has passed.
+    let stream = tokio::net::TcpStream::connect(server.server.otlp_grpc_addr()).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    let (mut frames, receiver) = futures::channel::mpsc::channel::<Result<Frame<bytes::Bytes>, std::io::Error>>(1);
+    let mut head = vec![0u8];
+    head.extend_from_slice(&1000u32.to_be_bytes());
+    head.extend_from_slice(b"0123456789");
+    futures::SinkExt::send(&mut frames, Ok(Frame::data(head.into()))).await.unwrap();
+    let request = hyper::Request::post(format!(
+        "http://{}/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        server.server.otlp_grpc_addr()
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(StreamBody::new(receiver))
+    .unwrap();
+    let bound = read_timeout * 20;
+    let response = tokio::time::timeout(bound, sender.send_request(request))
+        .await
+        .unwrap_or_else(|_| panic!("the server still waits for the body after {bound:?}"))
+        .unwrap();
+    let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    assert_eq!(header("grpc-status"), "4", "DEADLINE_EXCEEDED: {:?}", response.headers());
+    assert!(header("grpc-message").contains("arrive"), "{:?}", response.headers());
+    drop(frames);
+
+    let mut client = TraceServiceClient::connect(server.grpc_url()).await.unwrap();
+    let good = ExportTraceServiceRequest::decode(valid_body(51).as_slice()).unwrap();
+    assert!(client.export(good).await.is_ok(), "the port still serves whole requests");
     assert_still_ready(&server).await;
     server.server.shutdown().await.unwrap();
 }

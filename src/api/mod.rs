@@ -69,6 +69,8 @@ pub struct AppState {
     storage: Storage,
     multitenancy: bool,
     body_limits: BodyLimits,
+    /// How long a request's body may take to arrive after its headers (`read_timeout`).
+    read_timeout: std::time::Duration,
     ready: Arc<AtomicBool>,
 }
 
@@ -127,7 +129,7 @@ impl Server {
         let query = spawn_http(
             query_listener,
             query::starting_router(started.clone()),
-            config.http_read_timeout,
+            config.read_timeout,
             stop_query.subscribe(),
         );
         tracing::info!(http_addr = %http_addr, "query HTTP API listening; 503 until the WAL is replayed");
@@ -141,6 +143,7 @@ impl Server {
             storage,
             multitenancy: config.multitenancy,
             body_limits: config.body_limits,
+            read_timeout: config.read_timeout,
             ready: Arc::new(AtomicBool::new(false)),
         };
         // Set once, here; the start-up router forwards to it from now on.
@@ -156,8 +159,7 @@ impl Server {
         let otlp_http_listener = bind(config.otlp_http_addr).await?;
         let otlp_http_addr = otlp_http_listener.local_addr()?;
         let otlp_http_app = otlp_http::router(state.clone());
-        let otlp_http =
-            spawn_http(otlp_http_listener, otlp_http_app, config.http_read_timeout, stop_receivers.subscribe());
+        let otlp_http = spawn_http(otlp_http_listener, otlp_http_app, config.read_timeout, stop_receivers.subscribe());
         tracing::info!(otlp_http_addr = %otlp_http_addr, "OTLP/HTTP receiver listening");
 
         let grpc_listener = bind(config.otlp_grpc_addr).await?;
@@ -296,7 +298,7 @@ async fn serve_compactor(config: ServeConfig) -> Result<(), ServeError> {
             }
         }),
     );
-    let http = spawn_http(listener, app, config.http_read_timeout, stop.subscribe());
+    let http = spawn_http(listener, app, config.read_timeout, stop.subscribe());
     let passes = compactor.spawn(stop.subscribe());
     tracing::info!("compactor running");
     signalled.await;

@@ -7,8 +7,10 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
@@ -17,6 +19,7 @@ use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
 use super::AppState;
+use super::connections::BodyTimedOut;
 use super::status::{Refusal, export_reply};
 use crate::ingest::NewSpans;
 use crate::receive::grpc_codec::{self, RawBytesCodec};
@@ -41,6 +44,7 @@ impl NamedService for OtlpGrpc {
 impl<B> tonic::codegen::Service<http::Request<B>> for OtlpGrpc
 where
     B: Body + Send + 'static,
+    B::Data: Send,
     B::Error: Into<StdError> + Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
@@ -57,9 +61,16 @@ where
                 Ok(Status::unimplemented("only TraceService/Export is served here").into_http())
             });
         }
-        let limit = self.state.body_limits.max_decompressed_bytes;
+        let (limits, read_timeout) = (self.state.body_limits, self.state.read_timeout);
         let export = Export { state: self.state.clone() };
         Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let body = match read_body(body, limits.max_compressed_bytes, read_timeout).await {
+                Ok(body) => body,
+                Err(refusal) => return Ok(refuse(refusal).into_http()),
+            };
+            let request = http::Request::from_parts(parts, http_body_util::Full::new(body));
+            let limit = limits.max_decompressed_bytes;
             let mut gzip = EnabledCompressionEncodings::default();
             gzip.enable(CompressionEncoding::Gzip);
             let mut grpc = tonic::server::Grpc::new(RawBytesCodec)
@@ -67,6 +78,31 @@ where
                 .apply_max_message_size_config(Some(limit), None);
             Ok(grpc.unary(export, request).await)
         })
+    }
+}
+
+/// Bytes of gRPC framing before a message: a compression flag and a 4-byte length.
+const GRPC_FRAME_HEADER_BYTES: usize = 5;
+
+/// A request's whole body as sent, read before tonic decodes it: so a body that trickles in is cut off
+/// after `read_timeout` (CONTRACTS §7) and the size limit applies to the message as sent (compressed or
+/// not), as on OTLP/HTTP. tonic buffers a unary request whole anyway; this costs no extra memory.
+async fn read_body<B>(body: B, limit: usize, read_timeout: Duration) -> Result<Bytes, Refusal>
+where
+    B: Body,
+    B::Error: Into<StdError>,
+{
+    let limited = http_body_util::Limited::new(body, limit + GRPC_FRAME_HEADER_BYTES);
+    match tokio::time::timeout(read_timeout, limited.collect()).await {
+        Err(_) => Err(Refusal::from(&ReceiveError::SlowBody(BodyTimedOut(read_timeout).to_string()))),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(Refusal::from(&ReceiveError::TooLarge { limit, stage: "as sent" }))
+        }
+        Ok(Err(error)) => Err(Refusal::from(&ReceiveError::Undecodable {
+            encoding: "gRPC",
+            reason: format!("cannot read the body: {error}"),
+        })),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
 }
 

@@ -30,7 +30,7 @@ pub enum ReceiveError {
     UnsupportedContentEncoding(String),
     #[error("request body is larger than the limit of {limit} bytes {stage}")]
     TooLarge { limit: usize, stage: &'static str },
-    #[error("{0}; send the whole request within the server's http_read_timeout")]
+    #[error("{0}; send the whole request within the server's read_timeout")]
     SlowBody(String),
     #[error("gzip body cannot be decompressed: {0}")]
     BadGzip(String),
