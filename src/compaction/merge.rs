@@ -106,9 +106,9 @@ pub fn merge_blocks<R: ChunkReader + 'static, W: Write + Send>(
         merge.cursors.push(cursor);
     }
     merge.run()?;
-    let mut merged = merge.finish(tenant, block_id, level, replaces, options, spans_in)?;
-    merged.bytes_in = bytes_in;
-    Ok(merged)
+    let duplicates = merge.duplicates;
+    let block = merge.finish(tenant, block_id, level, replaces, options)?;
+    Ok(Merged { block, spans_in, duplicates, bytes_in })
 }
 
 impl<W: Write + Send> Merge<W> {
@@ -209,6 +209,7 @@ impl<W: Write + Send> Merge<W> {
         Ok(())
     }
 
+    /// Closes the output and builds the merged block's metadata and bloom.
     fn finish(
         self,
         tenant: &TenantId,
@@ -216,8 +217,7 @@ impl<W: Write + Send> Merge<W> {
         compaction_level: u32,
         replaces: Vec<BlockId>,
         options: &BlockWriteOptions,
-        spans_in: u64,
-    ) -> Result<Merged, CompactionError> {
+    ) -> Result<BlockSidecar, CompactionError> {
         if self.traces.is_empty() {
             return Err(CompactionError::Corrupt("the blocks to merge hold no spans".into()));
         }
@@ -235,7 +235,7 @@ impl<W: Write + Send> Merge<W> {
         let mut block = assemble(tenant, block_id, summary, data_bytes, row_groups, options)?;
         block.meta.compaction_level = compaction_level;
         block.meta.replaces = replaces;
-        Ok(Merged { block, spans_in, duplicates: self.duplicates, bytes_in: 0 })
+        Ok(block)
     }
 }
 
