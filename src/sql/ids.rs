@@ -74,17 +74,20 @@ fn normalise(expr: Expr, inputs: &[DFSchemaRef]) -> Result<Transformed<Expr>> {
             }
             Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr { left, op, right })))
         }
-        Expr::InList(InList { expr, list, negated }) => match id_column(&expr, inputs) {
-            Some((kind, name)) if list.iter().all(|item| id_literal(item).is_some()) => {
-                let list = list
-                    .iter()
-                    .filter_map(id_literal)
-                    .map(|literal| canonical(kind, &name, literal))
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(Transformed::yes(Expr::InList(InList { expr, list, negated })))
+        Expr::InList(InList { expr, list, negated }) => {
+            let id_list = id_column(&expr, inputs)
+                .and_then(|column| Some((column, list.iter().map(id_literal).collect::<Option<Vec<_>>>()?)));
+            match id_list {
+                Some(((kind, name), literals)) => {
+                    let list = literals
+                        .into_iter()
+                        .map(|literal| canonical(kind, &name, literal))
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok(Transformed::yes(Expr::InList(InList { expr, list, negated })))
+                }
+                None => Ok(Transformed::no(Expr::InList(InList { expr, list, negated }))),
             }
-            _ => Ok(Transformed::no(Expr::InList(InList { expr, list, negated }))),
-        },
+        }
         other => Ok(Transformed::no(other)),
     }
 }
