@@ -6,7 +6,8 @@
 //! its file descriptor and its buffer for as long as it liked. Here a request's headers must arrive within
 //! the read timeout (else the connection is closed), and its body within the same time after them (else
 //! reading it fails with [`BodyTimedOut`], which handlers answer with 408), like the read timeouts of Go's
-//! `http.Server` that Tempo sets to 30 s.
+//! `http.Server` that Tempo sets to 30 s. hyper's header timer also runs while a kept-alive connection
+//! waits for its next request, so idle connections close after the same time (clients reconnect).
 //!
 //! Owns accepting, serving and draining connections. Calls nothing of spanlake's but the router it serves.
 

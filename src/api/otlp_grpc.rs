@@ -86,7 +86,8 @@ const GRPC_FRAME_HEADER_BYTES: usize = 5;
 
 /// A request's whole body as sent, read before tonic decodes it: so a body that trickles in is cut off
 /// after `read_timeout` (CONTRACTS §7) and the size limit applies to the message as sent (compressed or
-/// not), as on OTLP/HTTP. tonic buffers a unary request whole anyway; this costs no extra memory.
+/// not), as on OTLP/HTTP. tonic buffers a unary request whole anyway; this adds one copy of each request
+/// (no change in ingest throughput, BENCHMARKS.md).
 async fn read_body<B>(body: B, limit: usize, read_timeout: Duration) -> Result<Bytes, Refusal>
 where
     B: Body,
