@@ -283,7 +283,7 @@ async fn slow_clients_are_cut_off_after_the_read_timeout_and_never_hold_up_the_o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_limits_bodies_as_sent_and_cuts_off_a_body_that_trickles_in() {
+async fn grpc_limits_bodies_as_sent_and_cuts_off_bodies_that_trickle_in_and_silent_connections() {
     use http_body_util::StreamBody;
     use hyper::body::Frame;
     use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -333,6 +333,13 @@ async fn grpc_limits_bodies_as_sent_and_cuts_off_a_body_that_trickles_in() {
     assert_eq!(header("grpc-status"), "4", "DEADLINE_EXCEEDED: {:?}", response.headers());
     assert!(header("grpc-message").contains("arrive"), "{:?}", response.headers());
     drop(frames);
+
+    // Connections that never finish the HTTP/2 preface are closed.
+    for sent in [&b""[..], &b"PRI * HTTP/2.0\r\n"[..]] {
+        let mut stream = tokio::net::TcpStream::connect(server.server.otlp_grpc_addr()).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut stream, sent).await.unwrap();
+        read_until_closed(&mut stream, bound, "a gRPC connection without its preface").await;
+    }
 
     let mut client = TraceServiceClient::connect(server.grpc_url()).await.unwrap();
     let good = ExportTraceServiceRequest::decode(valid_body(51).as_slice()).unwrap();

@@ -9,6 +9,10 @@
 //! `http.Server` that Tempo sets to 30 s. hyper's header timer also runs while a kept-alive connection
 //! waits for its next request, so idle connections close after the same time (clients reconnect).
 //!
+//! The gRPC port is served by tonic, which has no header timeout either: its connections get
+//! [`PrefaceDeadline`] (the HTTP/2 preface within the read timeout) and HTTP/2 keep-alive pings, and its
+//! request bodies the same deadline in `otlp_grpc`.
+//!
 //! Owns accepting, serving and draining connections. Calls nothing of spanlake's but the router it serves.
 
 use std::future::Future;
@@ -22,6 +26,7 @@ use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
@@ -146,5 +151,80 @@ impl hyper::body::Body for DeadlineBody {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// Bytes of the HTTP/2 client connection preface, which every gRPC client sends first.
+const HTTP2_PREFACE_BYTES: usize = 24;
+
+/// A gRPC connection whose client must send the HTTP/2 preface within the read timeout; hyper would
+/// otherwise wait for it forever. Once the preface is in, HTTP/2 keep-alive pings look after the rest.
+pub struct PrefaceDeadline<IO> {
+    io: IO,
+    /// Running until the preface has been read.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    awaited: usize,
+    timeout: Duration,
+}
+
+impl<IO> PrefaceDeadline<IO> {
+    /// Starts the clock on an accepted connection.
+    pub fn new(io: IO, timeout: Duration) -> Self {
+        Self { io, deadline: Some(Box::pin(tokio::time::sleep(timeout))), awaited: HTTP2_PREFACE_BYTES, timeout }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for PrefaceDeadline<IO> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        if let Poll::Ready(result) = Pin::new(&mut this.io).poll_read(cx, buf) {
+            this.awaited = this.awaited.saturating_sub(buf.filled().len() - before);
+            if this.awaited == 0 {
+                this.deadline = None;
+            }
+            return Poll::Ready(result);
+        }
+        match this.deadline.as_mut().map(|deadline| deadline.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => {
+                tracing::info!("closed a gRPC connection that sent no HTTP/2 preface within {:?}", this.timeout);
+                Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no HTTP/2 preface in time")))
+            }
+            _ => Poll::Pending,
+        }
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for PrefaceDeadline<IO> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+impl<IO: tonic::transport::server::Connected> tonic::transport::server::Connected for PrefaceDeadline<IO> {
+    type ConnectInfo = IO::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.io.connect_info()
     }
 }

@@ -166,10 +166,18 @@ impl Server {
         let otlp_grpc_addr = grpc_listener.local_addr()?;
         let grpc_service = otlp_grpc::service(state.clone());
         let grpc_stop = stopped(stop_receivers.subscribe());
+        let read_timeout = config.read_timeout;
+        let grpc_incoming =
+            futures::TryStreamExt::map_ok(tonic::transport::server::TcpIncoming::from(grpc_listener), move |stream| {
+                connections::PrefaceDeadline::new(stream, read_timeout)
+            });
         let otlp_grpc = tokio::spawn(async move {
             tonic::transport::Server::builder()
+                // Idle clients answer pings; half-open connections and clients that stall mid-frame do not.
+                .http2_keepalive_interval(Some(read_timeout))
+                .http2_keepalive_timeout(Some(read_timeout))
                 .add_service(grpc_service)
-                .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(grpc_listener), grpc_stop)
+                .serve_with_incoming_shutdown(grpc_incoming, grpc_stop)
                 .await
                 .map_err(ServeError::from)
         });
