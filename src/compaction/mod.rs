@@ -194,9 +194,14 @@ const DOWNLOAD_CONCURRENCY: usize = 8;
 /// bounded blocking pool, which request decoding shares, tens of thousands of times per merge.
 const DOWNLOAD_WRITE_BYTES: usize = 1024 * 1024;
 
+/// The error of a failed read or write in the scratch folder `dir`.
+fn scratch_error(dir: &Path) -> impl Fn(std::io::Error) -> CompactionError + '_ {
+    move |source| CompactionError::Scratch { path: dir.display().to_string(), source }
+}
+
 /// An unnamed file in `dir`, which must exist: the OS removes the file once closed, crash or not.
 fn scratch_file(dir: &Path) -> Result<std::fs::File, CompactionError> {
-    tempfile::tempfile_in(dir).map_err(|source| CompactionError::Scratch { path: dir.display().to_string(), source })
+    tempfile::tempfile_in(dir).map_err(scratch_error(dir))
 }
 
 /// Copies an object into a scratch file, [`DOWNLOAD_WRITE_BYTES`] at a time.
@@ -205,7 +210,6 @@ async fn download(
     path: &object_store::path::Path,
     scratch: &Path,
 ) -> Result<std::fs::File, CompactionError> {
-    let failed = |source| CompactionError::Scratch { path: scratch.display().to_string(), source };
     let mut file = scratch_file(scratch)?;
     let mut body = store.get(path).await?.into_stream();
     let mut pending = Vec::with_capacity(DOWNLOAD_WRITE_BYTES);
@@ -220,7 +224,7 @@ async fn download(
                 Ok::<_, std::io::Error>((file, pending))
             })
             .await?
-            .map_err(failed)?;
+            .map_err(scratch_error(scratch))?;
         }
         if end {
             return Ok(file);
@@ -423,9 +427,7 @@ impl Compactor {
     async fn merge(&self, tenant: &TenantId, job: Job) -> Result<(Merged, std::fs::File), CompactionError> {
         let store = self.inner.storage.object_store();
         let scratch = &self.inner.options.scratch_dir;
-        tokio::fs::create_dir_all(scratch)
-            .await
-            .map_err(|source| CompactionError::Scratch { path: scratch.display().to_string(), source })?;
+        tokio::fs::create_dir_all(scratch).await.map_err(scratch_error(scratch))?;
         let inputs: Vec<MergeInput<std::fs::File>> = futures::stream::iter(job.inputs)
             .map(|meta| {
                 let store = store.clone();
