@@ -34,6 +34,10 @@ use spanlake::storage::block::{BlockWriteOptions, encode_block};
 mod common;
 use common::{REQUEST_SPANS, full_size, request_batches};
 
+/// The allocator the server runs with, so the write is timed as the ingester does it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `encode_block` concatenates request batches into batches of at least this many rows.
 const COALESCED_ROWS: usize = 16 * 1024;
 
@@ -245,6 +249,10 @@ fn main() {
     stages.bench_function(BenchmarkId::new("encode_block_whole", spans), |b| {
         b.iter(|| encode_block(&tenant, BlockId::new_random(), black_box(&requests), &options).expect("encode"))
     });
+    let parquet_maps = BlockWriteOptions { direct_map_encoding: false, ..options.clone() };
+    stages.bench_function(BenchmarkId::new("encode_block_whole_parquet_maps", spans), |b| {
+        b.iter(|| encode_block(&tenant, BlockId::new_random(), black_box(&requests), &parquet_maps).expect("encode"))
+    });
     stages.bench_function(BenchmarkId::new("encode_block_2_threads", spans), |b| {
         b.iter(|| encode_block(&tenant, BlockId::new_random(), black_box(&requests), &two_threads).expect("encode"))
     });
@@ -262,7 +270,8 @@ fn main() {
     stages.finish();
 
     let bytes = encode_parquet(&sorted, &options);
-    let whole = encode_block(&tenant, BlockId::new_random(), &requests, &options).expect("encode");
+    // The stages are parquet's writer end to end, as `encode_block` works without the direct map encoder.
+    let whole = encode_block(&tenant, BlockId::new_random(), &requests, &parquet_maps).expect("encode");
     assert_eq!(bytes as u64, whole.meta.data_bytes, "the stages must write the block encode_block writes");
     if full_size() {
         column_report(&coalesced, &positions, &options);

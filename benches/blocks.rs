@@ -92,6 +92,10 @@ fn layout_report(runtime: &tokio::runtime::Runtime, batches: &[RecordBatch], ids
     let variants = [
         ("default: 16 k-row groups, 1024-row pages, no attr-value dict", BlockWriteOptions::default()),
         (
+            "default, attribute maps by parquet's writer",
+            BlockWriteOptions { direct_map_encoding: false, ..Default::default() },
+        ),
+        (
             "dictionary on attribute values, 1024-row pages",
             BlockWriteOptions { dictionary_for_attribute_values: true, ..Default::default() },
         ),

@@ -78,4 +78,36 @@ async fn pyarrow_and_duckdb_read_a_block_unchanged() {
     assert!(report["duckdb"]["routes"].as_u64().unwrap() > 0);
     assert!(report["duckdb"]["routes"].as_u64().unwrap() < expected_routes as u64);
     assert!(report["duckdb"]["services"].as_u64().unwrap() > 5);
+    // The attribute maps (written by spanlake's own encoder) read back entry for entry, in sorted order.
+    for name in ["attributes", "resource_attributes"] {
+        let expected = maps_in_block_order(&batch, name);
+        for reader in ["pyarrow", "duckdb"] {
+            let seen = &report[reader]["maps"][name];
+            assert_eq!(seen.as_array().unwrap().len(), expected.as_array().unwrap().len(), "{reader} {name}");
+            assert!(*seen == expected, "{reader} reads {name} differently from what was written");
+        }
+    }
+}
+
+/// Each row's `name` map as `[[key, value], …]` (null for a null map), rows in the order a block stores
+/// them: by trace ID, then start time, then input order.
+fn maps_in_block_order(batch: &arrow::array::RecordBatch, name: &str) -> serde_json::Value {
+    use arrow::datatypes::TimestampNanosecondType;
+    let ids = batch.column_by_name("trace_id").unwrap().as_fixed_size_binary();
+    let starts = batch.column_by_name("start_time").unwrap().as_primitive::<TimestampNanosecondType>();
+    let mut rows: Vec<usize> = (0..batch.num_rows()).collect();
+    rows.sort_by_key(|&row| (ids.value(row).to_vec(), starts.value(row), row));
+    let maps = batch.column_by_name(name).unwrap().as_map();
+    let entries = maps.entries();
+    let (keys, values) = (entries.column(0).as_string::<i32>(), entries.column(1).as_string::<i32>());
+    let rows = rows.into_iter().map(|row| {
+        if maps.is_null(row) {
+            return serde_json::Value::Null;
+        }
+        let range = maps.value_offsets()[row] as usize..maps.value_offsets()[row + 1] as usize;
+        range
+            .map(|entry| serde_json::json!([keys.value(entry), values.is_valid(entry).then(|| values.value(entry))]))
+            .collect()
+    });
+    serde_json::Value::Array(rows.collect())
 }

@@ -6,6 +6,7 @@ mod bloom;
 mod file_reader;
 mod meta;
 pub mod reader;
+mod string_map;
 pub mod writer;
 
 pub use bloom::TraceBloom;
