@@ -54,6 +54,8 @@ impl LeafLayout {
         };
         let plain_parquet = props.statistics_enabled(path) == EnabledStatistics::None
             && props.bloom_filter_properties(path).is_none()
+            && props.encoding(path).is_none()
+            && props.content_defined_chunking().is_none()
             && props.writer_version() == WriterVersion::PARQUET_1_0
             && !props.offset_index_disabled()
             && descr.max_rep_level() == 1;
@@ -62,10 +64,18 @@ impl LeafLayout {
             dictionary: props.dictionary_enabled(path),
             zstd_level,
             page_rows: props.data_page_row_count_limit().max(1),
-            page_bytes: props.data_page_size_limit(),
-            dictionary_bytes: props.dictionary_page_size_limit(),
+            page_bytes: props.column_data_page_size_limit(path),
+            dictionary_bytes: props.column_dictionary_page_size_limit(path),
         })
     }
+}
+
+/// Whether `key` and `value` are the two leaves of a `map<string, string>` as the span schema declares
+/// it (the map required or nullable, the value nullable): the only shape [`StringMapColumn::encode`]
+/// writes. Other maps go through parquet's writer.
+pub(super) fn is_string_map(key: &LeafLayout, value: &LeafLayout) -> bool {
+    let base = key.descr.max_def_level() - 1;
+    (0..=1).contains(&base) && value.descr.max_def_level() == base + 2 && value.descr.max_rep_level() == 1
 }
 
 /// One leaf's column chunk, with what parquet's row-group writer needs to append it.
@@ -250,15 +260,19 @@ impl<'a> StringMapColumn<'a> {
         key: LeafLayout,
         value: LeafLayout,
     ) -> Result<[EncodedLeaf; 2], StorageError> {
-        // Definition levels contributed by the map itself: 1 when the map may be null, else 0.
-        let base = key.descr.max_def_level() - 1;
-        if !(0..=1).contains(&base) || value.descr.max_def_level() != base + 2 || value.descr.max_rep_level() != 1 {
+        if !is_string_map(&key, &value) {
             return Err(ParquetError::General(format!("{} is not a map<string, string>", key.descr.path())).into());
         }
+        // Definition levels contributed by the map itself: 1 when the map may be null, else 0.
+        let base = key.descr.max_def_level() - 1;
         let mut keys = LeafWriter::new(key, base + 1, self.keys.count);
         let mut values = LeafWriter::new(value, base + 2, self.values.count);
         for &(batch, row) in positions {
-            let source = self.sources.get(batch).ok_or_else(|| ParquetError::General(format!("no batch {batch}")))?;
+            let source = self
+                .sources
+                .get(batch)
+                .filter(|source| row < source.map.len())
+                .ok_or_else(|| ParquetError::General(format!("no row {row} in batch {batch}")))?;
             match source.entries(row) {
                 None => {
                     let def = if source.map.is_null(row) { 0 } else { base };
@@ -418,7 +432,7 @@ impl<'a> LeafWriter<'a> {
     /// Closes a row; ends the page when it has its rows or bytes, or when the dictionary just filled up.
     fn end_row(&mut self) -> Result<(), StorageError> {
         self.page_rows += 1;
-        let dictionary_full = self.dictionary_open && self.dictionary.plain_bytes > self.layout.dictionary_bytes;
+        let dictionary_full = self.dictionary_open && self.dictionary.plain_bytes >= self.layout.dictionary_bytes;
         let page_bytes = self.plain.len() + self.indices.len() + self.def_levels.len() / 2;
         if dictionary_full || self.page_rows >= self.layout.page_rows || page_bytes >= self.layout.page_bytes {
             self.flush_page()?;
@@ -452,9 +466,9 @@ impl<'a> LeafWriter<'a> {
         body.clear();
         put_levels(&self.rep_levels, self.layout.descr.max_rep_level(), &mut body);
         put_levels(&self.def_levels, self.layout.descr.max_def_level(), &mut body);
-        // A page whose values all went to the dictionary says so; one with no values at all is PLAIN,
-        // so a column that never has a value needs no dictionary page.
-        let encoding = if self.indices.is_empty() {
+        // While the dictionary is in use every page is dictionary-encoded, even one without values, as
+        // parquet writes them: readers then see a fully dictionary-encoded chunk.
+        let encoding = if !self.dictionary_open {
             body.extend_from_slice(&self.plain);
             Encoding::PLAIN
         } else {
@@ -852,6 +866,37 @@ mod tests {
         assert!(first_plain < 5 && keys[first_plain..].iter().all(|page| *page == plain), "{keys:?}");
         assert_eq!(pages(1), [vec![dictionary], vec![indexed; 10]].concat());
         assert_eq!(read_file(file, None), batch);
+    }
+
+    /// While the dictionary is in use, pages without values are dictionary-encoded too (parquet writes
+    /// them so), and a column without a single value still gets its (empty) dictionary page.
+    #[test]
+    fn pages_without_values_stay_dictionary_encoded() {
+        let entry = || Some(vec![("a".to_owned(), Some("b".to_owned()))]);
+        let layout = Layout {
+            nullable: true,
+            dictionary: true,
+            zstd: false,
+            page_rows: 1,
+            dictionary_bytes: 1 << 20,
+            row_group_rows: 10,
+        };
+        for rows in [vec![entry(), None, entry()], vec![None, Some(Vec::new()), None]] {
+            let batch = map_batch(&rows, true);
+            let positions: Vec<_> = (0..rows.len()).map(|row| (0, row)).collect();
+            let file = write_file(std::slice::from_ref(&batch), &positions, &layout);
+            use parquet::file::reader::{FileReader, SerializedFileReader};
+            let reader = SerializedFileReader::new(file.clone()).unwrap();
+            for leaf in 0..2 {
+                let pages = reader.get_row_group(0).unwrap().get_column_page_reader(leaf).unwrap();
+                let pages: Vec<_> =
+                    pages.map(|page| page.unwrap()).map(|page| (page.page_type(), page.encoding())).collect();
+                let mut expected = vec![(PageType::DICTIONARY_PAGE, Encoding::PLAIN)];
+                expected.extend([(PageType::DATA_PAGE, Encoding::RLE_DICTIONARY); 3]);
+                assert_eq!(pages, expected, "{rows:?}, leaf {leaf}");
+            }
+            assert_eq!(read_file(file, None), batch);
+        }
     }
 
     /// Lists are shared by content: equal strings in the same order, wherever the rows are; a null value

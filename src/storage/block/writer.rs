@@ -18,7 +18,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::SchemaDescriptor;
 
-use super::string_map::{EncodedLeaf, LeafLayout, StringMapColumn};
+use super::string_map::{EncodedLeaf, LeafLayout, StringMapColumn, is_string_map};
 use super::{BlockMeta, FORMAT_VERSION, TraceBloom};
 use crate::ids::{BlockId, TenantId, TraceId};
 use crate::spans::schema::{col, span_schema};
@@ -511,7 +511,7 @@ fn column_jobs<'a>(
             .map(|leaf| LeafLayout::for_leaf(properties, leaf))
             .collect();
         let direct_map = match (field.data_type(), leaves.as_slice()) {
-            (DataType::Map(..), [Some(key), Some(value)]) if direct => {
+            (DataType::Map(..), [Some(key), Some(value)]) if direct && is_string_map(key, value) => {
                 let columns: Vec<&dyn Array> = requests.iter().map(|batch| batch.column(index).as_ref()).collect();
                 StringMapColumn::new(&columns).map(|column| (column, key.clone(), value.clone()))
             }
