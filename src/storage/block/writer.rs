@@ -406,11 +406,11 @@ pub fn writer_properties(options: &BlockWriteOptions) -> Result<WriterProperties
     Ok(builder.build())
 }
 
-/// Writes the rows of `batches` in `order` (indices into their concatenation) one row group at a time,
-/// gathering each column straight into sorted order so the sorted copy never exists whole in memory.
-/// A row group's columns are gathered and encoded by up to `options.encode_threads` threads; the bytes
-/// do not depend on how many. The attribute maps skip the gather: [`string_map`] encodes them straight
-/// from the batches.
+/// Writes the rows in `order` (indices into the concatenation of the input batches) one row group at a
+/// time, gathering each column straight into sorted order so the sorted copy never exists whole in
+/// memory. A row group's columns are gathered and encoded by up to `options.encode_threads` threads; the
+/// bytes do not depend on how many. The attribute maps skip the gather: `string_map.rs` encodes them
+/// straight from the request batches.
 fn write_parquet(
     inputs: &Inputs,
     keys: &SortKeys,
