@@ -35,8 +35,8 @@ use crate::storage::StorageError;
 pub(super) struct LeafLayout {
     descr: ColumnDescPtr,
     dictionary: bool,
-    /// ZSTD level, or `None` for an uncompressed column.
-    zstd_level: Option<i32>,
+    /// `UNCOMPRESSED` or `ZSTD`: the codecs this encoder writes.
+    compression: Compression,
     page_rows: usize,
     page_bytes: usize,
     dictionary_bytes: usize,
@@ -47,22 +47,18 @@ impl LeafLayout {
     /// write (statistics, bloom filters, v2 pages, another codec): such columns go through parquet.
     pub(super) fn for_leaf(props: &WriterProperties, descr: &ColumnDescPtr) -> Option<Self> {
         let path = descr.path();
-        let zstd_level = match props.compression(path) {
-            Compression::UNCOMPRESSED => None,
-            Compression::ZSTD(level) => Some(level.compression_level()),
-            _ => return None,
-        };
-        let plain_parquet = props.statistics_enabled(path) == EnabledStatistics::None
+        let compression = props.compression(path);
+        let plain_parquet = matches!(compression, Compression::UNCOMPRESSED | Compression::ZSTD(_))
+            && props.statistics_enabled(path) == EnabledStatistics::None
             && props.bloom_filter_properties(path).is_none()
             && props.encoding(path).is_none()
             && props.content_defined_chunking().is_none()
             && props.writer_version() == WriterVersion::PARQUET_1_0
-            && !props.offset_index_disabled()
-            && descr.max_rep_level() == 1;
+            && !props.offset_index_disabled();
         plain_parquet.then(|| Self {
             descr: descr.clone(),
             dictionary: props.dictionary_enabled(path),
-            zstd_level,
+            compression,
             page_rows: props.data_page_row_count_limit().max(1),
             page_bytes: props.column_data_page_size_limit(path),
             dictionary_bytes: props.column_dictionary_page_size_limit(path),
@@ -70,12 +66,24 @@ impl LeafLayout {
     }
 }
 
-/// Whether `key` and `value` are the two leaves of a `map<string, string>` as the span schema declares
-/// it (the map required or nullable, the value nullable): the only shape [`StringMapColumn::encode`]
-/// writes. Other maps go through parquet's writer.
-pub(super) fn is_string_map(key: &LeafLayout, value: &LeafLayout) -> bool {
-    let base = key.descr.max_def_level() - 1;
-    (0..=1).contains(&base) && value.descr.max_def_level() == base + 2 && value.descr.max_rep_level() == 1
+/// The key and value leaves of a `map<string, string>` as the span schema declares it (the map required
+/// or nullable, its values nullable), each with a layout this encoder writes: the only shape
+/// [`StringMapColumn::encode`] takes. Other maps go through parquet's writer.
+#[derive(Clone, Debug)]
+pub(super) struct MapLeaves {
+    key: LeafLayout,
+    value: LeafLayout,
+}
+
+impl MapLeaves {
+    pub(super) fn new(key: LeafLayout, value: LeafLayout) -> Option<Self> {
+        let base = key.descr.max_def_level() - 1;
+        let shaped = (0..=1).contains(&base)
+            && value.descr.max_def_level() == base + 2
+            && key.descr.max_rep_level() == 1
+            && value.descr.max_rep_level() == 1;
+        shaped.then_some(Self { key, value })
+    }
 }
 
 /// One leaf's column chunk, with what parquet's row-group writer needs to append it.
@@ -257,16 +265,12 @@ impl<'a> StringMapColumn<'a> {
     pub(super) fn encode(
         &self,
         positions: &[(usize, usize)],
-        key: LeafLayout,
-        value: LeafLayout,
+        leaves: &MapLeaves,
     ) -> Result<[EncodedLeaf; 2], StorageError> {
-        if !is_string_map(&key, &value) {
-            return Err(ParquetError::General(format!("{} is not a map<string, string>", key.descr.path())).into());
-        }
         // Definition levels contributed by the map itself: 1 when the map may be null, else 0.
-        let base = key.descr.max_def_level() - 1;
-        let mut keys = LeafWriter::new(key, base + 1, self.keys.count);
-        let mut values = LeafWriter::new(value, base + 2, self.values.count);
+        let base = leaves.key.descr.max_def_level() - 1;
+        let mut keys = LeafWriter::new(leaves.key.clone(), base + 1, self.keys.count);
+        let mut values = LeafWriter::new(leaves.value.clone(), base + 2, self.values.count);
         for &(batch, row) in positions {
             let source = self
                 .sources
@@ -339,7 +343,6 @@ struct LeafWriter<'a> {
     /// Scratch buffers for a page's body and its compressed form, reused from page to page.
     body: Vec<u8>,
     compressed: Vec<u8>,
-    total_rows: u64,
     /// Definition level of an entry that has its string (one less: a null value).
     present_def: i16,
     /// Per shared list (see [`StringMapColumn`]) met in this row group while the dictionary was open:
@@ -353,10 +356,10 @@ struct LeafWriter<'a> {
 const NULL_INDEX: u32 = u32::MAX;
 
 impl<'a> LeafWriter<'a> {
-    fn new(layout: LeafLayout, present_def: i16, shared_maps: usize) -> Self {
+    fn new(layout: LeafLayout, present_def: i16, shared_lists: usize) -> Self {
         Self {
             present_def,
-            shared_rows: HashMap::with_capacity_and_hasher(shared_maps.min(4096), Default::default()),
+            shared_rows: HashMap::with_capacity_and_hasher(shared_lists.min(4096), Default::default()),
             shared_indices: Vec::new(),
             dictionary_open: layout.dictionary,
             rep_levels: Vec::new(),
@@ -369,7 +372,6 @@ impl<'a> LeafWriter<'a> {
             compressor: None,
             body: Vec::new(),
             compressed: Vec::new(),
-            total_rows: 0,
             layout,
         }
     }
@@ -424,8 +426,7 @@ impl<'a> LeafWriter<'a> {
             let index = self.dictionary.intern(value);
             self.indices.push(index);
         } else {
-            self.plain.extend_from_slice(&(value.len() as u32).to_le_bytes());
-            self.plain.extend_from_slice(value);
+            put_plain(value, &mut self.plain);
         }
     }
 
@@ -445,10 +446,10 @@ impl<'a> LeafWriter<'a> {
 
     /// The page body compressed as the column asks, in a buffer of its own.
     fn compress(&mut self, body: &[u8]) -> Result<Bytes, StorageError> {
-        let Some(level) = self.layout.zstd_level else { return Ok(Bytes::copy_from_slice(body)) };
+        let Compression::ZSTD(level) = self.layout.compression else { return Ok(Bytes::copy_from_slice(body)) };
         let compressor = match &mut self.compressor {
             Some(compressor) => compressor,
-            empty => empty.insert(zstd::bulk::Compressor::new(level).map_err(ParquetError::from)?),
+            empty => empty.insert(zstd::bulk::Compressor::new(level.compression_level()).map_err(ParquetError::from)?),
         };
         // Reused across pages: a fresh buffer of ZSTD's worst-case size for every page is a fresh mapping
         // for the kernel to zero.
@@ -489,7 +490,6 @@ impl<'a> LeafWriter<'a> {
             statistics: None,
         };
         self.pages.push(FinishedPage { page: CompressedPage::new(page, uncompressed), rows: self.page_rows as i64 });
-        self.total_rows += self.page_rows as u64;
         self.page_rows = 0;
         self.rep_levels.clear();
         self.def_levels.clear();
@@ -502,6 +502,7 @@ impl<'a> LeafWriter<'a> {
     fn finish(mut self) -> Result<EncodedLeaf, StorageError> {
         self.flush_page()?;
         let pages = std::mem::take(&mut self.pages);
+        let rows_written = pages.iter().map(|page| page.rows as u64).sum();
         let pages_bytes: usize = pages.iter().map(|p| p.page.compressed_size() + 64).sum();
         let mut sink = TrackedWrite::new(Vec::with_capacity(pages_bytes + self.dictionary.plain_bytes + 64));
         let mut writer = SerializedPageWriter::new(&mut sink);
@@ -521,8 +522,7 @@ impl<'a> LeafWriter<'a> {
         let dictionary_offset = if pages.iter().any(|p| p.page.encoding() == Encoding::RLE_DICTIONARY) {
             let mut plain = Vec::with_capacity(self.dictionary.plain_bytes);
             for value in &self.dictionary.values {
-                plain.extend_from_slice(&(value.len() as u32).to_le_bytes());
-                plain.extend_from_slice(value);
+                put_plain(value, &mut plain);
             }
             let uncompressed_size = plain.len();
             let page = Page::DictionaryPage {
@@ -548,12 +548,8 @@ impl<'a> LeafWriter<'a> {
             offsets.append_row_count(rows);
         }
         writer.close()?;
-        let compression = match self.layout.zstd_level {
-            Some(level) => Compression::ZSTD(parquet::basic::ZstdLevel::try_new(level)?),
-            None => Compression::UNCOMPRESSED,
-        };
         let metadata = ColumnChunkMetaData::builder(self.layout.descr.clone())
-            .set_compression(compression)
+            .set_compression(self.layout.compression)
             .set_encodings_mask(EncodingMask::new_from_encodings(encodings.iter()))
             .set_page_encoding_stats(encoding_stats)
             .set_total_compressed_size(compressed)
@@ -566,7 +562,7 @@ impl<'a> LeafWriter<'a> {
         let data = Bytes::from(sink.into_inner()?);
         let close = ColumnCloseResult {
             bytes_written,
-            rows_written: self.total_rows,
+            rows_written,
             metadata,
             bloom_filter: None,
             column_index: None,
@@ -574,6 +570,12 @@ impl<'a> LeafWriter<'a> {
         };
         Ok(EncodedLeaf { data, close })
     }
+}
+
+/// Appends a byte array PLAIN-encoded: its length (4 bytes, little-endian), then its bytes.
+fn put_plain(value: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    out.extend_from_slice(value);
 }
 
 /// Bits needed to store `max`.
@@ -710,11 +712,12 @@ mod tests {
         let writer = ArrowWriter::try_new(Vec::new(), batches[0].schema(), Some(props.clone())).unwrap();
         let (mut file, _) = writer.into_serialized_writer().unwrap();
         let leaves = file.schema_descr().columns().to_vec();
-        let layouts: Vec<_> = leaves.iter().map(|leaf| LeafLayout::for_leaf(&props, leaf).unwrap()).collect();
+        let layout_of = |leaf| LeafLayout::for_leaf(&props, &leaves[leaf]).unwrap();
+        let map_leaves = MapLeaves::new(layout_of(0), layout_of(1)).unwrap();
         let columns: Vec<&dyn Array> = batches.iter().map(|b| b.column(0).as_ref()).collect();
         let column = StringMapColumn::new(&columns).unwrap();
         for rows in positions.chunks(layout.row_group_rows) {
-            let encoded = column.encode(rows, layouts[0].clone(), layouts[1].clone()).unwrap();
+            let encoded = column.encode(rows, &map_leaves).unwrap();
             let mut row_group = file.next_row_group().unwrap();
             for leaf in encoded {
                 row_group.append_column(&leaf.data, leaf.close).unwrap();

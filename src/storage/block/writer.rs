@@ -16,9 +16,9 @@ use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::SchemaDescriptor;
+use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 
-use super::string_map::{EncodedLeaf, LeafLayout, StringMapColumn, is_string_map};
+use super::string_map::{EncodedLeaf, LeafLayout, MapLeaves, StringMapColumn};
 use super::{BlockMeta, FORMAT_VERSION, TraceBloom};
 use crate::ids::{BlockId, TenantId, TraceId};
 use crate::spans::schema::{col, span_schema};
@@ -484,7 +484,7 @@ struct Positions {
 /// [`LeafLayout`] covers, straight from the request batches.
 enum ColumnJob<'a> {
     Arrow { input: usize },
-    StringMap { column: StringMapColumn<'a>, key: LeafLayout, value: LeafLayout },
+    StringMap { column: StringMapColumn<'a>, leaves: MapLeaves },
 }
 
 /// The encoded chunks of one top-level column, in leaf order.
@@ -504,21 +504,18 @@ fn column_jobs<'a>(
     let mut gathered = 0;
     let mut jobs = Vec::with_capacity(schema.fields().len());
     for (index, field) in schema.fields().iter().enumerate() {
-        let leaves: Vec<_> = parquet
-            .columns()
-            .iter()
-            .filter(|leaf| leaf.path().parts().first() == Some(field.name()))
-            .map(|leaf| LeafLayout::for_leaf(properties, leaf))
-            .collect();
-        let direct_map = match (field.data_type(), leaves.as_slice()) {
-            (DataType::Map(..), [Some(key), Some(value)]) if direct && is_string_map(key, value) => {
+        let layouts: Vec<_> =
+            leaves_of(parquet, field.name()).map(|leaf| LeafLayout::for_leaf(properties, leaf)).collect();
+        let direct_map = match (field.data_type(), layouts.as_slice()) {
+            (DataType::Map(..), [Some(key), Some(value)]) if direct => {
                 let columns: Vec<&dyn Array> = requests.iter().map(|batch| batch.column(index).as_ref()).collect();
-                StringMapColumn::new(&columns).map(|column| (column, key.clone(), value.clone()))
+                MapLeaves::new(key.clone(), value.clone())
+                    .and_then(|leaves| Some((StringMapColumn::new(&columns)?, leaves)))
             }
             _ => None,
         };
         jobs.push(match direct_map {
-            Some((column, key, value)) => ColumnJob::StringMap { column, key, value },
+            Some((column, leaves)) => ColumnJob::StringMap { column, leaves },
             None => {
                 gathered += 1;
                 ColumnJob::Arrow { input: gathered - 1 }
@@ -549,8 +546,8 @@ fn run_column_jobs(
         };
         let mut writers = std::mem::take(&mut *writers.lock().map_err(|_| StorageError::EncodeWorkerPanicked)?);
         let chunks = match job {
-            ColumnJob::StringMap { column, key, value } => {
-                ColumnChunks::StringMap(Box::new(column.encode(&positions.requests, key.clone(), value.clone())?))
+            ColumnJob::StringMap { column, leaves } => {
+                ColumnChunks::StringMap(Box::new(column.encode(&positions.requests, leaves)?))
             }
             ColumnJob::Arrow { input } => {
                 let columns: Vec<&dyn Array> =
@@ -569,11 +566,12 @@ fn run_column_jobs(
 
 /// How many Parquet leaf columns each top-level Arrow field has, in schema order.
 fn leaf_counts(parquet: &SchemaDescriptor, arrow: &Schema) -> Vec<usize> {
-    arrow
-        .fields()
-        .iter()
-        .map(|field| parquet.columns().iter().filter(|leaf| leaf.path().parts().first() == Some(field.name())).count())
-        .collect()
+    arrow.fields().iter().map(|field| leaves_of(parquet, field.name()).count()).collect()
+}
+
+/// The Parquet leaf columns of the top-level field `name`, in schema order.
+fn leaves_of<'s>(parquet: &'s SchemaDescriptor, name: &'s str) -> impl Iterator<Item = &'s ColumnDescPtr> {
+    parquet.columns().iter().filter(move |leaf| leaf.path().parts().first().map(String::as_str) == Some(name))
 }
 
 /// Uploads an encoded block: data and bloom first, metadata last as the commit point. Safe to retry:
