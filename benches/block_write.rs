@@ -249,9 +249,9 @@ fn main() {
     stages.bench_function(BenchmarkId::new("encode_block_whole", spans), |b| {
         b.iter(|| encode_block(&tenant, BlockId::new_random(), black_box(&requests), &options).expect("encode"))
     });
-    let parquet_maps = BlockWriteOptions { direct_map_encoding: false, ..options.clone() };
-    stages.bench_function(BenchmarkId::new("encode_block_whole_parquet_maps", spans), |b| {
-        b.iter(|| encode_block(&tenant, BlockId::new_random(), black_box(&requests), &parquet_maps).expect("encode"))
+    let parquet_writer = BlockWriteOptions { direct_encoding: false, ..options.clone() };
+    stages.bench_function(BenchmarkId::new("encode_block_whole_parquet_writer", spans), |b| {
+        b.iter(|| encode_block(&tenant, BlockId::new_random(), black_box(&requests), &parquet_writer).expect("encode"))
     });
     stages.bench_function(BenchmarkId::new("encode_block_2_threads", spans), |b| {
         b.iter(|| encode_block(&tenant, BlockId::new_random(), black_box(&requests), &two_threads).expect("encode"))
@@ -271,7 +271,7 @@ fn main() {
 
     let bytes = encode_parquet(&sorted, &options);
     // The stages are parquet's writer end to end, as `encode_block` works without the direct map encoder.
-    let whole = encode_block(&tenant, BlockId::new_random(), &requests, &parquet_maps).expect("encode");
+    let whole = encode_block(&tenant, BlockId::new_random(), &requests, &parquet_writer).expect("encode");
     assert_eq!(bytes as u64, whole.meta.data_bytes, "the stages must write the block encode_block writes");
     if full_size() {
         column_report(&coalesced, &positions, &options);

@@ -91,10 +91,7 @@ fn layout_report(runtime: &tokio::runtime::Runtime, batches: &[RecordBatch], ids
     let spans: usize = batches.iter().map(|b| b.num_rows()).sum();
     let variants = [
         ("default: 16 k-row groups, 1024-row pages, no attr-value dict", BlockWriteOptions::default()),
-        (
-            "default, attribute maps by parquet's writer",
-            BlockWriteOptions { direct_map_encoding: false, ..Default::default() },
-        ),
+        ("default, written by parquet's writer", BlockWriteOptions { direct_encoding: false, ..Default::default() }),
         (
             "dictionary on attribute values, 1024-row pages",
             BlockWriteOptions { dictionary_for_attribute_values: true, ..Default::default() },

@@ -4,6 +4,8 @@
 
 mod bloom;
 mod file_reader;
+mod flat;
+mod leaf;
 mod meta;
 pub mod reader;
 mod string_map;

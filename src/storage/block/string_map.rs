@@ -7,64 +7,18 @@
 //! maps cost ~2.3 s of a 5.7 s write of 1 M spans that way (BENCHMARKS.md, issue 2). Here one pass over
 //! the rows writes each leaf's levels, dictionary indices or plain values into pages.
 //!
-//! The column chunks are ordinary Parquet, laid out as the block's writer settings say: v1 data pages of
-//! `data_page_rows` rows, RLE levels, `RLE_DICTIONARY` values with a `PLAIN` dictionary page first (falling
-//! back to `PLAIN` values once the dictionary passes its size limit, as parquet does), the column's
-//! compression, and an offset index. Parquet's own page writer writes the page headers. Only columns whose
-//! settings this encoder covers come here ([`LeafLayout::for_leaf`]); the rest go through parquet's writer.
+//! The pages, dictionary and chunk metadata are written by `leaf.rs`, as parquet's writer would write
+//! them with the block's settings; only leaves without statistics come here ([`MapLeaves::new`]).
 //!
-//! May call: parquet's page writer and metadata builders, zstd. Nothing else.
+//! May call: `leaf.rs`. Nothing else.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use arrow::array::{Array, MapArray, StringArray};
-use bytes::Bytes;
-use parquet::basic::{Compression, Encoding, EncodingMask};
-use parquet::column::page::{CompressedPage, Page, PageWriteSpec, PageWriter};
-use parquet::column::writer::ColumnCloseResult;
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{ColumnChunkMetaData, OffsetIndexBuilder, PageEncodingStats};
-use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
-use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
-use parquet::schema::types::ColumnDescPtr;
 
+use super::leaf::{EncodedLeaf, LeafLayout, LeafWriter, UNSHARED, ValueKind};
 use crate::storage::StorageError;
-
-/// How one leaf column is written, read from the block's writer settings.
-#[derive(Clone, Debug, PartialEq)]
-pub(super) struct LeafLayout {
-    descr: ColumnDescPtr,
-    dictionary: bool,
-    /// `UNCOMPRESSED` or `ZSTD`: the codecs this encoder writes.
-    compression: Compression,
-    page_rows: usize,
-    page_bytes: usize,
-    dictionary_bytes: usize,
-}
-
-impl LeafLayout {
-    /// The layout `props` asks for this leaf, or `None` when it asks for something this encoder does not
-    /// write (statistics, bloom filters, v2 pages, another codec): such columns go through parquet.
-    pub(super) fn for_leaf(props: &WriterProperties, descr: &ColumnDescPtr) -> Option<Self> {
-        let path = descr.path();
-        let compression = props.compression(path);
-        let plain_parquet = matches!(compression, Compression::UNCOMPRESSED | Compression::ZSTD(_))
-            && props.statistics_enabled(path) == EnabledStatistics::None
-            && props.bloom_filter_properties(path).is_none()
-            && props.encoding(path).is_none()
-            && props.content_defined_chunking().is_none()
-            && props.writer_version() == WriterVersion::PARQUET_1_0
-            && !props.offset_index_disabled();
-        plain_parquet.then(|| Self {
-            descr: descr.clone(),
-            dictionary: props.dictionary_enabled(path),
-            compression,
-            page_rows: props.data_page_row_count_limit().max(1),
-            page_bytes: props.column_data_page_size_limit(path),
-            dictionary_bytes: props.column_dictionary_page_size_limit(path),
-        })
-    }
-}
 
 /// The key and value leaves of a `map<string, string>` as the span schema declares it (the map required
 /// or nullable, its values nullable), each with a layout this encoder writes: the only shape
@@ -79,17 +33,12 @@ impl MapLeaves {
     pub(super) fn new(key: LeafLayout, value: LeafLayout) -> Option<Self> {
         let base = key.descr.max_def_level() - 1;
         let shaped = (0..=1).contains(&base)
+            && [&key, &value].iter().all(|leaf| leaf.kind() == ValueKind::ByteArray && !leaf.has_statistics())
             && value.descr.max_def_level() == base + 2
             && key.descr.max_rep_level() == 1
             && value.descr.max_rep_level() == 1;
         shaped.then_some(Self { key, value })
     }
-}
-
-/// One leaf's column chunk, with what parquet's row-group writer needs to append it.
-pub(super) struct EncodedLeaf {
-    pub data: Bytes,
-    pub close: ColumnCloseResult,
 }
 
 /// The parts of one batch's map column the encoder reads.
@@ -107,9 +56,6 @@ impl Source<'_> {
         (self.map.is_valid(row) && !entries.is_empty()).then_some(entries)
     }
 }
-
-/// Marks a row whose key (or value) list no other row of the block has, or that has no entries.
-const UNSHARED: u32 = u32::MAX;
 
 /// A column whose key (or value) lists are mostly distinct after this many rows is searched no further.
 const GIVE_UP_AFTER_ROWS: usize = 4096;
@@ -269,8 +215,8 @@ impl<'a> StringMapColumn<'a> {
     ) -> Result<[EncodedLeaf; 2], StorageError> {
         // Definition levels contributed by the map itself: 1 when the map may be null, else 0.
         let base = leaves.key.descr.max_def_level() - 1;
-        let mut keys = LeafWriter::new(leaves.key.clone(), base + 1, self.keys.count);
-        let mut values = LeafWriter::new(leaves.value.clone(), base + 2, self.values.count);
+        let mut keys = LeafWriter::new(leaves.key.clone(), self.keys.count);
+        let mut values = LeafWriter::new(leaves.value.clone(), self.values.count);
         for &(batch, row) in positions {
             let source = self
                 .sources
@@ -299,360 +245,6 @@ impl<'a> StringMapColumn<'a> {
     }
 }
 
-/// Distinct values of a leaf in order of first appearance, for its dictionary page.
-#[derive(Default)]
-struct Dictionary<'a> {
-    index: HashMap<&'a [u8], u32, foldhash::fast::RandomState>,
-    values: Vec<&'a [u8]>,
-    /// Size of the dictionary page before compression (PLAIN: a 4-byte length before each value).
-    plain_bytes: usize,
-}
-
-impl<'a> Dictionary<'a> {
-    fn intern(&mut self, value: &'a [u8]) -> u32 {
-        let next = self.values.len() as u32;
-        *self.index.entry(value).or_insert_with(|| {
-            self.values.push(value);
-            self.plain_bytes += 4 + value.len();
-            next
-        })
-    }
-}
-
-/// A page encoded and compressed, waiting for the chunk's dictionary page to be written first.
-struct FinishedPage {
-    page: CompressedPage,
-    rows: i64,
-}
-
-/// Writes one leaf column chunk: levels and values of the current page, finished pages, the dictionary.
-struct LeafWriter<'a> {
-    layout: LeafLayout,
-    rep_levels: Vec<u8>,
-    def_levels: Vec<u8>,
-    /// Dictionary indices of the current page's values, while the dictionary is in use.
-    indices: Vec<u32>,
-    /// PLAIN-encoded values of the current page, once the dictionary is full (or off).
-    plain: Vec<u8>,
-    page_rows: usize,
-    dictionary: Dictionary<'a>,
-    /// Whether values go to the dictionary: set when enabled, cleared for good once it is full.
-    dictionary_open: bool,
-    pages: Vec<FinishedPage>,
-    compressor: Option<zstd::bulk::Compressor<'static>>,
-    /// Scratch buffers for a page's body and its compressed form, reused from page to page.
-    body: Vec<u8>,
-    compressed: Vec<u8>,
-    /// Definition level of an entry that has its string (one less: a null value).
-    present_def: i16,
-    /// Per shared list (see [`StringMapColumn`]) met in this row group while the dictionary was open:
-    /// where its dictionary indices sit in `shared_indices`.
-    shared_rows: HashMap<u32, std::ops::Range<u32>, foldhash::fast::RandomState>,
-    /// Dictionary indices of shared lists, [`NULL_INDEX`] for a null value.
-    shared_indices: Vec<u32>,
-}
-
-/// Stands for a null value among a shared list's dictionary indices.
-const NULL_INDEX: u32 = u32::MAX;
-
-impl<'a> LeafWriter<'a> {
-    fn new(layout: LeafLayout, present_def: i16, shared_lists: usize) -> Self {
-        Self {
-            present_def,
-            shared_rows: HashMap::with_capacity_and_hasher(shared_lists.min(4096), Default::default()),
-            shared_indices: Vec::new(),
-            dictionary_open: layout.dictionary,
-            rep_levels: Vec::new(),
-            def_levels: Vec::new(),
-            indices: Vec::new(),
-            plain: Vec::new(),
-            page_rows: 0,
-            dictionary: Dictionary::default(),
-            pages: Vec::new(),
-            compressor: None,
-            body: Vec::new(),
-            compressed: Vec::new(),
-            layout,
-        }
-    }
-
-    /// A level with no value: a null or empty map, or a null map value.
-    fn level(&mut self, rep: u8, def: i16) {
-        self.rep_levels.push(rep);
-        self.def_levels.push(def as u8);
-    }
-
-    /// Appends a row's entries (`None`: a null value). A list other rows share (`shared` is its ID) is
-    /// interned once per row group while the dictionary is open; its indices are copied after that.
-    fn entries(&mut self, shared: u32, strings: impl Iterator<Item = Option<&'a [u8]>>) {
-        if shared == UNSHARED || !self.dictionary_open {
-            for (entry, string) in strings.enumerate() {
-                let rep = u8::from(entry > 0);
-                match string {
-                    Some(string) => self.value(rep, string),
-                    None => self.level(rep, self.present_def - 1),
-                }
-            }
-            return;
-        }
-        let indices = match self.shared_rows.get(&shared) {
-            Some(indices) => indices.clone(),
-            None => {
-                let start = self.shared_indices.len() as u32;
-                for string in strings {
-                    let index = string.map_or(NULL_INDEX, |string| self.dictionary.intern(string));
-                    self.shared_indices.push(index);
-                }
-                let indices = start..self.shared_indices.len() as u32;
-                self.shared_rows.insert(shared, indices.clone());
-                indices
-            }
-        };
-        for at in indices.clone() {
-            let index = self.shared_indices[at as usize];
-            let rep = u8::from(at > indices.start);
-            if index == NULL_INDEX {
-                self.level(rep, self.present_def - 1);
-            } else {
-                self.level(rep, self.present_def);
-                self.indices.push(index);
-            }
-        }
-    }
-
-    fn value(&mut self, rep: u8, value: &'a [u8]) {
-        self.level(rep, self.present_def);
-        if self.dictionary_open {
-            let index = self.dictionary.intern(value);
-            self.indices.push(index);
-        } else {
-            put_plain(value, &mut self.plain);
-        }
-    }
-
-    /// Closes a row; ends the page when it has its rows or bytes, or when the dictionary just filled up.
-    fn end_row(&mut self) -> Result<(), StorageError> {
-        self.page_rows += 1;
-        let dictionary_full = self.dictionary_open && self.dictionary.plain_bytes >= self.layout.dictionary_bytes;
-        let page_bytes = self.plain.len() + self.indices.len() + self.def_levels.len() / 2;
-        if dictionary_full || self.page_rows >= self.layout.page_rows || page_bytes >= self.layout.page_bytes {
-            self.flush_page()?;
-        }
-        if dictionary_full {
-            self.dictionary_open = false;
-        }
-        Ok(())
-    }
-
-    /// The page body compressed as the column asks, in a buffer of its own.
-    fn compress(&mut self, body: &[u8]) -> Result<Bytes, StorageError> {
-        let Compression::ZSTD(level) = self.layout.compression else { return Ok(Bytes::copy_from_slice(body)) };
-        let compressor = match &mut self.compressor {
-            Some(compressor) => compressor,
-            empty => empty.insert(zstd::bulk::Compressor::new(level.compression_level()).map_err(ParquetError::from)?),
-        };
-        // Reused across pages: a fresh buffer of ZSTD's worst-case size for every page is a fresh mapping
-        // for the kernel to zero.
-        self.compressed.clear();
-        self.compressed.reserve(zstd::zstd_safe::compress_bound(body.len()));
-        compressor.compress_to_buffer(body, &mut self.compressed).map_err(ParquetError::from)?;
-        Ok(Bytes::copy_from_slice(&self.compressed))
-    }
-
-    fn flush_page(&mut self) -> Result<(), StorageError> {
-        if self.page_rows == 0 {
-            return Ok(());
-        }
-        let mut body = std::mem::take(&mut self.body);
-        body.clear();
-        put_levels(&self.rep_levels, self.layout.descr.max_rep_level(), &mut body);
-        put_levels(&self.def_levels, self.layout.descr.max_def_level(), &mut body);
-        // While the dictionary is in use every page is dictionary-encoded, even one without values, as
-        // parquet writes them: readers then see a fully dictionary-encoded chunk.
-        let encoding = if !self.dictionary_open {
-            body.extend_from_slice(&self.plain);
-            Encoding::PLAIN
-        } else {
-            let width = bit_width(self.dictionary.values.len().saturating_sub(1) as u32);
-            body.push(width);
-            put_hybrid(&self.indices, width, &mut body);
-            Encoding::RLE_DICTIONARY
-        };
-        let uncompressed = body.len();
-        let buf = self.compress(&body)?;
-        self.body = body;
-        let page = Page::DataPage {
-            buf,
-            num_values: self.def_levels.len() as u32,
-            encoding,
-            def_level_encoding: Encoding::RLE,
-            rep_level_encoding: Encoding::RLE,
-            statistics: None,
-        };
-        self.pages.push(FinishedPage { page: CompressedPage::new(page, uncompressed), rows: self.page_rows as i64 });
-        self.page_rows = 0;
-        self.rep_levels.clear();
-        self.def_levels.clear();
-        self.indices.clear();
-        self.plain.clear();
-        Ok(())
-    }
-
-    /// Writes the chunk: the dictionary page (if any page uses it), then the data pages, and describes it.
-    fn finish(mut self) -> Result<EncodedLeaf, StorageError> {
-        self.flush_page()?;
-        let pages = std::mem::take(&mut self.pages);
-        let rows_written = pages.iter().map(|page| page.rows as u64).sum();
-        let pages_bytes: usize = pages.iter().map(|p| p.page.compressed_size() + 64).sum();
-        let mut sink = TrackedWrite::new(Vec::with_capacity(pages_bytes + self.dictionary.plain_bytes + 64));
-        let mut writer = SerializedPageWriter::new(&mut sink);
-        let mut encodings = BTreeSet::from([Encoding::RLE]);
-        let mut encoding_stats: Vec<PageEncodingStats> = Vec::new();
-        let mut offsets = OffsetIndexBuilder::new();
-        let (mut compressed, mut uncompressed, mut num_values) = (0i64, 0i64, 0i64);
-        let mut count = |spec: &PageWriteSpec, encoding: Encoding| {
-            compressed += spec.compressed_size as i64;
-            uncompressed += spec.uncompressed_size as i64;
-            encodings.insert(encoding);
-            match encoding_stats.last_mut() {
-                Some(stats) if stats.page_type == spec.page_type && stats.encoding == encoding => stats.count += 1,
-                _ => encoding_stats.push(PageEncodingStats { page_type: spec.page_type, encoding, count: 1 }),
-            }
-        };
-        let dictionary_offset = if pages.iter().any(|p| p.page.encoding() == Encoding::RLE_DICTIONARY) {
-            let mut plain = Vec::with_capacity(self.dictionary.plain_bytes);
-            for value in &self.dictionary.values {
-                put_plain(value, &mut plain);
-            }
-            let uncompressed_size = plain.len();
-            let page = Page::DictionaryPage {
-                buf: self.compress(&plain)?,
-                num_values: self.dictionary.values.len() as u32,
-                encoding: Encoding::PLAIN,
-                is_sorted: false,
-            };
-            let spec = writer.write_page(CompressedPage::new(page, uncompressed_size))?;
-            count(&spec, Encoding::PLAIN);
-            Some(spec.offset as i64)
-        } else {
-            None
-        };
-        let mut data_offset = None;
-        for FinishedPage { page, rows } in pages {
-            let encoding = page.encoding();
-            let spec = writer.write_page(page)?;
-            count(&spec, encoding);
-            num_values += i64::from(spec.num_values);
-            data_offset.get_or_insert(spec.offset as i64);
-            offsets.append_offset_and_size(spec.offset as i64, spec.compressed_size as i32);
-            offsets.append_row_count(rows);
-        }
-        writer.close()?;
-        let metadata = ColumnChunkMetaData::builder(self.layout.descr.clone())
-            .set_compression(self.layout.compression)
-            .set_encodings_mask(EncodingMask::new_from_encodings(encodings.iter()))
-            .set_page_encoding_stats(encoding_stats)
-            .set_total_compressed_size(compressed)
-            .set_total_uncompressed_size(uncompressed)
-            .set_num_values(num_values)
-            .set_data_page_offset(data_offset.unwrap_or(0))
-            .set_dictionary_page_offset(dictionary_offset)
-            .build()?;
-        let bytes_written = sink.bytes_written() as u64;
-        let data = Bytes::from(sink.into_inner()?);
-        let close = ColumnCloseResult {
-            bytes_written,
-            rows_written,
-            metadata,
-            bloom_filter: None,
-            column_index: None,
-            offset_index: Some(offsets.build()),
-        };
-        Ok(EncodedLeaf { data, close })
-    }
-}
-
-/// Appends a byte array PLAIN-encoded: its length (4 bytes, little-endian), then its bytes.
-fn put_plain(value: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&(value.len() as u32).to_le_bytes());
-    out.extend_from_slice(value);
-}
-
-/// Bits needed to store `max`.
-fn bit_width(max: u32) -> u8 {
-    (32 - max.leading_zeros()).max(1) as u8
-}
-
-/// A v1 data page's levels: a 4-byte length, then the levels in the RLE / bit-packing hybrid. Nothing
-/// when the leaf has no such levels.
-fn put_levels(levels: &[u8], max_level: i16, out: &mut Vec<u8>) {
-    if max_level == 0 {
-        return;
-    }
-    let length_at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    put_hybrid(levels, bit_width(max_level as u32), out);
-    let length = (out.len() - length_at - 4) as u32;
-    out[length_at..length_at + 4].copy_from_slice(&length.to_le_bytes());
-}
-
-/// Runs of at least this many equal values are written run-length encoded, the rest bit-packed.
-const MIN_RLE_RUN: usize = 8;
-/// Bit-packed runs are at most this many groups of 8 values, as parquet's own encoder writes them.
-const MAX_PACKED_GROUPS: usize = 63;
-
-/// Appends `values` in Parquet's RLE / bit-packing hybrid encoding, `width` bits each. A bit-packed run
-/// holds whole groups of 8; only the last run may end in a partial group, padded with zeros (readers know
-/// the value count from the page).
-fn put_hybrid<T: Copy + PartialEq + Into<u32>>(values: &[T], width: u8, out: &mut Vec<u8>) {
-    let run_at =
-        |at: usize| values.get(at).map_or(0, |first| values[at..].iter().take_while(|value| *value == first).count());
-    let mut at = 0;
-    while at < values.len() {
-        let run = run_at(at);
-        if run >= MIN_RLE_RUN {
-            put_varint((run as u64) << 1, out);
-            out.extend_from_slice(&values[at].into().to_le_bytes()[..usize::from(width).div_ceil(8)]);
-            at += run;
-            continue;
-        }
-        let start = at;
-        let mut groups = 0;
-        loop {
-            at = (at + 8).min(values.len());
-            groups += 1;
-            if at == values.len() || groups == MAX_PACKED_GROUPS || run_at(at) >= MIN_RLE_RUN {
-                break;
-            }
-        }
-        put_varint(((groups as u64) << 1) | 1, out);
-        put_packed(&values[start..at], groups * 8, width, out);
-    }
-}
-
-/// Bit-packs `values`, padded with zeros to `count`, least significant bit first.
-fn put_packed<T: Copy + Into<u32>>(values: &[T], count: usize, width: u8, out: &mut Vec<u8>) {
-    let (mut buffer, mut bits) = (0u64, 0u8);
-    let padding = std::iter::repeat_n(0, count - values.len());
-    for value in values.iter().map(|value| (*value).into()).chain(padding) {
-        buffer |= u64::from(value) << bits;
-        bits += width;
-        while bits >= 8 {
-            out.push(buffer as u8);
-            buffer >>= 8;
-            bits -= 8;
-        }
-    }
-}
-
-fn put_varint(mut value: u64, out: &mut Vec<u8>) {
-    while value >= 0x80 {
-        out.push(value as u8 | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -660,10 +252,13 @@ mod tests {
     use arrow::array::{MapBuilder, MapFieldNames, RecordBatch, StringBuilder};
     use arrow::compute::{concat_batches, filter_record_batch, interleave};
     use arrow::datatypes::{Field, Schema};
+    use bytes::Bytes;
     use parquet::arrow::ArrowWriter;
     use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection};
+    use parquet::basic::{Compression, Encoding};
     use parquet::basic::{PageType, ZstdLevel};
     use parquet::file::metadata::PageIndexPolicy;
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
     use proptest::prelude::*;
 
     use super::*;
@@ -930,18 +525,5 @@ mod tests {
         // Values: only the three rows with ["a", "cart"].
         assert_eq!(ids(&column.values), [vec![0, 0, 0], vec![UNSHARED, UNSHARED, 0, UNSHARED]]);
         assert_eq!(column.values.count, 1);
-    }
-
-    #[test]
-    fn the_hybrid_encoding_writes_runs_and_packed_groups_as_the_format_defines_them() {
-        let mut out = Vec::new();
-        put_hybrid(&[3u8; 10], 2, &mut out);
-        assert_eq!(out, [10 << 1, 3], "one run of ten 3s");
-        out.clear();
-        put_hybrid(&[1u32, 0, 1], 1, &mut out);
-        assert_eq!(out, [(1 << 1) | 1, 0b101], "one packed group, zero-padded");
-        out.clear();
-        put_hybrid(&[0u8, 1, 0, 1, 0, 1, 0, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2], 2, &mut out);
-        assert_eq!(out, [(1 << 1) | 1, 0b0100_0100, 0b0100_0100, 9 << 1, 2], "a packed group, then a run");
     }
 }

@@ -18,7 +18,9 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 
-use super::string_map::{EncodedLeaf, LeafLayout, MapLeaves, StringMapColumn};
+use super::flat::FlatColumn;
+use super::leaf::{EncodedLeaf, LeafLayout};
+use super::string_map::{MapLeaves, StringMapColumn};
 use super::{BlockMeta, FORMAT_VERSION, TraceBloom};
 use crate::ids::{BlockId, TenantId, TraceId};
 use crate::spans::schema::{col, span_schema};
@@ -60,11 +62,11 @@ pub struct BlockWriteOptions {
     /// Threads that gather and encode a block's columns. The bytes written do not depend on it; a
     /// block is ready that much sooner, which matters when encoding is what holds ingest back.
     pub encode_threads: usize,
-    /// Encode the top-level attribute maps with spanlake's own encoder, straight from the request
-    /// batches, instead of gathering them for parquet's Arrow writer (`string_map.rs`). Same rows, same
-    /// layout; the whole write takes ~1.3× less time (BENCHMARKS.md). Off only to measure against
-    /// parquet's writer.
-    pub direct_map_encoding: bool,
+    /// Encode the flat columns and the top-level attribute maps with spanlake's own encoder, straight
+    /// from the request batches, instead of gathering them for parquet's Arrow writer (`leaf.rs`,
+    /// `flat.rs`, `string_map.rs`). Same rows, same layout and statistics; the write takes less than
+    /// half the time (BENCHMARKS.md). Off only to measure against parquet's writer.
+    pub direct_encoding: bool,
 }
 
 /// The default false-positive rate of a block's trace-ID bloom (see `docs/storage-format.md`).
@@ -81,7 +83,7 @@ impl Default for BlockWriteOptions {
             bloom_false_positive_rate: DEFAULT_BLOOM_FALSE_POSITIVE_RATE,
             compress_sparse_columns: false,
             encode_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            direct_map_encoding: true,
+            direct_encoding: true,
         }
     }
 }
@@ -120,15 +122,15 @@ pub fn encode_block(
     }
     let properties = writer_properties(options)?;
     let parquet_schema = ArrowSchemaConverter::new().convert(&span_schema())?;
-    let jobs = column_jobs(&batches, &parquet_schema, &properties, options.direct_map_encoding);
+    let jobs = column_jobs(&batches, &parquet_schema, &properties, options.direct_encoding);
     // Only the columns parquet's writer encodes are gathered, so only they are concatenated.
     let gathered: Vec<usize> =
         jobs.iter().enumerate().filter(|(_, job)| matches!(job, ColumnJob::Arrow { .. })).map(|(i, _)| i).collect();
     let projected = batches.iter().map(|batch| batch.project(&gathered)).collect::<Result<Vec<_>, _>>()?;
     let coalesced = coalesce(&projected.iter().collect::<Vec<_>>())?;
-    let inputs =
-        Inputs { gathered: coalesced.iter().map(|b| b.as_ref()).collect(), requests: RowLocator::new(&batches), jobs };
-    let keys = SortKeys::gather(&inputs.gathered)?;
+    let gathered: Vec<&RecordBatch> = coalesced.iter().map(|b| b.as_ref()).collect();
+    let inputs = Inputs { gathered_rows: RowLocator::new(&gathered), gathered, jobs };
+    let keys = SortKeys::gather(&batches)?;
     let order = keys.sorted_order()?;
     let summary = keys.summarize(&order)?;
     let (data, row_groups) = write_parquet(&inputs, &keys, &order, properties, options)?;
@@ -233,8 +235,8 @@ pub fn assemble(
     Ok(BlockSidecar { meta, bloom, filter })
 }
 
-/// The columns a block is sorted and summarized by, concatenated across the input batches. Only these
-/// are concatenated; the other (wide, nested) columns are gathered once, straight into sorted order.
+/// The columns a block is sorted and summarized by, concatenated across the request batches; `rows`
+/// finds a row of the concatenation in its request batch.
 struct SortKeys {
     trace_ids: FixedSizeBinaryArray,
     starts: TimestampNanosecondArray,
@@ -267,11 +269,12 @@ impl RowLocator {
     }
 }
 
-/// What a block's columns are encoded from: the request batches as they came (read by the direct map
-/// encoder) and, concatenated into fewer, larger batches, the columns parquet's writer encodes.
+/// What a block's columns are encoded from: the request batches as they came (read by the direct
+/// encoders, see the jobs) and, concatenated into fewer, larger batches, the columns parquet's writer
+/// encodes (`gathered`, whose rows `gathered_rows` finds).
 struct Inputs<'a> {
     gathered: Vec<&'a RecordBatch>,
-    requests: RowLocator,
+    gathered_rows: RowLocator,
     jobs: Vec<ColumnJob<'a>>,
 }
 
@@ -406,6 +409,10 @@ pub fn writer_properties(options: &BlockWriteOptions) -> Result<WriterProperties
     Ok(builder.build())
 }
 
+/// Room reserved per span for a block's Parquet file: a little above the ~49 bytes/span of realistic
+/// spans (BENCHMARKS.md). Blocks of larger spans grow the buffer as they go.
+const EXPECTED_BYTES_PER_SPAN: usize = 64;
+
 /// Writes the rows in `order` (indices into the concatenation of the input batches) one row group at a
 /// time, gathering each column straight into sorted order so the sorted copy never exists whole in
 /// memory. A row group's columns are gathered and encoded by up to `options.encode_threads` threads; the
@@ -418,9 +425,11 @@ fn write_parquet(
     properties: WriterProperties,
     options: &BlockWriteOptions,
 ) -> Result<(Bytes, u32), StorageError> {
-    let total_bytes: usize = inputs.gathered.iter().map(|b| b.get_array_memory_size()).sum();
     let schema = span_schema();
-    let arrow_writer = ArrowWriter::try_new(Vec::with_capacity(total_bytes / 4), schema.clone(), Some(properties))?;
+    // Room for the whole file up front: growing it copies every byte written so far, into pages the
+    // kernel must zero first.
+    let capacity = order.len() * EXPECTED_BYTES_PER_SPAN;
+    let arrow_writer = ArrowWriter::try_new(Vec::with_capacity(capacity), schema.clone(), Some(properties))?;
     // The Arrow writer is only used to set up the file (schema, Arrow schema in the footer); the row
     // groups are written column by column below.
     let (mut file, factory) = arrow_writer.into_serialized_writer()?;
@@ -433,9 +442,9 @@ fn write_parquet(
     };
     for (index, rows) in order.chunks(rows_per_group).enumerate() {
         positions.gathered.clear();
-        positions.gathered.extend(rows.iter().map(|&row| keys.rows.locate(row)));
+        positions.gathered.extend(rows.iter().map(|&row| inputs.gathered_rows.locate(row)));
         positions.requests.clear();
-        positions.requests.extend(rows.iter().map(|&row| inputs.requests.locate(row)));
+        positions.requests.extend(rows.iter().map(|&row| keys.rows.locate(row)));
         let mut writers = factory.create_column_writers(index)?.into_iter();
         // Each top-level column's leaf writers, moved out by the thread that encodes the column, which
         // leaves its chunks beside them.
@@ -457,8 +466,8 @@ fn write_parquet(
                         chunk.append_to_row_group(&mut row_group)?;
                     }
                 }
-                Some(ColumnChunks::StringMap(leaves)) => {
-                    for leaf in *leaves {
+                Some(ColumnChunks::Direct(leaves)) => {
+                    for leaf in leaves {
                         row_group.append_column(&leaf.data, leaf.close)?;
                     }
                 }
@@ -480,20 +489,21 @@ struct Positions {
 }
 
 /// How a top-level column is encoded: by parquet's Arrow writer after a gather into sorted order (from
-/// column `input` of the gathered batches), or, for a `map<string, string>` whose settings
-/// [`LeafLayout`] covers, straight from the request batches.
+/// column `input` of the gathered batches), or, for a flat column or a `map<string, string>` whose
+/// settings [`LeafLayout`] covers, straight from the request batches.
 enum ColumnJob<'a> {
     Arrow { input: usize },
+    Flat(FlatColumn<'a>),
     StringMap { column: StringMapColumn<'a>, leaves: MapLeaves },
 }
 
 /// The encoded chunks of one top-level column, in leaf order.
 enum ColumnChunks {
     Arrow(Vec<ArrowColumnChunk>),
-    StringMap(Box<[EncodedLeaf; 2]>),
+    Direct(Vec<EncodedLeaf>),
 }
 
-/// Picks each top-level column's encoder (see [`ColumnJob`]); `direct` allows the direct map encoder.
+/// Picks each top-level column's encoder (see [`ColumnJob`]); `direct` allows the direct encoders.
 fn column_jobs<'a>(
     requests: &[&'a RecordBatch],
     parquet: &SchemaDescriptor,
@@ -506,16 +516,16 @@ fn column_jobs<'a>(
     for (index, field) in schema.fields().iter().enumerate() {
         let layouts: Vec<_> =
             leaves_of(parquet, field.name()).map(|leaf| LeafLayout::for_leaf(properties, leaf)).collect();
-        let direct_map = match (field.data_type(), layouts.as_slice()) {
-            (DataType::Map(..), [Some(key), Some(value)]) if direct => {
-                let columns: Vec<&dyn Array> = requests.iter().map(|batch| batch.column(index).as_ref()).collect();
-                MapLeaves::new(key.clone(), value.clone())
-                    .and_then(|leaves| Some((StringMapColumn::new(&columns)?, leaves)))
-            }
+        let columns: Vec<&dyn Array> = requests.iter().map(|batch| batch.column(index).as_ref()).collect();
+        let job = match (field.data_type(), layouts.as_slice()) {
+            _ if !direct => None,
+            (DataType::Map(..), [Some(key), Some(value)]) => MapLeaves::new(key.clone(), value.clone())
+                .and_then(|leaves| Some(ColumnJob::StringMap { column: StringMapColumn::new(&columns)?, leaves })),
+            (_, [Some(leaf)]) => FlatColumn::new(&columns, leaf.clone()).map(ColumnJob::Flat),
             _ => None,
         };
-        jobs.push(match direct_map {
-            Some((column, leaves)) => ColumnJob::StringMap { column, leaves },
+        jobs.push(match job {
+            Some(job) => job,
             None => {
                 gathered += 1;
                 ColumnJob::Arrow { input: gathered - 1 }
@@ -547,8 +557,9 @@ fn run_column_jobs(
         let mut writers = std::mem::take(&mut *writers.lock().map_err(|_| StorageError::EncodeWorkerPanicked)?);
         let chunks = match job {
             ColumnJob::StringMap { column, leaves } => {
-                ColumnChunks::StringMap(Box::new(column.encode(&positions.requests, leaves)?))
+                ColumnChunks::Direct(column.encode(&positions.requests, leaves)?.into())
             }
+            ColumnJob::Flat(column) => ColumnChunks::Direct(vec![column.encode(&positions.requests)?]),
             ColumnJob::Arrow { input } => {
                 let columns: Vec<&dyn Array> =
                     inputs.gathered.iter().map(|batch| batch.column(*input).as_ref()).collect();
@@ -711,6 +722,7 @@ pub async fn write_block(
 
 #[cfg(test)]
 mod tests {
+    use super::super::leaf::described::chunks;
     use super::*;
     use crate::spans::encode_resource_spans;
     use crate::synth::TraceGenerator;
@@ -786,17 +798,17 @@ mod tests {
         take_record_batch(batch, &lexsort_to_indices(&keys, None).unwrap()).unwrap()
     }
 
-    /// Without the direct map encoder, a block is byte for byte what parquet's own writer writes for the
-    /// sorted rows. With it (the default), the block holds the same rows. Either way the bytes do not
-    /// depend on how many threads encode.
+    /// Without the direct encoders, a block is byte for byte what parquet's own writer writes for the
+    /// sorted rows. With them (the default), the block holds the same rows, in the same pages, with the
+    /// same statistics and page index. Either way the bytes do not depend on how many threads encode.
     #[test]
     fn a_block_holds_the_sorted_rows_whatever_the_encoder_and_the_thread_count() {
         let (whole, slices) = spans_and_slices();
         let (tenant, id) = (TenantId::single_tenant(), BlockId::new_random());
-        let options = |threads, direct_map_encoding| BlockWriteOptions {
+        let options = |threads, direct_encoding| BlockWriteOptions {
             encode_threads: threads,
             max_row_group_rows: 4096,
-            direct_map_encoding,
+            direct_encoding,
             ..Default::default()
         };
         let sorted = sorted_by_arrow(&whole);
@@ -810,12 +822,24 @@ mod tests {
         assert!(direct.meta.row_groups >= 10, "{} row groups", direct.meta.row_groups);
         let read = super::super::read_encoded(direct.data.clone()).unwrap();
         assert_eq!(concat_batches(&span_schema(), &read).unwrap(), sorted, "the direct encoder's block holds the rows");
-        assert_ne!(direct.data, reference, "the maps were encoded directly");
+        assert_ne!(direct.data, reference, "the columns were encoded directly");
+        // Same pages, statistics, column and offset indexes as parquet's writer, column by column. Except
+        // where the map leaves' pages start: parquet checks its row limit once per 1,024 levels of a nested
+        // column, so its map pages hold ~1,140 rows; the map encoder's hold 1,024, as the layout asks.
+        let (described, reference_described) = (chunks(&direct.data), chunks(&Bytes::from(reference.clone())));
+        assert_eq!(described.len(), reference_described.len());
+        for (direct, parquet) in described.iter().zip(&reference_described) {
+            if direct.contains("attributes.key_value") {
+                assert_eq!(direct.split(", pages").next(), parquet.split(", pages").next());
+            } else {
+                assert_eq!(direct, parquet);
+            }
+        }
         for threads in [1, 2, 3, 200] {
             let block = encode_block(&tenant, id, std::slice::from_ref(&whole), &options(threads, false)).unwrap();
             assert_eq!(block.data, reference, "parquet's writer, {threads} encoding threads");
             let block = encode_block(&tenant, id, &slices, &options(threads, true)).unwrap();
-            assert_eq!(block.data, direct.data, "direct map encoder, {threads} encoding threads");
+            assert_eq!(block.data, direct.data, "direct encoders, {threads} encoding threads");
         }
     }
 
