@@ -132,17 +132,16 @@ mod tests {
     use arrow::array::{
         ArrayRef, Int32Array, Int64Array, RecordBatch, TimestampNanosecondArray, UInt32Array, UInt64Array,
     };
-    use arrow::compute::{concat_batches, interleave_record_batch};
+    use arrow::compute::interleave_record_batch;
     use arrow::datatypes::{Field, Schema};
     use bytes::Bytes;
     use parquet::arrow::ArrowWriter;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::basic::{Compression, ZstdLevel};
     use parquet::file::properties::{EnabledStatistics, WriterProperties};
     use proptest::prelude::*;
 
     use super::*;
-    use crate::storage::block::leaf::described;
+    use crate::storage::block::leaf::testing::{chunks, read, shuffle, split};
 
     /// One row of the test table: a column of each type the flat encoder takes.
     #[derive(Clone, Debug)]
@@ -315,13 +314,6 @@ mod tests {
         Bytes::from(writer.into_inner().unwrap())
     }
 
-    fn read(file: Bytes) -> RecordBatch {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
-        let schema = reader.schema().clone();
-        let batches: Vec<_> = reader.build().unwrap().collect::<Result<_, _>>().unwrap();
-        concat_batches(&schema, &batches).unwrap()
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
 
@@ -335,30 +327,18 @@ mod tests {
             order in any::<u64>(),
             layout in layout(),
         ) {
-            let mut bounds: Vec<usize> = cuts.iter().map(|cut| cut.index(rows.len())).collect();
-            bounds.extend([0, rows.len()]);
-            bounds.sort_unstable();
-            bounds.dedup();
-            let batches: Vec<_> = bounds.windows(2).map(|w| batch(&rows[w[0]..w[1]])).collect();
-            let mut positions: Vec<(usize, usize)> =
-                batches.iter().enumerate().flat_map(|(b, batch)| (0..batch.num_rows()).map(move |r| (b, r))).collect();
+            let (batches, mut positions) = split(&rows, &cuts, batch);
             // Sorted by text for half the cases (runs, ascending pages), shuffled for the rest.
             if order % 2 == 0 {
                 positions.sort_by_key(|&(b, r)| batches[b].column(0).as_string::<i32>().value(r).to_owned());
             } else {
-                let mut state = order | 1;
-                for i in (1..positions.len()).rev() {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    positions.swap(i, (state % (i as u64 + 1)) as usize);
-                }
+                shuffle(&mut positions, order);
             }
             let direct = write_direct(&batches, &positions, &layout);
             let reference = write_by_parquet(&batches, &positions, &layout);
-            prop_assert_eq!(read(direct.clone()), read(reference.clone()));
+            prop_assert_eq!(read(direct.clone(), None), read(reference.clone(), None));
             if !layout.dictionary || layout.dictionary_bytes == 1 << 20 {
-                let (direct, reference) = (described::chunks(&direct), described::chunks(&reference));
+                let (direct, reference) = (chunks(&direct), chunks(&reference));
                 for (direct, reference) in direct.iter().zip(&reference) {
                     prop_assert_eq!(direct, reference);
                 }

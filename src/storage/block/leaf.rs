@@ -595,18 +595,17 @@ impl<'a> LeafWriter<'a> {
     }
 
     /// The chunk's min/max statistics as parquet's writer records them.
-    fn chunk_statistics(&self, chunk: &ChunkStatistics) -> Result<Statistics, StorageError> {
+    fn chunk_statistics(&self, chunk: &ChunkStatistics) -> Statistics {
         let layout = &self.layout;
         let signed = layout.descr.sort_order().is_signed();
         let length = layout.statistics_truncate;
         let bounds = chunk.bounds;
         let nulls = Some(chunk.nulls);
-        let int = le_int;
-        Ok(match layout.kind {
+        match layout.kind {
             ValueKind::Int { width: 4, .. } => Statistics::Int32(
                 ValueStatistics::new(
-                    bounds.map(|b| int(b.min) as u32 as i32),
-                    bounds.map(|b| int(b.max) as u32 as i32),
+                    bounds.map(|b| le_int(b.min) as u32 as i32),
+                    bounds.map(|b| le_int(b.max) as u32 as i32),
                     None,
                     nulls,
                     false,
@@ -615,8 +614,8 @@ impl<'a> LeafWriter<'a> {
             ),
             ValueKind::Int { .. } => Statistics::Int64(
                 ValueStatistics::new(
-                    bounds.map(|b| int(b.min) as i64),
-                    bounds.map(|b| int(b.max) as i64),
+                    bounds.map(|b| le_int(b.min) as i64),
+                    bounds.map(|b| le_int(b.max) as i64),
                     None,
                     nulls,
                     false,
@@ -645,7 +644,7 @@ impl<'a> LeafWriter<'a> {
                     ))
                 }
             }
-        })
+        }
     }
 
     /// Writes the chunk: the dictionary page (if any page uses it), then the data pages, and describes it.
@@ -711,7 +710,7 @@ impl<'a> LeafWriter<'a> {
         let mut column_index = None;
         if let Some(chunk) = self.statistics.take() {
             metadata = metadata
-                .set_statistics(self.chunk_statistics(&chunk)?)
+                .set_statistics(self.chunk_statistics(&chunk))
                 .set_unencoded_byte_array_data_bytes(chunk.unencoded)
                 .set_repetition_level_histogram(chunk.rep_histogram)
                 .set_definition_level_histogram(chunk.def_histogram);
@@ -841,10 +840,51 @@ mod tests {
 
 /// Test support shared by the direct encoders' tests.
 #[cfg(test)]
-pub(super) mod described {
+pub(super) mod testing {
+    use arrow::array::RecordBatch;
+    use arrow::compute::concat_batches;
     use bytes::Bytes;
-    use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+    use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection};
     use parquet::file::metadata::PageIndexPolicy;
+
+    /// `rows` split at `cuts` into batches, as requests arrive, with every (batch, row) in input order.
+    pub fn split<T>(
+        rows: &[T],
+        cuts: &[proptest::sample::Index],
+        batch: impl Fn(&[T]) -> RecordBatch,
+    ) -> (Vec<RecordBatch>, Vec<(usize, usize)>) {
+        let mut bounds: Vec<usize> = cuts.iter().map(|cut| cut.index(rows.len())).collect();
+        bounds.extend([0, rows.len()]);
+        bounds.sort_unstable();
+        bounds.dedup();
+        let batches: Vec<_> = bounds.windows(2).map(|w| batch(&rows[w[0]..w[1]])).collect();
+        let positions =
+            batches.iter().enumerate().flat_map(|(b, batch)| (0..batch.num_rows()).map(move |r| (b, r))).collect();
+        (batches, positions)
+    }
+
+    /// `positions` in an order fixed by `seed` (a xorshift Fisher-Yates shuffle).
+    pub fn shuffle(positions: &mut [(usize, usize)], seed: u64) {
+        let mut state = seed | 1;
+        for i in (1..positions.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            positions.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+    }
+
+    /// Reads a file back with parquet's Arrow reader, through the page index when `selection` is given.
+    pub fn read(file: Bytes, selection: Option<RowSelection>) -> RecordBatch {
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+        let mut builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options).unwrap();
+        if let Some(selection) = selection {
+            builder = builder.with_row_selection(selection);
+        }
+        let schema = builder.schema().clone();
+        let batches: Vec<_> = builder.build().unwrap().collect::<Result<_, _>>().unwrap();
+        concat_batches(&schema, &batches).unwrap()
+    }
 
     /// What a Parquet file's metadata says about each column chunk that does not depend on how the pages'
     /// bytes were encoded or compressed (offsets and sizes are left out): statistics, level histograms,

@@ -250,7 +250,7 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::array::{MapBuilder, MapFieldNames, RecordBatch, StringBuilder};
-    use arrow::compute::{concat_batches, filter_record_batch, interleave};
+    use arrow::compute::{filter_record_batch, interleave};
     use arrow::datatypes::{Field, Schema};
     use bytes::Bytes;
     use parquet::arrow::ArrowWriter;
@@ -263,6 +263,7 @@ mod tests {
 
     use super::*;
     use crate::spans::schema::attribute_map_type;
+    use crate::storage::block::leaf::testing::{read, shuffle, split};
 
     /// One row of a map column: `None` is a null map.
     type Row = Option<Vec<(String, Option<String>)>>;
@@ -322,18 +323,6 @@ mod tests {
         Bytes::from(file.into_inner().unwrap())
     }
 
-    /// Reads the file back with parquet's Arrow reader, through the page index when `selection` is given.
-    fn read_file(file: Bytes, selection: Option<RowSelection>) -> RecordBatch {
-        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
-        let mut builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options).unwrap();
-        if let Some(selection) = selection {
-            builder = builder.with_row_selection(selection);
-        }
-        let schema = builder.schema().clone();
-        let batches: Vec<_> = builder.build().unwrap().collect::<Result<_, _>>().unwrap();
-        concat_batches(&schema, &batches).unwrap()
-    }
-
     fn expected(batches: &[RecordBatch], positions: &[(usize, usize)]) -> RecordBatch {
         let columns: Vec<&dyn Array> = batches.iter().map(|b| b.column(0).as_ref()).collect();
         RecordBatch::try_new(batches[0].schema(), vec![interleave(&columns, positions).unwrap()]).unwrap()
@@ -377,23 +366,11 @@ mod tests {
                 .map(|row| if layout.nullable { row } else { row.or_else(|| Some(Vec::new())) })
                 .collect();
             // Split into batches, as requests arrive, and write them in a shuffled order.
-            let mut bounds: Vec<usize> = cuts.iter().map(|cut| cut.index(rows.len())).collect();
-            bounds.extend([0, rows.len()]);
-            bounds.sort_unstable();
-            bounds.dedup();
-            let batches: Vec<_> = bounds.windows(2).map(|w| map_batch(&rows[w[0]..w[1]], layout.nullable)).collect();
-            let mut positions: Vec<(usize, usize)> =
-                batches.iter().enumerate().flat_map(|(b, batch)| (0..batch.num_rows()).map(move |r| (b, r))).collect();
-            let mut state = seed | 1;
-            for i in (1..positions.len()).rev() {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                positions.swap(i, (state % (i as u64 + 1)) as usize);
-            }
+            let (batches, mut positions) = split(&rows, &cuts, |rows| map_batch(rows, layout.nullable));
+            shuffle(&mut positions, seed);
             let file = write_file(&batches, &positions, &layout);
             let want = expected(&batches, &positions);
-            prop_assert_eq!(&read_file(file.clone(), None), &want);
+            prop_assert_eq!(&read(file.clone(), None), &want);
 
             let selection = RowSelection::from_consecutive_ranges(
                 (0..positions.len()).step_by(skip + take).map(|start| start..(start + take).min(positions.len())),
@@ -401,7 +378,7 @@ mod tests {
             );
             let mask: arrow::array::BooleanArray =
                 (0..positions.len()).map(|row| Some(row % (skip + take) < take)).collect();
-            prop_assert_eq!(read_file(file, Some(selection)), filter_record_batch(&want, &mask).unwrap());
+            prop_assert_eq!(read(file, Some(selection)), filter_record_batch(&want, &mask).unwrap());
         }
     }
 
@@ -463,7 +440,7 @@ mod tests {
         let first_plain = keys.iter().position(|page| *page == plain).unwrap();
         assert!(first_plain < 5 && keys[first_plain..].iter().all(|page| *page == plain), "{keys:?}");
         assert_eq!(pages(1), [vec![dictionary], vec![indexed; 10]].concat());
-        assert_eq!(read_file(file, None), batch);
+        assert_eq!(read(file, None), batch);
     }
 
     /// While the dictionary is in use, pages without values are dictionary-encoded too (parquet writes
@@ -493,7 +470,7 @@ mod tests {
                 expected.extend([(PageType::DATA_PAGE, Encoding::RLE_DICTIONARY); 3]);
                 assert_eq!(pages, expected, "{rows:?}, leaf {leaf}");
             }
-            assert_eq!(read_file(file, None), batch);
+            assert_eq!(read(file, None), batch);
         }
     }
 

@@ -722,7 +722,7 @@ pub async fn write_block(
 
 #[cfg(test)]
 mod tests {
-    use super::super::leaf::described::chunks;
+    use super::super::leaf::testing::chunks;
     use super::*;
     use crate::spans::encode_resource_spans;
     use crate::synth::TraceGenerator;
