@@ -19,7 +19,7 @@ use super::leaf::{EncodedLeaf, LeafLayout, LeafWriter, ValueKind};
 use crate::storage::StorageError;
 
 /// One batch's column, as the bytes parquet stores for each row.
-enum Source<'a> {
+pub(super) enum Source<'a> {
     Text(&'a StringArray),
     Binary(&'a BinaryArray),
     Fixed(&'a FixedSizeBinaryArray),
@@ -33,7 +33,7 @@ enum Source<'a> {
 
 impl<'a> Source<'a> {
     /// The batch's column if parquet stores it as `kind`, byte for byte as it sits in memory.
-    fn new(column: &'a dyn Array, kind: ValueKind) -> Option<Self> {
+    pub(super) fn new(column: &'a dyn Array, kind: ValueKind) -> Option<Self> {
         let int = |bytes: &'a [u8], width| Source::Int { bytes, width, nulls: column.nulls() };
         let source = match (column.data_type(), kind) {
             (DataType::Utf8, ValueKind::ByteArray) => Self::Text(column.as_string()),
@@ -63,7 +63,7 @@ impl<'a> Source<'a> {
 
     /// The row's value; `None` if it is null.
     #[inline]
-    fn value(&self, row: usize) -> Option<&'a [u8]> {
+    pub(super) fn value(&self, row: usize) -> Option<&'a [u8]> {
         match self {
             Self::Text(array) => array.is_valid(row).then(|| array.value(row).as_bytes()),
             Self::Binary(array) => array.is_valid(row).then(|| array.value(row)),

@@ -1,7 +1,8 @@
 //! Writes one Parquet leaf column chunk from values handed to it row by row: levels, dictionary or PLAIN
 //! values, v1 pages, compression, statistics, column index and offset index. The direct encoders
-//! (`string_map.rs` for the attribute maps, `flat.rs` for the flat columns) feed it straight from the
-//! request batches, so the block's rows are never gathered into sorted Arrow arrays for them.
+//! (`string_map.rs` for the attribute maps, `flat.rs` for the flat columns, `struct_list.rs` for the
+//! event and link lists) feed it straight from the request batches, so the block's rows are never
+//! gathered into sorted Arrow arrays for them.
 //!
 //! Why by hand: parquet's Arrow writer needs every column gathered into sorted order first, walks the
 //! Arrow type to compute levels, and interns every value through generic machinery. This writer takes a
@@ -383,6 +384,11 @@ impl<'a> LeafWriter<'a> {
             compressed: Vec::new(),
             layout,
         }
+    }
+
+    /// The leaf's column path, for errors.
+    pub(super) fn path(&self) -> &parquet::schema::types::ColumnPath {
+        self.layout.descr.path()
     }
 
     /// A level: of a value when `def` is the leaf's maximum, else of a null or an empty or null list.
@@ -884,6 +890,33 @@ pub(super) mod testing {
         let schema = builder.schema().clone();
         let batches: Vec<_> = builder.build().unwrap().collect::<Result<_, _>>().unwrap();
         concat_batches(&schema, &batches).unwrap()
+    }
+
+    /// Column 0 of `batches` at `positions`, in that order: what a file written from them must read back as.
+    pub fn interleaved(batches: &[RecordBatch], positions: &[(usize, usize)]) -> RecordBatch {
+        let columns: Vec<&dyn arrow::array::Array> = batches.iter().map(|b| b.column(0).as_ref()).collect();
+        let column = arrow::compute::interleave(&columns, positions).unwrap();
+        RecordBatch::try_new(batches[0].schema(), vec![column]).unwrap()
+    }
+
+    /// Checks that `file` reads back as `want`, whole and through the page index (`take` rows, then `skip`
+    /// rows, over and over).
+    pub fn reads_back(
+        file: Bytes,
+        want: &RecordBatch,
+        take: usize,
+        skip: usize,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        proptest::prop_assert_eq!(&read(file.clone(), None), want);
+        let rows = want.num_rows();
+        let ranges = (0..rows).step_by(skip + take).map(|start| start..(start + take).min(rows));
+        let selection = RowSelection::from_consecutive_ranges(ranges, rows);
+        let mask: arrow::array::BooleanArray = (0..rows).map(|row| Some(row % (skip + take) < take)).collect();
+        proptest::prop_assert_eq!(
+            read(file, Some(selection)),
+            arrow::compute::filter_record_batch(want, &mask).unwrap()
+        );
+        Ok(())
     }
 
     /// What a Parquet file's metadata says about each column chunk that does not depend on how the pages'

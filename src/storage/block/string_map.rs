@@ -42,15 +42,23 @@ impl MapLeaves {
 }
 
 /// The parts of one batch's map column the encoder reads.
-struct Source<'a> {
-    map: &'a MapArray,
-    keys: &'a StringArray,
-    values: &'a StringArray,
+pub(super) struct Source<'a> {
+    pub(super) map: &'a MapArray,
+    pub(super) keys: &'a StringArray,
+    pub(super) values: &'a StringArray,
 }
 
-impl Source<'_> {
+impl<'a> Source<'a> {
+    /// The column's parts, if it is a `map<utf8, utf8>`.
+    pub(super) fn new(column: &'a dyn Array) -> Option<Self> {
+        let map = column.as_any().downcast_ref::<MapArray>()?;
+        let keys = map.keys().as_any().downcast_ref::<StringArray>()?;
+        let values = map.values().as_any().downcast_ref::<StringArray>()?;
+        Some(Self { map, keys, values })
+    }
+
     /// The entry range of a row that is neither null nor empty.
-    fn entries(&self, row: usize) -> Option<std::ops::Range<usize>> {
+    pub(super) fn entries(&self, row: usize) -> Option<std::ops::Range<usize>> {
         let offsets = self.map.value_offsets();
         let entries = offsets[row] as usize..offsets[row + 1] as usize;
         (self.map.is_valid(row) && !entries.is_empty()).then_some(entries)
@@ -192,15 +200,7 @@ impl std::hash::Hash for List<'_, '_> {
 impl<'a> StringMapColumn<'a> {
     /// The column of every batch, if each is a `map<utf8, utf8>` this encoder can read; else `None`.
     pub(super) fn new(columns: &[&'a dyn Array]) -> Option<Self> {
-        let sources = columns
-            .iter()
-            .map(|column| {
-                let map = column.as_any().downcast_ref::<MapArray>()?;
-                let keys = map.keys().as_any().downcast_ref::<StringArray>()?;
-                let values = map.values().as_any().downcast_ref::<StringArray>()?;
-                Some(Source { map, keys, values })
-            })
-            .collect::<Option<Vec<_>>>()?;
+        let sources = columns.iter().map(|column| Source::new(*column)).collect::<Option<Vec<_>>>()?;
         let keys = SharedLists::find(&sources, Half::Keys);
         let values = SharedLists::find(&sources, Half::Values);
         Some(Self { sources, keys, values })
@@ -250,11 +250,10 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::array::{MapBuilder, MapFieldNames, RecordBatch, StringBuilder};
-    use arrow::compute::{filter_record_batch, interleave};
     use arrow::datatypes::{Field, Schema};
     use bytes::Bytes;
     use parquet::arrow::ArrowWriter;
-    use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection};
+    use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
     use parquet::basic::{Compression, Encoding};
     use parquet::basic::{PageType, ZstdLevel};
     use parquet::file::metadata::PageIndexPolicy;
@@ -263,7 +262,7 @@ mod tests {
 
     use super::*;
     use crate::spans::schema::attribute_map_type;
-    use crate::storage::block::leaf::testing::{read, shuffle, split};
+    use crate::storage::block::leaf::testing::{interleaved, read, reads_back, shuffle, split};
 
     /// One row of a map column: `None` is a null map.
     type Row = Option<Vec<(String, Option<String>)>>;
@@ -323,11 +322,6 @@ mod tests {
         Bytes::from(file.into_inner().unwrap())
     }
 
-    fn expected(batches: &[RecordBatch], positions: &[(usize, usize)]) -> RecordBatch {
-        let columns: Vec<&dyn Array> = batches.iter().map(|b| b.column(0).as_ref()).collect();
-        RecordBatch::try_new(batches[0].schema(), vec![interleave(&columns, positions).unwrap()]).unwrap()
-    }
-
     fn row() -> impl Strategy<Value = Row> {
         // Few distinct keys and values, so runs and dictionary hits happen; sometimes long text.
         let text = prop_oneof![4 => "[ab]{0,2}", 1 => "[a-z]{20,60}"];
@@ -369,16 +363,7 @@ mod tests {
             let (batches, mut positions) = split(&rows, &cuts, |rows| map_batch(rows, layout.nullable));
             shuffle(&mut positions, seed);
             let file = write_file(&batches, &positions, &layout);
-            let want = expected(&batches, &positions);
-            prop_assert_eq!(&read(file.clone(), None), &want);
-
-            let selection = RowSelection::from_consecutive_ranges(
-                (0..positions.len()).step_by(skip + take).map(|start| start..(start + take).min(positions.len())),
-                positions.len(),
-            );
-            let mask: arrow::array::BooleanArray =
-                (0..positions.len()).map(|row| Some(row % (skip + take) < take)).collect();
-            prop_assert_eq!(read(file, Some(selection)), filter_record_batch(&want, &mask).unwrap());
+            reads_back(file, &interleaved(&batches, &positions), take, skip)?;
         }
     }
 
