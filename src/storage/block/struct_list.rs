@@ -90,7 +90,8 @@ impl<'a> StructListColumn<'a> {
             };
             fields.push(leaves);
         }
-        if next().is_some() {
+        // Every leaf belongs to a field: leaves left over mean a shape this encoder does not know.
+        if layouts.next().is_some() {
             return None;
         }
         let sources = columns
@@ -398,8 +399,8 @@ mod tests {
         }
     }
 
-    /// Shapes whose levels this encoder does not write are left to parquet's writer: a nullable list, and a
-    /// leaf with statistics.
+    /// Shapes whose levels this encoder does not write are left to parquet's writer: a nullable list, a leaf
+    /// with statistics, and leaves no field accounts for.
     #[test]
     fn other_shapes_are_left_to_parquet() {
         let fields = event_fields();
@@ -414,6 +415,9 @@ mod tests {
         let required = Field::new("list", DataType::List(element.clone()), false);
         assert!(StructListColumn::new(&required, &columns, &layouts(EnabledStatistics::None)).is_some());
         assert!(StructListColumn::new(&required, &columns, &layouts(EnabledStatistics::Chunk)).is_none());
+        let mut more_leaves = layouts(EnabledStatistics::None);
+        more_leaves.push(more_leaves[0].clone());
+        assert!(StructListColumn::new(&required, &columns, &more_leaves).is_none());
         let nullable = Field::new("list", DataType::List(element), true);
         assert!(StructListColumn::new(&nullable, &columns, &layouts(EnabledStatistics::None)).is_none());
     }
