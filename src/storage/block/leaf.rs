@@ -851,7 +851,9 @@ pub(super) mod testing {
     use arrow::compute::concat_batches;
     use bytes::Bytes;
     use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection};
+    use parquet::basic::{Compression, ZstdLevel};
     use parquet::file::metadata::PageIndexPolicy;
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
     /// `rows` split at `cuts` into batches, as requests arrive, with every (batch, row) in input order.
     pub fn split<T>(
@@ -890,6 +892,46 @@ pub(super) mod testing {
         let schema = builder.schema().clone();
         let batches: Vec<_> = builder.build().unwrap().collect::<Result<_, _>>().unwrap();
         concat_batches(&schema, &batches).unwrap()
+    }
+
+    /// How a test file of a nested column (map or list) is laid out. No statistics: a block's nested
+    /// leaves have none, and the direct encoders take only such leaves.
+    #[derive(Clone, Debug)]
+    pub struct NestedLayout {
+        pub dictionary: bool,
+        pub zstd: bool,
+        pub page_rows: usize,
+        pub dictionary_bytes: usize,
+        pub row_group_rows: usize,
+    }
+
+    impl NestedLayout {
+        /// Random layouts: small pages and row groups, and dictionaries that sometimes fill up.
+        pub fn strategy() -> impl proptest::strategy::Strategy<Value = Self> {
+            use proptest::prelude::*;
+            (any::<bool>(), any::<bool>(), 1usize..40, prop_oneof![Just(1 << 20), 8usize..300], 1usize..200).prop_map(
+                |(dictionary, zstd, page_rows, dictionary_bytes, row_group_rows)| Self {
+                    dictionary,
+                    zstd,
+                    page_rows,
+                    dictionary_bytes,
+                    row_group_rows,
+                },
+            )
+        }
+
+        /// The writer settings of this layout.
+        pub fn properties(&self) -> WriterProperties {
+            let compression =
+                if self.zstd { Compression::ZSTD(ZstdLevel::try_new(3).unwrap()) } else { Compression::UNCOMPRESSED };
+            WriterProperties::builder()
+                .set_statistics_enabled(EnabledStatistics::None)
+                .set_compression(compression)
+                .set_dictionary_enabled(self.dictionary)
+                .set_dictionary_page_size_limit(self.dictionary_bytes)
+                .set_data_page_row_count_limit(self.page_rows)
+                .build()
+        }
     }
 
     /// Column 0 of `batches` at `positions`, in that order: what a file written from them must read back as.

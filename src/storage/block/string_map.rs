@@ -254,15 +254,13 @@ mod tests {
     use bytes::Bytes;
     use parquet::arrow::ArrowWriter;
     use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
-    use parquet::basic::{Compression, Encoding};
-    use parquet::basic::{PageType, ZstdLevel};
+    use parquet::basic::{Encoding, PageType};
     use parquet::file::metadata::PageIndexPolicy;
-    use parquet::file::properties::{EnabledStatistics, WriterProperties};
     use proptest::prelude::*;
 
     use super::*;
     use crate::spans::schema::attribute_map_type;
-    use crate::storage::block::leaf::testing::{interleaved, read, reads_back, shuffle, split};
+    use crate::storage::block::leaf::testing::{NestedLayout, interleaved, read, reads_back, shuffle, split};
 
     /// One row of a map column: `None` is a null map.
     type Row = Option<Vec<(String, Option<String>)>>;
@@ -281,29 +279,10 @@ mod tests {
         RecordBatch::try_new(Arc::new(schema), vec![Arc::new(builder.finish())]).unwrap()
     }
 
-    /// How a test file is laid out.
-    #[derive(Clone, Debug)]
-    struct Layout {
-        nullable: bool,
-        dictionary: bool,
-        zstd: bool,
-        page_rows: usize,
-        dictionary_bytes: usize,
-        row_group_rows: usize,
-    }
-
-    /// Writes the rows of `batches` at `positions` with [`encode_string_map`], `layout.row_group_rows` per
+    /// Writes the rows of `batches` at `positions` with [`StringMapColumn::encode`], `layout.row_group_rows` per
     /// row group, into a Parquet file that parquet's own writer set up.
-    fn write_file(batches: &[RecordBatch], positions: &[(usize, usize)], layout: &Layout) -> Bytes {
-        let compression =
-            if layout.zstd { Compression::ZSTD(ZstdLevel::try_new(3).unwrap()) } else { Compression::UNCOMPRESSED };
-        let props = WriterProperties::builder()
-            .set_statistics_enabled(EnabledStatistics::None)
-            .set_compression(compression)
-            .set_dictionary_enabled(layout.dictionary)
-            .set_dictionary_page_size_limit(layout.dictionary_bytes)
-            .set_data_page_row_count_limit(layout.page_rows)
-            .build();
+    fn write_file(batches: &[RecordBatch], positions: &[(usize, usize)], layout: &NestedLayout) -> Bytes {
+        let props = layout.properties();
         let writer = ArrowWriter::try_new(Vec::new(), batches[0].schema(), Some(props.clone())).unwrap();
         let (mut file, _) = writer.into_serialized_writer().unwrap();
         let leaves = file.schema_descr().columns().to_vec();
@@ -329,18 +308,6 @@ mod tests {
         prop::option::weighted(0.9, prop::collection::vec(entry, 0..12))
     }
 
-    fn layout() -> impl Strategy<Value = Layout> {
-        (any::<bool>(), any::<bool>(), any::<bool>(), 1usize..40, prop_oneof![Just(1 << 20), 8usize..300], 1usize..200)
-            .prop_map(|(nullable, dictionary, zstd, page_rows, dictionary_bytes, row_group_rows)| Layout {
-                nullable,
-                dictionary,
-                zstd,
-                page_rows,
-                dictionary_bytes,
-                row_group_rows,
-            })
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(96))]
 
@@ -351,16 +318,17 @@ mod tests {
             rows in prop::collection::vec(row(), 1..400),
             cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
             seed in any::<u64>(),
-            layout in layout(),
+            nullable in any::<bool>(),
+            layout in NestedLayout::strategy(),
             skip in 1usize..30,
             take in 1usize..30,
         ) {
             let rows: Vec<Row> = rows
                 .into_iter()
-                .map(|row| if layout.nullable { row } else { row.or_else(|| Some(Vec::new())) })
+                .map(|row| if nullable { row } else { row.or_else(|| Some(Vec::new())) })
                 .collect();
             // Split into batches, as requests arrive, and write them in a shuffled order.
-            let (batches, mut positions) = split(&rows, &cuts, |rows| map_batch(rows, layout.nullable));
+            let (batches, mut positions) = split(&rows, &cuts, |rows| map_batch(rows, nullable));
             shuffle(&mut positions, seed);
             let file = write_file(&batches, &positions, &layout);
             reads_back(file, &interleaved(&batches, &positions), take, skip)?;
@@ -376,14 +344,8 @@ mod tests {
             .collect();
         let batch = map_batch(&rows, true);
         let positions: Vec<_> = (0..rows.len()).map(|row| (0, row)).collect();
-        let layout = Layout {
-            nullable: true,
-            dictionary: true,
-            zstd: true,
-            page_rows: 100,
-            dictionary_bytes: 2000,
-            row_group_rows: 1000,
-        };
+        let layout =
+            NestedLayout { dictionary: true, zstd: true, page_rows: 100, dictionary_bytes: 2000, row_group_rows: 1000 };
         let file = write_file(std::slice::from_ref(&batch), &positions, &layout);
         let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(
             file.clone(),
@@ -433,14 +395,8 @@ mod tests {
     #[test]
     fn pages_without_values_stay_dictionary_encoded() {
         let entry = || Some(vec![("a".to_owned(), Some("b".to_owned()))]);
-        let layout = Layout {
-            nullable: true,
-            dictionary: true,
-            zstd: false,
-            page_rows: 1,
-            dictionary_bytes: 1 << 20,
-            row_group_rows: 10,
-        };
+        let layout =
+            NestedLayout { dictionary: true, zstd: false, page_rows: 1, dictionary_bytes: 1 << 20, row_group_rows: 10 };
         for rows in [vec![entry(), None, entry()], vec![None, Some(Vec::new()), None]] {
             let batch = map_batch(&rows, true);
             let positions: Vec<_> = (0..rows.len()).map(|row| (0, row)).collect();

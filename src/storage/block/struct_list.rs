@@ -237,13 +237,12 @@ mod tests {
     use arrow::datatypes::{Fields, Schema, TimeUnit};
     use bytes::Bytes;
     use parquet::arrow::ArrowWriter;
-    use parquet::basic::{Compression, ZstdLevel};
     use parquet::file::properties::{EnabledStatistics, WriterProperties};
     use proptest::prelude::*;
 
     use super::*;
     use crate::spans::schema::{event_fields, link_fields};
-    use crate::storage::block::leaf::testing::{interleaved, reads_back, shuffle, split};
+    use crate::storage::block::leaf::testing::{NestedLayout, interleaved, reads_back, shuffle, split};
 
     /// One field's value in one element.
     #[derive(Clone, Debug)]
@@ -321,39 +320,10 @@ mod tests {
         RecordBatch::try_new(Arc::new(schema), vec![Arc::new(list)]).unwrap()
     }
 
-    #[derive(Clone, Debug)]
-    struct Layout {
-        dictionary: bool,
-        zstd: bool,
-        page_rows: usize,
-        dictionary_bytes: usize,
-        row_group_rows: usize,
-    }
-
-    fn layout() -> impl Strategy<Value = Layout> {
-        (any::<bool>(), any::<bool>(), 1usize..40, prop_oneof![Just(1 << 20), 8usize..300], 1usize..200).prop_map(
-            |(dictionary, zstd, page_rows, dictionary_bytes, row_group_rows)| Layout {
-                dictionary,
-                zstd,
-                page_rows,
-                dictionary_bytes,
-                row_group_rows,
-            },
-        )
-    }
-
     /// Writes the rows of `batches` at `positions` with [`StructListColumn`], `layout.row_group_rows` per
     /// row group, into a Parquet file that parquet's own writer set up.
-    fn write_file(batches: &[RecordBatch], positions: &[(usize, usize)], layout: &Layout) -> Bytes {
-        let compression =
-            if layout.zstd { Compression::ZSTD(ZstdLevel::try_new(3).unwrap()) } else { Compression::UNCOMPRESSED };
-        let props = WriterProperties::builder()
-            .set_statistics_enabled(EnabledStatistics::None)
-            .set_compression(compression)
-            .set_dictionary_enabled(layout.dictionary)
-            .set_dictionary_page_size_limit(layout.dictionary_bytes)
-            .set_data_page_row_count_limit(layout.page_rows)
-            .build();
+    fn write_file(batches: &[RecordBatch], positions: &[(usize, usize)], layout: &NestedLayout) -> Bytes {
+        let props = layout.properties();
         let schema = batches[0].schema();
         let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props.clone())).unwrap();
         let (mut file, _) = writer.into_serialized_writer().unwrap();
@@ -388,7 +358,7 @@ mod tests {
             (fields, rows) in fields_and_rows(),
             cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
             seed in any::<u64>(),
-            layout in layout(),
+            layout in NestedLayout::strategy(),
             skip in 1usize..30,
             take in 1usize..30,
         ) {
