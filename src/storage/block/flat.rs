@@ -8,6 +8,9 @@
 //! text and binary (`BYTE_ARRAY`), fixed-size binary (`FIXED_LEN_BYTE_ARRAY`), 32- and 64-bit integers and
 //! nanosecond timestamps (`INT32`, `INT64`). Others go through parquet's writer.
 //!
+//! A column with one value in every row of the block (about a dozen of the span schema's, for typical
+//! spans) is written as runs ([`LeafWriter::repeat`]), without looking each row up.
+//!
 //! May call: `leaf.rs`, arrow's arrays. Nothing else.
 
 use arrow::array::{Array, AsArray, BinaryArray, FixedSizeBinaryArray, StringArray};
@@ -79,6 +82,8 @@ impl<'a> Source<'a> {
 pub(super) struct FlatColumn<'a> {
     /// Each batch's column and its row count.
     sources: Vec<(Source<'a>, usize)>,
+    /// The value of every row of every batch (`Some(None)`: all null), when they all hold the same one.
+    constant: Option<Option<&'a [u8]>>,
     layout: LeafLayout,
 }
 
@@ -93,22 +98,27 @@ impl<'a> FlatColumn<'a> {
         let sources = columns
             .iter()
             .map(|column| Some((Source::new(*column, layout.kind())?, column.len())))
-            .collect::<Option<_>>()?;
-        Some(Self { sources, layout })
+            .collect::<Option<Vec<_>>>()?;
+        let constant = constant(&sources);
+        Some(Self { sources, constant, layout })
     }
 
     /// Encodes the rows at `positions` ((batch, row), in the order they are written) into one chunk.
     pub(super) fn encode(&self, positions: &[(usize, usize)]) -> Result<EncodedLeaf, StorageError> {
         let mut leaf = LeafWriter::new(self.layout.clone(), 0);
         let required = self.layout.descr.max_def_level() == 0;
+        if let Some(value) = self.constant.filter(|value| value.is_some() || !required) {
+            for &(batch, row) in positions {
+                self.source(batch, row)?;
+            }
+            leaf.repeat(value, positions.len())?;
+            return leaf.finish();
+        }
         // First every row's value, then the encoding: the rows sit in many batches, and a loop that only
         // looks values up keeps many of those cache misses in flight at once.
         let mut values = Vec::with_capacity(positions.len());
         for &(batch, row) in positions {
-            match self.sources.get(batch) {
-                Some((source, rows)) if row < *rows => values.push(source.value(row)),
-                _ => return Err(ParquetError::General(format!("no row {row} in batch {batch}")).into()),
-            }
+            values.push(self.source(batch, row)?.value(row));
         }
         for value in values {
             match value {
@@ -123,6 +133,21 @@ impl<'a> FlatColumn<'a> {
         }
         leaf.finish()
     }
+
+    /// The batch's column, if it has the row.
+    fn source(&self, batch: usize, row: usize) -> Result<&Source<'a>, StorageError> {
+        match self.sources.get(batch) {
+            Some((source, rows)) if row < *rows => Ok(source),
+            _ => Err(ParquetError::General(format!("no row {row} in batch {batch}")).into()),
+        }
+    }
+}
+
+/// The value all rows of all batches hold, if they hold one (`Some(None)`: all null). One sequential pass
+/// that stops at the first row that differs, so a column that varies costs next to nothing here.
+fn constant<'a>(sources: &[(Source<'a>, usize)]) -> Option<Option<&'a [u8]>> {
+    let first = sources.iter().find(|(_, rows)| *rows > 0).map(|(source, _)| source.value(0))?;
+    sources.iter().all(|(source, rows)| (0..*rows).all(|row| source.value(row) == first)).then_some(first)
 }
 
 #[cfg(test)]
@@ -314,6 +339,39 @@ mod tests {
         Bytes::from(writer.into_inner().unwrap())
     }
 
+    /// Gives every row the first row's value in the columns whose bit is set in `columns` (bit 0: the first
+    /// column), so that those columns are written as constant.
+    fn hold_first_value(rows: &mut [Row], columns: u8) {
+        let first = rows[0].clone();
+        let holds = |column: u8| columns & (1 << column) != 0;
+        for row in rows {
+            if holds(0) {
+                row.text = first.text.clone();
+            }
+            if holds(1) {
+                row.binary = first.binary.clone();
+            }
+            if holds(2) {
+                row.id = first.id;
+            }
+            if holds(3) {
+                row.count = first.count;
+            }
+            if holds(4) {
+                row.delta = first.delta;
+            }
+            if holds(5) {
+                row.time = first.time;
+            }
+            if holds(6) {
+                row.signed = first.signed;
+            }
+            if holds(7) {
+                row.unsigned = first.unsigned;
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
 
@@ -322,11 +380,13 @@ mod tests {
         /// statistics, column index and pages are the ones parquet's own writer records.
         #[test]
         fn chunks_are_the_ones_parquet_writes(
-            rows in prop::collection::vec(row(), 1..300),
+            mut rows in prop::collection::vec(row(), 1..300),
+            constant in any::<u8>(),
             cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
             order in any::<u64>(),
             layout in layout(),
         ) {
+            hold_first_value(&mut rows, constant);
             let (batches, mut positions) = split(&rows, &cuts, batch);
             // Sorted by text for half the cases (runs, ascending pages), shuffled for the rest.
             if order % 2 == 0 {

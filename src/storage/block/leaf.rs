@@ -476,6 +476,87 @@ impl<'a> LeafWriter<'a> {
         }
     }
 
+    /// `rows` rows of one flat value each (`None`: null), written as that many calls of [`Self::value`]
+    /// (or [`Self::null`]) at repetition level 0 and [`Self::end_row`] would write them. Why: a column
+    /// that holds the same value in every row of a block (scope name, schema URLs, dropped counts, trace
+    /// state) then costs a few bulk copies per page instead of a lookup, a comparison and a level per row.
+    pub(super) fn repeat(&mut self, value: Option<&'a [u8]>, mut rows: usize) -> Result<(), StorageError> {
+        while rows > 0 {
+            // A page's first row goes the usual way: it interns the value and widens the page's
+            // statistics, after which every other row of the page is a repeat that changes neither.
+            match value {
+                Some(value) => self.value(0, value),
+                None => self.null(0),
+            }
+            self.end_row()?;
+            rows -= 1;
+            if self.page_rows == 0 {
+                continue;
+            }
+            let (run, page_ends) = self.repeats_left_in_page(value, rows);
+            self.push_repeats(value, run);
+            rows -= run;
+            if page_ends {
+                self.flush_page()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many more repeats of `value` (at most `rows`) the current page takes, and whether the last of
+    /// them ends it: the first row after which [`Self::end_row`] would flush for the page's rows or bytes.
+    fn repeats_left_in_page(&self, value: Option<&[u8]>, rows: usize) -> (usize, bool) {
+        let value_bytes = match value {
+            None => 0,
+            Some(_) if self.dictionary_open => 1,
+            Some(value) => self.layout.kind.plain_size(value),
+        };
+        let level_bytes = usize::from(self.present_def > 0);
+        let bytes_after = |run: usize| {
+            self.plain.len() + self.indices.len() + run * value_bytes + (self.def_levels.len() + run * level_bytes) / 2
+        };
+        let rows_left = self.layout.page_rows.saturating_sub(self.page_rows).max(1);
+        // The first run that reaches the page's byte limit: the bytes grow with the run, so a binary
+        // search finds it.
+        let (mut low, mut high) = (1, rows_left.min(rows) + 1);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if bytes_after(middle) >= self.layout.page_bytes {
+                high = middle;
+            } else {
+                low = middle + 1;
+            }
+        }
+        match low.min(rows_left) {
+            run if run <= rows => (run, true),
+            _ => (rows, false),
+        }
+    }
+
+    /// Appends `run` rows repeating the page's previous value (or nulls), without ending the page.
+    fn push_repeats(&mut self, value: Option<&'a [u8]>, run: usize) {
+        if self.layout.descr.max_rep_level() > 0 {
+            self.rep_levels.resize(self.rep_levels.len() + run, 0);
+        }
+        let def = if value.is_some() { self.present_def } else { self.present_def - 1 };
+        if self.present_def > 0 {
+            self.def_levels.resize(self.def_levels.len() + run, def as u8);
+        }
+        self.page_levels += run;
+        self.page_rows += run;
+        let Some(value) = value else {
+            self.page_nulls += run as u64;
+            return;
+        };
+        if self.layout.kind == ValueKind::ByteArray {
+            self.page_unencoded += (run * value.len()) as i64;
+        }
+        match self.previous {
+            Some((_, index)) if self.dictionary_open => self.indices.resize(self.indices.len() + run, index),
+            _ => (0..run).for_each(|_| self.layout.kind.put_plain(value, &mut self.plain)),
+        }
+    }
+
     /// Closes a row; ends the page when it has its rows or bytes, or when the dictionary just filled up.
     pub(super) fn end_row(&mut self) -> Result<(), StorageError> {
         self.page_rows += 1;
@@ -803,19 +884,24 @@ fn put_hybrid<T: Copy + PartialEq + Into<u32>>(values: &[T], width: u8, out: &mu
     }
 }
 
-/// Bit-packs `values`, padded with zeros to `count`, least significant bit first.
+/// Bit-packs `values`, padded with zeros to `count` (a multiple of 8), least significant bit first.
+/// Every page's levels and dictionary indices pass through here, so it writes four bytes at a time
+/// rather than pushing each byte.
 fn put_packed<T: Copy + Into<u32>>(values: &[T], count: usize, width: u8, out: &mut Vec<u8>) {
-    let (mut buffer, mut bits) = (0u64, 0u8);
+    let width = u32::from(width);
+    let (mut buffer, mut bits) = (0u64, 0u32);
     let padding = std::iter::repeat_n(0, count - values.len());
     for value in values.iter().map(|value| (*value).into()).chain(padding) {
         buffer |= u64::from(value) << bits;
         bits += width;
-        while bits >= 8 {
-            out.push(buffer as u8);
-            buffer >>= 8;
-            bits -= 8;
+        if bits >= 32 {
+            out.extend_from_slice(&(buffer as u32).to_le_bytes());
+            buffer >>= 32;
+            bits -= 32;
         }
     }
+    // `count` values of `width` bits end on a whole byte.
+    out.extend_from_slice(&buffer.to_le_bytes()[..(bits / 8) as usize]);
 }
 
 fn put_varint(mut value: u64, out: &mut Vec<u8>) {
@@ -828,7 +914,83 @@ fn put_varint(mut value: u64, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::arrow::ArrowSchemaConverter;
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// The layout of a flat text leaf, nullable or not, with small pages and dictionaries so that a run
+    /// crosses both page limits and fills the dictionary.
+    fn text_leaf(
+        nullable: bool,
+        dictionary: bool,
+        page_rows: usize,
+        page_bytes: usize,
+        statistics: bool,
+    ) -> LeafLayout {
+        let schema = Schema::new(vec![Field::new("text", DataType::Utf8, nullable)]);
+        let parquet = ArrowSchemaConverter::new().convert(&schema).unwrap();
+        let statistics = if statistics { EnabledStatistics::Page } else { EnabledStatistics::None };
+        let props = WriterProperties::builder()
+            .set_compression(Compression::UNCOMPRESSED)
+            .set_dictionary_enabled(dictionary)
+            .set_dictionary_page_size_limit(40)
+            .set_data_page_row_count_limit(page_rows)
+            .set_data_page_size_limit(page_bytes)
+            .set_statistics_enabled(statistics)
+            .build();
+        LeafLayout::for_leaf(&props, &parquet.columns()[0]).unwrap()
+    }
+
+    /// A written chunk as comparable text: its bytes and everything its metadata and indexes say.
+    fn described(leaf: EncodedLeaf) -> String {
+        let close = leaf.close;
+        format!(
+            "{:?} {:?} {:?} {:?} {}",
+            leaf.data, close.metadata, close.column_index, close.offset_index, close.rows_written
+        )
+    }
+
+    proptest! {
+        /// A run written by `repeat` is the chunk that writing its rows one by one gives, after any rows
+        /// before it, across page ends by rows or bytes and a dictionary that fills up.
+        #[test]
+        fn a_repeated_value_is_written_as_its_rows_one_by_one(
+            before in prop::collection::vec(prop::option::weighted(0.8, "[a-e]{0,6}"), 0..30),
+            value in prop::option::weighted(0.8, "[a-e]{0,6}"),
+            run in 0usize..200,
+            nullable in any::<bool>(),
+            dictionary in any::<bool>(),
+            page_rows in 1usize..50,
+            page_bytes in prop_oneof![Just(1usize << 20), 1usize..60],
+            statistics in any::<bool>(),
+        ) {
+            let layout = text_leaf(nullable, dictionary, page_rows, page_bytes, statistics);
+            let required = |value: &Option<String>| if nullable { value.clone() } else { Some(value.clone().unwrap_or_default()) };
+            let before: Vec<Option<String>> = before.iter().map(required).collect();
+            let value = required(&value);
+            fn write<'a>(writer: &mut LeafWriter<'a>, value: &'a Option<String>) {
+                match value {
+                    Some(text) => writer.value(0, text.as_bytes()),
+                    None => writer.null(0),
+                }
+            }
+            let (mut by_rows, mut repeated) = (LeafWriter::new(layout.clone(), 0), LeafWriter::new(layout, 0));
+            for row in &before {
+                for writer in [&mut by_rows, &mut repeated] {
+                    write(writer, row);
+                    writer.end_row().unwrap();
+                }
+            }
+            for _ in 0..run {
+                write(&mut by_rows, &value);
+                by_rows.end_row().unwrap();
+            }
+            repeated.repeat(value.as_deref().map(str::as_bytes), run).unwrap();
+            prop_assert_eq!(described(repeated.finish().unwrap()), described(by_rows.finish().unwrap()));
+        }
+    }
 
     #[test]
     fn the_hybrid_encoding_writes_runs_and_packed_groups_as_the_format_defines_them() {
@@ -841,6 +1003,26 @@ mod tests {
         out.clear();
         put_hybrid(&[0u8, 1, 0, 1, 0, 1, 0, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2], 2, &mut out);
         assert_eq!(out, [(1 << 1) | 1, 0b0100_0100, 0b0100_0100, 9 << 1, 2], "a packed group, then a run");
+    }
+
+    proptest! {
+        /// Bit-packed values of any width read back bit by bit, least significant first, with the padding
+        /// zero and nothing written past the last group.
+        #[test]
+        fn packed_values_of_any_width_read_back(width in 1u8..=32, values in prop::collection::vec(any::<u32>(), 0..40)) {
+            let values: Vec<u32> = values.iter().map(|value| value & (u32::MAX >> (32 - width))).collect();
+            let count = values.len().div_ceil(8) * 8;
+            let mut out = Vec::new();
+            put_packed(&values, count, width, &mut out);
+            prop_assert_eq!(out.len(), count * usize::from(width) / 8);
+            let bit = |at: usize| u32::from(out[at / 8] >> (at % 8) & 1);
+            let width = usize::from(width);
+            let read: Vec<u32> =
+                (0..count).map(|i| (0..width).map(|b| bit(i * width + b) << b).sum()).collect();
+            let mut want = values.clone();
+            want.resize(count, 0);
+            prop_assert_eq!(read, want);
+        }
     }
 }
 
