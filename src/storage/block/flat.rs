@@ -18,7 +18,7 @@ use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Int32Type, Int64Type, TimeUnit, UInt32Type, UInt64Type};
 use parquet::errors::ParquetError;
 
-use super::leaf::{EncodedLeaf, LeafLayout, LeafWriter, ValueKind};
+use super::leaf::{EncodedLeaf, LeafLayout, LeafWriter, ValueKind, source_at};
 use crate::storage::StorageError;
 
 /// One batch's column, as the bytes parquet stores for each row.
@@ -136,10 +136,7 @@ impl<'a> FlatColumn<'a> {
 
     /// The batch's column, if it has the row.
     fn source(&self, batch: usize, row: usize) -> Result<&Source<'a>, StorageError> {
-        match self.sources.get(batch) {
-            Some((source, rows)) if row < *rows => Ok(source),
-            _ => Err(ParquetError::General(format!("no row {row} in batch {batch}")).into()),
-        }
+        source_at(&self.sources, batch, row, |(_, rows)| *rows).map(|(source, _)| source)
     }
 }
 
@@ -343,31 +340,22 @@ mod tests {
     /// column), so that those columns are written as constant.
     fn hold_first_value(rows: &mut [Row], columns: u8) {
         let first = rows[0].clone();
-        let holds = |column: u8| columns & (1 << column) != 0;
+        // One per column, in column order: copies the first row's value into a row.
+        let copies: [fn(&mut Row, &Row); 8] = [
+            |row, first| row.text = first.text.clone(),
+            |row, first| row.binary = first.binary.clone(),
+            |row, first| row.id = first.id,
+            |row, first| row.count = first.count,
+            |row, first| row.delta = first.delta,
+            |row, first| row.time = first.time,
+            |row, first| row.signed = first.signed,
+            |row, first| row.unsigned = first.unsigned,
+        ];
         for row in rows {
-            if holds(0) {
-                row.text = first.text.clone();
-            }
-            if holds(1) {
-                row.binary = first.binary.clone();
-            }
-            if holds(2) {
-                row.id = first.id;
-            }
-            if holds(3) {
-                row.count = first.count;
-            }
-            if holds(4) {
-                row.delta = first.delta;
-            }
-            if holds(5) {
-                row.time = first.time;
-            }
-            if holds(6) {
-                row.signed = first.signed;
-            }
-            if holds(7) {
-                row.unsigned = first.unsigned;
+            for (column, copy) in copies.iter().enumerate() {
+                if columns & (1 << column) != 0 {
+                    copy(row, &first);
+                }
             }
         }
     }

@@ -230,6 +230,20 @@ fn increment_bytes(bytes: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// The batch at `batch` of a direct encoder's `sources`, if it has a row `row` (`rows` counts a batch's
+/// rows); else the error every encoder gives for a position outside its input.
+pub(super) fn source_at<S>(
+    sources: &[S],
+    batch: usize,
+    row: usize,
+    rows: impl Fn(&S) -> usize,
+) -> Result<&S, StorageError> {
+    sources
+        .get(batch)
+        .filter(|source| row < rows(source))
+        .ok_or_else(|| ParquetError::General(format!("no row {row} in batch {batch}")).into())
+}
+
 /// One leaf's column chunk, with what parquet's row-group writer needs to append it.
 pub(super) struct EncodedLeaf {
     pub data: Bytes,

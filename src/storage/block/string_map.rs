@@ -15,9 +15,8 @@
 use std::collections::HashMap;
 
 use arrow::array::{Array, MapArray, StringArray};
-use parquet::errors::ParquetError;
 
-use super::leaf::{EncodedLeaf, LeafLayout, LeafWriter, UNSHARED, ValueKind};
+use super::leaf::{EncodedLeaf, LeafLayout, LeafWriter, UNSHARED, ValueKind, source_at};
 use crate::storage::StorageError;
 
 /// The key and value leaves of a `map<string, string>` as the span schema declares it (the map required
@@ -218,11 +217,7 @@ impl<'a> StringMapColumn<'a> {
         let mut keys = LeafWriter::new(leaves.key.clone(), self.keys.count);
         let mut values = LeafWriter::new(leaves.value.clone(), self.values.count);
         for &(batch, row) in positions {
-            let source = self
-                .sources
-                .get(batch)
-                .filter(|source| row < source.map.len())
-                .ok_or_else(|| ParquetError::General(format!("no row {row} in batch {batch}")))?;
+            let source = source_at(&self.sources, batch, row, |source| source.map.len())?;
             match source.entries(row) {
                 None => {
                     let def = if source.map.is_null(row) { 0 } else { base };

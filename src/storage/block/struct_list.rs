@@ -17,7 +17,7 @@ use arrow::datatypes::{DataType, Field};
 use parquet::errors::ParquetError;
 
 use super::flat::Source as FlatSource;
-use super::leaf::{EncodedLeaf, LeafLayout, LeafWriter, ValueKind};
+use super::leaf::{EncodedLeaf, LeafLayout, LeafWriter, ValueKind, source_at};
 use super::string_map::Source as MapSource;
 use crate::storage::StorageError;
 
@@ -137,11 +137,7 @@ impl<'a> StructListColumn<'a> {
             })
             .collect();
         for &(batch, row) in positions {
-            let source = self
-                .sources
-                .get(batch)
-                .filter(|source| row < source.list.len())
-                .ok_or_else(|| ParquetError::General(format!("no row {row} in batch {batch}")))?;
+            let source = source_at(&self.sources, batch, row, |source| source.list.len())?;
             let offsets = source.list.value_offsets();
             let elements = offsets[row] as usize..offsets[row + 1] as usize;
             if elements.is_empty() {
