@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use spanlake::config::{ConfigFile, ServeConfig};
+use spanlake::config::{ConfigFile, SETTINGS, ServeConfig, example_yaml};
 
 fn deploy(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(file)
@@ -19,10 +19,9 @@ fn read(file: &str) -> String {
     std::fs::read_to_string(deploy(file)).unwrap_or_else(|e| panic!("deploy/{file}: {e}"))
 }
 
-/// Every key the server knows, from the settings struct itself.
+/// Every key the server knows, from the settings' one declaration.
 fn known_keys() -> BTreeSet<String> {
-    let all = serde_yaml_ng::to_value(ConfigFile::from_config(&ServeConfig::default())).unwrap();
-    all.as_mapping().unwrap().keys().map(|key| key.as_str().unwrap().to_owned()).collect()
+    SETTINGS.iter().map(|setting| setting.key.to_owned()).collect()
 }
 
 /// Top-level keys a YAML text sets or shows commented out (`key: …` or `# key: …` at the line start).
@@ -36,13 +35,29 @@ fn keys_in(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The file is generated from the settings' declaration; `SPANLAKE_BLESS=1` rewrites it after a change.
+#[test]
+fn the_example_settings_file_is_the_one_generated_from_the_declaration() {
+    let generated = example_yaml();
+    if std::env::var_os("SPANLAKE_BLESS").is_some() {
+        std::fs::write(deploy("spanlake.yaml"), &generated).unwrap();
+    }
+    assert!(
+        read("spanlake.yaml") == generated,
+        "deploy/spanlake.yaml differs from the settings' declaration (src/config/mod.rs); \
+         `SPANLAKE_BLESS=1 cargo test --test deploy` rewrites it"
+    );
+}
+
 #[test]
 fn the_example_settings_file_holds_every_key_with_its_default() {
     let text = read("spanlake.yaml");
     let parsed = ConfigFile::parse(&text).unwrap_or_else(|e| panic!("deploy/spanlake.yaml: {e}"));
+    let mut config = ServeConfig::default();
+    parsed.apply(&mut config);
     assert_eq!(
-        parsed,
-        ConfigFile::from_config(&ServeConfig::default()),
+        config,
+        ServeConfig::default(),
         "every value in deploy/spanlake.yaml is the default (storage, which has none, is commented out)"
     );
     let (known, shown) = (known_keys(), keys_in(&text));

@@ -21,8 +21,8 @@ async fn a_failing_then_stalling_store_loses_nothing_and_a_full_wal_answers_429(
     let storage = Storage::from_store(faulty.clone(), "faulty S3", RangeReads::Exact);
     faulty.set(Fault::Failing);
     let server = TestServer::start(storage, |config| {
-        config.max_block_bytes = 64 * 1024;
-        config.max_wal_bytes = 2 * 1024 * 1024;
+        config.max_block_bytes = spanlake::config::ByteSize(64 * 1024);
+        config.max_wal_bytes = spanlake::config::ByteSize(2 * 1024 * 1024);
         config.upload_timeout = Duration::from_millis(200);
     })
     .await;

@@ -44,8 +44,8 @@ type BadRequest = (&'static str, Vec<(&'static str, &'static str)>, Vec<u8>, u16
 async fn every_bad_http_request_gets_its_status_and_writes_nothing() {
     let server = TestServer::start(Storage::open("memory://").unwrap(), |config| {
         config.multitenancy = true;
-        config.body_limits.max_compressed_bytes = 256 * 1024;
-        config.body_limits.max_decompressed_bytes = 1024 * 1024;
+        config.max_request_bytes = spanlake::config::ByteSize(256 * 1024);
+        config.max_request_decompressed_bytes = spanlake::config::ByteSize(1024 * 1024);
     })
     .await;
     let url = server.traces_url();
@@ -171,7 +171,7 @@ async fn grpc_refuses_undecodable_bodies_and_http_refuses_huge_headers_and_both_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_refuses_requests_over_the_size_limit_gzip_bombs_included() {
     let server = TestServer::start(Storage::open("memory://").unwrap(), |config| {
-        config.body_limits.max_decompressed_bytes = 1024 * 1024;
+        config.max_request_decompressed_bytes = spanlake::config::ByteSize(1024 * 1024);
     })
     .await;
     let mut request = ExportTraceServiceRequest::decode(valid_body(10).as_slice()).unwrap();
@@ -197,7 +197,10 @@ async fn grpc_refuses_requests_over_the_size_limit_gzip_bombs_included() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_memory_limit_ingest_answers_retryable_429_and_resource_exhausted() {
-    let server = TestServer::start(Storage::open("memory://").unwrap(), |config| config.max_buffer_bytes = 1).await;
+    let server = TestServer::start(Storage::open("memory://").unwrap(), |config| {
+        config.max_buffer_bytes = spanlake::config::ByteSize(1)
+    })
+    .await;
     let first = send("POST", &server.traces_url(), &[PROTOBUF], valid_body(5)).await;
     assert_eq!(first.status, 200, "the first request fits: {}", first.text());
 
@@ -290,7 +293,7 @@ async fn grpc_limits_bodies_as_sent_and_cuts_off_bodies_that_trickle_in_and_sile
     let read_timeout = std::time::Duration::from_millis(500);
     let server = TestServer::start(Storage::open("memory://").unwrap(), |config| {
         config.read_timeout = read_timeout;
-        config.body_limits.max_compressed_bytes = 64 * 1024;
+        config.max_request_bytes = spanlake::config::ByteSize(64 * 1024);
     })
     .await;
 

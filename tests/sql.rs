@@ -189,7 +189,7 @@ async fn queries_over_their_limits_fail_cleanly_and_the_server_keeps_serving() {
     let backend = Backend::local();
     let server = TestServer::start(backend.storage.clone(), |config| {
         config.sql_timeout = Duration::from_secs(1);
-        config.sql_memory_limit = 16 << 20;
+        config.sql_memory_limit = spanlake::config::ByteSize(16 << 20);
     })
     .await;
     load_fixture(&server, None).await;

@@ -142,7 +142,7 @@ impl Server {
             sql,
             storage,
             multitenancy: config.multitenancy,
-            body_limits: config.body_limits,
+            body_limits: config.body_limits(),
             read_timeout: config.read_timeout,
             ready: Arc::new(AtomicBool::new(false)),
         };

@@ -2,8 +2,8 @@
 //! on object storage, at a cost that does not grow with the number of blocks.
 //!
 //! Owns the block catalogue (every block's metadata and bloom filter in memory, refreshed on an
-//! interval and at once after this process's own flushes), the footer cache, the trace lookup, and the
-//! terminal waterfall of a trace. Calls `storage`, `spans`, `ids`, reads the ingester's recent
+//! interval and at once after this process's own flushes), the footer cache and the trace lookup
+//! (drawing a trace is the CLI's job, `src/cli/waterfall.rs`). Calls `storage`, `spans`, `ids`, reads the ingester's recent
 //! spans and follows an in-process compactor's commits; never calls `api` (which calls it).
 
 pub mod catalog;
@@ -11,7 +11,6 @@ mod footers;
 mod lookup;
 pub mod remote;
 pub mod tempopb;
-pub mod waterfall;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +21,6 @@ use tokio::task::JoinHandle;
 pub use catalog::{BlockCatalog, CatalogBlock, CatalogView, TenantBlocks};
 pub use footers::FooterCache;
 pub use lookup::{LookupCost, TimeWindow, TraceLookup};
-
-use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
-use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 
 use arrow::array::RecordBatch;
 
@@ -177,32 +173,4 @@ impl Querier {
             }
         })
     }
-}
-
-/// The spans of a trace as the terminal waterfall needs them: service from the resource's
-/// `service.name`, errors from the status code.
-pub fn waterfall_spans(resource_spans: &[ResourceSpans]) -> Vec<waterfall::WaterfallSpan> {
-    let mut spans = Vec::new();
-    for rs in resource_spans {
-        let service = rs
-            .resource
-            .as_ref()
-            .and_then(|resource| crate::spans::encode::service_name_of(&resource.attributes))
-            .unwrap_or_default();
-        for span in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
-            let status = span.status.as_ref();
-            spans.push(waterfall::WaterfallSpan {
-                span_id: span.span_id.as_slice().try_into().unwrap_or_default(),
-                // Some clients send eight zero bytes for "no parent".
-                parent_span_id: span.parent_span_id.as_slice().try_into().ok().filter(|id| *id != [0u8; 8]),
-                service: service.to_owned(),
-                name: span.name.clone(),
-                start_unix_nano: span.start_time_unix_nano,
-                end_unix_nano: span.end_time_unix_nano,
-                is_error: status.is_some_and(|s| s.code == StatusCode::Error as i32),
-                status_message: status.map(|s| s.message.clone()).unwrap_or_default(),
-            });
-        }
-    }
-    spans
 }

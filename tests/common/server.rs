@@ -19,9 +19,12 @@ pub struct TestServer {
     pub backend: Backend,
 }
 
-/// Settings for a test server: loopback, port 0 everywhere, data in `data_dir`.
+/// Settings for a test server: loopback, port 0 everywhere, data in `data_dir`. Starts from the
+/// `SPANLAKE_*` environment as the binary does, so CI can run a suite again with one setting switched
+/// (`SPANLAKE_DIRECT_ENCODING=false`, parquet's own writer).
 pub fn loopback_config(data_dir: &std::path::Path) -> ServeConfig {
     let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    let from_env = ServeConfig::from_env().expect("SPANLAKE_* variables are valid settings");
     ServeConfig {
         data_dir: data_dir.to_owned(),
         http_addr: any_port,
@@ -30,7 +33,7 @@ pub fn loopback_config(data_dir: &std::path::Path) -> ServeConfig {
         flush_on_shutdown: false,
         // Tests that want compaction turn it on; elsewhere it would merge blocks under their feet.
         compaction_interval: std::time::Duration::ZERO,
-        ..ServeConfig::default()
+        ..from_env
     }
 }
 

@@ -1,13 +1,41 @@
 #!/usr/bin/env bash
-# The project's one test command (the README's, and what .ci/run calls): installs the test tools (the
-# S3-compatible test server, pyarrow, DuckDB) when missing, then runs every test, benches in test mode
-# included, and closes with the total. Extra arguments go to `cargo test`.
+# The project's one test command (the README's, and what .ci/run calls). In order:
+#   1. the review gates: `cargo fmt --check`, `cargo clippy --all-targets -- -D warnings`, and
+#      `cargo doc --no-deps` with warnings as errors (broken doc links fail);
+#   2. installs the test tools (the S3-compatible test server, pyarrow, DuckDB) when missing;
+#   3. every test, benches in test mode included;
+#   4. the block, trace-by-ID, SQL, compaction and external-reader suites again with
+#      SPANLAKE_DIRECT_ENCODING=false, so parquet's own writer (the way back from spanlake's encoder)
+#      stays proven too;
+# and closes with the total. Any failure fails the whole run. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --check
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+step "cargo doc --no-deps (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+
+step "installing test tools"
 tests/tools/install.sh
+
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
+step "cargo test --all-targets $*"
 cargo test --all-targets "$@" 2>&1 | tee "$log" || status=$?
+
+# The suites that write and read blocks, once more through parquet's own writer. Unit tests of the block
+# writer already compare both encoders chunk by chunk; these prove the whole path end to end.
+direct_off_suites=(block_lookup trace_by_id sql compaction external_readers)
+step "SPANLAKE_DIRECT_ENCODING=false: ${direct_off_suites[*]}"
+suite_args=()
+for suite in "${direct_off_suites[@]}"; do suite_args+=(--test "$suite"); done
+SPANLAKE_DIRECT_ENCODING=false cargo test "${suite_args[@]}" "$@" 2>&1 | tee -a "$log" || status=$?
+
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
 exit "$status"

@@ -11,7 +11,37 @@
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+/// The spans of a trace as the terminal waterfall needs them: service from the resource's
+/// `service.name`, errors from the status code.
+pub fn spans_of(resource_spans: &[ResourceSpans]) -> Vec<WaterfallSpan> {
+    let mut spans = Vec::new();
+    for rs in resource_spans {
+        let service = rs
+            .resource
+            .as_ref()
+            .and_then(|resource| spanlake::spans::encode::service_name_of(&resource.attributes))
+            .unwrap_or_default();
+        for span in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
+            let status = span.status.as_ref();
+            spans.push(WaterfallSpan {
+                span_id: span.span_id.as_slice().try_into().unwrap_or_default(),
+                // Some clients send eight zero bytes for "no parent".
+                parent_span_id: span.parent_span_id.as_slice().try_into().ok().filter(|id| *id != [0u8; 8]),
+                service: service.to_owned(),
+                name: span.name.clone(),
+                start_unix_nano: span.start_time_unix_nano,
+                end_unix_nano: span.end_time_unix_nano,
+                is_error: status.is_some_and(|s| s.code == StatusCode::Error as i32),
+                status_message: status.map(|s| s.message.clone()).unwrap_or_default(),
+            });
+        }
+    }
+    spans
+}
 
 /// One span as the waterfall needs it; the caller converts from OTLP.
 ///

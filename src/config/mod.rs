@@ -1,0 +1,350 @@
+//! Server settings, each declared once (below, in `settings!`): its name, type, default and doc line.
+//! The YAML key, the flag, the `SPANLAKE_*` variable, the `--help` text with its default and
+//! `deploy/spanlake.yaml` all follow from that one declaration, so adding a setting touches one place
+//! (plus its use).
+//!
+//! Owns the meaning and defaults of every setting and how they are layered (defaults, then the file,
+//! then variables and flags). Calls `storage` only to turn a folder into a storage URL, and hands `ingest`,
+//! `query`, `sql`, `receive` and `compaction` their options; the defaults of those options stay with
+//! the modules that use them.
+
+pub(crate) mod declare;
+mod values;
+
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::compaction::{CompactionOptions, PlanRules};
+use crate::ingest::IngestOptions;
+use crate::query::QueryOptions;
+use crate::receive::BodyLimits;
+use crate::sql::SqlLimits;
+use crate::storage::{BlockWriteOptions, StorageError, StorageLocation};
+use declare::{FlagSet, settings, yaml_scalar};
+
+pub use declare::Setting;
+pub use values::{ByteSize, FalsePositiveRate, SettingValue, Target, TenantRetention, ValueError};
+
+fn ingest() -> IngestOptions {
+    IngestOptions::new(PathBuf::new())
+}
+
+fn compaction() -> CompactionOptions {
+    CompactionOptions::default()
+}
+
+fn any_interface(port: u16) -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], port))
+}
+
+settings! {
+    #[section = "Roles"]
+    /// Roles of this process: all (ingest, query, compaction) or compactor (compaction and retention only,
+    /// with /ready and /metrics on the HTTP address).
+    target: Target = Target::All;
+
+    #[section = "Storage and ports"]
+    /// Folder for the write-ahead log, and for blocks when no storage is set.
+    data_dir: PathBuf = PathBuf::from("spanlake-data");
+    /// Where blocks live: file:///path or s3://bucket/prefix (S3 and MinIO are configured by the standard
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP variables).
+    /// Not set: <data_dir>/blocks on the local disk.
+    storage: Option<String> = None;
+    /// HOST:PORT of the query HTTP API (Tempo's port: trace by ID, SQL, /ready, /metrics, /flush);
+    /// port 0 picks a free port (logged).
+    http_addr: SocketAddr = any_interface(3200);
+    /// HOST:PORT of the OTLP/gRPC receiver; port 0 picks a free port (logged).
+    otlp_grpc_addr: SocketAddr = any_interface(4317);
+    /// HOST:PORT of the OTLP/HTTP receiver; port 0 picks a free port (logged).
+    otlp_http_addr: SocketAddr = any_interface(4318);
+    /// Take the tenant from the X-Scope-OrgID header (required); off, every span goes to single-tenant.
+    multitenancy: bool = false;
+
+    #[section = "Ingest"]
+    /// Largest OTLP request body as sent.
+    max_request_bytes: ByteSize = ByteSize::of(BodyLimits::default().max_compressed_bytes);
+    /// Largest OTLP request body after decompression.
+    max_request_decompressed_bytes: ByteSize = ByteSize::of(BodyLimits::default().max_decompressed_bytes);
+    /// Longest a client may take to send a request: its headers on the HTTP ports (4318, 3200), then its
+    /// body on every port. Past it the connection is closed, or the request refused (HTTP 408, gRPC
+    /// DEADLINE_EXCEEDED), so slow clients cannot hold connections forever.
+    read_timeout: Duration = Duration::from_secs(30);
+    /// Cut a tenant's buffer into a block at this many buffered bytes...
+    max_block_bytes: ByteSize = ByteSize::of(ingest().max_block_bytes);
+    /// ...or when its oldest span has waited this long.
+    max_block_age: Duration = ingest().max_block_age;
+    /// Answer 429 past this many bytes held by the ingester.
+    max_buffer_bytes: ByteSize = ByteSize::of(ingest().max_buffer_bytes);
+    /// Answer 429 past this many bytes of WAL on disk.
+    max_wal_bytes: ByteSize = ByteSize(ingest().max_wal_bytes);
+    /// Flush every buffer to the object store on SIGTERM/SIGINT (the WAL keeps the spans either way).
+    flush_on_shutdown: bool = ingest().flush_on_shutdown;
+    /// Longest single block upload before it counts as failed and is retried (a stalled store).
+    upload_timeout: Duration = ingest().upload_timeout;
+    /// False-positive rate each new block's trace-ID bloom filter is sized for, e.g. 1e-5 or 0.001%.
+    bloom_false_positive_rate: FalsePositiveRate = FalsePositiveRate::new(ingest().block.bloom_false_positive_rate)
+        .expect("the ingester's default rate is between 0 and 1");
+    /// Write blocks with spanlake's own Parquet encoder (faster, same format). false writes them with the
+    /// parquet crate's writer: the way back if a block ever reads wrong (docs/storage-format.md).
+    direct_encoding: bool = ingest().block.direct_encoding;
+
+    #[section = "Query"]
+    /// How often the querier lists the store for blocks other processes wrote (its own are known at once).
+    block_refresh_interval: Duration = QueryOptions::default().block_refresh_interval;
+    /// Memory for decoded Parquet footers and page indexes of recently read blocks.
+    footer_cache_bytes: ByteSize = ByteSize(QueryOptions::default().footer_cache_bytes);
+    /// Longest an SQL query may run (planning and streaming its rows); past it, 504.
+    sql_timeout: Duration = SqlLimits::default().timeout;
+    /// Memory one SQL query's sorts, aggregations and joins may hold; past it, 507 (nothing spills).
+    sql_memory_limit: ByteSize = ByteSize(SqlLimits::default().memory_bytes);
+    /// SQL queries running at once; one more gets 429.
+    sql_max_concurrent: usize = SqlLimits::default().max_concurrent;
+
+    #[section = "Compaction and retention"]
+    /// Time between compaction passes; 0s turns compaction off (with target all).
+    compaction_interval: Duration = compaction().interval;
+    /// Blocks whose spans start in the same window of this length are merged together.
+    compaction_window: Duration = compaction().rules.window;
+    /// Merge inputs add up to at most this much, so compacted blocks end up near this size.
+    compaction_target_bytes: ByteSize = ByteSize(compaction().rules.target_bytes);
+    /// Most blocks merged at once (each holds one decoded batch in memory while merging).
+    compaction_max_inputs: usize = compaction().rules.max_inputs;
+    /// How long replaced blocks stay after the switch, for queries still reading them.
+    compaction_deletion_grace: Duration = compaction().rules.deletion_grace;
+    /// How long objects of a block without metadata stay before they count as a crashed upload's.
+    compaction_leftover_grace: Duration = compaction().rules.leftover_grace;
+    /// How long a compactor's per-tenant lease lasts without renewal (a dead compactor's takeover wait).
+    compaction_lease_ttl: Duration = compaction().lease_ttl;
+    /// Merges running at once, each on a core (raise it for a dedicated compactor).
+    compaction_concurrency: usize = compaction().concurrency;
+    /// Blocks whose spans all ended longer ago than this are deleted.
+    retention: Duration = compaction().rules.retention;
+    /// Retention of particular tenants, over retention, e.g. {team-a: 30d}. As a flag or environment
+    /// variable it is one line, e.g. team-a=30d,team-b=7d.
+    tenant_retention: TenantRetention = TenantRetention::default();
+}
+
+/// Why the settings could not be put together.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {}", path.display())]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: serde_yaml_ng::Error,
+    },
+    #[error("settings from the environment")]
+    Environment(#[source] clap::Error),
+}
+
+impl ConfigFile {
+    /// Reads and checks a settings file; an unknown key or a bad value is an error naming it.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(&text).map_err(|source| ConfigError::Invalid { path: path.to_owned(), source })
+    }
+
+    /// Parses settings from YAML text (an empty document means "all defaults").
+    pub fn parse(text: &str) -> Result<Self, serde_yaml_ng::Error> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_yaml_ng::from_str(text)
+    }
+}
+
+/// The header of the example config: how keys, variables and flags relate.
+const EXAMPLE_HEADER: &str = "\
+# spanlake settings: every key with its default. `spanlake serve --config spanlake.yaml`.
+# Each key can also be set by its environment variable (SPANLAKE_ + the key in capitals, for example
+# SPANLAKE_STORAGE) or by its flag (--storage); flags and environment win over this file.
+# An unknown key stops the start with its name. Sizes take B, KiB, MiB, GiB, KB, MB, GB; durations
+# take ms, s, m, h, d. Generated from src/config/mod.rs: `SPANLAKE_BLESS=1 cargo test --test deploy`
+# rewrites it.
+";
+
+/// `deploy/spanlake.yaml` as it must read: every key with its doc and default, in declaration order
+/// (keys without a default are shown commented out). A test holds the file to it.
+pub fn example_yaml() -> String {
+    let mut out = String::from(EXAMPLE_HEADER);
+    for (setting, default) in SETTINGS.iter().zip(ConfigFile::rendered_defaults()) {
+        if let Some(section) = setting.section {
+            out.push_str(&format!("\n# ---- {section} ----\n"));
+        }
+        for line in setting.doc {
+            out.push_str(&format!("#{}\n", line.trim_end()));
+        }
+        match default {
+            Some(value) => out.push_str(&format!("{}: {}\n", setting.key, yaml_scalar(&value))),
+            None => out.push_str(&format!("# {}:\n", setting.key)),
+        }
+    }
+    out
+}
+
+impl ServeConfig {
+    /// Defaults, then the file at `config` (if any), then `flags` (flags and environment variables).
+    pub fn layered(config: Option<&Path>, flags: ConfigFile) -> Result<Self, ConfigError> {
+        let mut settings = Self::default();
+        if let Some(path) = config {
+            ConfigFile::load(path)?.apply(&mut settings);
+        }
+        flags.apply(&mut settings);
+        Ok(settings)
+    }
+
+    /// Defaults, then the `SPANLAKE_*` environment variables: what `spanlake serve` runs with when given
+    /// no file and no flags. Tests start in-process servers from it, so one variable (say
+    /// `SPANLAKE_DIRECT_ENCODING=false`) switches a whole suite the way it switches the binary.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let command = clap::Command::new("spanlake").no_binary_name(true).args(ConfigFile::flags::<AllSettings>());
+        let matches = command.try_get_matches_from(std::iter::empty::<String>()).map_err(ConfigError::Environment)?;
+        Self::layered(None, ConfigFile::from_matches(&matches))
+    }
+
+    /// The storage URL to open: the configured one, or the `blocks` folder inside the data directory.
+    pub fn storage_url(&self) -> Result<String, StorageError> {
+        match &self.storage {
+            Some(url) => Ok(url.clone()),
+            None => StorageLocation::local_folder_url(&self.data_dir.join("blocks")),
+        }
+    }
+
+    /// The receivers' body limits.
+    pub fn body_limits(&self) -> BodyLimits {
+        BodyLimits {
+            max_compressed_bytes: self.max_request_bytes.as_usize(),
+            max_decompressed_bytes: self.max_request_decompressed_bytes.as_usize(),
+        }
+    }
+
+    /// How blocks are written, by the ingester and the compactor alike.
+    pub fn block_options(&self) -> BlockWriteOptions {
+        BlockWriteOptions {
+            bloom_false_positive_rate: self.bloom_false_positive_rate.get(),
+            direct_encoding: self.direct_encoding,
+            ..Default::default()
+        }
+    }
+
+    /// The ingester's options: the WAL in `<data_dir>/wal` and the limits above.
+    pub fn ingest_options(&self) -> IngestOptions {
+        IngestOptions {
+            max_block_bytes: self.max_block_bytes.as_usize(),
+            max_block_age: self.max_block_age,
+            max_buffer_bytes: self.max_buffer_bytes.as_usize(),
+            max_wal_bytes: self.max_wal_bytes.0,
+            flush_on_shutdown: self.flush_on_shutdown,
+            upload_timeout: self.upload_timeout,
+            block: self.block_options(),
+            ..IngestOptions::new(self.data_dir.join("wal"))
+        }
+    }
+
+    /// The SQL engine's limits.
+    pub fn sql_limits(&self) -> SqlLimits {
+        SqlLimits {
+            timeout: self.sql_timeout,
+            memory_bytes: self.sql_memory_limit.0,
+            max_concurrent: self.sql_max_concurrent,
+            ..SqlLimits::default()
+        }
+    }
+
+    /// The compactor's options (blocks written with the ingester's layout).
+    pub fn compaction_options(&self) -> CompactionOptions {
+        CompactionOptions {
+            interval: self.compaction_interval,
+            rules: PlanRules {
+                window: self.compaction_window,
+                target_bytes: self.compaction_target_bytes.0,
+                max_inputs: self.compaction_max_inputs,
+                deletion_grace: self.compaction_deletion_grace,
+                leftover_grace: self.compaction_leftover_grace,
+                retention: self.retention,
+            },
+            tenant_retention: self.tenant_retention.0.iter().map(|(t, d)| (t.clone(), *d)).collect(),
+            lease_ttl: self.compaction_lease_ttl,
+            concurrency: self.compaction_concurrency,
+            block: self.block_options(),
+            scratch_dir: self.data_dir.join("compaction"),
+        }
+    }
+
+    /// The querier's options.
+    pub fn query_options(&self) -> QueryOptions {
+        QueryOptions {
+            block_refresh_interval: self.block_refresh_interval,
+            footer_cache_bytes: self.footer_cache_bytes.0,
+        }
+    }
+}
+
+/// Every setting as a flag: `spanlake serve`'s.
+pub struct AllSettings;
+
+impl FlagSet for AllSettings {
+    const KEYS: Option<&'static [&'static str]> = None;
+}
+
+/// The settings `spanlake compact` shares with the server: where blocks are and how to compact them.
+pub struct CompactSettings;
+
+impl FlagSet for CompactSettings {
+    const KEYS: Option<&'static [&'static str]> =
+        Some(&["storage", "retention", "compaction_target_bytes", "compaction_deletion_grace"]);
+}
+
+/// The one setting the read-only commands (`blocks`, `verify`) share with the server: the storage.
+pub struct StorageSetting;
+
+impl FlagSet for StorageSetting {
+    const KEYS: Option<&'static [&'static str]> = Some(&["storage"]);
+}
+
+/// The flags (and variables) of the settings `S` offers, as a clap argument group to flatten into a
+/// command: `#[command(flatten)] settings: SettingFlags<AllSettings>`.
+pub struct SettingFlags<S> {
+    /// What the flags and variables set.
+    pub given: ConfigFile,
+    offered: PhantomData<S>,
+}
+
+impl<S> std::fmt::Debug for SettingFlags<S> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.given.fmt(formatter)
+    }
+}
+
+impl<S: FlagSet> clap::FromArgMatches for SettingFlags<S> {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Ok(Self { given: ConfigFile::from_matches(matches), offered: PhantomData })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.given = ConfigFile::from_matches(matches).or(std::mem::take(&mut self.given));
+        Ok(())
+    }
+}
+
+impl<S: FlagSet> clap::Args for SettingFlags<S> {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        command.args(ConfigFile::flags::<S>())
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
+    }
+}
+
+#[cfg(test)]
+mod tests;
