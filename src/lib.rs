@@ -17,6 +17,10 @@
 //! - [`config`]: settings of the server, declared once with their defaults.
 //! - [`api`]: the HTTP faces of the server.
 
+// Outside tests a failure is a `?` or an `expect` that says why it cannot happen (STYLE.md).
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod api;
 pub mod compaction;
 pub mod config;

@@ -1,5 +1,9 @@
 //! The `spanlake` command line: parses arguments and hands each subcommand to its module in `cli/`.
 
+// Outside tests a failure is a `?` or an `expect` that says why it cannot happen (STYLE.md).
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod cli;
 
 use std::process::ExitCode;

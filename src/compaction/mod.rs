@@ -9,7 +9,7 @@
 //!
 //! The switch needs no coordination: a compacted block's metadata names the blocks it replaces, and
 //! every reader leaves those out from the moment it knows the compacted block. Deletion waits
-//! [`CompactionOptions::deletion_grace`] after that commit, so queries that started before it finish.
+//! [`PlanRules::deletion_grace`] after that commit, so queries that started before it finish.
 
 mod lease;
 pub mod merge;

@@ -132,16 +132,18 @@ fn flags_read_every_kind_and_win_over_the_file() {
 
 #[test]
 fn a_bad_flag_value_is_refused_with_the_value_named() {
-    let error =
-        Serve::command().no_binary_name(true).try_get_matches_from(["--max-block-age", "soon"]).err().expect("refused");
+    let error = Serve::command()
+        .no_binary_name(true)
+        .try_get_matches_from(["--max-block-age", "soon"])
+        .map(|_| ())
+        .expect_err("refused");
     assert!(error.to_string().contains("soon"), "{error}");
 }
 
 #[test]
 fn the_example_config_reads_back_as_the_defaults() {
     let example = example_yaml();
-    let mut config = ServeConfig::default();
-    config.storage = Some("s3://changed/by/the/file".into());
+    let mut config = ServeConfig { storage: Some("s3://changed/by/the/file".into()), ..ServeConfig::default() };
     ConfigFile::parse(&example).unwrap().apply(&mut config);
     let expected = ServeConfig { storage: config.storage.clone(), ..ServeConfig::default() };
     assert_eq!(config, expected, "every value in the example is the default");

@@ -132,7 +132,7 @@ impl SettingValue for ByteSize {
     }
 
     fn render(&self) -> Option<String> {
-        let unit = BINARY_UNITS.iter().find(|(_, size)| self.0 != 0 && self.0 % size == 0);
+        let unit = BINARY_UNITS.iter().find(|(_, size)| self.0 != 0 && self.0.is_multiple_of(*size));
         Some(match unit {
             Some((name, size)) => format!("{}{name}", self.0 / size),
             None => self.0.to_string(),
@@ -162,7 +162,8 @@ impl SettingValue for Duration {
         if nanos == 0 {
             return Some("0s".to_owned());
         }
-        let (name, size) = TIME_UNITS.iter().find(|(_, size)| nanos % size == 0).copied().unwrap_or(("ns", 1));
+        let (name, size) =
+            TIME_UNITS.iter().find(|(_, size)| nanos.is_multiple_of(*size)).copied().unwrap_or(("ns", 1));
         Some(format!("{}{name}", nanos / size))
     }
 }

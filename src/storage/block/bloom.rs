@@ -17,7 +17,7 @@ pub struct TraceBloom(Bloom<[u8; 16]>);
 const MIN_SIZED_TRACES: usize = 1024;
 
 impl TraceBloom {
-    /// A filter sized for `expected_traces` (at least [`MIN_SIZED_TRACES`]) at `false_positive_rate`.
+    /// A filter sized for `expected_traces` (at least `MIN_SIZED_TRACES`) at `false_positive_rate`.
     pub fn new(expected_traces: usize, false_positive_rate: f64) -> Result<Self, String> {
         Bloom::new_for_fp_rate(expected_traces.max(MIN_SIZED_TRACES), false_positive_rate)
             .map(Self)

@@ -607,7 +607,7 @@ pub async fn upload_block(storage: &Storage, block: &EncodedBlock) -> Result<(),
 }
 
 /// Uploads a block whose Parquet data sits in a local file (a compaction's output), in parts of
-/// [`MULTIPART_PART_BYTES`] read one after the other, so the upload holds a few parts in memory
+/// `MULTIPART_PART_BYTES` read one after the other, so the upload holds a few parts in memory
 /// whatever the block's size; then commits it like [`upload_block`].
 pub async fn upload_spooled_block(
     storage: &Storage,
