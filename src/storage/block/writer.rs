@@ -47,6 +47,9 @@ pub struct BlockWriteOptions {
     /// Bytes per data page (before compression): keeps the pages of wide columns (attribute maps)
     /// small, since a lookup reads whole pages.
     pub data_page_bytes: usize,
+    /// Bytes of a column chunk's dictionary page, parquet's default: a column whose distinct values pass
+    /// it continues with plain-encoded pages, as parquet's writer does.
+    pub dictionary_page_bytes: usize,
     /// Dictionary-encode span, event and link attribute values. Off by default: the dictionary page of
     /// a high-cardinality column must be read whole by every lookup that touches its row group. Resource
     /// and scope attributes repeat across spans and always keep their (small) dictionaries.
@@ -81,6 +84,7 @@ impl Default for BlockWriteOptions {
             max_row_group_rows: 16 * 1024,
             data_page_rows: 1024,
             data_page_bytes: 1024 * 1024,
+            dictionary_page_bytes: 1024 * 1024,
             dictionary_for_attribute_values: false,
             bloom_false_positive_rate: DEFAULT_BLOOM_FALSE_POSITIVE_RATE,
             compress_sparse_columns: false,
@@ -390,6 +394,7 @@ pub fn writer_properties(options: &BlockWriteOptions) -> Result<WriterProperties
         .set_max_row_group_row_count(Some(options.max_row_group_rows))
         .set_data_page_row_count_limit(options.data_page_rows)
         .set_data_page_size_limit(options.data_page_bytes)
+        .set_dictionary_page_size_limit(options.dictionary_page_bytes)
         .set_key_value_metadata(Some(vec![KeyValue::new(
             PARQUET_FORMAT_VERSION_KEY.to_owned(),
             FORMAT_VERSION.to_string(),
