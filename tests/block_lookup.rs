@@ -5,6 +5,7 @@
 mod common;
 
 use arrow::array::{Array, FixedSizeBinaryArray};
+use common::encoding::block_write_options;
 use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
@@ -30,7 +31,7 @@ async fn several_row_groups() -> Fixture {
     let mut generator = TraceGenerator::new(99);
     let traces: Vec<_> = (0..1_200).map(|_| generator.next_trace()).collect();
     let (batch, _) = encode_resource_spans(&traces.concat()).unwrap();
-    let options = BlockWriteOptions { max_row_group_rows: 8 * 1024, ..Default::default() };
+    let options = BlockWriteOptions { max_row_group_rows: 8 * 1024, ..block_write_options() };
     let meta =
         write_block(&storage, &TenantId::single_tenant(), BlockId::new_random(), vec![batch], &options).await.unwrap();
     assert!(meta.row_groups > 3, "fixture must span several row groups, got {}", meta.row_groups);

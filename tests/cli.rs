@@ -9,12 +9,13 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 
+use common::encoding::block_write_options;
 use spanlake::config::SETTINGS;
 use spanlake::ids::{BlockId, TenantId};
 use spanlake::loadgen::{OtlpClient, Protocol};
 use spanlake::spans::encode_resource_spans;
 use spanlake::storage::Storage;
-use spanlake::storage::block::{BlockWriteOptions, write_block};
+use spanlake::storage::block::write_block;
 use spanlake::synth::TraceGenerator;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_spanlake");
@@ -145,9 +146,8 @@ async fn blocks_lists_committed_blocks_of_a_storage() {
     let storage = Storage::open(&url).unwrap();
     let tenant = TenantId::new("acme").unwrap();
     let (batch, _) = encode_resource_spans(&TraceGenerator::new(1).next_trace()).unwrap();
-    let meta = write_block(&storage, &tenant, BlockId::new_random(), vec![batch], &BlockWriteOptions::default())
-        .await
-        .unwrap();
+    let meta =
+        write_block(&storage, &tenant, BlockId::new_random(), vec![batch], &block_write_options()).await.unwrap();
     let output = run(&["blocks", "--storage", &url]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let listing = String::from_utf8(output.stdout).unwrap();
@@ -168,9 +168,8 @@ async fn s3_storage_is_configured_by_the_standard_aws_environment_variables() {
     let storage = Storage::open_with_options(&url, &server.options()).unwrap();
     let tenant = TenantId::single_tenant();
     let (batch, _) = encode_resource_spans(&TraceGenerator::new(2).next_trace()).unwrap();
-    let meta = write_block(&storage, &tenant, BlockId::new_random(), vec![batch], &BlockWriteOptions::default())
-        .await
-        .unwrap();
+    let meta =
+        write_block(&storage, &tenant, BlockId::new_random(), vec![batch], &block_write_options()).await.unwrap();
 
     let output = Command::new(BINARY)
         .args(["blocks", "--storage", &url])
@@ -362,9 +361,7 @@ async fn compact_merges_a_storage_by_hand_and_applies_retention() {
     for seed in 0..3 {
         let (batch, _) = encode_resource_spans(&TraceGenerator::new(seed).next_trace()).unwrap();
         spans += batch.num_rows();
-        write_block(&storage, &tenant, BlockId::new_random(), vec![batch], &BlockWriteOptions::default())
-            .await
-            .unwrap();
+        write_block(&storage, &tenant, BlockId::new_random(), vec![batch], &block_write_options()).await.unwrap();
     }
     let cli = |args: Vec<String>| {
         tokio::task::spawn_blocking(move || {

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::encoding::block_write_options;
 use common::otlp::{canonical, resource_spans};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
@@ -13,7 +14,7 @@ use spanlake::spans::{
     SpanBatchBuilder, SpanRejection, decode_resource_spans, encode_resource_spans, protobuf_to_batch, span_count,
 };
 use spanlake::storage::Storage;
-use spanlake::storage::block::{BlockWriteOptions, encode_block, load_footer, read_all, upload_block};
+use spanlake::storage::block::{encode_block, load_footer, read_all, upload_block};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
@@ -51,7 +52,7 @@ proptest! {
         let decoded = runtime.block_on(async {
             let storage = Storage::open("memory://").unwrap();
             let tenant = TenantId::single_tenant();
-            let block = encode_block(&tenant, BlockId::new_random(), &[batch], &BlockWriteOptions::default()).unwrap();
+            let block = encode_block(&tenant, BlockId::new_random(), &[batch], &block_write_options()).unwrap();
             upload_block(&storage, &block).await.unwrap();
             let footer = load_footer(&storage, &block.meta).await.unwrap();
             decode_resource_spans(&read_all(&storage, &block.meta, &footer, None).await.unwrap()).unwrap()

@@ -6,12 +6,13 @@ mod common;
 
 use bytes::Bytes;
 use common::Backend;
+use common::encoding::block_write_options;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use spanlake::ids::{BlockId, TenantId, TraceId};
 use spanlake::spans::{decode_resource_spans, encode_resource_spans};
-use spanlake::storage::block::{BlockWriteOptions, find_trace, load_bloom, load_footer, write_block};
+use spanlake::storage::block::{find_trace, load_bloom, load_footer, write_block};
 use spanlake::storage::{RangeReads, StorageError, delete_block, layout, list_blocks, list_tenants, read_block_meta};
 use spanlake::synth::TraceGenerator;
 
@@ -116,7 +117,7 @@ async fn blocks_are_listed_only_once_committed_and_found_by_trace_id(backend: &B
     let traces: Vec<_> = (0..40).map(|_| generator.next_trace()).collect();
     let (batch, _) = encode_resource_spans(&traces.concat()).unwrap();
     let id = BlockId::new_random();
-    let meta = write_block(storage, &tenant, id, vec![batch.clone()], &BlockWriteOptions::default()).await.unwrap();
+    let meta = write_block(storage, &tenant, id, vec![batch.clone()], &block_write_options()).await.unwrap();
     assert_eq!(meta.span_count as usize, batch.num_rows());
     assert_eq!(meta.trace_count, 40);
 
@@ -155,7 +156,7 @@ async fn tenants_only_see_their_own_blocks(backend: &Backend) {
     let storage = &backend.storage;
     let (alpha, beta) = (TenantId::new("alpha").unwrap(), TenantId::new("beta").unwrap());
     let (batch, _) = encode_resource_spans(&TraceGenerator::new(3).next_trace()).unwrap();
-    let options = BlockWriteOptions::default();
+    let options = block_write_options();
     let alpha_block = write_block(storage, &alpha, BlockId::new_random(), vec![batch.clone()], &options).await.unwrap();
     let beta_block = write_block(storage, &beta, BlockId::new_random(), vec![batch], &options).await.unwrap();
     assert_eq!(list_blocks(storage, &alpha).await.unwrap().committed, [alpha_block.block_id]);
@@ -167,8 +168,7 @@ async fn a_block_of_an_unknown_format_version_is_refused_with_a_clear_error(back
     let storage = &backend.storage;
     let tenant = TenantId::single_tenant();
     let (batch, _) = encode_resource_spans(&TraceGenerator::new(5).next_trace()).unwrap();
-    let meta =
-        write_block(storage, &tenant, BlockId::new_random(), vec![batch], &BlockWriteOptions::default()).await.unwrap();
+    let meta = write_block(storage, &tenant, BlockId::new_random(), vec![batch], &block_write_options()).await.unwrap();
     let mut future = serde_json::to_value(&meta).unwrap();
     future["format_version"] = 2.into();
     future["some_new_field"] = "x".into();
@@ -184,7 +184,7 @@ async fn rewriting_a_committed_block_is_idempotent(backend: &Backend) {
     let tenant = TenantId::single_tenant();
     let (batch, _) = encode_resource_spans(&TraceGenerator::new(9).next_trace()).unwrap();
     let id = BlockId::from_u128(42);
-    let options = BlockWriteOptions::default();
+    let options = block_write_options();
     write_block(storage, &tenant, id, vec![batch.clone()], &options).await.unwrap();
     // A retry after a crash between commit and WAL truncation writes the same block again.
     write_block(storage, &tenant, id, vec![batch], &options).await.unwrap();

@@ -4,10 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::encoding::block_write_options;
 use futures::StreamExt;
 use spanlake::ids::{BlockId, TenantId, TraceId};
 use spanlake::spans::SpanBatchBuilder;
-use spanlake::storage::block::{BlockWriteOptions, encode_block, upload_block};
+use spanlake::storage::block::{encode_block, upload_block};
 use spanlake::storage::{Storage, StorageLocation};
 use spanlake::synth::TraceGenerator;
 
@@ -61,7 +62,7 @@ pub async fn local_blocks(spec: Blocks<'_>) -> (Storage, Vec<TraceId>, PathBuf) 
                         trace.iter().for_each(|rs| drop(builder.append_resource_spans(rs)));
                     }
                     let batch = builder.finish().expect("synthetic spans encode");
-                    let options = BlockWriteOptions::default();
+                    let options = block_write_options();
                     let block = encode_block(&tenant, BlockId::new_random(), &[batch], &options).expect("encode");
                     (block, TraceId::from_slice(&first.expect("a trace")).expect("valid"))
                 })

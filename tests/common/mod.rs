@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod dataset;
+pub mod encoding;
 pub mod faulty;
 pub mod http;
 pub mod otlp;

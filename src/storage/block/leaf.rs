@@ -1,8 +1,7 @@
 //! Writes one Parquet leaf column chunk from values handed to it row by row: levels, dictionary or PLAIN
 //! values, v1 pages, compression, statistics, column index and offset index. The direct encoders
-//! (`string_map.rs` for the attribute maps, `flat.rs` for the flat columns, `struct_list.rs` for the
-//! event and link lists) feed it straight from the request batches, so the block's rows are never
-//! gathered into sorted Arrow arrays for them.
+//! (`string_map.rs` for the attribute maps, `flat.rs` for the flat columns) feed it straight from the
+//! request batches, so the block's rows are never gathered into sorted Arrow arrays for them.
 //!
 //! Why by hand: parquet's Arrow writer needs every column gathered into sorted order first, walks the
 //! Arrow type to compute levels, and interns every value through generic machinery. This writer takes a
@@ -398,11 +397,6 @@ impl<'a> LeafWriter<'a> {
             compressed: Vec::new(),
             layout,
         }
-    }
-
-    /// The leaf's column path, for errors.
-    pub(super) fn path(&self) -> &parquet::schema::types::ColumnPath {
-        self.layout.descr.path()
     }
 
     /// A level: of a value when `def` is the leaf's maximum, else of a null or an empty or null list.

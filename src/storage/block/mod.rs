@@ -9,7 +9,6 @@ mod leaf;
 mod meta;
 pub mod reader;
 mod string_map;
-mod struct_list;
 pub mod writer;
 
 pub use bloom::TraceBloom;

@@ -21,7 +21,6 @@ use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 use super::flat::FlatColumn;
 use super::leaf::{EncodedLeaf, LeafLayout};
 use super::string_map::{MapLeaves, StringMapColumn};
-use super::struct_list::StructListColumn;
 use super::{BlockMeta, FORMAT_VERSION, TraceBloom};
 use crate::ids::{BlockId, TenantId, TraceId};
 use crate::spans::schema::{col, span_schema};
@@ -48,6 +47,9 @@ pub struct BlockWriteOptions {
     /// Bytes per data page (before compression): keeps the pages of wide columns (attribute maps)
     /// small, since a lookup reads whole pages.
     pub data_page_bytes: usize,
+    /// Bytes of a column chunk's dictionary page, parquet's default: a column whose distinct values pass
+    /// it continues with plain-encoded pages, as parquet's writer does.
+    pub dictionary_page_bytes: usize,
     /// Dictionary-encode span, event and link attribute values. Off by default: the dictionary page of
     /// a high-cardinality column must be read whole by every lookup that touches its row group. Resource
     /// and scope attributes repeat across spans and always keep their (small) dictionaries.
@@ -63,11 +65,12 @@ pub struct BlockWriteOptions {
     /// Threads that gather and encode a block's columns. The bytes written do not depend on it; a
     /// block is ready that much sooner, which matters when encoding is what holds ingest back.
     pub encode_threads: usize,
-    /// Encode the flat columns, the top-level attribute maps and the event and link lists with spanlake's
-    /// own encoders, straight from the request batches, instead of gathering them for parquet's Arrow
-    /// writer (`leaf.rs`, `flat.rs`, `string_map.rs`, `struct_list.rs`). Same rows, same layout and
-    /// statistics; the write takes less than half the time (BENCHMARKS.md). Off only to measure against
-    /// parquet's writer.
+    /// Encode the flat columns and the top-level attribute maps with spanlake's own encoders, straight from
+    /// the request batches, instead of gathering them for parquet's Arrow writer (`leaf.rs`, `flat.rs`,
+    /// `string_map.rs`); `events` and `links` always go through parquet's writer. Same rows, same layout
+    /// and statistics; the write takes less than half the time (BENCHMARKS.md). Off to measure against
+    /// parquet's writer, and the way back to it if a directly encoded block ever reads wrong (the server's
+    /// `direct_encoding` setting, docs/storage-format.md).
     pub direct_encoding: bool,
 }
 
@@ -81,6 +84,7 @@ impl Default for BlockWriteOptions {
             max_row_group_rows: 16 * 1024,
             data_page_rows: 1024,
             data_page_bytes: 1024 * 1024,
+            dictionary_page_bytes: 1024 * 1024,
             dictionary_for_attribute_values: false,
             bloom_false_positive_rate: DEFAULT_BLOOM_FALSE_POSITIVE_RATE,
             compress_sparse_columns: false,
@@ -390,6 +394,7 @@ pub fn writer_properties(options: &BlockWriteOptions) -> Result<WriterProperties
         .set_max_row_group_row_count(Some(options.max_row_group_rows))
         .set_data_page_row_count_limit(options.data_page_rows)
         .set_data_page_size_limit(options.data_page_bytes)
+        .set_dictionary_page_size_limit(options.dictionary_page_bytes)
         .set_key_value_metadata(Some(vec![KeyValue::new(
             PARQUET_FORMAT_VERSION_KEY.to_owned(),
             FORMAT_VERSION.to_string(),
@@ -422,8 +427,8 @@ const EXPECTED_BYTES_PER_SPAN: usize = 64;
 /// Writes the rows in `order` (indices into the concatenation of the input batches) one row group at a
 /// time, gathering each column straight into sorted order so the sorted copy never exists whole in
 /// memory. A row group's columns are gathered and encoded by up to `options.encode_threads` threads; the
-/// bytes do not depend on how many. The columns the direct encoders write (`flat.rs`, `string_map.rs`,
-/// `struct_list.rs`) skip the gather: they are encoded straight from the request batches.
+/// bytes do not depend on how many. The columns the direct encoders write (`flat.rs`, `string_map.rs`)
+/// skip the gather: they are encoded straight from the request batches.
 fn write_parquet(
     inputs: &Inputs,
     keys: &SortKeys,
@@ -497,14 +502,14 @@ struct Positions {
 }
 
 /// How a top-level column is encoded: by parquet's Arrow writer after a gather into sorted order (from
-/// column `input` of the gathered batches), or, for a flat column, a `map<string, string>` or a list of
-/// structs of those (`events`, `links`) whose settings [`LeafLayout`] covers, straight from the request
-/// batches.
+/// column `input` of the gathered batches), or, for a flat column or a `map<string, string>` whose
+/// settings [`LeafLayout`] covers, straight from the request batches. The lists of structs (`events`,
+/// `links`) are gathered: a direct encoder for them measured no faster (BENCHMARKS.md, "events and links
+/// through parquet's writer").
 enum ColumnJob<'a> {
     Arrow { input: usize },
     Flat(FlatColumn<'a>),
     StringMap { column: StringMapColumn<'a>, leaves: MapLeaves },
-    StructList(StructListColumn<'a>),
 }
 
 /// The encoded chunks of one top-level column, in leaf order.
@@ -531,7 +536,6 @@ fn column_jobs<'a>(
             _ if !direct => None,
             (DataType::Map(..), [Some(key), Some(value)]) => MapLeaves::new(key.clone(), value.clone())
                 .and_then(|leaves| Some(ColumnJob::StringMap { column: StringMapColumn::new(&columns)?, leaves })),
-            (DataType::List(_), _) => StructListColumn::new(field, &columns, &layouts).map(ColumnJob::StructList),
             (_, [Some(leaf)]) => FlatColumn::new(&columns, leaf.clone()).map(ColumnJob::Flat),
             _ => None,
         };
@@ -571,7 +575,6 @@ fn run_column_jobs(
                 ColumnChunks::Direct(column.encode(&positions.requests, leaves)?.into())
             }
             ColumnJob::Flat(column) => ColumnChunks::Direct(vec![column.encode(&positions.requests)?]),
-            ColumnJob::StructList(column) => ColumnChunks::Direct(column.encode(&positions.requests)?),
             ColumnJob::Arrow { input } => {
                 let columns: Vec<&dyn Array> =
                     inputs.gathered.iter().map(|batch| batch.column(*input).as_ref()).collect();
@@ -835,14 +838,14 @@ mod tests {
         let read = super::super::read_encoded(direct.data.clone()).unwrap();
         assert_eq!(concat_batches(&span_schema(), &read).unwrap(), sorted, "the direct encoder's block holds the rows");
         assert_ne!(direct.data, reference, "the columns were encoded directly");
-        // Same pages, statistics, column and offset indexes as parquet's writer, column by column. Except
-        // where the nested leaves' pages start (maps, and the lists of events and links): parquet checks
-        // its row limit once per 1,024 levels of a nested column, so its map pages hold ~1,140 rows; the
-        // direct encoders' hold 1,024, as the layout asks.
+        // Same pages, statistics, column and offset indexes as parquet's writer, column by column (`events`
+        // and `links` are parquet's own either way). Except where the top-level maps' pages start: parquet
+        // checks its row limit once per 1,024 levels of a nested column, so its map pages hold ~1,140
+        // rows; the direct encoder's hold 1,024, as the layout asks.
         let (described, reference_described) = (chunks(&direct.data), chunks(&Bytes::from(reference.clone())));
         assert_eq!(described.len(), reference_described.len());
         for (direct, parquet) in described.iter().zip(&reference_described) {
-            if direct.contains(".key_value.") || direct.contains(".list.element.") {
+            if direct.contains(".key_value.") && !direct.contains(".list.element.") {
                 assert_eq!(direct.split(", pages").next(), parquet.split(", pages").next());
             } else {
                 assert_eq!(direct, parquet);
