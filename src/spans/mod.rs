@@ -35,12 +35,12 @@ pub enum SpanFormatError {
 }
 
 /// Why one span was refused at ingest; reported in OTLP `partial_success`, the rest of the request is kept.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SpanRejection {
     #[error("invalid trace ID: {0}")]
-    TraceId(IdError),
+    TraceId(#[source] IdError),
     #[error("invalid span ID: {0}")]
-    SpanId(IdError),
+    SpanId(#[source] IdError),
     #[error("invalid parent span ID: must be empty or 8 bytes, got {0}")]
     ParentSpanIdLength(usize),
 }

@@ -12,7 +12,7 @@ mod string_map;
 mod struct_list;
 pub mod writer;
 
-pub use bloom::TraceBloom;
+pub use bloom::{BloomError, TraceBloom};
 pub use file_reader::BlockFileReader;
 pub use meta::{BlockMeta, FORMAT_VERSION};
 pub use reader::{

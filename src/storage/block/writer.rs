@@ -216,7 +216,7 @@ pub fn assemble(
         return Err(StorageError::EmptyBlock);
     };
     let mut filter = TraceBloom::new(summary.traces.len(), options.bloom_false_positive_rate)
-        .map_err(|reason| StorageError::InvalidBloom { block: block_id.to_string(), reason })?;
+        .map_err(|source| StorageError::InvalidBloom { block: block_id.to_string(), source })?;
     summary.traces.iter().for_each(|id| filter.insert(id));
     let bloom = Bytes::from(filter.to_bytes());
     let meta = BlockMeta {
