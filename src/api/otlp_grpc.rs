@@ -99,7 +99,7 @@ where
             Err(Refusal::from(&ReceiveError::TooLarge { limit, stage: "as sent" }))
         }
         Ok(Err(error)) => {
-            Err(Refusal::from(&ReceiveError::Undecodable { encoding: "gRPC", source: BodyError::Read(error.into()) }))
+            Err(Refusal::from(&ReceiveError::Undecodable { encoding: "gRPC", source: BodyError::Read(error) }))
         }
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }

@@ -127,7 +127,7 @@ fn query_text(headers: &HeaderMap, body: &[u8]) -> Result<String, SqlRequestErro
 /// The status each failure gets (CONTRACTS §4). Client errors are logged at debug, ours at warn.
 fn sql_error_response(tenant: &str, sql: &str, error: &SqlError) -> Response {
     let status = match error {
-        SqlError::Invalid(_) => StatusCode::BAD_REQUEST,
+        SqlError::Invalid(_) | SqlError::NotReadOnly(_) => StatusCode::BAD_REQUEST,
         SqlError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         SqlError::Memory { .. } => StatusCode::INSUFFICIENT_STORAGE,
         SqlError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,

@@ -24,12 +24,12 @@ pub enum Protocol {
 }
 
 impl FromStr for Protocol {
-    type Err = String;
+    type Err = LoadgenError;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text.to_ascii_lowercase().as_str() {
             "grpc" => Ok(Self::Grpc),
             "http" | "http/protobuf" => Ok(Self::Http),
-            other => Err(format!("unknown protocol {other:?}; use grpc or http")),
+            other => Err(LoadgenError::UnknownProtocol(other.to_owned())),
         }
     }
 }

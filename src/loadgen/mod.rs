@@ -25,6 +25,8 @@ use pool::RequestPool;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadgenError {
+    #[error("unknown protocol {0:?}; use grpc or http")]
+    UnknownProtocol(String),
     #[error("invalid endpoint {endpoint:?}: {source}")]
     Endpoint { endpoint: String, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("verify file {path}: {source}")]

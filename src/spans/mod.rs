@@ -30,6 +30,11 @@ pub enum SpanFormatError {
     MissingColumn(String),
     #[error("span data is corrupt: {0}")]
     Corrupt(String),
+    /// A stored value that does not decode: `what` names the column or value.
+    #[error("span data is corrupt: {what}: {source}")]
+    Undecodable { what: &'static str, source: Box<dyn std::error::Error + Send + Sync> },
+    #[error("span data is corrupt: {0}")]
+    InvalidId(#[source] IdError),
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
 }

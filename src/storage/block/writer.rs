@@ -328,7 +328,7 @@ impl SortKeys {
     }
 
     fn summarize(&self, order: &[u32]) -> Result<BlockSummary, StorageError> {
-        let corrupt = |e: crate::ids::IdError| crate::spans::SpanFormatError::Corrupt(e.to_string());
+        let corrupt = crate::spans::SpanFormatError::InvalidId;
         let mut distinct: Vec<TraceId> = Vec::new();
         for &row in order {
             let id = TraceId::from_slice(self.trace_ids.value(row as usize)).map_err(corrupt)?;
