@@ -48,8 +48,8 @@ use crate::telemetry;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SqlError {
-    /// SQL that does not parse or plan, is not a read-only query, or fails on its own terms (a bad cast,
-    /// a division by zero): the client's to fix. 400.
+    /// SQL that does not parse or plan, or fails on its own terms (a bad cast, a division by zero): the
+    /// client's to fix. 400.
     #[error("{}", root_message(.0))]
     Invalid(#[source] DataFusionError),
     /// A statement other than a query (named as the user would: `COPY`, `a CreateTable statement`). 400.
