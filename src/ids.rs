@@ -10,20 +10,33 @@ use serde::{Deserialize, Serialize};
 
 /// Why an identifier was refused; the message names the rule that failed so it can go straight into a
 /// 400 response or a partial-success message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum IdError {
     #[error("{kind} must be {expected} bytes, got {actual}")]
     WrongLength { kind: &'static str, expected: usize, actual: usize },
     #[error("{kind} must not be all zeros")]
     AllZero { kind: &'static str },
-    #[error("{kind} is not valid hex: {reason}")]
-    NotHex { kind: &'static str, reason: String },
+    #[error("{kind} is not valid hex: {source}")]
+    NotHex { kind: &'static str, source: HexError },
     #[error("tenant ID must be 1 to 150 characters, got {0}")]
     TenantLength(usize),
     #[error("tenant ID contains {0:?}; allowed are letters, digits and ! - _ . * ' ( )")]
     TenantCharacter(char),
     #[error("tenant ID must not be \".\" or \"..\"")]
     TenantDots,
+}
+
+/// Why the text of an ID is not its hex (or, for block IDs, UUID) form: the cause of [`IdError::NotHex`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HexError {
+    #[error("expected 1 to {max} hex characters, got {actual}")]
+    Length { max: usize, actual: usize },
+    #[error("{character:?} at position {position} is not a hex digit")]
+    Digit { character: char, position: usize },
+    #[error(transparent)]
+    Hex(#[from] hex::FromHexError),
+    #[error(transparent)]
+    Uuid(#[from] uuid::Error),
 }
 
 fn fixed_bytes<const N: usize>(kind: &'static str, bytes: &[u8]) -> Result<[u8; N], IdError> {
@@ -38,21 +51,15 @@ fn fixed_bytes<const N: usize>(kind: &'static str, bytes: &[u8]) -> Result<[u8; 
 fn parse_hex_padded<const N: usize>(kind: &'static str, text: &str) -> Result<[u8; N], IdError> {
     let digits = text.trim();
     if digits.is_empty() || digits.len() > N * 2 {
-        return Err(IdError::NotHex {
-            kind,
-            reason: format!("expected 1 to {} hex characters, got {}", N * 2, digits.len()),
-        });
+        return Err(IdError::NotHex { kind, source: HexError::Length { max: N * 2, actual: digits.len() } });
     }
     if let Some((position, character)) = digits.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
-        return Err(IdError::NotHex {
-            kind,
-            reason: format!("{character:?} at position {position} is not a hex digit"),
-        });
+        return Err(IdError::NotHex { kind, source: HexError::Digit { character, position } });
     }
     // Tempo left-pads short IDs with zeros; so do we, so IDs copied from logs that dropped leading zeros work.
     let padded = format!("{digits:0>width$}", width = N * 2);
     let mut out = [0u8; N];
-    hex::decode_to_slice(&padded, &mut out).map_err(|e| IdError::NotHex { kind, reason: e.to_string() })?;
+    hex::decode_to_slice(&padded, &mut out).map_err(|e| IdError::NotHex { kind, source: e.into() })?;
     fixed_bytes(kind, &out)
 }
 
@@ -244,7 +251,7 @@ impl BlockId {
 impl FromStr for BlockId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        uuid::Uuid::parse_str(s).map(Self).map_err(|e| IdError::NotHex { kind: "block ID", reason: e.to_string() })
+        uuid::Uuid::parse_str(s).map(Self).map_err(|e| IdError::NotHex { kind: "block ID", source: e.into() })
     }
 }
 
@@ -289,7 +296,9 @@ mod tests {
         let id = TraceId::from_hex("abc").unwrap();
         assert_eq!(id.to_hex(), "00000000000000000000000000000abc");
         assert!(TraceId::from_hex("zz").is_err());
-        let error = TraceId::from_hex("12x4").unwrap_err().to_string();
+        let error = TraceId::from_hex("12x4").unwrap_err();
+        assert!(matches!(error, IdError::NotHex { source: HexError::Digit { character: 'x', position: 2 }, .. }));
+        let error = error.to_string();
         assert!(error.contains("'x' at position 2"), "positions count in what the user typed: {error}");
         assert!(TraceId::from_hex(&"1".repeat(33)).is_err());
         assert!(TraceId::from_hex("0").is_err());

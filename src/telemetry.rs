@@ -1,6 +1,8 @@
 //! The server's own metrics: every metric name in one place, and their Prometheus text rendering for
 //! `GET /metrics` (CONTRACTS §4). Modules record through the `metrics` facade with these names; this
 //! module installs the recorder. Calls `storage` only to read its request counters at scrape time.
+//! Also renders an error with its chain of causes, the one form errors take in logs and on the command
+//! line ([`chain`]).
 
 use std::sync::OnceLock;
 
@@ -121,4 +123,43 @@ pub struct Gauge {
     pub name: &'static str,
     pub help: &'static str,
     pub value: f64,
+}
+
+/// `error` and its causes on one line, `outer: cause: root cause`, each message once.
+///
+/// Our errors keep their cause as a `source` and, like `object_store`'s, most also end their message with
+/// the cause's; a cause whose message is already part of the text is not repeated.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(current) = cause {
+        let message = current.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        cause = current.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error whose message leaves its cause out, as `std::io::Error::other` does with a custom one.
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot flush")]
+    struct Quiet(#[source] std::io::Error);
+
+    #[test]
+    fn chain_names_every_cause_once() {
+        let disk_full = || std::io::Error::other("disk full");
+        let failed = crate::wal::WalError::Failed(std::sync::Arc::new(crate::wal::WalError::Write(disk_full())));
+        assert_eq!(
+            chain(&failed),
+            "the WAL stopped accepting writes after an earlier write failed: WAL write failed: disk full"
+        );
+        assert_eq!(chain(&Quiet(disk_full())), "cannot flush: disk full");
+    }
 }

@@ -19,11 +19,10 @@ use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
 use super::AppState;
-use super::connections::BodyTimedOut;
 use super::status::{Refusal, export_reply};
 use crate::ingest::NewSpans;
 use crate::receive::grpc_codec::{self, RawBytesCodec};
-use crate::receive::{self, ReceiveError};
+use crate::receive::{self, BodyError, ReceiveError};
 use crate::telemetry;
 
 /// The OTLP trace service, ready for `tonic::transport::Server::add_service`.
@@ -95,14 +94,13 @@ where
 {
     let limited = http_body_util::Limited::new(body, limit + GRPC_FRAME_HEADER_BYTES);
     match tokio::time::timeout(read_timeout, limited.collect()).await {
-        Err(_) => Err(Refusal::from(&ReceiveError::SlowBody(BodyTimedOut(read_timeout).to_string()))),
+        Err(_) => Err(Refusal::from(&ReceiveError::SlowBody(read_timeout))),
         Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
             Err(Refusal::from(&ReceiveError::TooLarge { limit, stage: "as sent" }))
         }
-        Ok(Err(error)) => Err(Refusal::from(&ReceiveError::Undecodable {
-            encoding: "gRPC",
-            reason: format!("cannot read the body: {error}"),
-        })),
+        Ok(Err(error)) => {
+            Err(Refusal::from(&ReceiveError::Undecodable { encoding: "gRPC", source: BodyError::Read(error) }))
+        }
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
 }
@@ -133,7 +131,7 @@ async fn export(state: &AppState, request: Request<Bytes>) -> Result<Response<Ex
     let converted =
         tokio::task::spawn_blocking(move || NewSpans::from_protobuf(raw).map_err(receive::undecodable_protobuf))
             .await
-            .map_err(|e| Refusal::from(&ReceiveError::Undecodable { encoding: "protobuf", reason: e.to_string() }))?;
+            .map_err(|e| Refusal::from(&ReceiveError::Undecodable { encoding: "protobuf", source: e.into() }))?;
     let spans = converted.map_err(|e| Refusal::from(&e))?;
     let outcome = state.ingester.push(&tenant, spans).await.map_err(|e| Refusal::from(&e))?;
     Ok(Response::new(export_reply(&tenant, &outcome.rejected, "grpc")))

@@ -13,7 +13,7 @@ use super::AppState;
 use super::connections::BodyTimedOut;
 use super::status::{RETRY_AFTER, Refusal, export_reply};
 use crate::ingest::NewSpans;
-use crate::receive::{self, OtlpEncoding, ReceiveError};
+use crate::receive::{self, BodyError, OtlpEncoding, ReceiveError};
 use crate::telemetry;
 
 /// The OTLP/HTTP router.
@@ -55,12 +55,9 @@ async fn accept(
         if too_large {
             Refusal::from(&ReceiveError::TooLarge { limit: limits.max_compressed_bytes, stage: "as sent" })
         } else if let Some(timed_out) = BodyTimedOut::find(&error) {
-            Refusal::from(&ReceiveError::SlowBody(timed_out.to_string()))
+            Refusal::from(&ReceiveError::SlowBody(timed_out.0))
         } else {
-            Refusal::from(&ReceiveError::Undecodable {
-                encoding: "HTTP",
-                reason: format!("cannot read the body: {error}"),
-            })
+            Refusal::from(&ReceiveError::Undecodable { encoding: "HTTP", source: BodyError::Read(error.into()) })
         }
     })?;
     metrics::counter!(telemetry::RECEIVED_BYTES, "protocol" => "http").increment(body.len() as u64);
@@ -70,14 +67,14 @@ async fn accept(
         match encoding {
             OtlpEncoding::Protobuf => NewSpans::from_protobuf(body).map_err(receive::undecodable_protobuf),
             OtlpEncoding::Json => NewSpans::from_request(receive::decode_json(&body)?)
-                .map_err(|e| ReceiveError::Undecodable { encoding: "JSON", reason: e.to_string() }),
+                .map_err(|e| ReceiveError::Undecodable { encoding: "JSON", source: e.into() }),
         }
     })
     .await;
     let spans = match converted {
         Ok(result) => result.map_err(|e| Refusal::from(&e))?,
         Err(join_error) => {
-            return Err(Refusal::from(&ReceiveError::Undecodable { encoding: "HTTP", reason: join_error.to_string() }));
+            return Err(Refusal::from(&ReceiveError::Undecodable { encoding: "HTTP", source: join_error.into() }));
         }
     };
     let outcome = state.ingester.push(&tenant, spans).await.map_err(|e| Refusal::from(&e))?;

@@ -30,6 +30,21 @@ pub struct SqlParams {
     format: Option<String>,
 }
 
+/// What is wrong with a request before its SQL runs: always a 400 with this message.
+#[derive(Debug, thiserror::Error)]
+enum SqlRequestError {
+    #[error("{}", .0.body_text())]
+    Params(#[source] QueryRejection),
+    #[error("unknown result format {0:?}: use json, ndjson, csv or arrow")]
+    UnknownFormat(String),
+    #[error("a JSON body must be {{\"query\": \"…\"}}: {0}")]
+    NotJsonQuery(#[source] serde_json::Error),
+    #[error("the SQL text is not valid UTF-8")]
+    NotUtf8(#[source] std::string::FromUtf8Error),
+    #[error("no SQL given: send the query as the request body")]
+    NoSql,
+}
+
 /// A JSON request body.
 #[derive(Deserialize)]
 struct SqlBody {
@@ -64,12 +79,12 @@ pub async fn sql(
         }
     };
     let request = params
-        .map_err(|e| e.body_text())
+        .map_err(SqlRequestError::Params)
         .and_then(|Query(params)| result_format(params.format.as_deref(), &headers))
         .and_then(|format| Ok((format, query_text(&headers, &body)?)));
     let (format, text) = match request {
         Ok(request) => request,
-        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
+        Err(refused) => return error_response(StatusCode::BAD_REQUEST, &refused.to_string()),
     };
     let started = Instant::now();
     let mut rows = match state.sql.query(&tenant, &text).await {
@@ -87,27 +102,24 @@ pub async fn sql(
 }
 
 /// The format asked for: `?format=` wins over `Accept`; JSON when neither names one.
-fn result_format(name: Option<&str>, headers: &HeaderMap) -> Result<ResultFormat, String> {
+fn result_format(name: Option<&str>, headers: &HeaderMap) -> Result<ResultFormat, SqlRequestError> {
     if let Some(name) = name {
-        return ResultFormat::from_name(name)
-            .ok_or_else(|| format!("unknown result format {name:?}: use json, ndjson, csv or arrow"));
+        return ResultFormat::from_name(name).ok_or_else(|| SqlRequestError::UnknownFormat(name.to_owned()));
     }
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     Ok(ResultFormat::from_accept(accept).unwrap_or_default())
 }
 
 /// The SQL text of the request body.
-fn query_text(headers: &HeaderMap, body: &[u8]) -> Result<String, String> {
+fn query_text(headers: &HeaderMap, body: &[u8]) -> Result<String, SqlRequestError> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let text = if content_type.split(';').next().is_some_and(|t| t.trim() == "application/json") {
-        serde_json::from_slice::<SqlBody>(body)
-            .map_err(|e| format!("a JSON body must be {{\"query\": \"…\"}}: {e}"))?
-            .query
+        serde_json::from_slice::<SqlBody>(body).map_err(SqlRequestError::NotJsonQuery)?.query
     } else {
-        String::from_utf8(body.to_vec()).map_err(|_| "the SQL text is not valid UTF-8".to_owned())?
+        String::from_utf8(body.to_vec()).map_err(SqlRequestError::NotUtf8)?
     };
     if text.trim().is_empty() {
-        return Err("no SQL given: send the query as the request body".to_owned());
+        return Err(SqlRequestError::NoSql);
     }
     Ok(text)
 }
@@ -115,7 +127,7 @@ fn query_text(headers: &HeaderMap, body: &[u8]) -> Result<String, String> {
 /// The status each failure gets (CONTRACTS §4). Client errors are logged at debug, ours at warn.
 fn sql_error_response(tenant: &str, sql: &str, error: &SqlError) -> Response {
     let status = match error {
-        SqlError::Invalid(_) => StatusCode::BAD_REQUEST,
+        SqlError::Invalid(_) | SqlError::NotReadOnly(_) => StatusCode::BAD_REQUEST,
         SqlError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         SqlError::Memory { .. } => StatusCode::INSUFFICIENT_STORAGE,
         SqlError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -153,7 +165,7 @@ fn encoded(
     futures::stream::unfold((writer, rows, Phase::Begin(first)), move |(mut writer, mut rows, phase)| {
         let tenant = tenant.clone();
         async move {
-            let failed = |error: String| {
+            let failed = |error: Box<dyn std::error::Error + Send + Sync>| {
                 tracing::warn!(tenant, %error, "SQL result cut short");
                 std::io::Error::other(error)
             };
@@ -162,26 +174,26 @@ fn encoded(
                 Phase::Begin(first) => {
                     let mut bytes = match writer.begin() {
                         Ok(bytes) => bytes,
-                        Err(error) => return Some((Err(failed(error.to_string())), (writer, rows, Phase::Done))),
+                        Err(error) => return Some((Err(failed(error.into())), (writer, rows, Phase::Done))),
                     };
                     match first.map(|batch| writer.batch(&batch)).transpose() {
                         Ok(more) => bytes.extend(more.unwrap_or_default()),
-                        Err(error) => return Some((Err(failed(error.to_string())), (writer, rows, Phase::Done))),
+                        Err(error) => return Some((Err(failed(error.into())), (writer, rows, Phase::Done))),
                     }
                     (bytes, Phase::Rows)
                 }
                 Phase::Rows => match rows.next().await {
                     Some(Ok(batch)) => match writer.batch(&batch) {
                         Ok(bytes) => (bytes, Phase::Rows),
-                        Err(error) => return Some((Err(failed(error.to_string())), (writer, rows, Phase::Done))),
+                        Err(error) => return Some((Err(failed(error.into())), (writer, rows, Phase::Done))),
                     },
-                    Some(Err(error)) => return Some((Err(failed(error.to_string())), (writer, rows, Phase::Done))),
+                    Some(Err(error)) => return Some((Err(failed(error.into())), (writer, rows, Phase::Done))),
                     None => {
                         metrics::histogram!(telemetry::QUERY_SECONDS, "endpoint" => "sql")
                             .record(started.elapsed().as_secs_f64());
                         match writer.finish() {
                             Ok(bytes) => (bytes, Phase::Done),
-                            Err(error) => return Some((Err(failed(error.to_string())), (writer, rows, Phase::Done))),
+                            Err(error) => return Some((Err(failed(error.into())), (writer, rows, Phase::Done))),
                         }
                     }
                 },

@@ -74,7 +74,7 @@ async fn trace_by_id(
         }
     };
     let found = async {
-        let trace_id = TraceId::from_hex(&id).map_err(|e| QueryError::BadRequest(format!("trace ID {id:?}: {e}")))?;
+        let trace_id = TraceId::from_hex(&id).map_err(|source| QueryError::BadTraceId { id: id.clone(), source })?;
         let Query(params) = params.map_err(|e| QueryError::BadRequest(e.body_text()))?;
         let window = TimeWindow::from_unix_seconds(params.start, params.end)?;
         let lookup = state.querier.find_trace(&tenant, &trace_id, window).await?;
@@ -103,6 +103,7 @@ async fn trace_by_id(
 fn query_error_response(error: &QueryError) -> Response {
     match error {
         QueryError::BadRequest(message) => error_response(StatusCode::BAD_REQUEST, message),
+        bad_id @ QueryError::BadTraceId { .. } => error_response(StatusCode::BAD_REQUEST, &bad_id.to_string()),
         other => {
             tracing::warn!(error = %other, "query failed");
             error_response(StatusCode::INTERNAL_SERVER_ERROR, &other.to_string())

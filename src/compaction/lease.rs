@@ -86,7 +86,7 @@ impl Lease {
             Err(error) => return Err(error.into()),
         };
         let record: LeaseRecord = serde_json::from_slice(&bytes)
-            .map_err(|e| CompactionError::Corrupt(format!("lease object of tenant {}: {e}", self.tenant)))?;
+            .map_err(|source| CompactionError::InvalidLease { tenant: self.tenant.clone(), source })?;
         epochs.pop();
         Ok((Some(record), epochs))
     }

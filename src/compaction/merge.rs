@@ -184,7 +184,7 @@ impl<W: Write + Send> Merge<W> {
                 self.max_start = self.max_start.max(start as u64);
                 self.spans_out += 1;
             }
-            self.traces.push(TraceId::from_slice(&trace).map_err(|e| CompactionError::Corrupt(e.to_string()))?);
+            self.traces.push(TraceId::from_slice(&trace).map_err(CompactionError::InvalidTraceId)?);
             if self.positions.len() >= OUTPUT_CHUNK_ROWS {
                 self.flush()?;
             }

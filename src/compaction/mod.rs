@@ -49,6 +49,11 @@ pub enum CompactionError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("corrupt block data: {0}")]
     Corrupt(String),
+    /// A block to merge holds a trace ID that is not one.
+    #[error("corrupt block data: {0}")]
+    InvalidTraceId(#[source] crate::ids::IdError),
+    #[error("corrupt block data: lease object of tenant {tenant}: {source}")]
+    InvalidLease { tenant: crate::ids::TenantId, source: serde_json::Error },
     #[error("compactor lease lost: {0}")]
     LeaseLost(String),
     #[error("background task failed: {0}")]

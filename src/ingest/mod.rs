@@ -46,8 +46,8 @@ pub enum IngestError {
     SpanFormat(#[from] SpanFormatError),
     #[error(transparent)]
     Storage(#[from] StorageError),
-    #[error("WAL record {seq} does not hold a valid OTLP request: {reason}")]
-    BadWalRecord { seq: u64, reason: String },
+    #[error("WAL record {seq} does not hold a valid OTLP request: {source}")]
+    BadWalRecord { seq: u64, source: ProtobufError },
     #[error("the ingester is shutting down")]
     ShuttingDown,
 }
@@ -416,9 +416,7 @@ fn valid_spans_only(mut request: ExportTraceServiceRequest) -> Bytes {
 
 /// Decodes a WAL payload back into span rows (replay).
 fn payload_to_batch(seq: u64, payload: &Bytes) -> Result<RecordBatch, IngestError> {
-    protobuf_to_batch(payload)
-        .map(|(batch, _)| batch)
-        .map_err(|e| IngestError::BadWalRecord { seq, reason: e.to_string() })
+    protobuf_to_batch(payload).map(|(batch, _)| batch).map_err(|source| IngestError::BadWalRecord { seq, source })
 }
 
 #[cfg(test)]

@@ -24,12 +24,12 @@ pub enum Protocol {
 }
 
 impl FromStr for Protocol {
-    type Err = String;
+    type Err = LoadgenError;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text.to_ascii_lowercase().as_str() {
             "grpc" => Ok(Self::Grpc),
             "http" | "http/protobuf" => Ok(Self::Http),
-            other => Err(format!("unknown protocol {other:?}; use grpc or http")),
+            other => Err(LoadgenError::UnknownProtocol(other.to_owned())),
         }
     }
 }
@@ -37,12 +37,13 @@ impl FromStr for Protocol {
 /// Why one export failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
+    /// The server could not be reached, or said it is unavailable.
     #[error("connection: {0}")]
-    Connection(String),
+    Connection(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("refused with {status}: {message}")]
     Refused { status: String, message: String, retryable: bool },
     #[error("unreadable reply: {0}")]
-    Reply(String),
+    Reply(#[source] prost::DecodeError),
 }
 
 impl SendError {
@@ -77,17 +78,16 @@ enum Transport {
 impl OtlpClient {
     /// A client for `endpoint` (`http://host:port`); connects lazily and reconnects as needed.
     pub fn connect(endpoint: &str, protocol: Protocol, tenant: Option<String>) -> Result<Self, LoadgenError> {
-        let invalid = |reason: String| LoadgenError::Endpoint { endpoint: endpoint.to_owned(), reason };
+        let invalid = |source| LoadgenError::Endpoint { endpoint: endpoint.to_owned(), source };
         let transport = match protocol {
             Protocol::Grpc => {
-                let channel =
-                    Endpoint::from_shared(endpoint.to_owned()).map_err(|e| invalid(e.to_string()))?.connect_lazy();
+                let channel = Endpoint::from_shared(endpoint.to_owned()).map_err(|e| invalid(e.into()))?.connect_lazy();
                 Transport::Grpc(channel)
             }
             Protocol::Http => {
                 let base = endpoint.trim_end_matches('/');
                 let url = if base.ends_with("/v1/traces") { base.to_owned() } else { format!("{base}/v1/traces") };
-                let uri = url.parse::<hyper::Uri>().map_err(|e| invalid(e.to_string()))?;
+                let uri = url.parse::<hyper::Uri>().map_err(|e| invalid(e.into()))?;
                 Transport::Http { client: Box::new(Client::builder(TokioExecutor::new()).build_http()), uri }
             }
         };
@@ -113,18 +113,16 @@ impl OtlpClient {
         if let Some(tenant) = &self.tenant {
             let value = tenant
                 .parse()
-                .map_err(|_| SendError::Connection(format!("tenant {tenant:?} is not a header value")))?;
+                .map_err(|_| SendError::Connection(format!("tenant {tenant:?} is not a header value").into()))?;
             request.metadata_mut().insert(TENANT_HEADER, value);
         }
         let mut grpc = tonic::client::Grpc::new(channel);
-        grpc.ready().await.map_err(|e| SendError::Connection(e.to_string()))?;
+        grpc.ready().await.map_err(|e| SendError::Connection(e.into()))?;
         let path = hyper::http::uri::PathAndQuery::from_static(EXPORT_PATH);
         match grpc.unary(request, path, RawBytesCodec).await {
-            Ok(response) => {
-                ExportTraceServiceResponse::decode(response.into_inner()).map_err(|e| SendError::Reply(e.to_string()))
-            }
+            Ok(response) => ExportTraceServiceResponse::decode(response.into_inner()).map_err(SendError::Reply),
             Err(status) if status.code() == tonic::Code::Unavailable || status.code() == tonic::Code::Unknown => {
-                Err(SendError::Connection(status.message().to_owned()))
+                Err(SendError::Connection(status.message().into()))
             }
             Err(status) => Err(SendError::Refused {
                 status: format!("{:?}", status.code()),
@@ -144,10 +142,10 @@ impl OtlpClient {
         if let Some(tenant) = &self.tenant {
             builder = builder.header(TENANT_HEADER, tenant.as_str());
         }
-        let http_request = builder.body(Full::new(request)).map_err(|e| SendError::Connection(e.to_string()))?;
-        let response = client.request(http_request).await.map_err(|e| SendError::Connection(e.to_string()))?;
+        let http_request = builder.body(Full::new(request)).map_err(|e| SendError::Connection(e.into()))?;
+        let response = client.request(http_request).await.map_err(|e| SendError::Connection(e.into()))?;
         let status = response.status();
-        let body = response.into_body().collect().await.map_err(|e| SendError::Connection(e.to_string()))?.to_bytes();
+        let body = response.into_body().collect().await.map_err(|e| SendError::Connection(e.into()))?.to_bytes();
         if !status.is_success() {
             return Err(SendError::Refused {
                 status: status.as_u16().to_string(),
@@ -155,6 +153,6 @@ impl OtlpClient {
                 retryable: status.as_u16() == 429 || status.as_u16() == 503,
             });
         }
-        ExportTraceServiceResponse::decode(body.as_ref()).map_err(|e| SendError::Reply(e.to_string()))
+        ExportTraceServiceResponse::decode(body.as_ref()).map_err(SendError::Reply)
     }
 }

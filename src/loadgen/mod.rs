@@ -25,8 +25,10 @@ use pool::RequestPool;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadgenError {
-    #[error("invalid endpoint {endpoint:?}: {reason}")]
-    Endpoint { endpoint: String, reason: String },
+    #[error("unknown protocol {0:?}; use grpc or http")]
+    UnknownProtocol(String),
+    #[error("invalid endpoint {endpoint:?}: {source}")]
+    Endpoint { endpoint: String, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("verify file {path}: {source}")]
     VerifyFile { path: PathBuf, source: std::io::Error },
     #[error(transparent)]

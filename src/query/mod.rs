@@ -35,6 +35,9 @@ use crate::storage::{Storage, StorageError};
 pub enum QueryError {
     #[error("{0}")]
     BadRequest(String),
+    /// The trace ID of a request is not one. 400, like `BadRequest`.
+    #[error("trace ID {id:?}: {source}")]
+    BadTraceId { id: String, source: crate::ids::IdError },
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]

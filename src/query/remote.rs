@@ -15,12 +15,14 @@ use crate::receive::TENANT_HEADER;
 /// Why a server could not be asked. `Unreachable` lets the CLI fall back to reading storage itself.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
-    #[error("cannot reach {url}: {reason}")]
-    Unreachable { url: String, reason: String },
+    /// The request could not be built or sent (an HTTP or connection error).
+    #[error("cannot reach {url}: {source}")]
+    Unreachable { url: String, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("{url} answered {status}: {body}")]
     Refused { url: String, status: u16, body: String },
-    #[error("{url} sent an unreadable trace: {reason}")]
-    Unreadable { url: String, reason: String },
+    /// The reply's body broke off or does not decode.
+    #[error("{url} sent an unreadable trace: {source}")]
+    Unreadable { url: String, source: Box<dyn std::error::Error + Send + Sync> },
 }
 
 /// The trace's resource groups from the server at `base_url` (`http://host:3200`); `None` for a 404.
@@ -36,22 +38,20 @@ pub async fn fetch_trace(
         request = request.header(TENANT_HEADER, tenant.as_str());
     }
     let request =
-        request.body(Empty::new()).map_err(|e| RemoteError::Unreachable { url: url.clone(), reason: e.to_string() })?;
-    let response = client
-        .request(request)
-        .await
-        .map_err(|e| RemoteError::Unreachable { url: url.clone(), reason: e.to_string() })?;
+        request.body(Empty::new()).map_err(|e| RemoteError::Unreachable { url: url.clone(), source: e.into() })?;
+    let response =
+        client.request(request).await.map_err(|e| RemoteError::Unreachable { url: url.clone(), source: e.into() })?;
     let status = response.status().as_u16();
     let body = response
         .into_body()
         .collect()
         .await
-        .map_err(|e| RemoteError::Unreachable { url: url.clone(), reason: e.to_string() })?
+        .map_err(|e| RemoteError::Unreachable { url: url.clone(), source: e.into() })?
         .to_bytes();
     match status {
         200 => tempopb::Trace::decode(body)
             .map(|trace| Some(trace.resource_spans))
-            .map_err(|e| RemoteError::Unreadable { url, reason: e.to_string() }),
+            .map_err(|e| RemoteError::Unreadable { url, source: e.into() }),
         404 => Ok(None),
         _ => Err(RemoteError::Refused { url, status, body: String::from_utf8_lossy(&body).into_owned() }),
     }
@@ -72,17 +72,15 @@ pub async fn fetch_sql(
     }
     let request = request
         .body(Full::new(Bytes::from(sql.to_owned())))
-        .map_err(|e| RemoteError::Unreachable { url: url.clone(), reason: e.to_string() })?;
-    let response = client
-        .request(request)
-        .await
-        .map_err(|e| RemoteError::Unreachable { url: url.clone(), reason: e.to_string() })?;
+        .map_err(|e| RemoteError::Unreachable { url: url.clone(), source: e.into() })?;
+    let response =
+        client.request(request).await.map_err(|e| RemoteError::Unreachable { url: url.clone(), source: e.into() })?;
     let status = response.status().as_u16();
     let body = response
         .into_body()
         .collect()
         .await
-        .map_err(|e| RemoteError::Unreadable { url: url.clone(), reason: e.to_string() })?
+        .map_err(|e| RemoteError::Unreadable { url: url.clone(), source: e.into() })?
         .to_bytes();
     if status == 200 {
         return Ok(body);

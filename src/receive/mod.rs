@@ -30,16 +30,36 @@ pub enum ReceiveError {
     UnsupportedContentEncoding(String),
     #[error("request body is larger than the limit of {limit} bytes {stage}")]
     TooLarge { limit: usize, stage: &'static str },
-    #[error("{0}; send the whole request within the server's read_timeout")]
-    SlowBody(String),
+    /// The body did not arrive within this long after the headers.
+    #[error(
+        "the request body did not arrive within {0:?} of its headers; send the whole request within the server's read_timeout"
+    )]
+    SlowBody(std::time::Duration),
     #[error("gzip body cannot be decompressed: {0}")]
-    BadGzip(String),
-    #[error("cannot decode the OTLP {encoding} body: {reason}")]
-    Undecodable { encoding: &'static str, reason: String },
+    BadGzip(#[source] std::io::Error),
+    #[error("cannot decode the OTLP {encoding} body: {source}")]
+    Undecodable { encoding: &'static str, source: BodyError },
     #[error("invalid X-Scope-OrgID header: {0}")]
-    BadTenant(IdError),
+    BadTenant(#[source] IdError),
     #[error("missing X-Scope-OrgID header: this server runs with multitenancy on")]
     MissingTenant,
+}
+
+/// Why a body could not be read or decoded into spans: the cause of [`ReceiveError::Undecodable`].
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The body stopped arriving or its stream failed.
+    #[error("cannot read the body: {0}")]
+    Read(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    Protobuf(#[from] crate::spans::ProtobufError),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Spans(#[from] crate::spans::SpanFormatError),
+    /// The thread decoding the body panicked or was cancelled.
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// Size limits of a request body (CONTRACTS §2).
@@ -114,7 +134,7 @@ pub fn decompress(body: Bytes, content_encoding: Option<&str>, limits: BodyLimit
             flate2::read::MultiGzDecoder::new(body.as_ref())
                 .take(limit as u64 + 1)
                 .read_to_end(&mut out)
-                .map_err(|e| ReceiveError::BadGzip(e.to_string()))?;
+                .map_err(ReceiveError::BadGzip)?;
             if out.len() > limit {
                 return Err(ReceiveError::TooLarge { limit, stage: "decompressed" });
             }
@@ -126,12 +146,12 @@ pub fn decompress(body: Bytes, content_encoding: Option<&str>, limits: BodyLimit
 
 /// The refusal for a protobuf body that cannot become span rows.
 pub fn undecodable_protobuf(error: crate::spans::ProtobufError) -> ReceiveError {
-    ReceiveError::Undecodable { encoding: "protobuf", reason: error.to_string() }
+    ReceiveError::Undecodable { encoding: "protobuf", source: error.into() }
 }
 
 /// Decodes an OTLP/JSON body. (Protobuf bodies go straight to Arrow: `ingest::NewSpans::from_protobuf`.)
 pub fn decode_json(body: &[u8]) -> Result<ExportTraceServiceRequest, ReceiveError> {
-    let undecodable = |e: serde_json::Error| ReceiveError::Undecodable { encoding: "JSON", reason: e.to_string() };
+    let undecodable = |e: serde_json::Error| ReceiveError::Undecodable { encoding: "JSON", source: e.into() };
     match serde_json::from_slice(body) {
         Ok(request) => Ok(request),
         Err(first_error) => {

@@ -305,7 +305,7 @@ impl<'a> AttributeColumnsReader<'a> {
         }
         let mut nested = if self.nested.is_valid(row) {
             ArrayValue::decode(self.nested.value(row))
-                .map_err(|e| SpanFormatError::Corrupt(format!("nested attribute values: {e}")))?
+                .map_err(|e| SpanFormatError::Undecodable { what: "nested attribute values", source: e.into() })?
                 .values
                 .into_iter()
         } else {
@@ -330,14 +330,17 @@ fn decode_value(
     let wrap = |value: Value| Ok(Some(AnyValue { value: Some(value) }));
     let required =
         || text.ok_or_else(|| SpanFormatError::Corrupt(format!("attribute tagged {:?} has no text", tag as char)));
-    let unparsable = |e: &dyn std::fmt::Display| SpanFormatError::Corrupt(format!("attribute value: {e}"));
+    let unparsable = |source: Box<dyn std::error::Error + Send + Sync>| SpanFormatError::Undecodable {
+        what: "attribute value",
+        source,
+    };
     match tag {
         tag::STRING => wrap(Value::StringValue(required()?.to_owned())),
         tag::BOOL => wrap(Value::BoolValue(required()? == "true")),
-        tag::INT => wrap(Value::IntValue(required()?.parse().map_err(|e| unparsable(&e))?)),
-        tag::DOUBLE => wrap(Value::DoubleValue(required()?.parse().map_err(|e| unparsable(&e))?)),
+        tag::INT => wrap(Value::IntValue(required()?.parse::<i64>().map_err(|e| unparsable(e.into()))?)),
+        tag::DOUBLE => wrap(Value::DoubleValue(required()?.parse::<f64>().map_err(|e| unparsable(e.into()))?)),
         tag::BYTES => wrap(Value::BytesValue(
-            base64::engine::general_purpose::STANDARD.decode(required()?).map_err(|e| unparsable(&e))?,
+            base64::engine::general_purpose::STANDARD.decode(required()?).map_err(|e| unparsable(e.into()))?,
         )),
         tag::ARRAY | tag::MAP => nested
             .next()

@@ -264,7 +264,7 @@ impl<'a> SpanColumns<'a> {
         }
         let entity_refs = if self.resource_entity_refs.is_valid(row) {
             Resource::decode(self.resource_entity_refs.value(row))
-                .map_err(|e| SpanFormatError::Corrupt(format!("resource_entity_refs: {e}")))?
+                .map_err(|e| SpanFormatError::Undecodable { what: "resource_entity_refs", source: e.into() })?
                 .entity_refs
         } else {
             Vec::new()

@@ -30,17 +30,22 @@ pub enum SpanFormatError {
     MissingColumn(String),
     #[error("span data is corrupt: {0}")]
     Corrupt(String),
+    /// A stored value that does not decode: `what` names the column or value.
+    #[error("span data is corrupt: {what}: {source}")]
+    Undecodable { what: &'static str, source: Box<dyn std::error::Error + Send + Sync> },
+    #[error("span data is corrupt: {0}")]
+    InvalidId(#[source] IdError),
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
 }
 
 /// Why one span was refused at ingest; reported in OTLP `partial_success`, the rest of the request is kept.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SpanRejection {
     #[error("invalid trace ID: {0}")]
-    TraceId(IdError),
+    TraceId(#[source] IdError),
     #[error("invalid span ID: {0}")]
-    SpanId(IdError),
+    SpanId(#[source] IdError),
     #[error("invalid parent span ID: must be empty or 8 bytes, got {0}")]
     ParentSpanIdLength(usize),
 }

@@ -48,25 +48,41 @@ use crate::telemetry;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SqlError {
-    /// SQL that does not parse or plan, is not a read-only query, or fails on its own terms (a bad cast,
-    /// a division by zero): the client's to fix. 400.
-    #[error("{0}")]
-    Invalid(String),
+    /// SQL that does not parse or plan, or fails on its own terms (a bad cast, a division by zero): the
+    /// client's to fix. 400.
+    #[error("{}", root_message(.0))]
+    Invalid(#[source] DataFusionError),
+    /// A statement other than a query (named as the user would: `COPY`, `a CreateTable statement`). 400.
+    #[error("read-only SQL: {0} is not allowed; run SELECT, WITH, EXPLAIN, DESCRIBE or SHOW over spans and traces")]
+    NotReadOnly(String),
     /// Ran past the per-query time limit. 504.
     #[error("query exceeded its time limit of {}", humantime::format_duration(*.0))]
     Timeout(Duration),
     /// Needed more memory than the per-query limit. 507.
-    #[error("query exceeded its memory limit of {limit} bytes (sql_memory_limit): {detail}")]
-    Memory { limit: u64, detail: String },
+    #[error("query exceeded its memory limit of {limit} bytes (sql_memory_limit): {}", root_message(source))]
+    Memory { limit: u64, source: DataFusionError },
     /// Too many queries at once. 429.
     #[error("{0} queries are already running (sql_max_concurrent); retry shortly")]
     Busy(usize),
     /// Blocks could not be read. 503.
-    #[error("cannot read spans: {0}")]
-    Unavailable(String),
+    #[error("cannot read spans: {}", root_message(.0))]
+    Unavailable(#[source] DataFusionError),
     /// A bug or an unexpected state. 500.
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("internal error: {}", root_message(.0))]
+    Internal(#[source] DataFusionError),
+}
+
+/// What a user is shown of a DataFusion error: the message of the error at its root (one of ours, such as
+/// a [`QueryError`], when DataFusion wraps it), without DataFusion's wrappers; for exhausted memory, the
+/// detail alone.
+fn root_message(error: &DataFusionError) -> String {
+    if let Some(query) = error.find_root_external::<QueryError>() {
+        return query.to_string();
+    }
+    match error.find_root() {
+        DataFusionError::ResourcesExhausted(detail) => detail.clone(),
+        root => root.to_string(),
+    }
 }
 
 /// Per-query limits (CONTRACTS §5).
@@ -111,7 +127,7 @@ impl SqlEngine {
     /// An engine over `querier`'s blocks (and its ingester's spans, if it has one).
     pub fn new(querier: Querier, limits: SqlLimits) -> Result<Self, SqlError> {
         let permits = Arc::new(Semaphore::new(limits.max_concurrent.max(1)));
-        let template = SessionTemplate::new(limits.partitions).map_err(|e| SqlError::Internal(e.to_string()))?;
+        let template = SessionTemplate::new(limits.partitions).map_err(SqlError::Internal)?;
         Ok(Self { querier, limits, permits, template: Arc::new(template) })
     }
 
@@ -161,13 +177,12 @@ impl SqlEngine {
 
     /// Which of our errors a DataFusion error is.
     fn classify(&self, error: DataFusionError) -> SqlError {
-        if let Some(query) = error.find_root_external::<QueryError>() {
-            return SqlError::Unavailable(query.to_string());
+        if error.find_root_external::<QueryError>().is_some() {
+            return SqlError::Unavailable(error);
         }
-        let root = error.find_root();
-        match root {
-            DataFusionError::ResourcesExhausted(detail) => {
-                SqlError::Memory { limit: self.limits.memory_bytes, detail: detail.clone() }
+        match error.find_root() {
+            DataFusionError::ResourcesExhausted(_) => {
+                SqlError::Memory { limit: self.limits.memory_bytes, source: error }
             }
             DataFusionError::SQL(..)
             | DataFusionError::Plan(_)
@@ -175,11 +190,11 @@ impl SqlEngine {
             | DataFusionError::NotImplemented(_)
             | DataFusionError::Execution(_)
             | DataFusionError::Configuration(_)
-            | DataFusionError::ArrowError(..) => SqlError::Invalid(root.to_string()),
+            | DataFusionError::ArrowError(..) => SqlError::Invalid(error),
             DataFusionError::ObjectStore(_) | DataFusionError::ParquetError(_) | DataFusionError::IoError(_) => {
-                SqlError::Unavailable(root.to_string())
+                SqlError::Unavailable(error)
             }
-            other => SqlError::Internal(other.to_string()),
+            _ => SqlError::Internal(error),
         }
     }
 }
@@ -187,11 +202,7 @@ impl SqlEngine {
 /// Refuses, before planning, anything but a query, with the statement named: planning some statements
 /// (`COPY … TO 'x.csv'`) fails for unrelated reasons first, and the user should learn the real one.
 fn check_read_only(statement: &DfStatement) -> Result<(), SqlError> {
-    let refused = |what: &str| {
-        Err(SqlError::Invalid(format!(
-            "read-only SQL: {what} is not allowed; run SELECT, WITH, EXPLAIN, DESCRIBE or SHOW over spans and traces"
-        )))
-    };
+    let refused = |what: &str| Err(SqlError::NotReadOnly(what.to_owned()));
     match statement {
         DfStatement::Statement(inner) => check_read_only_sql(inner),
         DfStatement::Explain(explain) => check_read_only(&explain.statement),
@@ -214,10 +225,7 @@ fn check_read_only_sql(statement: &SqlStatement) -> Result<(), SqlError> {
             // The statement's kind, as sqlparser names it: "Insert", "CreateTable", "SetVariable"…
             let debug = format!("{other:?}");
             let kind: String = debug.chars().take_while(char::is_ascii_alphanumeric).collect();
-            Err(SqlError::Invalid(format!(
-                "read-only SQL: a {kind} statement is not allowed; run SELECT, WITH, EXPLAIN, DESCRIBE or SHOW \
-                 over spans and traces"
-            )))
+            Err(SqlError::NotReadOnly(format!("a {kind} statement")))
         }
     }
 }

@@ -124,7 +124,7 @@ impl SessionTemplate {
             .with_table_functions(table_functions)
             .with_analyzer_rules(IdLiterals::with_default_rules())
             .build();
-        let blocks_url = Url::parse(BLOCKS_URL).map_err(|e| DataFusionError::Internal(e.to_string()))?;
+        let blocks_url = Url::parse(BLOCKS_URL).map_err(|e| DataFusionError::External(Box::new(e)))?;
         Ok(Self { state, blocks_url, store_url: ObjectStoreUrl::parse(BLOCKS_URL)? })
     }
 

@@ -12,6 +12,26 @@ use object_store::prefix::PrefixStore;
 
 use super::StorageError;
 
+/// What is wrong with a storage URL: the cause of [`StorageError::InvalidUrl`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UrlProblem {
+    #[error(transparent)]
+    Parse(#[from] url::ParseError),
+    #[error("file URLs need an absolute path")]
+    RelativeFilePath,
+    #[error("no bucket")]
+    NoBucket,
+    #[error("unsupported scheme {0:?}; use file://, s3:// or memory://")]
+    UnsupportedScheme(String),
+    #[error("not an absolute path")]
+    NotAbsolute,
+    #[error("unknown S3 option {key:?}")]
+    UnknownS3Option { key: String, source: object_store::Error },
+    #[error("a custom store cannot be rebuilt from its description")]
+    CustomStore,
+}
+
 /// Where blocks are stored, as named by `--storage`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -29,20 +49,21 @@ pub enum StorageLocation {
 impl StorageLocation {
     /// Parses `file:///abs/path`, `s3://bucket[/prefix]` or `memory://`.
     pub fn parse(url: &str) -> Result<Self, StorageError> {
-        let invalid = |reason: &str| StorageError::InvalidUrl { url: url.to_owned(), reason: reason.to_owned() };
-        let parsed = url::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
+        let invalid = |source: UrlProblem| StorageError::InvalidUrl { url: url.to_owned(), source };
+        let parsed = url::Url::parse(url).map_err(|e| invalid(e.into()))?;
         match parsed.scheme() {
             "file" => {
-                let path = parsed.to_file_path().map_err(|()| invalid("file URLs need an absolute path"))?;
+                let path = parsed.to_file_path().map_err(|()| invalid(UrlProblem::RelativeFilePath))?;
                 Ok(Self::LocalFolder(path))
             }
             "s3" | "s3a" => {
-                let bucket = parsed.host_str().filter(|b| !b.is_empty()).ok_or_else(|| invalid("no bucket"))?;
+                let bucket =
+                    parsed.host_str().filter(|b| !b.is_empty()).ok_or_else(|| invalid(UrlProblem::NoBucket))?;
                 let prefix = parsed.path().trim_matches('/').to_owned();
                 Ok(Self::S3 { bucket: bucket.to_owned(), prefix })
             }
             "memory" => Ok(Self::Memory),
-            other => Err(invalid(&format!("unsupported scheme {other:?}; use file://, s3:// or memory://"))),
+            other => Err(invalid(UrlProblem::UnsupportedScheme(other.to_owned()))),
         }
     }
 
@@ -52,7 +73,7 @@ impl StorageLocation {
             .map_err(|source| StorageError::LocalFolder { path: path.display().to_string(), source })?;
         url::Url::from_directory_path(&absolute).map(|u| u.to_string()).map_err(|()| StorageError::InvalidUrl {
             url: absolute.display().to_string(),
-            reason: "not an absolute path".into(),
+            source: UrlProblem::NotAbsolute,
         })
     }
 
@@ -70,9 +91,9 @@ impl StorageLocation {
                 // create-if-absent; both also work on AWS S3.
                 let mut builder = AmazonS3Builder::from_env();
                 for (key, value) in options {
-                    let config_key: AmazonS3ConfigKey = key.parse().map_err(|_| StorageError::InvalidUrl {
+                    let config_key: AmazonS3ConfigKey = key.parse().map_err(|source| StorageError::InvalidUrl {
                         url: format!("s3://{bucket}/{prefix}"),
-                        reason: format!("unknown S3 option {key:?}"),
+                        source: UrlProblem::UnknownS3Option { key: key.clone(), source },
                     })?;
                     builder = builder.with_config(config_key, value);
                 }
@@ -84,10 +105,9 @@ impl StorageLocation {
                 if prefix.is_empty() { Ok(Arc::new(s3)) } else { Ok(Arc::new(PrefixStore::new(s3, prefix.as_str()))) }
             }
             Self::Memory => Ok(Arc::new(InMemory::new())),
-            Self::Custom(description) => Err(StorageError::InvalidUrl {
-                url: description.clone(),
-                reason: "a custom store cannot be rebuilt from its description".into(),
-            }),
+            Self::Custom(description) => {
+                Err(StorageError::InvalidUrl { url: description.clone(), source: UrlProblem::CustomStore })
+            }
         }
     }
 }
@@ -119,9 +139,16 @@ mod tests {
 
     #[test]
     fn refuses_unknown_schemes_and_relative_paths_with_the_reason() {
-        let error = StorageLocation::parse("ftp://host/x").unwrap_err().to_string();
+        let error = StorageLocation::parse("ftp://host/x").unwrap_err();
+        assert!(
+            matches!(&error, StorageError::InvalidUrl { source: UrlProblem::UnsupportedScheme(scheme), .. } if scheme == "ftp"),
+            "{error:?}"
+        );
+        let error = error.to_string();
         assert!(error.contains("unsupported scheme \"ftp\""), "{error}");
-        assert!(StorageLocation::parse("not a url").is_err());
-        assert!(StorageLocation::parse("s3:///nobucket").is_err());
+        let unparsable = StorageLocation::parse("not a url");
+        assert!(matches!(unparsable, Err(StorageError::InvalidUrl { source: UrlProblem::Parse(_), .. })));
+        let no_bucket = StorageLocation::parse("s3:///nobucket");
+        assert!(matches!(no_bucket, Err(StorageError::InvalidUrl { source: UrlProblem::NoBucket, .. })));
     }
 }

@@ -22,15 +22,15 @@ pub use blocks::{
     BlockListing, UncommittedBlock, delete_block, list_blocks, list_tenants, read_block_meta, replaced_blocks,
 };
 pub use instrumented::{InstrumentedStore, RangeReads, RequestCounts};
-pub use location::StorageLocation;
+pub use location::{StorageLocation, UrlProblem};
 
 /// Everything that can go wrong between spanlake and its object store. One enum for the module; the API
 /// layer maps it to HTTP status codes in one place.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StorageError {
-    #[error("invalid storage URL {url:?}: {reason}")]
-    InvalidUrl { url: String, reason: String },
+    #[error("invalid storage URL {url:?}: {source}")]
+    InvalidUrl { url: String, source: UrlProblem },
     #[error("object store: {0}")]
     ObjectStore(#[from] object_store::Error),
     #[error("parquet: {0}")]
@@ -41,10 +41,10 @@ pub enum StorageError {
     SpanFormat(#[from] crate::spans::SpanFormatError),
     #[error("block {block} uses format version {found}; this spanlake reads only version {supported}")]
     UnsupportedFormatVersion { block: String, found: u64, supported: u32 },
-    #[error("block metadata {path} is not valid: {reason}")]
-    InvalidMeta { path: String, reason: String },
-    #[error("bloom filter of block {block} is not valid: {reason}")]
-    InvalidBloom { block: String, reason: String },
+    #[error("block metadata {path} is not valid: {source}")]
+    InvalidMeta { path: String, source: serde_json::Error },
+    #[error("bloom filter of block {block} is not valid: {source}")]
+    InvalidBloom { block: String, source: block::BloomError },
     #[error("cannot write an empty block")]
     EmptyBlock,
     /// A thread encoding a block's columns panicked; the block is not written (and its spans stay in
@@ -61,7 +61,7 @@ pub enum StorageError {
     Task(#[from] tokio::task::JoinError),
     /// A local file holding block data on its way to the store (a compaction's output) could not be read.
     #[error("local block file: {0}")]
-    Spool(std::io::Error),
+    Spool(#[source] std::io::Error),
 }
 
 /// A handle on the object store holding every tenant's blocks, with request counters around it.

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
+pub use record::Damage;
 use record::{FrameProblem, SEGMENT_MAGIC};
 pub use record::{Record, SequenceRanges};
 
@@ -27,10 +28,17 @@ const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
 pub enum WalError {
     #[error("WAL {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("WAL segment {path} is corrupt at byte {offset}: {reason}")]
-    Corrupt { path: PathBuf, offset: u64, reason: String },
+    #[error("WAL segment {path} is corrupt at byte {offset}: {source}")]
+    Corrupt { path: PathBuf, offset: u64, source: Damage },
+    /// The group of appends this one was written with failed; every append of the group gets the cause.
     #[error("the WAL stopped accepting writes after an earlier write failed: {0}")]
-    Failed(String),
+    Failed(#[source] Arc<WalError>),
+    /// Writing or syncing a group of records failed (the partial write was cut off again).
+    #[error("WAL write failed: {0}")]
+    Write(#[source] std::io::Error),
+    /// A write failed and its partial record could not be cut off, so nothing more is appended.
+    #[error("an earlier WAL write failed; restart the server")]
+    Poisoned,
     #[error("the WAL is closed")]
     Closed,
 }
@@ -252,11 +260,11 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let outcome = self.write_group(&group, &mut buffer);
+            let outcome = self.write_group(&group, &mut buffer).map_err(Arc::new);
             for (index, append) in group.drain(..).enumerate() {
                 let answer = match &outcome {
                     Ok(first_seq) => Ok(WalPosition { seq: first_seq + index as u64, segment: self.segment }),
-                    Err(reason) => Err(WalError::Failed(reason.clone())),
+                    Err(cause) => Err(WalError::Failed(Arc::clone(cause))),
                 };
                 let _ = append.reply.send(answer);
             }
@@ -265,12 +273,12 @@ impl Writer {
     }
 
     /// Writes and syncs one group; returns the sequence number of its first record.
-    fn write_group(&mut self, group: &[Append], buffer: &mut Vec<u8>) -> Result<u64, String> {
+    fn write_group(&mut self, group: &[Append], buffer: &mut Vec<u8>) -> Result<u64, WalError> {
         if self.shared.failed.load(Ordering::Relaxed) {
-            return Err("an earlier WAL write failed; restart the server".into());
+            return Err(WalError::Poisoned);
         }
         if self.segment_len >= self.options.segment_bytes {
-            self.rotate().map_err(|e| e.to_string())?;
+            self.rotate()?;
         }
         buffer.clear();
         let first_seq = self.next_seq;
@@ -286,7 +294,7 @@ impl Writer {
                 self.shared.failed.store(true, Ordering::Relaxed);
             }
             tracing::error!(%error, segment = self.segment, "WAL write failed");
-            return Err(format!("WAL write failed: {error}"));
+            return Err(WalError::Write(error));
         }
         self.next_seq += group.len() as u64;
         self.segment_len += buffer.len() as u64;
@@ -352,11 +360,11 @@ fn read_segment(path: &Path) -> Result<Vec<(WalPosition, Record)>, WalError> {
                 return Err(WalError::Corrupt {
                     path: path.to_owned(),
                     offset: offset as u64,
-                    reason: "record cut short".into(),
+                    source: Damage::CutShort,
                 });
             }
-            Err(FrameProblem::Corrupt(reason)) => {
-                return Err(WalError::Corrupt { path: path.to_owned(), offset: offset as u64, reason });
+            Err(FrameProblem::Corrupt(damage)) => {
+                return Err(WalError::Corrupt { path: path.to_owned(), offset: offset as u64, source: damage });
             }
         }
     }

@@ -6,7 +6,7 @@
 use bytes::{Buf, BufMut, Bytes};
 
 use super::WalError;
-use crate::ids::{BlockId, TenantId};
+use crate::ids::{BlockId, IdError, TenantId};
 
 /// First bytes of every segment file: the format name and its version.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"SPLWAL01";
@@ -100,12 +100,35 @@ pub fn encode(seq: u64, record: &Record, out: &mut Vec<u8>) {
 }
 
 /// Why the bytes at some offset are not a whole, intact record.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum FrameProblem {
     /// The file ends inside the record: a write that never completed (a torn tail).
     Truncated,
     /// The record is all there but its checksum or contents are wrong.
-    Corrupt(String),
+    Corrupt(Damage),
+}
+
+/// What is wrong with a WAL segment or one of its records: the cause of [`WalError::Corrupt`].
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum Damage {
+    #[error("record length {0} is implausible")]
+    ImplausibleLength(usize),
+    #[error("checksum mismatch")]
+    ChecksumMismatch,
+    #[error("record body is too short")]
+    TooShort,
+    #[error("tenant is not UTF-8: {0}")]
+    TenantNotUtf8(#[source] std::str::Utf8Error),
+    #[error(transparent)]
+    Tenant(#[from] IdError),
+    #[error("cut record announces {count} ranges but holds {bytes} bytes")]
+    RangeCount { count: usize, bytes: usize },
+    #[error("unknown record kind {0}")]
+    UnknownKind(u8),
+    #[error("record cut short")]
+    CutShort,
+    #[error("not a spanlake WAL segment of format {:?}", String::from_utf8_lossy(SEGMENT_MAGIC))]
+    NotASegment,
 }
 
 /// Decodes the record at the start of `bytes`; returns it with its sequence number and framed length.
@@ -116,47 +139,46 @@ pub fn decode(bytes: &[u8]) -> Result<(u64, Record, usize), FrameProblem> {
     let body_len = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes")) as usize;
     let checksum = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
     if body_len > MAX_BODY_BYTES {
-        return Err(FrameProblem::Corrupt(format!("record length {body_len} is implausible")));
+        return Err(FrameProblem::Corrupt(Damage::ImplausibleLength(body_len)));
     }
     let Some(body) = bytes.get(FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + body_len) else {
         return Err(FrameProblem::Truncated);
     };
     if crc32fast::hash(body) != checksum {
-        return Err(FrameProblem::Corrupt("checksum mismatch".into()));
+        return Err(FrameProblem::Corrupt(Damage::ChecksumMismatch));
     }
     let (seq, record) = decode_body(body).map_err(FrameProblem::Corrupt)?;
     Ok((seq, record, FRAME_HEADER_BYTES + body_len))
 }
 
-fn decode_body(mut body: &[u8]) -> Result<(u64, Record), String> {
-    let short = || "record body is too short".to_string();
+fn decode_body(mut body: &[u8]) -> Result<(u64, Record), Damage> {
     if body.remaining() < 10 {
-        return Err(short());
+        return Err(Damage::TooShort);
     }
     let kind = body.get_u8();
     let seq = body.get_u64_le();
     let tenant_len = body.get_u8() as usize;
     if body.remaining() < tenant_len {
-        return Err(short());
+        return Err(Damage::TooShort);
     }
-    let tenant_text = std::str::from_utf8(&body[..tenant_len]).map_err(|e| format!("tenant is not UTF-8: {e}"))?;
-    let tenant = TenantId::new(tenant_text).map_err(|e| e.to_string())?;
+    let tenant_text = std::str::from_utf8(&body[..tenant_len]).map_err(Damage::TenantNotUtf8)?;
+    let tenant = TenantId::new(tenant_text)?;
     body.advance(tenant_len);
     let record = match kind {
         KIND_SPANS => Record::Spans { tenant, payload: Bytes::copy_from_slice(body) },
         KIND_CUT => {
             if body.remaining() < 20 {
-                return Err(short());
+                return Err(Damage::TooShort);
             }
             let block = BlockId::from_u128(body.get_u128_le());
             let count = body.get_u32_le() as usize;
             if body.remaining() != count * 16 {
-                return Err(format!("cut record announces {count} ranges but holds {} bytes", body.remaining()));
+                return Err(Damage::RangeCount { count, bytes: body.remaining() });
             }
             let ranges = (0..count).map(|_| (body.get_u64_le(), body.get_u64_le())).collect();
             Record::Cut { tenant, block, sequences: SequenceRanges(ranges) }
         }
-        other => return Err(format!("unknown record kind {other}")),
+        other => return Err(Damage::UnknownKind(other)),
     };
     Ok((seq, record))
 }
@@ -170,11 +192,7 @@ pub fn check_magic(bytes: &[u8], path: &std::path::Path) -> Result<(), WalError>
         // Created but the header never reached the disk: an empty segment.
         return Ok(());
     }
-    Err(WalError::Corrupt {
-        path: path.to_owned(),
-        offset: 0,
-        reason: format!("not a spanlake WAL segment of format {:?}", String::from_utf8_lossy(SEGMENT_MAGIC)),
-    })
+    Err(WalError::Corrupt { path: path.to_owned(), offset: 0, source: Damage::NotASegment })
 }
 
 #[cfg(test)]
@@ -213,7 +231,7 @@ mod tests {
         }
         let last = out.len() - 1;
         out[last] ^= 1;
-        assert!(matches!(decode(&out), Err(FrameProblem::Corrupt(_))));
+        assert_eq!(decode(&out).unwrap_err(), FrameProblem::Corrupt(Damage::ChecksumMismatch));
     }
 
     proptest! {

@@ -95,6 +95,7 @@ async fn damage_before_the_newest_segment_is_refused_with_its_place() {
 
     let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
     let error = wal.replay().find_map(Result::err).expect("corruption is reported");
+    assert!(matches!(error, WalError::Corrupt { source: Damage::ChecksumMismatch, .. }), "{error:?}");
     let message = error.to_string();
     assert!(message.contains(&oldest.display().to_string()) && message.contains("checksum"), "{message}");
 }

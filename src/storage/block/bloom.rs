@@ -5,6 +5,12 @@ use bloomfilter::Bloom;
 
 use crate::ids::TraceId;
 
+/// The `bloomfilter` crate's refusal of a size, rate or stored form: the cause of
+/// [`StorageError::InvalidBloom`](crate::storage::StorageError::InvalidBloom).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BloomError(&'static str);
+
 /// A bloom filter over the trace IDs of one block.
 #[derive(Clone, Debug)]
 pub struct TraceBloom(Bloom<[u8; 16]>);
@@ -18,10 +24,8 @@ const MIN_SIZED_TRACES: usize = 1024;
 
 impl TraceBloom {
     /// A filter sized for `expected_traces` (at least `MIN_SIZED_TRACES`) at `false_positive_rate`.
-    pub fn new(expected_traces: usize, false_positive_rate: f64) -> Result<Self, String> {
-        Bloom::new_for_fp_rate(expected_traces.max(MIN_SIZED_TRACES), false_positive_rate)
-            .map(Self)
-            .map_err(str::to_owned)
+    pub fn new(expected_traces: usize, false_positive_rate: f64) -> Result<Self, BloomError> {
+        Bloom::new_for_fp_rate(expected_traces.max(MIN_SIZED_TRACES), false_positive_rate).map(Self).map_err(BloomError)
     }
 
     /// Records a trace ID.
@@ -40,8 +44,8 @@ impl TraceBloom {
     }
 
     /// Parses the stored form.
-    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, String> {
-        Bloom::from_bytes(bytes).map(Self).map_err(str::to_owned)
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, BloomError> {
+        Bloom::from_bytes(bytes).map(Self).map_err(BloomError)
     }
 
     /// Memory held by the filter's bitmap.

@@ -54,7 +54,7 @@ struct VersionProbe {
 impl BlockMeta {
     /// Parses a metadata object, refusing versions this build does not understand.
     pub fn from_json(bytes: &[u8], path: &str) -> Result<Self, StorageError> {
-        let invalid = |e: serde_json::Error| StorageError::InvalidMeta { path: path.to_owned(), reason: e.to_string() };
+        let invalid = |source| StorageError::InvalidMeta { path: path.to_owned(), source };
         let probe: VersionProbe = serde_json::from_slice(bytes).map_err(invalid)?;
         if probe.format_version != u64::from(FORMAT_VERSION) {
             return Err(StorageError::UnsupportedFormatVersion {

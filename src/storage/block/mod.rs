@@ -11,7 +11,7 @@ pub mod reader;
 mod string_map;
 pub mod writer;
 
-pub use bloom::TraceBloom;
+pub use bloom::{BloomError, TraceBloom};
 pub use file_reader::BlockFileReader;
 pub use meta::{BlockMeta, FORMAT_VERSION};
 pub use reader::{

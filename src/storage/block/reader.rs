@@ -62,7 +62,7 @@ pub async fn load_bloom(storage: &Storage, meta: &BlockMeta) -> Result<TraceBloo
     let path = layout::bloom_path(&meta.tenant, meta.block_id);
     let bytes = storage.object_store().get(&path).await?.bytes().await?;
     TraceBloom::from_bytes(bytes.to_vec())
-        .map_err(|reason| StorageError::InvalidBloom { block: meta.block_id.to_string(), reason })
+        .map_err(|source| StorageError::InvalidBloom { block: meta.block_id.to_string(), source })
 }
 
 /// Fetches and parses a block's footer and page index, refusing a file of another format version.

@@ -220,7 +220,7 @@ pub fn assemble(
         return Err(StorageError::EmptyBlock);
     };
     let mut filter = TraceBloom::new(summary.traces.len(), options.bloom_false_positive_rate)
-        .map_err(|reason| StorageError::InvalidBloom { block: block_id.to_string(), reason })?;
+        .map_err(|source| StorageError::InvalidBloom { block: block_id.to_string(), source })?;
     summary.traces.iter().for_each(|id| filter.insert(id));
     let bloom = Bytes::from(filter.to_bytes());
     let meta = BlockMeta {
@@ -332,7 +332,7 @@ impl SortKeys {
     }
 
     fn summarize(&self, order: &[u32]) -> Result<BlockSummary, StorageError> {
-        let corrupt = |e: crate::ids::IdError| crate::spans::SpanFormatError::Corrupt(e.to_string());
+        let corrupt = crate::spans::SpanFormatError::InvalidId;
         let mut distinct: Vec<TraceId> = Vec::new();
         for &row in order {
             let id = TraceId::from_slice(self.trace_ids.value(row as usize)).map_err(corrupt)?;
