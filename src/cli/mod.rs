@@ -5,6 +5,9 @@
 //! Presentation at the edge: this module calls the library (config, storage, query, sql, compaction,
 //! loadgen, api) and formats its answers; nothing in the library calls it.
 
+// A command's error is returned once, to `main`, per process: its size costs nothing worth boxing for.
+#![allow(clippy::result_large_err)]
+
 pub mod blocks;
 pub mod compact;
 pub mod loadgen;
