@@ -78,7 +78,7 @@ impl TraceReadExec {
 }
 
 impl DisplayAs for TraceReadExec {
-    fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+    fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "TraceReadExec: point_reads={}", self.reads.len())
     }
 }

@@ -492,7 +492,7 @@ impl SpansExec {
 }
 
 impl DisplayAs for SpansExec {
-    fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+    fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = &self.pruning;
         write!(
             f,

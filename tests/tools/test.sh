@@ -4,7 +4,8 @@
 #      `cargo doc --no-deps` with warnings as errors (broken doc links fail);
 #   2. installs the test tools (the S3-compatible test server, pyarrow, DuckDB) when missing;
 #   3. every test, benches in test mode included;
-#   4. the block, trace-by-ID, SQL, compaction and external-reader suites again with
+#   4. every suite that writes and reads blocks (block lookup, storage, OTLP round trip, external readers,
+#      CLI, trace by ID, SQL, compaction, crash) again with
 #      SPANLAKE_DIRECT_ENCODING=false, so parquet's own writer (the way back from spanlake's encoder)
 #      stays proven too;
 # and closes with the total. Any failure fails the whole run. Extra arguments go to `cargo test`.
@@ -31,7 +32,7 @@ cargo test --all-targets "$@" 2>&1 | tee "$log" || status=$?
 
 # The suites that write and read blocks, once more through parquet's own writer. Unit tests of the block
 # writer already compare both encoders chunk by chunk; these prove the whole path end to end.
-direct_off_suites=(block_lookup trace_by_id sql compaction external_readers)
+direct_off_suites=(block_lookup storage_conformance otlp_roundtrip external_readers cli trace_by_id sql compaction crash)
 step "SPANLAKE_DIRECT_ENCODING=false: ${direct_off_suites[*]}"
 suite_args=()
 for suite in "${direct_off_suites[@]}"; do suite_args+=(--test "$suite"); done

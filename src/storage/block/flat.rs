@@ -305,7 +305,7 @@ mod tests {
         let writer = ArrowWriter::try_new(Vec::new(), batches[0].schema(), Some(props.clone())).unwrap();
         let (mut file, _) = writer.into_serialized_writer().unwrap();
         let leaves = file.schema_descr().columns().to_vec();
-        let columns: Vec<FlatColumn> = leaves
+        let columns: Vec<FlatColumn<'_>> = leaves
             .iter()
             .enumerate()
             .map(|(index, leaf)| {

@@ -690,7 +690,7 @@ impl<'a> LeafWriter<'a> {
     }
 
     /// The chunk's min/max statistics as parquet's writer records them.
-    fn chunk_statistics(&self, chunk: &ChunkStatistics) -> Statistics {
+    fn chunk_statistics(&self, chunk: &ChunkStatistics<'_>) -> Statistics {
         let layout = &self.layout;
         let signed = layout.descr.sort_order().is_signed();
         let length = layout.statistics_truncate;

@@ -95,16 +95,16 @@ struct SharedLists {
 }
 
 impl SharedLists {
-    fn find(sources: &[Source], half: Half) -> Self {
+    fn find(sources: &[Source<'_>], half: Half) -> Self {
         // First pass: the first row with each list, and how many rows have it.
-        let mut first_seen: HashMap<List, u32, foldhash::fast::RandomState> = HashMap::default();
+        let mut first_seen: HashMap<List<'_, '_>, u32, foldhash::fast::RandomState> = HashMap::default();
         let mut counts: Vec<u32> = Vec::new();
         let mut seen: Vec<Vec<u32>> = Vec::with_capacity(sources.len());
         let mut rows_seen = 0;
         for source in sources {
             // The row before, if it had a list: spans of one resource arrive together, so most repeats
             // are found by one comparison, without hashing.
-            let mut previous: Option<(List, u32)> = None;
+            let mut previous: Option<(List<'_, '_>, u32)> = None;
             let rows = (0..source.map.len()).map(|row| {
                 let Some(entries) = source.entries(row) else {
                     previous = None;

@@ -430,7 +430,7 @@ const EXPECTED_BYTES_PER_SPAN: usize = 64;
 /// bytes do not depend on how many. The columns the direct encoders write (`flat.rs`, `string_map.rs`)
 /// skip the gather: they are encoded straight from the request batches.
 fn write_parquet(
-    inputs: &Inputs,
+    inputs: &Inputs<'_>,
     keys: &SortKeys,
     order: &[u32],
     properties: WriterProperties,
@@ -555,7 +555,7 @@ fn column_jobs<'a>(
 /// `pending`. The shared counter hands each column to exactly one thread. Schema order puts the wide
 /// attribute maps early, so the threads finish at about the same time.
 fn run_column_jobs(
-    inputs: &Inputs,
+    inputs: &Inputs<'_>,
     positions: &Positions,
     schema: &Schema,
     pending: &[Mutex<Vec<ArrowColumnWriter>>],
