@@ -151,7 +151,7 @@ async fn answers_stay_exact_while_compaction_runs_on_s3() {
     let mut rounds = 0;
     let (report, rounds_mid_write) = check_between_writes(&faulty, compacting, async || {
         remote.catalog().refresh(&tenant).await.unwrap();
-        // A different trace each round (two: one per querier), so each is looked up at many steps.
+        // Two traces a round, others each round, so every trace is looked up at many steps.
         let traces = || expected.iter().cycle().skip(rounds).step_by(expected.len() / 2).take(2);
         assert_exact_finding(&local, &tenant, &expected, traces(), &format!("round {rounds}, in-process querier"))
             .await;
