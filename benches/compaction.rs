@@ -93,7 +93,9 @@ fn main() {
         // A dedicated compactor: both cores merge.
         let mut options = CompactionOptions { concurrency: 2, ..CompactionOptions::default() };
         options.rules.deletion_grace = Duration::ZERO;
-        options.rules.retention = Duration::from_secs(3650 * 86_400);
+        // The dataset starts at T0 (2026-01-01): a retention reaching 30 days before it keeps it in any year.
+        let dataset_age = Duration::from_millis(unix_ms_now().saturating_sub(T0 / 1_000_000));
+        options.rules.retention = dataset_age + Duration::from_secs(30 * 86_400);
         let compactor = Compactor::new(storage.clone(), options);
         let started = Instant::now();
         let mut total = PassReport::default();

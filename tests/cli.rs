@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::encoding::block_write_options;
 use spanlake::config::SETTINGS;
@@ -85,28 +84,16 @@ fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 #[test]
 fn serve_on_the_embedded_default_answers_and_flushes_then_stops_cleanly_on_sigterm() {
     let folder = tempfile::tempdir().unwrap();
-    let mut server = Command::new(BINARY)
-        .args([
-            "serve",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--otlp-grpc-addr",
-            "127.0.0.1:0",
-            "--otlp-http-addr",
-            "127.0.0.1:0",
-        ])
-        .current_dir(folder.path())
-        .env("SPANLAKE_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(server.stderr.take().unwrap());
-    let started = common::server::read_until_ready(&mut log);
-    for line in &started.lines {
+    let mut server = common::process::serve(
+        Command::new(BINARY)
+            .args(["serve", "--http-addr", "127.0.0.1:0", "--otlp-grpc-addr", "127.0.0.1:0"])
+            .args(["--otlp-http-addr", "127.0.0.1:0"])
+            .current_dir(folder.path()),
+    );
+    for line in &server.lines {
         assert!(!line.contains('\u{1b}'), "no colour codes in logs that go to a pipe: {line:?}");
     }
-    let (addr, grpc) = (started.http, started.grpc);
-    let addr = addr.expect("the query address is logged before ready");
+    let addr = server.http;
     assert_eq!(get(addr, "/ready"), (200, "ready".into()));
     assert_eq!(get(addr, "/api/echo"), (200, "echo".into()));
     let (status, body) = get(addr, "/api/status/buildinfo");
@@ -119,18 +106,14 @@ fn serve_on_the_embedded_default_answers_and_flushes_then_stops_cleanly_on_sigte
 
     let request = TraceGenerator::new(3).next_request(50);
     let sent = spanlake::spans::span_count(&request.resource_spans);
-    let endpoint = format!("http://{}", grpc.expect("the OTLP/gRPC address is logged"));
+    let endpoint = format!("http://{}", server.grpc);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let client = OtlpClient::connect(&endpoint, Protocol::Grpc, None).unwrap();
         assert_eq!(client.export(request).await.unwrap(), 0, "every span accepted");
     });
     // The client's connection stays open (its runtime still exists): shutdown must not wait for it forever.
-    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-
-    let terminated = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
-    assert!(terminated.success());
-    assert!(server.wait().unwrap().success(), "exit 0 after SIGTERM");
+    assert!(server.process.terminate().success(), "exit 0 after SIGTERM");
     let storage = common::url_of(&folder.path().join("spanlake-data/blocks"));
     let listing = String::from_utf8(run(&["blocks", "--storage", &storage]).stdout).unwrap();
     assert!(
@@ -204,23 +187,15 @@ fn serve_reads_a_config_file_that_environment_variables_override_and_refuses_unk
         ),
     )
     .unwrap();
-    let mut server = Command::new(BINARY)
-        .args(["serve", "--config", good.to_str().unwrap()])
-        .env("SPANLAKE_DATA_DIR", &from_env)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(server.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.trim_end().ends_with(" ready") {
-        line.clear();
-        assert!(log.read_line(&mut line).unwrap() > 0, "server exited before it was ready");
+    let mut server = common::process::serve(
+        Command::new(BINARY).args(["serve", "--config", good.to_str().unwrap()]).env("SPANLAKE_DATA_DIR", &from_env),
+    );
+    for line in &server.lines {
         assert!(!line.contains("0.0.0.0"), "the file's addresses are used: {line}");
     }
     assert!(from_env.join("blocks").is_dir() && from_env.join("wal").is_dir(), "the environment wins over the file");
     assert!(!from_file.exists());
-    Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
-    assert!(server.wait().unwrap().success());
+    assert!(server.process.terminate().success());
 }
 
 /// The names of the spans of a trace, and which of them failed.
@@ -358,8 +333,12 @@ async fn compact_merges_a_storage_by_hand_and_applies_retention() {
     let storage = Storage::open(&url).unwrap();
     let tenant = TenantId::single_tenant();
     let mut spans = 0;
+    // Spans from two days ago, whatever today is: inside a week's retention, outside a day's.
+    let two_days_ago = common::hours_ago_unix_nano(48);
     for seed in 0..3 {
-        let (batch, _) = encode_resource_spans(&TraceGenerator::new(seed).next_trace()).unwrap();
+        let mut generator = TraceGenerator::new(seed);
+        generator.set_clock(two_days_ago);
+        let (batch, _) = encode_resource_spans(&generator.next_trace()).unwrap();
         spans += batch.num_rows();
         write_block(&storage, &tenant, BlockId::new_random(), vec![batch], &block_write_options()).await.unwrap();
     }
@@ -371,8 +350,7 @@ async fn compact_merges_a_storage_by_hand_and_applies_retention() {
     };
     let owned = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
 
-    // The synthetic spans are from 2026-01-01: keep them with a long retention.
-    let output = cli(owned(&["compact", "--storage", &url, "--retention", "3650d"])).await.unwrap();
+    let output = cli(owned(&["compact", "--storage", &url, "--retention", "7d"])).await.unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let summary = String::from_utf8(output.stdout).unwrap();
     assert!(summary.contains(&format!("1 merge(s), 3 blocks -> 1, {spans} spans -> {spans}")), "{summary}");

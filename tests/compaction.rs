@@ -6,11 +6,10 @@ mod common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
-use common::faulty::FaultyStore;
+use common::faulty::{FaultyStore, check_between_writes};
 use common::s3::S3Server;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
@@ -28,18 +27,21 @@ const DAY_MS: u64 = 86_400_000;
 /// What was written: span count per trace.
 type Expected = BTreeMap<TraceId, usize>;
 
-/// Writes `blocks` blocks of a few traces each; every third trace is split across two neighbouring
-/// blocks, so merges must join one trace's rows from several inputs.
-async fn write_blocks(storage: &Storage, tenant: &TenantId, blocks: usize, clock_unix_nano: Option<u64>) -> Expected {
+/// Writes `blocks` blocks of a few traces each, their spans starting at `start_unix_nano`, their traces
+/// drawn from `seed`; every third trace is split across two neighbouring blocks, so merges must join
+/// one trace's rows from several inputs.
+async fn write_blocks(
+    storage: &Storage,
+    tenant: &TenantId,
+    blocks: usize,
+    seed: u64,
+    start_unix_nano: u64,
+) -> Expected {
     let mut expected = Expected::new();
     let mut carried: Option<RecordBatch> = None;
     for index in 0..blocks {
-        // Blocks written for another time get other traces.
-        let seed = 1_000 + index as u64 + clock_unix_nano.unwrap_or(0) / 1_000_000_000;
-        let mut generator = TraceGenerator::new(seed);
-        if let Some(at) = clock_unix_nano {
-            generator.set_clock(at + index as u64 * 1_000_000);
-        }
+        let mut generator = TraceGenerator::new(seed + index as u64);
+        generator.set_clock(start_unix_nano + index as u64 * 1_000_000);
         let mut batches: Vec<RecordBatch> = carried.take().into_iter().collect();
         for trace_index in 0..4 {
             let trace = generator.next_trace();
@@ -62,8 +64,6 @@ async fn write_blocks(storage: &Storage, tenant: &TenantId, blocks: usize, clock
 fn options(rules: impl FnOnce(&mut PlanRules)) -> CompactionOptions {
     let mut options = CompactionOptions { lease_ttl: Duration::from_secs(60), ..CompactionOptions::default() };
     options.rules.max_inputs = 4;
-    // The synthetic spans start on 2026-01-01; only the retention test wants them to expire.
-    options.rules.retention = Duration::from_millis(3650 * DAY_MS);
     rules(&mut options.rules);
     options
 }
@@ -81,14 +81,25 @@ async fn sql_count(engine: &SqlEngine, tenant: &TenantId, query: &str) -> i64 {
 }
 
 /// Every answer a querier gives matches what was written: the span count, the distinct (trace, span)
-/// pairs, and every trace found whole by ID.
+/// pairs, and every fifth trace found whole by ID.
 async fn assert_exact(querier: &Querier, tenant: &TenantId, expected: &Expected, context: &str) {
+    assert_exact_finding(querier, tenant, expected, expected.iter().step_by(5), context).await;
+}
+
+/// Like [`assert_exact`], finding the given traces.
+async fn assert_exact_finding<'a>(
+    querier: &Querier,
+    tenant: &TenantId,
+    expected: &Expected,
+    traces: impl Iterator<Item = (&'a TraceId, &'a usize)>,
+    context: &str,
+) {
     let engine = SqlEngine::new(querier.clone(), SqlLimits::default()).expect("SQL engine");
     let total: usize = expected.values().sum();
     assert_eq!(sql_count(&engine, tenant, "SELECT count(*) FROM spans").await, total as i64, "{context}: count(*)");
     let distinct = "SELECT count(*) FROM (SELECT DISTINCT trace_id, span_id FROM spans)";
     assert_eq!(sql_count(&engine, tenant, distinct).await, total as i64, "{context}: no duplicate");
-    for (trace, spans) in expected.iter().step_by(5) {
+    for (trace, spans) in traces {
         let found = querier.find_trace(tenant, trace, Default::default()).await.unwrap();
         assert_eq!(found.span_count, *spans, "{context}: trace {trace}");
     }
@@ -100,9 +111,11 @@ fn visible_blocks(querier: &Querier, tenant: &TenantId) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_stay_exact_while_compaction_runs_on_s3() {
-    let storage = S3Server::shared().new_storage("compaction");
+    // Writes wait for the test, so queries run at every step of every merge, switch and deletion.
+    let faulty = FaultyStore::new(S3Server::shared().new_storage("compaction").object_store());
+    let storage = Storage::from_store(faulty.clone(), "faulty(s3)", RangeReads::Exact);
     let tenant = TenantId::new("team-c").unwrap();
-    let expected = write_blocks(&storage, &tenant, 20, None).await;
+    let expected = write_blocks(&storage, &tenant, 20, 1_000, common::hours_ago_unix_nano(1)).await;
     let grace = Duration::from_secs(4);
     // Two merges at a time, as a dedicated compactor would run.
     let compactor = Compactor::new(
@@ -118,10 +131,9 @@ async fn answers_stay_exact_while_compaction_runs_on_s3() {
     assert_exact(&local, &tenant, &expected, "before").await;
     assert_eq!(visible_blocks(&local, &tenant), 20);
 
-    let done = Arc::new(AtomicBool::new(false));
     let compacting = {
-        let (compactor, tenant, done, storage) = (compactor.clone(), tenant.clone(), done.clone(), storage.clone());
-        tokio::spawn(async move {
+        let (compactor, tenant, storage) = (compactor.clone(), tenant.clone(), storage.clone());
+        async move {
             let mut report = spanlake::compaction::PassReport::default();
             // Passes until nothing is left to merge and every replaced block is gone.
             loop {
@@ -133,21 +145,29 @@ async fn answers_stay_exact_while_compaction_runs_on_s3() {
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            done.store(true, Ordering::SeqCst);
             report
-        })
+        }
     };
     let mut rounds = 0;
-    while !done.load(Ordering::SeqCst) {
+    let (report, rounds_mid_write) = check_between_writes(&faulty, compacting, async || {
         remote.catalog().refresh(&tenant).await.unwrap();
-        assert_exact(&local, &tenant, &expected, &format!("round {rounds}, in-process querier")).await;
-        assert_exact(&remote, &tenant, &expected, &format!("round {rounds}, other querier")).await;
+        // Two traces a round, others each round, so every trace is looked up at many steps.
+        let traces = || expected.iter().cycle().skip(rounds).step_by(expected.len() / 2).take(2);
+        assert_exact_finding(&local, &tenant, &expected, traces(), &format!("round {rounds}, in-process querier"))
+            .await;
+        assert_exact_finding(&remote, &tenant, &expected, traces(), &format!("round {rounds}, other querier")).await;
         rounds += 1;
-    }
-    let report = compacting.await.unwrap();
+    })
+    .await;
     assert!(report.jobs >= 6, "20 blocks, 4 inputs per merge: several levels of merges ({report:?})");
     assert_eq!(report.deleted_replaced, 20 + report.jobs as u64 - 1, "every input is deleted after the grace");
-    assert!(rounds >= 3, "queries ran while blocks were switched ({rounds} rounds)");
+    // Each merge writes its output's objects, and each deletion of a replaced block is a write: queries
+    // ran before every one of them.
+    let writes_at_least = 3 * report.jobs as u64 + report.deleted_replaced;
+    assert!(
+        rounds_mid_write as u64 >= writes_at_least,
+        "queries ran between the writes ({rounds_mid_write} rounds mid-write, {rounds} in all, {report:?})"
+    );
     remote.catalog().refresh(&tenant).await.unwrap();
     assert_exact(&remote, &tenant, &expected, "after").await;
     assert_eq!(visible_blocks(&local, &tenant), 1);
@@ -158,7 +178,7 @@ async fn answers_stay_exact_while_compaction_runs_on_s3() {
 async fn faulty_storage(tenant: &TenantId, blocks: usize) -> (Arc<FaultyStore>, Storage, Expected) {
     let faulty = FaultyStore::new(Arc::new(object_store::memory::InMemory::new()));
     let storage = Storage::from_store(faulty.clone(), "faulty(memory)", RangeReads::Exact);
-    let expected = write_blocks(&storage, tenant, blocks, None).await;
+    let expected = write_blocks(&storage, tenant, blocks, 1_000, common::hours_ago_unix_nano(1)).await;
     (faulty, storage, expected)
 }
 
@@ -221,11 +241,12 @@ async fn retention_follows_the_clock_per_tenant_and_cleans_leftovers_after_their
     let folder = tempfile::tempdir().unwrap();
     let storage = Storage::open(&common::url_of(folder.path())).unwrap();
     let (short, long) = (TenantId::new("short").unwrap(), TenantId::new("long").unwrap());
-    const T0_NS: u64 = common::bench::T0; // 2026-01-01
+    // Day 0 is 40 days ago: the passes below run at chosen days after it, the last one at the wall clock.
     let day_ns = DAY_MS * 1_000_000;
-    let old_short = write_blocks(&storage, &short, 2, Some(T0_NS)).await;
-    let new_short = write_blocks(&storage, &short, 2, Some(T0_NS + 20 * day_ns)).await;
-    let old_long = write_blocks(&storage, &long, 2, Some(T0_NS)).await;
+    let day_0_ns = common::hours_ago_unix_nano(40 * 24);
+    let old_short = write_blocks(&storage, &short, 2, 1_000, day_0_ns).await;
+    let new_short = write_blocks(&storage, &short, 2, 2_000, day_0_ns + 20 * day_ns).await;
+    let old_long = write_blocks(&storage, &long, 2, 1_000, day_0_ns).await;
     let leftover = BlockId::new_random();
     let data = layout::data_path(&short, leftover);
     storage.object_store().put(&data, bytes::Bytes::from_static(b"crashed upload").into()).await.unwrap();
@@ -233,7 +254,7 @@ async fn retention_follows_the_clock_per_tenant_and_cleans_leftovers_after_their
     let mut options = options(|rules| rules.retention = Duration::from_millis(14 * DAY_MS));
     options.tenant_retention.insert(long.clone(), Duration::from_millis(30 * DAY_MS));
     let compactor = Compactor::new(storage.clone(), options);
-    let day_21 = T0_NS / 1_000_000 + 21 * DAY_MS;
+    let day_21 = day_0_ns / 1_000_000 + 21 * DAY_MS;
     let report = compactor.pass_at(day_21, &|_| {}).await.unwrap();
     assert_eq!(report.deleted_expired, 2, "the short tenant's two blocks from day 0 ({report:?})");
     assert_eq!(report.deleted_leftovers, 0, "the leftover was written just now");
@@ -243,7 +264,7 @@ async fn retention_follows_the_clock_per_tenant_and_cleans_leftovers_after_their
     let old_trace = old_short.keys().next().unwrap();
     assert!(querier.find_trace(&short, old_trace, Default::default()).await.unwrap().is_empty(), "expired");
 
-    let report = compactor.pass_at(T0_NS / 1_000_000 + 31 * DAY_MS, &|_| {}).await.unwrap();
+    let report = compactor.pass_at(day_0_ns / 1_000_000 + 31 * DAY_MS, &|_| {}).await.unwrap();
     assert_eq!(report.deleted_expired, 3, "day 31: the long tenant's merged day-0 block and the two it replaced");
     assert!(storage.object_store().head(&data).await.is_ok(), "a leftover younger than its grace stays");
 
@@ -262,12 +283,13 @@ async fn a_server_compacts_its_own_blocks_while_answering_and_reports_it_in_metr
     let server = TestServer::start(storage.clone(), |config| {
         config.compaction_interval = Duration::from_millis(300);
         config.compaction_deletion_grace = Duration::from_secs(1);
-        config.retention = Duration::from_millis(3650 * DAY_MS);
     })
     .await;
     let mut spans = 0;
     for seed in 0..3 {
-        let trace = TraceGenerator::new(seed).next_trace();
+        let mut generator = TraceGenerator::new(seed);
+        generator.set_clock(common::hours_ago_unix_nano(1));
+        let trace = generator.next_trace();
         spans += spanlake::spans::span_count(&trace);
         let body = prost::Message::encode_to_vec(
             &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest { resource_spans: trace },

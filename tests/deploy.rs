@@ -146,40 +146,27 @@ fn the_kubernetes_manifests_are_valid_kubernetes_objects() {
     assert!(!check("kubernetes-validate", &args, &typo).0, "a misspelt field fails the check");
 }
 
-/// A `spanlake serve` process configured like the compose file's spanlake service.
-struct Deployed {
-    child: std::process::Child,
-    http: std::net::SocketAddr,
-    grpc: std::net::SocketAddr,
-}
+/// A `spanlake serve` process configured like the compose file's spanlake service; killed when dropped.
+struct Deployed(common::process::Serving);
 
 impl Deployed {
     /// Starts the binary with the compose file's environment for spanlake, except what points into the
     /// compose network (the S3 endpoint, the bucket, the config path). The WAL goes to `wal_dir` (the
     /// image's volume) and the ports are ephemeral loopback ones so tests run side by side.
     fn start(environment: &[(String, String)], wal_dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spanlake"))
-            .arg("serve")
-            .envs(environment.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("SPANLAKE_DATA_DIR", wal_dir)
-            .env("SPANLAKE_HTTP_ADDR", "127.0.0.1:0")
-            .env("SPANLAKE_OTLP_GRPC_ADDR", "127.0.0.1:0")
-            .env("SPANLAKE_OTLP_HTTP_ADDR", "127.0.0.1:0")
-            .env("SPANLAKE_LOG", "info")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut log = std::io::BufReader::new(child.stderr.take().unwrap());
-        let started = common::server::read_until_ready(&mut log);
-        let (http, grpc) = (started.http, started.grpc);
-        std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-        Self { child, http: http.expect("query address logged"), grpc: grpc.expect("gRPC address logged") }
+        Self(common::process::serve(
+            Command::new(env!("CARGO_BIN_EXE_spanlake"))
+                .arg("serve")
+                .envs(environment.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .env("SPANLAKE_DATA_DIR", wal_dir)
+                .env("SPANLAKE_HTTP_ADDR", "127.0.0.1:0")
+                .env("SPANLAKE_OTLP_GRPC_ADDR", "127.0.0.1:0")
+                .env("SPANLAKE_OTLP_HTTP_ADDR", "127.0.0.1:0"),
+        ))
     }
 
     fn stop(mut self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-        assert!(self.child.wait().unwrap().success(), "exit 0 after SIGTERM");
+        assert!(self.0.process.terminate().success(), "exit 0 after SIGTERM");
     }
 }
 
@@ -209,13 +196,13 @@ fn the_s3_deployment_path_works_end_to_end_configured_like_the_compose_file() {
     let server = Deployed::start(&environment, first_wal.path());
     let report = common::sdk::send(common::sdk::Export {
         protocol: "grpc",
-        endpoint: &format!("http://{}", server.grpc),
+        endpoint: &format!("http://{}", server.0.grpc),
         tenant: "single-tenant",
         traces: 4,
         gzip: false,
     });
     let sent = report["spans"].as_array().unwrap();
-    assert_eq!(common::http::request(server.http, "POST", "/flush").unwrap().0, 204);
+    assert_eq!(common::http::request(server.0.http, "POST", "/flush").unwrap().0, 204);
     server.stop();
 
     // A new pod: fresh WAL volume, same bucket. Everything must come from the blocks.
@@ -223,7 +210,7 @@ fn the_s3_deployment_path_works_end_to_end_configured_like_the_compose_file() {
     let server = Deployed::start(&environment, second_wal.path());
     let traces: BTreeSet<&str> = sent.iter().map(|span| span["trace_id"].as_str().unwrap()).collect();
     for trace in &traces {
-        let (status, body) = common::http::request(server.http, "GET", &format!("/api/v2/traces/{trace}")).unwrap();
+        let (status, body) = common::http::request(server.0.http, "GET", &format!("/api/v2/traces/{trace}")).unwrap();
         assert_eq!(status, 200, "{trace}: {body}");
         let found: serde_json::Value = serde_json::from_str(&body).unwrap();
         let spans: usize = found["trace"]["resourceSpans"]
@@ -238,7 +225,7 @@ fn the_s3_deployment_path_works_end_to_end_configured_like_the_compose_file() {
     }
     let counted = Command::new(env!("CARGO_BIN_EXE_spanlake"))
         .args(["sql", "SELECT count(*) AS spans FROM spans", "--format", "csv", "--server"])
-        .arg(format!("http://{}", server.http))
+        .arg(format!("http://{}", server.0.http))
         .output()
         .unwrap();
     assert_eq!(String::from_utf8(counted.stdout).unwrap(), format!("spans\r\n{}\r\n", sent.len()));

@@ -9,45 +9,21 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::server::{Reply, TestServer, send, try_send};
+use common::faulty::{FaultyStore, check_between_writes};
+use common::server::{TestServer, send, try_send};
 use common::{Backend, s3};
 use serde_json::Value;
 use spanlake::ids::{TenantId, TraceId};
+use spanlake::storage::{RangeReads, Storage};
 use sqllogictest::{DBOutput, DefaultColumnType};
 
+use common::sql::{answer, load_fixture, rows, sql};
+
 const TRACE_1: &str = "5b8efff798038103d269b633813fc60c";
-
-/// Sends the fixture: `flushed.json` into blocks, `recent.json` left in the ingester.
-async fn load_fixture(server: &TestServer, tenant: Option<&str>) {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sql");
-    let mut headers = vec![("content-type", "application/json")];
-    if let Some(tenant) = tenant {
-        headers.push(("x-scope-orgid", tenant));
-    }
-    let flushed = std::fs::read(fixtures.join("flushed.json")).unwrap();
-    assert_eq!(send("POST", &server.traces_url(), &headers, flushed).await.status, 200);
-    assert_eq!(send("POST", &server.query_url("/flush"), &[], "").await.status, 204);
-    let recent = std::fs::read(fixtures.join("recent.json")).unwrap();
-    assert_eq!(send("POST", &server.traces_url(), &headers, recent).await.status, 200);
-}
-
-async fn sql(server: &TestServer, query: &str, format: &str, headers: &[(&str, &str)]) -> Reply {
-    let url = server.query_url(&format!("/api/sql?format={format}"));
-    let mut all = vec![("content-type", "application/sql")];
-    all.extend_from_slice(headers);
-    send("POST", &url, &all, query.to_owned()).await
-}
-
-/// The JSON result of a query that must succeed.
-async fn rows(server: &TestServer, query: &str, headers: &[(&str, &str)]) -> Vec<Vec<Value>> {
-    let reply = sql(server, query, "json", headers).await;
-    assert_eq!(reply.status, 200, "{query}: {}", reply.text());
-    let body: Value = serde_json::from_slice(&reply.body).unwrap();
-    serde_json::from_value(body["rows"].clone()).unwrap()
-}
 
 /// The `/api/sql` endpoint as a sqllogictest database: rows as text, errors as "<status> <message>".
 struct HttpDb {
@@ -210,52 +186,6 @@ async fn queries_over_their_limits_fail_cleanly_and_the_server_keeps_serving() {
 
     assert_eq!(send("GET", &server.query_url("/ready"), &[], "").await.status, 200);
     assert_eq!(rows(&server, "SELECT count(*) FROM spans", &[]).await, vec![vec![Value::from(6)]]);
-}
-
-/// The JSON columns and rows (sorted) of a query that must succeed.
-async fn answer(server: &TestServer, query: &str, headers: &[(&str, &str)]) -> (Value, Vec<Value>) {
-    let reply = sql(server, query, "json", headers).await;
-    assert_eq!(reply.status, 200, "{query}: {}", reply.text());
-    let body: Value = serde_json::from_slice(&reply.body).unwrap();
-    let mut rows: Vec<Value> = serde_json::from_value(body["rows"].clone()).unwrap();
-    rows.sort_by_key(Value::to_string);
-    (body["columns"].clone(), rows)
-}
-
-/// `spanlake_sql_point_queries_total` from `/metrics`.
-async fn point_queries(server: &TestServer) -> u64 {
-    let text = send("GET", &server.query_url("/metrics"), &[], "").await.text();
-    let name = "spanlake_sql_point_queries_total ";
-    text.lines().find_map(|line| line.strip_prefix(name)?.parse().ok()).unwrap_or(0)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn point_queries_skip_planning_and_answer_what_datafusion_answers() {
-    let backend = Backend::local();
-    let server = TestServer::start(backend.storage.clone(), |config| config.multitenancy = true).await;
-    load_fixture(&server, Some("team-a")).await;
-    let team_a = [("x-scope-orgid", "team-a")];
-    // In a block, in the ingester, both, neither; any projection, IDs as users type them.
-    let point_queries_sent = [
-        "SELECT * FROM spans WHERE trace_id = '5B8EFFF798038103D269B633813FC60C'",
-        "SELECT * FROM spans WHERE trace_id IN ('abc', 'eee19b7ec3c1b174a1b2c3d4e5f60718', '0ABC')",
-        "SELECT name, span_id, attributes, events FROM spans WHERE trace_id = 'eee19b7ec3c1b174a1b2c3d4e5f60718'",
-        "select Name, \"kind\", start_time from SPANS where '0abc' = TRACE_ID",
-        "SELECT * FROM spans WHERE trace_id = 'fff'",
-    ];
-    let before = point_queries(&server).await;
-    for query in point_queries_sent {
-        let (columns, rows) = answer(&server, query, &team_a).await;
-        // One clause more and DataFusion plans it: the same columns and rows.
-        let planned = answer(&server, &format!("{query} AND true"), &team_a).await;
-        assert_eq!((&columns, &rows), (&planned.0, &planned.1), "{query}");
-        assert!(query.contains("'fff'") || !rows.is_empty(), "{query} finds spans");
-        // Another tenant's point query sees none of them.
-        let (_, theirs) = answer(&server, query, &[("x-scope-orgid", "team-b")]).await;
-        assert!(theirs.is_empty(), "{query}: {theirs:?}");
-    }
-    let counted = point_queries(&server).await - before;
-    assert!(counted >= 2 * point_queries_sent.len() as u64, "{counted} point queries counted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -429,8 +359,9 @@ async fn trace_id_queries_prune_like_a_lookup_on_s3() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_stay_exact_while_blocks_are_flushed() {
-    let backend = Backend::local();
-    let server = TestServer::start(backend.storage.clone(), |_| {}).await;
+    let faulty = FaultyStore::new(Arc::new(object_store::memory::InMemory::new()));
+    let server = TestServer::start(Storage::from_store(faulty.clone(), "faulty", RangeReads::Exact), |_| {}).await;
+    let count = "SELECT count(*) FROM spans";
     let mut expected = 0u64;
     for round in 0..6u64 {
         use prost::Message;
@@ -439,17 +370,21 @@ async fn counts_stay_exact_while_blocks_are_flushed() {
         expected += spanlake::spans::span_count(&request.resource_spans) as u64;
         let headers = [("content-type", "application/x-protobuf")];
         assert_eq!(send("POST", &server.traces_url(), &headers, request.encode_to_vec()).await.status, 200);
-        let flush = tokio::spawn({
-            let url = server.query_url("/flush");
-            async move { send("POST", &url, &[], "").await.status }
-        });
-        while !flush.is_finished() {
-            assert_eq!(rows(&server, "SELECT count(*) FROM spans", &[]).await, vec![vec![Value::from(expected)]]);
-        }
-        assert_eq!(flush.await.unwrap(), 204);
-        assert_eq!(rows(&server, "SELECT count(*) FROM spans", &[]).await, vec![vec![Value::from(expected)]]);
+        let url = server.query_url("/flush");
+        let flush = async move { send("POST", &url, &[], "").await.status };
+        // The spans move from the buffer to a block while counts run, one before each write of the block.
+        let (status, counts_mid_flush) = check_between_writes(&faulty, flush, async || {
+            assert_eq!(rows(&server, count, &[]).await, vec![vec![Value::from(expected)]], "round {round}");
+        })
+        .await;
+        assert_eq!(status, 204);
+        assert!(counts_mid_flush >= 3, "round {round}: one count before each of the data, bloom and metadata writes");
+        assert_eq!(rows(&server, count, &[]).await, vec![vec![Value::from(expected)]]);
     }
+    let tenant = TenantId::single_tenant();
+    assert_eq!(server.server.querier().catalog().snapshot(&tenant).map(|blocks| blocks.len()), Some(6));
 }
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_rows_is_a_complete_answer_in_every_format() {
     let backend = Backend::local();

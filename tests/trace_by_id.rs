@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::faulty::{Fault, FaultyStore};
+use common::faulty::{Fault, FaultyStore, check_between_writes};
 use common::server::{Reply, TestServer, send};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, TracesData};
@@ -364,7 +364,8 @@ async fn blocks_written_by_another_process_are_found_after_the_refresh_interval(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_during_flushes_never_miss_a_span() {
-    let server = TestServer::start(common::Backend::local(), |_| {}).await;
+    let faulty = FaultyStore::new(std::sync::Arc::new(object_store::memory::InMemory::new()));
+    let server = TestServer::start(Storage::from_store(faulty.clone(), "faulty", RangeReads::Exact), |_| {}).await;
     let tenant = TenantId::single_tenant();
     let mut generator = TraceGenerator::new(40);
     let trace = generator.next_trace();
@@ -381,14 +382,16 @@ async fn lookups_during_flushes_never_miss_a_span() {
         let body = ExportTraceServiceRequest { resource_spans: part }.encode_to_vec();
         assert_eq!(send("POST", &server.traces_url(), &[PROTOBUF_BODY], body).await.status, 200);
         let ingester = server.server.ingester().clone();
-        let flush = tokio::spawn(async move { ingester.flush().await });
         let mut lookups = 0;
-        while !flush.is_finished() || lookups == 0 {
-            let found = server.server.querier().find_trace(&tenant, &trace_id, Default::default()).await.unwrap();
-            assert_eq!(found.span_count, expected, "round {round}, lookup {lookups}");
-            lookups += 1;
-        }
-        flush.await.unwrap().unwrap();
+        let (flushed, lookups_mid_flush) =
+            check_between_writes(&faulty, async move { ingester.flush().await }, async || {
+                let found = server.server.querier().find_trace(&tenant, &trace_id, Default::default()).await.unwrap();
+                assert_eq!(found.span_count, expected, "round {round}, lookup {lookups}");
+                lookups += 1;
+            })
+            .await;
+        flushed.unwrap();
+        assert!(lookups_mid_flush >= 3, "round {round}: one lookup before each of the data, bloom and metadata writes");
     }
     assert_eq!(server.server.querier().catalog().snapshot(&tenant).unwrap().len(), 15);
     server.server.shutdown().await.unwrap();

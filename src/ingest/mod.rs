@@ -8,6 +8,8 @@
 mod buffer;
 mod flush;
 mod replay;
+#[doc(hidden)]
+pub mod testing;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -148,6 +150,7 @@ impl Ingester {
         // committed spans to free space before the limit is reached.
         let segment_bytes = options.wal.segment_bytes.min((options.max_wal_bytes / 8).max(64 * 1024));
         let wal = Wal::open(&options.wal_dir, WalOptions { segment_bytes })?;
+        testing::wait_if_held(&options.wal_dir).await;
         let replayed = replay::replay(&wal, &options.block).await?;
         let (uploads, upload_queue) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {

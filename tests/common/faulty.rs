@@ -1,10 +1,12 @@
 //! An object store that fails or stalls on demand, wrapped around a real one: writes and reads
 //! go through untouched while healthy, fail with an error while failing, and hang while stalling.
+//! A test can also hold writes and let them through one at a time, to look at every state a flush or
+//! a compaction passes through (see [`FaultyStore::hold_writes`]).
 
 use std::fmt;
 use std::ops::Range;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -32,6 +34,30 @@ pub struct FaultyStore {
     /// Writes (puts, multipart starts, deletes) still allowed before every later one fails, as if the
     /// process died there.
     writes_left: AtomicI64,
+    /// Shared with delete streams, which outlive the call that made them.
+    held: Arc<HeldWrites>,
+}
+
+/// Writes waiting for the test's permission, while [`FaultyStore::hold_writes`] is in force.
+#[derive(Debug, Default)]
+struct HeldWrites {
+    /// `Some` while writes are held: one permit per write the test lets through.
+    permits: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
+    waiting: AtomicUsize,
+}
+
+impl HeldWrites {
+    async fn pass(&self) {
+        let permits = self.permits.lock().unwrap().clone();
+        if let Some(permits) = permits {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            // Closed by `release_writes`: every waiting write goes through.
+            if let Ok(permit) = permits.acquire().await {
+                permit.forget();
+            }
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl fmt::Display for FaultyStore {
@@ -42,7 +68,38 @@ impl fmt::Display for FaultyStore {
 
 impl FaultyStore {
     pub fn new(inner: Arc<dyn ObjectStore>) -> Arc<Self> {
-        Arc::new(Self { inner, fault: AtomicU8::new(Fault::Healthy as u8), writes_left: AtomicI64::new(i64::MAX) })
+        Arc::new(Self {
+            inner,
+            fault: AtomicU8::new(Fault::Healthy as u8),
+            writes_left: AtomicI64::new(i64::MAX),
+            held: Arc::default(),
+        })
+    }
+
+    /// From now on every write (put, multipart start, delete, copy, rename) waits until [`FaultyStore::allow_writes`]
+    /// lets it through; reads are not held.
+    pub fn hold_writes(&self) {
+        *self.held.permits.lock().unwrap() = Some(Arc::new(tokio::sync::Semaphore::new(0)));
+    }
+
+    /// Lets `writes` held writes through (now, or as they arrive).
+    pub fn allow_writes(&self, writes: usize) {
+        if let Some(permits) = &*self.held.permits.lock().unwrap() {
+            permits.add_permits(writes);
+        }
+    }
+
+    /// Writes waiting for [`FaultyStore::allow_writes`] right now. While it is above zero, whatever
+    /// made the write (a flush, a merge) is stopped in the middle and stays there until the test acts.
+    pub fn writes_waiting(&self) -> usize {
+        self.held.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Ends [`FaultyStore::hold_writes`]: waiting and later writes go through.
+    pub fn release_writes(&self) {
+        if let Some(permits) = self.held.permits.lock().unwrap().take() {
+            permits.close();
+        }
     }
 
     pub fn set(&self, fault: Fault) {
@@ -78,12 +135,14 @@ impl FaultyStore {
 #[async_trait]
 impl ObjectStore for FaultyStore {
     async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
+        self.held.pass().await;
         self.gate().await?;
         self.write_gate()?;
         self.inner.put_opts(location, payload, opts).await
     }
 
     async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
+        self.held.pass().await;
         self.gate().await?;
         self.write_gate()?;
         self.inner.put_multipart_opts(location, opts).await
@@ -104,7 +163,13 @@ impl ObjectStore for FaultyStore {
         if let Err(error) = self.write_gate() {
             return futures::stream::once(async move { Err(error) }).boxed();
         }
-        self.inner.delete_stream(locations)
+        let (held, inner) = (self.held.clone(), self.inner.clone());
+        futures::stream::once(async move {
+            held.pass().await;
+            inner.delete_stream(locations)
+        })
+        .flatten()
+        .boxed()
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
@@ -117,12 +182,48 @@ impl ObjectStore for FaultyStore {
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.held.pass().await;
         self.gate().await?;
         self.inner.copy_opts(from, to, options).await
     }
 
     async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
+        self.held.pass().await;
         self.gate().await?;
         self.inner.rename_opts(from, to, options).await
     }
+}
+
+/// Runs `operation` (a flush, a compaction) with `store`'s writes held, running `check` before each of
+/// its writes is let through, and keeps checking until the operation ends. Returns what the operation
+/// returned and how many checks ran while it was stopped at a write: surely mid-way, neither before it
+/// began nor after it ended.
+pub async fn check_between_writes<T: Send + 'static>(
+    store: &FaultyStore,
+    operation: impl Future<Output = T> + Send + 'static,
+    mut check: impl AsyncFnMut(),
+) -> (T, usize) {
+    /// Lets writes flow again however this function ends, a failed check included.
+    struct Release<'a>(&'a FaultyStore);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            self.0.release_writes();
+        }
+    }
+    store.hold_writes();
+    let _release = Release(store);
+    let operation = tokio::spawn(operation);
+    let mut checks_mid_way = 0;
+    while !operation.is_finished() {
+        // Only this loop lets a held write go, so one waiting now waits for the whole check.
+        let stopped_at_write = store.writes_waiting() > 0;
+        check().await;
+        if stopped_at_write {
+            checks_mid_way += 1;
+            store.allow_writes(1);
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
+    (operation.await.expect("the operation does not panic"), checks_mid_way)
 }

@@ -8,9 +8,11 @@ pub mod encoding;
 pub mod faulty;
 pub mod http;
 pub mod otlp;
+pub mod process;
 pub mod s3;
 pub mod sdk;
 pub mod server;
+pub mod sql;
 pub mod tools;
 
 use spanlake::storage::Storage;
@@ -53,4 +55,13 @@ impl From<Storage> for Backend {
 /// `file://` URL of a folder.
 pub fn url_of(path: &std::path::Path) -> String {
     spanlake::storage::StorageLocation::local_folder_url(path).expect("absolute folder")
+}
+
+/// The start of the hour `hours` hours before now, in unix nanoseconds: a start for synthetic spans that
+/// stay recent in any year (the generator's own clock starts on a fixed date, which retention and
+/// `now()` would treat as older every day), and that puts a few seconds of spans in one compaction window.
+pub fn hours_ago_unix_nano(hours: u64) -> u64 {
+    const HOUR_NS: u64 = 3_600_000_000_000;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_nanos();
+    (now as u64 / HOUR_NS - hours) * HOUR_NS
 }

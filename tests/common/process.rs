@@ -1,0 +1,81 @@
+//! `spanlake` processes started by tests, killed when the test lets go of them, on success or panic
+//! alike: a failed assertion must fail the test, not leave a server holding its ports and the test's
+//! output open until CI times out.
+
+use std::io::BufReader;
+use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
+use std::process::{Child, Command, ExitStatus, Stdio};
+
+use super::server::{StartupLog, read_until_ready};
+
+/// A child process that is killed (SIGKILL) and reaped when dropped, unless it has exited already.
+#[derive(Debug)]
+pub struct KilledOnDrop(Child);
+
+impl KilledOnDrop {
+    /// Spawns `command`; panics if it cannot start.
+    pub fn spawn(command: &mut Command) -> Self {
+        Self(command.spawn().expect("the process starts"))
+    }
+
+    /// Sends SIGTERM (graceful stop) and waits for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let sent = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status().expect("kill runs");
+        assert!(sent.success(), "SIGTERM delivered to {}", self.0.id());
+        self.0.wait().expect("wait for the process")
+    }
+
+    /// Sends SIGKILL (a crash) and waits for the exit.
+    pub fn kill_9(&mut self) {
+        self.0.kill().expect("SIGKILL");
+        self.0.wait().expect("wait for the process");
+    }
+}
+
+impl Deref for KilledOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl DerefMut for KilledOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// A `spanlake serve` process that said "ready", with the addresses it bound.
+pub struct Serving {
+    pub process: KilledOnDrop,
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+    /// Its log up to and including "ready".
+    pub lines: Vec<String>,
+}
+
+/// Spawns `command` (a `spanlake serve …`) with its log on a pipe, reads the log until "ready", then
+/// drains the rest on a thread so the server never blocks on a full pipe. The log level is `info`,
+/// where the addresses are logged. The process is killed if the start fails.
+pub fn serve(command: &mut Command) -> Serving {
+    let mut process = KilledOnDrop::spawn(command.env("SPANLAKE_LOG", "info").stderr(Stdio::piped()));
+    let mut log = BufReader::new(process.stderr.take().expect("stderr is piped"));
+    let StartupLog { http, grpc, lines } = read_until_ready(&mut log);
+    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    Serving {
+        process,
+        http: http.expect("the query address is logged before ready"),
+        grpc: grpc.expect("the OTLP/gRPC address is logged before ready"),
+        lines,
+    }
+}
