@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
+use common::encoding::block_write_options;
 use common::faulty::{FaultyStore, check_between_writes};
 use common::s3::S3Server;
 use futures::StreamExt;
@@ -18,7 +19,7 @@ use spanlake::ids::{BlockId, TenantId, TraceId};
 use spanlake::query::{Querier, QueryOptions};
 use spanlake::spans::encode_resource_spans;
 use spanlake::sql::{SqlEngine, SqlLimits};
-use spanlake::storage::block::{BlockWriteOptions, write_block};
+use spanlake::storage::block::write_block;
 use spanlake::storage::{RangeReads, Storage, layout, list_blocks};
 use spanlake::synth::TraceGenerator;
 
@@ -56,13 +57,17 @@ async fn write_blocks(
                 batches.push(batch);
             }
         }
-        write_block(storage, tenant, BlockId::new_random(), batches, &BlockWriteOptions::default()).await.unwrap();
+        write_block(storage, tenant, BlockId::new_random(), batches, &block_write_options()).await.unwrap();
     }
     expected
 }
 
 fn options(rules: impl FnOnce(&mut PlanRules)) -> CompactionOptions {
-    let mut options = CompactionOptions { lease_ttl: Duration::from_secs(60), ..CompactionOptions::default() };
+    let mut options = CompactionOptions {
+        lease_ttl: Duration::from_secs(60),
+        block: block_write_options(),
+        ..CompactionOptions::default()
+    };
     options.rules.max_inputs = 4;
     rules(&mut options.rules);
     options

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::encoding::block_write_options;
 use common::faulty::{Fault, FaultyStore, check_between_writes};
 use common::server::{Reply, TestServer, send};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -17,7 +18,7 @@ use prost::Message;
 use serde_json::Value as Json;
 use spanlake::ids::{BlockId, TenantId, TraceId};
 use spanlake::spans::encode_resource_spans;
-use spanlake::storage::block::{BlockWriteOptions, write_block};
+use spanlake::storage::block::write_block;
 use spanlake::storage::{RangeReads, Storage};
 use spanlake::synth::TraceGenerator;
 
@@ -344,9 +345,7 @@ async fn blocks_written_by_another_process_are_found_after_the_refresh_interval(
     // Another writer (a second ingester, a compactor) commits a block straight to the store.
     let (batch, _) = encode_resource_spans(&trace).unwrap();
     let tenant = TenantId::single_tenant();
-    write_block(&backend.storage, &tenant, BlockId::new_random(), vec![batch], &BlockWriteOptions::default())
-        .await
-        .unwrap();
+    write_block(&backend.storage, &tenant, BlockId::new_random(), vec![batch], &block_write_options()).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let reply = send("GET", &url, &[ACCEPT_PROTOBUF], Vec::new()).await;

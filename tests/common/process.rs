@@ -6,6 +6,8 @@ use std::io::BufReader;
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
 
 use super::server::{StartupLog, read_until_ready};
 
@@ -64,13 +66,24 @@ pub struct Serving {
     pub lines: Vec<String>,
 }
 
+/// Longest a test server may take to say "ready" (a WAL replay included) before the test gives up on it.
+const READY_DEADLINE: Duration = Duration::from_secs(120);
+
 /// Spawns `command` (a `spanlake serve …`) with its log on a pipe, reads the log until "ready", then
 /// drains the rest on a thread so the server never blocks on a full pipe. The log level is `info`,
-/// where the addresses are logged. The process is killed if the start fails.
+/// where the addresses are logged. The process is killed if the start fails, and if it hangs without
+/// saying "ready" for [`READY_DEADLINE`] (its log then ends, and the read fails the test).
 pub fn serve(command: &mut Command) -> Serving {
     let mut process = KilledOnDrop::spawn(command.env("SPANLAKE_LOG", "info").stderr(Stdio::piped()));
     let mut log = BufReader::new(process.stderr.take().expect("stderr is piped"));
+    let (started, watchdog) = (mpsc::channel::<()>(), process.id());
+    std::thread::spawn(move || {
+        if let Err(RecvTimeoutError::Timeout) = started.1.recv_timeout(READY_DEADLINE) {
+            let _ = Command::new("kill").args(["-KILL", &watchdog.to_string()]).status();
+        }
+    });
     let StartupLog { http, grpc, lines } = read_until_ready(&mut log);
+    let _ = started.0.send(());
     std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
     Serving {
         process,
