@@ -1,7 +1,7 @@
 //! TraceQL, the language alone: text in, a checked query (an AST) out.
 //!
 //! This module owns the TraceQL front end: the lexer ([`lexer`]), the syntax tree and its canonical
-//! printing ([`ast`], [`print`]), the parser with positioned errors ([`parser`]) and the static checks
+//! printing ([`ast`], [`print`](mod@print)), the parser with positioned errors ([`parser`]) and the static checks
 //! that refuse queries Tempo refuses with a 400 ([`validate`]). It does no I/O, plans nothing and calls
 //! nothing else in spanlake; the planner onto DataFusion (`search`) and the HTTP faces (`api`) call it.
 //!

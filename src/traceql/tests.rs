@@ -191,7 +191,12 @@ const REFUSED: &[(&str, &str)] = &[
     ("{ status > ok }", r#"">" does not apply to a status"#),
     (r#"{ span.a + "x" = 1 }"#, r#""+" does not apply to a string"#),
     ("{} | 1 > 2", "compares no aggregate"),
-    ("{} | avg(duration) > 1", ""),
+    (r#"({ .a = 1 } | count() > "x") && {}"#, "scalar filters compare numbers"),
+    ("{} | ({ status = 1 } | by(.a))", "1:9: span:status = 1: cannot compare or combine a status with an integer"),
+    ("{ .a = 1 } | select(span.a + 1)", "select takes attributes"),
+    ("{ .a = 1 } with(x=1", r#"expected "," or ")""#),
+    ("{ `unterminated }", "unterminated `string`"),
+    (r#"{ span."open = 1 }"#, "unterminated quoted attribute name"),
 ];
 
 #[test]
@@ -229,6 +234,23 @@ fn an_average_duration_may_be_compared_with_a_plain_number() {
     // Numbers and durations are interchangeable in comparisons, as in Tempo (durations are numbers).
     check("{} | avg(duration) > 1").unwrap();
     check("{ duration > 100 }").unwrap();
+}
+
+#[test]
+fn syntax_and_type_errors_are_told_apart() {
+    assert!(matches!(check("{ .a = }"), Err(TraceqlError::Syntax { .. })));
+    assert!(matches!(check("{ status = 1 }"), Err(TraceqlError::Invalid { .. })));
+    // Parsing alone does not check types: the planner may parse first and check later.
+    assert!(parse("{ status = 1 }").is_ok());
+}
+
+#[test]
+fn by_takes_several_expressions_where_tempo_takes_one() {
+    let query = check("{} | by(resource.service.name, span:name)").unwrap();
+    let Stage::By(expressions) = &query.pipeline.stages[1] else {
+        panic!("expected by");
+    };
+    assert_eq!(expressions.len(), 2);
 }
 
 #[test]
