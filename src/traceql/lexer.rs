@@ -56,7 +56,7 @@ pub enum Token {
     Int(i64),
     /// A float literal.
     Float(f64),
-    /// A duration literal (`1.5s`, `100ms`, `1h30m`).
+    /// A duration literal (`1.5s`, `100ms`, `1h30m`; units `ns us µs ms s m h d w y`).
     Duration(std::time::Duration),
     /// The end of the text.
     End,
@@ -386,6 +386,9 @@ impl Lexer<'_> {
                 "m" => 60_000_000_000,
                 "h" => 3_600_000_000_000,
                 "d" => 86_400_000_000_000,
+                // Prometheus's units, which Tempo accepts too.
+                "w" => 604_800_000_000_000,
+                "y" => 31_536_000_000_000_000,
                 _ => return Err(self.error(unit_start, format!("unknown duration unit \"{unit}\""))),
             };
             let nanos = if is_float {
