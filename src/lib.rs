@@ -10,6 +10,7 @@
 //! - [`receive`]: OTLP request bodies to decoded requests: content types, gzip, limits, tenants.
 //! - [`ingest`]: per-tenant buffers, cutting blocks and flushing them to storage.
 //! - [`query`]: the block catalogue and trace-by-ID lookups over blocks and the ingester's recent spans.
+//! - [`traceql`]: the TraceQL language alone: lexer, parser, canonical printing, static checks.
 //! - [`sql`]: SQL over spans with DataFusion: the `spans` table and `traces` view, pruning, the sandbox.
 //! - [`compaction`]: merging small blocks into large ones, the atomic switch, retention, the lease.
 //! - [`telemetry`]: metric names and the Prometheus rendering.
@@ -34,4 +35,5 @@ pub mod sql;
 pub mod storage;
 pub mod synth;
 pub mod telemetry;
+pub mod traceql;
 pub mod wal;
