@@ -6,7 +6,6 @@
 
 use clap::builder::ValueParser;
 use clap::{Arg, ArgAction};
-use serde::Deserialize;
 use serde_yaml_ng::Value;
 
 use super::values::SettingValue;
@@ -66,16 +65,6 @@ pub fn flag_of<T: SettingValue>(setting: &Setting, default: Option<String>) -> A
     if T::SWITCH { arg.num_args(0..=1).default_missing_value("true") } else { arg }
 }
 
-/// Reads one key of the YAML file through its type's own reading, so the file takes what the flag takes.
-pub fn from_yaml<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: SettingValue,
-{
-    let value = Value::deserialize(deserializer)?;
-    T::from_yaml(value).map(Some).map_err(serde::de::Error::custom)
-}
-
 /// A rendered value as the example config writes it: quoted only where YAML would read it as
 /// something else (an IPv6 address would read as a list).
 pub fn yaml_scalar(text: &str) -> String {
@@ -110,12 +99,10 @@ macro_rules! settings {
 
         /// The settings one source gives (the YAML file, or the flags and environment): every key
         /// optional. The file's keys it does not know are refused with their name (CONTRACTS §1).
-        #[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
+        #[derive(Clone, Debug, Default, PartialEq)]
         pub struct ConfigFile {
             $(
                 #[doc = concat!("`", stringify!($name), "`, when this source sets it.")]
-                #[serde(default, deserialize_with = "crate::config::declare::from_yaml")]
                 pub $name: Option<$ty>,
             )+
         }
@@ -130,6 +117,30 @@ macro_rules! settings {
         ];
 
         impl ConfigFile {
+            /// The settings of a YAML map, each value read by its type as the flag would read it; an
+            /// unknown key or a bad value is an error naming the key.
+            fn from_mapping(
+                mapping: serde_yaml_ng::Mapping,
+            ) -> Result<Self, $crate::config::FileError> {
+                use $crate::config::FileError;
+                let mut file = Self::default();
+                for (key, value) in mapping {
+                    let serde_yaml_ng::Value::String(key) = key else {
+                        return Err(FileError::UnknownKey { key: format!("{key:?}") });
+                    };
+                    match key.as_str() {
+                        $(
+                            stringify!($name) => {
+                                let read = <$ty as $crate::config::values::SettingValue>::from_yaml(value);
+                                file.$name = Some(read.map_err(|source| FileError::Value { key, source: Box::new(source) })?);
+                            }
+                        )+
+                        _ => return Err(FileError::UnknownKey { key }),
+                    }
+                }
+                Ok(file)
+            }
+
             /// This source's settings over `config`'s.
             pub fn apply(self, config: &mut ServeConfig) {
                 $(

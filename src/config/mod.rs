@@ -139,10 +139,29 @@ pub enum ConfigError {
     Invalid {
         path: PathBuf,
         #[source]
-        source: serde_yaml_ng::Error,
+        source: FileError,
     },
     #[error("settings from the environment")]
     Environment(#[source] clap::Error),
+}
+
+/// What is wrong inside a settings file; the key at fault is named, with its value's own reason as the
+/// cause.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("not YAML")]
+    Syntax(#[source] serde_yaml_ng::Error),
+    #[error("expected a map of settings (key: value)")]
+    NotAMap,
+    #[error("unknown key {key}")]
+    UnknownKey { key: String },
+    /// The value's reason is boxed: it is large and rare, and start-up returns this through every layer.
+    #[error("{key}")]
+    Value {
+        key: String,
+        #[source]
+        source: Box<ValueError>,
+    },
 }
 
 impl ConfigFile {
@@ -153,12 +172,16 @@ impl ConfigFile {
         Self::parse(&text).map_err(|source| ConfigError::Invalid { path: path.to_owned(), source })
     }
 
-    /// Parses settings from YAML text (an empty document means "all defaults").
-    pub fn parse(text: &str) -> Result<Self, serde_yaml_ng::Error> {
+    /// Parses settings from YAML text (an empty document, or comments only, means "all defaults").
+    pub fn parse(text: &str) -> Result<Self, FileError> {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_yaml_ng::from_str(text)
+        match serde_yaml_ng::from_str(text).map_err(FileError::Syntax)? {
+            serde_yaml_ng::Value::Mapping(mapping) => Self::from_mapping(mapping),
+            serde_yaml_ng::Value::Null => Ok(Self::default()),
+            _ => Err(FileError::NotAMap),
+        }
     }
 }
 

@@ -19,8 +19,8 @@ fn parse(args: &[&str]) -> ConfigFile {
     Serve::from_arg_matches(&matches).unwrap().settings.given
 }
 
-fn reason(error: &serde_yaml_ng::Error) -> String {
-    error.to_string()
+fn reason(error: &FileError) -> String {
+    crate::telemetry::chain(error)
 }
 
 #[test]
@@ -40,7 +40,9 @@ fn a_config_file_sets_keys_and_refuses_unknown_ones_by_name() {
     let unknown = reason(&ConfigFile::parse("max_blok_bytes: 1MiB\n").unwrap_err());
     assert!(unknown.contains("max_blok_bytes"), "{unknown}");
     let bad = reason(&ConfigFile::parse("max_block_age: soon\n").unwrap_err());
-    assert!(bad.contains("soon"), "{bad}");
+    assert!(bad.starts_with("max_block_age: ") && bad.contains("soon"), "the key, then its value: {bad}");
+    assert!(reason(&ConfigFile::parse("- a\n- b\n").unwrap_err()).contains("map of settings"));
+    assert!(reason(&ConfigFile::parse("a: [\n").unwrap_err()).starts_with("not YAML"));
     let bad = reason(&ConfigFile::parse("target: querier-ish\n").unwrap_err());
     assert!(bad.contains("querier-ish"), "{bad}");
     let bad = reason(&ConfigFile::parse("tenant_retention:\n  ../x: 1d\n").unwrap_err());
