@@ -12,6 +12,7 @@
 //! - [`query`]: the block catalogue and trace-by-ID lookups over blocks and the ingester's recent spans.
 //! - [`traceql`]: the TraceQL language alone: lexer, parser, canonical printing, static checks.
 //! - [`sql`]: SQL over spans with DataFusion: the `spans` table and `traces` view, pruning, the sandbox.
+//! - [`search`]: finding traces with TraceQL or tags, and tag autocomplete, planned onto the SQL engine.
 //! - [`compaction`]: merging small blocks into large ones, the atomic switch, retention, the lease.
 //! - [`telemetry`]: metric names and the Prometheus rendering.
 //! - [`loadgen`]: the OTLP load generator and the check that acknowledged spans were all stored.
@@ -30,6 +31,7 @@ pub mod ingest;
 pub mod loadgen;
 pub mod query;
 pub mod receive;
+pub mod search;
 pub mod spans;
 pub mod sql;
 pub mod storage;

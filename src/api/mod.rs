@@ -10,6 +10,7 @@ mod otlp_http;
 mod query;
 mod sql;
 mod status;
+mod tempo_search;
 mod traces;
 
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ use crate::config::{ServeConfig, Target};
 use crate::ingest::{IngestError, Ingester};
 use crate::query::Querier;
 use crate::receive::BodyLimits;
+use crate::search::Searcher;
 use crate::sql::SqlEngine;
 use crate::storage::{Storage, StorageError};
 use crate::telemetry;
@@ -66,6 +68,7 @@ pub struct AppState {
     ingester: Ingester,
     querier: Querier,
     sql: SqlEngine,
+    search: Searcher,
     storage: Storage,
     multitenancy: bool,
     body_limits: BodyLimits,
@@ -136,10 +139,12 @@ impl Server {
         let ingester = Ingester::start(config.ingest_options(), storage.clone()).await?;
         let querier = Querier::with_ingester(storage.clone(), config.query_options(), ingester.clone());
         let sql = SqlEngine::new(querier.clone(), config.sql_limits())?;
+        let search = Searcher::new(sql.clone());
         let state = AppState {
             ingester,
             querier,
             sql,
+            search,
             storage,
             multitenancy: config.multitenancy,
             body_limits: config.body_limits(),

@@ -124,16 +124,21 @@ fn query_text(headers: &HeaderMap, body: &[u8]) -> Result<String, SqlRequestErro
     Ok(text)
 }
 
-/// The status each failure gets (CONTRACTS §4). Client errors are logged at debug, ours at warn.
-fn sql_error_response(tenant: &str, sql: &str, error: &SqlError) -> Response {
-    let status = match error {
+/// The status of an engine failure (CONTRACTS §4), for SQL and for the searches planned onto SQL.
+pub fn status_of(error: &SqlError) -> StatusCode {
+    match error {
         SqlError::Invalid(_) | SqlError::NotReadOnly(_) => StatusCode::BAD_REQUEST,
         SqlError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         SqlError::Memory { .. } => StatusCode::INSUFFICIENT_STORAGE,
         SqlError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
         SqlError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
+    }
+}
+
+/// The status each failure gets (CONTRACTS §4). Client errors are logged at debug, ours at warn.
+fn sql_error_response(tenant: &str, sql: &str, error: &SqlError) -> Response {
+    let status = status_of(error);
     if status.is_server_error() && status != StatusCode::INSUFFICIENT_STORAGE {
         tracing::warn!(tenant, sql, %error, "SQL query failed");
     } else {

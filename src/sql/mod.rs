@@ -131,6 +131,11 @@ impl SqlEngine {
         Ok(Self { querier, limits, permits, template: Arc::new(template) })
     }
 
+    /// The querier whose blocks and buffers the engine reads.
+    pub fn querier(&self) -> &Querier {
+        &self.querier
+    }
+
     /// The limits in force.
     pub fn limits(&self) -> &SqlLimits {
         &self.limits

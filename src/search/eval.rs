@@ -1,0 +1,1 @@
+//! Evaluation of a TraceQL query over whole traces.

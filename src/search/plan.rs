@@ -1,0 +1,1 @@
+//! TraceQL to SQL over `spans`.
