@@ -61,6 +61,7 @@ pub fn search_error_status(error: &SearchError) -> StatusCode {
     match error {
         SearchError::Query(_) | SearchError::Parameter(_) => StatusCode::BAD_REQUEST,
         SearchError::Sql(sql) => super::sql::status_of(sql),
+        SearchError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         SearchError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

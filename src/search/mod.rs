@@ -12,6 +12,7 @@ mod eval;
 mod plan;
 mod request;
 mod run;
+mod trace;
 
 pub use answer::{AttributeValue, MatchedSpan, SearchMetrics, SearchResponse, ServiceStats, SpanSet, TraceMatch};
 pub use request::{SearchParams, SearchRequest};
@@ -33,6 +34,9 @@ pub enum SearchError {
     /// The engine underneath failed (limits, storage, a bug): its own status.
     #[error(transparent)]
     Sql(#[from] SqlError),
+    /// The block catalogue could not be read. 503.
+    #[error("cannot read the block catalogue: {0}")]
+    Unavailable(#[source] crate::query::QueryError),
     /// Rows came back in a shape the search did not ask for: a bug. 500.
     #[error("internal error: {0}")]
     Internal(String),
