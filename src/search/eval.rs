@@ -39,7 +39,7 @@ impl Value {
             Value::Int(i) => Some(*i as f64),
             Value::Float(f) => Some(*f),
             Value::Duration(d) => Some(*d as f64),
-            Value::Text(t) => t.trim().parse().ok(),
+            Value::Text(t) => numeric_text(t),
             _ => None,
         }
     }
@@ -81,6 +81,29 @@ impl Value {
             other => format!("n{}", other.number().unwrap_or(f64::NAN)),
         }
     }
+}
+
+/// The number stored text holds, if it is a number as the block format writes one: an int in decimal
+/// (`500`), a double in Rust's shortest round-trip form (`500.0`, `1e21`). Anything else (`" 500"`,
+/// `"0500"`) is text, which a number never equals: the same rule the pushed-down SQL follows
+/// ([`number_renderings`]), so SQL never drops a span the evaluation would keep.
+pub fn numeric_text(text: &str) -> Option<f64> {
+    if let Ok(i) = text.parse::<i64>()
+        && i.to_string() == text
+    {
+        return Some(i as f64);
+    }
+    let f = text.parse::<f64>().ok()?;
+    (format!("{f:?}") == text).then_some(f)
+}
+
+/// Every text the block format may have stored for an int or double attribute equal to `number`.
+pub fn number_renderings(number: f64) -> Vec<String> {
+    let mut texts = vec![format!("{number:?}")];
+    if number.fract() == 0.0 && number.abs() < 9.2e18 {
+        texts.push(format!("{}", number as i64));
+    }
+    texts
 }
 
 /// Stored text typed as it most likely was sent (the text form loses the type).
@@ -642,4 +665,25 @@ pub fn shown_name(field: &FieldExpr) -> String {
 /// The value of a shown field of span `i` (no event or link in view).
 pub fn shown_value(evaluator: &mut Evaluator<'_>, field: &FieldExpr, trace: &Trace, i: usize) -> Value {
     evaluator.value(field, trace, i, Element::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_the_texts_the_block_format_writes_for_them() {
+        assert_eq!(numeric_text("500"), Some(500.0));
+        assert_eq!(numeric_text("500.0"), Some(500.0));
+        assert_eq!(numeric_text("-0.25"), Some(-0.25));
+        assert_eq!(numeric_text("1e21"), Some(1e21));
+        for text in ["0500", " 500", "500.00", "5e2", "abc", ""] {
+            assert_eq!(numeric_text(text), None, "{text:?}");
+        }
+        for number in [500.0, 0.5, -3.0, 1e21] {
+            for text in number_renderings(number) {
+                assert_eq!(numeric_text(&text), Some(number), "{text}");
+            }
+        }
+    }
 }

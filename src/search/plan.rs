@@ -13,7 +13,7 @@ use crate::traceql::ast::{
     Stage, Static,
 };
 
-use super::eval::{kind_name, status_name};
+use super::eval::{kind_name, number_renderings, status_name};
 
 /// The SQL condition (over `spans`) for spans that may be in the query's result; `None` when every span
 /// may be.
@@ -189,7 +189,14 @@ fn comparison(field: &FieldExpr, op: BinaryOp, value: &Static) -> Option<String>
             if !number.is_finite() {
                 return None;
             }
-            Some(format!("try_cast({text} AS DOUBLE) {} {number:?}", sql_op(op)?))
+            // Equality is on the stored text (a plain string comparison the scan's row filter and the
+            // block summaries can use); order needs the number.
+            let texts = || number_renderings(number).iter().map(|t| sql_string(t)).collect::<Vec<_>>().join(", ");
+            match op {
+                BinaryOp::Eq => Some(format!("{text} IN ({})", texts())),
+                BinaryOp::Neq => Some(format!("{text} NOT IN ({})", texts())),
+                _ => Some(format!("try_cast({text} AS DOUBLE) {} {number:?}", sql_op(op)?)),
+            }
         }
         Static::Bool(b) => match op {
             BinaryOp::Eq => Some(format!("{text} = '{b}'")),
@@ -222,7 +229,7 @@ mod tests {
     fn grafana_builder_queries_push_down_whole() {
         assert_eq!(
             sql(r#"{resource.service.name="a" && name="b" && status=error && duration>100ms}"#).as_deref(),
-            Some("(service_name = 'a' AND name = 'b' AND status_code = 'error' AND duration_ns > 100000000)")
+            Some("(((service_name = 'a' AND name = 'b') AND status_code = 'error') AND duration_ns > 100000000)")
         );
         assert_eq!(
             sql(r#"{span.x="a" || span.x="b"}"#).as_deref(),
@@ -233,6 +240,8 @@ mod tests {
             Some("regexp_like(coalesce(attributes['x'], resource_attributes['x']), '^(?:a|b)$')")
         );
         assert_eq!(sql(r#"{span.code >= 500}"#).as_deref(), Some("try_cast(attributes['code'] AS DOUBLE) >= 500.0"));
+        assert_eq!(sql(r#"{span.code = 500}"#).as_deref(), Some("attributes['code'] IN ('500.0', '500')"));
+        assert_eq!(sql(r#"{span.ratio != 0.5}"#).as_deref(), Some("attributes['ratio'] NOT IN ('0.5')"));
         assert_eq!(sql(r#"{span.o = "it's"}"#).as_deref(), Some("attributes['o'] = 'it''s'"));
     }
 
