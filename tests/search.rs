@@ -54,3 +54,123 @@ async fn smoke() {
     let (status, body) = search(&server, &q("{.a = 1 && 2}")).await;
     assert_eq!(status, 400, "{body}");
 }
+
+/// Sends one synthetic trace (OTLP protobuf) and returns its ID and whether a span of `service` is in it.
+async fn send_trace(
+    server: &TestServer,
+    generator: &mut spanlake::synth::TraceGenerator,
+    service: &str,
+) -> (String, bool) {
+    let trace = generator.next_trace();
+    let id = hex::encode(&trace[0].scope_spans[0].spans[0].trace_id);
+    let has_service = trace.iter().any(|rs| {
+        rs.resource.as_ref().is_some_and(|r| {
+            r.attributes.iter().any(|kv| {
+                kv.key == "service.name"
+                    && matches!(&kv.value, Some(v) if matches!(&v.value, Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s)) if s == service))
+            })
+        })
+    });
+    let body =
+        prost::Message::encode_to_vec(&opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+            resource_spans: trace,
+        });
+    let headers = [("content-type", "application/x-protobuf")];
+    assert_eq!(send("POST", &server.traces_url(), &headers, body).await.status, 200);
+    (id, has_service)
+}
+
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+/// Tempo's search may miss traces or change its answer while blocks move (its issues #2659, #3777):
+/// here the answer for a fixed window stays the same while spans are ingested, flushed and compacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_for_a_fixed_window_stay_exact_during_ingest_flush_and_compaction() {
+    let folder = tempfile::tempdir().unwrap();
+    let storage = spanlake::storage::Storage::open(&common::url_of(folder.path())).unwrap();
+    let server = TestServer::start(storage.clone(), |config| {
+        config.compaction_interval = std::time::Duration::from_millis(300);
+        config.compaction_deletion_grace = std::time::Duration::from_secs(1);
+    })
+    .await;
+    // The window's traces: two hours ago, in four blocks and the ingester.
+    let mut generator = spanlake::synth::TraceGenerator::new(7);
+    generator.set_clock(common::hours_ago_unix_nano(2));
+    let (mut all, mut checkout) = (Vec::new(), Vec::new());
+    for round in 0..5 {
+        for _ in 0..8 {
+            let (id, has) = send_trace(&server, &mut generator, "checkout").await;
+            if has {
+                checkout.push(id.trim_start_matches('0').to_owned());
+            }
+            all.push(id.trim_start_matches('0').to_owned());
+        }
+        if round < 4 {
+            assert_eq!(send("POST", &server.query_url("/flush"), &[], "").await.status, 204);
+        }
+    }
+    assert!(!checkout.is_empty() && checkout.len() < all.len(), "the service filter selects some traces");
+    let seconds = |ns: u64| ns / 1_000_000_000;
+    let window =
+        format!("start={}&end={}", seconds(common::hours_ago_unix_nano(3)), seconds(common::hours_ago_unix_nano(1)));
+    let everything = format!("{}&limit=1000&{window}", q("{}"));
+    let service = format!("{}&limit=1000&{window}", q(r#"{resource.service.name="checkout"}"#));
+    let newest_five = format!("{}&limit=5&{window}", q("{}"));
+
+    let (status, first) = search(&server, &everything).await;
+    assert_eq!(status, 200, "{first}");
+    let first_order = trace_ids(&first);
+    assert_eq!(sorted(first_order.clone()), sorted(all.clone()), "every trace of the window");
+    let (_, by_service) = search(&server, &service).await;
+    assert_eq!(sorted(trace_ids(&by_service)), sorted(checkout.clone()));
+
+    // Meanwhile: new traces outside the window, flushed, and the compactor merging every block.
+    let tenant = spanlake::ids::TenantId::single_tenant();
+    let blocks_at_start = spanlake::storage::list_blocks(&storage, &tenant).await.unwrap().committed.len();
+    let mut now_generator = spanlake::synth::TraceGenerator::new(8);
+    let started = std::time::Instant::now();
+    let mut rounds = 0;
+    loop {
+        send_trace(&server, &mut now_generator, "checkout").await;
+        if rounds % 3 == 0 {
+            assert_eq!(send("POST", &server.query_url("/flush"), &[], "").await.status, 204);
+        }
+        let (status, body) = search(&server, &everything).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(trace_ids(&body), first_order, "round {rounds}: the same traces in the same order");
+        let (_, body) = search(&server, &service).await;
+        assert_eq!(sorted(trace_ids(&body)), sorted(checkout.clone()), "round {rounds}");
+        let (_, body) = search(&server, &newest_five).await;
+        assert_eq!(trace_ids(&body), first_order[..5], "round {rounds}: the newest five");
+        rounds += 1;
+        let stored = spanlake::storage::list_blocks(&storage, &tenant).await.unwrap().committed.len();
+        if rounds >= 10 && stored < blocks_at_start {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(90),
+            "the compactor merged blocks ({stored} stored)"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_never_sees_another_tenants_spans() {
+    let backend = Backend::local();
+    let server = TestServer::start(backend.storage.clone(), |config| config.multitenancy = true).await;
+    load_fixture(&server, Some("tenant-a")).await;
+    let url = |tenant: &str| (server.query_url(&format!("/api/search?{}", q("{}"))), tenant.to_owned());
+    for (tenant, expected) in [("tenant-a", 3), ("tenant-b", 0)] {
+        let (url, tenant) = url(tenant);
+        let reply = send("GET", &url, &[("x-scope-orgid", &tenant)], "").await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let body: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(trace_ids(&body).len(), expected, "{tenant}: {body}");
+    }
+    let (url, _) = url("");
+    let missing = send("GET", &url, &[], "").await;
+    assert_eq!(missing.status, 401, "{}", missing.text());
+}
