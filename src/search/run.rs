@@ -28,7 +28,7 @@ use super::trace::{self, Trace};
 use super::{SearchError, SearchRequest};
 use crate::ids::{TenantId, TraceId};
 use crate::query::{CatalogBlock, Querier};
-use crate::sql::{SqlEngine, SqlError};
+use crate::sql::{Pruning, SqlEngine, SqlError};
 use crate::traceql::ast::{BinaryOp, FieldExpr, FieldKind, Pipeline, SpansetExpr, Stage, Static};
 
 /// Trace IDs read together: at most what the SQL engine reads by point reads (`sql::point`).
@@ -118,7 +118,7 @@ impl Searcher {
         let mut scanned: HashSet<usize> = HashSet::new();
         for (index, slice) in slices.iter().enumerate() {
             let last = index + 1 == slices.len();
-            let (candidates, spans) = self.candidates(tenant, request, condition.as_deref(), *slice).await?;
+            let (candidates, spans, _pruning) = self.candidates(tenant, request, condition.as_deref(), *slice).await?;
             metrics.inspected_spans += spans;
             for (id, bound) in candidates {
                 if !walk.evaluated.contains(&id) {
@@ -172,7 +172,7 @@ impl Searcher {
         request: &SearchRequest,
         condition: Option<&str>,
         slice: Slice,
-    ) -> Result<(Vec<(TraceId, i64)>, u64), SearchError> {
+    ) -> Result<(Vec<(TraceId, i64)>, u64, Pruning), SearchError> {
         let mut filters = Vec::new();
         if let Some(end) = request.end_unix_nano {
             filters.push(format!("start_time <= {}", timestamp(end)));
@@ -191,7 +191,7 @@ impl Searcher {
         let sql = format!(
             "SELECT trace_id, CAST(min(start_time) AS BIGINT) AS bound, count(*) AS spans FROM spans{filter} GROUP BY trace_id"
         );
-        let batches = self.run(tenant, &sql).await?;
+        let (batches, pruning) = self.run(tenant, &sql).await?;
         let mut candidates = Vec::new();
         let mut spans = 0;
         for batch in &batches {
@@ -206,21 +206,25 @@ impl Searcher {
                 spans += u64::try_from(counts.value(row)).unwrap_or(0);
             }
         }
-        Ok((candidates, spans))
+        Ok((candidates, spans, pruning))
     }
 
     /// The whole traces of `ids`.
     async fn fetch(&self, tenant: &TenantId, ids: &[TraceId]) -> Result<Vec<Trace>, SearchError> {
         let list: Vec<String> = ids.iter().map(|id| sql_string(&id.to_hex())).collect();
         let sql = format!("SELECT {} FROM spans WHERE trace_id IN ({})", trace::COLUMNS, list.join(", "));
-        let batches = self.run(tenant, &sql).await?;
+        let (batches, _) = self.run(tenant, &sql).await?;
         trace::decode(&batches)
     }
 
     /// Runs SQL the search wrote. The engine's limits apply; SQL it refuses is a bug here, not the user's.
-    async fn run(&self, tenant: &TenantId, sql: &str) -> Result<Vec<RecordBatch>, SearchError> {
-        let rows = async { self.sql.query(tenant, sql).await?.collect().await };
-        rows.await.map_err(|error| match error {
+    async fn run(&self, tenant: &TenantId, sql: &str) -> Result<(Vec<RecordBatch>, Pruning), SearchError> {
+        let rows = async {
+            let rows = self.sql.query(tenant, sql).await?;
+            let pruning = rows.pruning();
+            Ok((rows.collect().await?, pruning))
+        };
+        rows.await.map_err(|error: SqlError| match error {
             SqlError::Invalid(_) | SqlError::NotReadOnly(_) => {
                 SearchError::Internal(format!("the search's own SQL was refused: {error}; SQL: {sql}"))
             }

@@ -24,7 +24,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
-use datafusion::physical_plan::execute_stream;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use futures::Stream;
@@ -157,7 +157,8 @@ impl SqlEngine {
             if let Some(point) = PointQuery::recognise(&statement) {
                 metrics::counter!(telemetry::SQL_POINT_QUERIES).increment(1);
                 let rows = session.spans().point_rows(session.state(), &point).await.map_err(|e| self.classify(e))?;
-                return execute_stream(rows, session.task_ctx()).map_err(|e| self.classify(e));
+                let stream = execute_stream(rows.clone(), session.task_ctx()).map_err(|e| self.classify(e))?;
+                return Ok((stream, rows));
             }
             let references = state.resolve_table_references(&statement).map_err(|e| self.classify(e))?;
             if session::needs_traces(&statement, &references) {
@@ -173,11 +174,14 @@ impl SqlEngine {
             let state = session.state();
             let physical =
                 state.query_planner().create_physical_plan(&plan, state).await.map_err(|e| self.classify(e))?;
-            execute_stream(physical, session.task_ctx()).map_err(|e| self.classify(e))
+            let stream = execute_stream(physical.clone(), session.task_ctx()).map_err(|e| self.classify(e))?;
+            Ok((stream, physical))
         };
-        let stream =
+        let (stream, plan) =
             tokio::time::timeout_at(deadline, started).await.map_err(|_| SqlError::Timeout(self.limits.timeout))??;
-        Ok(SqlRows::new(stream, deadline, self.clone(), permit))
+        let mut rows = SqlRows::new(stream, deadline, self.clone(), permit);
+        rows.plan = Some(plan);
+        Ok(rows)
     }
 
     /// Which of our errors a DataFusion error is.
@@ -260,6 +264,8 @@ impl FindExternal for DataFusionError {
 pub struct SqlRows {
     schema: SchemaRef,
     rows: BoxStream<'static, Result<RecordBatch, SqlError>>,
+    /// The plan the rows come from, for what its scans pruned.
+    plan: Option<Arc<dyn ExecutionPlan>>,
 }
 
 impl SqlRows {
@@ -286,12 +292,25 @@ impl SqlRows {
         // Callers may ask again after the end (the HTTP encoder does when there were no rows at all).
         .fuse()
         .boxed();
-        Self { schema, rows }
+        Self { schema, rows, plan: None }
     }
 
     /// The result's columns.
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    /// What block pruning did in every scan of `spans` in the query (summed), known once planned.
+    pub fn pruning(&self) -> Pruning {
+        let mut total = Pruning::default();
+        let mut stack: Vec<&Arc<dyn ExecutionPlan>> = self.plan.iter().collect();
+        while let Some(node) = stack.pop() {
+            if let Some(spans) = node.downcast_ref::<SpansExec>() {
+                total.add(&spans.pruning());
+            }
+            stack.extend(node.children());
+        }
+        total
     }
 
     /// Every remaining row, for callers that print a table.

@@ -334,6 +334,19 @@ pub struct Pruning {
     pub recent_rows: usize,
 }
 
+impl Pruning {
+    /// Adds another scan's figures to these.
+    pub fn add(&mut self, other: &Pruning) {
+        self.blocks += other.blocks;
+        self.pruned_by_time += other.pruned_by_time;
+        self.pruned_by_trace_id_range += other.pruned_by_trace_id_range;
+        self.pruned_by_bloom += other.pruned_by_bloom;
+        self.bloom_checks += other.bloom_checks;
+        self.scanned += other.scanned;
+        self.recent_rows += other.recent_rows;
+    }
+}
+
 /// The blocks that may hold rows the filters admit: time range first, then (for trace-ID queries) the
 /// block's ID range and its bloom filter, the same checks and order as a trace-by-ID lookup. For a
 /// trace-ID query, also each (block, ID) pair those checks admit: the point reads of `point.rs`.
