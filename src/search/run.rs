@@ -306,7 +306,7 @@ impl Walk<'_> {
     /// Whether the first `limit` matches are final: they start after every pending bound, and (unless
     /// this is the last slice) at or after `low`, before which every unseen trace starts.
     fn certain(&self, low: Option<i64>) -> bool {
-        let Some(kth) = self.found.get(self.request.limit - 1) else {
+        let Some(kth) = self.found.get(self.request.limit.max(1) - 1) else {
             return false;
         };
         let pending_ok = self.pending.values().all(|&bound| kth.start_unix_nano > bound);
