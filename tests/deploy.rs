@@ -93,6 +93,8 @@ fn the_settings_the_deployments_give_are_ones_the_server_accepts() {
     let grafana: serde_yaml_ng::Value = serde_yaml_ng::from_str(&read("grafana/datasources.yaml")).unwrap();
     let source = &grafana["datasources"][0];
     assert_eq!((source["type"].as_str(), source["url"].as_str()), (Some("tempo"), Some("http://spanlake:3200")));
+    // Grafana streams search results over gRPC on the same port when asked to (tests/search_stream.rs).
+    assert_eq!(source["jsonData"]["streamingEnabled"]["search"].as_bool(), Some(true));
 }
 
 /// Runs a schema checker on a file; returns whether it passed and what it said.
