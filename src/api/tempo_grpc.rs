@@ -1,12 +1,14 @@
 //! Grafana's streaming search: `tempopb.StreamingQuerier/Search` over gRPC on the query port (h2c beside
 //! HTTP, as Tempo's `stream_over_http_enabled`). A thin face: the request and the answers are `search`'s
-//! values (`mapping.rs`); this file checks the tenant, runs [`Searcher::search_progress`] and streams.
+//! values (`mapping.rs`); this file checks the tenant, runs
+//! [`Searcher::search_progress`](crate::search::Searcher::search_progress) and streams.
 //!
 //! What the stream holds follows Tempo's query frontend (`pipeline/collector_grpc.go`): while the search
 //! runs, at most every [`PROGRESS_INTERVAL`] a message with the traces that are new or changed since the
 //! previous message and the metrics so far; at the end one message with the whole final answer. Grafana
 //! (`pkg/tsdb/tempo/search_stream.go`) appends each message's traces to what it has, keeping the first copy
-//! of a trace ID, and shows the last metrics, so it must not be sent every answer whole each time.
+//! of a trace ID, and shows the last message's metrics. Holding each answer up to the interval means a
+//! search that ends quickly sends one message, the whole answer.
 //! The other `StreamingQuerier` calls (tag search, metrics) are not served: UNIMPLEMENTED.
 
 mod mapping;
