@@ -25,9 +25,25 @@ async fn stream_search(
     request: tempopb::SearchRequest,
     tenant: Option<&str>,
 ) -> Result<Vec<tempopb::SearchResponse>, tonic::Status> {
+    stream_search_with(server, path, request, tenant, false).await
+}
+
+/// [`stream_search`], with the request and the answers gzip-compressed when `gzip`.
+async fn stream_search_with(
+    server: &TestServer,
+    path: &'static str,
+    request: tempopb::SearchRequest,
+    tenant: Option<&str>,
+    gzip: bool,
+) -> Result<Vec<tempopb::SearchResponse>, tonic::Status> {
     // An `http://` URL: tonic speaks HTTP/2 by prior knowledge (h2c), as Grafana does without TLS.
     let channel = Channel::from_shared(server.query_url("")).unwrap().connect().await.unwrap();
     let mut client = tonic::client::Grpc::new(channel);
+    if gzip {
+        client = client
+            .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+    }
     client.ready().await.unwrap();
     let mut request = tonic::Request::new(request);
     if let Some(tenant) = tenant {
@@ -143,6 +159,10 @@ async fn malformed_searches_are_invalid_argument_with_the_http_apis_message() {
     assert_eq!(http_status, 400);
     assert_eq!(status.message(), http_message, "the same refusal on both faces");
     assert!(status.message().contains("invalid TraceQL query"), "{status:?}");
+
+    let compressed = tempopb::SearchRequest { query: query.into(), ..Default::default() };
+    let status = stream_search_with(&server, SEARCH, compressed, None, true).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "a gzip-compressed request is read: {status:?}");
 
     let backwards = tempopb::SearchRequest { min_duration_ms: 10, max_duration_ms: 5, ..Default::default() };
     let status = stream_search(&server, SEARCH, backwards, None).await.unwrap_err();

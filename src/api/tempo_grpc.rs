@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use tonic::codec::CompressionEncoding;
 use tonic::codegen::{BoxFuture, http};
 use tonic::{Code, Status};
 use tonic_prost::ProstCodec;
@@ -78,8 +79,11 @@ impl tower::Service<http::Request<axum::body::Body>> for StreamingSearch {
                 let state = state.clone();
                 async move { start(&state, request) }
             });
-            let mut grpc =
-                tonic::server::Grpc::new(ProstCodec::<tempopb::SearchResponse, tempopb::SearchRequest>::default());
+            let codec = ProstCodec::<tempopb::SearchResponse, tempopb::SearchRequest>::default();
+            // gzip both ways when the client offers it, as Tempo's gRPC server does.
+            let mut grpc = tonic::server::Grpc::new(codec)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip);
             Ok(grpc.server_streaming(method, request).await)
         })
     }
