@@ -1,4 +1,5 @@
-//! Compiles `proto/tempo.proto` (Tempo-compatible trace-by-ID bodies) with a pure-Rust protobuf compiler,
+//! Compiles `proto/tempo.proto` (Tempo-compatible trace-by-ID bodies and search messages; the gRPC
+//! service over them is written by hand in `api/tempo_grpc.rs`) with a pure-Rust protobuf compiler,
 //! and records the git revision and branch for `/api/status/buildinfo`; builds outside a git checkout
 //! (a source tarball, a Docker context without `.git`) report "unknown".
 
@@ -25,6 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The OTLP types come from the opentelemetry-proto crate, so a Tempo body holds the same
         // `ResourceSpans` the rest of spanlake uses.
         .extern_path(".opentelemetry.proto.trace.v1", "::opentelemetry_proto::tonic::trace::v1")
+        .extern_path(".opentelemetry.proto.common.v1", "::opentelemetry_proto::tonic::common::v1")
         .compile_fds(descriptors)?;
     Ok(())
 }

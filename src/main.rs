@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use cli::blocks::BlocksArgs;
 use cli::compact::CompactArgs;
 use cli::loadgen::{LoadgenArgs, VerifyArgs};
+use cli::search::SearchArgs;
 use cli::serve::ServeArgs;
 use cli::sql::SqlArgs;
 use cli::trace::TraceArgs;
@@ -43,6 +44,8 @@ enum Command {
     Trace(TraceArgs),
     /// Run SQL over spans (tables `spans` and `traces`) and print the result as a table, CSV or JSON.
     Sql(SqlArgs),
+    /// Find traces with TraceQL (Tempo's search) and print them newest first as a table or Tempo's JSON.
+    Search(SearchArgs),
     /// Run one compaction and retention pass over a storage now, with a progress bar: merge small blocks,
     /// delete replaced blocks past their grace period, expired blocks and crashed uploads' leftovers.
     Compact(CompactArgs),
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
             Command::Verify(args) => cli::loadgen::verify(args).await,
             Command::Trace(args) => cli::trace::run(args).await,
             Command::Sql(args) => cli::sql::run(args).await,
+            Command::Search(args) => cli::search::run(args).await,
             Command::Compact(args) => cli::compact::run(args).await,
         }
     });

@@ -1,4 +1,4 @@
-//! The HTTP/1.1 connections of the query and OTLP/HTTP ports, with read deadlines (CONTRACTS §7: slow
+//! The HTTP connections of the query and OTLP/HTTP ports, with read deadlines (CONTRACTS §7: slow
 //! clients must not make the server unresponsive).
 //!
 //! `axum::serve` gives hyper no timer, so hyper's header timeout never fires and nothing bounds a body
@@ -8,6 +8,11 @@
 //! reading it fails with [`BodyTimedOut`], which handlers answer with 408), like the read timeouts of Go's
 //! `http.Server` that Tempo sets to 30 s. hyper's header timer also runs while a kept-alive connection
 //! waits for its next request, so idle connections close after the same time (clients reconnect).
+//!
+//! The query port also speaks HTTP/2 without TLS (h2c, by prior knowledge), as Tempo's port 3200 does, so
+//! Grafana's streaming search (gRPC) shares the listener with the HTTP API ([`Protocols::Http1AndH2c`]).
+//! Until a connection's first bytes tell HTTP/1 from the HTTP/2 preface, [`PrefaceDeadline`] bounds the
+//! wait; an HTTP/2 connection then gets keep-alive pings instead of a header timer.
 //!
 //! The gRPC port is served by tonic, which has no header timeout either: its connections get
 //! [`PrefaceDeadline`] (the HTTP/2 preface within the read timeout) and HTTP/2 keep-alive pings, and its
@@ -24,7 +29,8 @@ use std::time::Duration;
 use axum::body::Body;
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -55,9 +61,25 @@ impl BodyTimedOut {
     }
 }
 
+/// Which HTTP versions a port speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocols {
+    /// HTTP/1.1 only (OTLP/HTTP, the compactor's probes).
+    Http1,
+    /// HTTP/1.1 and cleartext HTTP/2 by prior knowledge, told apart by the connection's first bytes (the
+    /// query port, for gRPC beside HTTP).
+    Http1AndH2c,
+}
+
 /// Serves `app` on `listener` until `stop` turns true, then lets in-flight requests finish and closes
 /// idle connections. Each connection is a task of this one, so aborting this task closes them all.
-pub async fn serve(listener: TcpListener, app: axum::Router, read_timeout: Duration, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    protocols: Protocols,
+    read_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let stream = tokio::select! {
@@ -73,7 +95,7 @@ pub async fn serve(listener: TcpListener, app: axum::Router, read_timeout: Durat
         };
         while connections.try_join_next().is_some() {}
         let (stream, peer) = stream;
-        connections.spawn(serve_connection(stream, peer, app.clone(), read_timeout, stop.clone()));
+        connections.spawn(serve_connection(stream, peer, app.clone(), protocols, read_timeout, stop.clone()));
     }
     while connections.join_next().await.is_some() {}
 }
@@ -82,6 +104,7 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     app: axum::Router,
+    protocols: Protocols,
     read_timeout: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -89,10 +112,15 @@ async fn serve_connection(
     let app = app.map_request(move |request: hyper::Request<Incoming>| {
         request.map(|body| Body::new(DeadlineBody::new(body, read_timeout)))
     });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(read_timeout)
-        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(read_timeout);
+    // Idle HTTP/2 clients answer pings; half-open connections and clients that stall mid-frame do not.
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(read_timeout).keep_alive_timeout(read_timeout);
+    if protocols == Protocols::Http1 {
+        builder = builder.http1_only();
+    }
+    let io = TokioIo::new(PrefaceDeadline::new(stream, read_timeout));
+    let connection = builder.serve_connection(io, TowerToHyperService::new(app));
     let mut connection = std::pin::pin!(connection);
     let outcome = tokio::select! {
         outcome = connection.as_mut() => outcome,
@@ -103,7 +131,7 @@ async fn serve_connection(
         }
     };
     match outcome {
-        Err(error) if error.is_timeout() => {
+        Err(error) if error.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout) => {
             tracing::info!(%peer, "closed a connection whose request headers did not arrive within {read_timeout:?}");
         }
         // Clients that hang up mid-request are routine.
@@ -154,23 +182,44 @@ impl hyper::body::Body for DeadlineBody {
     }
 }
 
-/// Bytes of the HTTP/2 client connection preface, which every gRPC client sends first.
-const HTTP2_PREFACE_BYTES: usize = 24;
+/// The HTTP/2 client connection preface, which every gRPC client sends first.
+const HTTP2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// A gRPC connection whose client must send the HTTP/2 preface within the read timeout; hyper would
-/// otherwise wait for it forever. Once the preface is in, HTTP/2 keep-alive pings look after the rest.
+/// A connection whose client must show which protocol it speaks within the read timeout: the whole
+/// HTTP/2 preface, or a first byte that departs from it (HTTP/1, whose header timer then takes over).
+/// hyper would otherwise wait for the preface forever. Once it is in, HTTP/2 keep-alive pings look after
+/// the rest.
 pub struct PrefaceDeadline<IO> {
     io: IO,
-    /// Running until the preface has been read.
+    /// Running until the protocol is known.
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-    awaited: usize,
+    /// Bytes of the preface received so far.
+    matched: usize,
     timeout: Duration,
 }
 
 impl<IO> PrefaceDeadline<IO> {
     /// Starts the clock on an accepted connection.
     pub fn new(io: IO, timeout: Duration) -> Self {
-        Self { io, deadline: Some(Box::pin(tokio::time::sleep(timeout))), awaited: HTTP2_PREFACE_BYTES, timeout }
+        Self { io, deadline: Some(Box::pin(tokio::time::sleep(timeout))), matched: 0, timeout }
+    }
+
+    /// Follows the preface through newly read bytes; stops the clock once the protocol is known.
+    fn observe(&mut self, received: &[u8]) {
+        if self.deadline.is_none() {
+            return;
+        }
+        for byte in received {
+            if HTTP2_PREFACE.get(self.matched) != Some(byte) {
+                self.deadline = None;
+                return;
+            }
+            self.matched += 1;
+            if self.matched == HTTP2_PREFACE.len() {
+                self.deadline = None;
+                return;
+            }
+        }
     }
 }
 
@@ -179,16 +228,16 @@ impl<IO: AsyncRead + Unpin> AsyncRead for PrefaceDeadline<IO> {
         let this = self.get_mut();
         let before = buf.filled().len();
         if let Poll::Ready(result) = Pin::new(&mut this.io).poll_read(cx, buf) {
-            this.awaited = this.awaited.saturating_sub(buf.filled().len() - before);
-            if this.awaited == 0 {
-                this.deadline = None;
-            }
+            this.observe(&buf.filled()[before..]);
             return Poll::Ready(result);
         }
         match this.deadline.as_mut().map(|deadline| deadline.as_mut().poll(cx)) {
             Some(Poll::Ready(())) => {
-                tracing::info!("closed a gRPC connection that sent no HTTP/2 preface within {:?}", this.timeout);
-                Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no HTTP/2 preface in time")))
+                tracing::info!("closed a connection that sent no request or HTTP/2 preface within {:?}", this.timeout);
+                Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no request or HTTP/2 preface in time",
+                )))
             }
             _ => Poll::Pending,
         }

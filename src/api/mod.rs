@@ -10,6 +10,7 @@ mod otlp_http;
 mod query;
 mod sql;
 mod status;
+mod tempo_grpc;
 mod tempo_search;
 mod traces;
 
@@ -99,11 +100,12 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
 fn spawn_http(
     listener: TcpListener,
     app: axum::Router,
+    protocols: connections::Protocols,
     read_timeout: std::time::Duration,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<Result<(), ServeError>> {
     tokio::spawn(async move {
-        connections::serve(listener, app, read_timeout, stop).await;
+        connections::serve(listener, app, protocols, read_timeout, stop).await;
         Ok(())
     })
 }
@@ -132,6 +134,7 @@ impl Server {
         let query = spawn_http(
             query_listener,
             query::starting_router(started.clone()),
+            connections::Protocols::Http1AndH2c,
             config.read_timeout,
             stop_query.subscribe(),
         );
@@ -164,7 +167,13 @@ impl Server {
         let otlp_http_listener = bind(config.otlp_http_addr).await?;
         let otlp_http_addr = otlp_http_listener.local_addr()?;
         let otlp_http_app = otlp_http::router(state.clone());
-        let otlp_http = spawn_http(otlp_http_listener, otlp_http_app, config.read_timeout, stop_receivers.subscribe());
+        let otlp_http = spawn_http(
+            otlp_http_listener,
+            otlp_http_app,
+            connections::Protocols::Http1,
+            config.read_timeout,
+            stop_receivers.subscribe(),
+        );
         tracing::info!(otlp_http_addr = %otlp_http_addr, "OTLP/HTTP receiver listening");
 
         let grpc_listener = bind(config.otlp_grpc_addr).await?;
@@ -311,7 +320,7 @@ async fn serve_compactor(config: ServeConfig) -> Result<(), ServeError> {
             }
         }),
     );
-    let http = spawn_http(listener, app, config.read_timeout, stop.subscribe());
+    let http = spawn_http(listener, app, connections::Protocols::Http1, config.read_timeout, stop.subscribe());
     let passes = compactor.spawn(stop.subscribe());
     tracing::info!("compactor running");
     signalled.await;

@@ -1,5 +1,6 @@
-//! The query port (3200, Tempo's): trace by ID (`traces.rs`), SQL (`sql.rs`), search (`tempo_search.rs`), readiness, build information, `/flush`
-//! and `/metrics`. Every error body is JSON `{"error": "…"}`.
+//! The query port (3200, Tempo's): trace by ID (`traces.rs`), SQL (`sql.rs`), search (`tempo_search.rs`,
+//! and Grafana's streaming search over gRPC, `tempo_grpc.rs`), readiness, build information, `/flush` and
+//! `/metrics`. Every HTTP error body is JSON `{"error": "…"}`; gRPC calls get gRPC statuses.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
@@ -11,6 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use super::tempo_grpc;
 use super::traces::{trace_v1, trace_v2};
 use super::{AppState, build_info};
 use crate::telemetry::{self, Gauge};
@@ -27,8 +29,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v2/traces/{trace_id}", get(trace_v2))
         .route("/api/sql", post(super::sql::sql))
         .route("/api/search", get(super::tempo_search::search))
-        .fallback(|uri: axum::http::Uri| async move {
-            error_response(StatusCode::NOT_FOUND, &format!("no such endpoint: {}", uri.path()))
+        .route_service(tempo_grpc::SEARCH_PATH, tempo_grpc::service(state.clone()))
+        .fallback(|request: Request| async move {
+            let path = request.uri().path();
+            if tempo_grpc::is_grpc(request.headers()) {
+                return tempo_grpc::status_response(tonic::Status::unimplemented(format!("no such method: {path}")));
+            }
+            error_response(StatusCode::NOT_FOUND, &format!("no such endpoint: {path}"))
         })
         .with_state(state)
 }
@@ -43,6 +50,9 @@ pub fn starting_router(started: Arc<OnceLock<Router>>) -> Router {
         let started = started.clone();
         async move {
             let Some(router) = started.get() else {
+                if tempo_grpc::is_grpc(request.headers()) {
+                    return tempo_grpc::status_response(tempo_grpc::starting());
+                }
                 let message = "not ready: starting (replaying the write-ahead log)";
                 return match request.uri().path() {
                     "/ready" => (StatusCode::SERVICE_UNAVAILABLE, message).into_response(),
@@ -97,4 +107,26 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let gauges: Vec<Gauge> = ingester.into_iter().chain(state.querier.gauges()).collect();
     let text = telemetry::render(&state.storage, &gauges);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn grpc_calls_during_start_up_are_unavailable_and_http_calls_503() {
+        let starting = starting_router(Arc::new(OnceLock::new()));
+        let grpc = Request::post(tempo_grpc::SEARCH_PATH)
+            .header(header::CONTENT_TYPE, "application/grpc")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = tower::ServiceExt::oneshot(starting.clone(), grpc).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "gRPC errors travel in headers");
+        let status = tonic::Status::from_header_map(response.headers()).unwrap();
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+
+        let http = Request::get("/api/search").body(axum::body::Body::empty()).unwrap();
+        let response = tower::ServiceExt::oneshot(starting, http).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
 }

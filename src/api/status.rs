@@ -99,6 +99,23 @@ impl Refusal {
     }
 }
 
+/// The gRPC code meaning what an HTTP status means, for faces that answer both ways (the query port's
+/// gRPC search answers what `GET /api/search` would, in gRPC's terms).
+pub fn grpc_code(http: StatusCode) -> tonic::Code {
+    match http.as_u16() {
+        200..=299 => tonic::Code::Ok,
+        400 | 413 | 415 => tonic::Code::InvalidArgument,
+        401 => tonic::Code::Unauthenticated,
+        403 => tonic::Code::PermissionDenied,
+        404 => tonic::Code::NotFound,
+        408 | 504 => tonic::Code::DeadlineExceeded,
+        429 | 507 => tonic::Code::ResourceExhausted,
+        501 => tonic::Code::Unimplemented,
+        503 => tonic::Code::Unavailable,
+        _ => tonic::Code::Internal,
+    }
+}
+
 impl From<&ReceiveError> for Refusal {
     fn from(error: &ReceiveError) -> Self {
         let (http, grpc, reason) = match error {

@@ -1,6 +1,6 @@
 //! The subcommands of the `spanlake` binary and what they print: each file holds one command's flags
-//! and the code that runs it (`serve`, `blocks`, `compact`, `loadgen` and `verify`, `trace`, `sql`), and
-//! `waterfall.rs` draws a trace on a terminal.
+//! and the code that runs it (`serve`, `blocks`, `compact`, `loadgen` and `verify`, `trace`, `sql`,
+//! `search`), and `waterfall.rs` draws a trace on a terminal.
 //!
 //! Presentation at the edge: this module calls the library (config, storage, query, sql, compaction,
 //! loadgen, api) and formats its answers; nothing in the library calls it.
@@ -11,6 +11,7 @@
 pub mod blocks;
 pub mod compact;
 pub mod loadgen;
+pub mod search;
 pub mod serve;
 pub mod sql;
 pub mod trace;
@@ -23,6 +24,7 @@ use spanlake::ids::{TenantId, TraceId};
 use spanlake::loadgen::LoadgenError;
 use spanlake::query::QueryError;
 use spanlake::query::remote::RemoteError;
+use spanlake::search::SearchError;
 use spanlake::sql::SqlError;
 use spanlake::storage::{Storage, StorageError};
 
@@ -45,6 +47,10 @@ pub enum CliError {
     Query(#[from] QueryError),
     #[error("SQL")]
     Sql(#[from] SqlError),
+    #[error(transparent)]
+    Search(#[from] SearchError),
+    #[error("the server's search answer is not Tempo's JSON")]
+    SearchAnswer(#[source] serde_json::Error),
     #[error("unreadable result")]
     Result(#[from] arrow::error::ArrowError),
     #[error("cannot write the output")]

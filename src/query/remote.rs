@@ -1,5 +1,6 @@
 //! A client of a running server for the CLI: trace by ID (`spanlake trace --server URL`, which asks for
-//! the Tempo protobuf body Grafana reads) and SQL (`spanlake sql --server URL`).
+//! the Tempo protobuf body Grafana reads), SQL (`spanlake sql --server URL`) and search (`spanlake search
+//! --server URL`, Tempo's JSON).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
@@ -85,10 +86,46 @@ pub async fn fetch_sql(
     if status == 200 {
         return Ok(body);
     }
-    // Error bodies are {"error": "…"}; show the message alone.
-    let message = serde_json::from_slice::<serde_json::Value>(&body)
+    Err(RemoteError::Refused { url, status, body: error_message(&body) })
+}
+
+/// The message of an error body: `{"error": "…"}` shows the message alone, anything else as it came.
+fn error_message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
-        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-    Err(RemoteError::Refused { url, status, body: message })
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
+}
+
+/// Runs a search on the server at `base_url` (`GET /api/search` with Tempo's parameters, given as name
+/// and value) and returns its JSON answer as sent.
+pub async fn fetch_search(
+    base_url: &str,
+    tenant: Option<&TenantId>,
+    params: &[(&str, String)],
+) -> Result<Bytes, RemoteError> {
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter().map(|(name, value)| (*name, value.as_str())))
+        .finish();
+    let url = format!("{}/api/search?{query}", base_url.trim_end_matches('/'));
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut request = hyper::Request::get(&url);
+    if let Some(tenant) = tenant {
+        request = request.header(TENANT_HEADER, tenant.as_str());
+    }
+    let request =
+        request.body(Empty::new()).map_err(|e| RemoteError::Unreachable { url: url.clone(), source: e.into() })?;
+    let response =
+        client.request(request).await.map_err(|e| RemoteError::Unreachable { url: url.clone(), source: e.into() })?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| RemoteError::Unreadable { url: url.clone(), source: e.into() })?
+        .to_bytes();
+    if status == 200 {
+        return Ok(body);
+    }
+    Err(RemoteError::Refused { url, status, body: error_message(&body) })
 }

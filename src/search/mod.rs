@@ -14,8 +14,11 @@ mod request;
 mod run;
 mod trace;
 
-pub use answer::{AttributeValue, MatchedSpan, SearchMetrics, SearchResponse, ServiceStats, SpanSet, TraceMatch};
-pub use request::{SearchParams, SearchRequest};
+pub use answer::{
+    AttributeValue, MatchedSpan, ROOT_NOT_RECEIVED, SearchMetrics, SearchResponse, ServiceStats, SpanSet, TraceMatch,
+    tempo_trace_id,
+};
+pub use request::{SearchParams, SearchRequest, pairs_to_traceql, tags_to_traceql};
 pub use run::Searcher;
 
 use crate::sql::SqlError;

@@ -172,12 +172,18 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
 /// service); `service.name` is the resource's; other keys are unscoped attributes compared as text.
 pub fn tags_to_traceql(tags: &str) -> Result<String, SearchError> {
     let pairs = logfmt(tags).map_err(|problem| SearchError::Parameter(format!("invalid tags {tags:?}: {problem}")))?;
+    pairs_to_traceql(pairs.iter().map(|(key, value)| (key.as_str(), value.as_str())))
+}
+
+/// Tag pairs already split (the `Tags` map of Tempo's gRPC `SearchRequest`) as the TraceQL they mean,
+/// as [`tags_to_traceql`] reads them; no pairs is `{}`.
+pub fn pairs_to_traceql<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<String, SearchError> {
     let mut conditions = Vec::new();
     for (key, value) in pairs {
-        let quoted = quote(&value);
-        conditions.push(match key.as_str() {
+        let quoted = quote(value);
+        conditions.push(match key {
             "name" => format!("name = {quoted}"),
-            "status.code" | "status" => match value.as_str() {
+            "status.code" | "status" => match value {
                 "ok" | "error" | "unset" => format!("status = {value}"),
                 "0" | "STATUS_CODE_UNSET" => "status = unset".into(),
                 "1" | "STATUS_CODE_OK" => "status = ok".into(),
@@ -188,7 +194,7 @@ pub fn tags_to_traceql(tags: &str) -> Result<String, SearchError> {
             "root.name" => format!("rootName = {quoted}"),
             "root.service.name" => format!("rootServiceName = {quoted}"),
             "service.name" => format!("resource.service.name = {quoted}"),
-            _ => format!(".{} = {quoted}", attribute_name(&key)),
+            _ => format!(".{} = {quoted}", attribute_name(key)),
         });
     }
     Ok(format!("{{{}}}", conditions.join(" && ")))
