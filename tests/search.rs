@@ -174,3 +174,38 @@ async fn a_search_never_sees_another_tenants_spans() {
     let missing = send("GET", &url, &[], "").await;
     assert_eq!(missing.status, 401, "{}", missing.text());
 }
+
+/// Grafana keeps every trace a streamed message showed, so each partial answer must be a prefix of the
+/// final one: only traces no later slice can push out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_answers_hold_only_traces_the_final_answer_keeps() {
+    let backend = Backend::local();
+    let server = TestServer::start(backend.storage.clone(), |_| {}).await;
+    let mut generator = spanlake::synth::TraceGenerator::new(11);
+    generator.set_clock(common::hours_ago_unix_nano(2));
+    let mut all = Vec::new();
+    for _ in 0..6 {
+        for _ in 0..5 {
+            all.push(send_trace(&server, &mut generator, "checkout").await.0);
+        }
+        assert_eq!(send("POST", &server.query_url("/flush"), &[], "").await.status, 204);
+    }
+    // Streamed answers only ever show traces the final answer keeps, in its order (Grafana keeps every
+    // trace a message showed).
+    let engine = spanlake::sql::SqlEngine::new(server.server.querier().clone(), Default::default()).unwrap();
+    let searcher = spanlake::search::Searcher::new(engine);
+    let mut request = spanlake::search::SearchRequest::traceql("{}").unwrap();
+    request.limit = 1000;
+    let messages: Vec<_> = futures::StreamExt::collect::<Vec<_>>(
+        searcher.search_progress(spanlake::ids::TenantId::single_tenant(), request),
+    )
+    .await;
+    let messages: Vec<spanlake::search::SearchResponse> = messages.into_iter().map(Result::unwrap).collect();
+    let last = messages.last().unwrap();
+    assert!(messages.len() >= 2, "the walk reports between slices: {} messages, {:?}", messages.len(), last.metrics);
+    assert!(messages.iter().any(|m| !m.traces.is_empty() && m.traces.len() < last.traces.len()), "partial answers");
+    assert_eq!(last.traces.len(), all.len());
+    for partial in &messages {
+        assert_eq!(partial.traces[..], last.traces[..partial.traces.len()], "a prefix of the final answer");
+    }
+}

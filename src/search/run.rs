@@ -160,7 +160,7 @@ impl Searcher {
                 metrics.completed_jobs = metrics.total_jobs;
                 return Ok(walk.answer(metrics));
             }
-            progress(&walk.answer(metrics));
+            progress(&walk.certain_so_far(slice.low, metrics));
         }
         Ok(walk.answer(metrics))
     }
@@ -402,6 +402,21 @@ impl Walk<'_> {
         }
     }
 
+    /// The matches already certain to be in the final answer, in its order: those starting after every
+    /// pending bound and at or after `low` (every trace not yet seen starts before it). Grafana keeps
+    /// every trace a streamed message showed, so a partial answer must hold nothing a later one drops.
+    fn certain_so_far(&self, low: Option<i64>, metrics: SearchMetrics) -> SearchResponse {
+        let bound = self.pending.values().copied().max();
+        let traces = self
+            .found
+            .iter()
+            .take(self.request.limit)
+            .take_while(|t| bound.is_none_or(|b| t.start_unix_nano > b) && low.is_none_or(|l| t.start_unix_nano >= l))
+            .cloned()
+            .collect();
+        SearchResponse { traces, metrics }
+    }
+
     fn answer(&self, metrics: SearchMetrics) -> SearchResponse {
         SearchResponse { traces: self.found.iter().take(self.request.limit).cloned().collect(), metrics }
     }
@@ -448,4 +463,47 @@ fn check_regexes(pipeline: &Pipeline) -> Result<(), SearchError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trace(id: u128, start: i64) -> TraceMatch {
+        TraceMatch {
+            trace_id: TraceId::from_hex(&format!("{id:x}")).unwrap(),
+            root_service_name: None,
+            root_trace_name: None,
+            start_unix_nano: start,
+            duration_nanos: 1,
+            span_sets: Vec::new(),
+            service_stats: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn only_traces_nothing_unseen_can_overtake_are_certain() {
+        let request = SearchRequest { limit: 3, ..SearchRequest::traceql("{}").unwrap() };
+        let mut walk = Walk {
+            request: &request,
+            evaluator: Evaluator::new(&request.query),
+            shown: Vec::new(),
+            pending: HashMap::from([(TraceId::from_hex("99").unwrap(), 70)]),
+            evaluated: HashSet::new(),
+            found: vec![trace(1, 100), trace(2, 90), trace(3, 50)],
+        };
+        let starts = |answer: SearchResponse| answer.traces.iter().map(|t| t.start_unix_nano).collect::<Vec<_>>();
+        // A pending trace may start as late as 70: the trace starting at 50 may yet be overtaken.
+        assert_eq!(starts(walk.certain_so_far(Some(60), SearchMetrics::default())), [100, 90]);
+        assert!(!walk.certain(Some(60)), "three found, but the third is not final");
+        // Unseen traces start before 95: only the first is final.
+        assert_eq!(starts(walk.certain_so_far(Some(95), SearchMetrics::default())), [100]);
+        walk.pending.clear();
+        walk.found[2] = trace(3, 80);
+        assert!(walk.certain(Some(60)));
+        assert_eq!(starts(walk.certain_so_far(Some(60), SearchMetrics::default())), [100, 90, 80]);
+        // Equal starts: a pending trace with the same bound could sort either side; not certain.
+        walk.pending.insert(TraceId::from_hex("98").unwrap(), 80);
+        assert!(!walk.certain(Some(60)));
+    }
 }
