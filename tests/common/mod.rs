@@ -10,6 +10,7 @@ pub mod http;
 pub mod otlp;
 pub mod process;
 pub mod s3;
+pub mod search;
 pub mod sdk;
 pub mod server;
 pub mod sql;
