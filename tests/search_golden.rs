@@ -488,3 +488,74 @@ async fn golden_traceql_files_get_the_answers_written_in_them() {
     assert!(count > 100, "the golden files hold {count} cases");
     assert!(failures.is_empty(), "{} of {count} cases failed:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// What Grafana reads of one result, field by field, with the types Tempo's jsonpb gives them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_result_has_the_json_shape_grafana_reads() {
+    let backend = Backend::local();
+    let server = loaded_server(&backend).await;
+    let base = base_unix_nano();
+    let query = format!("q={}&spss=1", url_encode("{span.http.status_code = 402}"));
+    let (status, text, body) = search(&server, &query).await;
+    assert_eq!(status, 200, "{text}");
+    let traces = body["traces"].as_array().expect("traces is a list");
+    assert_eq!(traces.len(), 1, "{body:#}");
+    let trace = &traces[0];
+    assert_eq!(trace["traceID"], "1", "trace IDs lose their leading zeros, as Tempo writes them");
+    assert_eq!(trace["rootServiceName"], "frontend");
+    assert_eq!(trace["rootTraceName"], "GET /checkout");
+    assert_eq!(trace["startTimeUnixNano"], (base + 10_000_000_000).to_string(), "a string");
+    assert_eq!(trace["durationMs"], 250, "a number");
+
+    let set = &trace["spanSets"][0];
+    assert_eq!(trace["spanSets"].as_array().map(Vec::len), Some(1));
+    assert_eq!(set["matched"], 2, "0103 and 0104 match; spss=1 shows one");
+    let spans = set["spans"].as_array().expect("spans is a list");
+    assert_eq!(spans.len(), 1);
+    let span = &spans[0];
+    // Either matched span may be the one shown; its fields must be its own.
+    let (start_offset, duration, service) = match span["spanID"].as_str() {
+        Some("0000000000000103") => (10_060_000_000i64, "150000000", "checkout"),
+        Some("0000000000000104") => (10_070_000_000, "120000000", "payments"),
+        other => panic!("spanID {other:?} is not a matched span as 16 hex digits"),
+    };
+    assert_eq!(span["startTimeUnixNano"], (base + start_offset).to_string());
+    assert_eq!(span["durationNanos"], duration, "a string");
+    assert!(span["name"] == "charge card" || span["name"] == "POST /charge", "{span}");
+    let attributes = span["attributes"].as_array().expect("attributes are OTLP KeyValues");
+    assert!(attributes.contains(&serde_json::json!({"key": "http.status_code", "value": {"intValue": "402"}})), "{span}");
+    assert!(attributes.contains(&serde_json::json!({"key": "service.name", "value": {"stringValue": service}})), "{span}");
+    assert_eq!(trace["spanSet"], *set, "the deprecated spanSet is the first of spanSets");
+
+    // Every span of the trace counts, errors only where there are some (zero is left out).
+    assert_eq!(
+        trace["serviceStats"],
+        serde_json::json!({
+            "frontend": {"spanCount": 1},
+            "checkout": {"spanCount": 2, "errorCount": 1},
+            "payments": {"spanCount": 1, "errorCount": 1},
+            "db": {"spanCount": 1},
+        })
+    );
+    let inspected = body["metrics"]["inspectedBytes"].as_str().expect("inspectedBytes is a string");
+    assert!(inspected.parse::<u64>().is_ok_and(|bytes| bytes > 0), "{inspected}");
+
+    // The trace spread over both blocks and the ingester, one span stored twice: counted once.
+    let (status, text, body) = search(&server, &format!("q={}", url_encode(r#"{name = "rank"}"#))).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(body["traces"][0]["traceID"], "4");
+    assert_eq!(body["traces"][0]["durationMs"], 900);
+    assert_eq!(
+        body["traces"][0]["serviceStats"],
+        serde_json::json!({ "frontend": {"spanCount": 1}, "search": {"spanCount": 4, "errorCount": 1} })
+    );
+
+    // A double and a bool keep their OTLP types.
+    let query = format!("q={}", url_encode("{span.cart.total > 50.5} | select(span.cart.gift)"));
+    let (status, text, body) = search(&server, &query).await;
+    assert_eq!(status, 200, "{text}");
+    let attributes = &body["traces"][0]["spanSets"][0]["spans"][0]["attributes"];
+    let attributes = attributes.as_array().expect("attributes");
+    assert!(attributes.contains(&serde_json::json!({"key": "cart.total", "value": {"doubleValue": 59.5}})), "{body}");
+    assert!(attributes.contains(&serde_json::json!({"key": "cart.gift", "value": {"boolValue": false}})), "{body}");
+}
