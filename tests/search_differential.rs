@@ -111,7 +111,12 @@ fn traces(rng: &mut SmallRng, base: i64) -> Vec<Vec<Span>> {
 
 /// A server holding `traces`: a third in each of two blocks and the ingester, and a quarter of the
 /// traces spread span by span over all three.
-async fn loaded_server(backend: &Backend, rng: &mut SmallRng, services: &[Service], traces: &[Vec<Span>]) -> TestServer {
+async fn loaded_server(
+    backend: &Backend,
+    rng: &mut SmallRng,
+    services: &[Service],
+    traces: &[Vec<Span>],
+) -> TestServer {
     let server = TestServer::start(backend.storage.clone(), |_| {}).await;
     let mut parts: [Vec<&Span>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     for (t, spans) in traces.iter().enumerate() {
@@ -308,7 +313,11 @@ fn comparison(rng: &mut SmallRng) -> Condition {
             let field = if rng.random_bool(0.5) { Field::Resource("tier") } else { Field::Unscoped("tier") };
             Condition::Compare(field, choose(rng, &ops_equal), Literal::Str(pick(rng, &["gold", "silver"]).into()))
         }
-        11 => Condition::Compare(Field::Resource("host.cores"), choose(rng, &ops_order), Literal::Int([2, 4, 8, 16, 32][rng.random_range(0..5)])),
+        11 => Condition::Compare(
+            Field::Resource("host.cores"),
+            choose(rng, &ops_order),
+            Literal::Int([2, 4, 8, 16, 32][rng.random_range(0..5)]),
+        ),
         _ => {
             let field = match rng.random_range(0..5) {
                 0 => Field::Span("region"),
@@ -327,7 +336,11 @@ fn condition(rng: &mut SmallRng, depth: u32) -> Condition {
         return comparison(rng);
     }
     let (a, b) = (condition(rng, depth - 1), condition(rng, depth - 1));
-    if rng.random_bool(0.5) { Condition::And(Box::new(a), Box::new(b)) } else { Condition::Or(Box::new(a), Box::new(b)) }
+    if rng.random_bool(0.5) {
+        Condition::And(Box::new(a), Box::new(b))
+    } else {
+        Condition::Or(Box::new(a), Box::new(b))
+    }
 }
 
 fn query(rng: &mut SmallRng) -> Query {
@@ -452,7 +465,11 @@ impl RefTrace<'_> {
 }
 
 /// The reference answer: trace ID to the span IDs selected.
-fn reference(traces: &[Vec<Span>], resources: &BTreeMap<String, Attrs>, query: &Query) -> BTreeMap<String, BTreeSet<String>> {
+fn reference(
+    traces: &[Vec<Span>],
+    resources: &BTreeMap<String, Attrs>,
+    query: &Query,
+) -> BTreeMap<String, BTreeSet<String>> {
     traces
         .iter()
         .filter(|spans| !spans.is_empty())

@@ -94,7 +94,11 @@ fn key_value(word: &str) -> (String, String) {
 }
 
 fn unquote(value: &str) -> String {
-    value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or_else(|| panic!("{value:?} is not quoted")).into()
+    value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("{value:?} is not quoted"))
+        .into()
 }
 
 fn attr(value: &str) -> Attr {
@@ -319,8 +323,11 @@ fn parse_cases(path: &Path) -> Vec<Case> {
             "query" => current.query = Some(rest.to_owned()),
             "tags" => current.tags = Some(rest.to_owned()),
             "params" => {
-                current.params =
-                    rest.split_whitespace().map(|p| p.split_once('=').expect("params: key=value")).map(|(k, v)| (k.into(), v.into())).collect()
+                current.params = rest
+                    .split_whitespace()
+                    .map(|p| p.split_once('=').expect("params: key=value"))
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect()
             }
             "traces" => current.traces = Some(rest.split_whitespace().map(str::to_owned).collect()),
             "spans" => {
@@ -431,7 +438,11 @@ async fn check(server: &TestServer, case: &Case, base_seconds: i64) -> Option<St
         }
     }
     for (span_id, key, want) in &case.shows {
-        let spans = body["traces"].as_array().unwrap().iter().flat_map(|t| t["spanSets"].as_array().cloned().unwrap_or_default());
+        let spans = body["traces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|t| t["spanSets"].as_array().cloned().unwrap_or_default());
         let span = spans
             .flat_map(|set| set["spans"].as_array().cloned().unwrap_or_default())
             .find(|s| s["spanID"] == span_id.as_str());
@@ -472,11 +483,7 @@ async fn golden_traceql_files_get_the_answers_written_in_them() {
     let mut count = 0;
     for file in golden_files() {
         for case in parse_cases(&file) {
-            assert!(
-                case.query.is_some() || case.tags.is_some(),
-                "{}: a case needs query: or tags:",
-                case.at
-            );
+            assert!(case.query.is_some() || case.tags.is_some(), "{}: a case needs query: or tags:", case.at);
             assert!(case.traces.is_some() != case.error.is_some(), "{}: a case needs traces: or error:", case.at);
             count += 1;
             if let Some(problem) = check(&server, &case, base_seconds).await {
@@ -523,8 +530,14 @@ async fn one_result_has_the_json_shape_grafana_reads() {
     assert_eq!(span["durationNanos"], duration, "a string");
     assert!(span["name"] == "charge card" || span["name"] == "POST /charge", "{span}");
     let attributes = span["attributes"].as_array().expect("attributes are OTLP KeyValues");
-    assert!(attributes.contains(&serde_json::json!({"key": "http.status_code", "value": {"intValue": "402"}})), "{span}");
-    assert!(attributes.contains(&serde_json::json!({"key": "service.name", "value": {"stringValue": service}})), "{span}");
+    assert!(
+        attributes.contains(&serde_json::json!({"key": "http.status_code", "value": {"intValue": "402"}})),
+        "{span}"
+    );
+    assert!(
+        attributes.contains(&serde_json::json!({"key": "service.name", "value": {"stringValue": service}})),
+        "{span}"
+    );
     assert_eq!(trace["spanSet"], *set, "the deprecated spanSet is the first of spanSets");
 
     // Every span of the trace counts, errors only where there are some (zero is left out).
