@@ -184,6 +184,11 @@ enum Relation {
     Child,
     Descendant,
     Sibling,
+    /// `!>`, `!>>`: right spans with no such relation to any left span (also when there is none).
+    NotChild,
+    NotDescendant,
+    /// `&>>`: both ends of each descendant relation.
+    UnionDescendant,
     /// Spanset `&&`: both sides in the trace, both sides' spans.
     Both,
 }
@@ -256,6 +261,9 @@ impl Query {
                     Relation::Child => ">",
                     Relation::Descendant => ">>",
                     Relation::Sibling => "~",
+                    Relation::NotChild => "!>",
+                    Relation::NotDescendant => "!>>",
+                    Relation::UnionDescendant => "&>>",
                     Relation::Both => "&&",
                 };
                 format!("{{{}}} {op} {{{}}}", l.text(), r.text())
@@ -347,7 +355,16 @@ fn query(rng: &mut SmallRng) -> Query {
     if rng.random_bool(0.75) {
         return Query::Filter(condition(rng, 2));
     }
-    let relation = [Relation::Child, Relation::Descendant, Relation::Sibling, Relation::Both][rng.random_range(0..4)];
+    let relations = [
+        Relation::Child,
+        Relation::Descendant,
+        Relation::Sibling,
+        Relation::NotChild,
+        Relation::NotDescendant,
+        Relation::UnionDescendant,
+        Relation::Both,
+    ];
+    let relation = relations[rng.random_range(0..relations.len())];
     Query::Structural(condition(rng, 1), relation, condition(rng, 1))
 }
 
@@ -453,12 +470,30 @@ impl RefTrace<'_> {
                     return ids(left.into_iter().chain(right).collect());
                 }
                 let related = |a: usize, b: usize| match relation {
-                    Relation::Child => self.parent(b) == Some(a),
-                    Relation::Descendant => self.is_descendant(b, a),
+                    Relation::Child | Relation::NotChild => self.parent(b) == Some(a),
+                    Relation::Descendant | Relation::NotDescendant | Relation::UnionDescendant => {
+                        self.is_descendant(b, a)
+                    }
                     Relation::Sibling => a != b && self.parent(a).is_some() && self.parent(a) == self.parent(b),
                     Relation::Both => unreachable!(),
                 };
-                ids(right.into_iter().filter(|&b| left.iter().any(|&a| related(a, b))).collect())
+                match relation {
+                    Relation::NotChild | Relation::NotDescendant => {
+                        ids(right.into_iter().filter(|&b| !left.iter().any(|&a| related(a, b))).collect())
+                    }
+                    Relation::UnionDescendant => {
+                        let mut kept = Vec::new();
+                        for &b in &right {
+                            for &a in &left {
+                                if related(a, b) {
+                                    kept.extend([a, b]);
+                                }
+                            }
+                        }
+                        ids(kept)
+                    }
+                    _ => ids(right.into_iter().filter(|&b| left.iter().any(|&a| related(a, b))).collect()),
+                }
             }
         }
     }
