@@ -481,9 +481,7 @@ fn combine(op: SpansetOp, trace: &Trace, left: &[usize], right: &[usize]) -> Vec
             let negated = matches!(op, NotChild | NotParent | NotDescendant | NotAncestor | NotSibling);
             let both = matches!(op, UnionChild | UnionParent | UnionDescendant | UnionAncestor | UnionSibling);
             if negated {
-                if left.is_empty() {
-                    return Vec::new();
-                }
+                // With no left-side span in the trace, every right-side span qualifies, as in Tempo.
                 return right.iter().copied().filter(|&r| !left.iter().any(|&l| related(l, r))).collect();
             }
             let mut kept: HashSet<usize> = HashSet::new();
@@ -594,11 +592,30 @@ fn intrinsic_value(intrinsic: Intrinsic, trace: &Trace, i: usize, element: Eleme
         Intrinsic::LinkSpanId => element.link.map_or(Value::Nil, |l| Value::Str(l.span_id.clone())),
         Intrinsic::InstrumentationName => span.scope_name.clone().map_or(Value::Nil, Value::Str),
         Intrinsic::InstrumentationVersion => Value::Str(span.scope_version.clone()),
-        Intrinsic::NestedSetLeft => Value::Int(trace.nested_left[i]),
-        Intrinsic::NestedSetRight => Value::Int(trace.nested_right[i]),
-        Intrinsic::NestedSetParent => Value::Int(trace.parent[i].map_or(-1, |p| trace.nested_left[p])),
+        // Tempo numbers only the tree under a received root: a span cut off from it gets 0, and only a
+        // span without a parent ID is a root (-1).
+        Intrinsic::NestedSetLeft => Value::Int(if under_root(trace, i) { trace.nested_left[i] } else { 0 }),
+        Intrinsic::NestedSetRight => Value::Int(if under_root(trace, i) { trace.nested_right[i] } else { 0 }),
+        Intrinsic::NestedSetParent => Value::Int(match trace.parent[i] {
+            _ if span.parent_span_id.is_none() => -1,
+            Some(p) if under_root(trace, i) => trace.nested_left[p],
+            _ => 0,
+        }),
         Intrinsic::Parent => Value::Nil,
     }
+}
+
+/// Whether span `i` hangs, through received parents, from a span without a parent ID (a root). Cycles
+/// (bad parent IDs) end the walk.
+fn under_root(trace: &Trace, i: usize) -> bool {
+    let mut current = i;
+    for _ in 0..=trace.spans.len() {
+        match trace.parent[current] {
+            Some(p) => current = p,
+            None => return trace.spans[current].parent_span_id.is_none(),
+        }
+    }
+    false
 }
 
 /// Every attribute and span-level intrinsic the query's conditions and `select()` name, in the order

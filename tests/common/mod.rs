@@ -11,6 +11,7 @@ pub mod otlp;
 pub mod process;
 pub mod s3;
 pub mod sdk;
+pub mod search;
 pub mod server;
 pub mod sql;
 pub mod tools;
