@@ -34,13 +34,20 @@ pub enum SearchError {
     /// A parameter is malformed or the combination is refused (both `q` and `tags`, `start` after `end`). 400.
     #[error("{0}")]
     Parameter(String),
-    /// The engine underneath failed (limits, storage, a bug): its own status.
+    /// The engine underneath failed (limits, storage, a bug): its own status. Boxed, as DataFusion's
+    /// errors are large and every search result would carry their size.
     #[error(transparent)]
-    Sql(#[from] SqlError),
+    Sql(Box<SqlError>),
     /// The block catalogue could not be read. 503.
     #[error("cannot read the block catalogue: {0}")]
-    Unavailable(#[source] crate::query::QueryError),
+    Unavailable(#[source] Box<crate::query::QueryError>),
     /// Rows came back in a shape the search did not ask for: a bug. 500.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<SqlError> for SearchError {
+    fn from(error: SqlError) -> Self {
+        Self::Sql(Box::new(error))
+    }
 }

@@ -98,7 +98,8 @@ impl Searcher {
     ) -> Result<SearchResponse, SearchError> {
         check_regexes(&request.query.pipeline)?;
         let condition = span_condition(&request.query);
-        let blocks = self.querier().catalog().blocks(tenant).await.map_err(SearchError::Unavailable)?;
+        let blocks =
+            self.querier().catalog().blocks(tenant).await.map_err(|e| SearchError::Unavailable(Box::new(e)))?;
         let (in_window, slices) = slices(&blocks, request);
         let mut metrics = SearchMetrics {
             total_blocks: in_window.len() as u64,
@@ -228,7 +229,7 @@ impl Searcher {
             SqlError::Invalid(_) | SqlError::NotReadOnly(_) => {
                 SearchError::Internal(format!("the search's own SQL was refused: {error}; SQL: {sql}"))
             }
-            other => SearchError::Sql(other),
+            other => SearchError::from(other),
         })
     }
 }

@@ -95,7 +95,8 @@ impl Trace {
                 children[*p].push(child);
             }
         }
-        let (nested_left, nested_right) = nested_set(&parent, &children);
+        let roots: Vec<usize> = (0..spans.len()).filter(|&i| spans[i].parent_span_id.is_none()).collect();
+        let (nested_left, nested_right) = nested_set(&roots, &children);
         let start_unix_nano = spans.iter().map(|s| s.start_unix_nano).min().unwrap_or(0);
         let end_unix_nano = spans.iter().map(|s| s.end_unix_nano.max(s.start_unix_nano)).max().unwrap_or(0);
         let root = spans.iter().position(|s| s.parent_span_id.is_none());
@@ -125,14 +126,15 @@ impl Trace {
     }
 }
 
-/// Nested-set numbers: a depth-first walk from every span without a received parent, children in span
-/// order, numbering on the way in (left) and out (right), starting at 1.
-fn nested_set(parent: &[Option<usize>], children: &[Vec<usize>]) -> (Vec<i64>, Vec<i64>) {
-    let n = parent.len();
+/// Nested-set numbers: a depth-first walk from every root (a span without a parent ID), children in span
+/// order, numbering on the way in (left) and out (right), starting at 1. Spans cut off from every root
+/// (their parent was not received) stay 0, as in Tempo.
+fn nested_set(roots: &[usize], children: &[Vec<usize>]) -> (Vec<i64>, Vec<i64>) {
+    let n = children.len();
     let (mut left, mut right) = (vec![0i64; n], vec![0i64; n]);
     let mut counter = 0i64;
     let mut visited = vec![false; n];
-    for root in (0..n).filter(|&i| parent[i].is_none()) {
+    for &root in roots {
         let mut stack = vec![(root, 0usize)];
         visited[root] = true;
         counter += 1;
