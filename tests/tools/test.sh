@@ -32,7 +32,7 @@ cargo test --all-targets "$@" 2>&1 | tee "$log" || status=$?
 
 # The suites that write and read blocks, once more through parquet's own writer. Unit tests of the block
 # writer already compare both encoders chunk by chunk; these prove the whole path end to end.
-direct_off_suites=(block_lookup storage_conformance otlp_roundtrip external_readers cli trace_by_id sql sql_point_queries compaction crash)
+direct_off_suites=(block_lookup storage_conformance otlp_roundtrip external_readers cli trace_by_id sql sql_point_queries compaction crash search_golden)
 step "SPANLAKE_DIRECT_ENCODING=false: ${direct_off_suites[*]}"
 suite_args=()
 for suite in "${direct_off_suites[@]}"; do suite_args+=(--test "$suite"); done
