@@ -9,11 +9,13 @@ mod leaf;
 mod meta;
 pub mod reader;
 mod string_map;
+pub mod tags;
 pub mod writer;
 
 pub use bloom::{BloomError, TraceBloom};
 pub use file_reader::BlockFileReader;
 pub use meta::{BlockMeta, FORMAT_VERSION};
+pub use tags::{ScopeTags, TagScope, TagSummary, TagSummaryBuilder, ValueList, ValueType};
 pub use reader::{
     BlockFooter, ReadTally, find_trace, find_trace_tallied, load_bloom, load_footer, load_footer_tallied, read_all,
     read_encoded,
