@@ -17,8 +17,8 @@ use parquet::file::reader::ChunkReader;
 use super::CompactionError;
 use crate::ids::{BlockId, TenantId, TraceId};
 use crate::spans::schema::{col, span_schema};
-use crate::storage::block::writer::{BlockSummary, assemble, writer_properties};
 use crate::storage::block::TagSummaryBuilder;
+use crate::storage::block::writer::{BlockSummary, assemble, writer_properties};
 use crate::storage::{BlockMeta, BlockSidecar, BlockWriteOptions, StorageError};
 
 /// Rows decoded at a time from each input: small, because a merge holds one batch per input.

@@ -13,6 +13,7 @@ pub mod s3;
 pub mod sdk;
 pub mod server;
 pub mod sql;
+pub mod tagged;
 pub mod tools;
 
 use spanlake::storage::Storage;

@@ -15,11 +15,11 @@ pub mod writer;
 pub use bloom::{BloomError, TraceBloom};
 pub use file_reader::BlockFileReader;
 pub use meta::{BlockMeta, FORMAT_VERSION};
-pub use tags::{ScopeTags, TagScope, TagSummary, TagSummaryBuilder, ValueList, ValueType};
 pub use reader::{
     BlockFooter, ReadTally, find_trace, find_trace_tallied, load_bloom, load_footer, load_footer_tallied, read_all,
     read_encoded,
 };
+pub use tags::{ScopeTags, TagScope, TagSummary, TagSummaryBuilder, ValueList, ValueType};
 pub use writer::{
     BlockSidecar, BlockWriteOptions, EncodedBlock, encode_block, upload_block, upload_spooled_block, write_block,
 };

@@ -427,7 +427,8 @@ mod tests {
     #[test]
     fn keys_past_the_bound_mark_the_scope_incomplete_so_absence_proves_nothing() {
         let keys: Vec<String> = (0..=MAX_KEYS_PER_SCOPE).map(|i| format!("k{i}")).collect();
-        let entries: Vec<(&str, Option<&str>, u8)> = keys.iter().map(|k| (k.as_str(), Some("v"), tag::STRING)).collect();
+        let entries: Vec<(&str, Option<&str>, u8)> =
+            keys.iter().map(|k| (k.as_str(), Some("v"), tag::STRING)).collect();
         let full = scope_with(&entries[..MAX_KEYS_PER_SCOPE]);
         assert!(!full.keys_incomplete && !full.may_contain("other", "v"));
         let over = scope_with(&entries);

@@ -884,7 +884,8 @@ mod tests {
     #[test]
     fn a_block_carries_the_tag_summary_in_its_metadata() {
         let (whole, slices) = spans_and_slices();
-        let block = encode_block(&TenantId::single_tenant(), BlockId::new_random(), &slices, &Default::default()).unwrap();
+        let block =
+            encode_block(&TenantId::single_tenant(), BlockId::new_random(), &slices, &Default::default()).unwrap();
         let mut builder = TagSummaryBuilder::new();
         builder.add_batch(&whole).unwrap();
         assert_eq!(block.meta.tags, Some(builder.finish()));
