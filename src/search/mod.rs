@@ -12,10 +12,12 @@ mod eval;
 mod plan;
 mod request;
 mod run;
+mod tags;
 
 pub use answer::{AttributeValue, MatchedSpan, SearchMetrics, SearchResponse, ServiceStats, SpanSet, TraceMatch};
 pub use request::{SearchParams, SearchRequest};
 pub use run::Searcher;
+pub use tags::{DEFAULT_TAG_LIMIT, INTRINSIC_TAGS, ScopeFilter, Tag, TagNames, TagParams, TagValue, TagsRequest};
 
 use crate::sql::SqlError;
 use crate::traceql::TraceqlError;
