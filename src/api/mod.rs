@@ -11,6 +11,7 @@ mod query;
 mod sql;
 mod status;
 mod tempo_search;
+mod tempo_tags;
 mod traces;
 
 use std::net::SocketAddr;

@@ -1,4 +1,4 @@
-//! The query port (3200, Tempo's): trace by ID (`traces.rs`), SQL (`sql.rs`), search (`tempo_search.rs`), readiness, build information, `/flush`
+//! The query port (3200, Tempo's): trace by ID (`traces.rs`), SQL (`sql.rs`), search (`tempo_search.rs`), tag autocomplete (`tempo_tags.rs`), readiness, build information, `/flush`
 //! and `/metrics`. Every error body is JSON `{"error": "…"}`.
 
 use std::sync::atomic::Ordering;
@@ -27,6 +27,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v2/traces/{trace_id}", get(trace_v2))
         .route("/api/sql", post(super::sql::sql))
         .route("/api/search", get(super::tempo_search::search))
+        .route("/api/search/tags", get(super::tempo_tags::tags_v1))
+        .route("/api/v2/search/tags", get(super::tempo_tags::tags_v2))
+        .route("/api/search/tag/{name}/values", get(super::tempo_tags::values_v1))
+        .route("/api/v2/search/tag/{name}/values", get(super::tempo_tags::values_v2))
         .fallback(|uri: axum::http::Uri| async move {
             error_response(StatusCode::NOT_FOUND, &format!("no such endpoint: {}", uri.path()))
         })
