@@ -15,6 +15,8 @@ use crate::receive;
 use crate::search::{SearchError, SearchParams, SearchRequest};
 
 /// The tenant of a query-port request, or the refusal to send.
+// The refusal is the response itself, sent at once; boxing it would only add an allocation.
+#[allow(clippy::result_large_err)]
 pub fn tenant_of(state: &AppState, headers: &HeaderMap) -> Result<TenantId, Response> {
     receive::resolve_tenant(headers.get(receive::TENANT_HEADER).and_then(|v| v.to_str().ok()), state.multitenancy)
         .map_err(|error| {

@@ -348,10 +348,20 @@ mod tests {
     fn every_column_survives_the_merge() {
         let input = block(1..3, 20);
         let before = read_encoded(input.data.clone()).unwrap();
+        let input_tags = input.meta.tags.clone();
         let tenant = TenantId::new("t").unwrap();
         let mut data = Vec::new();
-        merge_blocks(&tenant, BlockId::new_random(), vec![input], Vec::new(), &mut data, &BlockWriteOptions::default())
-            .unwrap();
+        let merged = merge_blocks(
+            &tenant,
+            BlockId::new_random(),
+            vec![input],
+            Vec::new(),
+            &mut data,
+            &BlockWriteOptions::default(),
+        )
+        .unwrap();
+        assert!(input_tags.is_some());
+        assert_eq!(merged.block.meta.tags, input_tags, "the same rows have the same tag summary");
         let after = read_encoded(Bytes::from(data)).unwrap();
         // Spans of a trace that start at the same instant may come out in either order: compare in one.
         let canonical = |batches: &[RecordBatch]| {

@@ -2,7 +2,8 @@
 //! ingester's spans not yet in a block, taken at one instant.
 //!
 //! Blocks are pruned before DataFusion sees them, in memory: by their start/end time range for
-//! `start_time`/`end_time` filters, and for `trace_id = …` / `IN (…)` exactly as a trace-by-ID lookup
+//! `start_time`/`end_time` filters, by their tag summary for name, service and attribute equalities
+//! (`summary.rs`), and for `trace_id = …` / `IN (…)` exactly as a trace-by-ID lookup
 //! prunes (ID range, then bloom filter). What survives is read by the lookup's own reader when the query
 //! names a few trace IDs (`point.rs`), and otherwise scanned by DataFusion's Parquet reader with
 //! statistics, page index and row filters on, fed the same filters translated to the stored column types.
