@@ -97,7 +97,10 @@ async fn tag_names_come_from_block_summaries_and_unflushed_spans_without_reading
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_come_from_summaries_and_from_blocks_written_without_one() {
     let storage = s3::S3Server::shared().new_storage("tags-old-block");
-    let old = [Spec::named("legacy").with("http.method", s("PATCH")).with("old.only", s("kept"))];
+    let old = [Spec::named("legacy")
+        .with("http.method", s("PATCH"))
+        .with("old.only", s("kept"))
+        .with_event("exception.type", s("Legacy"))];
     write_block_without_summary(&storage, &request("old-svc", &[], &old)).await;
     let server = TestServer::start(storage.clone(), |_| {}).await;
     let new = [
@@ -123,6 +126,19 @@ async fn values_come_from_summaries_and_from_blocks_written_without_one() {
     assert_eq!(services["tagValues"], expected);
     let names = ok(&server, "/api/search/tag/name/values", None).await;
     assert_eq!(texts(&names), strings(&["legacy", "op"]));
+    let events = ok(&server, "/api/v2/search/tags?scope=event", None).await;
+    assert_eq!(events, json!({"scopes": [{"name": "event", "tags": ["exception.type"]}]}));
+    let event_values = ok(&server, "/api/search/tag/event.exception.type/values", None).await;
+    assert_eq!(texts(&event_values), strings(&["Legacy"]));
+    let roots = ok(&server, "/api/search/tag/rootServiceName/values", None).await;
+    assert_eq!(texts(&roots), strings(&["alpha", "old-svc"]));
+    let root_names = ok(&server, "/api/v2/search/tag/trace:rootName/values", None).await;
+    assert_eq!(
+        root_names["tagValues"],
+        json!([{"type": "string", "value": "legacy"}, {"type": "string", "value": "op"}])
+    );
+    let libraries = ok(&server, "/api/search/tag/instrumentation:name/values", None).await;
+    assert_eq!(texts(&libraries), strings(&["lib"]));
     // Ints keep their type, known from the summary.
     let codes = ok(&server, "/api/v2/search/tag/span.http.status_code/values", None).await;
     assert_eq!(codes["tagValues"], json!([{"type": "int", "value": "200"}, {"type": "int", "value": "500"}]));
@@ -157,7 +173,7 @@ async fn a_key_with_more_values_than_a_summary_keeps_still_lists_them_all() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn q_narrows_values_to_matching_spans_and_an_unparsable_q_is_ignored() {
+async fn q_narrows_names_and_values_to_matching_spans_and_an_unparsable_q_is_ignored() {
     let storage = s3::S3Server::shared().new_storage("tags-q");
     let server = TestServer::start(storage, |_| {}).await;
     let a = [Spec::named("a-list").with("http.method", s("GET")), Spec::named("a-get").with("http.method", s("PUT"))];
@@ -181,6 +197,12 @@ async fn q_narrows_values_to_matching_spans_and_an_unparsable_q_is_ignored() {
     }
     let methods = ok(&server, "/api/v2/search/tag/span.http.method/values?q=%7Bname%3D%22b-pay%22%7D", None).await;
     assert_eq!(methods["tagValues"], json!([{"type": "string", "value": "POST"}]));
+    // Tag names narrow the same way (v2 only).
+    send_spans(&server, None, request("c", &[], &[Spec::named("c-op").with("c.only", s("1"))])).await;
+    let path = format!("/api/v2/search/tags?scope=span&q={}", urlencode(r#"{resource.service.name="c"}"#));
+    assert_eq!(ok(&server, &path, None).await, json!({"scopes": [{"name": "span", "tags": ["c.only"]}]}));
+    let path = format!("/api/search/tags?q={}", urlencode(r#"{resource.service.name="c"}"#));
+    assert_eq!(ok(&server, &path, None).await["tagNames"], json!(["c.only", "http.method", "service.name"]));
 }
 
 fn urlencode(text: &str) -> String {

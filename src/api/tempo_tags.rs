@@ -40,13 +40,15 @@ pub async fn tags_v1(
         Ok(accepted) => accepted,
         Err(refused) => return refused,
     };
+    // v1 takes no query: names are never narrowed there.
+    let request = TagsRequest { q: None, ..request };
     match state.search.tag_names(&tenant, &request).await {
         Ok(names) => Json(json!({ "tagNames": v1_names(&names, request.limit) })).into_response(),
         Err(error) => search_error_response(&error),
     }
 }
 
-/// `GET /api/v2/search/tags`: `{"scopes": [{"name": …, "tags": [...]}, …]}`.
+/// `GET /api/v2/search/tags`: `{"scopes": [{"name": …, "tags": [...]}, …]}`, narrowed by `q`.
 pub async fn tags_v2(
     State(state): State<AppState>,
     params: Result<Query<TagParams>, QueryRejection>,

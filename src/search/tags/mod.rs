@@ -165,12 +165,21 @@ struct InWindow {
 }
 
 impl Searcher {
-    /// The attribute names per scope (`request.scope`), in the window.
+    /// The attribute names per scope (`request.scope`), in the window, of the spans `request.q` matches.
     pub async fn tag_names(&self, tenant: &TenantId, request: &TagsRequest) -> Result<TagNames, SearchError> {
         let in_window = self.in_window(tenant, request).await?;
         let intrinsics = matches!(request.scope, ScopeFilter::All | ScopeFilter::Intrinsic);
         let mut names = TagNames { intrinsics, ..TagNames::default() };
+        let narrow = request.q.as_deref().and_then(narrow::condition);
         for scope in request.attribute_scopes() {
+            // Narrowed names come from the matching spans alone, which only SQL can find.
+            let narrowed = narrow
+                .as_ref()
+                .and_then(|narrow| keys_sql(scope, &format!("{} AND {narrow}", request.window_sql()), request.limit));
+            if let Some(sql) = narrowed {
+                names.scopes.insert(scope, self.strings(tenant, &sql).await?.into_iter().collect());
+                continue;
+            }
             let mut keys = BTreeSet::new();
             let mut scan = false;
             for summary in in_window.summaries.iter().map(Option::as_ref).chain([Some(&in_window.recent)]) {
@@ -247,12 +256,18 @@ impl Searcher {
             .filter(|block| block.meta.overlaps_time(start.max(0) as u64, end.max(0) as u64))
             .map(|block| block.meta.tags.clone())
             .collect();
-        let mut builder = TagSummaryBuilder::new();
-        for batch in &recent {
-            let in_window = rows_in_window(batch, start, end)?;
-            builder.add_batch(&in_window).map_err(|e| SearchError::Internal(e.to_string()))?;
-        }
-        Ok(InWindow { summaries, recent: builder.finish() })
+        // Up to a block's worth of buffered spans: read off the reactor.
+        let recent = tokio::task::spawn_blocking(move || {
+            let mut builder = TagSummaryBuilder::new();
+            for batch in &recent {
+                let in_window = rows_in_window(batch, start, end)?;
+                builder.add_batch(&in_window).map_err(|e| SearchError::Internal(e.to_string()))?;
+            }
+            Ok::<_, SearchError>(builder.finish())
+        })
+        .await
+        .map_err(|e| SearchError::Internal(format!("summarising buffered spans: {e}")))??;
+        Ok(InWindow { summaries, recent })
     }
 
     /// The first column of `sql`'s rows, as text, NULLs left out.
