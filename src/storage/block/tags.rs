@@ -175,11 +175,18 @@ fn is_false(value: &bool) -> bool {
     !*value
 }
 
+/// The hasher of the builder's maps: every attribute entry of a block is looked up once, so it matters.
+type FastHash = foldhash::fast::RandomState;
+
 /// Distinct values of one key (or name) while rows are added: value text → the types it was seen with.
 #[derive(Debug, Default)]
 struct ValuesBuilder {
     incomplete: bool,
-    values: HashMap<String, u8>,
+    values: HashMap<String, u8, FastHash>,
+    /// The last text added and its type bit: sorted and grouped rows repeat it, and then no lookup is
+    /// needed (the buffer is reused, so remembering it allocates nothing).
+    last: String,
+    last_type: u8,
 }
 
 impl ValuesBuilder {
@@ -187,6 +194,12 @@ impl ValuesBuilder {
         if self.incomplete {
             return;
         }
+        if self.last_type == value_type.bit() && self.last == text {
+            return;
+        }
+        self.last.clear();
+        self.last.push_str(text);
+        self.last_type = value_type.bit();
         if let Some(types) = self.values.get_mut(text) {
             *types |= value_type.bit();
             return;
@@ -201,7 +214,7 @@ impl ValuesBuilder {
     /// The block may hold values this list does not name.
     fn give_up(&mut self) {
         self.incomplete = true;
-        self.values = HashMap::new();
+        self.values = HashMap::default();
     }
 
     fn finish(self) -> ValueList {
@@ -226,30 +239,20 @@ impl ValuesBuilder {
 #[derive(Debug, Default)]
 struct ScopeBuilder {
     keys_incomplete: bool,
-    keys: HashMap<String, ValuesBuilder>,
+    keys: HashMap<String, ValuesBuilder, FastHash>,
 }
 
 impl ScopeBuilder {
     /// One attribute entry: `value` is `None` for an empty value (stored NULL, which no filter matches).
     fn add(&mut self, key: &str, value: Option<&str>, type_tag: u8) {
-        if !self.keys.contains_key(key) {
-            if key.len() > MAX_VALUE_BYTES || self.keys.len() >= MAX_KEYS_PER_SCOPE {
-                self.keys_incomplete = true;
-                return;
-            }
-            self.keys.insert(key.to_owned(), ValuesBuilder::default());
+        if let Some(entry) = self.keys.get_mut(key) {
+            return add_value(entry, value, type_tag);
         }
-        let Some(entry) = self.keys.get_mut(key) else { return };
-        let Some(text) = value else { return };
-        match type_tag {
-            tag::STRING => entry.add(text, ValueType::String, MAX_VALUES_PER_KEY),
-            tag::INT => entry.add(text, ValueType::Int, MAX_VALUES_PER_KEY),
-            tag::DOUBLE => entry.add(text, ValueType::Float, MAX_VALUES_PER_KEY),
-            tag::BOOL => entry.add(text, ValueType::Bool, MAX_VALUES_PER_KEY),
-            // Bytes, arrays and maps are stored as base64 or JSON text: never autocompleted, but a filter
-            // could still compare that text, so the key's list must not claim to be complete.
-            _ => entry.give_up(),
+        if key.len() > MAX_VALUE_BYTES || self.keys.len() >= MAX_KEYS_PER_SCOPE {
+            self.keys_incomplete = true;
+            return;
         }
+        add_value(self.keys.entry(key.to_owned()).or_default(), value, type_tag);
     }
 
     /// Every entry of one stored attribute set (`map` row `row`, typed by `types`, NULL = all strings).
@@ -275,10 +278,50 @@ impl ScopeBuilder {
     }
 }
 
+/// One value of a key, by its stored type tag.
+fn add_value(entry: &mut ValuesBuilder, value: Option<&str>, type_tag: u8) {
+    let Some(text) = value else { return };
+    match type_tag {
+        tag::STRING => entry.add(text, ValueType::String, MAX_VALUES_PER_KEY),
+        tag::INT => entry.add(text, ValueType::Int, MAX_VALUES_PER_KEY),
+        tag::DOUBLE => entry.add(text, ValueType::Float, MAX_VALUES_PER_KEY),
+        tag::BOOL => entry.add(text, ValueType::Bool, MAX_VALUES_PER_KEY),
+        // Bytes, arrays and maps are stored as base64 or JSON text: never autocompleted, but a filter
+        // could still compare that text, so the key's list must not claim to be complete.
+        _ => entry.give_up(),
+    }
+}
+
+/// Whether rows `a` and `b` hold the same entries with the same types: the spans of one resource carry
+/// the same resource attributes, and comparing them is much cheaper than looking each up again.
+fn same_entries(
+    map: &MapArray,
+    keys: &StringArray,
+    values: &StringArray,
+    types: &BinaryArray,
+    a: usize,
+    b: usize,
+) -> bool {
+    let offsets = map.value_offsets();
+    let (a_start, a_end) = (offsets[a] as usize, offsets[a + 1] as usize);
+    let (b_start, b_end) = (offsets[b] as usize, offsets[b + 1] as usize);
+    if a_end - a_start != b_end - b_start || map.is_null(a) || types.is_valid(a) != types.is_valid(b) {
+        return false;
+    }
+    if types.is_valid(a) && types.value(a) != types.value(b) {
+        return false;
+    }
+    (a_start..a_end).zip(b_start..b_end).all(|(x, y)| {
+        keys.value(x) == keys.value(y)
+            && values.is_valid(x) == values.is_valid(y)
+            && (values.is_null(x) || values.value(x) == values.value(y))
+    })
+}
+
 /// Builds a [`TagSummary`] from span rows (stored schema), batch by batch, in any order.
 #[derive(Debug, Default)]
 pub struct TagSummaryBuilder {
-    scopes: HashMap<TagScope, ScopeBuilder>,
+    scopes: HashMap<TagScope, ScopeBuilder, FastHash>,
     names: ValuesBuilder,
     services: ValuesBuilder,
 }
@@ -341,7 +384,10 @@ impl TagSummaryBuilder {
         let keys = map.keys().as_string_opt::<i32>().ok_or_else(|| wrong_type("attribute keys"))?;
         let values = map.values().as_string_opt::<i32>().ok_or_else(|| wrong_type("attribute values"))?;
         let builder = self.scopes.entry(scope).or_default();
-        for row in rows {
+        for row in rows.clone() {
+            if row > rows.start && same_entries(map, keys, values, types, row - 1, row) {
+                continue;
+            }
             builder.add_row(map, keys, values, types, row);
         }
         Ok(())
@@ -452,6 +498,12 @@ mod tests {
         whole.add_batch(&batch).unwrap();
         let summary = whole.finish();
         assert_eq!(sliced, summary);
+        // Row by row, no row is skipped as a repeat of the one before: the same summary.
+        let mut by_row = TagSummaryBuilder::new();
+        for row in 0..batch.num_rows() {
+            by_row.add_batch(&batch.slice(row, 1)).unwrap();
+        }
+        assert_eq!(by_row.finish(), summary);
         assert!(summary.resource.keys.contains_key("service.name"), "{:?}", summary.resource.keys.keys());
         assert!(!summary.span.keys.is_empty());
         assert!(!summary.services.incomplete && !summary.services.string.is_empty());
