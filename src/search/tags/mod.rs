@@ -167,9 +167,12 @@ struct InWindow {
 impl Searcher {
     /// The attribute names per scope (`request.scope`), in the window, of the spans `request.q` matches.
     pub async fn tag_names(&self, tenant: &TenantId, request: &TagsRequest) -> Result<TagNames, SearchError> {
-        let in_window = self.in_window(tenant, request).await?;
         let intrinsics = matches!(request.scope, ScopeFilter::All | ScopeFilter::Intrinsic);
         let mut names = TagNames { intrinsics, ..TagNames::default() };
+        if request.scope == ScopeFilter::Intrinsic {
+            return Ok(names);
+        }
+        let in_window = self.in_window(tenant, request).await?;
         let narrow = request.q.as_deref().and_then(narrow::condition);
         for scope in request.attribute_scopes() {
             // Narrowed names come from the matching spans alone, which only SQL can find.
