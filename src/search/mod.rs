@@ -4,7 +4,7 @@
 //! Owns the search request as a value ([`SearchRequest`], from Tempo's parameters), the planner that
 //! turns a TraceQL query into SQL over `spans` (`plan.rs`), the evaluation of a query over whole traces
 //! (`eval.rs`), the newest-first walk that stops once `limit` traces are certain (`run.rs`), the answer as
-//! a value and its Tempo JSON (`answer.rs`), and tag names and values (`tags.rs`). Calls `traceql`, `sql`
+//! a value and its Tempo JSON (`answer.rs`), and tag names and values (`tags/`). Calls `traceql`, `sql`
 //! and `query`; called by `api` and the CLI. Does no HTTP.
 
 mod answer;
