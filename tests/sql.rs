@@ -410,3 +410,50 @@ async fn no_rows_is_a_complete_answer_in_every_format() {
         assert_eq!(reader.map(|batch| batch.unwrap().num_rows()).sum::<usize>(), 0, "{query}");
     }
 }
+
+/// Filters on a service, a span name or an attribute value skip the blocks whose tag summary proves they
+/// hold no match, and the answer is the one without that pruning. A block whose value list passed its
+/// bound (incomplete) is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_pruned_by_tag_summary_never_change_an_answer() {
+    use common::tagged::{Spec, flush, request, s, send_spans};
+    let storage = s3::S3Server::shared().new_storage("sql-summary");
+    let server = TestServer::start(storage, |_| {}).await;
+    let alpha = [Spec::named("op-a").with("http.method", s("GET")), Spec::named("op-a").with("http.method", s("PUT"))];
+    send_spans(&server, None, request("alpha", &[], &alpha)).await;
+    flush(&server).await;
+    send_spans(&server, None, request("beta", &[], &[Spec::named("op-b").with("http.method", s("POST"))])).await;
+    flush(&server).await;
+    // 70 distinct ids: more than a summary keeps, so the block's `id` list is incomplete.
+    let many: Vec<Spec> = (0..70).map(|n| Spec::named("op-c").with("id", s(&format!("v{n}")))).collect();
+    send_spans(&server, None, request("gamma", &[("region".to_owned(), s("eu"))], &many)).await;
+    flush(&server).await;
+    // Spans still in the ingester count too.
+    send_spans(&server, None, request("alpha", &[], &[Spec::named("op-a").with("http.method", s("GET"))])).await;
+
+    let cases = [
+        // (pruned filter, the same filter in a form pruning does not read, count, blocks pruned by summary)
+        ("service_name = 'alpha'", "lower(service_name) = 'alpha'", 3, 2),
+        ("name IN ('op-b', 'op-c')", "lower(name) IN ('op-b', 'op-c')", 71, 1),
+        ("attributes['http.method'] = 'GET'", "lower(attributes['http.method']) = 'get'", 2, 2),
+        ("attributes['id'] = 'v5'", "concat(attributes['id'], '') = 'v5'", 1, 2),
+        ("attributes['id'] = 'v500'", "concat(attributes['id'], '') = 'v500'", 0, 2),
+        ("resource_attributes['region'] = 'eu'", "lower(resource_attributes['region']) = 'eu'", 70, 2),
+        ("resource_attributes['region'] = 'us'", "lower(resource_attributes['region']) = 'us'", 0, 3),
+    ];
+    for (pruned, unpruned, count, by_summary) in cases {
+        let query = format!("SELECT count(*) FROM spans WHERE {pruned}");
+        let counted = rows(&server, &query, &[]).await;
+        assert_eq!(counted, vec![vec![Value::from(count)]], "{pruned}");
+        let reference = rows(&server, &format!("SELECT count(*) FROM spans WHERE {unpruned}"), &[]).await;
+        assert_eq!(counted, reference, "{pruned} counts what {unpruned} counts");
+        let explained = rows(&server, &format!("EXPLAIN ANALYZE {query}"), &[]).await;
+        let plan = explained.iter().map(|row| row[1].as_str().unwrap_or_default()).collect::<Vec<_>>().join("\n");
+        assert!(plan.contains(&format!("pruned_by_summary={by_summary},")), "{pruned}: {plan}");
+        assert!(plan.contains(&format!("scanned={}", 3 - by_summary)), "{pruned}: {plan}");
+        let explained =
+            rows(&server, &format!("EXPLAIN ANALYZE SELECT count(*) FROM spans WHERE {unpruned}"), &[]).await;
+        let plan = explained.iter().map(|row| row[1].as_str().unwrap_or_default()).collect::<Vec<_>>().join("\n");
+        assert!(plan.contains("pruned_by_summary=0,"), "{unpruned}: {plan}");
+    }
+}

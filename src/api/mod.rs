@@ -12,6 +12,7 @@ mod sql;
 mod status;
 mod tempo_grpc;
 mod tempo_search;
+mod tempo_tags;
 mod traces;
 
 use std::net::SocketAddr;

@@ -1,5 +1,5 @@
 //! The query port (3200, Tempo's): trace by ID (`traces.rs`), SQL (`sql.rs`), search (`tempo_search.rs`,
-//! and Grafana's streaming search over gRPC, `tempo_grpc.rs`), readiness, build information, `/flush` and
+//! tag autocomplete in `tempo_tags.rs`, and Grafana's streaming search over gRPC, `tempo_grpc.rs`), readiness, build information, `/flush` and
 //! `/metrics`. Every HTTP error body is JSON `{"error": "…"}`; gRPC calls get gRPC statuses.
 
 use std::sync::atomic::Ordering;
@@ -29,6 +29,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v2/traces/{trace_id}", get(trace_v2))
         .route("/api/sql", post(super::sql::sql))
         .route("/api/search", get(super::tempo_search::search))
+        .route("/api/search/tags", get(super::tempo_tags::tags_v1))
+        .route("/api/v2/search/tags", get(super::tempo_tags::tags_v2))
+        .route("/api/search/tag/{name}/values", get(super::tempo_tags::values_v1))
+        .route("/api/v2/search/tag/{name}/values", get(super::tempo_tags::values_v2))
         .route_service(tempo_grpc::SEARCH_PATH, tempo_grpc::service(state.clone()))
         .fallback(|request: Request| async move {
             let path = request.uri().path();

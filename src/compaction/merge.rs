@@ -17,8 +17,9 @@ use parquet::file::reader::ChunkReader;
 use super::CompactionError;
 use crate::ids::{BlockId, TenantId, TraceId};
 use crate::spans::schema::{col, span_schema};
+use crate::storage::block::TagSummaryBuilder;
 use crate::storage::block::writer::{BlockSummary, assemble, writer_properties};
-use crate::storage::{BlockMeta, BlockSidecar, BlockWriteOptions};
+use crate::storage::{BlockMeta, BlockSidecar, BlockWriteOptions, StorageError};
 
 /// Rows decoded at a time from each input: small, because a merge holds one batch per input.
 const INPUT_BATCH_ROWS: usize = 1024;
@@ -73,6 +74,8 @@ struct Merge<W: Write + Send> {
     min_start: u64,
     max_start: u64,
     max_end: u64,
+    /// The output's tag summary, built from the rows it keeps.
+    tags: TagSummaryBuilder,
 }
 
 /// Merges sorted blocks into one block that replaces them (and `replaces`, the blocks they replace),
@@ -99,6 +102,7 @@ pub fn merge_blocks<R: ChunkReader + 'static, W: Write + Send>(
         min_start: u64::MAX,
         max_start: 0,
         max_end: 0,
+        tags: TagSummaryBuilder::new(),
     };
     for input in inputs {
         let reader = ParquetRecordBatchReaderBuilder::try_new(input.data)?.with_batch_size(INPUT_BATCH_ROWS).build()?;
@@ -197,6 +201,7 @@ impl<W: Write + Send> Merge<W> {
         if !self.positions.is_empty() {
             let batches: Vec<&RecordBatch> = self.held.iter().collect();
             let chunk = interleave_record_batch(&batches, &self.positions)?;
+            self.tags.add_batch(&chunk).map_err(StorageError::from)?;
             self.writer.write(&chunk)?;
             self.positions.clear();
         }
@@ -231,6 +236,7 @@ impl<W: Write + Send> Merge<W> {
             min_start: self.min_start,
             max_start: self.max_start,
             max_end: self.max_end,
+            tags: Some(self.tags.finish()),
         };
         let mut block = assemble(tenant, block_id, summary, data_bytes, row_groups, options)?;
         block.meta.compaction_level = compaction_level;
@@ -342,10 +348,20 @@ mod tests {
     fn every_column_survives_the_merge() {
         let input = block(1..3, 20);
         let before = read_encoded(input.data.clone()).unwrap();
+        let input_tags = input.meta.tags.clone();
         let tenant = TenantId::new("t").unwrap();
         let mut data = Vec::new();
-        merge_blocks(&tenant, BlockId::new_random(), vec![input], Vec::new(), &mut data, &BlockWriteOptions::default())
-            .unwrap();
+        let merged = merge_blocks(
+            &tenant,
+            BlockId::new_random(),
+            vec![input],
+            Vec::new(),
+            &mut data,
+            &BlockWriteOptions::default(),
+        )
+        .unwrap();
+        assert!(input_tags.is_some());
+        assert_eq!(merged.block.meta.tags, input_tags, "the same rows have the same tag summary");
         let after = read_encoded(Bytes::from(data)).unwrap();
         // Spans of a trace that start at the same instant may come out in either order: compare in one.
         let canonical = |batches: &[RecordBatch]| {

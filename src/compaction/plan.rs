@@ -188,6 +188,7 @@ mod tests {
             bloom_false_positive_rate: 0.01,
             compaction_level: 0,
             replaces: Vec::new(),
+            tags: None,
         }
     }
 

@@ -4,7 +4,7 @@
 //! Owns the search request as a value ([`SearchRequest`], from Tempo's parameters), the planner that
 //! turns a TraceQL query into SQL over `spans` (`plan.rs`), the evaluation of a query over whole traces
 //! (`eval.rs`), the newest-first walk that stops once `limit` traces are certain (`run.rs`), the answer as
-//! a value and its Tempo JSON (`answer.rs`), and tag names and values (`tags.rs`). Calls `traceql`, `sql`
+//! a value and its Tempo JSON (`answer.rs`), and tag names and values (`tags/`). Calls `traceql`, `sql`
 //! and `query`; called by `api` and the CLI. Does no HTTP.
 
 mod answer;
@@ -12,6 +12,7 @@ mod eval;
 mod plan;
 mod request;
 mod run;
+mod tags;
 mod trace;
 
 pub use answer::{
@@ -20,6 +21,7 @@ pub use answer::{
 };
 pub use request::{SearchParams, SearchRequest, pairs_to_traceql, tags_to_traceql};
 pub use run::Searcher;
+pub use tags::{DEFAULT_TAG_LIMIT, INTRINSIC_TAGS, ScopeFilter, Tag, TagNames, TagParams, TagValue, TagsRequest};
 
 use crate::sql::SqlError;
 use crate::traceql::TraceqlError;

@@ -106,7 +106,7 @@ impl SearchRequest {
 }
 
 /// A positive count; 0 or nothing means the default, as Tempo reads them.
-fn count(name: &str, text: Option<&str>) -> Result<Option<usize>, SearchError> {
+pub(super) fn count(name: &str, text: Option<&str>) -> Result<Option<usize>, SearchError> {
     let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else { return Ok(None) };
     let value: usize =
         text.parse().map_err(|_| SearchError::Parameter(format!("invalid {name} {text:?}: not a whole number")))?;
@@ -114,7 +114,7 @@ fn count(name: &str, text: Option<&str>) -> Result<Option<usize>, SearchError> {
 }
 
 /// Unix seconds as unix nanoseconds.
-fn seconds(name: &str, text: Option<&str>) -> Result<Option<i64>, SearchError> {
+pub(super) fn seconds(name: &str, text: Option<&str>) -> Result<Option<i64>, SearchError> {
     let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else { return Ok(None) };
     let value: i64 =
         text.parse().map_err(|_| SearchError::Parameter(format!("invalid {name} {text:?}: expected unix seconds")))?;

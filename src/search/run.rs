@@ -119,8 +119,9 @@ impl Searcher {
         let mut scanned: HashSet<usize> = HashSet::new();
         for (index, slice) in slices.iter().enumerate() {
             let last = index + 1 == slices.len();
-            let (candidates, spans, _pruning) = self.candidates(tenant, request, condition.as_deref(), *slice).await?;
+            let (candidates, spans, pruning) = self.candidates(tenant, request, condition.as_deref(), *slice).await?;
             metrics.inspected_spans += spans;
+            metrics.blocks_pruned_by_summary += pruning.pruned_by_summary as u64;
             for (id, bound) in candidates {
                 if !walk.evaluated.contains(&id) {
                     let entry = walk.pending.entry(id).or_insert(bound);

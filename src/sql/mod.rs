@@ -12,6 +12,7 @@ mod point;
 mod reader;
 mod schema;
 mod session;
+mod summary;
 mod table;
 
 use std::pin::Pin;

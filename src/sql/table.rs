@@ -2,7 +2,8 @@
 //! ingester's spans not yet in a block, taken at one instant.
 //!
 //! Blocks are pruned before DataFusion sees them, in memory: by their start/end time range for
-//! `start_time`/`end_time` filters, and for `trace_id = …` / `IN (…)` exactly as a trace-by-ID lookup
+//! `start_time`/`end_time` filters, by their tag summary for name, service and attribute equalities
+//! (`summary.rs`), and for `trace_id = …` / `IN (…)` exactly as a trace-by-ID lookup
 //! prunes (ID range, then bloom filter). What survives is read by the lookup's own reader when the query
 //! names a few trace IDs (`point.rs`), and otherwise scanned by DataFusion's Parquet reader with
 //! statistics, page index and row filters on, fed the same filters translated to the stored column types.
@@ -41,6 +42,7 @@ use tokio::sync::OnceCell;
 use super::point::{PointQuery, TraceReadExec, few_enough};
 use super::reader::BlockReaderFactory;
 use super::schema::{IdKind, sql_schema, storage_projection, to_sql_batch};
+use super::summary::SummaryFilter;
 use crate::ids::{SpanId, TenantId, TraceId};
 use crate::query::{CatalogBlock, Querier, TenantBlocks};
 use crate::spans::schema::{col, span_schema};
@@ -125,7 +127,8 @@ impl TableProvider for SpansTable {
         let conjuncts: Vec<&Expr> = filters.iter().flat_map(split_conjunction).collect();
         let wanted_traces = trace_ids_wanted(&conjuncts);
         let time = TimeBounds::from_filters(&conjuncts);
-        let Pruned { blocks, point_reads, pruning } = prune(&view.blocks, wanted_traces.as_ref(), &time);
+        let by_summary = SummaryFilter::from_conjuncts(&conjuncts);
+        let Pruned { blocks, point_reads, pruning } = prune(&view.blocks, wanted_traces.as_ref(), &time, &by_summary);
 
         let sql_columns: Vec<usize> = match projection {
             Some(columns) => columns.clone(),
@@ -329,6 +332,8 @@ pub struct Pruning {
     pub pruned_by_time: usize,
     pub pruned_by_trace_id_range: usize,
     pub pruned_by_bloom: usize,
+    /// Blocks whose tag summary proves they hold no value a name, service or attribute filter asks for.
+    pub pruned_by_summary: usize,
     pub bloom_checks: usize,
     pub scanned: usize,
     pub recent_rows: usize,
@@ -341,16 +346,18 @@ impl Pruning {
         self.pruned_by_time += other.pruned_by_time;
         self.pruned_by_trace_id_range += other.pruned_by_trace_id_range;
         self.pruned_by_bloom += other.pruned_by_bloom;
+        self.pruned_by_summary += other.pruned_by_summary;
         self.bloom_checks += other.bloom_checks;
         self.scanned += other.scanned;
         self.recent_rows += other.recent_rows;
     }
 }
 
-/// The blocks that may hold rows the filters admit: time range first, then (for trace-ID queries) the
-/// block's ID range and its bloom filter, the same checks and order as a trace-by-ID lookup. For a
-/// trace-ID query, also each (block, ID) pair those checks admit: the point reads of `point.rs`.
-fn prune(blocks: &TenantBlocks, traces: Option<&Vec<TraceId>>, time: &TimeBounds) -> Pruned {
+/// The blocks that may hold rows the filters admit: time range first, then the tag summary (name, service
+/// and attribute equalities), then (for trace-ID queries) the block's ID range and its bloom filter, the
+/// same checks and order as a trace-by-ID lookup. For a trace-ID query, also each (block, ID) pair those
+/// checks admit: the point reads of `point.rs`.
+fn prune(blocks: &TenantBlocks, traces: Option<&Vec<TraceId>>, time: &TimeBounds, summary: &[SummaryFilter]) -> Pruned {
     let mut pruned = Pruned {
         blocks: Vec::new(),
         point_reads: Vec::new(),
@@ -360,6 +367,12 @@ fn prune(blocks: &TenantBlocks, traces: Option<&Vec<TraceId>>, time: &TimeBounds
     for block in blocks.iter() {
         if !time.admits(block) {
             pruning.pruned_by_time += 1;
+            continue;
+        }
+        if let Some(tags) = &block.meta.tags
+            && !summary.iter().all(|filter| filter.admits(tags))
+        {
+            pruning.pruned_by_summary += 1;
             continue;
         }
         if let Some(traces) = traces {
@@ -490,6 +503,7 @@ impl SpansExec {
             ("blocks_pruned_by_time", pruning.pruned_by_time),
             ("blocks_pruned_by_trace_id_range", pruning.pruned_by_trace_id_range),
             ("blocks_pruned_by_bloom", pruning.pruned_by_bloom),
+            ("blocks_pruned_by_summary", pruning.pruned_by_summary),
             ("blocks_scanned", pruning.scanned),
             ("recent_rows", pruning.recent_rows),
         ] {
@@ -509,9 +523,15 @@ impl DisplayAs for SpansExec {
         let p = &self.pruning;
         write!(
             f,
-            "SpansExec: blocks={}, pruned_by_time={}, pruned_by_trace_id_range={}, pruned_by_bloom={}, \
-             scanned={}, recent_rows={}",
-            p.blocks, p.pruned_by_time, p.pruned_by_trace_id_range, p.pruned_by_bloom, p.scanned, p.recent_rows
+            "SpansExec: blocks={}, pruned_by_time={}, pruned_by_summary={}, pruned_by_trace_id_range={}, \
+             pruned_by_bloom={}, scanned={}, recent_rows={}",
+            p.blocks,
+            p.pruned_by_time,
+            p.pruned_by_summary,
+            p.pruned_by_trace_id_range,
+            p.pruned_by_bloom,
+            p.scanned,
+            p.recent_rows
         )
     }
 }

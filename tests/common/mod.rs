@@ -14,6 +14,7 @@ pub mod sdk;
 pub mod search;
 pub mod server;
 pub mod sql;
+pub mod tagged;
 pub mod tools;
 
 use spanlake::storage::Storage;

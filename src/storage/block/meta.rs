@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::tags::TagSummary;
 use crate::ids::{BlockId, TenantId, TraceId};
 use crate::storage::StorageError;
 
@@ -42,6 +43,11 @@ pub struct BlockMeta {
     /// deletion grace period for in-flight queries. Absent (empty) for blocks cut by an ingester.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replaces: Vec<BlockId>,
+    /// Attribute keys, few-valued attribute values and span/service names, bounded (`tags.rs`): tag
+    /// autocomplete and SQL pruning read them from here, at no request. Absent in blocks written before
+    /// summaries existed; readers then scan the block instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<TagSummary>,
 }
 
 /// Only the version, read first so a future format is refused with a clear error rather than a
@@ -112,6 +118,7 @@ mod tests {
             bloom_false_positive_rate: 0.01,
             compaction_level: 0,
             replaces: Vec::new(),
+            tags: None,
         }
     }
 

@@ -9,6 +9,7 @@ mod leaf;
 mod meta;
 pub mod reader;
 mod string_map;
+pub mod tags;
 pub mod writer;
 
 pub use bloom::{BloomError, TraceBloom};
@@ -18,6 +19,7 @@ pub use reader::{
     BlockFooter, ReadTally, find_trace, find_trace_tallied, load_bloom, load_footer, load_footer_tallied, read_all,
     read_encoded,
 };
+pub use tags::{ScopeTags, TagScope, TagSummary, TagSummaryBuilder, ValueList, ValueType};
 pub use writer::{
     BlockSidecar, BlockWriteOptions, EncodedBlock, encode_block, upload_block, upload_spooled_block, write_block,
 };

@@ -21,7 +21,7 @@ use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 use super::flat::FlatColumn;
 use super::leaf::{EncodedLeaf, LeafLayout};
 use super::string_map::{MapLeaves, StringMapColumn};
-use super::{BlockMeta, FORMAT_VERSION, TraceBloom};
+use super::{BlockMeta, FORMAT_VERSION, TagSummary, TagSummaryBuilder, TraceBloom};
 use crate::ids::{BlockId, TenantId, TraceId};
 use crate::spans::schema::{col, span_schema};
 use crate::storage::{Storage, StorageError, layout};
@@ -142,8 +142,15 @@ pub fn encode_block(
     let inputs = Inputs { gathered_rows: RowLocator::new(&gathered), gathered, jobs };
     let keys = SortKeys::gather(&batches)?;
     let order = keys.sorted_order()?;
-    let summary = keys.summarize(&order)?;
-    let (data, row_groups) = write_parquet(&inputs, &keys, &order, properties, options)?;
+    let mut summary = keys.summarize(&order)?;
+    // The tag summary reads every attribute map once: done beside the Parquet encoding, not after it.
+    let (tags, written) = std::thread::scope(|scope| {
+        let tags = scope.spawn(|| tag_summary(&batches));
+        let written = write_parquet(&inputs, &keys, &order, properties, options);
+        (tags.join(), written)
+    });
+    let (data, row_groups) = written?;
+    summary.tags = Some(tags.map_err(|_| StorageError::EncodeWorkerPanicked)??);
     let BlockSidecar { meta, bloom, filter } =
         assemble(tenant, block_id, summary, data.len() as u64, row_groups, options)?;
     Ok(EncodedBlock { meta, data, bloom, filter })
@@ -183,6 +190,15 @@ fn coalesce<'a>(batches: &[&'a RecordBatch]) -> Result<Vec<Cow<'a, RecordBatch>>
     Ok(coalesced)
 }
 
+/// The tag summary of a block's rows.
+fn tag_summary(batches: &[&RecordBatch]) -> Result<TagSummary, StorageError> {
+    let mut builder = TagSummaryBuilder::new();
+    for batch in batches {
+        builder.add_batch(batch)?;
+    }
+    Ok(builder.finish())
+}
+
 /// What a block's metadata says about its rows, gathered while they were put in order.
 #[derive(Debug)]
 pub struct BlockSummary {
@@ -192,6 +208,8 @@ pub struct BlockSummary {
     pub min_start: u64,
     pub max_start: u64,
     pub max_end: u64,
+    /// The block's tag summary (`None` only for blocks written to look like old ones, in tests).
+    pub tags: Option<TagSummary>,
 }
 
 /// What a block commits besides its Parquet data: the metadata object (the commit point) and the bloom
@@ -241,6 +259,7 @@ pub fn assemble(
         bloom_false_positive_rate: options.bloom_false_positive_rate,
         compaction_level: 0,
         replaces: Vec::new(),
+        tags: summary.tags,
     };
     Ok(BlockSidecar { meta, bloom, filter })
 }
@@ -347,6 +366,7 @@ impl SortKeys {
             min_start: self.starts.values().iter().map(as_u64).min().unwrap_or(0),
             max_start: self.starts.values().iter().map(as_u64).max().unwrap_or(0),
             max_end: self.ends.values().iter().map(as_u64).max().unwrap_or(0),
+            tags: None,
         })
     }
 }
@@ -857,6 +877,26 @@ mod tests {
             let block = encode_block(&tenant, id, &slices, &options(threads, true)).unwrap();
             assert_eq!(block.data, direct.data, "direct encoders, {threads} encoding threads");
         }
+    }
+
+    /// Every block's metadata carries the tag summary of its rows; what it costs in `meta.json` is
+    /// printed (`cargo test --lib tag_summary_in_its_metadata -- --nocapture`).
+    #[test]
+    fn a_block_carries_the_tag_summary_in_its_metadata() {
+        let (whole, slices) = spans_and_slices();
+        let block =
+            encode_block(&TenantId::single_tenant(), BlockId::new_random(), &slices, &Default::default()).unwrap();
+        let mut builder = TagSummaryBuilder::new();
+        builder.add_batch(&whole).unwrap();
+        assert_eq!(block.meta.tags, Some(builder.finish()));
+        let with = block.meta.to_json().len();
+        let without = BlockMeta { tags: None, ..block.meta.clone() }.to_json().len();
+        eprintln!(
+            "{} spans: meta.json {with} bytes with the tag summary, {without} without, data {} bytes",
+            block.meta.span_count,
+            block.data.len()
+        );
+        assert!(with > without);
     }
 
     #[test]
