@@ -4,7 +4,8 @@
 //!
 //! Searches, as Grafana sends them (limit 20): (a) one of the 16 services over the last hour; (b) server
 //! errors slower than 100 ms, whole store; (c) an attribute value present in one trace only, whole store;
-//! (d) a structural query, whole store. Each runs through the same `Searcher` that `GET /api/search`
+//! (d) a structural query, whole store; (e) the values of a resource and of a span attribute (the TraceQL
+//! editor's autocomplete). Each runs through the same `Searcher` that `GET /api/search`
 //! uses, 2 partitions, p50 and p99 over many runs after a warm-up; DuckDB (2 threads) runs the SQL a
 //! user would write for the same question on the same files, median of its runs.
 //!
@@ -21,7 +22,7 @@ use std::time::Instant;
 use common::bench::{Scale, T0};
 use spanlake::ids::TenantId;
 use spanlake::query::{Querier, QueryOptions};
-use spanlake::search::{SearchRequest, Searcher};
+use spanlake::search::{SearchRequest, Searcher, TagParams, TagsRequest};
 use spanlake::sql::{SqlEngine, SqlLimits};
 
 /// Seconds between the starts of consecutive blocks (the SQL benchmark's data set).
@@ -150,8 +151,26 @@ fn main() {
                     .into(),
             },
         ];
+        let tag_searches = [
+            ("(e) values of resource.service.name", "resource.service.name", "SELECT DISTINCT service_name FROM {spans}"),
+            (
+                "(e) values of span.http.route",
+                "span.http.route",
+                "SELECT DISTINCT attributes['http.route'] FROM {spans} WHERE attributes['http.route'] IS NOT NULL",
+            ),
+        ];
+        let mut duck_input: Vec<Search> = searches
+            .iter()
+            .map(|s| Search { name: s.name, traceql: String::new(), window: None, duckdb: s.duckdb.clone() })
+            .collect();
+        duck_input.extend(tag_searches.iter().map(|(name, _, sql)| Search {
+            name,
+            traceql: String::new(),
+            window: None,
+            duckdb: (*sql).to_owned(),
+        }));
         let glob = folder.join(format!("blocks/{tenant}/blocks/*/data.parquet"));
-        let duck = duckdb(glob.to_str().expect("UTF-8 path"), scale.runs.min(10), &searches);
+        let duck = duckdb(glob.to_str().expect("UTF-8 path"), scale.runs.min(10), &duck_input);
 
         println!(
             "{} spans in {} blocks; spanlake p50/p99 of {} warm runs, DuckDB median of {}; 2 partitions / 2 threads",
@@ -161,7 +180,7 @@ fn main() {
             scale.runs.min(10)
         );
         println!(
-            "{:<30} {:>9} {:>9} {:>10} {:>7} {:>7} {:>8} {:>8}",
+            "{:<38} {:>9} {:>9} {:>10} {:>7} {:>7} {:>8} {:>8}",
             "search", "p50 ms", "p99 ms", "DuckDB ms", "ratio", "traces", "scanned", "blocks"
         );
         for search in &searches {
@@ -187,7 +206,7 @@ fn main() {
                 assert_eq!((first.traces.len(), duck_rows), (1, 1), "(c): one trace holds the value");
             }
             println!(
-                "{:<30} {:>9.2} {:>9.2} {:>10.1} {:>7.2} {:>7} {:>8} {:>8}",
+                "{:<38} {:>9.2} {:>9.2} {:>10.1} {:>7.2} {:>7} {:>8} {:>8}",
                 search.name,
                 p50,
                 p99,
@@ -196,6 +215,31 @@ fn main() {
                 first.traces.len(),
                 first.metrics.blocks_scanned,
                 first.metrics.total_blocks
+            );
+        }
+        let tags = TagsRequest::from_params(&TagParams::default()).expect("default tag request");
+        for (name, tag, _) in &tag_searches {
+            let first = searcher.tag_values(&tenant, tag, &tags).await.expect("tag values");
+            let mut millis = Vec::new();
+            for _ in 0..scale.runs {
+                let started = Instant::now();
+                let values = searcher.tag_values(&tenant, tag, &tags).await.expect("tag values");
+                millis.push(started.elapsed().as_secs_f64() * 1000.0);
+                assert_eq!(values, first, "{name}: every run gives the same values");
+            }
+            millis.sort_by(f64::total_cmp);
+            let (p50, p99) = (percentile(&millis, 0.5), percentile(&millis, 0.99));
+            let duck_ms = duck[*name]["median_ms"].as_f64().expect("DuckDB timing");
+            let duck_rows = duck[*name]["rows"].as_u64().expect("DuckDB rows");
+            assert_eq!(first.len() as u64, duck_rows, "{name}: the same values as DuckDB finds");
+            println!(
+                "{:<38} {:>9.2} {:>9.2} {:>10.1} {:>7.2} {:>7}",
+                name,
+                p50,
+                p99,
+                duck_ms,
+                p50 / duck_ms,
+                first.len()
             );
         }
     });
