@@ -50,6 +50,10 @@ pub type TenantBlocks = Arc<Vec<Arc<CatalogBlock>>>;
 pub struct CatalogView {
     pub all: TenantBlocks,
     pub visible: TenantBlocks,
+    /// Whether the tenant's blocks have been listed at least once. A tenant first seen through this
+    /// process's own commits (a WAL replay at start-up, before the first refresh) knows only those blocks
+    /// until then, so it must still be listed before it answers a query.
+    pub listed: bool,
 }
 
 impl CatalogView {
@@ -57,7 +61,7 @@ impl CatalogView {
         blocks.sort_by_key(|b| b.meta.block_id);
         let hidden = replaced_blocks(blocks.iter().map(|b| &b.meta));
         let visible = blocks.iter().filter(|b| !hidden.contains(&b.meta.block_id)).cloned().collect();
-        Self { all: Arc::new(blocks), visible: Arc::new(visible) }
+        Self { all: Arc::new(blocks), visible: Arc::new(visible), listed: false }
     }
 
     /// Whether the catalogue knows the block, visible or replaced.
@@ -94,13 +98,14 @@ impl BlockCatalog {
         }
     }
 
-    /// The tenant's blocks, loading them first if this catalogue has never seen the tenant.
+    /// The tenant's blocks, listing them first if this catalogue has never listed the tenant.
     pub async fn blocks(&self, tenant: &TenantId) -> Result<TenantBlocks, QueryError> {
-        if let Some(blocks) = self.snapshot(tenant) {
+        let listed = |catalog: &Self| catalog.view(tenant).filter(|view| view.listed).map(|view| view.visible);
+        if let Some(blocks) = listed(self) {
             return Ok(blocks);
         }
         let _refreshing = self.inner.refreshing.lock().await;
-        if let Some(blocks) = self.snapshot(tenant) {
+        if let Some(blocks) = listed(self) {
             return Ok(blocks);
         }
         self.refresh_locked(tenant).await
@@ -128,7 +133,7 @@ impl BlockCatalog {
         }
         let mut blocks: Vec<_> = current.all.iter().cloned().collect();
         blocks.push(block);
-        *current = CatalogView::of(blocks);
+        *current = CatalogView { listed: current.listed, ..CatalogView::of(blocks) };
     }
 
     /// Follows a compactor of this process: its commits switch queries over the moment they happen, its
@@ -146,7 +151,8 @@ impl BlockCatalog {
     pub fn remove(&self, tenant: &TenantId, block: BlockId) {
         let Ok(mut tenants) = self.inner.tenants.write() else { return };
         if let Some(current) = tenants.get_mut(tenant) {
-            *current = CatalogView::of(current.all.iter().filter(|b| b.meta.block_id != block).cloned().collect());
+            let kept = current.all.iter().filter(|b| b.meta.block_id != block).cloned().collect();
+            *current = CatalogView { listed: current.listed, ..CatalogView::of(kept) };
         }
     }
 
@@ -210,7 +216,7 @@ impl BlockCatalog {
                 blocks.push(Arc::new(CatalogBlock { meta, bloom, added_in }));
             }
         }
-        let view = CatalogView::of(blocks);
+        let view = CatalogView { listed: true, ..CatalogView::of(blocks) };
         tenants.insert(tenant.clone(), view.clone());
         Ok(view.visible)
     }
@@ -310,6 +316,23 @@ mod tests {
         catalog.insert(ghost.meta.clone(), ghost.filter.clone());
         assert_eq!(catalog.snapshot(&tenant).unwrap().len(), 2);
         assert_eq!(ids(&catalog.refresh(&tenant).await.unwrap()), [block.meta.block_id]);
+    }
+
+    /// A restarted server commits its WAL replay's blocks before its first refresh: the tenant is then
+    /// known through those alone, and its first query must still list the blocks stored before.
+    #[tokio::test]
+    async fn a_tenant_known_only_by_own_commits_is_listed_before_it_answers() {
+        let storage = Storage::open("memory://").unwrap();
+        let tenant = TenantId::new("t").unwrap();
+        let stored = [write(&storage, &tenant, 1).await.block_id, write(&storage, &tenant, 2).await.block_id];
+        let catalog = BlockCatalog::new(storage.clone());
+        let (batch, _) = encode_resource_spans(&TraceGenerator::new(3).next_trace()).unwrap();
+        let replayed = encode_block(&tenant, BlockId::new_random(), &[batch], &BlockWriteOptions::default()).unwrap();
+        upload_block(&storage, &replayed).await.unwrap();
+        catalog.insert(replayed.meta.clone(), replayed.filter.clone());
+        let mut expected = vec![stored[0], stored[1], replayed.meta.block_id];
+        expected.sort();
+        assert_eq!(ids(&catalog.blocks(&tenant).await.unwrap()), expected);
     }
 
     #[tokio::test]

@@ -140,7 +140,7 @@ impl Querier {
         // its spans are then counted in the compacted block.
         let (recent, view) = ingester.held_with(
             tenant,
-            || self.catalog.view(tenant).unwrap_or(CatalogView { all: loaded.clone(), visible: loaded }),
+            || self.catalog.view(tenant).unwrap_or(CatalogView { all: loaded.clone(), visible: loaded, listed: true }),
             CatalogView::knows,
         )?;
         Ok((view.visible, recent))
