@@ -65,8 +65,8 @@ impl Value {
             Value::Float(f) => AttributeValue::Double(*f),
             Value::Bool(b) => AttributeValue::Bool(*b),
             Value::Duration(d) => AttributeValue::Int(*d),
-            Value::Status(s) => AttributeValue::Str(status_name(*s).to_owned()),
-            Value::Kind(k) => AttributeValue::Str(kind_name(*k).to_owned()),
+            Value::Status(s) => AttributeValue::Str(s.keyword().to_owned()),
+            Value::Kind(k) => AttributeValue::Str(k.keyword().to_owned()),
         })
     }
 
@@ -76,8 +76,8 @@ impl Value {
             Value::Nil => "\0nil".to_owned(),
             Value::Text(t) | Value::Str(t) => format!("s{t}"),
             Value::Bool(b) => format!("b{b}"),
-            Value::Status(s) => format!("s{}", status_name(*s)),
-            Value::Kind(k) => format!("s{}", kind_name(*k)),
+            Value::Status(s) => format!("s{}", s.keyword()),
+            Value::Kind(k) => format!("s{}", k.keyword()),
             other => format!("n{}", other.number().unwrap_or(f64::NAN)),
         }
     }
@@ -121,27 +121,6 @@ fn typed_text(text: &str) -> AttributeValue {
         "true" => AttributeValue::Bool(true),
         "false" => AttributeValue::Bool(false),
         _ => AttributeValue::Str(text.to_owned()),
-    }
-}
-
-/// The stored spelling of a status.
-pub fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::Ok => "ok",
-        Status::Error => "error",
-        Status::Unset => "unset",
-    }
-}
-
-/// The stored spelling of a kind.
-pub fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Unspecified => "unspecified",
-        Kind::Internal => "internal",
-        Kind::Server => "server",
-        Kind::Client => "client",
-        Kind::Producer => "producer",
-        Kind::Consumer => "consumer",
     }
 }
 
@@ -386,10 +365,10 @@ impl<'q> Evaluator<'q> {
             (Value::Status(a), Value::Status(b)) => (a == b).then_some(Ordering::Equal).or(Some(Ordering::Less)),
             (Value::Kind(a), Value::Kind(b)) => (a == b).then_some(Ordering::Equal).or(Some(Ordering::Less)),
             (Value::Text(t), Value::Status(s)) | (Value::Status(s), Value::Text(t)) => {
-                Some(if t == status_name(*s) { Ordering::Equal } else { Ordering::Less })
+                Some(if t == s.keyword() { Ordering::Equal } else { Ordering::Less })
             }
             (Value::Text(t), Value::Kind(k)) | (Value::Kind(k), Value::Text(t)) => {
-                Some(if t == kind_name(*k) { Ordering::Equal } else { Ordering::Less })
+                Some(if t == k.keyword() { Ordering::Equal } else { Ordering::Less })
             }
             (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
             (Value::Text(t), Value::Bool(b)) | (Value::Bool(b), Value::Text(t)) => match t.as_str() {

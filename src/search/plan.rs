@@ -13,7 +13,7 @@ use crate::traceql::ast::{
     Stage, Static,
 };
 
-use super::eval::{kind_name, number_renderings, status_name};
+use super::eval::number_renderings;
 
 /// The SQL condition (over `spans`) for spans that may be in the query's result; `None` when every span
 /// may be.
@@ -204,13 +204,13 @@ fn comparison(field: &FieldExpr, op: BinaryOp, value: &Static) -> Option<String>
             _ => None,
         },
         Static::Status(s) => match op {
-            BinaryOp::Eq => Some(format!("{text} = '{}'", status_name(*s))),
-            BinaryOp::Neq => Some(format!("{text} <> '{}'", status_name(*s))),
+            BinaryOp::Eq => Some(format!("{text} = '{}'", s.keyword())),
+            BinaryOp::Neq => Some(format!("{text} <> '{}'", s.keyword())),
             _ => None,
         },
         Static::Kind(k) => match op {
-            BinaryOp::Eq => Some(format!("{text} = '{}'", kind_name(*k))),
-            BinaryOp::Neq => Some(format!("{text} <> '{}'", kind_name(*k))),
+            BinaryOp::Eq => Some(format!("{text} = '{}'", k.keyword())),
+            BinaryOp::Neq => Some(format!("{text} <> '{}'", k.keyword())),
             _ => None,
         },
     }

@@ -426,6 +426,31 @@ pub enum Kind {
 }
 
 /// Whose attribute an attribute reference reads.
+impl Status {
+    /// The keyword, as TraceQL writes it and as the `status_code` column stores it.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Error => "error",
+            Status::Unset => "unset",
+        }
+    }
+}
+
+impl Kind {
+    /// The keyword, as TraceQL writes it and as the `kind` column stores it.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Kind::Unspecified => "unspecified",
+            Kind::Internal => "internal",
+            Kind::Server => "server",
+            Kind::Client => "client",
+            Kind::Producer => "producer",
+            Kind::Consumer => "consumer",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttributeScope {
     /// `.name`: the span's or its resource's.

@@ -5,8 +5,8 @@
 use std::fmt::{self, Display, Formatter};
 
 use super::ast::{
-    Aggregate, Attribute, AttributeScope, FieldExpr, FieldKind, Hint, Kind, Pipeline, Query, ScalarExpr, ScalarFilter,
-    SpansetExpr, Stage, Static, Status,
+    Aggregate, Attribute, AttributeScope, FieldExpr, FieldKind, Hint, Pipeline, Query, ScalarExpr, ScalarFilter,
+    SpansetExpr, Stage, Static,
 };
 
 /// Precedence of atoms (literals, names, calls): never parenthesised.
@@ -213,19 +213,8 @@ impl Display for Static {
             Static::Float(value) => write!(f, "{value:?}"),
             Static::Str(value) => write_string(f, value),
             Static::Duration(duration) => write_duration(f, duration.as_nanos()),
-            Static::Status(status) => f.write_str(match status {
-                Status::Ok => "ok",
-                Status::Error => "error",
-                Status::Unset => "unset",
-            }),
-            Static::Kind(kind) => f.write_str(match kind {
-                Kind::Unspecified => "unspecified",
-                Kind::Internal => "internal",
-                Kind::Server => "server",
-                Kind::Client => "client",
-                Kind::Producer => "producer",
-                Kind::Consumer => "consumer",
-            }),
+            Static::Status(status) => f.write_str(status.keyword()),
+            Static::Kind(kind) => f.write_str(kind.keyword()),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! `http.method`, `name`, `status`, `span:kind`, `rootServiceName`, …) and what it reads: summary lists,
 //! built-in values, or an SQL expression over `spans`.
 
+pub use super::super::plan::sql_string as quote;
 use crate::storage::block::TagScope;
 
 /// What a tag name reads.
@@ -129,11 +130,6 @@ impl Tag {
             }
         })
     }
-}
-
-/// An SQL string literal: single quotes doubled.
-pub fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 #[cfg(test)]
