@@ -15,8 +15,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use common::bench::{Scale, T0};
@@ -46,23 +44,6 @@ struct Search {
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
-}
-
-fn duckdb(glob: &str, runs: usize, searches: &[Search]) -> serde_json::Value {
-    let input: Vec<serde_json::Value> =
-        searches.iter().map(|s| serde_json::json!({ "name": s.name, "sql": s.duckdb })).collect();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/duckdb_bench.py");
-    let mut child = Command::new(common::tools::tool("python"))
-        .arg(script)
-        .args([glob, &runs.to_string(), "2"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start DuckDB");
-    child.stdin.take().expect("stdin").write_all(serde_json::to_string(&input).unwrap().as_bytes()).unwrap();
-    let output = child.wait_with_output().expect("DuckDB finishes");
-    assert!(output.status.success(), "DuckDB failed");
-    serde_json::from_slice(&output.stdout).expect("DuckDB report")
 }
 
 /// A value of a high-cardinality attribute held by exactly one trace, found with SQL in the middle block.
@@ -159,18 +140,10 @@ fn main() {
                 "SELECT DISTINCT attributes['http.route'] FROM {spans} WHERE attributes['http.route'] IS NOT NULL",
             ),
         ];
-        let mut duck_input: Vec<Search> = searches
-            .iter()
-            .map(|s| Search { name: s.name, traceql: String::new(), window: None, duckdb: s.duckdb.clone() })
-            .collect();
-        duck_input.extend(tag_searches.iter().map(|(name, _, sql)| Search {
-            name,
-            traceql: String::new(),
-            window: None,
-            duckdb: (*sql).to_owned(),
-        }));
+        let mut duck_input: Vec<(&str, &str)> = searches.iter().map(|s| (s.name, s.duckdb.as_str())).collect();
+        duck_input.extend(tag_searches.iter().map(|(name, _, sql)| (*name, *sql)));
         let glob = folder.join(format!("blocks/{tenant}/blocks/*/data.parquet"));
-        let duck = duckdb(glob.to_str().expect("UTF-8 path"), scale.runs.min(10), &duck_input);
+        let duck = common::bench::duckdb(glob.to_str().expect("UTF-8 path"), scale.runs.min(10), &duck_input);
 
         println!(
             "{} spans in {} blocks; spanlake p50/p99 of {} warm runs, DuckDB median of {}; 2 partitions / 2 threads",

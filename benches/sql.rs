@@ -17,8 +17,6 @@ mod common;
 use spanlake::ids::TenantId;
 use spanlake::query::{Querier, QueryOptions};
 use spanlake::sql::{SqlEngine, SqlLimits};
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 use common::bench::{Scale, T0};
 /// Seconds between the starts of consecutive blocks.
@@ -70,23 +68,6 @@ fn queries(trace_hex: &str) -> Vec<Query> {
     ]
 }
 
-fn duckdb(glob: &str, runs: usize, queries: &[Query]) -> serde_json::Value {
-    let input: Vec<serde_json::Value> =
-        queries.iter().map(|q| serde_json::json!({ "name": q.name, "sql": q.duckdb })).collect();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/duckdb_bench.py");
-    let mut child = Command::new(common::tools::tool("python"))
-        .arg(script)
-        .args([glob, &runs.to_string(), "2"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start DuckDB");
-    child.stdin.take().expect("stdin").write_all(serde_json::to_string(&input).unwrap().as_bytes()).unwrap();
-    let output = child.wait_with_output().expect("DuckDB finishes");
-    assert!(output.status.success(), "DuckDB failed");
-    serde_json::from_slice(&output.stdout).expect("DuckDB report")
-}
-
 fn main() {
     let scale = scale();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -107,7 +88,8 @@ fn main() {
         let trace = known[known.len() / 2];
         let queries = queries(&trace.to_hex());
         let glob = folder.join(format!("blocks/{tenant}/blocks/*/data.parquet"));
-        let duck = duckdb(glob.to_str().expect("UTF-8 path"), scale.runs, &queries);
+        let duck_queries: Vec<(&str, &str)> = queries.iter().map(|q| (q.name, q.duckdb.as_str())).collect();
+        let duck = common::bench::duckdb(glob.to_str().expect("UTF-8 path"), scale.runs, &duck_queries);
 
         println!(
             "{} spans in {} blocks; median of {} warm runs each, 2 partitions / 2 threads",

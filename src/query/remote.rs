@@ -3,7 +3,7 @@
 //! --server URL`, Tempo's JSON).
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
@@ -26,6 +26,37 @@ pub enum RemoteError {
     Unreadable { url: String, source: Box<dyn std::error::Error + Send + Sync> },
 }
 
+/// Sends one request to `url` (a body for POST, none for GET) with the tenant header, and returns the
+/// status and the whole body.
+async fn exchange(
+    url: &str,
+    tenant: Option<&TenantId>,
+    headers: &[(hyper::header::HeaderName, &str)],
+    body: Option<Bytes>,
+) -> Result<(u16, Bytes), RemoteError> {
+    let unreachable =
+        |e: Box<dyn std::error::Error + Send + Sync>| RemoteError::Unreachable { url: url.to_owned(), source: e };
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let method = if body.is_some() { hyper::Method::POST } else { hyper::Method::GET };
+    let mut request = hyper::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(name, *value);
+    }
+    if let Some(tenant) = tenant {
+        request = request.header(TENANT_HEADER, tenant.as_str());
+    }
+    let request = request.body(Full::new(body.unwrap_or_default())).map_err(|e| unreachable(e.into()))?;
+    let response = client.request(request).await.map_err(|e| unreachable(e.into()))?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| RemoteError::Unreadable { url: url.to_owned(), source: e.into() })?
+        .to_bytes();
+    Ok((status, body))
+}
+
 /// The trace's resource groups from the server at `base_url` (`http://host:3200`); `None` for a 404.
 pub async fn fetch_trace(
     base_url: &str,
@@ -33,22 +64,7 @@ pub async fn fetch_trace(
     trace_id: &TraceId,
 ) -> Result<Option<Vec<ResourceSpans>>, RemoteError> {
     let url = format!("{}/api/traces/{trace_id}", base_url.trim_end_matches('/'));
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut request = hyper::Request::get(&url).header(hyper::header::ACCEPT, "application/protobuf");
-    if let Some(tenant) = tenant {
-        request = request.header(TENANT_HEADER, tenant.as_str());
-    }
-    let request =
-        request.body(Empty::new()).map_err(|e| RemoteError::Unreachable { url: url.clone(), source: e.into() })?;
-    let response =
-        client.request(request).await.map_err(|e| RemoteError::Unreachable { url: url.clone(), source: e.into() })?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| RemoteError::Unreachable { url: url.clone(), source: e.into() })?
-        .to_bytes();
+    let (status, body) = exchange(&url, tenant, &[(hyper::header::ACCEPT, "application/protobuf")], None).await?;
     match status {
         200 => tempopb::Trace::decode(body)
             .map(|trace| Some(trace.resource_spans))
@@ -66,23 +82,8 @@ pub async fn fetch_sql(
     format: &str,
 ) -> Result<Bytes, RemoteError> {
     let url = format!("{}/api/sql?format={format}", base_url.trim_end_matches('/'));
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut request = hyper::Request::post(&url).header(hyper::header::CONTENT_TYPE, "application/sql");
-    if let Some(tenant) = tenant {
-        request = request.header(TENANT_HEADER, tenant.as_str());
-    }
-    let request = request
-        .body(Full::new(Bytes::from(sql.to_owned())))
-        .map_err(|e| RemoteError::Unreachable { url: url.clone(), source: e.into() })?;
-    let response =
-        client.request(request).await.map_err(|e| RemoteError::Unreachable { url: url.clone(), source: e.into() })?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| RemoteError::Unreadable { url: url.clone(), source: e.into() })?
-        .to_bytes();
+    let headers = [(hyper::header::CONTENT_TYPE, "application/sql")];
+    let (status, body) = exchange(&url, tenant, &headers, Some(Bytes::from(sql.to_owned()))).await?;
     if status == 200 {
         return Ok(body);
     }
@@ -108,22 +109,7 @@ pub async fn fetch_search(
         .extend_pairs(params.iter().map(|(name, value)| (*name, value.as_str())))
         .finish();
     let url = format!("{}/api/search?{query}", base_url.trim_end_matches('/'));
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut request = hyper::Request::get(&url);
-    if let Some(tenant) = tenant {
-        request = request.header(TENANT_HEADER, tenant.as_str());
-    }
-    let request =
-        request.body(Empty::new()).map_err(|e| RemoteError::Unreachable { url: url.clone(), source: e.into() })?;
-    let response =
-        client.request(request).await.map_err(|e| RemoteError::Unreachable { url: url.clone(), source: e.into() })?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| RemoteError::Unreadable { url: url.clone(), source: e.into() })?
-        .to_bytes();
+    let (status, body) = exchange(&url, tenant, &[], None).await?;
     if status == 200 {
         return Ok(body);
     }

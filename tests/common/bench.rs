@@ -71,3 +71,24 @@ pub struct Scale {
 pub fn pick<T>(full: T, test: T) -> T {
     if std::env::args().any(|arg| arg == "--bench") { full } else { test }
 }
+
+/// Times `(name, sql)` queries in DuckDB (2 threads) over the Parquet files `glob` matches: `{spans}` in
+/// the SQL stands for them. One warm-up, then `runs` runs; `{name: {"median_ms", "min_ms", "rows"}}`.
+pub fn duckdb(glob: &str, runs: usize, queries: &[(&str, &str)]) -> serde_json::Value {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let input: Vec<serde_json::Value> =
+        queries.iter().map(|(name, sql)| serde_json::json!({ "name": name, "sql": sql })).collect();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/duckdb_bench.py");
+    let mut child = Command::new(super::tools::tool("python"))
+        .arg(script)
+        .args([glob, &runs.to_string(), "2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start DuckDB");
+    child.stdin.take().expect("stdin").write_all(serde_json::to_string(&input).unwrap().as_bytes()).unwrap();
+    let output = child.wait_with_output().expect("DuckDB finishes");
+    assert!(output.status.success(), "DuckDB failed");
+    serde_json::from_slice(&output.stdout).expect("DuckDB report")
+}
