@@ -66,42 +66,46 @@ pub async fn tags_v2(
 
 /// `GET /api/search/tag/{name}/values`: `{"tagValues": ["a", …]}`.
 pub async fn values_v1(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
+    state: State<AppState>,
+    name: Path<String>,
     params: Result<Query<TagParams>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let (tenant, request) = match accept(&state, &headers, params) {
-        Ok(accepted) => accepted,
-        Err(refused) => return refused,
-    };
-    // v1 takes no query: values are never narrowed there.
-    let request = TagsRequest { q: None, ..request };
-    match state.search.tag_values(&tenant, &name, &request).await {
-        Ok(values) => {
-            let mut texts: Vec<String> = values.into_iter().map(|v| v.value).collect();
-            texts.dedup();
-            Json(json!({ "tagValues": texts })).into_response()
-        }
-        Err(error) => search_error_response(&error),
-    }
+    values(state, name, params, headers, false).await
 }
 
 /// `GET /api/v2/search/tag/{name}/values`: `{"tagValues": [{"type": "string", "value": "a"}, …]}`.
 pub async fn values_v2(
+    state: State<AppState>,
+    name: Path<String>,
+    params: Result<Query<TagParams>, QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    values(state, name, params, headers, true).await
+}
+
+/// Both values endpoints: v1 takes no query (values are never narrowed there) and lists bare strings.
+async fn values(
     State(state): State<AppState>,
     Path(name): Path<String>,
     params: Result<Query<TagParams>, QueryRejection>,
     headers: HeaderMap,
+    typed: bool,
 ) -> Response {
     let (tenant, request) = match accept(&state, &headers, params) {
         Ok(accepted) => accepted,
         Err(refused) => return refused,
     };
+    let request = if typed { request } else { TagsRequest { q: None, ..request } };
     match state.search.tag_values(&tenant, &name, &request).await {
-        Ok(values) => {
+        Ok(values) if typed => {
             let typed: Vec<Value> = values.iter().map(|v| json!({ "type": v.value_type, "value": v.value })).collect();
             Json(json!({ "tagValues": typed })).into_response()
+        }
+        Ok(values) => {
+            let mut texts: Vec<String> = values.into_iter().map(|v| v.value).collect();
+            texts.dedup();
+            Json(json!({ "tagValues": texts })).into_response()
         }
         Err(error) => search_error_response(&error),
     }
