@@ -20,6 +20,7 @@
 //! - [`api`]: the HTTP faces of the server.
 
 // Outside tests a failure is a `?` or an `expect` that says why it cannot happen (STYLE.md).
+#![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 

@@ -1,6 +1,7 @@
 //! The `spanlake` command line: parses arguments and hands each subcommand to its module in `cli/`.
 
 // Outside tests a failure is a `?` or an `expect` that says why it cannot happen (STYLE.md).
+#![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 

@@ -350,3 +350,93 @@ async fn grpc_limits_bodies_as_sent_and_cuts_off_bodies_that_trickle_in_and_sile
     assert_still_ready(&server).await;
     server.server.shutdown().await.unwrap();
 }
+
+/// One TCP socket of this process: its own address, its peer's, and whether Nagle's algorithm is off.
+struct OpenSocket {
+    local: std::net::SocketAddr,
+    peer: std::net::SocketAddr,
+    nodelay: bool,
+}
+
+/// The connected TCP sockets this process holds (the in-process server's accepted connections and the
+/// test's own clients), read from `/proc/self/fd`.
+#[allow(unsafe_code)]
+fn open_sockets() -> Vec<OpenSocket> {
+    use std::os::fd::{BorrowedFd, RawFd};
+    let mut sockets = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").flatten() {
+        let is_socket =
+            std::fs::read_link(entry.path()).is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        let Some(fd) = entry.file_name().to_str().and_then(|name| name.parse::<RawFd>().ok()) else { continue };
+        if !is_socket {
+            continue;
+        }
+        // SAFETY: the descriptor is only read (getsockname, getpeername, getsockopt) while borrowed. If a
+        // connection closes meanwhile, the calls fail with EBADF (or read whatever reused the number, which
+        // the address filters of the caller discard); nothing is closed or written through it.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let socket = socket2::SockRef::from(&fd);
+        let address = |address: std::io::Result<socket2::SockAddr>| address.ok().and_then(|a| a.as_socket());
+        let (Some(local), Some(peer), Ok(nodelay)) =
+            (address(socket.local_addr()), address(socket.peer_addr()), socket.tcp_nodelay())
+        else {
+            continue;
+        };
+        sockets.push(OpenSocket { local, peer, nodelay });
+    }
+    sockets
+}
+
+/// Issue 25: without TCP_NODELAY each gRPC export waited ~40 ms for the client's delayed ACK. Every port
+/// must turn Nagle's algorithm off on every connection it accepts (HTTP/1, h2c and gRPC alike), and
+/// `spanlake loadgen`'s client on its own sockets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_port_accepts_connections_without_nagle() {
+    let server = TestServer::start(Storage::open("memory://").unwrap(), |_| {}).await;
+    let ports = server.server.ports();
+    // Connections of every kind a port may serve: an HTTP/1 request and an HTTP/2 preface on every port
+    // (a port closes the kind it does not speak, after accepting it), and loadgen's exporters.
+    let mut raw = Vec::new();
+    for (_, addr) in ports {
+        let mut http1 = std::net::TcpStream::connect(addr).unwrap();
+        http1.write_all(b"GET /ready HTTP/1.1\r\nhost: spanlake\r\n\r\n").unwrap();
+        let mut h2 = std::net::TcpStream::connect(addr).unwrap();
+        h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").unwrap();
+        raw.extend([http1, h2]);
+    }
+    let raw_addrs: Vec<_> = raw.iter().map(|s| s.local_addr().unwrap()).collect();
+    let grpc = OtlpClient::connect(&server.grpc_url(), Protocol::Grpc, None).unwrap();
+    let http =
+        OtlpClient::connect(&format!("http://{}", server.server.otlp_http_addr()), Protocol::Http, None).unwrap();
+    for client in [&grpc, &http] {
+        client.export(TraceGenerator::new(7).next_request(5)).await.expect("export");
+    }
+
+    fn served(sockets: &[OpenSocket], addr: std::net::SocketAddr) -> impl Iterator<Item = &OpenSocket> {
+        sockets.iter().filter(move |s| s.local == addr)
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let sockets = loop {
+        let sockets = open_sockets();
+        let complete = ports
+            .iter()
+            .all(|(_, addr)| served(&sockets, *addr).count() >= 2 && served(&sockets, *addr).all(|s| s.nodelay));
+        if complete || std::time::Instant::now() > deadline {
+            break sockets;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    for (name, addr) in ports {
+        let accepted: Vec<_> = served(&sockets, addr).collect();
+        assert!(accepted.len() >= 2, "{name}: found {} accepted connections", accepted.len());
+        let nagle: Vec<_> = accepted.iter().filter(|s| !s.nodelay).map(|s| s.peer).collect();
+        assert!(nagle.is_empty(), "{name} accepted connections from {nagle:?} without TCP_NODELAY");
+    }
+    let exporters: Vec<_> = sockets
+        .iter()
+        .filter(|s| ports.iter().any(|(_, addr)| s.peer == *addr) && !raw_addrs.contains(&s.local))
+        .collect();
+    assert!(exporters.len() >= 2, "loadgen's connections not found: {}", exporters.len());
+    assert!(exporters.iter().all(|s| s.nodelay), "loadgen connected without TCP_NODELAY");
+    drop(raw);
+}

@@ -18,6 +18,10 @@
 //! [`PrefaceDeadline`] (the HTTP/2 preface within the read timeout) and HTTP/2 keep-alive pings, and its
 //! request bodies the same deadline in `otlp_grpc`.
 //!
+//! Every port accepts through [`accept`], which turns off Nagle's algorithm (`TCP_NODELAY`) on each
+//! socket before anything is served on it. Without it a small response write waits for the client's
+//! delayed ACK: ~40 ms per gRPC export, a fifth of HTTP's throughput (issue 25).
+//!
 //! Owns accepting, serving and draining connections. Calls nothing of spanlake's but the router it serves.
 
 use std::future::Future;
@@ -71,6 +75,28 @@ pub enum Protocols {
     Http1AndH2c,
 }
 
+/// The connections `listener` accepts, each with `TCP_NODELAY` set before it is handed out (so no
+/// response of any port waits on Nagle's algorithm). A failed accept (most likely out of file
+/// descriptors) is logged and retried after a pause; the stream never ends.
+pub fn accept(listener: TcpListener) -> impl futures::Stream<Item = (TcpStream, SocketAddr)> + Send {
+    futures::stream::unfold(listener, |listener| async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    if let Err(error) = stream.set_nodelay(true) {
+                        tracing::debug!(%peer, %error, "cannot set TCP_NODELAY on an accepted connection");
+                    }
+                    return Some(((stream, peer), listener));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot accept a connection; trying again");
+                    tokio::time::sleep(ACCEPT_RETRY).await;
+                }
+            }
+        }
+    })
+}
+
 /// Serves `app` on `listener` until `stop` turns true, then lets in-flight requests finish and closes
 /// idle connections. Each connection is a task of this one, so aborting this task closes them all.
 pub async fn serve(
@@ -81,20 +107,13 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut connections = tokio::task::JoinSet::new();
+    let mut incoming = std::pin::pin!(accept(listener));
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = until_stopped(&mut stop) => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot accept a connection; trying again");
-                    tokio::time::sleep(ACCEPT_RETRY).await;
-                    continue;
-                }
-            },
+            Some(accepted) = futures::StreamExt::next(&mut incoming) => accepted,
         };
         while connections.try_join_next().is_some() {}
-        let (stream, peer) = stream;
         connections.spawn(serve_connection(stream, peer, app.clone(), protocols, read_timeout, stop.clone()));
     }
     while connections.join_next().await.is_some() {}
@@ -108,7 +127,6 @@ async fn serve_connection(
     read_timeout: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
     let app = app.map_request(move |request: hyper::Request<Incoming>| {
         request.map(|body| Body::new(DeadlineBody::new(body, read_timeout)))
     });

@@ -93,6 +93,12 @@ pub struct Server {
     compactor: Option<JoinHandle<()>>,
 }
 
+/// HTTP/2 flow-control window of one OTLP/gRPC request (bytes): the largest Collector batch.
+const GRPC_STREAM_WINDOW: u32 = 4 << 20;
+
+/// HTTP/2 flow-control window of one OTLP/gRPC connection (bytes): four such requests in flight.
+const GRPC_CONNECTION_WINDOW: u32 = 16 << 20;
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })
 }
@@ -182,15 +188,18 @@ impl Server {
         let grpc_service = otlp_grpc::service(state.clone());
         let grpc_stop = stopped(stop_receivers.subscribe());
         let read_timeout = config.read_timeout;
-        let grpc_incoming =
-            futures::TryStreamExt::map_ok(tonic::transport::server::TcpIncoming::from(grpc_listener), move |stream| {
-                connections::PrefaceDeadline::new(stream, read_timeout)
-            });
+        let grpc_incoming = futures::StreamExt::map(connections::accept(grpc_listener), move |(stream, _peer)| {
+            Ok::<_, std::io::Error>(connections::PrefaceDeadline::new(stream, read_timeout))
+        });
         let otlp_grpc = tokio::spawn(async move {
             tonic::transport::Server::builder()
                 // Idle clients answer pings; half-open connections and clients that stall mid-frame do not.
                 .http2_keepalive_interval(Some(read_timeout))
                 .http2_keepalive_timeout(Some(read_timeout))
+                // Exports are 0.2–4 MiB (512–8,192 spans): windows that size let a request arrive without
+                // waiting for WINDOW_UPDATEs, a few requests in flight on one connection.
+                .initial_stream_window_size(GRPC_STREAM_WINDOW)
+                .initial_connection_window_size(GRPC_CONNECTION_WINDOW)
                 .add_service(grpc_service)
                 .serve_with_incoming_shutdown(grpc_incoming, grpc_stop)
                 .await
@@ -226,6 +235,16 @@ impl Server {
     /// Address of the OTLP/gRPC receiver.
     pub fn otlp_grpc_addr(&self) -> SocketAddr {
         self.otlp_grpc_addr
+    }
+
+    /// Every port the server listens on, named as its setting is (`http_addr`, …): one list, so checks
+    /// that hold for every port (TCP_NODELAY, limits) cover a port added later too.
+    pub fn ports(&self) -> [(&'static str, SocketAddr); 3] {
+        [
+            ("http_addr", self.http_addr),
+            ("otlp_http_addr", self.otlp_http_addr),
+            ("otlp_grpc_addr", self.otlp_grpc_addr),
+        ]
     }
 
     /// The server's ingester, for in-process tests and the query side.

@@ -81,14 +81,22 @@ impl OtlpClient {
         let invalid = |source| LoadgenError::Endpoint { endpoint: endpoint.to_owned(), source };
         let transport = match protocol {
             Protocol::Grpc => {
-                let channel = Endpoint::from_shared(endpoint.to_owned()).map_err(|e| invalid(e.into()))?.connect_lazy();
+                // Nagle's algorithm off and windows for whole exports, as the server's side (issue 25).
+                let channel = Endpoint::from_shared(endpoint.to_owned())
+                    .map_err(|e| invalid(e.into()))?
+                    .tcp_nodelay(true)
+                    .initial_stream_window_size(4 << 20)
+                    .initial_connection_window_size(16 << 20)
+                    .connect_lazy();
                 Transport::Grpc(channel)
             }
             Protocol::Http => {
                 let base = endpoint.trim_end_matches('/');
                 let url = if base.ends_with("/v1/traces") { base.to_owned() } else { format!("{base}/v1/traces") };
                 let uri = url.parse::<hyper::Uri>().map_err(|e| invalid(e.into()))?;
-                Transport::Http { client: Box::new(Client::builder(TokioExecutor::new()).build_http()), uri }
+                let mut connector = HttpConnector::new();
+                connector.set_nodelay(true);
+                Transport::Http { client: Box::new(Client::builder(TokioExecutor::new()).build(connector)), uri }
             }
         };
         Ok(Self { transport, tenant })
