@@ -9,7 +9,8 @@
 //! uses, 2 partitions, p50 and p99 over many runs after a warm-up; DuckDB (2 threads) runs the SQL a
 //! user would write for the same question on the same files, median of its runs.
 //!
-//! `cargo bench --bench search` runs it at full size (the data set is shared with `cargo bench --bench
+//! `cargo bench --bench search [-- WORD…]` runs it at full size (only the searches whose names hold a
+//! WORD, when given; the data set is shared with `cargo bench --bench
 //! sql` under `target/bench-data/`); `cargo test --benches` runs the same code on 6 blocks of 2 k spans.
 
 #[path = "../tests/common/mod.rs"]
@@ -140,6 +141,11 @@ fn main() {
                 "SELECT DISTINCT attributes['http.route'] FROM {spans} WHERE attributes['http.route'] IS NOT NULL",
             ),
         ];
+        // `cargo bench --bench search -- '(a)' '(e)'` runs the searches whose names hold any of the words.
+        let only: Vec<String> = std::env::args().skip(1).filter(|arg| !arg.starts_with("--")).collect();
+        let picked = |name: &str| only.is_empty() || only.iter().any(|word| name.contains(word.as_str()));
+        let searches: Vec<Search> = searches.into_iter().filter(|s| picked(s.name)).collect();
+        let tag_searches: Vec<_> = tag_searches.into_iter().filter(|(name, _, _)| picked(name)).collect();
         let mut duck_input: Vec<(&str, &str)> = searches.iter().map(|s| (s.name, s.duckdb.as_str())).collect();
         duck_input.extend(tag_searches.iter().map(|(name, _, sql)| (*name, *sql)));
         let glob = folder.join(format!("blocks/{tenant}/blocks/*/data.parquet"));

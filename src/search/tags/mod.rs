@@ -158,8 +158,24 @@ pub struct TagValue {
 
 /// What the tenant holds in the window: its blocks and the ingester's spans in it.
 struct InWindow {
-    summaries: Vec<Option<TagSummary>>,
+    /// The tenant's blocks; their summaries are read in place (a tag request must not copy hundreds of
+    /// them: that was most of its time).
+    blocks: crate::query::TenantBlocks,
+    /// The window, unix ns.
+    start: u64,
+    end: u64,
     recent: TagSummary,
+}
+
+impl InWindow {
+    /// The summaries of the blocks in the window (`None`: a block without one), then the buffered spans'.
+    fn summaries(&self) -> impl Iterator<Item = Option<&TagSummary>> {
+        self.blocks
+            .iter()
+            .filter(|block| block.meta.overlaps_time(self.start, self.end))
+            .map(|block| block.meta.tags.as_ref())
+            .chain([Some(&self.recent)])
+    }
 }
 
 impl Searcher {
@@ -183,7 +199,7 @@ impl Searcher {
             }
             let mut keys = BTreeSet::new();
             let mut scan = false;
-            for summary in in_window.summaries.iter().map(Option::as_ref).chain([Some(&in_window.recent)]) {
+            for summary in in_window.summaries() {
                 match summary.map(|s| s.scope(scope)) {
                     Some(tags) => {
                         keys.extend(tags.keys.keys().cloned());
@@ -249,11 +265,6 @@ impl Searcher {
         let (blocks, recent) =
             self.querier().consistent_view(tenant).await.map_err(|error| SearchError::Unavailable(Box::new(error)))?;
         let (start, end) = (request.start_unix_nano.unwrap_or(0), request.end_unix_nano.unwrap_or(i64::MAX));
-        let summaries = blocks
-            .iter()
-            .filter(|block| block.meta.overlaps_time(start.max(0) as u64, end.max(0) as u64))
-            .map(|block| block.meta.tags.clone())
-            .collect();
         // Up to a block's worth of buffered spans: read off the reactor.
         let recent = tokio::task::spawn_blocking(move || {
             let mut builder = TagSummaryBuilder::new();
@@ -265,7 +276,7 @@ impl Searcher {
         })
         .await
         .map_err(|e| SearchError::Internal(format!("summarising buffered spans: {e}")))??;
-        Ok(InWindow { summaries, recent })
+        Ok(InWindow { blocks, start: start.max(0) as u64, end: end.max(0) as u64, recent })
     }
 
     /// The first column of `sql`'s rows, as text, NULLs left out.
@@ -294,7 +305,7 @@ fn summarized_values(tag: &Tag, in_window: &InWindow) -> (HashMap<String, BTreeS
         }
         list.incomplete
     };
-    for summary in in_window.summaries.iter().map(Option::as_ref).chain([Some(&in_window.recent)]) {
+    for summary in in_window.summaries() {
         let Some(summary) = summary else {
             complete = false;
             continue;
