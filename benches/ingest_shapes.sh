@@ -62,9 +62,14 @@ import json, os
 r = json.loads(os.environ["RESULT"])
 cpu = int(os.environ["CPU"]) / int(os.environ["TICKS"])
 per_million = cpu / (r["acknowledged_spans"] / 1e6) if r["acknowledged_spans"] else float("nan")
-print(f"| {r[\"protocol\"]} | {r[\"size\"]} | {r[\"inflight\"]} | {\"on\" if r[\"gzip\"] else \"off\"} | "
-      f"{r[\"spans_per_s\"]:,} | {r[\"p50_ms\"]} / {r[\"p99_ms\"]} | {per_million:.2f} | "
-      f"{int(os.environ[\"RSS\"]) // 1024} | {r[\"failures\"]} |")'
+row = [r["protocol"], r["size"], r["inflight"], "on" if r["gzip"] else "off", "{:,}".format(r["spans_per_s"]),
+       "{} / {}".format(r["p50_ms"], r["p99_ms"]), "{:.2f}".format(per_million), int(os.environ["RSS"]) // 1024,
+       r["failures"]]
+print("| " + " | ".join(str(cell) for cell in row) + " |")
+if r["first_failure"]:
+    import sys
+    print("{} {} x{} gzip {}: first refusal: {}".format(r["protocol"], r["size"], r["inflight"], r["gzip"],
+          r["first_failure"]), file=sys.stderr)'
       done
     done
   done
