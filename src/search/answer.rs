@@ -222,31 +222,38 @@ impl SearchResponse {
     }
 }
 
+/// A trace match with every field set (one spanset of one span), shared by the tests of its JSON and of
+/// its gRPC shape so both read the same trace.
+#[cfg(test)]
+pub(crate) fn sample_match() -> TraceMatch {
+    TraceMatch {
+        trace_id: TraceId::from_hex("00ab").unwrap(),
+        root_service_name: None,
+        root_trace_name: Some("GET /".into()),
+        start_unix_nano: 1_700_000_000_000_000_000,
+        duration_nanos: 2_500_000,
+        span_sets: vec![SpanSet {
+            spans: vec![MatchedSpan {
+                span_id: SpanId::from_hex("01").unwrap(),
+                name: "db".into(),
+                start_unix_nano: 1_700_000_000_000_000_001,
+                duration_nanos: 10,
+                attributes: vec![("http.status_code".into(), AttributeValue::Int(500))],
+            }],
+            matched: 4,
+            attributes: vec![],
+        }],
+        service_stats: BTreeMap::from([("shop".into(), ServiceStats { span_count: 4, error_count: 0 })]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn json_follows_tempo_jsonpb() {
-        let trace = TraceMatch {
-            trace_id: TraceId::from_hex("00ab").unwrap(),
-            root_service_name: None,
-            root_trace_name: Some("GET /".into()),
-            start_unix_nano: 1_700_000_000_000_000_000,
-            duration_nanos: 2_500_000,
-            span_sets: vec![SpanSet {
-                spans: vec![MatchedSpan {
-                    span_id: SpanId::from_hex("01").unwrap(),
-                    name: "db".into(),
-                    start_unix_nano: 1_700_000_000_000_000_001,
-                    duration_nanos: 10,
-                    attributes: vec![("http.status_code".into(), AttributeValue::Int(500))],
-                }],
-                matched: 4,
-                attributes: vec![],
-            }],
-            service_stats: BTreeMap::from([("shop".into(), ServiceStats { span_count: 4, error_count: 0 })]),
-        };
+        let trace = sample_match();
         let json = trace.to_json();
         assert_eq!(json["traceID"], "ab");
         assert_eq!(json["rootServiceName"], ROOT_NOT_RECEIVED);

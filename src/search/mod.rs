@@ -8,6 +8,8 @@
 //! and `query`; called by `api` and the CLI. Does no HTTP.
 
 mod answer;
+#[cfg(test)]
+pub(crate) use answer::sample_match;
 mod eval;
 mod plan;
 mod request;

@@ -144,7 +144,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::ids::{SpanId, TraceId};
     use crate::search::ServiceStats;
 
     #[test]
@@ -207,25 +206,9 @@ mod tests {
 
     #[test]
     fn an_answer_maps_field_for_field_as_its_json() {
-        let trace = TraceMatch {
-            trace_id: TraceId::from_hex("00ab").unwrap(),
-            root_service_name: None,
-            root_trace_name: Some("GET /".into()),
-            start_unix_nano: 1_700_000_000_000_000_000,
-            duration_nanos: 2_500_000,
-            span_sets: vec![SpanSet {
-                spans: vec![MatchedSpan {
-                    span_id: SpanId::from_hex("01").unwrap(),
-                    name: "db".into(),
-                    start_unix_nano: 1_700_000_000_000_000_001,
-                    duration_nanos: 10,
-                    attributes: vec![("http.status_code".into(), AttributeValue::Int(500))],
-                }],
-                matched: 4,
-                attributes: vec![("by".into(), AttributeValue::Str("x".into()))],
-            }],
-            service_stats: BTreeMap::from([("shop".into(), ServiceStats { span_count: 4, error_count: 1 })]),
-        };
+        let mut trace = crate::search::sample_match();
+        trace.span_sets[0].attributes = vec![("by".into(), AttributeValue::Str("x".into()))];
+        trace.service_stats.insert("shop".into(), ServiceStats { span_count: 4, error_count: 1 });
         let metrics =
             SearchMetrics { inspected_traces: 3, inspected_bytes: 1000, total_blocks: 2, ..Default::default() };
         let answer = search_response(&SearchResponse { traces: vec![trace.clone()], metrics });
