@@ -19,13 +19,11 @@ mod common;
 use std::time::Instant;
 
 use common::bench::{Scale, T0};
+use common::dataset::SQL_BLOCK_SPACING_S;
 use spanlake::ids::TenantId;
 use spanlake::query::{Querier, QueryOptions};
 use spanlake::search::{SearchRequest, Searcher, TagParams, TagsRequest};
 use spanlake::sql::{SqlEngine, SqlLimits};
-
-/// Seconds between the starts of consecutive blocks (the SQL benchmark's data set).
-const BLOCK_SPACING_S: u64 = 36;
 
 fn scale() -> Scale {
     common::bench::pick(
@@ -49,7 +47,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// A value of a high-cardinality attribute held by exactly one trace, found with SQL in the middle block.
 async fn rare_offset(engine: &SqlEngine, tenant: &TenantId, blocks: usize) -> String {
-    let middle = T0 as i64 + (blocks as i64 / 2) * BLOCK_SPACING_S as i64 * 1_000_000_000;
+    let middle = T0 as i64 + (blocks as i64 / 2) * SQL_BLOCK_SPACING_S as i64 * 1_000_000_000;
     let sql = format!(
         "SELECT attributes['messaging.kafka.message.offset'] AS v FROM spans \
          WHERE start_time >= to_timestamp_nanos({middle}) AND attributes['messaging.kafka.message.offset'] IS NOT NULL \
@@ -65,23 +63,15 @@ fn main() {
     let scale = scale();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
-        let tenant = TenantId::new("sql-bench").expect("tenant");
-        let (storage, _known, folder) = common::dataset::local_blocks(common::dataset::Blocks {
-            name: &format!("sql-{}x{}", scale.blocks, scale.spans_per_block),
-            tenant: tenant.clone(),
-            blocks: scale.blocks,
-            spans_per_block: scale.spans_per_block,
-            clock: |index| Some(T0 + index as u64 * BLOCK_SPACING_S * 1_000_000_000),
-            copies: Vec::new(),
-        })
-        .await;
+        let tenant = common::dataset::sql_tenant();
+        let (storage, _known, folder) = common::dataset::sql_blocks(scale.blocks, scale.spans_per_block).await;
         let querier = Querier::new(storage, QueryOptions::default());
         let engine =
             SqlEngine::new(querier.clone(), SqlLimits { partitions: 2, ..SqlLimits::default() }).expect("SQL engine");
         let searcher = Searcher::new(engine.clone());
         let offset = rare_offset(&engine, &tenant, scale.blocks).await;
 
-        let last = T0 as i64 + scale.blocks as i64 * BLOCK_SPACING_S as i64 * 1_000_000_000;
+        let last = T0 as i64 + scale.blocks as i64 * SQL_BLOCK_SPACING_S as i64 * 1_000_000_000;
         let hour_start = (last - 3_600_000_000_000).max(T0 as i64);
         let rfc3339 = |ns: i64| {
             humantime::format_rfc3339_nanos(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns as u64))

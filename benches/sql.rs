@@ -14,13 +14,10 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use spanlake::ids::TenantId;
 use spanlake::query::{Querier, QueryOptions};
 use spanlake::sql::{SqlEngine, SqlLimits};
 
-use common::bench::{Scale, T0};
-/// Seconds between the starts of consecutive blocks.
-const BLOCK_SPACING_S: u64 = 36;
+use common::bench::Scale;
 
 fn scale() -> Scale {
     common::bench::pick(
@@ -72,16 +69,8 @@ fn main() {
     let scale = scale();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
-        let tenant = TenantId::new("sql-bench").expect("tenant");
-        let (storage, known, folder) = common::dataset::local_blocks(common::dataset::Blocks {
-            name: &format!("sql-{}x{}", scale.blocks, scale.spans_per_block),
-            tenant: tenant.clone(),
-            blocks: scale.blocks,
-            spans_per_block: scale.spans_per_block,
-            clock: |index| Some(T0 + index as u64 * BLOCK_SPACING_S * 1_000_000_000),
-            copies: Vec::new(),
-        })
-        .await;
+        let tenant = common::dataset::sql_tenant();
+        let (storage, known, folder) = common::dataset::sql_blocks(scale.blocks, scale.spans_per_block).await;
         let querier = Querier::new(storage, QueryOptions::default());
         let engine =
             SqlEngine::new(querier.clone(), SqlLimits { partitions: 2, ..SqlLimits::default() }).expect("SQL engine");

@@ -86,3 +86,26 @@ pub async fn local_blocks(spec: Blocks<'_>) -> (Storage, Vec<TraceId>, PathBuf) 
     eprintln!("wrote {} blocks in {:.0} s", spec.blocks, started.elapsed().as_secs_f64());
     (storage, ids, folder)
 }
+
+/// Seconds between the starts of consecutive blocks of the SQL data set.
+pub const SQL_BLOCK_SPACING_S: u64 = 36;
+
+/// The SQL benchmark's data set, which the search benchmark reads too (one folder per size, written once):
+/// `blocks` blocks of `spans_per_block` realistic spans for tenant `sql-bench`, [`SQL_BLOCK_SPACING_S`]
+/// apart from [`super::bench::T0`], as an ingester would have cut them. Returns what [`local_blocks`] does.
+pub async fn sql_blocks(blocks: usize, spans_per_block: usize) -> (Storage, Vec<TraceId>, PathBuf) {
+    local_blocks(Blocks {
+        name: &format!("sql-{blocks}x{spans_per_block}"),
+        tenant: sql_tenant(),
+        blocks,
+        spans_per_block,
+        clock: |index| Some(super::bench::T0 + index as u64 * SQL_BLOCK_SPACING_S * 1_000_000_000),
+        copies: Vec::new(),
+    })
+    .await
+}
+
+/// The tenant of [`sql_blocks`].
+pub fn sql_tenant() -> TenantId {
+    TenantId::new("sql-bench").expect("a valid tenant")
+}
