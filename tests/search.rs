@@ -4,32 +4,13 @@
 mod common;
 
 use common::Backend;
+use common::search::{search, trace_ids};
 use common::server::{TestServer, send};
 use common::sql::load_fixture;
 use serde_json::Value;
 
-async fn search(server: &TestServer, query: &str) -> (u16, Value) {
-    let url = server.query_url(&format!("/api/search?{query}"));
-    let reply = send("GET", &url, &[], "").await;
-    let body = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
-    (reply.status, body)
-}
-
 fn q(traceql: &str) -> String {
-    format!("q={}", urlencoding(traceql))
-}
-
-fn urlencoding(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
-
-fn trace_ids(body: &Value) -> Vec<String> {
-    body["traces"].as_array().unwrap().iter().map(|t| t["traceID"].as_str().unwrap().to_owned()).collect()
+    format!("q={}", common::search::url_encode(traceql))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,21 +18,21 @@ async fn smoke() {
     let backend = Backend::local();
     let server = TestServer::start(backend.storage.clone(), |_| {}).await;
     load_fixture(&server, None).await;
-    let (status, body) = search(&server, &q("{}")).await;
+    let (status, _, body) = search(&server, &q("{}")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         trace_ids(&body),
         ["eee19b7ec3c1b174a1b2c3d4e5f60718", "abc", "5b8efff798038103d269b633813fc60c"],
         "{body:#}"
     );
-    let (status, body) = search(&server, &q(r#"{resource.service.name = "payments"}"#)).await;
+    let (status, _, body) = search(&server, &q(r#"{resource.service.name = "payments"}"#)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(trace_ids(&body), ["5b8efff798038103d269b633813fc60c"], "{body:#}");
     println!("{body:#}");
-    let (status, body) = search(&server, &q(r#"{name = "GET /checkout"} >> {status = error}"#)).await;
+    let (status, _, body) = search(&server, &q(r#"{name = "GET /checkout"} >> {status = error}"#)).await;
     assert_eq!(status, 200, "{body}");
     println!("{body:#}");
-    let (status, body) = search(&server, &q("{.a = 1 && 2}")).await;
+    let (status, _, body) = search(&server, &q("{.a = 1 && 2}")).await;
     assert_eq!(status, 400, "{body}");
 }
 
@@ -120,11 +101,11 @@ async fn answers_for_a_fixed_window_stay_exact_during_ingest_flush_and_compactio
     let service = format!("{}&limit=1000&{window}", q(r#"{resource.service.name="checkout"}"#));
     let newest_five = format!("{}&limit=5&{window}", q("{}"));
 
-    let (status, first) = search(&server, &everything).await;
+    let (status, _, first) = search(&server, &everything).await;
     assert_eq!(status, 200, "{first}");
     let first_order = trace_ids(&first);
     assert_eq!(sorted(first_order.clone()), sorted(all.clone()), "every trace of the window");
-    let (_, by_service) = search(&server, &service).await;
+    let (_, _, by_service) = search(&server, &service).await;
     assert_eq!(sorted(trace_ids(&by_service)), sorted(checkout.clone()));
 
     // Meanwhile: new traces outside the window, flushed, and the compactor merging every block.
@@ -138,12 +119,12 @@ async fn answers_for_a_fixed_window_stay_exact_during_ingest_flush_and_compactio
         if rounds % 3 == 0 {
             assert_eq!(send("POST", &server.query_url("/flush"), &[], "").await.status, 204);
         }
-        let (status, body) = search(&server, &everything).await;
+        let (status, _, body) = search(&server, &everything).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(trace_ids(&body), first_order, "round {rounds}: the same traces in the same order");
-        let (_, body) = search(&server, &service).await;
+        let (_, _, body) = search(&server, &service).await;
         assert_eq!(sorted(trace_ids(&body)), sorted(checkout.clone()), "round {rounds}");
-        let (_, body) = search(&server, &newest_five).await;
+        let (_, _, body) = search(&server, &newest_five).await;
         assert_eq!(trace_ids(&body), first_order[..5], "round {rounds}: the newest five");
         rounds += 1;
         let stored = spanlake::storage::list_blocks(&storage, &tenant).await.unwrap().committed.len();

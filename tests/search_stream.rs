@@ -60,7 +60,7 @@ async fn stream_search_with(
 
 /// The `error` of an HTTP search's JSON reply, with its status.
 async fn http_search_error(server: &TestServer, query: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let encoded: String = url::form_urlencoded::byte_serialize(query.as_bytes()).collect();
+    let encoded = common::search::url_encode(query);
     let reply = send("GET", &server.query_url(&format!("/api/search?q={encoded}")), headers, Vec::new()).await;
     let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
     (reply.status, body["error"].as_str().unwrap_or_default().to_owned())

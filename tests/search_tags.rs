@@ -181,7 +181,7 @@ async fn q_narrows_names_and_values_to_matching_spans_and_an_unparsable_q_is_ign
     flush(&server).await;
     send_spans(&server, None, request("b", &[], &[Spec::named("b-pay").with("http.method", s("POST"))])).await;
 
-    let names = |q: &str| format!("/api/v2/search/tag/name/values?q={}", urlencode(q));
+    let names = |q: &str| format!("/api/v2/search/tag/name/values?q={}", common::search::url_encode(q));
     let values = |answer: &Value| -> Vec<String> {
         answer["tagValues"].as_array().unwrap().iter().map(|v| v["value"].as_str().unwrap().to_owned()).collect()
     };
@@ -199,19 +199,11 @@ async fn q_narrows_names_and_values_to_matching_spans_and_an_unparsable_q_is_ign
     assert_eq!(methods["tagValues"], json!([{"type": "string", "value": "POST"}]));
     // Tag names narrow the same way (v2 only).
     send_spans(&server, None, request("c", &[], &[Spec::named("c-op").with("c.only", s("1"))])).await;
-    let path = format!("/api/v2/search/tags?scope=span&q={}", urlencode(r#"{resource.service.name="c"}"#));
+    let path =
+        format!("/api/v2/search/tags?scope=span&q={}", common::search::url_encode(r#"{resource.service.name="c"}"#));
     assert_eq!(ok(&server, &path, None).await, json!({"scopes": [{"name": "span", "tags": ["c.only"]}]}));
-    let path = format!("/api/search/tags?q={}", urlencode(r#"{resource.service.name="c"}"#));
+    let path = format!("/api/search/tags?q={}", common::search::url_encode(r#"{resource.service.name="c"}"#));
     assert_eq!(ok(&server, &path, None).await["tagNames"], json!(["c.only", "http.method", "service.name"]));
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
