@@ -7,9 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::Backend;
-use common::server::{TestServer, send};
-use prost::Message;
-use spanlake::ids::TraceId;
+use common::server::{TestServer, send, send_synthetic_traces};
 use spanlake::query::tempopb;
 use spanlake::search::tempo_trace_id;
 use tonic::Code;
@@ -66,32 +64,14 @@ async fn http_search_error(server: &TestServer, query: &str, headers: &[(&str, &
     (reply.status, body["error"].as_str().unwrap_or_default().to_owned())
 }
 
-/// Sends `traces` synthetic traces over OTLP/HTTP; returns their IDs.
-async fn send_traces(server: &TestServer, seed: u64, traces: usize) -> Vec<TraceId> {
-    let mut generator = spanlake::synth::TraceGenerator::new(seed);
-    let resource_spans: Vec<_> = (0..traces).flat_map(|_| generator.next_trace()).collect();
-    let request = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
-        resource_spans: resource_spans.clone(),
-    };
-    let headers = [("content-type", "application/x-protobuf")];
-    assert_eq!(send("POST", &server.traces_url(), &headers, request.encode_to_vec()).await.status, 200);
-    let ids: BTreeSet<TraceId> = resource_spans
-        .iter()
-        .flat_map(|rs| &rs.scope_spans)
-        .flat_map(|ss| &ss.spans)
-        .map(|span| TraceId::from_slice(&span.trace_id).unwrap())
-        .collect();
-    ids.into_iter().collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streaming_search_over_h2c_finds_the_traces_sent_over_otlp() {
     let backend = Backend::s3();
     let server = TestServer::start(backend.storage.clone(), |_| {}).await;
     // Some traces in a block on S3, some still in the ingester: search covers both.
-    let mut sent = send_traces(&server, 1, 6).await;
+    let mut sent = send_synthetic_traces(&server, 1, 6).await;
     assert_eq!(send("POST", &server.query_url("/flush"), &[], "").await.status, 204);
-    sent.extend(send_traces(&server, 2, 4).await);
+    sent.extend(send_synthetic_traces(&server, 2, 4).await);
 
     // HTTP/1 on the same port keeps working beside gRPC.
     assert_eq!(send("GET", &server.query_url("/api/echo"), &[], Vec::new()).await.text(), "echo");
@@ -100,19 +80,6 @@ async fn a_streaming_search_over_h2c_finds_the_traces_sent_over_otlp() {
         tempopb::SearchRequest { query: "{}".into(), limit: 100, spans_per_span_set: 2, ..Default::default() };
     let answer = stream_search(&server, SEARCH, request, Some("ignored-without-multitenancy")).await;
 
-    // On a branch where `Searcher::search` is still the stub, the stream ends with the stub's error,
-    // mapped as every 500 is: INTERNAL with the error's message. Nothing below this early return can run
-    // until the real search lands; then it checks the traces themselves.
-    if let Err(status) = &answer
-        && status.message().contains("not implemented")
-    {
-        assert_eq!(status.code(), Code::Internal, "{status:?}");
-        assert_eq!(status.message(), "internal error: search is not implemented yet");
-        server.server.shutdown().await.unwrap();
-        return;
-    }
-
-    // --- Depends on the real search (issue 24). ---
     let messages = answer.expect("the search succeeds");
     assert!(!messages.is_empty(), "at least one message");
     for message in &messages {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::faulty::{FaultyStore, check_between_writes};
-use common::server::{TestServer, send, try_send};
+use common::server::{TestServer, send, send_synthetic_traces, try_send};
 use common::{Backend, s3};
 use serde_json::Value;
 use spanlake::ids::{TenantId, TraceId};
@@ -274,22 +274,8 @@ async fn a_tenant_sees_only_its_own_spans() {
 
 /// Sends `traces` traces of a few spans each and flushes them into one block; returns their IDs.
 async fn send_block(server: &TestServer, seed: u64, traces: usize) -> Vec<TraceId> {
-    use prost::Message;
-    let mut generator = spanlake::synth::TraceGenerator::new(seed);
-    let resource_spans: Vec<_> = (0..traces).flat_map(|_| generator.next_trace()).collect();
-    let request = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
-        resource_spans: resource_spans.clone(),
-    };
-    let headers = [("content-type", "application/x-protobuf")];
-    assert_eq!(send("POST", &server.traces_url(), &headers, request.encode_to_vec()).await.status, 200);
+    let ids = send_synthetic_traces(server, seed, traces).await;
     assert_eq!(send("POST", &server.query_url("/flush"), &[], "").await.status, 204);
-    let mut ids: Vec<TraceId> = resource_spans
-        .iter()
-        .flat_map(|rs| &rs.scope_spans)
-        .flat_map(|ss| &ss.spans)
-        .map(|span| TraceId::from_slice(&span.trace_id).unwrap())
-        .collect();
-    ids.dedup();
     ids
 }
 

@@ -129,3 +129,25 @@ pub fn read_until_ready(log: &mut impl std::io::BufRead) -> StartupLog {
         }
     }
 }
+
+/// Sends `traces` synthetic traces (seeded) in one OTLP/HTTP protobuf request and asserts it was
+/// accepted; returns their IDs, each once, in the order sent.
+pub async fn send_synthetic_traces(server: &TestServer, seed: u64, traces: usize) -> Vec<spanlake::ids::TraceId> {
+    use prost::Message;
+    let mut generator = spanlake::synth::TraceGenerator::new(seed);
+    let resource_spans: Vec<_> = (0..traces).flat_map(|_| generator.next_trace()).collect();
+    let request = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+        resource_spans: resource_spans.clone(),
+    };
+    let headers = [("content-type", "application/x-protobuf")];
+    assert_eq!(send("POST", &server.traces_url(), &headers, request.encode_to_vec()).await.status, 200);
+    let mut ids: Vec<spanlake::ids::TraceId> = resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .flat_map(|ss| &ss.spans)
+        .map(|span| spanlake::ids::TraceId::from_slice(&span.trace_id).expect("16-byte trace IDs"))
+        .collect();
+    // A trace's spans are generated together, so removing neighbours leaves each trace once.
+    ids.dedup();
+    ids
+}
