@@ -244,22 +244,33 @@ fn trace_with_an_error() -> Vec<opentelemetry_proto::tonic::trace::v1::ResourceS
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn trace_draws_the_waterfall_from_storage_and_from_a_server() {
+/// [`trace_with_an_error`] twice over: in a block in a local folder, and sent to an in-process server (on a
+/// memory store) that holds it in its ingester only, so each CLI command can be run against both.
+struct TraceInBothPlaces {
+    trace: Vec<opentelemetry_proto::tonic::trace::v1::ResourceSpans>,
+    trace_id: spanlake::ids::TraceId,
+    /// How many spans it has.
+    spans: usize,
+    /// `file://` URL of the folder holding the block.
+    folder: String,
+    /// The folder itself: bind it, or the folder is deleted before the commands run.
+    _blocks: tempfile::TempDir,
+    server: common::server::TestServer,
+    /// `http://` URL of the server's query port.
+    url: String,
+}
+
+async fn trace_in_storage_and_a_server() -> TraceInBothPlaces {
     let trace = trace_with_an_error();
     let trace_id = spanlake::ids::TraceId::from_slice(&trace[0].scope_spans[0].spans[0].trace_id).unwrap();
     let blocks = tempfile::tempdir().unwrap();
     let folder = common::url_of(blocks.path());
     let storage = Storage::open(&folder).unwrap();
     let (batch, _) = encode_resource_spans(&trace).unwrap();
+    let spans = batch.num_rows();
     write_block(&storage, &TenantId::single_tenant(), BlockId::new_random(), vec![batch], &Default::default())
         .await
         .unwrap();
-    let from_storage =
-        tokio::task::spawn_blocking(move || run(&["trace", &trace_id.to_hex(), "--storage", &folder, "--width", "80"]));
-    assert_waterfall(&from_storage.await.unwrap(), &trace);
-
-    // A server knows spans that are not in any block yet.
     let server = common::server::TestServer::start(Storage::open("memory://").unwrap(), |_| {}).await;
     let body =
         prost::Message::encode_to_vec(&opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
@@ -269,6 +280,17 @@ async fn trace_draws_the_waterfall_from_storage_and_from_a_server() {
     let reply = common::server::send("POST", &traces_url, &[("content-type", "application/x-protobuf")], body);
     assert_eq!(reply.await.status, 200);
     let url = format!("http://{}", server.server.http_addr());
+    TraceInBothPlaces { trace, trace_id, spans, folder, _blocks: blocks, server, url }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_draws_the_waterfall_from_storage_and_from_a_server() {
+    let TraceInBothPlaces { trace, trace_id, folder, server, url, _blocks, .. } = trace_in_storage_and_a_server().await;
+    let from_storage =
+        tokio::task::spawn_blocking(move || run(&["trace", &trace_id.to_hex(), "--storage", &folder, "--width", "80"]));
+    assert_waterfall(&from_storage.await.unwrap(), &trace);
+
+    // A server knows spans that are not in any block yet.
     let id = trace_id.to_hex();
     let from_server = tokio::task::spawn_blocking(move || run(&["trace", &id, "--server", &url, "--width", "80"]));
     assert_waterfall(&from_server.await.unwrap(), &trace);
@@ -282,15 +304,7 @@ async fn trace_draws_the_waterfall_from_storage_and_from_a_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_answers_from_storage_and_from_a_server_as_table_csv_or_json() {
-    let trace = trace_with_an_error();
-    let blocks = tempfile::tempdir().unwrap();
-    let folder = common::url_of(blocks.path());
-    let storage = Storage::open(&folder).unwrap();
-    let (batch, _) = encode_resource_spans(&trace).unwrap();
-    let spans = batch.num_rows();
-    write_block(&storage, &TenantId::single_tenant(), BlockId::new_random(), vec![batch], &Default::default())
-        .await
-        .unwrap();
+    let TraceInBothPlaces { spans, folder, server, url, _blocks, .. } = trace_in_storage_and_a_server().await;
     let query = "SELECT count(*) AS spans, count(DISTINCT trace_id) AS traces FROM spans";
     let embedded = {
         let folder = folder.clone();
@@ -305,15 +319,6 @@ async fn sql_answers_from_storage_and_from_a_server_as_table_csv_or_json() {
     assert_eq!(String::from_utf8(csv.await.unwrap().stdout).unwrap(), format!("spans,traces\r\n{spans},1\r\n"));
 
     // A server also knows spans not in any block yet; errors come back as its message.
-    let server = common::server::TestServer::start(Storage::open("memory://").unwrap(), |_| {}).await;
-    let body =
-        prost::Message::encode_to_vec(&opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
-            resource_spans: trace.clone(),
-        });
-    let traces_url = server.traces_url();
-    let reply = common::server::send("POST", &traces_url, &[("content-type", "application/x-protobuf")], body);
-    assert_eq!(reply.await.status, 200);
-    let url = format!("http://{}", server.server.http_addr());
     let json = {
         let url = url.clone();
         tokio::task::spawn_blocking(move || run(&["sql", query, "--server", &url, "--format", "json"])).await.unwrap()
@@ -334,24 +339,7 @@ async fn sql_answers_from_storage_and_from_a_server_as_table_csv_or_json() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_refuses_bad_queries_with_their_position_and_lists_traces_from_storage_and_a_server() {
-    let trace = trace_with_an_error();
-    let trace_id = spanlake::ids::TraceId::from_slice(&trace[0].scope_spans[0].spans[0].trace_id).unwrap();
-    let blocks = tempfile::tempdir().unwrap();
-    let folder = common::url_of(blocks.path());
-    let storage = Storage::open(&folder).unwrap();
-    let (batch, _) = encode_resource_spans(&trace).unwrap();
-    write_block(&storage, &TenantId::single_tenant(), BlockId::new_random(), vec![batch], &Default::default())
-        .await
-        .unwrap();
-    let server = common::server::TestServer::start(Storage::open("memory://").unwrap(), |_| {}).await;
-    let body =
-        prost::Message::encode_to_vec(&opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
-            resource_spans: trace.clone(),
-        });
-    let traces_url = server.traces_url();
-    let reply = common::server::send("POST", &traces_url, &[("content-type", "application/x-protobuf")], body);
-    assert_eq!(reply.await.status, 200);
-    let url = format!("http://{}", server.server.http_addr());
+    let TraceInBothPlaces { trace_id, folder, server, url, _blocks, .. } = trace_in_storage_and_a_server().await;
     let search = |args: Vec<String>| {
         tokio::task::spawn_blocking(move || {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
