@@ -13,7 +13,7 @@ use parquet::file::properties::WriterProperties;
 use spanlake::ids::{BlockId, TenantId, TraceId};
 use spanlake::spans::{decode_resource_spans, encode_resource_spans, span_schema};
 use spanlake::storage::block::writer::PARQUET_FORMAT_VERSION_KEY;
-use spanlake::storage::block::{BlockWriteOptions, find_trace, load_footer, write_block};
+use spanlake::storage::block::{BlockWriteOptions, find_trace, find_traces_tallied, load_footer, write_block};
 use spanlake::storage::{Storage, StorageError, layout};
 use spanlake::synth::TraceGenerator;
 
@@ -60,6 +60,45 @@ async fn a_known_trace_costs_two_small_reads_with_the_footer_cached() {
             fixture.meta.data_bytes
         );
     }
+}
+
+/// A search or an SQL `IN` list reads its traces of one block in one pass: the same spans as one lookup
+/// per trace, fewer bytes when the traces share pages, and an ID the block does not hold adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_traces_read_in_one_pass_are_the_lookups_spans_for_fewer_bytes() {
+    let fixture = several_row_groups().await;
+    let footer = load_footer(&fixture.storage, &fixture.meta).await.unwrap();
+    let mut by_id: Vec<_> = fixture.traces.iter().map(|trace| (trace_id_of(trace), trace)).collect();
+    by_id.sort_by_key(|(id, _)| *id);
+    // Neighbours in ID order share pages; a second run of them sits in another row group.
+    let picked: Vec<_> = by_id[100..140].iter().chain(&by_id[900..910]).collect();
+    let mut ids: Vec<TraceId> = picked.iter().map(|(id, _)| *id).collect();
+    let absent = TraceId::from_slice(&(u128::from_be_bytes(*ids[0].as_bytes()) + 1).to_be_bytes()).unwrap();
+    assert!(by_id.iter().all(|(id, _)| *id != absent) && fixture.meta.may_contain_trace_id(&absent));
+    ids.push(absent);
+
+    let mut one_by_one_bytes = 0;
+    for (id, _) in &picked {
+        let before = fixture.storage.request_counts();
+        find_trace(&fixture.storage, &fixture.meta, &footer, id).await.unwrap();
+        one_by_one_bytes += fixture.storage.request_counts().since(&before).get_bytes;
+    }
+    let before = fixture.storage.request_counts();
+    let found = find_traces_tallied(&fixture.storage, &fixture.meta, &footer, &ids, Default::default()).await.unwrap();
+    let used = fixture.storage.request_counts().since(&before);
+
+    let expected: Vec<_> = picked.iter().flat_map(|(_, trace)| trace.iter().cloned()).collect();
+    let decoded = decode_resource_spans(&found).unwrap();
+    assert_eq!(common::otlp::canonical(&decoded), common::otlp::canonical(&expected));
+    assert!(
+        used.get_bytes * 4 < one_by_one_bytes,
+        "one pass read {} bytes, one lookup per trace {one_by_one_bytes}",
+        used.get_bytes
+    );
+    assert!(used.total() <= 2 * fixture.meta.row_groups as u64, "{used:?}");
+    let absent_only = [absent];
+    let nothing = find_traces_tallied(&fixture.storage, &fixture.meta, &footer, &absent_only, Default::default());
+    assert!(nothing.await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

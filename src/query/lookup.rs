@@ -13,7 +13,7 @@ use super::{CatalogBlock, Querier, QueryError};
 use crate::ids::{BlockId, TenantId, TraceId};
 use crate::spans::{decode_resource_spans, distinct_spans};
 use crate::storage::StorageError;
-use crate::storage::block::{ReadTally, find_trace_tallied};
+use crate::storage::block::{ReadTally, find_traces_tallied};
 use crate::telemetry;
 
 /// Blocks read at once for one lookup: enough to hide S3 latency when a trace spans several blocks.
@@ -133,7 +133,10 @@ impl Querier {
             .map(|block| {
                 let (tally, misses) = (tally.clone(), &misses);
                 async move {
-                    let rows = self.read_block(&block, trace_id, tally).await.map_err(|e| (block.meta.block_id, e))?;
+                    let rows = self
+                        .read_block(&block, std::slice::from_ref(trace_id), tally)
+                        .await
+                        .map_err(|e| (block.meta.block_id, e))?;
                     if rows.as_ref().is_some_and(Vec::is_empty) {
                         misses.fetch_add(1, Ordering::Relaxed);
                     }
@@ -170,29 +173,31 @@ impl Querier {
         Ok(TraceLookup { resource_spans, span_count, cost, incomplete })
     }
 
-    /// The trace's rows in one catalogued block, read exactly as [`find_trace`](Self::find_trace) reads
-    /// them (footer cache, row groups, page index, row filter); none when the block has been deleted
-    /// since the catalogue saw it. SQL point queries read through here so they cost what a lookup costs.
-    pub async fn trace_rows_in_block(
+    /// The rows of `trace_ids` in one catalogued block, read as [`find_trace`](Self::find_trace) reads
+    /// one trace (footer cache, row groups, page index, row filter) but in one pass for all of them;
+    /// none when the block has been deleted since the catalogue saw it. SQL point queries and searches
+    /// read through here so they cost what lookups cost, and a page shared by several of the traces is
+    /// decoded once.
+    pub async fn traces_rows_in_block(
         &self,
         block: &CatalogBlock,
-        trace_id: &TraceId,
+        trace_ids: &[TraceId],
     ) -> Result<Vec<RecordBatch>, QueryError> {
-        let rows = self.read_block(block, trace_id, Arc::default()).await?;
+        let rows = self.read_block(block, trace_ids, Arc::default()).await?;
         Ok(rows.unwrap_or_default())
     }
 
-    /// The trace's rows in one block; `None` when the block has been deleted since the catalogue saw it
+    /// The traces' rows in one block; `None` when the block has been deleted since the catalogue saw it
     /// (the catalogue then forgets it).
     async fn read_block(
         &self,
         block: &CatalogBlock,
-        trace_id: &TraceId,
+        trace_ids: &[TraceId],
         tally: Arc<ReadTally>,
     ) -> Result<Option<Vec<RecordBatch>>, QueryError> {
         let outcome = async {
             let footer = self.footers.get(&self.storage, &block.meta, &tally).await?;
-            find_trace_tallied(&self.storage, &block.meta, &footer, trace_id, tally).await
+            find_traces_tallied(&self.storage, &block.meta, &footer, trace_ids, tally).await
         }
         .await;
         match outcome {

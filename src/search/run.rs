@@ -24,12 +24,12 @@ use futures::stream::BoxStream;
 use super::answer::{MatchedSpan, SearchMetrics, SearchResponse, ServiceStats, SpanSet, TraceMatch};
 use super::eval::{Evaluator, shown_fields, shown_name, shown_value};
 use super::plan::{span_condition, sql_string};
-use super::trace::{self, Trace};
+use super::trace::{self, Needs, Trace};
 use super::{SearchError, SearchRequest};
 use crate::ids::{TenantId, TraceId};
 use crate::query::{CatalogBlock, Querier};
 use crate::sql::{Pruning, SqlEngine, SqlError};
-use crate::traceql::ast::{BinaryOp, FieldExpr, FieldKind, Pipeline, SpansetExpr, Stage, Static};
+use crate::traceql::ast::{BinaryOp, FieldExpr, FieldKind, Pipeline, Static};
 
 /// Trace IDs read together: at most what the SQL engine reads by point reads (`sql::point`).
 const FETCH_CHUNK: usize = 64;
@@ -98,6 +98,7 @@ impl Searcher {
     ) -> Result<SearchResponse, SearchError> {
         check_regexes(&request.query.pipeline)?;
         let condition = span_condition(&request.query);
+        let needs = Needs::of(&request.query);
         let blocks =
             self.querier().catalog().blocks(tenant).await.map_err(|e| SearchError::Unavailable(Box::new(e)))?;
         let (in_window, slices) = slices(&blocks, request);
@@ -144,7 +145,7 @@ impl Searcher {
                     break;
                 }
                 metrics.inspected_traces += chunk.len() as u64;
-                let traces = self.fetch(tenant, &chunk).await?;
+                let traces = self.fetch(tenant, &chunk, needs).await?;
                 for id in &chunk {
                     walk.pending.remove(id);
                     walk.evaluated.insert(*id);
@@ -211,10 +212,10 @@ impl Searcher {
         Ok((candidates, spans, pruning))
     }
 
-    /// The whole traces of `ids`.
-    async fn fetch(&self, tenant: &TenantId, ids: &[TraceId]) -> Result<Vec<Trace>, SearchError> {
+    /// The whole traces of `ids`, with the columns `needs` names.
+    async fn fetch(&self, tenant: &TenantId, ids: &[TraceId], needs: Needs) -> Result<Vec<Trace>, SearchError> {
         let list: Vec<String> = ids.iter().map(|id| sql_string(&id.to_hex())).collect();
-        let sql = format!("SELECT {} FROM spans WHERE trace_id IN ({})", trace::COLUMNS, list.join(", "));
+        let sql = format!("SELECT {} FROM spans WHERE trace_id IN ({})", needs.columns(), list.join(", "));
         let (batches, _) = self.run(tenant, &sql).await?;
         trace::decode(&batches)
     }
@@ -427,44 +428,19 @@ impl Walk<'_> {
 /// Refuses a regular expression the engine cannot compile, with the client's pattern named: a 400 rather
 /// than a failure halfway through the walk.
 fn check_regexes(pipeline: &Pipeline) -> Result<(), SearchError> {
-    fn field(expr: &FieldExpr) -> Result<(), SearchError> {
-        if let FieldKind::Binary(op, left, right) = &expr.kind {
-            if matches!(op, BinaryOp::Regex | BinaryOp::NotRegex) {
-                for side in [left, right] {
-                    if let FieldKind::Static(Static::Str(pattern)) = &side.kind {
-                        regex::Regex::new(pattern).map_err(|error| {
-                            SearchError::Parameter(format!(
-                                "invalid TraceQL query: regular expression {pattern:?}: {error}"
-                            ))
-                        })?;
-                    }
-                }
+    pipeline.visit_fields(&mut |expr: &FieldExpr| {
+        let FieldKind::Binary(BinaryOp::Regex | BinaryOp::NotRegex, left, right) = &expr.kind else {
+            return Ok(());
+        };
+        for side in [left, right] {
+            if let FieldKind::Static(Static::Str(pattern)) = &side.kind {
+                regex::Regex::new(pattern).map_err(|error| {
+                    SearchError::Parameter(format!("invalid TraceQL query: regular expression {pattern:?}: {error}"))
+                })?;
             }
-            field(left)?;
-            field(right)?;
-        }
-        if let FieldKind::Unary(_, inner) = &expr.kind {
-            field(inner)?;
         }
         Ok(())
-    }
-    fn spanset(expr: &SpansetExpr) -> Result<(), SearchError> {
-        match expr {
-            SpansetExpr::Filter { condition: Some(c), .. } => field(c),
-            SpansetExpr::Filter { condition: None, .. } => Ok(()),
-            SpansetExpr::Binary { left, right, .. } => {
-                spanset(left)?;
-                spanset(right)
-            }
-            SpansetExpr::Pipeline(p) => check_regexes(p),
-        }
-    }
-    for stage in &pipeline.stages {
-        if let Stage::Spanset(expr) = stage {
-            spanset(expr)?;
-        }
-    }
-    Ok(())
+    })
 }
 
 #[cfg(test)]

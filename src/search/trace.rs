@@ -10,11 +10,74 @@ use arrow::datatypes::{DataType, TimestampNanosecondType};
 
 use super::SearchError;
 use crate::ids::{SpanId, TraceId};
+use crate::traceql::ast::{AttributeScope, FieldExpr, FieldKind, Intrinsic, Query};
 
-/// The `spans` columns the evaluator reads, in the order [`decode`] expects them.
-pub const COLUMNS: &str = "trace_id, span_id, parent_span_id, name, kind, start_time, end_time, duration_ns, \
-     status_code, status_message, service_name, attributes, resource_attributes, scope_name, scope_version, \
-     events, links";
+/// The `spans` columns every evaluation reads: the tree, the times, and what the answer shows.
+const ALWAYS: &str = "trace_id, span_id, parent_span_id, name, kind, start_time, end_time, duration_ns, \
+     status_code, status_message, service_name, scope_name, scope_version";
+
+/// Which of the costly `spans` columns (the attribute maps, events and links) a query reads. Fetching
+/// a search's candidate traces decodes these for every span of every candidate, and they are most of
+/// the bytes, so a query that names none of them (`{resource.service.name="checkout"}`,
+/// `{status=error && duration>1s}`) reads none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub attributes: bool,
+    /// The resource map; `resource.service.name` is answered from the `service_name` column, as the
+    /// pushed-down SQL condition (`plan.rs`) answers it, and needs no map.
+    pub resource_attributes: bool,
+    pub events: bool,
+    pub links: bool,
+}
+
+impl Needs {
+    /// What evaluating `query` and showing its answer read.
+    pub fn of(query: &Query) -> Self {
+        let mut needs = Needs::default();
+        let visited = query.pipeline.visit_fields(&mut |expr: &FieldExpr| {
+            match &expr.kind {
+                FieldKind::Attribute(attribute) => match attribute.scope {
+                    AttributeScope::Span => needs.attributes = true,
+                    AttributeScope::Resource => needs.resource_attributes |= attribute.name != SERVICE_NAME,
+                    AttributeScope::None => {
+                        needs.attributes = true;
+                        needs.resource_attributes |= attribute.name != SERVICE_NAME;
+                    }
+                    AttributeScope::Event => needs.events = true,
+                    AttributeScope::Link => needs.links = true,
+                    AttributeScope::Instrumentation => {}
+                },
+                FieldKind::Intrinsic(Intrinsic::EventName | Intrinsic::EventTimeSinceStart) => needs.events = true,
+                FieldKind::Intrinsic(Intrinsic::LinkTraceId | Intrinsic::LinkSpanId) => needs.links = true,
+                _ => {}
+            }
+            Ok::<(), std::convert::Infallible>(())
+        });
+        match visited {
+            Ok(()) => needs,
+            Err(never) => match never {},
+        }
+    }
+
+    /// The `spans` columns to select, for [`decode`].
+    pub fn columns(self) -> String {
+        let optional = [
+            (self.attributes, "attributes"),
+            (self.resource_attributes, "resource_attributes"),
+            (self.events, "events"),
+            (self.links, "links"),
+        ];
+        let mut columns = ALWAYS.to_owned();
+        for (_, name) in optional.iter().filter(|(wanted, _)| *wanted) {
+            columns.push_str(", ");
+            columns.push_str(name);
+        }
+        columns
+    }
+}
+
+/// The resource attribute that has a column of its own.
+const SERVICE_NAME: &str = "service.name";
 
 /// Attributes as stored for SQL: keys and values as text, in the order sent.
 pub type Attributes = Vec<(String, String)>;
@@ -159,7 +222,8 @@ fn nested_set(roots: &[usize], children: &[Vec<usize>]) -> (Vec<i64>, Vec<i64>) 
     (left, right)
 }
 
-/// Groups `spans` rows (the [`COLUMNS`]) into traces.
+/// Groups `spans` rows (the columns of some [`Needs::columns`]) into traces; a column not selected
+/// leaves its field empty (the resource map then holds only `service.name`, from its column).
 pub fn decode(batches: &[RecordBatch]) -> Result<Vec<Trace>, SearchError> {
     let mut by_trace: HashMap<TraceId, Vec<Span>> = HashMap::new();
     for batch in batches {
@@ -188,7 +252,34 @@ fn opt(array: &StringArray, row: usize) -> Option<String> {
     array.is_valid(row).then(|| array.value(row).to_owned())
 }
 
-/// The entries of row `row` of a `map<string,string>` column.
+/// A `map<string,string>` column with its keys and values cast to UTF-8 once per batch, not per row.
+struct MapColumn<'a> {
+    map: &'a MapArray,
+    keys: StringArray,
+    values: StringArray,
+}
+
+impl<'a> MapColumn<'a> {
+    fn of(array: &'a ArrayRef, what: &str) -> Result<Self, SearchError> {
+        let map = array.as_map_opt().ok_or_else(|| bad(&format!("{what} type")))?;
+        Ok(Self { map, keys: strings(map.keys())?, values: strings(map.values())? })
+    }
+
+    /// The entries of row `row`, in the order sent.
+    fn entries(&self, row: usize) -> Attributes {
+        if self.map.is_null(row) {
+            return Vec::new();
+        }
+        let offsets = self.map.value_offsets();
+        let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+        (start..end)
+            .filter(|&i| self.values.is_valid(i))
+            .map(|i| (self.keys.value(i).to_owned(), self.values.value(i).to_owned()))
+            .collect()
+    }
+}
+
+/// The entries of row `row` of a `map<string,string>` column (events' and links' own maps).
 fn map_entries(map: &MapArray, row: usize) -> Result<Attributes, SearchError> {
     if map.is_null(row) {
         return Ok(Vec::new());
@@ -218,39 +309,41 @@ struct Columns<'a> {
     status: StringArray,
     status_message: StringArray,
     service: StringArray,
-    attributes: &'a MapArray,
-    resource: &'a MapArray,
     scope_name: StringArray,
     scope_version: StringArray,
-    events: &'a arrow::array::ListArray,
-    links: &'a arrow::array::ListArray,
+    attributes: Option<MapColumn<'a>>,
+    resource: Option<MapColumn<'a>>,
+    events: Option<&'a arrow::array::ListArray>,
+    links: Option<&'a arrow::array::ListArray>,
 }
 
 impl<'a> Columns<'a> {
     fn of(batch: &'a RecordBatch) -> Result<Self, SearchError> {
-        if batch.num_columns() != 17 {
-            return Err(bad("unexpected columns"));
-        }
-        let c = |i: usize| batch.column(i);
-        let timestamps = |i: usize| c(i).as_primitive_opt::<TimestampNanosecondType>().ok_or_else(|| bad("time type"));
+        let optional = |name: &str| batch.column_by_name(name);
+        let c = |name: &str| optional(name).ok_or_else(|| bad(&format!("no column {name}")));
+        let timestamps =
+            |name: &str| c(name)?.as_primitive_opt::<TimestampNanosecondType>().ok_or_else(|| bad("time type"));
+        let list = |name: &str| {
+            optional(name).map(|column| column.as_list_opt().ok_or_else(|| bad(&format!("{name} type")))).transpose()
+        };
         Ok(Self {
-            trace_id: strings(c(0))?,
-            span_id: strings(c(1))?,
-            parent: strings(c(2))?,
-            name: strings(c(3))?,
-            kind: strings(c(4))?,
-            start: timestamps(5)?,
-            end: timestamps(6)?,
-            duration: c(7).as_primitive_opt().ok_or_else(|| bad("duration type"))?,
-            status: strings(c(8))?,
-            status_message: strings(c(9))?,
-            service: strings(c(10))?,
-            attributes: c(11).as_map_opt().ok_or_else(|| bad("attributes type"))?,
-            resource: c(12).as_map_opt().ok_or_else(|| bad("resource type"))?,
-            scope_name: strings(c(13))?,
-            scope_version: strings(c(14))?,
-            events: c(15).as_list_opt().ok_or_else(|| bad("events type"))?,
-            links: c(16).as_list_opt().ok_or_else(|| bad("links type"))?,
+            trace_id: strings(c("trace_id")?)?,
+            span_id: strings(c("span_id")?)?,
+            parent: strings(c("parent_span_id")?)?,
+            name: strings(c("name")?)?,
+            kind: strings(c("kind")?)?,
+            start: timestamps("start_time")?,
+            end: timestamps("end_time")?,
+            duration: c("duration_ns")?.as_primitive_opt().ok_or_else(|| bad("duration type"))?,
+            status: strings(c("status_code")?)?,
+            status_message: strings(c("status_message")?)?,
+            service: strings(c("service_name")?)?,
+            scope_name: strings(c("scope_name")?)?,
+            scope_version: strings(c("scope_version")?)?,
+            attributes: optional("attributes").map(|column| MapColumn::of(column, "attributes")).transpose()?,
+            resource: optional("resource_attributes").map(|column| MapColumn::of(column, "resource")).transpose()?,
+            events: list("events")?,
+            links: list("links")?,
         })
     }
 
@@ -258,6 +351,11 @@ impl<'a> Columns<'a> {
         let trace_id = TraceId::from_hex(self.trace_id.value(row)).map_err(|e| bad(&e.to_string()))?;
         let span_id = SpanId::from_hex(self.span_id.value(row)).map_err(|e| bad(&e.to_string()))?;
         let parent_span_id = opt(&self.parent, row).and_then(|hex| SpanId::from_hex(&hex).ok());
+        let service_name = opt(&self.service, row);
+        let resource_attributes = match &self.resource {
+            Some(resource) => resource.entries(row),
+            None => service_name.iter().map(|name| (SERVICE_NAME.to_owned(), name.clone())).collect(),
+        };
         let span = Span {
             span_id,
             parent_span_id,
@@ -268,13 +366,13 @@ impl<'a> Columns<'a> {
             start_unix_nano: self.start.value(row),
             end_unix_nano: self.end.value(row),
             duration_nanos: self.duration.value(row),
-            service_name: opt(&self.service, row),
-            attributes: map_entries(self.attributes, row)?,
-            resource_attributes: map_entries(self.resource, row)?,
+            service_name,
+            attributes: self.attributes.as_ref().map(|map| map.entries(row)).unwrap_or_default(),
+            resource_attributes,
             scope_name: opt(&self.scope_name, row),
             scope_version: opt(&self.scope_version, row).unwrap_or_default(),
-            events: events(self.events, row)?,
-            links: links(self.links, row)?,
+            events: self.events.map(|list| events(list, row)).transpose()?.unwrap_or_default(),
+            links: self.links.map(|list| links(list, row)).transpose()?.unwrap_or_default(),
         };
         Ok((trace_id, span))
     }
@@ -321,4 +419,55 @@ fn links(list: &arrow::array::ListArray, row: usize) -> Result<Vec<Link>, Search
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn needs(query: &str) -> Needs {
+        Needs::of(&crate::traceql::parse(query).expect("valid TraceQL"))
+    }
+
+    #[test]
+    fn a_query_reads_the_maps_and_lists_it_names_wherever_it_names_them() {
+        let none = Needs::default();
+        let span = Needs { attributes: true, ..none };
+        let resource = Needs { resource_attributes: true, ..none };
+        let both = Needs { attributes: true, resource_attributes: true, ..none };
+        let cases = [
+            (r#"{resource.service.name="checkout"}"#, none),
+            (r#"{status=error && duration>1s && name="a" && kind=server} | count() > 2"#, none),
+            (r#"{rootServiceName="a" && trace:rootName="b" && statusMessage="c"}"#, none),
+            ("{span.http.route = \"/a\"}", span),
+            ("{resource.k8s.pod.name = \"p\"}", resource),
+            ("{.http.route = \"/a\"}", both),
+            // Unscoped `service.name` is looked up in the span first; the resource's is a column.
+            ("{.service.name = \"a\"}", span),
+            ("{parent.span.a = 1}", span),
+            ("{event.exception.type = \"E\"}", Needs { events: true, ..none }),
+            ("{event:name = \"e\"}", Needs { events: true, ..none }),
+            ("{link:traceID = \"ab\"}", Needs { links: true, ..none }),
+            ("{link.kind = \"x\"}", Needs { links: true, ..none }),
+            // Wherever the field is: a structural operand, an aggregate, by(), select(), nested pipelines.
+            ("{} >> {span.a = 1}", span),
+            ("{} | avg(span.bytes) > 2", span),
+            ("{} | by(resource.region)", resource),
+            ("{} | select(span.a)", span),
+            ("({} | select(resource.b)) && {}", resource),
+            ("{!(span.a = 1)}", span),
+        ];
+        for (query, expected) in cases {
+            assert_eq!(needs(query), expected, "{query}");
+        }
+    }
+
+    #[test]
+    fn the_columns_selected_are_the_needed_ones() {
+        assert!(!Needs::default().columns().contains("attributes"));
+        let all = Needs { attributes: true, resource_attributes: true, events: true, links: true }.columns();
+        for column in ["trace_id", "service_name", "attributes", "resource_attributes", "events", "links"] {
+            assert!(all.split(", ").any(|c| c.trim() == column), "{column} in {all}");
+        }
+    }
 }

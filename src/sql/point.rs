@@ -52,8 +52,9 @@ const CONCURRENT_READS: usize = 4;
 #[derive(Debug)]
 pub struct TraceReadExec {
     querier: Querier,
-    /// (block, trace) pairs whose ID range and bloom admit the trace.
-    reads: Vec<(Arc<CatalogBlock>, TraceId)>,
+    /// Each block with the traces its ID range and bloom admit: one read per block, however many of
+    /// the traces it may hold.
+    reads: Vec<(Arc<CatalogBlock>, Vec<TraceId>)>,
     /// Stored columns to keep, by index.
     projection: Vec<usize>,
     properties: Arc<PlanProperties>,
@@ -63,7 +64,7 @@ impl TraceReadExec {
     /// The given point reads (from pruning); `schema` is the stored schema projected by `projection`.
     pub fn new(
         querier: Querier,
-        reads: Vec<(Arc<CatalogBlock>, TraceId)>,
+        reads: Vec<(Arc<CatalogBlock>, Vec<TraceId>)>,
         projection: Vec<usize>,
         schema: SchemaRef,
     ) -> Self {
@@ -79,7 +80,8 @@ impl TraceReadExec {
 
 impl DisplayAs for TraceReadExec {
     fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TraceReadExec: point_reads={}", self.reads.len())
+        let traces: usize = self.reads.iter().map(|(_, ids)| ids.len()).sum();
+        write!(f, "TraceReadExec: point_reads={traces}, blocks={}", self.reads.len())
     }
 }
 
@@ -117,11 +119,11 @@ impl ExecutionPlan for TraceReadExec {
         }
         let (querier, projection) = (self.querier.clone(), Arc::new(self.projection.clone()));
         let batches = futures::stream::iter(self.reads.clone())
-            .map(move |(block, id)| {
+            .map(move |(block, ids)| {
                 let (querier, projection) = (querier.clone(), projection.clone());
                 async move {
                     let rows = querier
-                        .trace_rows_in_block(&block, &id)
+                        .traces_rows_in_block(&block, &ids)
                         .await
                         .map_err(|error| DataFusionError::External(Box::new(error)))?;
                     let projected: Vec<Result<RecordBatch>> =

@@ -388,7 +388,7 @@ fn prune(blocks: &TenantBlocks, traces: Option<&Vec<TraceId>>, time: &TimeBounds
                 pruning.pruned_by_bloom += 1;
                 continue;
             }
-            pruned.point_reads.extend(admitted.into_iter().map(|id| (block.clone(), id)));
+            pruned.point_reads.push((block.clone(), admitted));
         }
         pruned.blocks.push(block.clone());
     }
@@ -399,8 +399,8 @@ fn prune(blocks: &TenantBlocks, traces: Option<&Vec<TraceId>>, time: &TimeBounds
 /// What [`prune`] kept.
 struct Pruned {
     blocks: Vec<Arc<CatalogBlock>>,
-    /// (block, trace) pairs whose ID range and bloom admit the trace; empty unless the query names IDs.
-    point_reads: Vec<(Arc<CatalogBlock>, TraceId)>,
+    /// Each block with the traces its ID range and bloom admit; empty unless the query names IDs.
+    point_reads: Vec<(Arc<CatalogBlock>, Vec<TraceId>)>,
     pruning: Pruning,
 }
 

@@ -19,6 +19,73 @@ pub struct Pipeline {
     pub stages: Vec<Stage>,
 }
 
+impl Pipeline {
+    /// Calls `visit` on every per-span expression of the pipeline and of the pipelines inside it
+    /// (spanset conditions, aggregate arguments, `by` and `select` fields), and on each of their
+    /// sub-expressions, parents before children. For questions about a whole query: which columns it
+    /// reads, whether its regular expressions compile.
+    pub fn visit_fields<E>(&self, visit: &mut impl FnMut(&FieldExpr) -> Result<(), E>) -> Result<(), E> {
+        for stage in &self.stages {
+            match stage {
+                Stage::Spanset(expr) => expr.visit_fields(visit)?,
+                Stage::ScalarFilter(filter) => {
+                    filter.left.visit_fields(visit)?;
+                    filter.right.visit_fields(visit)?;
+                }
+                Stage::By(fields) | Stage::Select(fields) => {
+                    for field in fields {
+                        field.visit(visit)?;
+                    }
+                }
+                Stage::Coalesce => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SpansetExpr {
+    fn visit_fields<E>(&self, visit: &mut impl FnMut(&FieldExpr) -> Result<(), E>) -> Result<(), E> {
+        match self {
+            SpansetExpr::Filter { condition: Some(condition), .. } => condition.visit(visit),
+            SpansetExpr::Filter { condition: None, .. } => Ok(()),
+            SpansetExpr::Binary { left, right, .. } => {
+                left.visit_fields(visit)?;
+                right.visit_fields(visit)
+            }
+            SpansetExpr::Pipeline(pipeline) => pipeline.visit_fields(visit),
+        }
+    }
+}
+
+impl ScalarExpr {
+    fn visit_fields<E>(&self, visit: &mut impl FnMut(&FieldExpr) -> Result<(), E>) -> Result<(), E> {
+        match self {
+            ScalarExpr::Aggregate(Aggregate { argument: Some(argument), .. }) => argument.visit(visit),
+            ScalarExpr::Aggregate(Aggregate { argument: None, .. }) | ScalarExpr::Static(..) => Ok(()),
+            ScalarExpr::Binary { left, right, .. } => {
+                left.visit_fields(visit)?;
+                right.visit_fields(visit)
+            }
+        }
+    }
+}
+
+impl FieldExpr {
+    /// Calls `visit` on this expression and each of its sub-expressions, parents first.
+    pub fn visit<E>(&self, visit: &mut impl FnMut(&FieldExpr) -> Result<(), E>) -> Result<(), E> {
+        visit(self)?;
+        match &self.kind {
+            FieldKind::Unary(_, inner) => inner.visit(visit),
+            FieldKind::Binary(_, left, right) => {
+                left.visit(visit)?;
+                right.visit(visit)
+            }
+            FieldKind::Static(_) | FieldKind::Attribute(_) | FieldKind::Intrinsic(_) => Ok(()),
+        }
+    }
+}
+
 /// One step of a pipeline.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stage {

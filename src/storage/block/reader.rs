@@ -116,20 +116,51 @@ pub async fn find_trace_tallied(
     trace_id: &TraceId,
     tally: Arc<ReadTally>,
 ) -> Result<Vec<RecordBatch>, StorageError> {
-    if !meta.may_contain_trace_id(trace_id) {
-        return Ok(Vec::new());
-    }
-    let Some(plan) = plan_lookup(footer.parquet(), trace_id) else {
+    find_traces_tallied(storage, meta, footer, std::slice::from_ref(trace_id), tally).await
+}
+
+/// The rows of several traces in a block, in one pass: the pages that may hold any of them are read
+/// and decoded once, where one lookup per trace would decode a page shared by several traces once per
+/// trace (a search fetching its 20–60 candidates from the newest block, an SQL `IN` list).
+pub async fn find_traces_tallied(
+    storage: &Storage,
+    meta: &BlockMeta,
+    footer: &BlockFooter,
+    trace_ids: &[TraceId],
+    tally: Arc<ReadTally>,
+) -> Result<Vec<RecordBatch>, StorageError> {
+    let mut wanted: Vec<[u8; 16]> =
+        trace_ids.iter().filter(|id| meta.may_contain_trace_id(id)).map(|id| *id.as_bytes()).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let wanted = Wanted(wanted);
+    let Some(plan) = plan_lookup(footer.parquet(), &wanted) else {
         return Ok(Vec::new());
     };
     let reader = reader(storage, meta).with_tally(tally);
     let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer.arrow.clone())
         .with_row_groups(plan.row_groups)
         .with_row_selection(plan.selection)
-        .with_row_filter(trace_id_filter(footer, trace_id))
+        .with_row_filter(trace_id_filter(footer, wanted))
         .build()?;
     let batches: Vec<RecordBatch> = stream.try_collect().await?;
     Ok(batches.into_iter().filter(|batch| batch.num_rows() > 0).collect())
+}
+
+/// The trace IDs a lookup reads, sorted and distinct, so that "is one of them in `[min, max]`" and "is
+/// this one of them" are binary searches.
+struct Wanted(Vec<[u8; 16]>);
+
+impl Wanted {
+    /// Whether some wanted ID lies in `[min, max]` (byte order, as Parquet's statistics compare).
+    fn any_between(&self, min: &[u8], max: &[u8]) -> bool {
+        let first_not_below = self.0.partition_point(|id| id.as_slice() < min);
+        self.0.get(first_not_below).is_some_and(|id| id.as_slice() <= max)
+    }
+
+    fn contains(&self, id: &[u8]) -> bool {
+        self.0.binary_search_by(|wanted| wanted.as_slice().cmp(id)).is_ok()
+    }
 }
 
 struct LookupPlan {
@@ -137,19 +168,21 @@ struct LookupPlan {
     selection: RowSelection,
 }
 
-/// Picks the row groups whose statistics admit the ID, and inside them the pages whose page-index
-/// min/max admit it. `None` when nothing can match.
-fn plan_lookup(parquet: &ParquetMetaData, trace_id: &TraceId) -> Option<LookupPlan> {
-    let id = trace_id.as_bytes().as_slice();
+/// Picks the row groups whose statistics admit a wanted ID, and inside them the pages whose page-index
+/// min/max admit one. `None` when nothing can match.
+fn plan_lookup(parquet: &ParquetMetaData, wanted: &Wanted) -> Option<LookupPlan> {
+    if wanted.0.is_empty() {
+        return None;
+    }
     let mut row_groups = Vec::new();
     let mut ranges: Vec<Range<usize>> = Vec::new();
     let mut rows_before = 0usize;
     for (index, row_group) in parquet.row_groups().iter().enumerate() {
-        if !statistics_admit(row_group.column(TRACE_ID_LEAF).statistics(), id) {
+        if !statistics_admit(row_group.column(TRACE_ID_LEAF).statistics(), wanted) {
             continue;
         }
         let group_rows = row_group.num_rows() as usize;
-        let pages = page_ranges_admitting(parquet, index, group_rows, id);
+        let pages = page_ranges_admitting(parquet, index, group_rows, wanted);
         if pages.is_empty() {
             continue;
         }
@@ -163,23 +196,23 @@ fn plan_lookup(parquet: &ParquetMetaData, trace_id: &TraceId) -> Option<LookupPl
     Some(LookupPlan { row_groups, selection: RowSelection::from_consecutive_ranges(ranges.into_iter(), rows_before) })
 }
 
-fn statistics_admit(statistics: Option<&Statistics>, id: &[u8]) -> bool {
+fn statistics_admit(statistics: Option<&Statistics>, wanted: &Wanted) -> bool {
     match statistics {
         Some(Statistics::FixedLenByteArray(stats)) => match (stats.min_bytes_opt(), stats.max_bytes_opt()) {
-            (Some(min), Some(max)) => min <= id && id <= max,
+            (Some(min), Some(max)) => wanted.any_between(min, max),
             _ => true,
         },
         _ => true,
     }
 }
 
-/// Row ranges (relative to the row group) of the `trace_id` pages whose min/max admit the ID. Without a
-/// page index every row of the group is a candidate.
+/// Row ranges (relative to the row group) of the `trace_id` pages whose min/max admit a wanted ID.
+/// Without a page index every row of the group is a candidate.
 fn page_ranges_admitting(
     parquet: &ParquetMetaData,
     row_group: usize,
     group_rows: usize,
-    id: &[u8],
+    wanted: &Wanted,
 ) -> Vec<Range<usize>> {
     let column_index = parquet.column_index().and_then(|index| index.get(row_group)?.get(TRACE_ID_LEAF));
     let offset_index = parquet.offset_index().and_then(|index| index.get(row_group)?.get(TRACE_ID_LEAF));
@@ -189,7 +222,7 @@ fn page_ranges_admitting(
     let locations = offsets.page_locations();
     (0..locations.len())
         .filter(|&page| match (pages.min_value(page), pages.max_value(page)) {
-            (Some(min), Some(max)) => min <= id && id <= max,
+            (Some(min), Some(max)) => wanted.any_between(min, max),
             _ => true,
         })
         .map(|page| {
@@ -200,14 +233,13 @@ fn page_ranges_admitting(
         .collect()
 }
 
-/// Keeps only the rows of the trace. The reader decodes `trace_id` for the selected pages first and
-/// then decodes the other columns for the matching rows only, instead of whole pages of every column.
-fn trace_id_filter(footer: &BlockFooter, trace_id: &TraceId) -> RowFilter {
-    let wanted = *trace_id.as_bytes();
+/// Keeps only the rows of the wanted traces. The reader decodes `trace_id` for the selected pages first
+/// and then decodes the other columns for the matching rows only, instead of whole pages of every column.
+fn trace_id_filter(footer: &BlockFooter, wanted: Wanted) -> RowFilter {
     let mask = ProjectionMask::leaves(footer.arrow.parquet_schema(), [TRACE_ID_LEAF]);
     let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
         let ids = batch.column(0).as_fixed_size_binary();
-        Ok((0..ids.len()).map(|row| Some(ids.value(row) == wanted)).collect::<BooleanArray>())
+        Ok((0..ids.len()).map(|row| Some(wanted.contains(ids.value(row)))).collect::<BooleanArray>())
     });
     RowFilter::new(vec![Box::new(predicate)])
 }
