@@ -5,7 +5,8 @@
 //! slice one SQL query over `spans` (the query's pushed-down condition, `plan.rs`, plus the window and the
 //! slice) names the traces with a span that may be in a result, and the earliest such start, which bounds
 //! the trace's start from above. Those traces are then read whole (point reads of a few trace IDs, the
-//! same path as trace by ID) and evaluated exactly (`eval.rs`), highest bound first.
+//! same path as trace by ID, one read per block; only the columns the query names, `trace::Needs`) and
+//! evaluated exactly (`eval.rs`), highest bound first.
 //!
 //! Why this is exact: a trace starting at or after a slice's lower bound has all its spans in the slices
 //! already searched, so it is a candidate by then; a candidate starts no later than its bound. Once
