@@ -313,7 +313,13 @@ impl Walk<'_> {
         let Some(kth) = self.found.get(self.request.limit.max(1) - 1) else {
             return false;
         };
-        let pending_ok = self.pending.values().all(|&bound| kth.start_unix_nano > bound);
+        // A pending trace starts no later than its bound. With a bound equal to the k-th start it can only
+        // tie, and ties sort by trace ID: one with a greater ID sorts after the k-th whatever it holds.
+        // (Without this, traces starting in the same nanosecond were all read before any was certain.)
+        let pending_ok = self
+            .pending
+            .iter()
+            .all(|(id, &bound)| bound < kth.start_unix_nano || (bound == kth.start_unix_nano && *id > kth.trace_id));
         pending_ok && low.is_none_or(|low| kth.start_unix_nano >= low)
     }
 
@@ -481,8 +487,11 @@ mod tests {
         walk.found[2] = trace(3, 80);
         assert!(walk.certain(Some(60)));
         assert_eq!(starts(walk.certain_so_far(Some(60), SearchMetrics::default())), [100, 90, 80]);
-        // Equal starts: a pending trace with the same bound could sort either side; not certain.
+        // Equal starts sort by trace ID: a pending trace bounded by the third's start sorts after it when
+        // its ID is greater, whatever it holds, and may sort before it when its ID is smaller.
         walk.pending.insert(TraceId::from_hex("98").unwrap(), 80);
-        assert!(!walk.certain(Some(60)));
+        assert!(walk.certain(Some(60)), "a tie with a greater ID cannot overtake");
+        walk.pending.insert(TraceId::from_hex("2").unwrap(), 80);
+        assert!(!walk.certain(Some(60)), "a tie with a smaller ID may overtake");
     }
 }
