@@ -279,20 +279,6 @@ impl<'a> MapColumn<'a> {
     }
 }
 
-/// The entries of row `row` of a `map<string,string>` column (events' and links' own maps).
-fn map_entries(map: &MapArray, row: usize) -> Result<Attributes, SearchError> {
-    if map.is_null(row) {
-        return Ok(Vec::new());
-    }
-    let entries = map.value(row);
-    let keys = strings(entries.column(0))?;
-    let values = strings(entries.column(1))?;
-    Ok((0..entries.len())
-        .filter(|&i| values.is_valid(i))
-        .map(|i| (keys.value(i).to_owned(), values.value(i).to_owned()))
-        .collect())
-}
-
 fn struct_field<'a>(array: &'a StructArray, name: &str) -> Result<&'a ArrayRef, SearchError> {
     array.column_by_name(name).ok_or_else(|| bad(&format!("no field {name}")))
 }
@@ -387,14 +373,13 @@ fn events(list: &arrow::array::ListArray, row: usize) -> Result<Vec<Event>, Sear
     let names = strings(struct_field(items, "name")?)?;
     let times =
         struct_field(items, "time")?.as_primitive_opt::<TimestampNanosecondType>().ok_or_else(|| bad("event time"))?;
-    let attributes: &MapArray =
-        struct_field(items, "attributes")?.as_map_opt().ok_or_else(|| bad("event attributes"))?;
+    let attributes = MapColumn::of(struct_field(items, "attributes")?, "event attributes")?;
     (0..items.len())
         .map(|i| {
             Ok(Event {
                 name: names.value(i).to_owned(),
                 time_unix_nano: times.value(i),
-                attributes: map_entries(attributes, i)?,
+                attributes: attributes.entries(i),
             })
         })
         .collect()
@@ -408,14 +393,13 @@ fn links(list: &arrow::array::ListArray, row: usize) -> Result<Vec<Link>, Search
     let items = element.as_struct_opt().ok_or_else(|| bad("links element"))?;
     let trace_ids = strings(struct_field(items, "trace_id")?)?;
     let span_ids = strings(struct_field(items, "span_id")?)?;
-    let attributes: &MapArray =
-        struct_field(items, "attributes")?.as_map_opt().ok_or_else(|| bad("link attributes"))?;
+    let attributes = MapColumn::of(struct_field(items, "attributes")?, "link attributes")?;
     (0..items.len())
         .map(|i| {
             Ok(Link {
                 trace_id: trace_ids.value(i).to_owned(),
                 span_id: span_ids.value(i).to_owned(),
-                attributes: map_entries(attributes, i)?,
+                attributes: attributes.entries(i),
             })
         })
         .collect()

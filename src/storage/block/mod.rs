@@ -16,8 +16,8 @@ pub use bloom::{BloomError, TraceBloom};
 pub use file_reader::BlockFileReader;
 pub use meta::{BlockMeta, FORMAT_VERSION};
 pub use reader::{
-    BlockFooter, ReadTally, find_trace, find_trace_tallied, find_traces_tallied, load_bloom, load_footer,
-    load_footer_tallied, read_all, read_encoded,
+    BlockFooter, ReadTally, find_trace, find_traces_tallied, load_bloom, load_footer, load_footer_tallied, read_all,
+    read_encoded,
 };
 pub use tags::{ScopeTags, TagScope, TagSummary, TagSummaryBuilder, ValueList, ValueType};
 pub use writer::{

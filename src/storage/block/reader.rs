@@ -105,18 +105,7 @@ pub async fn find_trace(
     footer: &BlockFooter,
     trace_id: &TraceId,
 ) -> Result<Vec<RecordBatch>, StorageError> {
-    find_trace_tallied(storage, meta, footer, trace_id, Arc::default()).await
-}
-
-/// [`find_trace`], adding the reads it makes to `tally`.
-pub async fn find_trace_tallied(
-    storage: &Storage,
-    meta: &BlockMeta,
-    footer: &BlockFooter,
-    trace_id: &TraceId,
-    tally: Arc<ReadTally>,
-) -> Result<Vec<RecordBatch>, StorageError> {
-    find_traces_tallied(storage, meta, footer, std::slice::from_ref(trace_id), tally).await
+    find_traces_tallied(storage, meta, footer, std::slice::from_ref(trace_id), Arc::default()).await
 }
 
 /// The rows of several traces in a block, in one pass: the pages that may hold any of them are read
