@@ -50,9 +50,10 @@ struct Slice {
 }
 
 impl Searcher {
-    /// A searcher running its plans on `sql`.
+    /// A searcher running its plans on `sql`, with row filters on: a search's conditions are meant to
+    /// find few spans among many.
     pub fn new(sql: SqlEngine) -> Self {
-        Self { sql }
+        Self { sql: sql.with_row_filters() }
     }
 
     /// The querier underneath (its catalogue, its ingester's buffers).

@@ -8,11 +8,25 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::ipc::writer::StreamWriter;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+/// `schema` with top-level view types replaced by their plain twins.
+fn without_views(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| match field.data_type() {
+            DataType::Utf8View => field.as_ref().clone().with_data_type(DataType::Utf8),
+            DataType::BinaryView => field.as_ref().clone().with_data_type(DataType::Binary),
+            _ => field.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
 
 /// How results are encoded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,8 +84,11 @@ pub struct ResultWriter {
 }
 
 impl ResultWriter {
-    /// A writer of `schema`'s rows in `format`.
+    /// A writer of `schema`'s rows in `format`. Text read as `Utf8View` is written as plain `Utf8`
+    /// (and binary views as `Binary`): the view types are how the engine reads, not part of the answer,
+    /// and Arrow readers older than 2024 cannot open them.
     pub fn new(schema: SchemaRef, format: ResultFormat) -> Self {
+        let schema = without_views(&schema);
         let names = schema.fields().iter().map(|f| serde_json::to_vec(f.name()).unwrap_or_default()).collect();
         Self { schema, format, rows_written: 0, names, arrow: None }
     }
@@ -116,7 +133,17 @@ impl ResultWriter {
     /// The rows of one batch.
     pub fn batch(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
         if let Some(writer) = &mut self.arrow {
-            writer.write(batch)?;
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(self.schema.fields())
+                .map(|(column, field)| match column.data_type() == field.data_type() {
+                    true => Ok(column.clone()),
+                    false => arrow::compute::cast(column, field.data_type()),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+            writer.write(&RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)?)?;
             return Ok(std::mem::take(writer.get_mut()));
         }
         let columns = batch.columns().iter().map(Cells::new).collect::<Result<Vec<_>, _>>()?;

@@ -7,6 +7,7 @@
 //! consistent view), `storage` and `spans`; called by `api` and the CLI.
 
 mod format;
+mod id_hex;
 mod ids;
 mod point;
 mod reader;
@@ -130,6 +131,14 @@ impl SqlEngine {
         let permits = Arc::new(Semaphore::new(limits.max_concurrent.max(1)));
         let template = SessionTemplate::new(limits.partitions).map_err(SqlError::Internal)?;
         Ok(Self { querier, limits, permits, template: Arc::new(template) })
+    }
+
+    /// The same engine (same querier, limits and concurrency slots) with Parquet row filters for every
+    /// filter: the filter columns are decoded first and the other columns only for the rows that pass.
+    /// That wins when few rows pass (search's conditions: BENCHMARKS.md, issue 25 item 3) and loses
+    /// when most do, so user SQL uses them only for ID filters.
+    pub fn with_row_filters(&self) -> Self {
+        Self { template: Arc::new(self.template.with_row_filters()), ..self.clone() }
     }
 
     /// The querier whose blocks and buffers the engine reads.

@@ -30,7 +30,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use futures::{StreamExt, TryStreamExt};
 
-use super::schema::sql_schema;
+use super::schema::{sql_schema, to_scan_batch};
 use crate::ids::TraceId;
 use crate::query::{CatalogBlock, Querier};
 use crate::spans::schema::col;
@@ -48,7 +48,7 @@ pub fn few_enough(ids: &[TraceId]) -> bool {
 /// Blocks read at once, as a trace-by-ID lookup does.
 const CONCURRENT_READS: usize = 4;
 
-/// Reads the given traces from the given blocks, stored schema, projected.
+/// Reads the given traces from the given blocks, in the scan schema (`schema::scan_schema`), projected.
 #[derive(Debug)]
 pub struct TraceReadExec {
     querier: Querier,
@@ -61,7 +61,7 @@ pub struct TraceReadExec {
 }
 
 impl TraceReadExec {
-    /// The given point reads (from pruning); `schema` is the stored schema projected by `projection`.
+    /// The given point reads (from pruning); `schema` is the scan schema projected by `projection`.
     pub fn new(
         querier: Querier,
         reads: Vec<(Arc<CatalogBlock>, Vec<TraceId>)>,
@@ -118,16 +118,17 @@ impl ExecutionPlan for TraceReadExec {
             return Err(DataFusionError::Internal(format!("TraceReadExec has one partition, not {partition}")));
         }
         let (querier, projection) = (self.querier.clone(), Arc::new(self.projection.clone()));
+        let schema = self.properties.eq_properties.schema().clone();
         let batches = futures::stream::iter(self.reads.clone())
             .map(move |(block, ids)| {
-                let (querier, projection) = (querier.clone(), projection.clone());
+                let (querier, projection, schema) = (querier.clone(), projection.clone(), schema.clone());
                 async move {
                     let rows = querier
                         .traces_rows_in_block(&block, &ids)
                         .await
                         .map_err(|error| DataFusionError::External(Box::new(error)))?;
                     let projected: Vec<Result<RecordBatch>> =
-                        rows.iter().map(|batch| Ok(batch.project(&projection)?)).collect();
+                        rows.iter().map(|batch| Ok(to_scan_batch(&batch.project(&projection)?, &schema)?)).collect();
                     Ok::<_, DataFusionError>(futures::stream::iter(projected))
                 }
             })

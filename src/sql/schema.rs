@@ -4,13 +4,18 @@
 //! stored as fixed-size binary (half the bytes, and what statistics and the bloom filter work on) and
 //! shown as lowercase hex strings; `events` and `links` drop the columns that only exist to round-trip
 //! OTLP losslessly.
+//!
+//! The plain text columns (name, service, kind, status, scope) are read as `Utf8View`, as DataFusion
+//! reads Parquet text by default: the Parquet reader then points into its decoded pages instead of
+//! copying every value, and group-bys and comparisons on short strings work on the inline 12 bytes
+//! (BENCHMARKS.md, issue 25 item 3). [`scan_schema`] is the stored schema read that way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, FixedSizeBinaryArray, ListArray, RecordBatch, RecordBatchOptions,
-    StringArray, StructArray,
+    StringArray, StringViewArray, StructArray,
 };
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
@@ -23,7 +28,7 @@ use crate::spans::schema::{col, span_schema};
 pub const ID_KIND_KEY: &str = "spanlake.id";
 
 /// Which kind of ID a column holds, with its length in bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum IdKind {
     Trace,
     Span,
@@ -47,7 +52,8 @@ impl IdKind {
         }
     }
 
-    fn marker(self) -> HashMap<String, String> {
+    /// The field metadata that marks a column as this kind of ID.
+    pub fn marker(self) -> HashMap<String, String> {
         let value = match self {
             Self::Trace => "trace",
             Self::Span => "span",
@@ -108,6 +114,45 @@ fn pruned_list(list_field: &Field, names: &[&str]) -> DataType {
     DataType::List(Arc::new(Field::new(element.name(), DataType::Struct(kept), element.is_nullable())))
 }
 
+/// Whether a stored top-level column is text that SQL reads as `Utf8View`.
+fn read_as_view(field: &Field) -> bool {
+    field.data_type() == &DataType::Utf8 && COLUMNS.contains(&field.name().as_str())
+}
+
+/// The stored schema with the text columns SQL shows as they are typed `Utf8View`: what every input of
+/// the `spans` scan produces (the Parquet source reads them so; point reads and buffered spans are cast).
+/// Same columns in the same order as [`span_schema`], so projections by index apply to both.
+pub fn scan_schema() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let fields: Vec<Field> = span_schema()
+            .fields()
+            .iter()
+            .map(|field| match read_as_view(field) {
+                true => field.as_ref().clone().with_data_type(DataType::Utf8View),
+                false => field.as_ref().clone(),
+            })
+            .collect();
+        Arc::new(Schema::new(fields))
+    });
+    SCHEMA.clone()
+}
+
+/// Stored rows (any projection of [`span_schema`]) as the same projection of [`scan_schema`]: text
+/// columns become views over the same bytes (no copy of the values).
+pub fn to_scan_batch(stored: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(stored.columns())
+        .map(|(field, column)| match column.data_type() == field.data_type() {
+            true => Ok(column.clone()),
+            false => arrow::compute::cast(column, field.data_type()),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(stored.num_rows()));
+    RecordBatch::try_new_with_options(schema.clone(), columns, &options)
+}
+
 /// The schema of the `spans` table.
 pub fn sql_schema() -> SchemaRef {
     static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -120,11 +165,33 @@ pub fn sql_schema() -> SchemaRef {
                     col::TRACE_ID => hex_field(field, Some(IdKind::Trace)),
                     col::SPAN_ID | col::PARENT_SPAN_ID => hex_field(field, Some(IdKind::Span)),
                     // A span sent without a Status is stored as NULL (to round-trip); in OTLP it means unset.
-                    col::STATUS_CODE => field.clone().with_nullable(false),
+                    col::STATUS_CODE => field.clone().with_nullable(false).with_data_type(DataType::Utf8View),
+                    _ if read_as_view(field) => field.clone().with_data_type(DataType::Utf8View),
                     col::EVENTS => field.clone().with_data_type(pruned_list(field, &EVENT_COLUMNS)),
                     col::LINKS => field.clone().with_data_type(pruned_list(field, &LINK_COLUMNS)),
                     _ => field.clone(),
                 }
+            })
+            .collect();
+        Arc::new(Schema::new(fields))
+    });
+    SCHEMA.clone()
+}
+
+/// [`sql_schema`] with the three ID columns as stored (binary, still marked as IDs): the columns of the
+/// `spans` twin that the `traces` view groups on (`id_hex.rs`).
+pub fn binary_ids_schema() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let storage = span_schema();
+        let fields: Vec<Field> = sql_schema()
+            .fields()
+            .iter()
+            .map(|field| match IdKind::of(field) {
+                Some(kind) => {
+                    let stored = storage.field_with_name(field.name()).expect("IDs are stored columns");
+                    stored.clone().with_metadata(kind.marker())
+                }
+                None => field.as_ref().clone(),
             })
             .collect();
         Arc::new(Schema::new(fields))
@@ -153,8 +220,10 @@ pub fn to_sql_batch(stored: &RecordBatch, schema: &SchemaRef) -> Result<RecordBa
 
 fn to_sql_column(field: &FieldRef, column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
     if field.name() == col::STATUS_CODE && column.null_count() > 0 {
-        let codes = column.as_string::<i32>();
-        return Ok(Arc::new(codes.iter().map(|code| Some(code.unwrap_or("unset"))).collect::<StringArray>()));
+        // Every code fits in a view's 12 inline bytes: no data buffer.
+        let codes = arrow::compute::cast(column, &DataType::Utf8View)?;
+        let codes = codes.as_string_view();
+        return Ok(Arc::new(codes.iter().map(|code| Some(code.unwrap_or("unset"))).collect::<StringViewArray>()));
     }
     if column.data_type() == field.data_type() {
         return Ok(column.clone());
@@ -162,6 +231,7 @@ fn to_sql_column(field: &FieldRef, column: &ArrayRef) -> Result<ArrayRef, ArrowE
     match (column.data_type(), field.data_type()) {
         (DataType::FixedSizeBinary(_), DataType::Utf8) => Ok(Arc::new(hex_fixed(column.as_fixed_size_binary()))),
         (DataType::Binary, DataType::Utf8) => Ok(Arc::new(hex_binary(column.as_binary::<i32>()))),
+        (DataType::Utf8, DataType::Utf8View) => arrow::compute::cast(column, field.data_type()),
         (DataType::List(_), DataType::List(element)) => {
             let list = column.as_list::<i32>();
             let values = to_sql_struct(element, list.values())?;
@@ -191,7 +261,7 @@ fn to_sql_struct(element: &FieldRef, values: &ArrayRef) -> Result<ArrayRef, Arro
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Lowercase hex of every value, built into one buffer (no per-row allocation).
-fn hex_fixed(ids: &FixedSizeBinaryArray) -> StringArray {
+pub fn hex_fixed(ids: &FixedSizeBinaryArray) -> StringArray {
     let width = ids.value_length() as usize * 2;
     let mut text = Vec::with_capacity(ids.len() * width);
     for row in 0..ids.len() {

@@ -26,16 +26,20 @@ use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::object_store::{ObjectStoreRegistry, ObjectStoreUrl};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
 use datafusion::prelude::SessionConfig;
 use object_store::ObjectStore;
 use object_store::prefix::PrefixStore;
 use url::Url;
 
 use super::SqlLimits;
+use super::id_hex::IdHex;
 use super::ids::IdLiterals;
+use super::schema::IdKind;
 use super::table::SpansTable;
 use crate::ids::TenantId;
 use crate::query::Querier;
+use crate::spans::schema::col;
 use crate::storage::layout;
 
 /// The URL under which a session finds its tenant's blocks. The only store it has.
@@ -128,6 +132,14 @@ impl SessionTemplate {
         Ok(Self { state, blocks_url, store_url: ObjectStoreUrl::parse(BLOCKS_URL)? })
     }
 
+    /// The same template with Parquet row filters on for every filter of a scan, not only ID filters
+    /// (`table.rs`): for an engine whose queries are mostly selective, such as search's.
+    pub fn with_row_filters(&self) -> Self {
+        let mut template = self.clone();
+        template.state.config_mut().options_mut().execution.parquet.pushdown_filters = true;
+        template
+    }
+
     /// A session for one query of `tenant`, with `spans` registered (`traces` is added by
     /// [`QuerySession::add_traces`] when the query may read it: planning the view is work that a point
     /// query should not pay for, about 0.5 ms of a trace-ID query in the SQL benchmark).
@@ -144,22 +156,27 @@ impl SessionTemplate {
             .with_object_store_registry(Arc::new(Stores::one(self.blocks_url.clone(), tenant_store.clone())))
             .build_arc()?;
 
-        let schema = Arc::new(MemorySchemaProvider::new());
-        let spans = SpansTable::new(tenant.clone(), querier.clone(), self.store_url.clone(), tenant_store);
-        let spans = Arc::new(spans);
-        schema.register_table("spans".to_owned(), spans.clone())?;
-        let catalog = MemoryCatalogProvider::new();
-        let options = self.state.config().options();
-        catalog.register_schema(&options.catalog.default_schema, schema.clone())?;
-        let catalogs = MemoryCatalogProviderList::new();
-        catalogs.register_catalog(options.catalog.default_catalog.clone(), Arc::new(catalog));
-
-        let mut state = self.state.clone();
-        state.register_catalog_list(Arc::new(catalogs));
+        let spans = Arc::new(SpansTable::new(tenant.clone(), querier.clone(), self.store_url.clone(), tenant_store));
+        let (mut state, schema) = with_spans(&self.state, spans.clone())?;
         // `now()` is this query's start.
         state.mark_start_execution();
         Ok(QuerySession { state, schema, spans, runtime })
     }
+}
+
+/// `state` with a catalogue of one schema holding `spans` (under that name), and that schema, where the
+/// `traces` view is added when a query needs it.
+fn with_spans(state: &SessionState, spans: Arc<SpansTable>) -> Result<(SessionState, Arc<MemorySchemaProvider>)> {
+    let schema = Arc::new(MemorySchemaProvider::new());
+    schema.register_table("spans".to_owned(), spans)?;
+    let catalog = MemoryCatalogProvider::new();
+    let options = state.config().options();
+    catalog.register_schema(&options.catalog.default_schema, schema.clone())?;
+    let catalogs = MemoryCatalogProviderList::new();
+    catalogs.register_catalog(options.catalog.default_catalog.clone(), Arc::new(catalog));
+    let mut state = state.clone();
+    state.register_catalog_list(Arc::new(catalogs));
+    Ok((state, schema))
 }
 
 /// One query's session: the template's state with this tenant's tables, and the runtime (memory pool,
@@ -187,9 +204,21 @@ impl QuerySession {
         &self.spans
     }
 
-    /// Registers the `traces` view over the session's `spans`.
+    /// Registers the `traces` view over the session's `spans`: planned over the binary twin of `spans`
+    /// (grouping on the stored 16-byte IDs), with hex made of each trace's ID afterwards (`id_hex.rs`).
     pub async fn add_traces(&self) -> Result<()> {
-        let traces = self.state.create_logical_plan(TRACES_VIEW).await?;
+        let (binary, _) = with_spans(&self.state, Arc::new(self.spans.with_binary_ids()))?;
+        let grouped = binary.create_logical_plan(TRACES_VIEW).await?;
+        let columns: Vec<Expr> = grouped
+            .schema()
+            .columns()
+            .into_iter()
+            .map(|column| match column.name() == col::TRACE_ID {
+                true => IdHex::call(IdKind::Trace, Expr::Column(column)).alias(col::TRACE_ID),
+                false => Expr::Column(column),
+            })
+            .collect();
+        let traces = LogicalPlanBuilder::from(grouped).project(columns)?.build()?;
         let traces: Arc<dyn TableProvider> = Arc::new(ViewTable::new(traces, Some(TRACES_VIEW.to_owned())));
         self.schema.register_table("traces".to_owned(), traces)?;
         Ok(())

@@ -39,15 +39,27 @@ use futures::StreamExt;
 use object_store::ObjectStore;
 use tokio::sync::OnceCell;
 
+use super::id_hex::IdHex;
 use super::point::{PointQuery, TraceReadExec, few_enough};
 use super::reader::BlockReaderFactory;
-use super::schema::{IdKind, sql_schema, storage_projection, to_sql_batch};
+use super::schema::{
+    IdKind, binary_ids_schema, scan_schema, sql_schema, storage_projection, to_scan_batch, to_sql_batch,
+};
 use super::summary::SummaryFilter;
 use crate::ids::{SpanId, TenantId, TraceId};
 use crate::query::{CatalogBlock, Querier, TenantBlocks};
-use crate::spans::schema::{col, span_schema};
+use crate::spans::schema::col;
 use crate::storage::layout;
 use crate::telemetry;
+
+/// How a `spans` table shows the ID columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdForm {
+    /// Lowercase hex text: the `spans` table users query (CONTRACTS §5).
+    Hex,
+    /// As stored (fixed-size binary): the twin the `traces` view groups on, never registered by name.
+    Binary,
+}
 
 /// One tenant's `spans`, for one query.
 #[derive(Debug)]
@@ -57,8 +69,10 @@ pub struct SpansTable {
     /// Where the session's object-store registry has the tenant's blocks prefix.
     store_url: ObjectStoreUrl,
     tenant_store: Arc<dyn ObjectStore>,
-    /// Taken at the first scan and shared by every scan of the query (a self-join sees one instant).
-    view: OnceCell<Arc<View>>,
+    /// Taken at the first scan and shared by every scan of the query and by the binary twin (a
+    /// self-join, or a join of `spans` with `traces`, sees one instant).
+    view: Arc<OnceCell<Arc<View>>>,
+    ids: IdForm,
 }
 
 #[derive(Debug)]
@@ -75,7 +89,19 @@ impl SpansTable {
         store_url: ObjectStoreUrl,
         tenant_store: Arc<dyn ObjectStore>,
     ) -> Self {
-        Self { tenant, querier, store_url, tenant_store, view: OnceCell::new() }
+        Self { tenant, querier, store_url, tenant_store, view: Arc::new(OnceCell::new()), ids: IdForm::Hex }
+    }
+
+    /// The same spans, at the same instant, with the IDs as stored ([`IdForm::Binary`]).
+    pub fn with_binary_ids(&self) -> Self {
+        Self {
+            tenant: self.tenant.clone(),
+            querier: self.querier.clone(),
+            store_url: self.store_url.clone(),
+            tenant_store: self.tenant_store.clone(),
+            view: self.view.clone(),
+            ids: IdForm::Binary,
+        }
     }
 
     /// The rows of a [`PointQuery`], exactly: the scan for a few trace IDs reads only those traces' rows
@@ -105,7 +131,10 @@ impl SpansTable {
 #[async_trait]
 impl TableProvider for SpansTable {
     fn schema(&self) -> SchemaRef {
-        sql_schema()
+        match self.ids {
+            IdForm::Hex => sql_schema(),
+            IdForm::Binary => binary_ids_schema(),
+        }
     }
 
     fn table_type(&self) -> TableType {
@@ -135,13 +164,13 @@ impl TableProvider for SpansTable {
             None => (0..sql_schema().fields().len()).collect(),
         };
         let stored_columns = storage_projection(&sql_columns);
-        let schema = Arc::new(sql_schema().project(&sql_columns)?);
+        let schema = Arc::new(self.schema().project(&sql_columns)?);
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         let few_traces = wanted_traces.as_deref().is_some_and(few_enough);
         if few_traces && !blocks.is_empty() {
-            let stored_schema = Arc::new(span_schema().project(&stored_columns)?);
-            let reads = TraceReadExec::new(self.querier.clone(), point_reads, stored_columns.clone(), stored_schema);
+            let scan_schema = Arc::new(scan_schema().project(&stored_columns)?);
+            let reads = TraceReadExec::new(self.querier.clone(), point_reads, stored_columns.clone(), scan_schema);
             inputs.push(Arc::new(reads));
         } else if !blocks.is_empty() {
             let factory = BlockReaderFactory::new(
@@ -149,10 +178,17 @@ impl TableProvider for SpansTable {
                 self.querier.storage().clone(),
                 self.querier.footers().clone(),
             );
-            let mut source = ParquetSource::new(span_schema())
+            // Row filters (decode the filter columns, then the rest of the matching rows only) pay off
+            // for a filter on an ID, which few rows pass; for `service_name = …` or a status they cost
+            // more than decoding every row and filtering above (BENCHMARKS.md, issue 25 item 3), unless
+            // the engine says its filters are selective (`SqlEngine::with_row_filters`). Either way the
+            // predicate prunes row groups and pages.
+            let mut source = ParquetSource::new(scan_schema())
                 .with_parquet_file_reader_factory(Arc::new(factory))
                 .with_enable_page_index(true)
-                .with_pushdown_filters(true)
+                .with_pushdown_filters(
+                    filters_on_ids(&conjuncts) || state.config_options().execution.parquet.pushdown_filters,
+                )
                 .with_reorder_filters(true);
             if let Some(predicate) = stored_predicate(state, &conjuncts)? {
                 source = source.with_predicate(predicate);
@@ -171,7 +207,12 @@ impl TableProvider for SpansTable {
         };
         let recent_rows = recent.iter().map(RecordBatch::num_rows).sum();
         if recent_rows > 0 || inputs.is_empty() {
-            inputs.push(MemorySourceConfig::try_new_exec(&[recent], span_schema(), Some(stored_columns))?);
+            let scanned = Arc::new(scan_schema().project(&stored_columns)?);
+            let recent = recent
+                .iter()
+                .map(|batch| Ok(to_scan_batch(&batch.project(&stored_columns)?, &scanned)?))
+                .collect::<Result<Vec<_>>>()?;
+            inputs.push(MemorySourceConfig::try_new_exec(&[recent], scanned, None)?);
         }
         let input = UnionExec::try_new(inputs)?;
         metrics::counter!(telemetry::BLOOM_CHECKS).increment(pruning.bloom_checks as u64);
@@ -216,9 +257,13 @@ fn trace_ids_wanted(conjuncts: &[&Expr]) -> Option<Vec<TraceId>> {
     })
 }
 
-/// The literals of `column = 'x'` or `column IN ('x', …)`.
+/// The literals of `column = 'x'` or `column IN ('x', …)`, where `column` may also be the hex of a
+/// binary ID column (the `traces` view's `trace_id` pushed down to the binary twin of `spans`).
 fn id_literals<'a>(expr: &'a Expr, column: &str) -> Option<Vec<&'a str>> {
-    let is_column = |e: &Expr| matches!(e, Expr::Column(c) if c.name == column);
+    let is_column = |e: &Expr| match e {
+        Expr::Column(c) => c.name == column,
+        other => IdHex::column_of(other) == Some(column),
+    };
     match expr {
         Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => {
             if is_column(left) {
@@ -430,8 +475,15 @@ fn stored_as_shown(name: &str) -> bool {
 fn stored_predicate(state: &dyn Session, conjuncts: &[&Expr]) -> Result<Option<Arc<dyn PhysicalExpr>>> {
     let stored: Vec<Expr> = conjuncts.iter().filter_map(|expr| to_stored(expr)).collect();
     let Some(predicate) = conjunction(stored) else { return Ok(None) };
-    let schema = DFSchema::try_from(span_schema().as_ref().clone())?;
+    let schema = DFSchema::try_from(scan_schema().as_ref().clone())?;
     state.create_physical_expr(predicate, &schema).map(Some)
+}
+
+/// Whether a filter restricts an ID column to given values (the filters [`to_stored`] turns binary).
+fn filters_on_ids(conjuncts: &[&Expr]) -> bool {
+    conjuncts.iter().any(|expr| {
+        [col::TRACE_ID, col::SPAN_ID, col::PARENT_SPAN_ID].iter().any(|name| id_literals(expr, name).is_some())
+    })
 }
 
 fn to_stored(expr: &Expr) -> Option<Expr> {
