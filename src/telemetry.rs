@@ -72,6 +72,14 @@ pub const COMPACTION_FAILURES: &str = "spanlake_compaction_failures_total";
 pub const RETENTION_DELETED_BLOCKS: &str = "spanlake_retention_deleted_blocks_total";
 /// Footer cache lookups (label `result`: `hit`, `miss`).
 pub const FOOTER_CACHE: &str = "spanlake_footer_cache_requests_total";
+/// Counter: blocks skipped because their own objects cannot be read (label `component`: `catalog`,
+/// `compaction`; `reason`: `format_version`, `metadata`, `bloom`).
+pub const BLOCKS_SKIPPED: &str = "spanlake_blocks_skipped_total";
+/// Counter: tenants whose compaction or catalogue refresh failed in a pass (label `component`); the
+/// other tenants' work goes on.
+pub const TENANT_FAILURES: &str = "spanlake_tenant_failures_total";
+/// Counter: top-level prefixes of the bucket that name no tenant (found when listing tenants).
+pub const FOREIGN_PREFIXES: &str = "spanlake_storage_foreign_prefixes_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 

@@ -164,6 +164,30 @@ async fn tenants_only_see_their_own_blocks(backend: &Backend) {
     assert_eq!(list_tenants(storage).await.unwrap(), [alpha, beta]);
 }
 
+/// Every character CONTRACTS §2 allows in a tenant ID, and the names that are only dots, survive the
+/// trip into object names and back through a listing, so compaction, retention and the catalogue find
+/// every tenant's blocks.
+async fn every_allowed_tenant_name_lists_back_as_itself(backend: &Backend) {
+    let storage = &backend.storage;
+    let names = ["a!b", "a-b", "a_b", "a.b", "*", "team*", "a'b", "(x)", "...", ".hidden", "Ab9"];
+    let (batch, _) = encode_resource_spans(&TraceGenerator::new(4).next_trace()).unwrap();
+    let mut written = Vec::new();
+    for name in names {
+        let tenant = TenantId::new(name).unwrap();
+        let options = block_write_options();
+        let meta = write_block(storage, &tenant, BlockId::new_random(), vec![batch.clone()], &options).await.unwrap();
+        written.push((tenant, meta.block_id));
+    }
+    // Something else sharing the bucket is not a tenant, and does not hide the tenants.
+    storage.object_store().put(&Path::from("not a tenant/x"), PutPayload::from_static(b"x")).await.unwrap();
+    let mut expected: Vec<TenantId> = written.iter().map(|(tenant, _)| tenant.clone()).collect();
+    expected.sort();
+    assert_eq!(list_tenants(storage).await.unwrap(), expected, "{}", backend.name);
+    for (tenant, block) in &written {
+        assert_eq!(list_blocks(storage, tenant).await.unwrap().committed, [*block], "{}: {tenant}", backend.name);
+    }
+}
+
 async fn a_block_of_an_unknown_format_version_is_refused_with_a_clear_error(backend: &Backend) {
     let storage = &backend.storage;
     let tenant = TenantId::single_tenant();
@@ -217,6 +241,7 @@ conformance_suite!(
     copy_if_not_exists_refuses_to_overwrite,
     blocks_are_listed_only_once_committed_and_found_by_trace_id,
     tenants_only_see_their_own_blocks,
+    every_allowed_tenant_name_lists_back_as_itself,
     a_block_of_an_unknown_format_version_is_refused_with_a_clear_error,
     rewriting_a_committed_block_is_idempotent,
 );

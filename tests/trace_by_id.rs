@@ -448,3 +448,46 @@ async fn when_blocks_cannot_be_read_v2_answers_partial_and_nothing_claims_a_stor
     common::otlp::assert_same_spans(&TracesData::decode(whole.body).unwrap().resource_spans, &buffered, "healed");
     server.server.shutdown().await.unwrap();
 }
+
+/// A failure on our side says what failed, never where on disk (issue 26, item 18): with the local
+/// block folder unreadable, trace by ID and SQL answer 503 saying the object store failed, and neither
+/// body holds a local path (the server's log has them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_say_what_failed_without_local_paths() {
+    let folder = tempfile::tempdir().unwrap();
+    let storage = Storage::open(&common::url_of(folder.path())).unwrap();
+    let server = TestServer::start(storage, |_| {}).await;
+    let traces = common::server::send_synthetic_traces(&server, 31, 5).await;
+    assert_eq!(send("POST", &server.query_url("/flush"), &[], "").await.status, 204);
+    let data_files: Vec<std::path::PathBuf> =
+        walk(folder.path()).into_iter().filter(|p| p.ends_with("data.parquet")).collect();
+    assert!(!data_files.is_empty(), "the flush wrote blocks");
+    // Each data file becomes a symbolic link to itself: still listed, but every read of it fails with
+    // an I/O error (too many levels of links) that names the file's absolute path.
+    for file in &data_files {
+        std::fs::remove_file(file).unwrap();
+        std::os::unix::fs::symlink(file, file).unwrap();
+    }
+    let locations =
+        [folder.path().to_string_lossy().into_owned(), server.data_dir.path().to_string_lossy().into_owned()];
+    let leaks = |body: &str| locations.iter().any(|location| body.contains(location.as_str()));
+
+    let trace = send("GET", &server.query_url(&format!("/api/traces/{}", traces[0].to_hex())), &[], "").await;
+    assert_eq!(trace.status, 503, "{}", trace.text());
+    assert!(trace.text().contains("could not be read") && trace.text().contains("object store"), "{}", trace.text());
+    assert!(!leaks(&trace.text()), "trace by ID reply names a local path: {}", trace.text());
+
+    let sql = send("POST", &server.query_url("/api/sql"), &[], "SELECT count(*) FROM spans").await;
+    assert_eq!(sql.status, 503, "{}", sql.text());
+    assert!(sql.text().contains("cannot read spans"), "{}", sql.text());
+    assert!(!leaks(&sql.text()), "SQL reply names a local path: {}", sql.text());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
+    }
+    files
+}

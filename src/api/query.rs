@@ -90,7 +90,7 @@ async fn flush(State(state): State<AppState>) -> Response {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(error) => {
             tracing::warn!(%error, "flush failed");
-            error_response(StatusCode::SERVICE_UNAVAILABLE, &error.to_string())
+            error_response(StatusCode::SERVICE_UNAVAILABLE, &error.public_message())
         }
     }
 }

@@ -144,7 +144,7 @@ fn sql_error_response(tenant: &str, sql: &str, error: &SqlError) -> Response {
     } else {
         tracing::info!(tenant, sql, %error, status = status.as_u16(), "SQL query refused");
     }
-    let mut response = error_response(status, &error.to_string());
+    let mut response = error_response(status, &error.public_message());
     if status == StatusCode::TOO_MANY_REQUESTS {
         response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
     }

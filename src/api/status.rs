@@ -53,7 +53,10 @@ struct ProtoDuration {
 pub struct Refusal {
     pub http: StatusCode,
     pub grpc: tonic::Code,
+    /// What the client is told: what failed, never where (no local paths or object names).
     pub message: String,
+    /// What the log is told, when it says more than `message` (the full error with its locations).
+    pub detail: Option<String>,
     /// Short label for the `spanlake_requests_refused_total` metric.
     pub reason: &'static str,
 }
@@ -67,6 +70,7 @@ impl Refusal {
             grpc_code = ?self.grpc,
             reason = self.reason,
             message = %self.message,
+            detail = self.detail.as_deref().unwrap_or_default(),
             "OTLP request refused"
         );
         metrics::counter!(crate::telemetry::REQUESTS_REFUSED, "reason" => self.reason).increment(1);
@@ -129,7 +133,7 @@ impl From<&ReceiveError> for Refusal {
                 (StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, "invalid")
             }
         };
-        Self { http, grpc, message: error.to_string(), reason }
+        Self { http, grpc, message: error.to_string(), detail: None, reason }
     }
 }
 
@@ -140,9 +144,14 @@ impl From<&IngestError> for Refusal {
                 (StatusCode::TOO_MANY_REQUESTS, tonic::Code::ResourceExhausted, "memory_limit")
             }
             IngestError::WalFull { .. } => (StatusCode::TOO_MANY_REQUESTS, tonic::Code::ResourceExhausted, "wal_limit"),
+            IngestError::Wal(crate::wal::WalError::TooLarge { .. }) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, tonic::Code::InvalidArgument, "too_large")
+            }
             _ => (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, "unavailable"),
         };
-        Self { http, grpc, message: error.to_string(), reason }
+        let (message, detail) = (error.public_message(), error.to_string());
+        let detail = (detail != message).then_some(detail);
+        Self { http, grpc, message, detail, reason }
     }
 }
 

@@ -117,7 +117,8 @@ fn search_status(error: &SearchError) -> Status {
     } else {
         tracing::info!(%error, "gRPC search refused");
     }
-    Refusal { http, grpc: grpc_code(http), message: error.to_string(), reason: "search" }.grpc_status()
+    Refusal { http, grpc: grpc_code(http), message: error.public_message(), detail: None, reason: "search" }
+        .grpc_status()
 }
 
 /// Where the stream stands between messages.

@@ -55,7 +55,7 @@ pub fn search_error_response(error: &SearchError) -> Response {
     } else {
         tracing::info!(%error, "search refused");
     }
-    error_response(status, &error.to_string())
+    error_response(status, &error.public_message())
 }
 
 /// The HTTP status for a search error.

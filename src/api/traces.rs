@@ -106,7 +106,7 @@ fn query_error_response(error: &QueryError) -> Response {
         bad_id @ QueryError::BadTraceId { .. } => error_response(StatusCode::BAD_REQUEST, &bad_id.to_string()),
         other => {
             tracing::warn!(error = %other, "query failed");
-            error_response(StatusCode::INTERNAL_SERVER_ERROR, &other.to_string())
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, &other.public_message())
         }
     }
 }

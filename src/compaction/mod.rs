@@ -121,6 +121,10 @@ pub struct PassReport {
     pub tenants: usize,
     /// Tenants skipped because another compactor holds their lease.
     pub tenants_leased_elsewhere: usize,
+    /// Tenants whose work failed in this pass (logged; retried at the next).
+    pub tenants_failed: usize,
+    /// Blocks left alone because their own objects cannot be read (a newer format, damaged metadata).
+    pub blocks_skipped: u64,
     pub jobs: usize,
     pub blocks_in: u64,
     pub blocks_out: u64,
@@ -139,6 +143,8 @@ impl PassReport {
     pub fn add(&mut self, other: &PassReport) {
         self.tenants += other.tenants;
         self.tenants_leased_elsewhere += other.tenants_leased_elsewhere;
+        self.tenants_failed += other.tenants_failed;
+        self.blocks_skipped += other.blocks_skipped;
         self.jobs += other.jobs;
         self.blocks_in += other.blocks_in;
         self.blocks_out += other.blocks_out;
@@ -276,8 +282,9 @@ impl Compactor {
     }
 
     /// One pass over every tenant, with the clock starting at `now_unix_ms` (tests control it) and
-    /// progress reported as it goes. A tenant that fails stops the pass with its error; the others'
-    /// work until then stands.
+    /// progress reported as it goes. A tenant that fails is logged, counted (in the report and in
+    /// `spanlake_tenant_failures_total`) and retried at the next pass; the other tenants' work goes on.
+    /// Only a failure to list the tenants fails the pass.
     pub async fn pass_at(
         &self,
         now_unix_ms: u64,
@@ -285,8 +292,14 @@ impl Compactor {
     ) -> Result<PassReport, CompactionError> {
         let mut report = PassReport::default();
         for tenant in list_tenants(&self.inner.storage).await? {
-            let tenant_report = self.compact_tenant_at(&tenant, now_unix_ms, progress).await?;
-            report.add(&tenant_report);
+            match self.compact_tenant_at(&tenant, now_unix_ms, progress).await {
+                Ok(tenant_report) => report.add(&tenant_report),
+                Err(error) => {
+                    report.tenants_failed += 1;
+                    metrics::counter!(telemetry::TENANT_FAILURES, "component" => "compaction").increment(1);
+                    tracing::warn!(%tenant, %error, "compaction of a tenant failed; the other tenants go on");
+                }
+            }
         }
         Ok(report)
     }
@@ -328,7 +341,8 @@ impl Compactor {
         report: &mut PassReport,
     ) -> Result<(), CompactionError> {
         let listing = list_blocks(&self.inner.storage, tenant).await?;
-        let metas = self.metas(tenant, &listing.committed).await?;
+        let (metas, skipped) = self.metas(tenant, &listing.committed).await?;
+        report.blocks_skipped += skipped;
         let mut rules = self.inner.options.rules.clone();
         if let Some(retention) = self.inner.options.tenant_retention.get(tenant) {
             rules.retention = *retention;
@@ -469,7 +483,9 @@ impl Compactor {
     }
 
     /// Metadata of the listed blocks: from memory when seen before, else read (and then remembered).
-    async fn metas(&self, tenant: &TenantId, blocks: &[BlockId]) -> Result<Vec<BlockMeta>, CompactionError> {
+    /// The metadata of `blocks`, from the cache or the store, and how many were skipped as unreadable
+    /// (never merged, expired or deleted by this compactor: it cannot know what they hold).
+    async fn metas(&self, tenant: &TenantId, blocks: &[BlockId]) -> Result<(Vec<BlockMeta>, u64), CompactionError> {
         let (mut known, missing): (Vec<BlockMeta>, Vec<BlockId>) = {
             let metas = self.inner.metas.lock().map_err(|_| CompactionError::Corrupt("metadata cache lock".into()))?;
             let mut known = Vec::new();
@@ -482,24 +498,36 @@ impl Compactor {
             }
             (known, missing)
         };
-        let loaded: Vec<Option<BlockMeta>> = futures::stream::iter(missing)
+        let loaded: Vec<Option<Result<BlockMeta, BlockId>>> = futures::stream::iter(missing)
             .map(|block| async move {
                 match read_block_meta(&self.inner.storage, tenant, block).await {
-                    Ok(meta) => Ok(Some(meta)),
+                    Ok(meta) => Ok(Some(Ok(meta))),
                     // Deleted since the LIST: nothing to do with it.
                     Err(StorageError::BlockNotFound(_)) => Ok(None),
+                    Err(error) if error.is_unreadable_block() => {
+                        metrics::counter!(telemetry::BLOCKS_SKIPPED, "component" => "compaction", "reason" => error.skip_reason())
+                            .increment(1);
+                        tracing::warn!(%tenant, %block, %error, "block skipped by compaction: its metadata cannot be read");
+                        Ok(Some(Err(block)))
+                    }
                     Err(error) => Err(CompactionError::from(error)),
                 }
             })
             .buffer_unordered(META_CONCURRENCY)
             .try_collect()
             .await?;
-        for meta in loaded.into_iter().flatten() {
-            self.remember(&meta);
-            known.push(meta);
+        let mut skipped = 0;
+        for outcome in loaded.into_iter().flatten() {
+            match outcome {
+                Ok(meta) => {
+                    self.remember(&meta);
+                    known.push(meta);
+                }
+                Err(_) => skipped += 1,
+            }
         }
         known.sort_by_key(|meta| meta.block_id);
-        Ok(known)
+        Ok((known, skipped))
     }
 
     /// Runs a pass every `interval` until `stop` turns true. A failed pass is logged and retried at the

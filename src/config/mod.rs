@@ -143,6 +143,9 @@ pub enum ConfigError {
     },
     #[error("settings from the environment")]
     Environment(#[source] clap::Error),
+    /// Two settings that are each valid but cannot hold together.
+    #[error("settings conflict: {0}")]
+    Conflict(String),
 }
 
 /// What is wrong inside a settings file; the key at fault is named, with its value's own reason as the
@@ -222,7 +225,22 @@ impl ServeConfig {
             ConfigFile::load(path)?.apply(&mut settings);
         }
         flags.apply(&mut settings);
+        settings.check()?;
         Ok(settings)
+    }
+
+    /// Refuses settings that contradict each other, at start-up rather than at the first request (or,
+    /// worse, at the replay after a crash).
+    fn check(&self) -> Result<(), ConfigError> {
+        let decompressed = self.max_request_decompressed_bytes.as_usize();
+        if decompressed > crate::wal::MAX_SPANS_PAYLOAD_BYTES {
+            return Err(ConfigError::Conflict(format!(
+                "max_request_decompressed_bytes is {decompressed} bytes, but a WAL record holds at most {} bytes \
+                 of request: an acknowledged request that large could not be replayed after a crash",
+                crate::wal::MAX_SPANS_PAYLOAD_BYTES
+            )));
+        }
+        Ok(())
     }
 
     /// Defaults, then the `SPANLAKE_*` environment variables: what `spanlake serve` runs with when given

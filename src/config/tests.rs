@@ -133,6 +133,17 @@ fn flags_read_every_kind_and_win_over_the_file() {
 }
 
 #[test]
+fn a_request_limit_the_wal_cannot_replay_is_refused_at_start_up() {
+    let too_large = parse(&["--max-request-decompressed-bytes", "300MiB"]);
+    let error = ServeConfig::layered(None, too_large).unwrap_err();
+    assert!(matches!(error, ConfigError::Conflict(_)), "{error}");
+    assert!(error.to_string().contains("max_request_decompressed_bytes"), "{error}");
+    let largest = format!("{}B", crate::wal::MAX_SPANS_PAYLOAD_BYTES);
+    let config = ServeConfig::layered(None, parse(&["--max-request-decompressed-bytes", &largest])).unwrap();
+    assert_eq!(config.body_limits().max_decompressed_bytes, crate::wal::MAX_SPANS_PAYLOAD_BYTES);
+}
+
+#[test]
 fn a_bad_flag_value_is_refused_with_the_value_named() {
     let error = Serve::command()
         .no_binary_name(true)

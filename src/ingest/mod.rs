@@ -55,6 +55,15 @@ pub enum IngestError {
 }
 
 impl IngestError {
+    /// What failed, for a reply to a client (no local paths or object names; the log has them).
+    pub fn public_message(&self) -> String {
+        match self {
+            IngestError::Wal(error) => error.public_message(),
+            IngestError::Storage(error) => error.public_message(),
+            other => other.to_string(),
+        }
+    }
+
     /// True for the limits a client should back off from and retry (HTTP 429, gRPC RESOURCE_EXHAUSTED).
     pub fn is_backpressure(&self) -> bool {
         matches!(self, IngestError::MemoryFull { .. } | IngestError::WalFull { .. })

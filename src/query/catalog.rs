@@ -19,6 +19,7 @@ use crate::storage::block::load_bloom;
 use crate::storage::{
     BlockMeta, Storage, StorageError, TraceBloom, list_blocks, list_tenants, read_block_meta, replaced_blocks,
 };
+use crate::telemetry;
 
 /// Metadata and bloom loads in flight at once while a refresh catches up with new blocks.
 const LOAD_CONCURRENCY: usize = 16;
@@ -83,6 +84,9 @@ struct Inner {
     generation: AtomicU64,
     /// One refresh at a time, so two refreshes of a tenant cannot load the same blocks twice.
     refreshing: tokio::sync::Mutex<()>,
+    /// Blocks found unreadable (a newer format, damaged metadata): blocks never change, so they are
+    /// logged once and not read again at every refresh.
+    unreadable: std::sync::Mutex<std::collections::HashSet<(TenantId, BlockId)>>,
 }
 
 impl BlockCatalog {
@@ -94,6 +98,7 @@ impl BlockCatalog {
                 tenants: RwLock::new(HashMap::new()),
                 generation: AtomicU64::new(0),
                 refreshing: tokio::sync::Mutex::new(()),
+                unreadable: Default::default(),
             }),
         }
     }
@@ -165,8 +170,12 @@ impl BlockCatalog {
         }
         tenants.sort();
         tenants.dedup();
+        // One tenant's failure (its LIST timing out, say) is logged and counted; the others refresh.
         for tenant in tenants {
-            self.refresh_locked(&tenant).await?;
+            if let Err(error) = self.refresh_locked(&tenant).await {
+                metrics::counter!(telemetry::TENANT_FAILURES, "component" => "catalog").increment(1);
+                tracing::warn!(%tenant, %error, "block catalogue refresh of a tenant failed; the other tenants go on");
+            }
         }
         Ok(())
     }
@@ -188,7 +197,12 @@ impl BlockCatalog {
         let listed = list_blocks(&self.inner.storage, tenant).await?.committed;
         let known: BTreeSet<BlockId> =
             self.view(tenant).map(|view| view.all.iter().map(|b| b.meta.block_id).collect()).unwrap_or_default();
-        let new_ids: Vec<BlockId> = listed.iter().filter(|id| !known.contains(id)).copied().collect();
+        let unreadable = self.inner.unreadable.lock().map(|set| set.clone()).unwrap_or_default();
+        let new_ids: Vec<BlockId> = listed
+            .iter()
+            .filter(|id| !known.contains(id) && !unreadable.contains(&(tenant.clone(), **id)))
+            .copied()
+            .collect();
         let loaded: Vec<Option<(BlockMeta, TraceBloom)>> = futures::stream::iter(new_ids)
             .map(|block| self.load(tenant, block))
             .buffer_unordered(LOAD_CONCURRENCY)
@@ -224,14 +238,25 @@ impl BlockCatalog {
     /// Metadata then bloom of one block; `None` when it was deleted between the LIST and the load.
     async fn load(&self, tenant: &TenantId, block: BlockId) -> Result<Option<(BlockMeta, TraceBloom)>, QueryError> {
         let storage = &self.inner.storage;
+        let skip = |error: StorageError| {
+            metrics::counter!(telemetry::BLOCKS_SKIPPED, "component" => "catalog", "reason" => error.skip_reason())
+                .increment(1);
+            tracing::warn!(%tenant, %block, %error, "block skipped by the catalogue: it cannot be read");
+            if let Ok(mut unreadable) = self.inner.unreadable.lock() {
+                unreadable.insert((tenant.clone(), block));
+            }
+            Ok(None)
+        };
         let meta = match read_block_meta(storage, tenant, block).await {
             Ok(meta) => meta,
             Err(StorageError::BlockNotFound(_)) => return Ok(None),
+            Err(error) if error.is_unreadable_block() => return skip(error),
             Err(error) => return Err(error.into()),
         };
         match load_bloom(storage, &meta).await {
             Ok(bloom) => Ok(Some((meta, bloom))),
             Err(StorageError::ObjectStore(object_store::Error::NotFound { .. })) => Ok(None),
+            Err(error) if error.is_unreadable_block() => skip(error),
             Err(error) => Err(error.into()),
         }
     }

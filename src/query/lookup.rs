@@ -108,11 +108,13 @@ impl Querier {
         };
         let mut cost =
             LookupCost { recent_spans: batches.iter().map(RecordBatch::num_rows).sum(), ..Default::default() };
-        let mut failures: Vec<String> = Vec::new();
+        // What could not be read: (for the reply, for the log). The reply says what failed, not where.
+        let mut failures: Vec<(String, String)> = Vec::new();
         let blocks = match self.catalog.blocks(tenant).await {
             Ok(blocks) => blocks,
             Err(error) => {
-                failures.push(format!("cannot list the tenant's blocks: {error}"));
+                let what = "cannot list the tenant's blocks";
+                failures.push((format!("{what}: {}", error.public_message()), format!("{what}: {error}")));
                 Default::default()
             }
         };
@@ -149,7 +151,8 @@ impl Querier {
         for outcome in found {
             match outcome {
                 Ok(rows) => batches.extend(rows),
-                Err((block, error)) => failures.push(format!("block {block}: {error}")),
+                Err((block, error)) => failures
+                    .push((format!("block {block}: {}", error.public_message()), format!("block {block}: {error}"))),
             }
         }
         cost.bloom_false_positives = misses.into_inner() as usize;
@@ -163,12 +166,9 @@ impl Querier {
         metrics::histogram!(telemetry::QUERY_SECONDS, "endpoint" => "trace_by_id")
             .record(started.elapsed().as_secs_f64());
         let incomplete = (!failures.is_empty()).then(|| {
-            tracing::warn!(tenant = %tenant, trace = %trace_id, failures = ?failures, "trace lookup incomplete");
-            format!(
-                "{} of the blocks that may hold the trace could not be read: {}",
-                failures.len(),
-                failures.join("; ")
-            )
+            let (public, detail): (Vec<String>, Vec<String>) = failures.into_iter().unzip();
+            tracing::warn!(tenant = %tenant, trace = %trace_id, failures = ?detail, "trace lookup incomplete");
+            format!("{} of the blocks that may hold the trace could not be read: {}", public.len(), public.join("; "))
         });
         Ok(TraceLookup { resource_spans, span_count, cost, incomplete })
     }

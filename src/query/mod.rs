@@ -48,6 +48,17 @@ pub enum QueryError {
     Internal(String),
 }
 
+impl QueryError {
+    /// What failed, for a reply to a client (no local paths or object names; the log has them).
+    pub fn public_message(&self) -> String {
+        match self {
+            QueryError::Storage(error) => error.public_message(),
+            QueryError::Ingest(error) => error.public_message(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Settings of the querier.
 #[derive(Clone, Debug)]
 pub struct QueryOptions {

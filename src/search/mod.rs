@@ -50,6 +50,17 @@ pub enum SearchError {
     Internal(String),
 }
 
+impl SearchError {
+    /// The reply's text: what failed, never where (the log has local paths and object names).
+    pub fn public_message(&self) -> String {
+        match self {
+            SearchError::Sql(error) => error.public_message(),
+            SearchError::Unavailable(error) => format!("cannot read the block catalogue: {}", error.public_message()),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl From<SqlError> for SearchError {
     fn from(error: SqlError) -> Self {
         Self::Sql(Box::new(error))

@@ -87,6 +87,34 @@ fn root_message(error: &DataFusionError) -> String {
     }
 }
 
+impl SqlError {
+    /// The reply's text: the same as the error's for what the client can act on (its SQL, the limits),
+    /// and for a failure of ours what failed without where (the log has local paths and object names).
+    pub fn public_message(&self) -> String {
+        match self {
+            SqlError::Unavailable(error) => format!("cannot read spans: {}", public_root_message(error)),
+            SqlError::Internal(error) => format!("internal error: {}", public_root_message(error)),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// [`root_message`] without local paths or object names.
+fn public_root_message(error: &DataFusionError) -> String {
+    if let Some(query) = error.find_root_external::<QueryError>() {
+        return query.public_message();
+    }
+    if let Some(storage) = error.find_root_external::<crate::storage::StorageError>() {
+        return storage.public_message();
+    }
+    match error.find_root() {
+        DataFusionError::ObjectStore(error) => crate::storage::object_store_failure(error),
+        DataFusionError::IoError(error) => format!("I/O: {}", error.kind()),
+        DataFusionError::ParquetError(_) => "a block could not be decoded".to_owned(),
+        root => root_message(root),
+    }
+}
+
 /// Per-query limits (CONTRACTS §5).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SqlLimits {

@@ -10,6 +10,7 @@ use object_store::path::Path;
 use super::block::BlockMeta;
 use super::{Storage, StorageError, layout};
 use crate::ids::{BlockId, TenantId};
+use crate::telemetry;
 
 /// What a listing found under a tenant's block prefix.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -66,16 +67,33 @@ fn block_and_file(prefix: &Path, location: &Path) -> Option<(BlockId, String)> {
     parts.next().is_none().then_some((block, file))
 }
 
-/// Tenants that have at least one object in the store.
+/// Tenants that have at least one object in the store. A top-level prefix that is not a tenant's
+/// (something else shares the bucket) is logged and counted, never dropped unsaid: compaction, retention
+/// and the catalogue all start from this list, so a tenant missing from it would silently never be
+/// compacted, expired or read.
 pub async fn list_tenants(storage: &Storage) -> Result<Vec<TenantId>, StorageError> {
     let listing = storage.object_store().list_with_delimiter(None).await?;
-    let mut tenants: Vec<TenantId> = listing
-        .common_prefixes
-        .iter()
-        .filter_map(|prefix| prefix.filename().and_then(|name| TenantId::new(name).ok()))
-        .collect();
+    let mut tenants = Vec::with_capacity(listing.common_prefixes.len());
+    for prefix in &listing.common_prefixes {
+        let name = prefix.filename().unwrap_or_default();
+        match tenant_of_prefix(name) {
+            Some(tenant) => tenants.push(tenant),
+            None => {
+                metrics::counter!(telemetry::FOREIGN_PREFIXES).increment(1);
+                tracing::warn!(prefix = %name, "a top-level prefix of the bucket is not a tenant's; it is left alone");
+            }
+        }
+    }
     tenants.sort();
     Ok(tenants)
+}
+
+/// The tenant whose objects live under the top-level prefix `name`, as the store lists it. Object names
+/// percent-encode the characters a path part may not hold as such (a tenant `team*` is stored under
+/// `team%2A`, `..` under `%2E%2E`), so the listed name is decoded before it is checked.
+pub fn tenant_of_prefix(name: &str) -> Option<TenantId> {
+    let decoded = percent_encoding::percent_decode_str(name).decode_utf8().ok()?;
+    TenantId::new(&decoded).ok()
 }
 
 /// Reads and validates one block's metadata.
@@ -103,4 +121,32 @@ pub async fn delete_block(storage: &Storage, tenant: &TenantId, block: BlockId) 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_prefixes_are_decoded_before_they_are_checked() {
+        let tenant = |name: &str| tenant_of_prefix(name).map(|tenant| tenant.as_str().to_owned());
+        assert_eq!(tenant("team-a").as_deref(), Some("team-a"));
+        assert_eq!(tenant("team%2A").as_deref(), Some("team*"));
+        assert_eq!(tenant("%2A").as_deref(), Some("*"));
+        assert_eq!(tenant("%2E%2E%2E").as_deref(), Some("..."));
+        // Not tenants: `..`, characters a tenant may not hold, bytes that are not UTF-8, nothing.
+        for name in ["%2E%2E", "a%2Fb", "a%20b", "%FF", "", "100%"] {
+            assert_eq!(tenant(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn every_tenant_name_survives_object_naming() {
+        for name in ["a!b", "a-b", "a_b", "a.b", "*", "a'b", "(x)", "...", ".x"] {
+            let tenant = TenantId::new(name).unwrap();
+            let prefix = layout::blocks_prefix(&tenant);
+            let first = prefix.parts().next().unwrap();
+            assert_eq!(tenant_of_prefix(first.as_ref()), Some(tenant), "{name} stored as {prefix}");
+        }
+    }
 }

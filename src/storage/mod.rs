@@ -64,6 +64,55 @@ pub enum StorageError {
     Spool(#[source] std::io::Error),
 }
 
+impl StorageError {
+    /// True when the error is in a block's own objects (a format version this build does not read,
+    /// metadata or bloom that do not parse) and retrying cannot help: such a block is skipped, counted
+    /// and logged, never a reason to stop work on the blocks and tenants after it.
+    pub fn is_unreadable_block(&self) -> bool {
+        matches!(
+            self,
+            StorageError::UnsupportedFormatVersion { .. }
+                | StorageError::InvalidMeta { .. }
+                | StorageError::InvalidBloom { .. }
+        )
+    }
+
+    /// The `reason` label of [`telemetry::BLOCKS_SKIPPED`](crate::telemetry::BLOCKS_SKIPPED) for an
+    /// unreadable block.
+    pub fn skip_reason(&self) -> &'static str {
+        match self {
+            StorageError::UnsupportedFormatVersion { .. } => "format_version",
+            StorageError::InvalidBloom { .. } => "bloom",
+            _ => "metadata",
+        }
+    }
+
+    /// What failed, for a reply to a client: the kind of failure without where it happened (local paths,
+    /// object names), which only the server's log gets (issue 26, item 18).
+    pub fn public_message(&self) -> String {
+        match self {
+            StorageError::ObjectStore(error) => format!("object store: {}", object_store_failure(error)),
+            StorageError::InvalidMeta { .. } => "a block's metadata is not valid".to_owned(),
+            StorageError::LocalFolder { source, .. } => format!("local storage folder: {}", source.kind()),
+            StorageError::Spool(source) => format!("local block file: {}", source.kind()),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// What an object store failure was, without the object's name or a local path.
+pub fn object_store_failure(error: &object_store::Error) -> String {
+    match error {
+        object_store::Error::NotFound { .. } => "an object was not found".to_owned(),
+        object_store::Error::AlreadyExists { .. } => "an object already exists".to_owned(),
+        object_store::Error::Precondition { .. } => "a conditional request failed".to_owned(),
+        object_store::Error::PermissionDenied { .. } => "permission denied".to_owned(),
+        object_store::Error::Unauthenticated { .. } => "not authenticated".to_owned(),
+        object_store::Error::Generic { store, .. } => format!("a {store} request failed"),
+        _ => "a request failed".to_owned(),
+    }
+}
+
 /// A handle on the object store holding every tenant's blocks, with request counters around it.
 /// Cheap to clone; share one per process so the counters add up.
 #[derive(Clone, Debug)]

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, mpsc};
 
 pub use record::Damage;
 use record::{FrameProblem, SEGMENT_MAGIC};
-pub use record::{Record, SequenceRanges};
+pub use record::{MAX_SPANS_PAYLOAD_BYTES, Record, SequenceRanges};
 
 /// Most bytes written (and synced) as one group; more waiting appends go into the next group.
 const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
@@ -41,6 +41,22 @@ pub enum WalError {
     Poisoned,
     #[error("the WAL is closed")]
     Closed,
+    /// A record larger than one frame may hold (replay would refuse it), so it is not written.
+    #[error("a WAL record of {bytes} bytes is larger than the most a record holds")]
+    TooLarge { bytes: usize },
+}
+
+impl WalError {
+    /// What failed, for a reply to a client: never the segment's path, which only the log gets.
+    pub fn public_message(&self) -> String {
+        match self {
+            WalError::Io { source, .. } => format!("write-ahead log: {}", source.kind()),
+            WalError::Corrupt { offset, .. } => format!("a write-ahead log segment is damaged at byte {offset}"),
+            WalError::Failed(cause) => format!("the WAL stopped accepting writes: {}", cause.public_message()),
+            WalError::Write(source) => format!("WAL write failed: {}", source.kind()),
+            other => other.to_string(),
+        }
+    }
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
@@ -175,6 +191,9 @@ impl Wal {
 
     /// Appends a record and returns once it is on disk (written and `fdatasync`ed).
     pub async fn append(&self, record: Record) -> Result<WalPosition, WalError> {
+        if !record::fits(&record) {
+            return Err(WalError::TooLarge { bytes: record::body_bytes(&record) });
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         {
             let commands = self.commands.lock().map_err(|_| WalError::Closed)?;
@@ -373,17 +392,36 @@ fn read_segment(path: &Path) -> Result<Vec<(WalPosition, Record)>, WalError> {
 
 /// Truncates the segment after its last intact record (a crash can leave half a record, never
 /// acknowledged); returns the sequence number after that record, or 0 when the segment has none.
+/// Only damage that runs to the end of the file is a torn tail: a bad record followed by an intact one
+/// is damage to acknowledged data, and opening refuses with the file and offset named rather than cut
+/// off the records after it.
 fn trim_torn_tail(path: &Path) -> Result<u64, WalError> {
     let bytes = read_file(path)?;
     let mut offset = SEGMENT_MAGIC.len().min(bytes.len());
     let mut next_seq = 0;
+    let mut last_seq = None;
     while offset < bytes.len() {
         match record::decode(&bytes[offset..]) {
             Ok((seq, _, used)) => {
                 next_seq = seq + 1;
+                last_seq = Some(seq);
                 offset += used;
             }
             Err(problem) => {
+                if let Some(intact) = record::next_intact_record(&bytes, offset + 1, last_seq) {
+                    let source = match problem {
+                        FrameProblem::Corrupt(damage) => damage,
+                        FrameProblem::Truncated => Damage::CutShort,
+                    };
+                    tracing::error!(
+                        path = %path.display(),
+                        offset,
+                        next_intact_record_at = intact,
+                        %source,
+                        "WAL segment is damaged before records that follow it; refusing to start rather than drop them"
+                    );
+                    return Err(WalError::Corrupt { path: path.to_owned(), offset: offset as u64, source });
+                }
                 tracing::warn!(
                     path = %path.display(),
                     offset,

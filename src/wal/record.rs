@@ -12,8 +12,14 @@ use crate::ids::{BlockId, IdError, TenantId};
 pub const SEGMENT_MAGIC: &[u8; 8] = b"SPLWAL01";
 
 const FRAME_HEADER_BYTES: usize = 8;
-/// Larger bodies are corruption, not data: the receivers refuse requests over 64 MiB decompressed.
+/// Larger bodies are corruption, not data: appends refuse them, and start-up refuses a request limit
+/// that would let one through ([`MAX_SPANS_PAYLOAD_BYTES`]).
 const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+/// The body's bytes besides the payload of a spans record: kind, sequence number, tenant length, tenant.
+const MAX_SPANS_OVERHEAD: usize = 1 + 8 + 1 + 150;
+/// The largest request payload a spans record holds: the receivers' decompressed request limit may not
+/// be larger (`config` checks it at start-up), or an acknowledged request could not be replayed.
+pub const MAX_SPANS_PAYLOAD_BYTES: usize = MAX_BODY_BYTES - MAX_SPANS_OVERHEAD;
 const KIND_SPANS: u8 = 1;
 const KIND_CUT: u8 = 2;
 
@@ -68,7 +74,21 @@ impl SequenceRanges {
     }
 }
 
-/// Appends one framed record to `out`.
+/// Bytes of `record`'s body once framed: above `MAX_BODY_BYTES` replay would refuse it, so appends do.
+pub fn body_bytes(record: &Record) -> usize {
+    let part = match record {
+        Record::Spans { payload, .. } => payload.len(),
+        Record::Cut { sequences, .. } => 16 + 4 + 16 * sequences.0.len(),
+    };
+    1 + 8 + 1 + record.tenant().as_str().len() + part
+}
+
+/// Whether `record` fits in one frame (its body at most `MAX_BODY_BYTES`).
+pub fn fits(record: &Record) -> bool {
+    body_bytes(record) <= MAX_BODY_BYTES
+}
+
+/// Appends one framed record to `out`. The caller has checked that it [`fits`].
 pub fn encode(seq: u64, record: &Record, out: &mut Vec<u8>) {
     let frame_start = out.len();
     out.extend_from_slice(&[0; FRAME_HEADER_BYTES]);
@@ -97,6 +117,28 @@ pub fn encode(seq: u64, record: &Record, out: &mut Vec<u8>) {
     let checksum = crc32fast::hash(&out[body_start..]);
     out[frame_start..frame_start + 4].copy_from_slice(&body_len.to_le_bytes());
     out[frame_start + 4..frame_start + 8].copy_from_slice(&checksum.to_le_bytes());
+}
+
+/// The offset of the first intact record in `bytes` at or after `from` whose sequence number follows
+/// `after_seq`, if any. Used after a bad frame: if an intact record follows it, the damage is not a torn
+/// tail (a crash only ever tears the last write) but acknowledged records after a damaged one, which
+/// must not be cut off. Only positions whose header and body prefix look like a record (a plausible
+/// length inside the file, a known kind, a sequence number just after `after_seq`) are checksummed, so
+/// the scan stays linear in practice.
+pub fn next_intact_record(bytes: &[u8], from: usize, after_seq: Option<u64>) -> Option<usize> {
+    let lowest = after_seq.map_or(0, |seq| seq + 1);
+    let window = 1u64 << 32;
+    (from..bytes.len().saturating_sub(FRAME_HEADER_BYTES + 10)).find(|&at| {
+        let frame = &bytes[at..];
+        let body_len = u32::from_le_bytes(frame[0..4].try_into().expect("4 bytes")) as usize;
+        if !(10..=MAX_BODY_BYTES).contains(&body_len) || FRAME_HEADER_BYTES + body_len > frame.len() {
+            return false;
+        }
+        let kind = frame[FRAME_HEADER_BYTES];
+        let seq =
+            u64::from_le_bytes(frame[FRAME_HEADER_BYTES + 1..FRAME_HEADER_BYTES + 9].try_into().expect("8 bytes"));
+        (kind == KIND_SPANS || kind == KIND_CUT) && seq >= lowest && seq - lowest < window && decode(frame).is_ok()
+    })
 }
 
 /// Why the bytes at some offset are not a whole, intact record.

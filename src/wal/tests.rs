@@ -130,3 +130,69 @@ fn a_file_of_another_format_is_refused() {
     let error = Wal::open(dir.path(), WalOptions::default()).err().expect("refused");
     assert!(error.to_string().contains("not a spanlake WAL segment"), "{error}");
 }
+
+#[tokio::test]
+async fn a_record_too_large_to_replay_is_refused_and_the_wal_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let largest = Bytes::from(vec![7u8; MAX_SPANS_PAYLOAD_BYTES]);
+    let tenant = TenantId::new(&"t".repeat(150)).unwrap();
+    let fits = Record::Spans { tenant: tenant.clone(), payload: largest.clone() };
+    let position = wal.append(fits.clone()).await.unwrap();
+    let too_large = Record::Spans { tenant, payload: Bytes::from(vec![7u8; MAX_SPANS_PAYLOAD_BYTES + 1]) };
+    let refused = wal.append(too_large).await.unwrap_err();
+    assert!(matches!(refused, WalError::TooLarge { .. }), "{refused}");
+    let after = wal.append(spans("a", b"next")).await.unwrap();
+    assert_eq!(after.seq, position.seq + 1, "the refusal took no sequence number");
+    drop(wal);
+
+    // The largest accepted record replays: acknowledged means replayable.
+    let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let records: Vec<Record> = replayed(&wal).into_iter().map(|(_, record)| record).collect();
+    assert_eq!(records, vec![fits, spans("a", b"next")]);
+}
+
+/// Issue 26, item 4: a damaged record with intact ones after it is not a torn tail. Opening refuses,
+/// naming the segment and the damaged record's offset, and the file is left as it was (nothing
+/// acknowledged is cut off); a torn last record is still trimmed.
+#[tokio::test]
+async fn damage_followed_by_intact_records_is_refused_not_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let mut offsets = Vec::new();
+    for payload in [&b"one"[..], b"two", b"three", b"four", b"five"] {
+        wal.append(Record::Spans { tenant: TenantId::new("a").unwrap(), payload: Bytes::from_static(payload) })
+            .await
+            .unwrap();
+    }
+    drop(wal);
+    let newest = segment_files(dir.path()).into_iter().rev().find(|p| std::fs::metadata(p).unwrap().len() > 8).unwrap();
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let mut offset = SEGMENT_MAGIC.len();
+    while offset < bytes.len() {
+        offsets.push(offset);
+        offset += record::decode(&bytes[offset..]).unwrap().2;
+    }
+    assert_eq!(offsets.len(), 5);
+    // A flipped byte inside the second record's payload.
+    let second = offsets[1];
+    let last_byte_of_second = offsets[2] - 1;
+    bytes[last_byte_of_second] ^= 0x5a;
+    std::fs::write(&newest, &bytes).unwrap();
+
+    let error = Wal::open(dir.path(), WalOptions::default()).err().expect("damage in the middle is refused");
+    assert!(matches!(error, WalError::Corrupt { source: Damage::ChecksumMismatch, .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains(&newest.display().to_string()), "{message}");
+    assert!(message.contains(&format!("at byte {second}")), "{message}");
+    assert_eq!(std::fs::read(&newest).unwrap(), bytes, "nothing was cut off");
+
+    // Damage in the header's length of the last record, running past the end: a torn tail, trimmed.
+    bytes[last_byte_of_second] ^= 0x5a;
+    let fifth = offsets[4];
+    bytes[fifth + 2] = 0x7f;
+    std::fs::write(&newest, &bytes).unwrap();
+    let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    assert_eq!(replayed(&wal).len(), 4);
+    assert_eq!(std::fs::metadata(&newest).unwrap().len(), fifth as u64);
+}
