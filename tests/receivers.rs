@@ -221,6 +221,39 @@ async fn past_the_memory_limit_ingest_answers_retryable_429_and_resource_exhaust
     server.server.shutdown().await.unwrap();
 }
 
+/// Issue 26, items 2 and 18: a WAL write that fails refuses the request with a retryable 503 that says
+/// what failed and not where; `/ready` answers 503 with the reason until the WAL writes again, which it
+/// finds out by itself; then ingest and readiness are back without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_wal_makes_the_server_unready_and_says_why_until_it_recovers() {
+    let server = TestServer::start(Storage::open("memory://").unwrap(), |_| {}).await;
+    let wal_dir = server.data_dir.path().join("wal");
+    assert_eq!(send("POST", &server.traces_url(), &[PROTOBUF], valid_body(1)).await.status, 200);
+
+    spanlake::wal::testing::inject_failures(&wal_dir, spanlake::wal::testing::Operation::WriteGroup, 3);
+    let refused = send("POST", &server.traces_url(), &[PROTOBUF], valid_body(2)).await;
+    assert_eq!(refused.status, 503, "{}", status_message(&refused));
+    let message = status_message(&refused);
+    assert!(message.contains("WAL write failed"), "{message}");
+    assert!(!message.contains(&server.data_dir.path().display().to_string()), "no local path: {message}");
+    let ready = send("GET", &server.query_url("/ready"), &[], Vec::new()).await;
+    assert_eq!(ready.status, 503);
+    assert!(ready.text().contains("write-ahead log"), "{}", ready.text());
+
+    // The WAL probes on its own (two more injected failures, then success), with no request to retry.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let ready = send("GET", &server.query_url("/ready"), &[], Vec::new()).await;
+        if ready.status == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still unready: {}", ready.text());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(send("POST", &server.traces_url(), &[PROTOBUF], valid_body(3)).await.status, 200);
+    server.server.shutdown().await.unwrap();
+}
+
 /// Everything the server writes back on `stream` until it closes the connection; panics if it has not
 /// closed it within `bound`.
 async fn read_until_closed(stream: &mut tokio::net::TcpStream, bound: std::time::Duration, what: &str) -> String {

@@ -77,10 +77,14 @@ pub fn error_response(status: StatusCode, message: &str) -> Response {
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
-    if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: starting or shutting down").into_response()
+    if !state.ready.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: starting or shutting down").into_response();
+    }
+    // A WAL that cannot write cannot acknowledge spans: the process is alive but should get no traffic.
+    match state.ingester.wal_problem() {
+        Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: the write-ahead log failed: {problem}"))
+            .into_response(),
+        None => (StatusCode::OK, "ready").into_response(),
     }
 }
 

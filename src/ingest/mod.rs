@@ -331,6 +331,11 @@ impl Ingester {
         }
     }
 
+    /// Why the WAL cannot take appends right now, if it cannot (see [`Wal::problem`]).
+    pub fn wal_problem(&self) -> Option<String> {
+        self.inner.wal.problem()
+    }
+
     /// Bytes of WAL on disk.
     pub fn wal_bytes(&self) -> u64 {
         self.inner.wal.disk_bytes()

@@ -7,6 +7,7 @@
 //! record in order. Calls `ids` only; the ingester is its only caller.
 
 mod record;
+pub mod testing;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -18,6 +19,9 @@ use std::sync::{Arc, Mutex, mpsc};
 pub use record::Damage;
 use record::{FrameProblem, SEGMENT_MAGIC};
 pub use record::{MAX_SPANS_PAYLOAD_BYTES, Record, SequenceRanges};
+
+/// How often a WAL that reported a problem checks, between appends, whether it can write again.
+const PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Most bytes written (and synced) as one group; more waiting appends go into the next group.
 const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
@@ -103,6 +107,8 @@ struct Shared {
     disk_bytes: AtomicU64,
     active_segment: AtomicU64,
     failed: AtomicBool,
+    /// Why the last group could not be written, until a group is written again: what `/ready` reports.
+    problem: Mutex<Option<String>>,
 }
 
 struct Append {
@@ -157,6 +163,7 @@ impl Wal {
             disk_bytes: AtomicU64::new(disk_bytes),
             active_segment: AtomicU64::new(active),
             failed: AtomicBool::new(false),
+            problem: Mutex::new(None),
         });
         let (sender, receiver) = mpsc::channel();
         let writer = Writer {
@@ -201,6 +208,16 @@ impl Wal {
             sender.send(Append { record, reply }).map_err(|_| WalError::Closed)?;
         }
         answer.await.map_err(|_| WalError::Closed)?
+    }
+
+    /// Why appends are failing right now (the last group could not be written and none has been since),
+    /// in words fit for a probe's reply (no paths); `None` while the WAL works. A WAL that cannot write
+    /// makes the server unready, so an orchestrator stops sending it spans it cannot acknowledge.
+    pub fn problem(&self) -> Option<String> {
+        if self.shared.failed.load(Ordering::Relaxed) {
+            return Some(WalError::Poisoned.to_string());
+        }
+        self.shared.problem.lock().ok().and_then(|problem| problem.clone())
     }
 
     /// Bytes of all segment files: what the WAL disk limit is checked against.
@@ -266,7 +283,15 @@ impl Writer {
     fn run(mut self, commands: mpsc::Receiver<Append>) {
         let mut group: Vec<Append> = Vec::new();
         let mut buffer: Vec<u8> = Vec::new();
-        while let Ok(first) = commands.recv() {
+        loop {
+            let first = match commands.recv_timeout(PROBE_INTERVAL) {
+                Ok(first) => first,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.probe();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             group.push(first);
             // Group commit: everything that queued up while the previous sync ran shares the next one.
             let mut group_bytes = 0;
@@ -280,6 +305,9 @@ impl Writer {
                 }
             }
             let outcome = self.write_group(&group, &mut buffer).map_err(Arc::new);
+            if let Ok(mut problem) = self.shared.problem.lock() {
+                *problem = outcome.as_ref().err().map(|error| error.public_message());
+            }
             for (index, append) in group.drain(..).enumerate() {
                 let answer = match &outcome {
                     Ok(first_seq) => Ok(WalPosition { seq: first_seq + index as u64, segment: self.segment }),
@@ -291,20 +319,43 @@ impl Writer {
         let _ = self.file.sync_all();
     }
 
+    /// With a problem reported and no appends coming (an unready server gets no traffic), checks whether
+    /// the WAL can write again: the rotation it owes, then a sync. Success clears the problem, so the
+    /// server becomes ready again without a restart.
+    fn probe(&mut self) {
+        let reported = self.shared.problem.lock().is_ok_and(|problem| problem.is_some());
+        if !reported || self.shared.failed.load(Ordering::Relaxed) {
+            return;
+        }
+        let healthy = (self.segment_len < self.options.segment_bytes || self.rotate().is_ok())
+            && testing::injected_failure(&self.dir, testing::Operation::WriteGroup)
+                .map_or_else(|| self.file.sync_data(), Err)
+                .is_ok();
+        if healthy && let Ok(mut problem) = self.shared.problem.lock() {
+            tracing::info!("the WAL writes again");
+            *problem = None;
+        }
+    }
+
     /// Writes and syncs one group; returns the sequence number of its first record.
     fn write_group(&mut self, group: &[Append], buffer: &mut Vec<u8>) -> Result<u64, WalError> {
         if self.shared.failed.load(Ordering::Relaxed) {
             return Err(WalError::Poisoned);
         }
         if self.segment_len >= self.options.segment_bytes {
-            self.rotate()?;
+            // The segment size is a target, not a limit: if the next segment cannot be made, the group
+            // still goes into this one (a full disk fails that write too, and says so).
+            if let Err(error) = self.rotate() {
+                tracing::warn!(%error, segment = self.segment, "WAL segment rotation failed; appending to the current segment");
+            }
         }
         buffer.clear();
         let first_seq = self.next_seq;
         for (index, append) in group.iter().enumerate() {
             record::encode(first_seq + index as u64, &append.record, buffer);
         }
-        let written = self.file.write_all(buffer).and_then(|()| self.file.sync_data());
+        let written = testing::injected_failure(&self.dir, testing::Operation::WriteGroup)
+            .map_or_else(|| self.file.write_all(buffer).and_then(|()| self.file.sync_data()), Err);
         if let Err(error) = written {
             // Cut the partial write off so later records are not hidden behind garbage; if even that
             // fails, refuse further appends rather than acknowledge records a replay could not reach.
@@ -346,12 +397,28 @@ fn approximate_size(record: &Record) -> usize {
     }
 }
 
-/// Creates a segment file with its magic bytes, synced together with its directory entry.
+/// Creates a segment file with its magic bytes, synced together with its directory entry. A file of that
+/// number can only be the leftover of an earlier attempt that failed half-way (segment numbers only grow,
+/// and no record is written to a segment before its creation succeeded), so it is reused, not an error:
+/// otherwise one failed rotation would fail every later one with "File exists". A failed attempt also
+/// removes what it created, where it can.
 fn create_segment(dir: &Path, number: u64) -> Result<File, WalError> {
     let path = segment_path(dir, number);
+    match std::fs::remove_file(&path) {
+        Ok(()) => tracing::info!(path = %path.display(), "removed the leftover of a failed WAL segment creation"),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(WalError::Io { path, source: error }),
+    }
     let mut file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io_error(&path))?;
-    file.write_all(SEGMENT_MAGIC).and_then(|()| file.sync_all()).map_err(io_error(&path))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir))?;
+    let written = testing::injected_failure(dir, testing::Operation::CreateSegment)
+        .map_or_else(|| file.write_all(SEGMENT_MAGIC).and_then(|()| file.sync_all()), Err)
+        .and_then(|()| File::open(dir).and_then(|d| d.sync_all()));
+    if let Err(source) = written {
+        if let Err(error) = std::fs::remove_file(&path) {
+            tracing::warn!(path = %path.display(), %error, "could not remove a WAL segment whose creation failed");
+        }
+        return Err(WalError::Io { path, source });
+    }
     Ok(file)
 }
 

@@ -196,3 +196,56 @@ async fn damage_followed_by_intact_records_is_refused_not_trimmed() {
     assert_eq!(replayed(&wal).len(), 4);
     assert_eq!(std::fs::metadata(&newest).unwrap().len(), fifth as u64);
 }
+
+/// Issue 26, item 2: a segment creation that fails half-way (the file made, its header not written)
+/// does not stop appends (they go into the current segment) and leaves nothing in the way of the next
+/// rotation, which succeeds instead of failing forever on the leftover file.
+#[tokio::test]
+async fn a_failed_rotation_leaves_nothing_behind_and_appends_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every group rotates: the segment is full after one record.
+    let wal = Wal::open(dir.path(), WalOptions { segment_bytes: 1 }).unwrap();
+    let first = wal.append(spans("a", b"one")).await.unwrap();
+    let segments = segment_files(dir.path()).len();
+
+    testing::inject_failures(dir.path(), testing::Operation::CreateSegment, 2);
+    let second = wal.append(spans("a", b"two")).await.unwrap();
+    let third = wal.append(spans("a", b"three")).await.unwrap();
+    assert_eq!(segment_files(dir.path()).len(), segments, "no segment made, no leftover file");
+    assert_eq!(second.segment, first.segment, "appended to the current segment");
+    assert_eq!(wal.problem(), None, "a late rotation is not a failed WAL");
+
+    let fourth = wal.append(spans("a", b"four")).await.unwrap();
+    assert_eq!(fourth.segment, third.segment + 1, "the next rotation succeeds");
+    assert_eq!(segment_files(dir.path()).len(), segments + 1);
+    drop(wal);
+    let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let records: Vec<Record> = replayed(&wal).into_iter().map(|(_, record)| record).collect();
+    let payloads: [&'static [u8]; 4] = [b"one", b"two", b"three", b"four"];
+    assert_eq!(records, payloads.map(|payload| spans("a", payload)).to_vec());
+}
+
+/// A write that fails is reported (for `/ready`) until the WAL can write again, which it finds out by
+/// itself when no appends come: an unready server gets no traffic to retry with.
+#[tokio::test]
+async fn a_failed_write_is_reported_until_the_wal_can_write_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    wal.append(spans("a", b"one")).await.unwrap();
+    testing::inject_failures(dir.path(), testing::Operation::WriteGroup, 2);
+    let error = wal.append(spans("a", b"refused")).await.unwrap_err();
+    assert!(error.to_string().contains("no space left"), "{error}");
+    let problem = wal.problem().expect("the failure is reported");
+    assert!(problem.contains("storage space") && !problem.contains(&dir.path().display().to_string()), "{problem}");
+    // The probe fails once more (the second injected failure), then succeeds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while wal.problem().is_some() {
+        assert!(std::time::Instant::now() < deadline, "the WAL never found it can write again");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    wal.append(spans("a", b"two")).await.unwrap();
+    drop(wal);
+    let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let records: Vec<Record> = replayed(&wal).into_iter().map(|(_, record)| record).collect();
+    assert_eq!(records, vec![spans("a", b"one"), spans("a", b"two")]);
+}
