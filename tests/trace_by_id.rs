@@ -491,3 +491,42 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+/// Issue 26, item 8: a committed block whose data file is missing (its metadata still there) never
+/// gives a silently incomplete trace: v2 answers the spans it found with status PARTIAL, v1 (which has
+/// no way to say partial) answers 503, and the lookup names the block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_missing_its_data_file_makes_the_trace_partial_never_silently_short() {
+    let folder = tempfile::tempdir().unwrap();
+    let storage = Storage::open(&common::url_of(folder.path())).unwrap();
+    let server = TestServer::start(storage, |_| {}).await;
+    let mut generator = TraceGenerator::new(77);
+    let trace = std::iter::repeat_with(|| generator.next_trace()).find(|t| t.len() >= 2).unwrap();
+    let trace_id = trace_ids(&trace)[0];
+    let (first, second) = trace.split_at(trace.len() / 2);
+    let mut data_files = Vec::new();
+    for part in [first, second] {
+        let body = ExportTraceServiceRequest { resource_spans: part.to_vec() }.encode_to_vec();
+        assert_eq!(send("POST", &server.traces_url(), &[PROTOBUF_BODY], body).await.status, 200);
+        assert_eq!(send("POST", &server.query_url("/flush"), &[], Vec::new()).await.status, 204);
+        let files: Vec<_> = walk(folder.path()).into_iter().filter(|p| p.ends_with("data.parquet")).collect();
+        data_files.push(files.into_iter().find(|file| !data_files.contains(file)).expect("a new block"));
+    }
+    let spans = |part: &[ResourceSpans]| part.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum();
+    let (lost, kept): (usize, usize) = (spans(first), spans(second));
+    std::fs::remove_file(&data_files[0]).unwrap();
+
+    let tenant = TenantId::single_tenant();
+    let lookup = server.server.querier().find_trace(&tenant, &trace_id, Default::default()).await.unwrap();
+    assert_eq!(lookup.span_count, kept, "the other block's spans ({lost} lost)");
+    let why = lookup.incomplete.expect("the lookup says it is incomplete");
+    assert!(why.contains("1 of the blocks") && why.contains("not found"), "{why}");
+
+    let v2 = fetch(&server, "v2-json", &trace_id.to_hex(), "").await;
+    assert_eq!(v2.status, 200);
+    let body: Json = serde_json::from_slice(&v2.body).unwrap();
+    assert_eq!(body["status"], "PARTIAL", "{body}");
+    let v1 = fetch(&server, "v1-json", &trace_id.to_hex(), "").await;
+    assert_eq!(v1.status, 503, "{}", v1.text());
+    server.server.shutdown().await.unwrap();
+}

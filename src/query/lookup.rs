@@ -1,6 +1,7 @@
 //! Trace by ID: the ingester's recent spans, plus every block that may hold the trace by time range,
 //! ID range and bloom filter (all decided in memory), read concurrently; duplicates removed.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -12,8 +13,8 @@ use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use super::{CatalogBlock, Querier, QueryError};
 use crate::ids::{BlockId, TenantId, TraceId};
 use crate::spans::{decode_resource_spans, distinct_spans};
-use crate::storage::StorageError;
 use crate::storage::block::{ReadTally, find_traces_tallied};
+use crate::storage::{StorageError, read_block_meta};
 use crate::telemetry;
 
 /// Blocks read at once for one lookup: enough to hide S3 latency when a trace spans several blocks.
@@ -90,6 +91,9 @@ impl TraceLookup {
     }
 }
 
+/// One block's part of a lookup: its rows, `None` when it vanished from the store, or why it failed.
+type BlockOutcome = Result<Option<Vec<RecordBatch>>, (BlockId, QueryError)>;
+
 impl Querier {
     /// Every span of a trace the tenant stored, each (trace ID, span ID) once. The ingester is read
     /// before the catalogue: a block committed in between is then in the catalogue already (the
@@ -110,7 +114,7 @@ impl Querier {
             LookupCost { recent_spans: batches.iter().map(RecordBatch::num_rows).sum(), ..Default::default() };
         // What could not be read: (for the reply, for the log). The reply says what failed, not where.
         let mut failures: Vec<(String, String)> = Vec::new();
-        let blocks = match self.catalog.blocks(tenant).await {
+        let mut blocks = match self.catalog.blocks(tenant).await {
             Ok(blocks) => blocks,
             Err(error) => {
                 let what = "cannot list the tenant's blocks";
@@ -119,41 +123,64 @@ impl Querier {
             }
         };
         cost.blocks_known = blocks.len();
-        let candidates: Vec<Arc<CatalogBlock>> = blocks
-            .iter()
-            .filter(|block| window.admits(block) && block.meta.may_contain_trace_id(trace_id))
-            .filter(|block| {
-                cost.bloom_checks += 1;
-                block.bloom.may_contain(trace_id)
-            })
-            .cloned()
-            .collect();
-        cost.blocks_read = candidates.len();
         let tally = Arc::new(ReadTally::default());
         let misses = AtomicU64::new(0);
-        let found: Vec<Result<Vec<RecordBatch>, (BlockId, QueryError)>> = futures::stream::iter(candidates)
-            .map(|block| {
-                let (tally, misses) = (tally.clone(), &misses);
-                async move {
-                    let rows = self
-                        .read_block(&block, std::slice::from_ref(trace_id), tally)
-                        .await
-                        .map_err(|e| (block.meta.block_id, e))?;
-                    if rows.as_ref().is_some_and(Vec::is_empty) {
-                        misses.fetch_add(1, Ordering::Relaxed);
+        let mut read: HashSet<BlockId> = HashSet::new();
+        // At most two rounds: a block that vanished since the catalogue saw it was replaced by compaction
+        // (or expired); its spans may be in a block the catalogue does not know yet, so the catalogue is
+        // refreshed and the blocks it adds are read too. Never a silent subset.
+        for round in 0..2 {
+            let candidates: Vec<Arc<CatalogBlock>> = blocks
+                .iter()
+                .filter(|block| !read.contains(&block.meta.block_id))
+                .filter(|block| window.admits(block) && block.meta.may_contain_trace_id(trace_id))
+                .filter(|block| {
+                    cost.bloom_checks += 1;
+                    block.bloom.may_contain(trace_id)
+                })
+                .cloned()
+                .collect();
+            cost.blocks_read += candidates.len();
+            read.extend(candidates.iter().map(|block| block.meta.block_id));
+            let found: Vec<BlockOutcome> = futures::stream::iter(candidates)
+                .map(|block| {
+                    let (tally, misses) = (tally.clone(), &misses);
+                    async move {
+                        let rows = self
+                            .read_block(&block, std::slice::from_ref(trace_id), tally)
+                            .await
+                            .map_err(|e| (block.meta.block_id, e))?;
+                        if rows.as_ref().is_some_and(Vec::is_empty) {
+                            misses.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(rows)
                     }
-                    Ok(rows.unwrap_or_default())
+                })
+                .buffered(BLOCK_READ_CONCURRENCY)
+                .collect()
+                .await;
+            let mut vanished = 0;
+            for outcome in found {
+                match outcome {
+                    Ok(Some(rows)) => batches.extend(rows),
+                    Ok(None) => vanished += 1,
+                    Err((block, error)) => failures.push((
+                        format!("block {block}: {}", error.public_message()),
+                        format!("block {block}: {error}"),
+                    )),
                 }
-            })
-            .buffered(BLOCK_READ_CONCURRENCY)
-            .collect()
-            .await;
-        for outcome in found {
-            match outcome {
-                Ok(rows) => batches.extend(rows),
-                Err((block, error)) => failures
-                    .push((format!("block {block}: {}", error.public_message()), format!("block {block}: {error}"))),
             }
+            if vanished == 0 || round == 1 {
+                break;
+            }
+            blocks = match self.catalog.refresh(tenant).await {
+                Ok(blocks) => blocks,
+                Err(error) => {
+                    let what = "a block vanished and the tenant's blocks cannot be listed again";
+                    failures.push((format!("{what}: {}", error.public_message()), format!("{what}: {error}")));
+                    break;
+                }
+            };
         }
         cost.bloom_false_positives = misses.into_inner() as usize;
         (cost.backend_reads, cost.backend_bytes) = tally.totals();
@@ -203,10 +230,21 @@ impl Querier {
         match outcome {
             Ok(rows) => Ok(Some(rows)),
             Err(error) if is_not_found(&error) => {
-                tracing::info!(block = %block.meta.block_id, "block disappeared from the store; forgetting it");
-                self.catalog.remove(&block.meta.tenant, block.meta.block_id);
-                self.footers.remove(&block.meta.tenant, block.meta.block_id);
-                Ok(None)
+                // Deleted (its metadata goes first), or a committed block missing a file: only the first
+                // may be passed over.
+                let (tenant, id) = (&block.meta.tenant, block.meta.block_id);
+                match read_block_meta(&self.storage, tenant, id).await {
+                    Err(StorageError::BlockNotFound(_)) => {
+                        tracing::info!(block = %id, "block disappeared from the store; forgetting it");
+                        self.catalog.remove(tenant, id);
+                        self.footers.remove(tenant, id);
+                        Ok(None)
+                    }
+                    _ => {
+                        tracing::error!(%tenant, block = %id, %error, "a committed block is missing a file");
+                        Err(error.into())
+                    }
+                }
             }
             Err(error) => Err(error.into()),
         }
