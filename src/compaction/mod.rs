@@ -30,8 +30,8 @@ pub use plan::{Job, Plan, PlanRules};
 
 use crate::ids::{BlockId, TenantId};
 use crate::storage::{
-    BlockMeta, BlockSidecar, BlockWriteOptions, Storage, StorageError, delete_block, layout, list_blocks, list_tenants,
-    read_block_meta, upload_spooled_block,
+    BlockMeta, BlockSidecar, BlockWriteOptions, Storage, StorageError, delete_block, delete_leftover, layout,
+    list_blocks, list_tenants, read_block_meta, upload_spooled_block,
 };
 use crate::telemetry;
 
@@ -360,11 +360,14 @@ impl Compactor {
             report.deleted_replaced += 1;
             metrics::counter!(telemetry::COMPACTION_DELETED_BLOCKS, "reason" => "replaced").increment(1);
         }
+        let untouched_before = clock().saturating_sub(rules.leftover_grace.as_millis() as u64);
         for &block in &plan.leftovers_due {
-            tracing::info!(%tenant, %block, "deleting the objects of an upload that never committed");
-            self.delete(tenant, block).await?;
-            report.deleted_leftovers += 1;
-            metrics::counter!(telemetry::COMPACTION_DELETED_BLOCKS, "reason" => "leftover").increment(1);
+            // Checked again right before: the listing may be stale (a WAL replay re-uploading the block).
+            if delete_leftover(&self.inner.storage, tenant, block, untouched_before).await? {
+                tracing::info!(%tenant, %block, "deleted the objects of an upload that never committed");
+                report.deleted_leftovers += 1;
+                metrics::counter!(telemetry::COMPACTION_DELETED_BLOCKS, "reason" => "leftover").increment(1);
+            }
         }
 
         let lag_seconds = plan.oldest_waiting_unix_ms.map_or(0.0, |oldest| clock().saturating_sub(oldest) as f64 / 1e3);
@@ -482,9 +485,9 @@ impl Compactor {
         }
     }
 
-    /// Metadata of the listed blocks: from memory when seen before, else read (and then remembered).
-    /// The metadata of `blocks`, from the cache or the store, and how many were skipped as unreadable
-    /// (never merged, expired or deleted by this compactor: it cannot know what they hold).
+    /// The metadata of `blocks`, from memory when seen before, else read (and then remembered), and how
+    /// many were skipped as unreadable (never merged, expired or deleted by this compactor: it cannot
+    /// know what they hold).
     async fn metas(&self, tenant: &TenantId, blocks: &[BlockId]) -> Result<(Vec<BlockMeta>, u64), CompactionError> {
         let (mut known, missing): (Vec<BlockMeta>, Vec<BlockId>) = {
             let metas = self.inner.metas.lock().map_err(|_| CompactionError::Corrupt("metadata cache lock".into()))?;

@@ -123,9 +123,72 @@ pub async fn delete_block(storage: &Storage, tenant: &TenantId, block: BlockId) 
     Ok(())
 }
 
+/// Deletes the objects an upload left without committing, unless the block has committed or been
+/// written to since the listing that called it a leftover: the prefix is listed again right before the
+/// deletion, and it is left alone if it holds a `meta.json` (a commit: never deleted as a leftover) or an
+/// object written after `untouched_before_unix_ms` (an upload, such as a WAL replay re-uploading the
+/// same block, is under way). Returns whether anything was deleted.
+pub async fn delete_leftover(
+    storage: &Storage,
+    tenant: &TenantId,
+    block: BlockId,
+    untouched_before_unix_ms: u64,
+) -> Result<bool, StorageError> {
+    let store = storage.object_store();
+    let prefix = layout::block_prefix(tenant, block);
+    let objects: Vec<object_store::ObjectMeta> = store.list(Some(&prefix)).try_collect().await?;
+    let committed = objects.iter().any(|object| object.location.filename() == Some(layout::META_FILE));
+    let written_since =
+        objects.iter().any(|object| object.last_modified.timestamp_millis() >= untouched_before_unix_ms as i64);
+    if committed || written_since {
+        tracing::info!(%tenant, %block, committed, written_since, "not a leftover any more; left alone");
+        return Ok(false);
+    }
+    for object in &objects {
+        match store.delete(&object.location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(!objects.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use object_store::{PutPayload, memory::InMemory};
+
+    #[tokio::test]
+    async fn a_leftover_that_committed_or_was_written_since_is_left_alone() {
+        let storage =
+            Storage::from_store(std::sync::Arc::new(InMemory::new()), "memory", super::super::RangeReads::Exact);
+        let store = storage.object_store();
+        let tenant = TenantId::new("t").unwrap();
+        let block = BlockId::from_u128(7);
+        store.put(&layout::data_path(&tenant, block), PutPayload::from_static(b"data")).await.unwrap();
+        let listing = list_blocks(&storage, &tenant).await.unwrap();
+        assert_eq!(listing.uncommitted.len(), 1, "a leftover by the listing");
+        let later = |millis: i64| (now_ms() + millis) as u64;
+
+        // The upload commits after the listing: nothing is deleted, meta.json least of all.
+        store.put(&layout::meta_path(&tenant, block), PutPayload::from_static(b"{}")).await.unwrap();
+        assert!(!delete_leftover(&storage, &tenant, block, later(60_000)).await.unwrap());
+        assert!(store.head(&layout::data_path(&tenant, block)).await.is_ok());
+        assert!(store.head(&layout::meta_path(&tenant, block)).await.is_ok());
+
+        // An object written after the grace began: an upload under way.
+        let other = BlockId::from_u128(8);
+        store.put(&layout::data_path(&tenant, other), PutPayload::from_static(b"data")).await.unwrap();
+        assert!(!delete_leftover(&storage, &tenant, other, later(-60_000)).await.unwrap());
+        assert!(store.head(&layout::data_path(&tenant, other)).await.is_ok());
+        // Untouched since before the grace: deleted.
+        assert!(delete_leftover(&storage, &tenant, other, later(60_000)).await.unwrap());
+        assert!(store.head(&layout::data_path(&tenant, other)).await.is_err());
+    }
+
+    fn now_ms() -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    }
 
     #[test]
     fn listed_prefixes_are_decoded_before_they_are_checked() {

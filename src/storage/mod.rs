@@ -19,7 +19,8 @@ pub use block::{
     upload_block, upload_spooled_block,
 };
 pub use blocks::{
-    BlockListing, UncommittedBlock, delete_block, list_blocks, list_tenants, read_block_meta, replaced_blocks,
+    BlockListing, UncommittedBlock, delete_block, delete_leftover, list_blocks, list_tenants, read_block_meta,
+    replaced_blocks,
 };
 pub use instrumented::{InstrumentedStore, RangeReads, RequestCounts};
 pub use location::{StorageLocation, UrlProblem};
