@@ -257,6 +257,26 @@ async fn one_query_too_many_is_refused_and_a_dropped_query_frees_its_slot() {
     poll_until(|| async { (sql(&server, "SELECT 1", "json", &[]).await.status == 200).then_some(()) }).await;
 }
 
+/// Issue 26, item 10: a query whose rows nobody reads (a client that stopped reading) is dropped at its
+/// deadline and its slot freed without a poll; its reader, if it ever reads again, learns it timed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_query_frees_its_slot_at_its_deadline() {
+    use spanlake::query::{Querier, QueryOptions};
+    use spanlake::sql::{SqlEngine, SqlError, SqlLimits};
+    let backend = Backend::local();
+    let querier = Querier::new(backend.storage.clone(), QueryOptions::default());
+    let limits = SqlLimits { timeout: Duration::from_millis(500), max_concurrent: 1, ..SqlLimits::default() };
+    let engine = SqlEngine::new(querier, limits).unwrap();
+    let tenant = TenantId::single_tenant();
+    let unread = engine.query(&tenant, "SELECT value FROM generate_series(1, 100000000000)").await.unwrap();
+    assert!(matches!(engine.query(&tenant, "SELECT 1").await, Err(SqlError::Busy(1))), "the only slot is held");
+    let freed_after = tokio::time::Instant::now();
+    poll_until(|| async { engine.query(&tenant, "SELECT 1").await.ok().map(drop) }).await;
+    assert!(freed_after.elapsed() < Duration::from_secs(10), "freed at the deadline, not at some later poll");
+    let late = unread.collect().await.unwrap_err();
+    assert!(matches!(late, SqlError::Timeout(_)), "{late}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_sees_only_its_own_spans() {
     let backend = Backend::local();

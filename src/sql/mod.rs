@@ -298,6 +298,11 @@ impl FindExternal for DataFusionError {
     }
 }
 
+/// A query between two polls of its rows; `None` once it ended or the deadline reaper dropped it.
+struct Running {
+    query: std::sync::Mutex<Option<(SendableRecordBatchStream, OwnedSemaphorePermit)>>,
+}
+
 /// A running query's rows. Dropping it cancels the query and frees its concurrency slot.
 pub struct SqlRows {
     schema: SchemaRef,
@@ -315,14 +320,38 @@ impl SqlRows {
     ) -> Self {
         let schema = stream.schema();
         let timeout = engine.limits.timeout;
-        let rows = futures::stream::unfold(Some((stream, permit)), move |state| {
+        // The running query (its plan, its memory, its concurrency slot) lives here between polls. At the
+        // deadline a reaper drops it whether or not anyone polls: a client that stops reading must not
+        // hold a slot (and every other query's 429) for as long as its connection stays open.
+        let running = Arc::new(Running { query: std::sync::Mutex::new(Some((stream, permit))) });
+        let reaper = Arc::downgrade(&running);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(deadline).await;
+            if let Some(running) = reaper.upgrade() {
+                let query = running.query.lock().ok().and_then(|mut query| query.take());
+                if query.is_some() {
+                    tracing::info!(?timeout, "SQL query dropped at its deadline while its client was not reading");
+                }
+            }
+        });
+        let rows = futures::stream::unfold(Some(running), move |state| {
             let engine = engine.clone();
             async move {
-                let (mut stream, permit) = state?;
+                let running = state?;
+                let taken = running.query.lock().ok().and_then(|mut query| query.take());
+                let Some((mut stream, permit)) = taken else {
+                    // Reaped (or a poisoned lock): say so once, then end.
+                    return Some((Err(SqlError::Timeout(timeout)), None));
+                };
                 match tokio::time::timeout_at(deadline, stream.next()).await {
                     Err(_) => Some((Err(SqlError::Timeout(timeout)), None)),
                     Ok(None) => None,
-                    Ok(Some(Ok(batch))) => Some((Ok(batch), Some((stream, permit)))),
+                    Ok(Some(Ok(batch))) => {
+                        if let Ok(mut query) = running.query.lock() {
+                            *query = Some((stream, permit));
+                        }
+                        Some((Ok(batch), Some(running)))
+                    }
                     Ok(Some(Err(error))) => Some((Err(engine.classify(error)), None)),
                 }
             }
