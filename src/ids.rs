@@ -156,10 +156,13 @@ impl TenantId {
     /// The tenant every span belongs to when multitenancy is off (CONTRACTS §2).
     pub const SINGLE_TENANT: &'static str = "single-tenant";
 
+    /// The longest tenant ID, in characters (all ASCII, so also in bytes).
+    pub const MAX_LEN: usize = 150;
+
     /// Validates a tenant ID against CONTRACTS §2.
     pub fn new(text: &str) -> Result<Self, IdError> {
         let length = text.chars().count();
-        if !(1..=150).contains(&length) {
+        if !(1..=Self::MAX_LEN).contains(&length) {
             return Err(IdError::TenantLength(length));
         }
         if text == "." || text == ".." {

@@ -197,12 +197,11 @@ impl BlockCatalog {
         let listed = list_blocks(&self.inner.storage, tenant).await?.committed;
         let known: BTreeSet<BlockId> =
             self.view(tenant).map(|view| view.all.iter().map(|b| b.meta.block_id).collect()).unwrap_or_default();
-        let unreadable = self.inner.unreadable.lock().map(|set| set.clone()).unwrap_or_default();
-        let new_ids: Vec<BlockId> = listed
-            .iter()
-            .filter(|id| !known.contains(id) && !unreadable.contains(&(tenant.clone(), **id)))
-            .copied()
-            .collect();
+        let new_ids: Vec<BlockId> = {
+            let unreadable = self.inner.unreadable.lock().ok();
+            let skip = |id: BlockId| unreadable.as_ref().is_some_and(|set| set.contains(&(tenant.clone(), id)));
+            listed.iter().filter(|id| !known.contains(id) && !skip(**id)).copied().collect()
+        };
         let loaded: Vec<Option<(BlockMeta, TraceBloom)>> = futures::stream::iter(new_ids)
             .map(|block| self.load(tenant, block))
             .buffer_unordered(LOAD_CONCURRENCY)

@@ -91,6 +91,11 @@ impl TraceLookup {
     }
 }
 
+/// What could not be read, as (the reply's words, the log's): the reply says what failed, not where.
+fn failure(what: impl std::fmt::Display, error: &QueryError) -> (String, String) {
+    (format!("{what}: {}", error.public_message()), format!("{what}: {error}"))
+}
+
 /// One block's part of a lookup: its rows, `None` when it vanished from the store, or why it failed.
 type BlockOutcome = Result<Option<Vec<RecordBatch>>, (BlockId, QueryError)>;
 
@@ -112,13 +117,11 @@ impl Querier {
         };
         let mut cost =
             LookupCost { recent_spans: batches.iter().map(RecordBatch::num_rows).sum(), ..Default::default() };
-        // What could not be read: (for the reply, for the log). The reply says what failed, not where.
         let mut failures: Vec<(String, String)> = Vec::new();
         let mut blocks = match self.catalog.blocks(tenant).await {
             Ok(blocks) => blocks,
             Err(error) => {
-                let what = "cannot list the tenant's blocks";
-                failures.push((format!("{what}: {}", error.public_message()), format!("{what}: {error}")));
+                failures.push(failure("cannot list the tenant's blocks", &error));
                 Default::default()
             }
         };
@@ -164,10 +167,7 @@ impl Querier {
                 match outcome {
                     Ok(Some(rows)) => batches.extend(rows),
                     Ok(None) => vanished += 1,
-                    Err((block, error)) => failures.push((
-                        format!("block {block}: {}", error.public_message()),
-                        format!("block {block}: {error}"),
-                    )),
+                    Err((block, error)) => failures.push(failure(format!("block {block}"), &error)),
                 }
             }
             if vanished == 0 || round == 1 {
@@ -176,8 +176,7 @@ impl Querier {
             blocks = match self.catalog.refresh(tenant).await {
                 Ok(blocks) => blocks,
                 Err(error) => {
-                    let what = "a block vanished and the tenant's blocks cannot be listed again";
-                    failures.push((format!("{what}: {}", error.public_message()), format!("{what}: {error}")));
+                    failures.push(failure("a block vanished and the tenant's blocks cannot be listed again", &error));
                     break;
                 }
             };

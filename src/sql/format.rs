@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::ipc::writer::StreamWriter;
@@ -133,17 +133,7 @@ impl ResultWriter {
     /// The rows of one batch.
     pub fn batch(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
         if let Some(writer) = &mut self.arrow {
-            let columns = batch
-                .columns()
-                .iter()
-                .zip(self.schema.fields())
-                .map(|(column, field)| match column.data_type() == field.data_type() {
-                    true => Ok(column.clone()),
-                    false => arrow::compute::cast(column, field.data_type()),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-            writer.write(&RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)?)?;
+            writer.write(&super::schema::cast_batch(batch, &self.schema)?)?;
             return Ok(std::mem::take(writer.get_mut()));
         }
         let columns = batch.columns().iter().map(Cells::new).collect::<Result<Vec<_>, _>>()?;

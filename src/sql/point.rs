@@ -30,7 +30,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use futures::{StreamExt, TryStreamExt};
 
-use super::schema::{sql_schema, to_scan_batch};
+use super::schema::{cast_batch, sql_schema};
 use crate::ids::TraceId;
 use crate::query::{CatalogBlock, Querier};
 use crate::spans::schema::col;
@@ -128,7 +128,7 @@ impl ExecutionPlan for TraceReadExec {
                         .await
                         .map_err(|error| DataFusionError::External(Box::new(error)))?;
                     let projected: Vec<Result<RecordBatch>> =
-                        rows.iter().map(|batch| Ok(to_scan_batch(&batch.project(&projection)?, &schema)?)).collect();
+                        rows.iter().map(|batch| Ok(cast_batch(&batch.project(&projection)?, &schema)?)).collect();
                     Ok::<_, DataFusionError>(futures::stream::iter(projected))
                 }
             })

@@ -137,19 +137,20 @@ pub fn scan_schema() -> SchemaRef {
     SCHEMA.clone()
 }
 
-/// Stored rows (any projection of [`span_schema`]) as the same projection of [`scan_schema`]: text
-/// columns become views over the same bytes (no copy of the values).
-pub fn to_scan_batch(stored: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+/// `batch` as `schema` (the same columns in the same order), each column whose type differs cast to the
+/// schema's: stored rows as the scan reads them (text as views over the same bytes, no copy of the
+/// values), and results as they are written (views back to plain text).
+pub fn cast_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
     let columns = schema
         .fields()
         .iter()
-        .zip(stored.columns())
+        .zip(batch.columns())
         .map(|(field, column)| match column.data_type() == field.data_type() {
             true => Ok(column.clone()),
             false => arrow::compute::cast(column, field.data_type()),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let options = RecordBatchOptions::new().with_row_count(Some(stored.num_rows()));
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
     RecordBatch::try_new_with_options(schema.clone(), columns, &options)
 }
 

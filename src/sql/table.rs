@@ -42,9 +42,7 @@ use tokio::sync::OnceCell;
 use super::id_hex::IdHex;
 use super::point::{PointQuery, TraceReadExec, few_enough};
 use super::reader::BlockReaderFactory;
-use super::schema::{
-    IdKind, binary_ids_schema, scan_schema, sql_schema, storage_projection, to_scan_batch, to_sql_batch,
-};
+use super::schema::{IdKind, binary_ids_schema, cast_batch, scan_schema, sql_schema, storage_projection, to_sql_batch};
 use super::summary::SummaryFilter;
 use crate::ids::{SpanId, TenantId, TraceId};
 use crate::query::{CatalogBlock, Querier, TenantBlocks};
@@ -210,7 +208,7 @@ impl TableProvider for SpansTable {
             let scanned = Arc::new(scan_schema().project(&stored_columns)?);
             let recent = recent
                 .iter()
-                .map(|batch| Ok(to_scan_batch(&batch.project(&stored_columns)?, &scanned)?))
+                .map(|batch| Ok(cast_batch(&batch.project(&stored_columns)?, &scanned)?))
                 .collect::<Result<Vec<_>>>()?;
             inputs.push(MemorySourceConfig::try_new_exec(&[recent], scanned, None)?);
         }

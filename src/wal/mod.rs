@@ -198,8 +198,9 @@ impl Wal {
 
     /// Appends a record and returns once it is on disk (written and `fdatasync`ed).
     pub async fn append(&self, record: Record) -> Result<WalPosition, WalError> {
-        if !record::fits(&record) {
-            return Err(WalError::TooLarge { bytes: record::body_bytes(&record) });
+        let bytes = record::body_bytes(&record);
+        if bytes > record::MAX_BODY_BYTES {
+            return Err(WalError::TooLarge { bytes });
         }
         let (reply, answer) = tokio::sync::oneshot::channel();
         {
@@ -298,7 +299,7 @@ impl Writer {
             while group_bytes < MAX_GROUP_BYTES {
                 match commands.try_recv() {
                     Ok(append) => {
-                        group_bytes += approximate_size(&append.record);
+                        group_bytes += record::body_bytes(&append.record);
                         group.push(append);
                     }
                     Err(_) => break,
@@ -390,18 +391,11 @@ impl Writer {
     }
 }
 
-fn approximate_size(record: &Record) -> usize {
-    match record {
-        Record::Spans { payload, .. } => payload.len(),
-        Record::Cut { .. } => 64,
-    }
-}
-
 /// Creates a segment file with its magic bytes, synced together with its directory entry. A file of that
 /// number can only be the leftover of an earlier attempt that failed half-way (segment numbers only grow,
-/// and no record is written to a segment before its creation succeeded), so it is reused, not an error:
-/// otherwise one failed rotation would fail every later one with "File exists". A failed attempt also
-/// removes what it created, where it can.
+/// and no record is written to a segment before its creation succeeded), so it is replaced, not an
+/// error: otherwise one failed rotation would fail every later one with "File exists". A failed attempt
+/// also removes what it created, where it can.
 fn create_segment(dir: &Path, number: u64) -> Result<File, WalError> {
     let path = segment_path(dir, number);
     match std::fs::remove_file(&path) {

@@ -14,9 +14,9 @@ pub const SEGMENT_MAGIC: &[u8; 8] = b"SPLWAL01";
 const FRAME_HEADER_BYTES: usize = 8;
 /// Larger bodies are corruption, not data: appends refuse them, and start-up refuses a request limit
 /// that would let one through ([`MAX_SPANS_PAYLOAD_BYTES`]).
-const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+pub(super) const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
 /// The body's bytes besides the payload of a spans record: kind, sequence number, tenant length, tenant.
-const MAX_SPANS_OVERHEAD: usize = 1 + 8 + 1 + 150;
+const MAX_SPANS_OVERHEAD: usize = 1 + 8 + 1 + TenantId::MAX_LEN;
 /// The largest request payload a spans record holds: the receivers' decompressed request limit may not
 /// be larger (`config` checks it at start-up), or an acknowledged request could not be replayed.
 pub const MAX_SPANS_PAYLOAD_BYTES: usize = MAX_BODY_BYTES - MAX_SPANS_OVERHEAD;
@@ -74,7 +74,8 @@ impl SequenceRanges {
     }
 }
 
-/// Bytes of `record`'s body once framed: above `MAX_BODY_BYTES` replay would refuse it, so appends do.
+/// Bytes of `record`'s body once framed: above `MAX_BODY_BYTES` replay would refuse it, so appends do;
+/// also what a group of appends is sized by.
 pub fn body_bytes(record: &Record) -> usize {
     let part = match record {
         Record::Spans { payload, .. } => payload.len(),
@@ -83,12 +84,8 @@ pub fn body_bytes(record: &Record) -> usize {
     1 + 8 + 1 + record.tenant().as_str().len() + part
 }
 
-/// Whether `record` fits in one frame (its body at most `MAX_BODY_BYTES`).
-pub fn fits(record: &Record) -> bool {
-    body_bytes(record) <= MAX_BODY_BYTES
-}
-
-/// Appends one framed record to `out`. The caller has checked that it [`fits`].
+/// Appends one framed record to `out`. The caller has checked that its [`body_bytes`] are at most
+/// `MAX_BODY_BYTES`.
 pub fn encode(seq: u64, record: &Record, out: &mut Vec<u8>) {
     let frame_start = out.len();
     out.extend_from_slice(&[0; FRAME_HEADER_BYTES]);
@@ -99,7 +96,7 @@ pub fn encode(seq: u64, record: &Record, out: &mut Vec<u8>) {
         Record::Cut { .. } => KIND_CUT,
     });
     out.put_u64_le(seq);
-    // Tenant IDs are at most 150 bytes (validated by TenantId).
+    // Tenant IDs are at most `TenantId::MAX_LEN` bytes (validated by TenantId).
     out.put_u8(tenant.len() as u8);
     out.extend_from_slice(tenant);
     match record {
