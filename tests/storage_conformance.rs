@@ -13,7 +13,9 @@ use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use spanlake::ids::{BlockId, TenantId, TraceId};
 use spanlake::spans::{decode_resource_spans, encode_resource_spans};
 use spanlake::storage::block::{find_trace, load_bloom, load_footer, write_block};
-use spanlake::storage::{RangeReads, StorageError, delete_block, layout, list_blocks, list_tenants, read_block_meta};
+use spanlake::storage::{
+    FORMAT_VERSION, RangeReads, StorageError, delete_block, layout, list_blocks, list_tenants, read_block_meta,
+};
 use spanlake::synth::TraceGenerator;
 
 fn pattern(len: usize) -> Bytes {
@@ -194,13 +196,17 @@ async fn a_block_of_an_unknown_format_version_is_refused_with_a_clear_error(back
     let (batch, _) = encode_resource_spans(&TraceGenerator::new(5).next_trace()).unwrap();
     let meta = write_block(storage, &tenant, BlockId::new_random(), vec![batch], &block_write_options()).await.unwrap();
     let mut future = serde_json::to_value(&meta).unwrap();
-    future["format_version"] = 2.into();
+    future["format_version"] = (FORMAT_VERSION + 1).into();
     future["some_new_field"] = "x".into();
     let path = layout::meta_path(&tenant, meta.block_id);
     storage.object_store().put(&path, PutPayload::from(serde_json::to_vec(&future).unwrap())).await.unwrap();
     let error = read_block_meta(storage, &tenant, meta.block_id).await.unwrap_err();
-    assert!(matches!(error, StorageError::UnsupportedFormatVersion { found: 2, supported: 1, .. }), "{error}");
-    assert!(error.to_string().contains("format version 2"), "{error}");
+    let newer = u64::from(FORMAT_VERSION + 1);
+    assert!(
+        matches!(error, StorageError::UnsupportedFormatVersion { found, supported, .. } if found == newer && supported == FORMAT_VERSION),
+        "{error}"
+    );
+    assert!(error.to_string().contains(&format!("format version {newer}")), "{error}");
 }
 
 async fn rewriting_a_committed_block_is_idempotent(backend: &Backend) {

@@ -7,17 +7,18 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 use std::io::Write;
 
-use arrow::array::{Array, AsArray, FixedSizeBinaryArray, RecordBatch, TimestampNanosecondArray};
+use arrow::array::{Array, AsArray, FixedSizeBinaryArray, Int64Array, RecordBatch, TimestampNanosecondArray};
 use arrow::compute::interleave_record_batch;
-use arrow::datatypes::TimestampNanosecondType;
+use arrow::datatypes::{Int64Type, TimestampNanosecondType};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::file::reader::ChunkReader;
 
 use super::CompactionError;
 use crate::ids::{BlockId, TenantId, TraceId};
-use crate::spans::schema::{col, span_schema};
+use crate::spans::schema::{col, end_time_nanos, span_schema};
 use crate::storage::block::TagSummaryBuilder;
+use crate::storage::block::reader::span_columns;
 use crate::storage::block::writer::{BlockSummary, assemble, writer_properties};
 use crate::storage::{BlockMeta, BlockSidecar, BlockWriteOptions, StorageError};
 
@@ -52,7 +53,7 @@ struct Cursor {
     trace_ids: FixedSizeBinaryArray,
     span_ids: FixedSizeBinaryArray,
     starts: TimestampNanosecondArray,
-    ends: TimestampNanosecondArray,
+    durations: Int64Array,
     row: usize,
 }
 
@@ -105,7 +106,10 @@ pub fn merge_blocks<R: ChunkReader + 'static, W: Write + Send>(
         tags: TagSummaryBuilder::new(),
     };
     for input in inputs {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(input.data)?.with_batch_size(INPUT_BATCH_ROWS).build()?;
+        let file = ParquetRecordBatchReaderBuilder::try_new(input.data)?;
+        // Rows of this build's span schema whatever format version the input block has.
+        let columns = span_columns(file.parquet_schema(), file.schema());
+        let reader = file.with_projection(columns).with_batch_size(INPUT_BATCH_ROWS).build()?;
         let cursor = merge.open(reader)?;
         merge.cursors.push(cursor);
     }
@@ -123,9 +127,10 @@ impl<W: Write + Send> Merge<W> {
             if batch.num_rows() == 0 {
                 continue;
             }
-            let (trace_ids, span_ids, starts, ends) = key_columns(&batch)?;
+            let (trace_ids, span_ids, starts, durations) = key_columns(&batch)?;
             self.held.push(batch);
-            return Ok(Some(Cursor { reader, held: self.held.len() - 1, trace_ids, span_ids, starts, ends, row: 0 }));
+            let held = self.held.len() - 1;
+            return Ok(Some(Cursor { reader, held, trace_ids, span_ids, starts, durations, row: 0 }));
         }
         Ok(None)
     }
@@ -171,7 +176,7 @@ impl<W: Write + Send> Merge<W> {
                     let row = cursor.row;
                     let span: [u8; 8] = cursor.span_ids.value(row).try_into().unwrap_or_default();
                     rows.push((cursor.starts.value(row), span, cursor.held, row));
-                    let end = cursor.ends.value(row);
+                    let end = end_time_nanos(cursor.starts.value(row), cursor.durations.value(row));
                     self.max_end = self.max_end.max(end as u64);
                     self.advance(index)?;
                 }
@@ -250,7 +255,7 @@ fn with_span_schema(batch: RecordBatch) -> Result<RecordBatch, CompactionError> 
     Ok(RecordBatch::try_new(span_schema(), batch.columns().to_vec())?)
 }
 
-type KeyColumns = (FixedSizeBinaryArray, FixedSizeBinaryArray, TimestampNanosecondArray, TimestampNanosecondArray);
+type KeyColumns = (FixedSizeBinaryArray, FixedSizeBinaryArray, TimestampNanosecondArray, Int64Array);
 
 fn key_columns(batch: &RecordBatch) -> Result<KeyColumns, CompactionError> {
     let column = |name: &str| {
@@ -270,7 +275,12 @@ fn key_columns(batch: &RecordBatch) -> Result<KeyColumns, CompactionError> {
             .cloned()
             .ok_or_else(|| CompactionError::Corrupt(format!("{name} has type {}", array.data_type())))
     };
-    Ok((binary(col::TRACE_ID)?, binary(col::SPAN_ID)?, time(col::START_TIME)?, time(col::END_TIME)?))
+    let durations = column(col::DURATION_NS)?;
+    let durations = durations
+        .as_primitive_opt::<Int64Type>()
+        .cloned()
+        .ok_or_else(|| CompactionError::Corrupt(format!("duration_ns has type {}", durations.data_type())))?;
+    Ok((binary(col::TRACE_ID)?, binary(col::SPAN_ID)?, time(col::START_TIME)?, durations))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message;
 
 use super::attributes::{AttributeColumnsReader, downcast};
-use super::schema::col;
+use super::schema::{col, end_time_nanos};
 use super::{SpanFormatError, kind_from_text, status_code_from_text};
 
 /// Rebuilds OTLP from any number of span batches (each must carry every column of the span schema).
@@ -93,7 +93,7 @@ struct SpanColumns<'a> {
     kind: &'a StringArray,
     flags: &'a UInt32Array,
     start_time: &'a arrow::array::PrimitiveArray<TimestampNanosecondType>,
-    end_time: &'a arrow::array::PrimitiveArray<TimestampNanosecondType>,
+    duration: &'a arrow::array::Int64Array,
     status_code: &'a StringArray,
     status_message: &'a StringArray,
     attributes: AttributeColumnsReader<'a>,
@@ -172,7 +172,7 @@ impl<'a> SpanColumns<'a> {
             kind: typed(batch, col::KIND)?,
             flags: typed(batch, col::FLAGS)?,
             start_time: column(batch, col::START_TIME)?.as_primitive_opt().ok_or_else(|| wrong(col::START_TIME))?,
-            end_time: column(batch, col::END_TIME)?.as_primitive_opt().ok_or_else(|| wrong(col::END_TIME))?,
+            duration: typed(batch, col::DURATION_NS)?,
             status_code: typed(batch, col::STATUS_CODE)?,
             status_message: typed(batch, col::STATUS_MESSAGE)?,
             attributes: attribute_reader(top, "")?,
@@ -216,7 +216,7 @@ impl<'a> SpanColumns<'a> {
             name: self.name.value(row).to_owned(),
             kind: kind_from_text(self.kind.value(row)),
             start_time_unix_nano: self.start_time.value(row) as u64,
-            end_time_unix_nano: self.end_time.value(row) as u64,
+            end_time_unix_nano: end_time_nanos(self.start_time.value(row), self.duration.value(row)) as u64,
             attributes: self.attributes.key_values(row)?,
             dropped_attributes_count: self.attributes.dropped(row),
             events: self.events(row)?,

@@ -32,7 +32,8 @@ pub struct SpanBatchBuilder {
     kind: StringBuilder,
     flags: Vec<u32>,
     start_time: Vec<i64>,
-    end_time: Vec<i64>,
+    /// End minus start, wrapping: the end is derived from these two (`schema::end_time_nanos`).
+    duration: Vec<i64>,
     status_code: StringBuilder,
     status_message: StringBuilder,
     service_name: StringBuilder,
@@ -191,7 +192,7 @@ impl SpanBatchBuilder {
         self.flags.push(head.flags);
         // OTLP times are u64; the bit pattern is kept (`as` is a bijection) so nothing is lost past 2262.
         self.start_time.push(head.start_time_unix_nano as i64);
-        self.end_time.push(head.end_time_unix_nano as i64);
+        self.duration.push((head.end_time_unix_nano as i64).wrapping_sub(head.start_time_unix_nano as i64));
         match head.status {
             Some((code, message)) => {
                 self.status_code.append_value(status_code_to_text(code));
@@ -287,8 +288,7 @@ impl SpanBatchBuilder {
     /// Builds the batch and empties the builder.
     pub fn finish(&mut self) -> Result<RecordBatch, SpanFormatError> {
         let start_time = std::mem::take(&mut self.start_time);
-        let end_time = std::mem::take(&mut self.end_time);
-        let duration: Int64Array = start_time.iter().zip(&end_time).map(|(s, e)| Some(e.wrapping_sub(*s))).collect();
+        let duration = Int64Array::from(std::mem::take(&mut self.duration));
         let AttributeColumns { map, types, nested, dropped } = self.attributes.finish();
         let resource = self.resource_attributes.finish();
         let scope = self.scope_attributes.finish();
@@ -301,7 +301,6 @@ impl SpanBatchBuilder {
             Arc::new(self.kind.finish()),
             Arc::new(UInt32Array::from(std::mem::take(&mut self.flags))),
             timestamps(start_time),
-            timestamps(end_time),
             Arc::new(duration),
             Arc::new(self.status_code.finish()),
             Arc::new(self.status_message.finish()),

@@ -9,6 +9,12 @@ use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit};
 
+/// A span's end in unix nanoseconds, from its stored start and duration: the inverse of how the encoder
+/// computes the duration (`end - start`, wrapping), so the end OTLP sent comes back exactly.
+pub fn end_time_nanos(start: i64, duration: i64) -> i64 {
+    start.wrapping_add(duration)
+}
+
 /// Column names, declared once so the encoder, decoder, reader and tests cannot drift apart.
 pub mod col {
     pub const TRACE_ID: &str = "trace_id";
@@ -19,6 +25,7 @@ pub mod col {
     pub const KIND: &str = "kind";
     pub const FLAGS: &str = "flags";
     pub const START_TIME: &str = "start_time";
+    /// Not stored (see [`span_schema`](super::span_schema)); the SQL `spans` table derives it.
     pub const END_TIME: &str = "end_time";
     pub const DURATION_NS: &str = "duration_ns";
     pub const STATUS_CODE: &str = "status_code";
@@ -108,8 +115,13 @@ fn list_of(fields: Fields) -> DataType {
     DataType::List(Arc::new(Field::new("element", DataType::Struct(fields), false)))
 }
 
-/// The span schema, format version 1. Column order is the order of the struct fields in OTLP, then the
+/// The span schema, format version 2. Column order is the order of the struct fields in OTLP, then the
 /// resource and scope, so a `SELECT *` in DuckDB reads naturally.
+///
+/// A span's end is not a column: it is `start_time + duration_ns` (wrapping, so any pair of OTLP times
+/// round-trips), derived by [`end_time_nanos`] wherever it is shown. Storing it cost 4–7 bytes per span
+/// of a ~45-byte span (BENCHMARKS.md, issue 25 item 4); format version 1 stored it and its blocks are still
+/// read (the column is skipped).
 pub fn span_schema() -> SchemaRef {
     static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         let mut fields = vec![
@@ -121,7 +133,6 @@ pub fn span_schema() -> SchemaRef {
             Field::new(col::KIND, DataType::Utf8, false),
             Field::new(col::FLAGS, DataType::UInt32, false),
             Field::new(col::START_TIME, timestamp_type(), false),
-            Field::new(col::END_TIME, timestamp_type(), false),
             Field::new(col::DURATION_NS, DataType::Int64, false),
             Field::new(col::STATUS_CODE, DataType::Utf8, true),
             Field::new(col::STATUS_MESSAGE, DataType::Utf8, true),

@@ -13,15 +13,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
+use arrow::array::TimestampNanosecondArray;
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, FixedSizeBinaryArray, ListArray, RecordBatch, RecordBatchOptions,
     StringArray, StringViewArray, StructArray,
 };
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields, Int64Type, Schema, SchemaRef, TimestampNanosecondType};
 use arrow::error::ArrowError;
 
-use crate::spans::schema::{col, span_schema};
+use crate::spans::schema::{col, end_time_nanos, span_schema, timestamp_type};
 
 /// Field metadata key marking an ID column, so the literal rule (`ids.rs`) recognises `trace_id = '…'`
 /// by what the column is, not by what a user alias happens to be called.
@@ -161,6 +162,9 @@ pub fn sql_schema() -> SchemaRef {
         let fields: Vec<Field> = COLUMNS
             .iter()
             .map(|name| {
+                if *name == col::END_TIME {
+                    return Field::new(col::END_TIME, timestamp_type(), false);
+                }
                 let field = storage.field_with_name(name).expect("SQL columns are stored columns");
                 match *name {
                     col::TRACE_ID => hex_field(field, Some(IdKind::Trace)),
@@ -200,23 +204,76 @@ pub fn binary_ids_schema() -> SchemaRef {
     SCHEMA.clone()
 }
 
-/// Index in the stored schema of each SQL column in `projection` (indices into [`sql_schema`]).
-pub fn storage_projection(projection: &[usize]) -> Vec<usize> {
-    let storage = span_schema();
-    let sql = sql_schema();
-    projection.iter().map(|&i| storage.index_of(sql.field(i).name()).expect("SQL columns are stored columns")).collect()
+/// What a scan reads for a projection of SQL columns: the stored columns, and where each SQL column's
+/// values come from. `end_time` is no stored column (`spans::schema::span_schema`): it is computed from
+/// `start_time` and `duration_ns`, which are read for it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredProjection {
+    /// Indices into the stored schema, each once, in the order the SQL columns first need them.
+    pub columns: Vec<usize>,
+    sources: Vec<Source>,
 }
 
-/// Converts stored rows (the columns of `schema`, in order) into the SQL columns of `schema`.
-pub fn to_sql_batch(stored: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
-    let columns = schema
-        .fields()
-        .iter()
-        .zip(stored.columns())
-        .map(|(field, column)| to_sql_column(field, column))
-        .collect::<Result<Vec<_>, _>>()?;
-    let options = RecordBatchOptions::new().with_row_count(Some(stored.num_rows()));
-    RecordBatch::try_new_with_options(schema.clone(), columns, &options)
+/// Where one SQL column comes from, by position in [`StoredProjection::columns`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Source {
+    Stored(usize),
+    EndTime { start: usize, duration: usize },
+}
+
+impl StoredProjection {
+    /// The stored columns the SQL columns in `projection` (indices into [`sql_schema`]) need.
+    pub fn of(projection: &[usize]) -> Self {
+        let storage = span_schema();
+        let sql = sql_schema();
+        let mut columns: Vec<usize> = Vec::new();
+        let mut position = |name: &str| {
+            let index = storage.index_of(name).expect("SQL columns are stored or derived from stored ones");
+            match columns.iter().position(|&c| c == index) {
+                Some(at) => at,
+                None => {
+                    columns.push(index);
+                    columns.len() - 1
+                }
+            }
+        };
+        let sources = projection
+            .iter()
+            .map(|&i| match sql.field(i).name().as_str() {
+                col::END_TIME => {
+                    Source::EndTime { start: position(col::START_TIME), duration: position(col::DURATION_NS) }
+                }
+                name => Source::Stored(position(name)),
+            })
+            .collect();
+        Self { columns, sources }
+    }
+
+    /// Converts stored rows (the projection's [`columns`](Self::columns), in order) into the SQL columns
+    /// of `schema` (the projected SQL schema).
+    pub fn to_sql_batch(&self, stored: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+        let columns = schema
+            .fields()
+            .iter()
+            .zip(&self.sources)
+            .map(|(field, source)| match *source {
+                Source::Stored(at) => to_sql_column(field, stored.column(at)),
+                Source::EndTime { start, duration } => end_times(stored.column(start), stored.column(duration)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(stored.num_rows()));
+        RecordBatch::try_new_with_options(schema.clone(), columns, &options)
+    }
+}
+
+/// `start + duration` per row, as the span's end was sent (`spans::schema::end_time_nanos`).
+fn end_times(starts: &ArrayRef, durations: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    let wrong =
+        |what: &str, array: &ArrayRef| ArrowError::SchemaError(format!("{what} stored as {}", array.data_type()));
+    let starts = starts.as_primitive_opt::<TimestampNanosecondType>().ok_or_else(|| wrong("start_time", starts))?;
+    let durations = durations.as_primitive_opt::<Int64Type>().ok_or_else(|| wrong("duration_ns", durations))?;
+    let ends: TimestampNanosecondArray = arrow::compute::binary(starts, durations, end_time_nanos)?;
+    Ok(Arc::new(ends.with_timezone_opt(starts.timezone())))
 }
 
 fn to_sql_column(field: &FieldRef, column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
@@ -324,9 +381,10 @@ mod tests {
         let request = TraceGenerator::new(7).next_request(50);
         let (stored, _) = encode_resource_spans(&request.resource_spans).unwrap();
         let all: Vec<usize> = (0..sql_schema().fields().len()).collect();
-        let projected = stored.project(&storage_projection(&all)).unwrap();
+        let projection = StoredProjection::of(&all);
+        let projected = stored.project(&projection.columns).unwrap();
         let schema = sql_schema();
-        let sql = to_sql_batch(&projected, &schema).unwrap();
+        let sql = projection.to_sql_batch(&projected, &schema).unwrap();
         assert_eq!(sql.num_rows(), stored.num_rows());
         let trace_ids = sql.column(0).as_string::<i32>();
         let stored_ids = stored.column(0).as_fixed_size_binary();
@@ -338,5 +396,26 @@ mod tests {
         for row in 0..sql.num_rows() {
             assert_eq!(parents.is_null(row), stored_parents.is_null(row));
         }
+        // The end is derived, and is what was sent.
+        let sent_ends: Vec<i64> = request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .map(|span| span.end_time_unix_nano as i64)
+            .collect();
+        let ends = sql.column(sql.schema().index_of("end_time").unwrap()).as_primitive::<TimestampNanosecondType>();
+        assert_eq!(ends.values().to_vec(), sent_ends);
+        assert_eq!(ends.data_type(), &timestamp_type());
+    }
+
+    #[test]
+    fn end_time_alone_reads_start_and_duration_and_a_repeated_column_is_read_once() {
+        let sql = sql_schema();
+        let at = |name: &str| sql.index_of(name).unwrap();
+        let stored = span_schema();
+        let projection = StoredProjection::of(&[at("end_time"), at("duration_ns"), at("start_time")]);
+        let names: Vec<&str> = projection.columns.iter().map(|&i| stored.field(i).name().as_str()).collect();
+        assert_eq!(names, ["start_time", "duration_ns"]);
     }
 }

@@ -42,7 +42,7 @@ use tokio::sync::OnceCell;
 use super::id_hex::IdHex;
 use super::point::{PointQuery, TraceReadExec, few_enough};
 use super::reader::BlockReaderFactory;
-use super::schema::{IdKind, binary_ids_schema, cast_batch, scan_schema, sql_schema, storage_projection, to_sql_batch};
+use super::schema::{IdKind, StoredProjection, binary_ids_schema, cast_batch, scan_schema, sql_schema};
 use super::summary::SummaryFilter;
 use crate::ids::{SpanId, TenantId, TraceId};
 use crate::query::{CatalogBlock, Querier, TenantBlocks};
@@ -161,7 +161,8 @@ impl TableProvider for SpansTable {
             Some(columns) => columns.clone(),
             None => (0..sql_schema().fields().len()).collect(),
         };
-        let stored_columns = storage_projection(&sql_columns);
+        let projection = Arc::new(StoredProjection::of(&sql_columns));
+        let stored_columns = projection.columns.clone();
         let schema = Arc::new(self.schema().project(&sql_columns)?);
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
@@ -214,7 +215,7 @@ impl TableProvider for SpansTable {
         }
         let input = UnionExec::try_new(inputs)?;
         metrics::counter!(telemetry::BLOOM_CHECKS).increment(pruning.bloom_checks as u64);
-        Ok(Arc::new(SpansExec::new(input, schema, Pruning { recent_rows, ..pruning })))
+        Ok(Arc::new(SpansExec::new(input, schema, projection, Pruning { recent_rows, ..pruning })))
     }
 }
 
@@ -464,7 +465,16 @@ fn file_groups(blocks: &[Arc<CatalogBlock>], partitions: usize) -> Vec<FileGroup
 
 /// Columns whose stored values are their SQL values, so filters on them apply to stored rows unchanged.
 fn stored_as_shown(name: &str) -> bool {
-    !matches!(name, col::TRACE_ID | col::SPAN_ID | col::PARENT_SPAN_ID | col::STATUS_CODE | col::EVENTS | col::LINKS)
+    !matches!(
+        name,
+        col::TRACE_ID
+            | col::SPAN_ID
+            | col::PARENT_SPAN_ID
+            | col::STATUS_CODE
+            | col::END_TIME
+            | col::EVENTS
+            | col::LINKS
+    )
 }
 
 /// The filters that can be evaluated on stored rows, as one predicate for the Parquet scan (row-group
@@ -534,13 +544,20 @@ fn rows_of_traces(batch: &RecordBatch, ids: &[TraceId]) -> Result<RecordBatch> {
 pub struct SpansExec {
     input: Arc<dyn ExecutionPlan>,
     schema: SchemaRef,
+    /// How the input's stored columns become `schema`'s.
+    projection: Arc<StoredProjection>,
     pruning: Pruning,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
 
 impl SpansExec {
-    fn new(input: Arc<dyn ExecutionPlan>, schema: SchemaRef, pruning: Pruning) -> Self {
+    fn new(
+        input: Arc<dyn ExecutionPlan>,
+        schema: SchemaRef,
+        projection: Arc<StoredProjection>,
+        pruning: Pruning,
+    ) -> Self {
         let properties = PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
             input.output_partitioning().clone(),
@@ -559,7 +576,7 @@ impl SpansExec {
         ] {
             MetricBuilder::new(&metrics).global_counter(name).add(value);
         }
-        Self { input, schema, pruning, properties: Arc::new(properties), metrics }
+        Self { input, schema, projection, pruning, properties: Arc::new(properties), metrics }
     }
 
     /// What block pruning did for this scan.
@@ -608,13 +625,13 @@ impl ExecutionPlan for SpansExec {
 
     fn with_new_children(self: Arc<Self>, mut children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
         let input = children.pop().ok_or_else(|| DataFusionError::Internal("SpansExec needs its input".into()))?;
-        Ok(Arc::new(Self::new(input, self.schema.clone(), self.pruning)))
+        Ok(Arc::new(Self::new(input, self.schema.clone(), self.projection.clone(), self.pruning)))
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let stored = self.input.execute(partition, context)?;
-        let schema = self.schema.clone();
-        let converted = stored.map(move |batch| Ok(to_sql_batch(&batch?, &schema)?));
+        let (schema, projection) = (self.schema.clone(), self.projection.clone());
+        let converted = stored.map(move |batch| Ok(projection.to_sql_batch(&batch?, &schema)?));
         Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), converted)))
     }
 

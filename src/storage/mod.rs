@@ -40,7 +40,7 @@ pub enum StorageError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error(transparent)]
     SpanFormat(#[from] crate::spans::SpanFormatError),
-    #[error("block {block} uses format version {found}; this spanlake reads only version {supported}")]
+    #[error("block {block} uses format version {found}; this spanlake reads versions 1 to {supported}")]
     UnsupportedFormatVersion { block: String, found: u64, supported: u32 },
     #[error("block metadata {path} is not valid: {source}")]
     InvalidMeta { path: String, source: serde_json::Error },

@@ -29,7 +29,7 @@ pub struct Blocks<'a> {
 /// The dataset's storage, the first trace ID of each block, and its folder; reuses a complete earlier
 /// run's folder.
 pub async fn local_blocks(spec: Blocks<'_>) -> (Storage, Vec<TraceId>, PathBuf) {
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data").join(spec.name);
+    let folder = bench_data().join(spec.name);
     let ids_file = folder.join("known-ids.txt");
     std::fs::create_dir_all(folder.join("blocks")).expect("bench data folder");
     let storage = Storage::open(&StorageLocation::local_folder_url(&folder.join("blocks")).expect("absolute"))
@@ -110,6 +110,13 @@ pub fn sql_tenant() -> TenantId {
     TenantId::new("sql-bench").expect("a valid tenant")
 }
 
+/// Where bench data is kept: one folder per block format version, so data of an older format is never
+/// measured as if this build had written it.
+fn bench_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("target/bench-data/format-v{}", spanlake::storage::FORMAT_VERSION))
+}
+
 /// Spans as an ingester cuts them into blocks and as the compactor then merges them: the two layouts
 /// every SQL benchmark is measured on (issue 25). Both are written once per size and kept.
 pub struct IngestedLayouts {
@@ -143,7 +150,7 @@ pub async fn ingested_layouts(spans: usize) -> IngestedLayouts {
     use spanlake::ingest::{IngestOptions, Ingester, NewSpans};
 
     let tenant = TenantId::new("sql-bench").expect("a valid tenant");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    let root = bench_data();
     let ingested = root.join(format!("ingested-{spans}"));
     let compacted = root.join(format!("ingested-{spans}-compacted"));
     let ids_file = compacted.join("known-ids.txt");

@@ -3,7 +3,8 @@
 Usage: read_block.py DATA_PARQUET [TRACE_ID_HEX ...]
 Prints one JSON object with, per reader: the row count, the column names and Arrow types, every column's
 values in file order, each row's `attributes['http.route']` as the reader's own map lookup finds it, and,
-for each trace ID given, every column of the rows a `trace_id = …` filter returns. Values are in one
+for each trace ID given, every column of the rows a `trace_id = …` filter returns, and each row's end time
+as docs/storage-format.md tells users of each reader to compute it (blocks store start and duration). Values are in one
 canonical JSON form for both readers (see `canonical`), so the Rust test compares them with what was
 written, value for value.
 """
@@ -62,10 +63,11 @@ def values(table):
     return {name: canonical(table.column(name)) for name in table.column_names}
 
 
-def report(whole, routes, filtered):
+def report(whole, routes, filtered, end_times):
     """What one reader saw: `whole` is the table it read, `routes` its own lookup of `http.route` in each
-    row's attributes, `filtered` the table it read for each trace ID."""
+    row's attributes, `filtered` the table it read for each trace ID, `end_times` each row's end."""
     return {
+        "end_times": canonical(end_times),
         "rows": whole.num_rows,
         "columns": whole.column_names,
         "types": {field.name: str(field.type) for field in whole.schema},
@@ -185,7 +187,9 @@ def read_with_pyarrow():
     for trace_id in trace_ids:
         wanted = pa.scalar(bytes.fromhex(trace_id), whole.schema.field("trace_id").type)
         filtered[trace_id] = pq.read_table(path, filters=pc.field("trace_id") == wanted)
-    seen = report(whole, routes, filtered)
+    # docs/storage-format.md, "Reading blocks with pyarrow".
+    end_times = pc.add(whole.column("start_time"), whole.column("duration_ns").cast(pa.duration("ns")))
+    seen = report(whole, routes, filtered, end_times)
     seen["page_index_reads"] = {}
     for trace_id in trace_ids:
         table, pages = page_index_read(trace_id)
@@ -205,7 +209,11 @@ def read_with_duckdb():
     filtered = {
         trace_id: table(f"SELECT * FROM {source} WHERE trace_id = unhex(?)", path, trace_id) for trace_id in trace_ids
     }
-    return report(whole, routes, filtered)
+    # docs/storage-format.md, "Reading blocks with DuckDB".
+    end_times = table(
+        f"SELECT make_timestamp_ns(epoch_ns(start_time) + duration_ns) AS end_time FROM {source}", path
+    ).column("end_time")
+    return report(whole, routes, filtered, end_times)
 
 
 json.dump({"pyarrow": read_with_pyarrow(), "duckdb": read_with_duckdb()}, sys.stdout)

@@ -11,13 +11,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use arrow::array::{AsArray, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::{DataType, TimestampNanosecondType};
+use arrow::datatypes::{DataType, Int64Type, TimestampNanosecondType};
 use serde::Deserialize;
 
 use super::request::{count, seconds};
 use super::{SearchError, Searcher};
 use crate::ids::TenantId;
-use crate::spans::schema::col;
+use crate::spans::schema::{col, end_time_nanos};
 use crate::storage::block::{ScopeTags, TagScope, TagSummary, TagSummaryBuilder, ValueList, ValueType};
 pub use tag::Tag;
 use tag::{KINDS, STATUSES};
@@ -346,15 +346,18 @@ fn keys_sql(scope: TagScope, window: &str, limit: usize) -> Option<String> {
 
 /// The rows of `batch` (stored schema) whose span overlaps `[start, end]` (unix ns).
 fn rows_in_window(batch: &RecordBatch, start: i64, end: i64) -> Result<RecordBatch, SearchError> {
-    let times = |name: &str| {
-        batch
-            .column_by_name(name)
-            .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-            .ok_or_else(|| SearchError::Internal(format!("buffered spans without a {name} column")))
-    };
-    let (starts, ends) = (times(col::START_TIME)?, times(col::END_TIME)?);
-    let keep: BooleanArray =
-        starts.values().iter().zip(ends.values().iter()).map(|(&s, &e)| Some(s <= end && e.max(s) >= start)).collect();
+    let missing = |name: &str| SearchError::Internal(format!("buffered spans without a {name} column"));
+    let starts = batch
+        .column_by_name(col::START_TIME)
+        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+        .ok_or_else(|| missing(col::START_TIME))?;
+    let durations = batch
+        .column_by_name(col::DURATION_NS)
+        .and_then(|c| c.as_primitive_opt::<Int64Type>())
+        .ok_or_else(|| missing(col::DURATION_NS))?;
+    let keep: BooleanArray = (starts.values().iter().zip(durations.values().iter()))
+        .map(|(&s, &d)| Some(s <= end && end_time_nanos(s, d).max(s) >= start))
+        .collect();
     filter_record_batch(batch, &keep).map_err(|e| SearchError::Internal(e.to_string()))
 }
 

@@ -7,14 +7,24 @@ use super::tags::TagSummary;
 use crate::ids::{BlockId, TenantId, TraceId};
 use crate::storage::StorageError;
 
-/// The block format this spanlake writes and the only one it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The block format this spanlake writes.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest block format this spanlake still reads: version 1 stored `end_time` as a column, which
+/// readers skip (version 2 derives it from start and duration). See `docs/storage-format.md`.
+pub const OLDEST_READABLE_FORMAT_VERSION: u32 = 1;
+
+/// Whether blocks of format `version` can be read by this build.
+pub fn readable_format_version(version: u64) -> bool {
+    (u64::from(OLDEST_READABLE_FORMAT_VERSION)..=u64::from(FORMAT_VERSION)).contains(&version)
+}
 
 /// Metadata of one block. Serialized as JSON so operators can read it with `cat`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlockMeta {
-    /// Always [`FORMAT_VERSION`] for blocks this version writes; readers refuse any other.
+    /// [`FORMAT_VERSION`] for blocks this version writes; readers refuse versions they do not know
+    /// ([`readable_format_version`]).
     pub format_version: u32,
     pub tenant: TenantId,
     pub block_id: BlockId,
@@ -62,7 +72,7 @@ impl BlockMeta {
     pub fn from_json(bytes: &[u8], path: &str) -> Result<Self, StorageError> {
         let invalid = |source| StorageError::InvalidMeta { path: path.to_owned(), source };
         let probe: VersionProbe = serde_json::from_slice(bytes).map_err(invalid)?;
-        if probe.format_version != u64::from(FORMAT_VERSION) {
+        if !readable_format_version(probe.format_version) {
             return Err(StorageError::UnsupportedFormatVersion {
                 block: path.to_owned(),
                 found: probe.format_version,

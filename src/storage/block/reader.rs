@@ -13,6 +13,7 @@ use object_store::ObjectStoreExt;
 
 use super::file_reader::BlockFileReader;
 pub use super::file_reader::ReadTally;
+use arrow::datatypes::Schema;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter, RowSelection,
@@ -21,10 +22,13 @@ use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::statistics::Statistics;
+use parquet::schema::types::SchemaDescriptor;
 
+use super::meta::readable_format_version;
 use super::writer::PARQUET_FORMAT_VERSION_KEY;
 use super::{BlockMeta, FORMAT_VERSION, TraceBloom};
 use crate::ids::TraceId;
+use crate::spans::schema::span_schema;
 use crate::storage::{Storage, StorageError, layout};
 
 /// Bytes read from the end of the file in the first footer request; big enough that the footer and the
@@ -38,9 +42,17 @@ const TRACE_ID_LEAF: usize = 0;
 #[derive(Clone, Debug)]
 pub struct BlockFooter {
     arrow: ArrowReaderMetadata,
+    /// The top-level columns of the span schema of this build, which every read returns: all of the
+    /// file's except those an older format stored and this one derives (version 1's `end_time`).
+    span_columns: ProjectionMask,
 }
 
 impl BlockFooter {
+    fn new(arrow: ArrowReaderMetadata) -> Self {
+        let span_columns = span_columns(arrow.parquet_schema(), arrow.schema());
+        Self { arrow, span_columns }
+    }
+
     /// The Parquet metadata, for statistics and tests.
     pub fn parquet(&self) -> &Arc<ParquetMetaData> {
         self.arrow.metadata()
@@ -50,6 +62,20 @@ impl BlockFooter {
     pub fn memory_size(&self) -> usize {
         self.arrow.metadata().memory_size()
     }
+}
+
+/// The columns of a block file that make up this build's span schema, in its order: every column but
+/// those an older format stored and this one derives (format version 1's `end_time`). Reading a block
+/// through this projection gives rows of [`span_schema`] whatever version wrote it.
+pub fn span_columns(parquet: &SchemaDescriptor, arrow: &Schema) -> ProjectionMask {
+    let current = span_schema();
+    let kept = arrow
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, field)| current.field_with_name(field.name()).is_ok())
+        .map(|(index, _)| index);
+    ProjectionMask::roots(parquet, kept)
 }
 
 fn reader(storage: &Storage, meta: &BlockMeta) -> BlockFileReader {
@@ -87,14 +113,14 @@ pub async fn load_footer_tallied(
         .and_then(|kv| kv.value.as_deref())
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
-    if version != u64::from(FORMAT_VERSION) {
+    if !readable_format_version(version) {
         return Err(StorageError::UnsupportedFormatVersion {
             block: meta.block_id.to_string(),
             found: version,
             supported: FORMAT_VERSION,
         });
     }
-    Ok(BlockFooter { arrow })
+    Ok(BlockFooter::new(arrow))
 }
 
 /// The rows of one trace in a block. The caller has usually checked the bloom filter already; this
@@ -128,6 +154,7 @@ pub async fn find_traces_tallied(
     };
     let reader = reader(storage, meta).with_tally(tally);
     let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer.arrow.clone())
+        .with_projection(footer.span_columns.clone())
         .with_row_groups(plan.row_groups)
         .with_row_selection(plan.selection)
         .with_row_filter(trace_id_filter(footer, wanted))
@@ -241,7 +268,8 @@ pub async fn read_all(
     footer: &BlockFooter,
     columns: Option<&[&str]>,
 ) -> Result<Vec<RecordBatch>, StorageError> {
-    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader(storage, meta), footer.arrow.clone());
+    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader(storage, meta), footer.arrow.clone())
+        .with_projection(footer.span_columns.clone());
     if let Some(columns) = columns {
         let schema = footer.arrow.schema();
         let indices = columns.iter().map(|name| schema.index_of(name)).collect::<Result<Vec<_>, _>>()?;
