@@ -52,6 +52,8 @@ const READERS: [&str; 2] = ["pyarrow", "duckdb"];
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pyarrow_and_duckdb_read_every_column_of_a_block_value_for_value() {
     let block = WrittenBlock::write(spans(21, 3_000), block_write_options()).await;
+    let encodings = data_page_encodings(&block.path, "duration_ns");
+    assert!(encodings.contains(&Encoding::BYTE_STREAM_SPLIT), "duration_ns: {encodings:?}");
     let report = read_with_pyarrow_and_duckdb(&block.path, &[]);
     for reader in READERS {
         let seen = &report[reader];

@@ -386,17 +386,20 @@ fn is_high_cardinality(path: &str, options: &BlockWriteOptions) -> bool {
     let shared_attributes = path.starts_with("resource_") || path.starts_with("scope_");
     let attribute_value = path.ends_with("key_value.value") && !shared_attributes;
     (attribute_value && !options.dictionary_for_attribute_values)
-        || [col::SPAN_ID, col::PARENT_SPAN_ID].contains(&path)
-        || is_delta_encoded(path)
+        || [col::SPAN_ID, col::PARENT_SPAN_ID, col::START_TIME, col::DURATION_NS].contains(&path)
         || path.ends_with("element.time")
 }
 
-/// Integer columns stored `DELTA_BINARY_PACKED` (then ZSTD): span times, ordered within a trace and
-/// close together within a block, shrink to their differences' bits; plain 8-byte values left ZSTD
-/// 2–5 bytes per span more (BENCHMARKS.md, issue 25 item 4). DuckDB and pyarrow read the encoding. These
-/// go through parquet's own encoder (the direct one writes plain values only).
-fn is_delta_encoded(path: &str) -> bool {
-    [col::START_TIME, col::DURATION_NS].contains(&path) || path.ends_with("element.time")
+/// Columns stored `BYTE_STREAM_SPLIT` (then ZSTD): span durations. The eight bytes of every value go to
+/// eight streams, so the high bytes (alike across a block's durations) become runs ZSTD removes:
+/// 2.7 and 3.7 bytes per span on synthetic and SDK-shaped blocks against 3.2 and 4.1 plain, with
+/// 1,024-row pages (BENCHMARKS.md, issue 25 item 4). Start times stay plain: the split saved them at most
+/// 0.06 bytes per span and cost SQL scans a transpose per value (`date_bin` counts 5 % slower);
+/// `DELTA_BINARY_PACKED` was larger than plain on both columns (rows are sorted by trace, so consecutive
+/// start times jump). DuckDB and pyarrow read the encoding. The direct encoder writes plain values only,
+/// so this column goes through parquet's own encoder.
+fn is_split_into_byte_streams(path: &str) -> bool {
+    path == col::DURATION_NS
 }
 
 /// Columns that are empty, NULL or constant for almost every span, so run-length encoding already
@@ -437,8 +440,8 @@ pub fn writer_properties(options: &BlockWriteOptions) -> Result<WriterProperties
         if is_high_cardinality(&name, options) {
             builder = builder.set_column_dictionary_enabled(path.clone(), false);
         }
-        if is_delta_encoded(&name) {
-            builder = builder.set_column_encoding(path.clone(), Encoding::DELTA_BINARY_PACKED);
+        if is_split_into_byte_streams(&name) {
+            builder = builder.set_column_encoding(path.clone(), Encoding::BYTE_STREAM_SPLIT);
         }
         if !options.compress_sparse_columns && is_sparse(&name) {
             builder = builder.set_column_compression(path.clone(), Compression::UNCOMPRESSED);
