@@ -199,6 +199,52 @@ async fn queries_over_their_limits_fail_cleanly_and_the_server_keeps_serving() {
     assert_eq!(rows(&server, "SELECT count(*) FROM spans", &[]).await, vec![vec![Value::from(6)]]);
 }
 
+/// Issue 26, defect 1: functions whose result can dwarf their arguments (and literals, which a
+/// projection repeats on every row) are refused before they allocate, with the memory limit named, where
+/// they used to run for seconds and hold gigabytes that the memory pool never saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_that_would_pass_the_memory_limit_are_refused_before_they_are_built() {
+    let backend = Backend::local();
+    let server = TestServer::start(backend.storage.clone(), |config| {
+        config.sql_timeout = Duration::from_secs(5);
+        config.sql_memory_limit = spanlake::config::ByteSize(64 << 20);
+    })
+    .await;
+    load_fixture(&server, None).await;
+
+    let long_literal = format!("SELECT '{}' AS text FROM spans", "x".repeat(20_000));
+    for (query, function) in [
+        ("SELECT length(repeat('x', 2000000000))", "repeat"),
+        ("SELECT cardinality(range(0, 250000000))", "range"),
+        ("SELECT cardinality(generate_series(1, 250000000))", "generate_series"),
+        ("SELECT length(lpad('x', 2000000000))", "lpad"),
+        ("SELECT length(rpad('x', 2000000000, 'ab'))", "rpad"),
+        ("SELECT cardinality(array_repeat('x', 100000000))", "array_repeat"),
+        ("SELECT cardinality(array_resize([1], 100000000))", "array_resize"),
+        // A text of a few kB per row, replaced between every character by 8 kB.
+        ("SELECT length(replace(repeat(name, 500), '', repeat('b', 8000))) FROM spans", "replace"),
+        ("SELECT length(regexp_replace(repeat(name, 500), '', repeat('b', 8000), 'g')) FROM spans", "regexp_replace"),
+        ("SELECT cardinality(range(DATE '1970-01-01', DATE '9999-12-31', INTERVAL '1 second'))", "range"),
+        // Folded into one 100 kB literal, then repeated on every row.
+        ("SELECT concat(name, repeat('y', 100000)) FROM spans", "literal"),
+        (long_literal.as_str(), "literal"),
+    ] {
+        let reply = sql(&server, query, "json", &[]).await;
+        assert_eq!(reply.status, 507, "{query}: {}", reply.text());
+        assert!(reply.text().contains(function) && reply.text().contains("memory limit"), "{query}: {}", reply.text());
+    }
+
+    // Within the limit, the same functions answer as DataFusion's own.
+    let fine = "SELECT repeat('ab', 3), lpad('7', 3, '0'), cardinality(range(0, 10, 2)), \
+                replace('aaa', 'a', 'bb'), cardinality(array_repeat(1, 4)), concat(name, '!') FROM spans LIMIT 1";
+    let answer = rows(&server, fine, &[]).await;
+    assert_eq!(answer[0][..5], [Value::from("ababab"), "007".into(), 5.into(), "bbbbbb".into(), 4.into()]);
+    assert!(answer[0][5].as_str().unwrap().ends_with('!'));
+
+    assert_eq!(send("GET", &server.query_url("/ready"), &[], "").await.status, 200);
+    assert_eq!(rows(&server, "SELECT count(*) FROM spans", &[]).await, vec![vec![Value::from(6)]]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn now_is_each_querys_own_start() {
     let backend = Backend::local();

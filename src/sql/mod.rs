@@ -6,6 +6,7 @@
 //! enforces the limits: concurrency, time and memory. Calls `query` (catalogue, footers, the ingester's
 //! consistent view), `storage` and `spans`; called by `api` and the CLI.
 
+mod bounded;
 mod format;
 mod id_hex;
 mod ids;
@@ -157,7 +158,7 @@ impl SqlEngine {
     /// An engine over `querier`'s blocks (and its ingester's spans, if it has one).
     pub fn new(querier: Querier, limits: SqlLimits) -> Result<Self, SqlError> {
         let permits = Arc::new(Semaphore::new(limits.max_concurrent.max(1)));
-        let template = SessionTemplate::new(limits.partitions).map_err(SqlError::Internal)?;
+        let template = SessionTemplate::new(limits.partitions, limits.memory_bytes).map_err(SqlError::Internal)?;
         Ok(Self { querier, limits, permits, template: Arc::new(template) })
     }
 
@@ -205,7 +206,11 @@ impl SqlEngine {
             let plan = session.state().statement_to_plan(statement).await.map_err(|e| self.classify(e))?;
             // Defence in depth: DataFusion's own check of the plan.
             read_only().verify_plan(&plan).map_err(|e| self.classify(e))?;
+            let batch_rows = session.state().config().batch_size();
+            bounded::check_literals(&plan, self.limits.memory_bytes, batch_rows).map_err(|e| self.classify(e))?;
             let plan = session.state().optimize(&plan).map_err(|e| self.classify(e))?;
+            // Again after constant folding, which may have built a long literal (`repeat('x', 100000)`).
+            bounded::check_literals(&plan, self.limits.memory_bytes, batch_rows).map_err(|e| self.classify(e))?;
             if table::reads_only_points(&plan) {
                 session.state_mut().config_mut().options_mut().execution.target_partitions = 1;
             }

@@ -33,6 +33,7 @@ use object_store::prefix::PrefixStore;
 use url::Url;
 
 use super::SqlLimits;
+use super::bounded::bound_functions;
 use super::id_hex::IdHex;
 use super::ids::IdLiterals;
 use super::schema::IdKind;
@@ -105,8 +106,9 @@ pub struct SessionTemplate {
 }
 
 impl SessionTemplate {
-    /// The template for sessions split into `partitions` partitions.
-    pub fn new(partitions: usize) -> Result<Self> {
+    /// The template for sessions split into `partitions` partitions, whose functions refuse results
+    /// above `memory_bytes` (`bounded.rs`).
+    pub fn new(partitions: usize, memory_bytes: u64) -> Result<Self> {
         let refusing = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(GreedyMemoryPool::new(0)))
             .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
@@ -120,7 +122,7 @@ impl SessionTemplate {
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(refusing)
-            .with_scalar_functions(SessionStateDefaults::default_scalar_functions())
+            .with_scalar_functions(bound_functions(SessionStateDefaults::default_scalar_functions(), memory_bytes))
             .with_aggregate_functions(SessionStateDefaults::default_aggregate_functions())
             .with_window_functions(SessionStateDefaults::default_window_functions())
             .with_higher_order_functions(SessionStateDefaults::default_higher_order_functions())
