@@ -14,7 +14,7 @@ pub mod writer;
 
 pub use bloom::{BloomError, TraceBloom};
 pub use file_reader::BlockFileReader;
-pub use meta::{BlockMeta, FORMAT_VERSION};
+pub use meta::{BlockMeta, FORMAT_VERSION, OLDEST_READABLE_FORMAT_VERSION, readable_format_version};
 pub use reader::{
     BlockFooter, ReadTally, find_trace, find_traces_tallied, load_bloom, load_footer, load_footer_tallied, read_all,
     read_encoded,
