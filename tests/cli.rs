@@ -392,6 +392,8 @@ async fn compact_merges_a_storage_by_hand_and_applies_retention() {
         spans += batch.num_rows();
         write_block(&storage, &tenant, BlockId::new_random(), vec![batch], &block_write_options()).await.unwrap();
     }
+    // Written when their spans started (retention also counts from when a block was written).
+    common::backdate_blocks(&storage, &tenant, two_days_ago / 1_000_000).await;
     let cli = |args: Vec<String>| {
         tokio::task::spawn_blocking(move || {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();

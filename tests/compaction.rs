@@ -297,9 +297,15 @@ async fn retention_follows_the_clock_per_tenant_and_cleans_leftovers_after_their
     // Day 0 is 40 days ago: the passes below run at chosen days after it, the last one at the wall clock.
     let day_ns = DAY_MS * 1_000_000;
     let day_0_ns = common::hours_ago_unix_nano(40 * 24);
+    // Each block written on the day its spans start: retention also keeps a block its retention after
+    // it was written (see `..._whatever_time_its_spans_claim` below).
+    let day_ms = |ns: u64| ns / 1_000_000;
     let old_short = write_blocks(&storage, &short, 2, 1_000, day_0_ns).await;
+    common::backdate_blocks(&storage, &short, day_ms(day_0_ns)).await;
     let new_short = write_blocks(&storage, &short, 2, 2_000, day_0_ns + 20 * day_ns).await;
+    common::backdate_blocks(&storage, &short, day_ms(day_0_ns + 20 * day_ns)).await;
     let old_long = write_blocks(&storage, &long, 2, 1_000, day_0_ns).await;
+    common::backdate_blocks(&storage, &long, day_ms(day_0_ns)).await;
     let leftover = BlockId::new_random();
     let data = layout::data_path(&short, leftover);
     storage.object_store().put(&data, bytes::Bytes::from_static(b"crashed upload").into()).await.unwrap();
@@ -326,6 +332,31 @@ async fn retention_follows_the_clock_per_tenant_and_cleans_leftovers_after_their
     assert!(storage.object_store().head(&data).await.is_err(), "the crashed upload's objects are gone");
     let remaining: HashSet<_> = list_blocks(&storage, &short).await.unwrap().committed.into_iter().collect();
     assert!(remaining.is_empty(), "two hours past now, 14-day retention has taken everything: {remaining:?}");
+}
+
+/// Issue 26, defect 9: spans a client stamped long ago are kept their retention after they arrived,
+/// and merging them does not restart that clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_a_block_its_retention_after_it_was_written_whatever_time_its_spans_claim() {
+    let folder = tempfile::tempdir().unwrap();
+    let storage = Storage::open(&common::url_of(folder.path())).unwrap();
+    let tenant = TenantId::new("stamped-1970").unwrap();
+    let expected = write_blocks(&storage, &tenant, 2, 3_000, 1_000_000_000).await;
+    let compactor = Compactor::new(storage.clone(), options(|rules| rules.retention = Duration::from_millis(DAY_MS)));
+
+    let report = compactor.pass_at(unix_ms_now(), &|_| {}).await.unwrap();
+    assert_eq!(report.deleted_expired, 0, "written just now ({report:?})");
+    assert_eq!(report.jobs, 1, "merged instead ({report:?})");
+    let querier = Querier::new(storage.clone(), QueryOptions::default());
+    assert_exact(&querier, &tenant, &expected, "spans of 1970, a minute after they arrived").await;
+
+    let report = compactor.pass_at(unix_ms_now() + DAY_MS / 2, &|_| {}).await.unwrap();
+    assert_eq!(report.deleted_expired, 0, "half a day later, the merged block still holds them ({report:?})");
+    let querier = Querier::new(storage.clone(), QueryOptions::default());
+    assert_exact(&querier, &tenant, &expected, "spans of 1970, half a day after they arrived").await;
+    let report = compactor.pass_at(unix_ms_now() + DAY_MS + 60_000, &|_| {}).await.unwrap();
+    assert!(report.deleted_expired >= 1, "a day after they were written, the merged block goes ({report:?})");
+    assert!(list_blocks(&storage, &tenant).await.unwrap().committed.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -92,6 +92,7 @@ pub fn merge_blocks<R: ChunkReader + 'static, W: Write + Send>(
     let spans_in: u64 = inputs.iter().map(|input| input.meta.span_count).sum();
     let bytes_in: u64 = inputs.iter().map(|input| input.meta.data_bytes + input.meta.bloom_bytes).sum();
     let level = inputs.iter().map(|input| input.meta.compaction_level).max().unwrap_or(0) + 1;
+    let first_written = inputs.iter().map(|input| input.meta.first_written()).min();
     let mut merge = Merge {
         cursors: Vec::with_capacity(inputs.len()),
         held: Vec::new(),
@@ -115,7 +116,8 @@ pub fn merge_blocks<R: ChunkReader + 'static, W: Write + Send>(
     }
     merge.run()?;
     let duplicates = merge.duplicates;
-    let block = merge.finish(tenant, block_id, level, replaces, options)?;
+    let mut block = merge.finish(tenant, block_id, level, replaces, options)?;
+    block.meta.first_written_unix_ms = first_written;
     Ok(Merged { block, spans_in, duplicates, bytes_in })
 }
 
@@ -322,7 +324,12 @@ mod tests {
         /// Any set of blocks, overlapping or not, merges into their sorted union with each span once.
         #[test]
         fn merge_is_the_sorted_union_without_repeats(ranges in prop::collection::vec((0u64..6, 1u64..4), 1..5)) {
-            let inputs: Vec<MergeInput<Bytes>> = ranges.iter().map(|&(from, len)| block(from..from + len, 3)).collect();
+            let mut inputs: Vec<MergeInput<Bytes>> = ranges.iter().map(|&(from, len)| block(from..from + len, 3)).collect();
+            // Inputs first written at different times, one of them a merge itself.
+            for (at, input) in inputs.iter_mut().enumerate() {
+                input.meta.created_unix_ms = 10_000 + at as u64;
+            }
+            inputs[0].meta.first_written_unix_ms = Some(5_000);
             let mut expected: Vec<_> = inputs.iter().flat_map(|input| keys(input.data.clone())).collect();
             let spans_in = expected.len() as u64;
             expected.sort();
@@ -343,6 +350,7 @@ mod tests {
             prop_assert_eq!(merged.spans_in, spans_in);
             prop_assert_eq!(&meta.replaces, &replaced);
             prop_assert_eq!(meta.compaction_level, 1);
+            prop_assert_eq!(meta.first_written_unix_ms, Some(5_000), "the earliest input's first write");
             let mut distinct: Vec<_> = expected.iter().map(|k| k.0.clone()).collect();
             distinct.dedup();
             prop_assert_eq!(meta.trace_count, distinct.len() as u64);

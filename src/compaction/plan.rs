@@ -59,8 +59,12 @@ impl Plan {
 pub fn plan(metas: &[BlockMeta], leftovers: &[UncommittedBlock], now_unix_ms: u64, rules: &PlanRules) -> Plan {
     let millis = |d: Duration| d.as_millis() as u64;
     let hidden = replaced_blocks(metas);
-    let cutoff_unix_nano = now_unix_ms.saturating_sub(millis(rules.retention)).saturating_mul(1_000_000);
-    let is_expired = |meta: &BlockMeta| meta.max_time_unix_nano() < cutoff_unix_nano;
+    let cutoff_unix_ms = now_unix_ms.saturating_sub(millis(rules.retention));
+    let cutoff_unix_nano = cutoff_unix_ms.saturating_mul(1_000_000);
+    // Both clocks: the spans' own times (retention as users mean it) and when the block's spans were first
+    // written, which no client controls (spans stamped in the past are kept `retention` after arrival).
+    let is_expired =
+        |meta: &BlockMeta| meta.max_time_unix_nano() < cutoff_unix_nano && meta.first_written() < cutoff_unix_ms;
 
     let mut expired: Vec<&BlockMeta> = metas.iter().filter(|meta| is_expired(meta)).collect();
     expired.sort_by_key(|meta| (!hidden.contains(&meta.block_id), meta.block_id));
@@ -175,6 +179,7 @@ mod tests {
             tenant: TenantId::single_tenant(),
             block_id: BlockId::from_u128(id),
             created_unix_ms: 1_000,
+            first_written_unix_ms: None,
             min_start_unix_nano: start_ns,
             max_start_unix_nano: start_ns + 1_000,
             max_end_unix_nano: start_ns + 2_000,
@@ -257,6 +262,22 @@ mod tests {
         assert_eq!(plan.expired, ids(&[1, 10]), "the replaced block goes before its replacement");
         assert!(plan.replaced_due.is_empty(), "an expired block is deleted once, by retention");
         assert!(plan.jobs.is_empty(), "expired blocks are not merged; 3 and 4 are in different windows");
+    }
+
+    #[test]
+    fn retention_keeps_a_block_its_retention_after_its_spans_were_first_written() {
+        let now = 20 * DAY_MS;
+        // Spans a client stamped in 1970, written a minute ago.
+        let mut stamped_1970 = block(1, 0, 100);
+        stamped_1970.created_unix_ms = now - 60_000;
+        // A merge of old blocks, committed just now: its spans were first written 15 days ago.
+        let mut merged_old = block(2, 0, 100);
+        merged_old.created_unix_ms = now - 60_000;
+        merged_old.first_written_unix_ms = Some(now - 15 * DAY_MS);
+        let plan = plan(&[stamped_1970.clone(), merged_old], &[], now, &rules());
+        assert_eq!(plan.expired, ids(&[2]), "only the block first written past retention goes");
+        let later = super::plan(&[stamped_1970], &[], now - 60_000 + 14 * DAY_MS + 1, &rules());
+        assert_eq!(later.expired, ids(&[1]), "14 days after it was written, the 1970 block goes");
     }
 
     #[test]

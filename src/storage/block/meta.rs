@@ -28,8 +28,16 @@ pub struct BlockMeta {
     pub format_version: u32,
     pub tenant: TenantId,
     pub block_id: BlockId,
-    /// Unix time (ms) the block was committed, for retention and compaction.
+    /// Unix time (ms) the block was committed: replaced blocks wait out the deletion grace from the
+    /// commit of the block replacing them.
     pub created_unix_ms: u64,
+    /// Unix time (ms) the oldest spans of this block were first written to a block: absent for a block
+    /// cut by an ingester (its own `created_unix_ms`), the earliest of its inputs' for a compacted one.
+    /// Retention keeps a block at least that long after this, whatever time its spans claim, so spans a
+    /// client stamped in 1970 are not deleted seconds after they were acknowledged, and a merge does not
+    /// restart the clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_written_unix_ms: Option<u64>,
     /// Earliest and latest span start, so time-bounded queries skip the block.
     pub min_start_unix_nano: u64,
     pub max_start_unix_nano: u64,
@@ -87,8 +95,14 @@ impl BlockMeta {
         serde_json::to_vec_pretty(self).expect("BlockMeta has only plain fields")
     }
 
+    /// When this block's oldest spans were first written to a block (unix ms; see
+    /// [`first_written_unix_ms`](Self::first_written_unix_ms)).
+    pub fn first_written(&self) -> u64 {
+        self.first_written_unix_ms.unwrap_or(self.created_unix_ms)
+    }
+
     /// The latest instant any span of the block touches (unix ns): retention deletes the block once this
-    /// is older than the tenant's retention.
+    /// is older than the tenant's retention (and the block was first written longer ago than that).
     pub fn max_time_unix_nano(&self) -> u64 {
         self.max_end_unix_nano.max(self.max_start_unix_nano)
     }
@@ -115,6 +129,7 @@ mod tests {
             tenant: TenantId::single_tenant(),
             block_id: BlockId::from_u128(1),
             created_unix_ms: 0,
+            first_written_unix_ms: None,
             min_start_unix_nano: 100,
             max_start_unix_nano: 200,
             max_end_unix_nano: 300,

@@ -246,6 +246,7 @@ pub fn assemble(
         tenant: tenant.clone(),
         block_id,
         created_unix_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+        first_written_unix_ms: None,
         min_start_unix_nano: summary.min_start,
         max_start_unix_nano: summary.max_start,
         max_end_unix_nano: summary.max_end,
