@@ -76,3 +76,86 @@ async fn a_failing_then_stalling_store_loses_nothing_and_a_full_wal_answers_429(
     assert!(report.passed(), "{report:?}");
     server.server.shutdown().await.unwrap();
 }
+
+/// Issue 26, defect 14: while the store is down, blocks pile up encoded in the ingester. A query decodes
+/// only those its trace IDs and time bounds admit, when it runs, and the decoded rows count against its
+/// memory limit (an answer of 507, not gigabytes outside the pool).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_waiting_for_upload_are_decoded_only_when_a_query_needs_them_and_within_its_memory_limit() {
+    use futures::StreamExt;
+    use spanlake::sql::{SqlEngine, SqlError, SqlLimits};
+
+    let s3 = common::Backend::s3().storage;
+    let faulty = FaultyStore::new(s3.object_store());
+    let storage = Storage::from_store(faulty.clone(), "faulty S3", RangeReads::Exact);
+    faulty.set(Fault::Failing);
+    let server = TestServer::start(storage, |config| {
+        config.max_block_bytes = spanlake::config::ByteSize(64 * 1024);
+        config.upload_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let client = OtlpClient::connect(&server.grpc_url(), Protocol::Grpc, None).unwrap();
+    let mut generator = TraceGenerator::new(7);
+    let first = generator.next_request(200);
+    let first_trace = first.resource_spans[0].scope_spans[0].spans[0].trace_id.clone();
+    let first_trace_spans = first
+        .resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .flat_map(|ss| &ss.spans)
+        .filter(|span| span.trace_id == first_trace)
+        .count();
+    assert_eq!(client.export(first).await.unwrap(), 0);
+    for _ in 0..20 {
+        assert_eq!(client.export(generator.next_request(200)).await.unwrap(), 0);
+    }
+
+    let tenant = TenantId::single_tenant();
+    let engine = SqlEngine::new(server.server.querier().clone(), SqlLimits::default()).unwrap();
+    let run = |engine: SqlEngine, query: String| async move {
+        let mut rows = engine.query(&TenantId::single_tenant(), &query).await.unwrap();
+        let mut count = 0;
+        while let Some(batch) = rows.next().await {
+            let batch = batch.unwrap();
+            count += arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(batch.column(0)).value(0);
+        }
+        (count, rows.pruning())
+    };
+    // The cutter encodes blocks while uploads fail; wait for several of them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (all, pruning) = loop {
+        let (all, pruning) = run(engine.clone(), "SELECT count(*) FROM spans".into()).await;
+        if pruning.pending_blocks >= 3 || std::time::Instant::now() > deadline {
+            break (all, pruning);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(pruning.pending_blocks >= 3, "blocks waiting for upload: {pruning:?}");
+    assert!(all >= 21 * 200, "every acknowledged span is counted: {all}");
+
+    let by_id = format!("SELECT count(*) FROM spans WHERE trace_id = '{}'", hex::encode(&first_trace));
+    let (count, pruning) = run(engine.clone(), by_id).await;
+    assert_eq!(count as usize, first_trace_spans);
+    assert!(pruning.pending_blocks <= 1 && pruning.pending_pruned >= 2, "only the trace's block is decoded: {pruning:?}");
+
+    let future = "SELECT count(*) FROM spans WHERE start_time > now() + INTERVAL '1 day'";
+    let (count, pruning) = run(engine.clone(), future.into()).await;
+    assert_eq!(count, 0);
+    assert_eq!(pruning.pending_blocks, 0, "no block waiting for upload holds tomorrow's spans: {pruning:?}");
+
+    let small = SqlLimits { memory_bytes: 64 * 1024, ..SqlLimits::default() };
+    let engine = SqlEngine::new(server.server.querier().clone(), small).unwrap();
+    let mut rows = engine.query(&tenant, "SELECT count(*) FROM spans").await.unwrap();
+    let mut failure = None;
+    while let Some(batch) = rows.next().await {
+        if let Err(error) = batch {
+            failure = Some(error);
+            break;
+        }
+    }
+    let failure = failure.expect("decoding the waiting blocks passes a 64 KiB memory limit");
+    assert!(matches!(failure, SqlError::Memory { .. }), "{failure}");
+
+    faulty.set(Fault::Healthy);
+    server.server.shutdown().await.unwrap();
+}

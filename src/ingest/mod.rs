@@ -111,6 +111,25 @@ impl IngestOptions {
     }
 }
 
+/// The spans an ingester still holds for a tenant: rows in memory, and blocks encoded but not yet
+/// uploaded (decoded by whoever needs their rows, [`Held::into_batches`] for all of them).
+#[derive(Debug, Default)]
+pub struct Held {
+    pub batches: Vec<RecordBatch>,
+    pub pending: Vec<Arc<EncodedBlock>>,
+}
+
+impl Held {
+    /// Every held row, the pending blocks decoded.
+    pub fn into_batches(self) -> Result<Vec<RecordBatch>, IngestError> {
+        let mut batches = self.batches;
+        for block in self.pending {
+            batches.extend(read_encoded(block.data.clone())?);
+        }
+        Ok(batches)
+    }
+}
+
 /// What happened to the spans of one request.
 #[derive(Debug, Default, PartialEq)]
 pub struct PushOutcome {
@@ -241,37 +260,31 @@ impl Ingester {
 
     /// Every span this ingester still holds for a tenant.
     pub fn recent_batches(&self, tenant: &TenantId) -> Result<Vec<RecordBatch>, IngestError> {
-        self.held_with(tenant, || (), |_, _| false).map(|(batches, ())| batches)
+        self.held_with(tenant, || (), |_, _| false).and_then(|(held, ())| held.into_batches())
     }
 
     /// Every span this ingester holds for a tenant and, taken under the same lock, whatever `observe`
     /// returns (the querier's block list). Pending blocks that `committed` says are already in that list
     /// are left out. A block is announced before its spans leave the buffer, and they leave under this
-    /// lock, so the two together hold each span exactly once: what exact SQL answers need.
+    /// lock, so the two together hold each span exactly once: what exact SQL answers need. Blocks waiting
+    /// for upload are handed over encoded: a reader decodes those it needs.
     pub fn held_with<T>(
         &self,
         tenant: &TenantId,
         observe: impl FnOnce() -> T,
         committed: impl Fn(&T, BlockId) -> bool,
-    ) -> Result<(Vec<RecordBatch>, T), IngestError> {
-        let (mut batches, encoded, observed) = {
-            let buffers = self.inner.lock();
-            let observed = observe();
-            let Some(buffer) = buffers.tenants.get(tenant) else { return Ok((Vec::new(), observed)) };
-            let mut batches: Vec<RecordBatch> = buffer.open.iter().map(|b| b.batch.clone()).collect();
-            let mut encoded = Vec::new();
-            for pending in buffer.pending.iter().filter(|p| !committed(&observed, p.block)) {
-                match &pending.stage {
-                    PendingStage::Cut(rows) => batches.extend(rows.iter().cloned()),
-                    PendingStage::Encoded(block) => encoded.push(block.data.clone()),
-                }
+    ) -> Result<(Held, T), IngestError> {
+        let buffers = self.inner.lock();
+        let observed = observe();
+        let Some(buffer) = buffers.tenants.get(tenant) else { return Ok((Held::default(), observed)) };
+        let mut held = Held { batches: buffer.open.iter().map(|b| b.batch.clone()).collect(), pending: Vec::new() };
+        for pending in buffer.pending.iter().filter(|p| !committed(&observed, p.block)) {
+            match &pending.stage {
+                PendingStage::Cut(rows) => held.batches.extend(rows.iter().cloned()),
+                PendingStage::Encoded(block) => held.pending.push(block.clone()),
             }
-            (batches, encoded, observed)
-        };
-        for data in encoded {
-            batches.extend(read_encoded(data)?);
         }
-        Ok((batches, observed))
+        Ok((held, observed))
     }
 
     /// The tenant's buffered batches, plus the rows of the blocks waiting for upload that `decode` picks.

@@ -25,7 +25,7 @@ pub use lookup::{LookupCost, TimeWindow, TraceLookup};
 use arrow::array::RecordBatch;
 
 use crate::ids::TenantId;
-use crate::ingest::{IngestError, Ingester};
+use crate::ingest::{Held, IngestError, Ingester};
 use crate::spans::SpanFormatError;
 use crate::storage::{Storage, StorageError};
 
@@ -144,9 +144,9 @@ impl Querier {
 
     /// The tenant's blocks and the ingester's spans not in any of them, taken at one instant: every
     /// span is in exactly one of the two (what `SELECT count(*)` needs to be exact during flushes).
-    pub async fn consistent_view(&self, tenant: &TenantId) -> Result<(TenantBlocks, Vec<RecordBatch>), QueryError> {
+    pub async fn consistent_view(&self, tenant: &TenantId) -> Result<(TenantBlocks, Held), QueryError> {
         let loaded = self.catalog.blocks(tenant).await?;
-        let Some(ingester) = &self.ingester else { return Ok((loaded, Vec::new())) };
+        let Some(ingester) = &self.ingester else { return Ok((loaded, Held::default())) };
         // A pending block the catalogue knows is left out even when a compacted block already hides it:
         // its spans are then counted in the compacted block.
         let (recent, view) = ingester.held_with(

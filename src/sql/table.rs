@@ -40,14 +40,16 @@ use object_store::ObjectStore;
 use tokio::sync::OnceCell;
 
 use super::id_hex::IdHex;
+use super::pending::PendingReadExec;
 use super::point::{PointQuery, TraceReadExec, few_enough};
 use super::reader::BlockReaderFactory;
 use super::schema::{IdKind, StoredProjection, binary_ids_schema, cast_batch, scan_schema, sql_schema};
 use super::summary::SummaryFilter;
 use crate::ids::{SpanId, TenantId, TraceId};
+use crate::ingest::Held;
 use crate::query::{CatalogBlock, Querier, TenantBlocks};
 use crate::spans::schema::col;
-use crate::storage::layout;
+use crate::storage::{BlockMeta, EncodedBlock, layout};
 use crate::telemetry;
 
 /// How a `spans` table shows the ID columns.
@@ -76,7 +78,7 @@ pub struct SpansTable {
 #[derive(Debug)]
 struct View {
     blocks: TenantBlocks,
-    recent: Vec<RecordBatch>,
+    recent: Held,
 }
 
 impl SpansTable {
@@ -200,9 +202,22 @@ impl TableProvider for SpansTable {
                 .build();
             inputs.push(DataSourceExec::from_data_source(config));
         }
+        let pending: Vec<_> = view
+            .recent
+            .pending
+            .iter()
+            .filter(|block| time.admits_meta(&block.meta) && may_hold_traces(block, wanted_traces.as_deref()))
+            .cloned()
+            .collect();
+        let pending_pruned = view.recent.pending.len() - pending.len();
+        let pending_blocks = pending.len();
+        if !pending.is_empty() {
+            let scanned = Arc::new(scan_schema().project(&stored_columns)?);
+            inputs.push(Arc::new(PendingReadExec::new(pending, wanted_traces.clone(), stored_columns.clone(), scanned)));
+        }
         let recent = match &wanted_traces {
-            Some(ids) => view.recent.iter().map(|batch| rows_of_traces(batch, ids)).collect::<Result<Vec<_>>>()?,
-            None => view.recent.clone(),
+            Some(ids) => view.recent.batches.iter().map(|batch| rows_of_traces(batch, ids)).collect::<Result<Vec<_>>>()?,
+            None => view.recent.batches.clone(),
         };
         let recent_rows = recent.iter().map(RecordBatch::num_rows).sum();
         if recent_rows > 0 || inputs.is_empty() {
@@ -215,7 +230,8 @@ impl TableProvider for SpansTable {
         }
         let input = UnionExec::try_new(inputs)?;
         metrics::counter!(telemetry::BLOOM_CHECKS).increment(pruning.bloom_checks as u64);
-        Ok(Arc::new(SpansExec::new(input, schema, projection, Pruning { recent_rows, ..pruning })))
+        let pruning = Pruning { recent_rows, pending_blocks, pending_pruned, ..pruning };
+        Ok(Arc::new(SpansExec::new(input, schema, projection, pruning)))
     }
 }
 
@@ -343,10 +359,14 @@ impl TimeBounds {
         }
     }
 
-    /// Whether any span of `block` may satisfy the bounds. A span ends no earlier than it starts, so an
-    /// upper bound on the end also bounds the start.
+    /// Whether any span of `block` may satisfy the bounds.
     fn admits(&self, block: &CatalogBlock) -> bool {
-        let meta = &block.meta;
+        self.admits_meta(&block.meta)
+    }
+
+    /// Whether any span of the block `meta` describes may satisfy the bounds. A span ends no earlier
+    /// than it starts, so an upper bound on the end also bounds the start.
+    fn admits_meta(&self, meta: &BlockMeta) -> bool {
         let (min_start, max_start) = (i128::from(meta.min_start_unix_nano), i128::from(meta.max_start_unix_nano));
         let max_end = i128::from(meta.max_end_unix_nano.max(meta.max_start_unix_nano));
         self.start_max.is_none_or(|t| min_start <= t)
@@ -381,6 +401,9 @@ pub struct Pruning {
     pub bloom_checks: usize,
     pub scanned: usize,
     pub recent_rows: usize,
+    /// Blocks waiting for upload that the scan decodes when it runs, and those its filters ruled out.
+    pub pending_blocks: usize,
+    pub pending_pruned: usize,
 }
 
 impl Pruning {
@@ -394,6 +417,8 @@ impl Pruning {
         self.bloom_checks += other.bloom_checks;
         self.scanned += other.scanned;
         self.recent_rows += other.recent_rows;
+        self.pending_blocks += other.pending_blocks;
+        self.pending_pruned += other.pending_pruned;
     }
 }
 
@@ -531,8 +556,13 @@ fn binary_id(kind: IdKind, text: &str) -> Option<Expr> {
     Some(Expr::Literal(ScalarValue::FixedSizeBinary(kind.len() as i32, Some(bytes)), None))
 }
 
-/// The rows of `batch` (stored schema) whose trace is one of `ids`.
-fn rows_of_traces(batch: &RecordBatch, ids: &[TraceId]) -> Result<RecordBatch> {
+/// Whether a block waiting for upload may hold one of `traces` (any block, without a trace filter).
+fn may_hold_traces(block: &EncodedBlock, traces: Option<&[TraceId]>) -> bool {
+    traces.is_none_or(|ids| ids.iter().any(|id| block.meta.may_contain_trace_id(id) && block.filter.may_contain(id)))
+}
+
+/// The rows of `batch` (stored columns, `trace_id` first) whose trace is one of `ids`.
+pub(super) fn rows_of_traces(batch: &RecordBatch, ids: &[TraceId]) -> Result<RecordBatch> {
     let wanted: HashSet<&[u8]> = ids.iter().map(|id| id.as_bytes().as_slice()).collect();
     let column = batch.column(0).as_fixed_size_binary();
     let mask: BooleanArray = (0..column.len()).map(|row| Some(wanted.contains(column.value(row)))).collect();
@@ -573,6 +603,8 @@ impl SpansExec {
             ("blocks_pruned_by_summary", pruning.pruned_by_summary),
             ("blocks_scanned", pruning.scanned),
             ("recent_rows", pruning.recent_rows),
+            ("pending_blocks", pruning.pending_blocks),
+            ("pending_blocks_pruned", pruning.pending_pruned),
         ] {
             MetricBuilder::new(&metrics).global_counter(name).add(value);
         }

@@ -18,6 +18,7 @@ use super::request::{count, seconds};
 use super::{SearchError, Searcher};
 use crate::ids::TenantId;
 use crate::spans::schema::{col, end_time_nanos};
+use crate::storage::read_encoded;
 use crate::storage::block::{ScopeTags, TagScope, TagSummary, TagSummaryBuilder, ValueList, ValueType};
 pub use tag::Tag;
 use tag::{KINDS, STATUSES};
@@ -268,7 +269,14 @@ impl Searcher {
         // Up to a block's worth of buffered spans: read off the reactor.
         let recent = tokio::task::spawn_blocking(move || {
             let mut builder = TagSummaryBuilder::new();
-            for batch in &recent {
+            // Blocks waiting for upload are decoded only when their time range meets the window.
+            let mut batches = recent.batches;
+            for block in recent.pending.iter().filter(|block| {
+                block.meta.overlaps_time(u64::try_from(start).unwrap_or(0), u64::try_from(end).unwrap_or(0))
+            }) {
+                batches.extend(read_encoded(block.data.clone()).map_err(|e| SearchError::Internal(e.to_string()))?);
+            }
+            for batch in &batches {
                 let in_window = rows_in_window(batch, start, end)?;
                 builder.add_batch(&in_window).map_err(|e| SearchError::Internal(e.to_string()))?;
             }
