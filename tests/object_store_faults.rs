@@ -136,7 +136,10 @@ async fn blocks_waiting_for_upload_are_decoded_only_when_a_query_needs_them_and_
     let by_id = format!("SELECT count(*) FROM spans WHERE trace_id = '{}'", hex::encode(&first_trace));
     let (count, pruning) = run(engine.clone(), by_id).await;
     assert_eq!(count as usize, first_trace_spans);
-    assert!(pruning.pending_blocks <= 1 && pruning.pending_pruned >= 2, "only the trace's block is decoded: {pruning:?}");
+    assert!(
+        pruning.pending_blocks <= 1 && pruning.pending_pruned >= 2,
+        "only the trace's block is decoded: {pruning:?}"
+    );
 
     let future = "SELECT count(*) FROM spans WHERE start_time > now() + INTERVAL '1 day'";
     let (count, pruning) = run(engine.clone(), future.into()).await;

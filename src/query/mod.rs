@@ -22,8 +22,6 @@ pub use catalog::{BlockCatalog, CatalogBlock, CatalogView, TenantBlocks};
 pub use footers::FooterCache;
 pub use lookup::{LookupCost, TimeWindow, TraceLookup};
 
-use arrow::array::RecordBatch;
-
 use crate::ids::TenantId;
 use crate::ingest::{Held, IngestError, Ingester};
 use crate::spans::SpanFormatError;

@@ -117,7 +117,8 @@ fn literal_bytes(value: &ScalarValue) -> u64 {
         | ScalarValue::LargeBinary(Some(bytes))
         | ScalarValue::BinaryView(Some(bytes))
         | ScalarValue::FixedSizeBinary(_, Some(bytes)) => bytes.len() as u64,
-        other => other.size() as u64,
+        // What the value holds beyond its fixed size (list and struct literals); numbers hold nothing.
+        other => other.size().saturating_sub(std::mem::size_of::<ScalarValue>()) as u64,
     }
 }
 

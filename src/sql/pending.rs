@@ -97,7 +97,7 @@ impl ExecutionPlan for PendingReadExec {
         let schema = self.properties.eq_properties.schema().clone();
         let (traces, projection, out_schema) = (self.traces.clone(), self.projection.clone(), schema.clone());
         // Held by the stream: the decoded rows stay counted until the query lets go of them.
-        let mut reservation = MemoryConsumer::new("PendingReadExec").register(context.memory_pool());
+        let reservation = MemoryConsumer::new("PendingReadExec").register(context.memory_pool());
         let batches = futures::stream::iter(self.blocks.clone())
             .map(move |block| {
                 let decoded = read_encoded(block.data.clone()).map_err(|e| DataFusionError::External(Box::new(e)))?;

@@ -213,10 +213,17 @@ impl TableProvider for SpansTable {
         let pending_blocks = pending.len();
         if !pending.is_empty() {
             let scanned = Arc::new(scan_schema().project(&stored_columns)?);
-            inputs.push(Arc::new(PendingReadExec::new(pending, wanted_traces.clone(), stored_columns.clone(), scanned)));
+            inputs.push(Arc::new(PendingReadExec::new(
+                pending,
+                wanted_traces.clone(),
+                stored_columns.clone(),
+                scanned,
+            )));
         }
         let recent = match &wanted_traces {
-            Some(ids) => view.recent.batches.iter().map(|batch| rows_of_traces(batch, ids)).collect::<Result<Vec<_>>>()?,
+            Some(ids) => {
+                view.recent.batches.iter().map(|batch| rows_of_traces(batch, ids)).collect::<Result<Vec<_>>>()?
+            }
             None => view.recent.batches.clone(),
         };
         let recent_rows = recent.iter().map(RecordBatch::num_rows).sum();

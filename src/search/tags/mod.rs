@@ -18,8 +18,8 @@ use super::request::{count, seconds};
 use super::{SearchError, Searcher};
 use crate::ids::TenantId;
 use crate::spans::schema::{col, end_time_nanos};
-use crate::storage::read_encoded;
 use crate::storage::block::{ScopeTags, TagScope, TagSummary, TagSummaryBuilder, ValueList, ValueType};
+use crate::storage::read_encoded;
 pub use tag::Tag;
 use tag::{KINDS, STATUSES};
 
