@@ -96,7 +96,7 @@ pub fn plan(metas: &[BlockMeta], leftovers: &[UncommittedBlock], now_unix_ms: u6
 
     let present: HashSet<BlockId> = metas.iter().map(|meta| meta.block_id).collect();
     let candidates = metas.iter().filter(|meta| !hidden.contains(&meta.block_id) && !is_expired(meta));
-    let jobs = plan_jobs(candidates, &present, now_unix_ms, rules);
+    let jobs = plan_jobs(candidates, &present, rules);
     let oldest_waiting_unix_ms = jobs.iter().flat_map(|job| &job.inputs).map(|meta| meta.created_unix_ms).min();
     Plan {
         expired: expired.iter().map(|meta| meta.block_id).collect(),
@@ -109,26 +109,15 @@ pub fn plan(metas: &[BlockMeta], leftovers: &[UncommittedBlock], now_unix_ms: u6
 
 /// Groups visible blocks by time window, then fills jobs smallest block first up to the size and input
 /// limits. A job needs two inputs; a block already at the target size is left as it is.
-///
-/// While a window is still open (spans arriving for it: its end is after `now`), its blocks merge only
-/// with blocks of the same compaction level, so a merged block is not rewritten to take in each small
-/// block ingest cuts after it (level 65 after 20 s of one-per-pass flushes, each rewriting the whole
-/// window; BENCHMARKS.md, issue 25 item 5). Once the window has closed, everything in it merges.
 fn plan_jobs<'a>(
     candidates: impl Iterator<Item = &'a BlockMeta>,
     present: &HashSet<BlockId>,
-    now_unix_ms: u64,
     rules: &PlanRules,
 ) -> Vec<Job> {
     let window_nanos = rules.window.as_nanos().max(1) as u64;
-    let now_nanos = now_unix_ms.saturating_mul(1_000_000);
-    // (window, level + 1 while the window is open, 0 once it has closed)
-    let mut windows: BTreeMap<(u64, u32), Vec<&BlockMeta>> = BTreeMap::new();
+    let mut windows: BTreeMap<u64, Vec<&BlockMeta>> = BTreeMap::new();
     for meta in candidates {
-        let window = meta.min_start_unix_nano / window_nanos;
-        let open = window.saturating_add(1).saturating_mul(window_nanos) > now_nanos;
-        let tier = if open { meta.compaction_level.saturating_add(1) } else { 0 };
-        windows.entry((window, tier)).or_default().push(meta);
+        windows.entry(meta.min_start_unix_nano / window_nanos).or_default().push(meta);
     }
     let mut jobs = Vec::new();
     for mut blocks in windows.into_values() {
@@ -273,23 +262,6 @@ mod tests {
         assert_eq!(plan.expired, ids(&[1, 10]), "the replaced block goes before its replacement");
         assert!(plan.replaced_due.is_empty(), "an expired block is deleted once, by retention");
         assert!(plan.jobs.is_empty(), "expired blocks are not merged; 3 and 4 are in different windows");
-    }
-
-    #[test]
-    fn an_open_window_merges_blocks_of_one_level_and_a_closed_one_merges_all() {
-        let hour_ms = HOUR_NS / 1_000_000;
-        let start = 100 * HOUR_NS;
-        let mut merged = block(1, start, 100);
-        merged.compaction_level = 1;
-        let metas = vec![merged, block(2, start + 10, 10), block(3, start + 20, 10)];
-        let open = plan(&metas, &[], 100 * hour_ms + 60_000, &PlanRules { target_bytes: 1_000, ..rules() });
-        assert_eq!(open.jobs.len(), 1);
-        assert_eq!(open.jobs[0].replaces, ids(&[2, 3]), "the new blocks merge; the merged one is left alone");
-        let closed = plan(&metas, &[], 101 * hour_ms, &PlanRules { target_bytes: 1_000, ..rules() });
-        assert_eq!(closed.jobs.len(), 1);
-        let mut all = closed.jobs[0].replaces.clone();
-        all.sort();
-        assert_eq!(all, ids(&[1, 2, 3]), "a closed window ends as one block");
     }
 
     #[test]
