@@ -14,18 +14,28 @@ use spanlake::loadgen::{OtlpClient, Protocol, SendError};
 use spanlake::storage::{RangeReads, Storage};
 use spanlake::synth::TraceGenerator;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_then_stalling_store_loses_nothing_and_a_full_wal_answers_429() {
+/// A server on the S3 test server behind a fault injector that fails every request, cutting a block
+/// every 64 KiB and giving up on an upload after 200 ms; `adjust` changes the settings first.
+async fn server_on_failing_s3(
+    adjust: impl FnOnce(&mut spanlake::config::ServeConfig),
+) -> (Storage, std::sync::Arc<FaultyStore>, TestServer) {
     let s3 = common::Backend::s3().storage;
     let faulty = FaultyStore::new(s3.object_store());
     let storage = Storage::from_store(faulty.clone(), "faulty S3", RangeReads::Exact);
     faulty.set(Fault::Failing);
     let server = TestServer::start(storage, |config| {
         config.max_block_bytes = spanlake::config::ByteSize(64 * 1024);
-        config.max_wal_bytes = spanlake::config::ByteSize(2 * 1024 * 1024);
         config.upload_timeout = Duration::from_millis(200);
+        adjust(config);
     })
     .await;
+    (s3, faulty, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_then_stalling_store_loses_nothing_and_a_full_wal_answers_429() {
+    let (s3, faulty, server) =
+        server_on_failing_s3(|config| config.max_wal_bytes = spanlake::config::ByteSize(2 * 1024 * 1024)).await;
     let client = OtlpClient::connect(&server.grpc_url(), Protocol::Grpc, None).unwrap();
     let mut generator = TraceGenerator::new(42);
     let mut acked_ids = String::new();
@@ -85,15 +95,7 @@ async fn blocks_waiting_for_upload_are_decoded_only_when_a_query_needs_them_and_
     use futures::StreamExt;
     use spanlake::sql::{SqlEngine, SqlError, SqlLimits};
 
-    let s3 = common::Backend::s3().storage;
-    let faulty = FaultyStore::new(s3.object_store());
-    let storage = Storage::from_store(faulty.clone(), "faulty S3", RangeReads::Exact);
-    faulty.set(Fault::Failing);
-    let server = TestServer::start(storage, |config| {
-        config.max_block_bytes = spanlake::config::ByteSize(64 * 1024);
-        config.upload_timeout = Duration::from_millis(200);
-    })
-    .await;
+    let (_s3, faulty, server) = server_on_failing_s3(|_| {}).await;
     let client = OtlpClient::connect(&server.grpc_url(), Protocol::Grpc, None).unwrap();
     let mut generator = TraceGenerator::new(7);
     let first = generator.next_request(200);

@@ -10,6 +10,7 @@ mod bounded;
 mod format;
 mod id_hex;
 mod ids;
+mod leaf;
 mod pending;
 mod point;
 mod reader;

@@ -9,20 +9,15 @@
 //! and optimising it cost more than reading the trace (BENCHMARKS.md, SQL (d)), and its plan is always
 //! the table's own scan. Anything else, even with one clause more, is planned by DataFusion.
 //!
-//! May call the querier's block reads; owns the plan node and the recognition of point queries.
+//! May call the querier's block reads and `leaf.rs`; owns the point reads and the recognition of point queries.
 
-use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr as SqlExpr, Ident, ObjectNamePart, SelectItem, SetExpr, Statement as SqlStatement,
@@ -30,6 +25,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use futures::{StreamExt, TryStreamExt};
 
+use super::leaf::LeafExec;
 use super::schema::{cast_batch, sql_schema};
 use crate::ids::TraceId;
 use crate::query::{CatalogBlock, Querier};
@@ -48,78 +44,21 @@ pub fn few_enough(ids: &[TraceId]) -> bool {
 /// Blocks read at once, as a trace-by-ID lookup does.
 const CONCURRENT_READS: usize = 4;
 
-/// Reads the given traces from the given blocks, in the scan schema (`schema::scan_schema`), projected.
-#[derive(Debug)]
-pub struct TraceReadExec {
+/// Reads the given traces from the given blocks (each with the traces its ID range and bloom admit: one
+/// read per block, however many of the traces it may hold), keeping the stored columns `projection`,
+/// typed as `schema` (the scan schema, `schema::scan_schema`, projected).
+pub fn trace_reads(
     querier: Querier,
-    /// Each block with the traces its ID range and bloom admit: one read per block, however many of
-    /// the traces it may hold.
     reads: Vec<(Arc<CatalogBlock>, Vec<TraceId>)>,
-    /// Stored columns to keep, by index.
     projection: Vec<usize>,
-    properties: Arc<PlanProperties>,
-}
-
-impl TraceReadExec {
-    /// The given point reads (from pruning); `schema` is the scan schema projected by `projection`.
-    pub fn new(
-        querier: Querier,
-        reads: Vec<(Arc<CatalogBlock>, Vec<TraceId>)>,
-        projection: Vec<usize>,
-        schema: SchemaRef,
-    ) -> Self {
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(schema),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        );
-        Self { querier, reads, projection, properties: Arc::new(properties) }
-    }
-}
-
-impl DisplayAs for TraceReadExec {
-    fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let traces: usize = self.reads.iter().map(|(_, ids)| ids.len()).sum();
-        write!(f, "TraceReadExec: point_reads={traces}, blocks={}", self.reads.len())
-    }
-}
-
-impl ExecutionPlan for TraceReadExec {
-    fn name(&self) -> &str {
-        "TraceReadExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        Vec::new()
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.is_empty() {
-            Ok(self)
-        } else {
-            Err(DataFusionError::Internal("TraceReadExec has no inputs".into()))
-        }
-    }
-
-    fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return Err(DataFusionError::Internal(format!("TraceReadExec has one partition, not {partition}")));
-        }
-        let (querier, projection) = (self.querier.clone(), Arc::new(self.projection.clone()));
-        let schema = self.properties.eq_properties.schema().clone();
-        let batches = futures::stream::iter(self.reads.clone())
+    schema: SchemaRef,
+) -> LeafExec {
+    let traces: usize = reads.iter().map(|(_, ids)| ids.len()).sum();
+    let shown = format!("TraceReadExec: point_reads={traces}, blocks={}", reads.len());
+    let (projection, out) = (Arc::new(projection), schema.clone());
+    let open = move |_context: Arc<TaskContext>| -> Result<SendableRecordBatchStream> {
+        let (querier, projection, schema) = (querier.clone(), projection.clone(), out.clone());
+        let batches = futures::stream::iter(reads.clone())
             .map(move |(block, ids)| {
                 let (querier, projection, schema) = (querier.clone(), projection.clone(), schema.clone());
                 async move {
@@ -134,8 +73,9 @@ impl ExecutionPlan for TraceReadExec {
             })
             .buffered(CONCURRENT_READS)
             .try_flatten();
-        Ok(Box::pin(RecordBatchStreamAdapter::new(self.properties.eq_properties.schema().clone(), batches)))
-    }
+        Ok(Box::pin(RecordBatchStreamAdapter::new(out.clone(), batches)) as SendableRecordBatchStream)
+    };
+    LeafExec::new("TraceReadExec", shown, schema, Arc::new(open))
 }
 
 /// `SELECT * | column, … FROM spans WHERE trace_id = '…' | trace_id IN ('…', …)`, and nothing else: the

@@ -40,8 +40,8 @@ use object_store::ObjectStore;
 use tokio::sync::OnceCell;
 
 use super::id_hex::IdHex;
-use super::pending::PendingReadExec;
-use super::point::{PointQuery, TraceReadExec, few_enough};
+use super::pending::pending_reads;
+use super::point::{PointQuery, few_enough, trace_reads};
 use super::reader::BlockReaderFactory;
 use super::schema::{IdKind, StoredProjection, binary_ids_schema, cast_batch, scan_schema, sql_schema};
 use super::summary::SummaryFilter;
@@ -171,7 +171,7 @@ impl TableProvider for SpansTable {
         let few_traces = wanted_traces.as_deref().is_some_and(few_enough);
         if few_traces && !blocks.is_empty() {
             let scan_schema = Arc::new(scan_schema().project(&stored_columns)?);
-            let reads = TraceReadExec::new(self.querier.clone(), point_reads, stored_columns.clone(), scan_schema);
+            let reads = trace_reads(self.querier.clone(), point_reads, stored_columns.clone(), scan_schema);
             inputs.push(Arc::new(reads));
         } else if !blocks.is_empty() {
             let factory = BlockReaderFactory::new(
@@ -213,12 +213,7 @@ impl TableProvider for SpansTable {
         let pending_blocks = pending.len();
         if !pending.is_empty() {
             let scanned = Arc::new(scan_schema().project(&stored_columns)?);
-            inputs.push(Arc::new(PendingReadExec::new(
-                pending,
-                wanted_traces.clone(),
-                stored_columns.clone(),
-                scanned,
-            )));
+            inputs.push(Arc::new(pending_reads(pending, wanted_traces.clone(), stored_columns.clone(), scanned)));
         }
         let recent = match &wanted_traces {
             Some(ids) => {
