@@ -7,9 +7,8 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 use std::io::Write;
 
-use arrow::array::{Array, AsArray, FixedSizeBinaryArray, Int64Array, RecordBatch, TimestampNanosecondArray};
+use arrow::array::{Array, FixedSizeBinaryArray, Int64Array, RecordBatch, TimestampNanosecondArray};
 use arrow::compute::interleave_record_batch;
-use arrow::datatypes::{Int64Type, TimestampNanosecondType};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::file::reader::ChunkReader;
@@ -260,29 +259,22 @@ fn with_span_schema(batch: RecordBatch) -> Result<RecordBatch, CompactionError> 
 type KeyColumns = (FixedSizeBinaryArray, FixedSizeBinaryArray, TimestampNanosecondArray, Int64Array);
 
 fn key_columns(batch: &RecordBatch) -> Result<KeyColumns, CompactionError> {
-    let column = |name: &str| {
-        batch.column_by_name(name).cloned().ok_or_else(|| CompactionError::Corrupt(format!("no {name} column")))
-    };
-    let binary = |name: &str| -> Result<FixedSizeBinaryArray, CompactionError> {
-        let array = column(name)?;
-        array
-            .as_fixed_size_binary_opt()
-            .cloned()
-            .ok_or_else(|| CompactionError::Corrupt(format!("{name} has type {}", array.data_type())))
-    };
-    let time = |name: &str| -> Result<TimestampNanosecondArray, CompactionError> {
-        let array = column(name)?;
-        array
-            .as_primitive_opt::<TimestampNanosecondType>()
-            .cloned()
-            .ok_or_else(|| CompactionError::Corrupt(format!("{name} has type {}", array.data_type())))
-    };
-    let durations = column(col::DURATION_NS)?;
-    let durations = durations
-        .as_primitive_opt::<Int64Type>()
+    Ok((
+        typed(batch, col::TRACE_ID)?,
+        typed(batch, col::SPAN_ID)?,
+        typed(batch, col::START_TIME)?,
+        typed(batch, col::DURATION_NS)?,
+    ))
+}
+
+/// Column `name` of `batch` as the array type the span schema gives it.
+fn typed<T: Array + Clone + 'static>(batch: &RecordBatch, name: &str) -> Result<T, CompactionError> {
+    let array = batch.column_by_name(name).ok_or_else(|| CompactionError::Corrupt(format!("no {name} column")))?;
+    array
+        .as_any()
+        .downcast_ref::<T>()
         .cloned()
-        .ok_or_else(|| CompactionError::Corrupt(format!("duration_ns has type {}", durations.data_type())))?;
-    Ok((binary(col::TRACE_ID)?, binary(col::SPAN_ID)?, time(col::START_TIME)?, durations))
+        .ok_or_else(|| CompactionError::Corrupt(format!("{name} has type {}", array.data_type())))
 }
 
 #[cfg(test)]

@@ -112,7 +112,7 @@ impl IngestOptions {
 }
 
 /// The spans an ingester still holds for a tenant: rows in memory, and blocks encoded but not yet
-/// uploaded (decoded by whoever needs their rows, [`Held::into_batches`] for all of them).
+/// uploaded (decoded by whoever needs their rows: [`Held::decoded`]).
 #[derive(Debug, Default)]
 pub struct Held {
     pub batches: Vec<RecordBatch>,
@@ -120,10 +120,10 @@ pub struct Held {
 }
 
 impl Held {
-    /// Every held row, the pending blocks decoded.
-    pub fn into_batches(self) -> Result<Vec<RecordBatch>, IngestError> {
+    /// The rows in memory and those of the pending blocks `decode` picks, decoded.
+    pub fn decoded(self, decode: impl Fn(&EncodedBlock) -> bool) -> Result<Vec<RecordBatch>, IngestError> {
         let mut batches = self.batches;
-        for block in self.pending {
+        for block in self.pending.iter().filter(|block| decode(block)) {
             batches.extend(read_encoded(block.data.clone())?);
         }
         Ok(batches)
@@ -246,10 +246,9 @@ impl Ingester {
     /// The spans of one trace that this ingester still holds (not yet committed in a block). Blocks
     /// waiting for upload are decoded only when their ID range and bloom filter admit the trace.
     pub fn recent_trace(&self, tenant: &TenantId, trace_id: &TraceId) -> Result<Vec<RecordBatch>, IngestError> {
-        let may_hold =
-            |block: &EncodedBlock| block.meta.may_contain_trace_id(trace_id) && block.filter.may_contain(trace_id);
+        let (held, ()) = self.held_with(tenant, || (), |_, _| false)?;
         let mut found = Vec::new();
-        for batch in self.held_batches(tenant, may_hold)? {
+        for batch in held.decoded(|block| block.may_contain_trace(trace_id))? {
             let rows = rows_of_trace(&batch, trace_id)?;
             if rows.num_rows() > 0 {
                 found.push(rows);
@@ -260,7 +259,7 @@ impl Ingester {
 
     /// Every span this ingester still holds for a tenant.
     pub fn recent_batches(&self, tenant: &TenantId) -> Result<Vec<RecordBatch>, IngestError> {
-        self.held_with(tenant, || (), |_, _| false).and_then(|(held, ())| held.into_batches())
+        self.held_with(tenant, || (), |_, _| false).and_then(|(held, ())| held.decoded(|_| true))
     }
 
     /// Every span this ingester holds for a tenant and, taken under the same lock, whatever `observe`
@@ -285,32 +284,6 @@ impl Ingester {
             }
         }
         Ok((held, observed))
-    }
-
-    /// The tenant's buffered batches, plus the rows of the blocks waiting for upload that `decode` picks.
-    fn held_batches(
-        &self,
-        tenant: &TenantId,
-        decode: impl Fn(&EncodedBlock) -> bool,
-    ) -> Result<Vec<RecordBatch>, IngestError> {
-        let (mut batches, encoded) = {
-            let buffers = self.inner.lock();
-            let Some(buffer) = buffers.tenants.get(tenant) else { return Ok(Vec::new()) };
-            let mut batches: Vec<RecordBatch> = buffer.open.iter().map(|b| b.batch.clone()).collect();
-            let mut encoded = Vec::new();
-            for pending in &buffer.pending {
-                match &pending.stage {
-                    PendingStage::Cut(rows) => batches.extend(rows.iter().cloned()),
-                    PendingStage::Encoded(block) if decode(block) => encoded.push(block.data.clone()),
-                    PendingStage::Encoded(_) => {}
-                }
-            }
-            (batches, encoded)
-        };
-        for data in encoded {
-            batches.extend(read_encoded(data)?);
-        }
-        Ok(batches)
     }
 
     /// Cuts every buffer into blocks and returns once those blocks (and any cut earlier) are committed.

@@ -280,16 +280,25 @@ impl Args {
     /// Bytes of argument `at` at `row`: a text's or binary's length, otherwise its memory.
     fn bytes(&self, at: usize, row: usize) -> u64 {
         let Some((column, index)) = self.cell(at, row) else { return 0 };
-        let length = match column.data_type() {
-            DataType::Utf8 => column.as_string::<i32>().value(index).len(),
-            DataType::LargeUtf8 => column.as_string::<i64>().value(index).len(),
-            DataType::Utf8View => column.as_string_view().value(index).len(),
-            DataType::Binary => column.as_binary::<i32>().value(index).len(),
-            DataType::LargeBinary => column.as_binary::<i64>().value(index).len(),
-            DataType::BinaryView => column.as_binary_view().value(index).len(),
-            _ => column.slice(index, 1).to_data().get_slice_memory_size().unwrap_or(0),
+        let length = match self.text(at, row) {
+            Some(value) => value.len(),
+            None => column.slice(index, 1).to_data().get_slice_memory_size().unwrap_or(0),
         };
         length as u64
+    }
+
+    /// The bytes of the text or binary argument `at` at `row` (`None` for other types and NULL).
+    fn text(&self, at: usize, row: usize) -> Option<&[u8]> {
+        let (column, index) = self.cell(at, row)?;
+        Some(match column.data_type() {
+            DataType::Utf8 => column.as_string::<i32>().value(index).as_bytes(),
+            DataType::LargeUtf8 => column.as_string::<i64>().value(index).as_bytes(),
+            DataType::Utf8View => column.as_string_view().value(index).as_bytes(),
+            DataType::Binary => column.as_binary::<i32>().value(index),
+            DataType::LargeBinary => column.as_binary::<i64>().value(index),
+            DataType::BinaryView => column.as_binary_view().value(index),
+            _ => return None,
+        })
     }
 
     /// Elements of the list argument `at` at `row` (0 if it is no list).
@@ -325,14 +334,7 @@ impl Args {
 
     /// `$1`, `${name}` or `\1` references in the text argument `at` at `row`: each may copy a match.
     fn references(&self, at: usize, row: usize) -> u64 {
-        let Some((column, index)) = self.cell(at, row) else { return 0 };
-        let Ok(value) = ScalarValue::try_from_array(column, index) else { return 0 };
-        match value {
-            ScalarValue::Utf8(Some(text)) | ScalarValue::LargeUtf8(Some(text)) | ScalarValue::Utf8View(Some(text)) => {
-                text.bytes().filter(|&b| b == b'$' || b == b'\\').count() as u64
-            }
-            _ => 0,
-        }
+        self.text(at, row).map_or(0, |text| text.iter().filter(|&&b| b == b'$' || b == b'\\').count() as u64)
     }
 
     /// Elements `range`/`generate_series` would produce at `row`: integers, or dates and timestamps

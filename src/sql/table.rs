@@ -560,7 +560,7 @@ fn binary_id(kind: IdKind, text: &str) -> Option<Expr> {
 
 /// Whether a block waiting for upload may hold one of `traces` (any block, without a trace filter).
 fn may_hold_traces(block: &EncodedBlock, traces: Option<&[TraceId]>) -> bool {
-    traces.is_none_or(|ids| ids.iter().any(|id| block.meta.may_contain_trace_id(id) && block.filter.may_contain(id)))
+    traces.is_none_or(|ids| ids.iter().any(|id| block.may_contain_trace(id)))
 }
 
 /// The rows of `batch` (stored columns, `trace_id` first) whose trace is one of `ids`.

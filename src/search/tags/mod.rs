@@ -19,7 +19,6 @@ use super::{SearchError, Searcher};
 use crate::ids::TenantId;
 use crate::spans::schema::{col, end_time_nanos};
 use crate::storage::block::{ScopeTags, TagScope, TagSummary, TagSummaryBuilder, ValueList, ValueType};
-use crate::storage::read_encoded;
 pub use tag::Tag;
 use tag::{KINDS, STATUSES};
 
@@ -270,12 +269,10 @@ impl Searcher {
         let recent = tokio::task::spawn_blocking(move || {
             let mut builder = TagSummaryBuilder::new();
             // Blocks waiting for upload are decoded only when their time range meets the window.
-            let mut batches = recent.batches;
-            for block in recent.pending.iter().filter(|block| {
-                block.meta.overlaps_time(u64::try_from(start).unwrap_or(0), u64::try_from(end).unwrap_or(0))
-            }) {
-                batches.extend(read_encoded(block.data.clone()).map_err(|e| SearchError::Internal(e.to_string()))?);
-            }
+            let (from, to) = (u64::try_from(start).unwrap_or(0), u64::try_from(end).unwrap_or(0));
+            let batches = recent
+                .decoded(|block| block.meta.overlaps_time(from, to))
+                .map_err(|e| SearchError::Internal(e.to_string()))?;
             for batch in &batches {
                 let in_window = rows_in_window(batch, start, end)?;
                 builder.add_batch(&in_window).map_err(|e| SearchError::Internal(e.to_string()))?;

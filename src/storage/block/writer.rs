@@ -106,6 +106,13 @@ pub struct EncodedBlock {
     pub filter: TraceBloom,
 }
 
+impl EncodedBlock {
+    /// Whether the block may hold `trace_id`, by its ID range and bloom filter (without decoding it).
+    pub fn may_contain_trace(&self, trace_id: &TraceId) -> bool {
+        self.meta.may_contain_trace_id(trace_id) && self.filter.may_contain(trace_id)
+    }
+}
+
 /// Consecutive input batches smaller than this are concatenated into batches of at least this many rows
 /// before the sorted gather. The ingester hands over one batch per OTLP request (512 spans from an SDK's
 /// default batch processor), and every gathered chunk visits the buffers of every input batch, so the
