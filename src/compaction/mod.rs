@@ -60,6 +60,8 @@ pub enum CompactionError {
     Task(#[from] tokio::task::JoinError),
     #[error("compaction scratch file in {path}: {source}")]
     Scratch { path: String, source: std::io::Error },
+    #[error("opening a merge input again: {0}")]
+    Reopen(#[source] std::io::Error),
 }
 
 /// Settings of the compactor and of retention.
@@ -75,6 +77,8 @@ pub struct CompactionOptions {
     pub lease_ttl: Duration,
     /// Merges of a tenant running at once, each on its own core (1 leaves the others to ingest and query).
     pub concurrency: usize,
+    /// Decoded rows one merge holds in memory at once (see [`merge_blocks`]).
+    pub merge_memory_bytes: u64,
     /// Layout of the blocks written (same as the ingester's).
     pub block: BlockWriteOptions,
     /// Local folder for a merge's inputs and output while it runs (unnamed files, gone when closed even
@@ -98,6 +102,7 @@ impl Default for CompactionOptions {
             tenant_retention: HashMap::new(),
             lease_ttl: Duration::from_secs(120),
             concurrency: 1,
+            merge_memory_bytes: 256 * 1024 * 1024,
             block: BlockWriteOptions::default(),
             scratch_dir: std::env::temp_dir(),
         }
@@ -463,8 +468,10 @@ impl Compactor {
             .await?;
         let mut output = scratch_file(scratch)?;
         let (tenant, options, replaces) = (tenant.clone(), self.inner.options.block.clone(), job.replaces);
+        let memory = self.inner.options.merge_memory_bytes;
         tokio::task::spawn_blocking(move || {
-            let merged = merge_blocks(&tenant, BlockId::new_random(), inputs, replaces, &mut output, &options)?;
+            let id = BlockId::new_random();
+            let merged = merge_blocks(&tenant, id, inputs, replaces, &mut output, &options, memory)?;
             Ok((merged, output))
         })
         .await?

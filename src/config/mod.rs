@@ -109,8 +109,11 @@ settings! {
     compaction_window: Duration = compaction().rules.window;
     /// Merge inputs add up to at most this much, so compacted blocks end up near this size.
     compaction_target_bytes: ByteSize = ByteSize(compaction().rules.target_bytes);
-    /// Most blocks merged at once (each holds one decoded batch in memory while merging).
+    /// Most blocks merged at once.
     compaction_max_inputs: usize = compaction().rules.max_inputs;
+    /// Decoded rows one merge holds at once (its inputs and output are scratch files on disk): each
+    /// input is read in batches small enough to fit. Per merge running at once.
+    compaction_merge_memory: ByteSize = ByteSize(compaction().merge_memory_bytes);
     /// How long replaced blocks stay after the switch, for queries still reading them.
     compaction_deletion_grace: Duration = compaction().rules.deletion_grace;
     /// How long objects of a block without metadata stay before they count as a crashed upload's.
@@ -316,6 +319,7 @@ impl ServeConfig {
             tenant_retention: self.tenant_retention.0.iter().map(|(t, d)| (t.clone(), *d)).collect(),
             lease_ttl: self.compaction_lease_ttl,
             concurrency: self.compaction_concurrency,
+            merge_memory_bytes: self.compaction_merge_memory.0,
             block: self.block_options(),
             scratch_dir: self.data_dir.join("compaction"),
         }

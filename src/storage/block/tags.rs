@@ -159,6 +159,44 @@ pub struct TagSummary {
 }
 
 impl TagSummary {
+    /// The summary of a block that holds the rows of all the blocks `summaries` describe (a compaction's
+    /// output), built from the summaries instead of re-reading every attribute of every row. The same
+    /// bounds apply; it may name values of rows the merge dropped as duplicates (copies of the same span,
+    /// so in practice the same values), which only makes a "may contain" answer more cautious.
+    pub fn union<'a>(summaries: impl IntoIterator<Item = &'a TagSummary>) -> TagSummary {
+        let summaries: Vec<&TagSummary> = summaries.into_iter().collect();
+        let mut builder = TagSummaryBuilder::new();
+        for summary in &summaries {
+            for scope in TagScope::ALL {
+                builder.scopes.entry(scope).or_default().add_summary(summary.scope(scope));
+            }
+            builder.names.add_list(&summary.names, MAX_NAMES);
+            builder.services.add_list(&summary.services, MAX_NAMES);
+        }
+        let mut union = builder.finish();
+        // A block whose key list is incomplete may hold any key it does not name, with any value.
+        for scope in TagScope::ALL {
+            for summary in summaries.iter().filter(|summary| summary.scope(scope).keys_incomplete) {
+                for (key, values) in &mut union.scope_mut(scope).keys {
+                    if !summary.scope(scope).keys.contains_key(key) {
+                        *values = ValueList { incomplete: true, ..ValueList::default() };
+                    }
+                }
+            }
+        }
+        union
+    }
+
+    fn scope_mut(&mut self, scope: TagScope) -> &mut ScopeTags {
+        match scope {
+            TagScope::Span => &mut self.span,
+            TagScope::Resource => &mut self.resource,
+            TagScope::Event => &mut self.event,
+            TagScope::Link => &mut self.link,
+            TagScope::Instrumentation => &mut self.instrumentation,
+        }
+    }
+
     /// The keys of one scope.
     pub fn scope(&self, scope: TagScope) -> &ScopeTags {
         match scope {
@@ -211,6 +249,16 @@ impl ValuesBuilder {
         self.values.insert(text.to_owned(), value_type.bit());
     }
 
+    /// Every value of `list` (another block's), or its incompleteness.
+    fn add_list(&mut self, list: &ValueList, max_values: usize) {
+        if list.incomplete {
+            return self.give_up();
+        }
+        for (value_type, values) in list.typed() {
+            values.iter().for_each(|text| self.add(text, value_type, max_values));
+        }
+    }
+
     /// The block may hold values this list does not name.
     fn give_up(&mut self) {
         self.incomplete = true;
@@ -248,11 +296,39 @@ impl ScopeBuilder {
         if let Some(entry) = self.keys.get_mut(key) {
             return add_value(entry, value, type_tag);
         }
-        if key.len() > MAX_VALUE_BYTES || self.keys.len() >= MAX_KEYS_PER_SCOPE {
-            self.keys_incomplete = true;
-            return;
+        if let Some(entry) = self.entry(key) {
+            add_value(entry, value, type_tag);
         }
-        add_value(self.keys.entry(key.to_owned()).or_default(), value, type_tag);
+    }
+
+    /// Every key and value of `tags`, one scope of another block's summary. Values of an incomplete list
+    /// stay unknown (the key's list becomes incomplete); keys the other block left out are handled by
+    /// [`TagSummary::union`], which sees all the summaries.
+    fn add_summary(&mut self, tags: &ScopeTags) {
+        self.keys_incomplete |= tags.keys_incomplete;
+        for (key, list) in &tags.keys {
+            let Some(entry) = self.entry(key) else { continue };
+            if list.incomplete {
+                entry.give_up();
+                continue;
+            }
+            for (value_type, values) in list.typed() {
+                values.iter().for_each(|text| entry.add(text, value_type, MAX_VALUES_PER_KEY));
+            }
+        }
+    }
+
+    /// The values of `key`, a new entry if the scope has room for it (else the scope's key list is
+    /// marked incomplete and `None` returned).
+    fn entry(&mut self, key: &str) -> Option<&mut ValuesBuilder> {
+        if !self.keys.contains_key(key) {
+            if key.len() > MAX_VALUE_BYTES || self.keys.len() >= MAX_KEYS_PER_SCOPE {
+                self.keys_incomplete = true;
+                return None;
+            }
+            self.keys.insert(key.to_owned(), ValuesBuilder::default());
+        }
+        self.keys.get_mut(key)
     }
 
     /// Every entry of one stored attribute set (`map` row `row`, typed by `types`, NULL = all strings).
@@ -510,5 +586,62 @@ mod tests {
         assert!(!summary.names.string.is_empty());
         let json = serde_json::to_string(&summary).unwrap();
         assert_eq!(serde_json::from_str::<TagSummary>(&json).unwrap(), summary);
+    }
+
+    fn summary_of(batch: &RecordBatch) -> TagSummary {
+        let mut builder = TagSummaryBuilder::new();
+        builder.add_batch(batch).unwrap();
+        builder.finish()
+    }
+
+    #[test]
+    fn the_union_of_parts_summaries_is_the_summary_of_the_whole() {
+        let mut generator = crate::synth::TraceGenerator::new(11);
+        let traces: Vec<_> = (0..80).flat_map(|_| generator.next_trace()).collect();
+        let (batch, _) = crate::spans::encode_resource_spans(&traces).unwrap();
+        let whole = summary_of(&batch);
+        let cut = batch.num_rows() / 3;
+        let parts = [summary_of(&batch.slice(0, cut)), summary_of(&batch.slice(cut, batch.num_rows() - cut))];
+        assert_ne!(parts[0], whole, "each part alone misses something");
+        assert_eq!(TagSummary::union(&parts), whole);
+        assert_eq!(TagSummary::union([&whole, &whole]), whole, "a repeat adds nothing");
+    }
+
+    #[test]
+    fn a_union_keeps_the_bounds_and_never_claims_what_an_incomplete_part_may_hold() {
+        let values = |range: std::ops::Range<usize>| -> Vec<String> { range.map(|i| format!("v{i}")).collect() };
+        let scope_of = |key: &str, texts: &[String]| {
+            let entries: Vec<(&str, Option<&str>, u8)> =
+                texts.iter().map(|v| (key, Some(v.as_str()), tag::STRING)).collect();
+            scope_with(&entries)
+        };
+        let half = MAX_VALUES_PER_KEY / 2 + 1;
+        let a = TagSummary { span: scope_of("id", &values(0..half)), ..TagSummary::default() };
+        let b = TagSummary { span: scope_of("id", &values(half..2 * half)), ..TagSummary::default() };
+        let union = TagSummary::union([&a, &b]);
+        assert!(union.span.keys["id"].incomplete, "more distinct values than a list keeps");
+        let both = TagSummary::union([&a, &a]);
+        assert!(!both.span.keys["id"].incomplete && both.span.may_contain("id", "v0"));
+
+        // A part that left keys out may hold "id" with any value: the union may not say otherwise.
+        let keys: Vec<String> = (0..=MAX_KEYS_PER_SCOPE).map(|i| format!("k{i}")).collect();
+        let entries: Vec<(&str, Option<&str>, u8)> =
+            keys.iter().map(|k| (k.as_str(), Some("v"), tag::STRING)).collect();
+        let crowded = TagSummary { span: scope_with(&entries), ..TagSummary::default() };
+        assert!(crowded.span.keys_incomplete);
+        let union = TagSummary::union([&a, &crowded]);
+        assert!(union.span.keys_incomplete);
+        assert!(union.span.may_contain("id", "not-in-a"), "{:?}", union.span.keys.get("id"));
+        assert!(union.span.may_contain("unknown", "x"));
+
+        let names = |n: usize| TagSummary {
+            names: ValueList { string: (0..n).map(|i| format!("op{i}")).collect(), ..ValueList::default() },
+            ..TagSummary::default()
+        };
+        assert!(!TagSummary::union([&names(MAX_NAMES)]).names.incomplete);
+        assert!(TagSummary::union([&names(MAX_NAMES), &names(MAX_NAMES + 1)]).names.incomplete);
+        let unknown =
+            TagSummary { services: ValueList { incomplete: true, ..ValueList::default() }, ..TagSummary::default() };
+        assert!(TagSummary::union([&names(1), &unknown]).services.incomplete);
     }
 }

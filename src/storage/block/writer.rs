@@ -2,6 +2,7 @@
 //! async reactor, upload data and bloom, then commit by writing the metadata object last.
 
 use std::borrow::Cow;
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,11 +12,12 @@ use arrow::compute::{concat, concat_batches, interleave};
 use arrow::datatypes::{DataType, Schema};
 use bytes::Bytes;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, compute_leaves};
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 
 use super::flat::FlatColumn;
@@ -137,8 +139,7 @@ pub fn encode_block(
     let parquet_schema = ArrowSchemaConverter::new().convert(&span_schema())?;
     let jobs = column_jobs(&batches, &parquet_schema, &properties, options.direct_encoding);
     // Only the columns parquet's writer encodes are gathered, so only they are concatenated.
-    let gathered: Vec<usize> =
-        jobs.iter().enumerate().filter(|(_, job)| matches!(job, ColumnJob::Arrow { .. })).map(|(i, _)| i).collect();
+    let gathered = gathered_columns(&jobs);
     let projected = if gathered.is_empty() {
         Vec::new()
     } else {
@@ -153,7 +154,7 @@ pub fn encode_block(
     // The tag summary reads every attribute map once: done beside the Parquet encoding, not after it.
     let (tags, written) = std::thread::scope(|scope| {
         let tags = scope.spawn(|| tag_summary(&batches));
-        let written = write_parquet(&inputs, &keys, &order, properties, options);
+        let written = write_parquet(&inputs, &keys, &order, options);
         (tags.join(), written)
     });
     let (data, row_groups) = written?;
@@ -464,52 +465,109 @@ const EXPECTED_BYTES_PER_SPAN: usize = 64;
 
 /// Writes the rows in `order` (indices into the concatenation of the input batches) one row group at a
 /// time, gathering each column straight into sorted order so the sorted copy never exists whole in
-/// memory. A row group's columns are gathered and encoded by up to `options.encode_threads` threads; the
-/// bytes do not depend on how many. The columns the direct encoders write (`flat.rs`, `string_map.rs`)
-/// skip the gather: they are encoded straight from the request batches.
+/// memory (see [`SortedRowsWriter`]).
 fn write_parquet(
     inputs: &Inputs<'_>,
     keys: &SortKeys,
     order: &[u32],
-    properties: WriterProperties,
     options: &BlockWriteOptions,
 ) -> Result<(Bytes, u32), StorageError> {
-    let schema = span_schema();
     // Room for the whole file up front: growing it copies every byte written so far, into pages the
     // kernel must zero first.
     let capacity = order.len() * EXPECTED_BYTES_PER_SPAN;
-    let arrow_writer = ArrowWriter::try_new(Vec::with_capacity(capacity), schema.clone(), Some(properties))?;
-    // The Arrow writer is only used to set up the file (schema, Arrow schema in the footer); the row
-    // groups are written column by column below.
-    let (mut file, factory) = arrow_writer.into_serialized_writer()?;
-    let leaves_per_column = leaf_counts(file.schema_descr(), &schema);
-    let threads = options.encode_threads.clamp(1, schema.fields().len());
+    let mut writer = SortedRowsWriter::new(Vec::with_capacity(capacity), options)?;
     let rows_per_group = options.max_row_group_rows.max(1);
-    let mut positions = Positions {
-        gathered: Vec::with_capacity(rows_per_group.min(order.len())),
-        requests: Vec::with_capacity(rows_per_group.min(order.len())),
-    };
-    for (index, rows) in order.chunks(rows_per_group).enumerate() {
-        positions.gathered.clear();
+    let mut gathered = Vec::with_capacity(rows_per_group.min(order.len()));
+    let mut requests = Vec::with_capacity(rows_per_group.min(order.len()));
+    for rows in order.chunks(rows_per_group) {
+        gathered.clear();
         if !inputs.gathered.is_empty() {
-            positions.gathered.extend(rows.iter().map(|&row| inputs.gathered_rows.locate(row)));
+            gathered.extend(rows.iter().map(|&row| inputs.gathered_rows.locate(row)));
         }
-        positions.requests.clear();
-        positions.requests.extend(rows.iter().map(|&row| keys.rows.locate(row)));
-        let mut writers = factory.create_column_writers(index)?.into_iter();
+        requests.clear();
+        requests.extend(rows.iter().map(|&row| keys.rows.locate(row)));
+        writer.encode_row_group(inputs, &Positions { gathered: &gathered, requests: &requests })?;
+    }
+    let (out, row_groups, _) = writer.finish()?;
+    Ok((Bytes::from(out), row_groups))
+}
+
+/// A block's Parquet file, written one row group at a time from rows that sit anywhere in a set of Arrow
+/// batches, in the order given: how ingest writes a block from its request batches, and compaction a
+/// merged block from its inputs' decoded batches, with the same encoders. A row group's columns are
+/// gathered and encoded by up to `encode_threads` threads (the bytes do not depend on how many); the
+/// columns the direct encoders write (`flat.rs`, `string_map.rs`) skip the gather: they are encoded
+/// straight from the batches. With `direct_encoding` off every column goes through parquet's writer.
+pub struct SortedRowsWriter<W: Write + Send> {
+    file: SerializedFileWriter<Counted<W>>,
+    factory: ArrowRowGroupWriterFactory,
+    properties: WriterProperties,
+    leaves_per_column: Vec<usize>,
+    threads: usize,
+    direct: bool,
+}
+
+impl<W: Write + Send> SortedRowsWriter<W> {
+    /// A writer of the span schema with the block layout of `options`, into `out`.
+    pub fn new(out: W, options: &BlockWriteOptions) -> Result<Self, StorageError> {
+        let schema = span_schema();
+        let properties = writer_properties(options)?;
+        let out = Counted { inner: out, bytes: 0 };
+        let arrow_writer = ArrowWriter::try_new(out, schema.clone(), Some(properties.clone()))?;
+        // The Arrow writer is only used to set up the file (schema, Arrow schema in the footer); the row
+        // groups are written column by column.
+        let (file, factory) = arrow_writer.into_serialized_writer()?;
+        let leaves_per_column = leaf_counts(file.schema_descr(), &schema);
+        let threads = options.encode_threads.clamp(1, schema.fields().len());
+        Ok(Self { file, factory, properties, leaves_per_column, threads, direct: options.direct_encoding })
+    }
+
+    /// Writes the rows at `positions` ((batch, row) of `batches`, in the order they are to be stored) as
+    /// one row group. The batches have the span schema.
+    pub fn write_row_group(
+        &mut self,
+        batches: &[&RecordBatch],
+        positions: &[(usize, usize)],
+    ) -> Result<(), StorageError> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        // Only the rows the positions reach: the direct encoders look at every row of the batches they
+        // are given (for constant columns and repeated attribute lists), and a merge's batches hold
+        // several row groups' worth of rows at once.
+        let (sliced, positions) = reached_rows(batches, positions);
+        let batches: Vec<&RecordBatch> = sliced.iter().collect();
+        let batches = batches.as_slice();
+        let positions = positions.as_slice();
+        let jobs = column_jobs(batches, self.file.schema_descr(), &self.properties, self.direct);
+        let gathered: Vec<usize> = gathered_columns(&jobs);
+        let projected = if gathered.is_empty() {
+            Vec::new()
+        } else {
+            batches.iter().map(|batch| batch.project(&gathered)).collect::<Result<Vec<_>, _>>()?
+        };
+        let inputs = Inputs { gathered: projected.iter().collect(), gathered_rows: RowLocator::new(&[]), jobs };
+        self.encode_row_group(&inputs, &Positions { gathered: positions, requests: positions })
+    }
+
+    fn encode_row_group(&mut self, inputs: &Inputs<'_>, positions: &Positions<'_>) -> Result<(), StorageError> {
+        let schema = span_schema();
+        let index = self.file.flushed_row_groups().len();
+        let mut writers = self.factory.create_column_writers(index)?.into_iter();
         // Each top-level column's leaf writers, moved out by the thread that encodes the column, which
         // leaves its chunks beside them.
-        let pending: Vec<Mutex<Vec<ArrowColumnWriter>>> =
-            leaves_per_column.iter().map(|&leaves| Mutex::new(writers.by_ref().take(leaves).collect())).collect();
+        let pending: Vec<Mutex<Vec<ArrowColumnWriter>>> = (self.leaves_per_column.iter())
+            .map(|&leaves| Mutex::new(writers.by_ref().take(leaves).collect()))
+            .collect();
         let encoded: Vec<Mutex<Option<ColumnChunks>>> = pending.iter().map(|_| Mutex::new(None)).collect();
         let next = AtomicUsize::new(0);
-        let work = || run_column_jobs(inputs, &positions, &schema, &pending, &encoded, &next);
+        let work = || run_column_jobs(inputs, positions, &schema, &pending, &encoded, &next);
         std::thread::scope(|scope| {
-            let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+            let helpers: Vec<_> = (1..self.threads).map(|_| scope.spawn(work)).collect();
             work()?;
             helpers.into_iter().try_for_each(|helper| helper.join().unwrap_or(Err(StorageError::EncodeWorkerPanicked)))
         })?;
-        let mut row_group = file.next_row_group()?;
+        let mut row_group = self.file.next_row_group()?;
         for chunks in encoded {
             match chunks.into_inner().map_err(|_| StorageError::EncodeWorkerPanicked)? {
                 Some(ColumnChunks::Arrow(chunks)) => {
@@ -526,17 +584,65 @@ fn write_parquet(
             }
         }
         row_group.close()?;
+        Ok(())
     }
-    let row_groups = file.flushed_row_groups().len() as u32;
-    let out = file.into_inner()?;
-    Ok((Bytes::from(out), row_groups))
+
+    /// Writes the footer; returns the output, the file's row-group count and its length in bytes.
+    pub fn finish(self) -> Result<(W, u32, u64), StorageError> {
+        let row_groups = self.file.flushed_row_groups().len() as u32;
+        let Counted { inner, bytes } = self.file.into_inner()?;
+        Ok((inner, row_groups, bytes))
+    }
+}
+
+/// A writer that counts the bytes written through it: the length of a block written to a file.
+struct Counted<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.bytes += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The part of each batch from the first to the last row `positions` reach (batches they do not reach
+/// are left out, a slice shares its batch's buffers), and the positions in those slices.
+fn reached_rows(batches: &[&RecordBatch], positions: &[(usize, usize)]) -> (Vec<RecordBatch>, Vec<(usize, usize)>) {
+    let mut ranges = vec![(usize::MAX, 0); batches.len()];
+    for &(batch, row) in positions {
+        let range = &mut ranges[batch];
+        *range = (range.0.min(row), range.1.max(row + 1));
+    }
+    let mut sliced = Vec::new();
+    let mut renumbered = vec![0; batches.len()];
+    for (index, &(first, end)) in ranges.iter().enumerate() {
+        if first < end {
+            renumbered[index] = sliced.len();
+            sliced.push(batches[index].slice(first, end - first));
+        }
+    }
+    let positions = positions.iter().map(|&(batch, row)| (renumbered[batch], row - ranges[batch].0)).collect();
+    (sliced, positions)
+}
+
+/// The top-level columns parquet's writer encodes (after a gather), in schema order.
+fn gathered_columns(jobs: &[ColumnJob<'_>]) -> Vec<usize> {
+    jobs.iter().enumerate().filter(|(_, job)| matches!(job, ColumnJob::Arrow { .. })).map(|(i, _)| i).collect()
 }
 
 /// Where a row group's rows are, in sorted order: in the concatenated batches of gathered columns, and
 /// in the request batches.
-struct Positions {
-    gathered: Vec<(usize, usize)>,
-    requests: Vec<(usize, usize)>,
+struct Positions<'p> {
+    gathered: &'p [(usize, usize)],
+    requests: &'p [(usize, usize)],
 }
 
 /// How a top-level column is encoded: by parquet's Arrow writer after a gather into sorted order (from
@@ -594,7 +700,7 @@ fn column_jobs<'a>(
 /// attribute maps early, so the threads finish at about the same time.
 fn run_column_jobs(
     inputs: &Inputs<'_>,
-    positions: &Positions,
+    positions: &Positions<'_>,
     schema: &Schema,
     pending: &[Mutex<Vec<ArrowColumnWriter>>],
     encoded: &[Mutex<Option<ColumnChunks>>],
