@@ -107,8 +107,16 @@ pub fn plan(metas: &[BlockMeta], leftovers: &[UncommittedBlock], now_unix_ms: u6
     }
 }
 
+/// A block joins a merge only if it is at most this many times the inputs before it (smaller ones):
+/// otherwise the merge would rewrite a large block to absorb a few small ones, pass after pass, while
+/// ingest keeps cutting new small blocks beside it. With the rule every rewrite of a block at least
+/// grows it by half, so a span is rewritten a few times at most on its way to the target size
+/// (BENCHMARKS.md, "Compaction keeps up with ingest").
+const ABSORB_RATIO: u64 = 2;
+
 /// Groups visible blocks by time window, then fills jobs smallest block first up to the size and input
-/// limits. A job needs two inputs; a block already at the target size is left as it is.
+/// limits, a block at most [`ABSORB_RATIO`] times the job so far. A job needs two inputs; a block
+/// already at the target size is left as it is.
 fn plan_jobs<'a>(
     candidates: impl Iterator<Item = &'a BlockMeta>,
     present: &HashSet<BlockId>,
@@ -125,7 +133,9 @@ fn plan_jobs<'a>(
         let mut current: Vec<&BlockMeta> = Vec::new();
         let mut bytes = 0u64;
         for meta in blocks {
-            let fits = current.len() < rules.max_inputs.max(2) && bytes + meta.data_bytes <= rules.target_bytes;
+            let fits = current.len() < rules.max_inputs.max(2)
+                && bytes + meta.data_bytes <= rules.target_bytes
+                && (current.is_empty() || meta.data_bytes <= bytes.saturating_mul(ABSORB_RATIO));
             if !fits {
                 push_job(&mut jobs, std::mem::take(&mut current), present);
                 bytes = 0;
@@ -231,11 +241,31 @@ mod tests {
         assert_eq!(plan.jobs.iter().map(|job| job.inputs.len()).collect::<Vec<_>>(), [4, 4, 2], "max 4 inputs");
     }
 
+    /// Ingest keeps cutting small blocks beside a merged one: they merge with each other, and the merged
+    /// block joins only once they add up to half its size.
+    #[test]
+    fn a_large_block_is_not_rewritten_to_absorb_a_few_small_ones() {
+        let now = 20 * DAY_MS;
+        let base = (now / 1000 - 3600) * 1_000_000_000 / HOUR_NS * HOUR_NS;
+        let rules = PlanRules { max_inputs: 64, ..rules() };
+        let mut metas = vec![block(100, base, 400)];
+        metas.extend((0..5).map(|i| block(i, base + i as u64, 20)));
+        let plan = plan(&metas, &[], now, &rules);
+        assert_eq!(plan.jobs.iter().map(inputs).collect::<Vec<_>>(), [ids(&[0, 1, 2, 3, 4])], "100 < 400 / 2");
+        metas.extend((5..10).map(|i| block(i, base + i as u64, 20)));
+        let plan = super::plan(&metas, &[], now, &rules);
+        assert_eq!(plan.jobs.iter().map(inputs).collect::<Vec<_>>(), [ids(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 100])]);
+        // Blocks of about the same size still merge, smallest first.
+        let alike = [block(1, base, 300), block(2, base, 350), block(3, base, 320)];
+        let plan = super::plan(&alike, &[], now, &rules);
+        assert_eq!(plan.jobs.iter().map(inputs).collect::<Vec<_>>(), [ids(&[1, 2, 3])]);
+    }
+
     #[test]
     fn replaced_blocks_are_hidden_from_jobs_and_deleted_after_the_grace_period() {
         let now = 20 * DAY_MS;
         let start = (now - DAY_MS) * 1_000_000;
-        let mut compacted = block(10, start, 300);
+        let mut compacted = block(10, start, 200);
         compacted.replaces = ids(&[1, 2]);
         compacted.created_unix_ms = now - 30_000;
         let metas = vec![block(1, start, 100), block(2, start, 100), compacted.clone(), block(3, start, 100)];
