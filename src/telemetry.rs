@@ -42,6 +42,8 @@ pub const OBJECT_STORE_BYTES: &str = "spanlake_object_store_bytes_total";
 
 /// Query latency in seconds (label `endpoint`: `trace_by_id`, `sql`).
 pub const QUERY_SECONDS: &str = "spanlake_query_duration_seconds";
+/// Trace-by-ID lookups cut short by a limit (label `reason`: `busy`, `timeout`, `too_large`).
+pub const TRACE_LOOKUPS_LIMITED: &str = "spanlake_trace_lookups_limited_total";
 /// SQL queries answered by point reads without DataFusion planning (`SELECT … FROM spans WHERE trace_id = …`).
 pub const SQL_POINT_QUERIES: &str = "spanlake_sql_point_queries_total";
 /// Blocks whose trace-ID bloom filter a lookup asked (after the time and ID-range checks).

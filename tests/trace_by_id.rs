@@ -530,3 +530,86 @@ async fn a_block_missing_its_data_file_makes_the_trace_partial_never_silently_sh
     assert_eq!(v1.status, 503, "{}", v1.text());
     server.server.shutdown().await.unwrap();
 }
+
+/// One trace of `spans_per_part × parts` spans (synthetic spans given one trace ID), in `parts` requests.
+fn one_large_trace(seed: u64, parts: usize) -> (TraceId, Vec<Vec<ResourceSpans>>) {
+    let trace_id = TraceId::from_hex(&format!("{seed:032x}")).unwrap();
+    let mut generator = TraceGenerator::new(seed);
+    let requests = (0..parts)
+        .map(|_| {
+            let mut part: Vec<ResourceSpans> = (0..40).flat_map(|_| generator.next_trace()).collect();
+            for scope in part.iter_mut().flat_map(|rs| rs.scope_spans.iter_mut()) {
+                scope.spans.iter_mut().for_each(|span| span.trace_id = trace_id.as_bytes().to_vec());
+            }
+            part
+        })
+        .collect();
+    (trace_id, requests)
+}
+
+/// Issue 26, item 6: trace by ID is bounded. A trace whose rows pass `max_trace_bytes` is read only up
+/// to it and answered in part (v2: PARTIAL, naming the limit; v1: 422), as Tempo answers a trace over
+/// its `max_bytes_per_trace`; a lookup that takes longer than `trace_lookup_timeout` gets 504; past
+/// `max_concurrent_trace_lookups` lookups at once, 429 with Retry-After.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_lookups_are_bounded_in_size_time_and_number() {
+    let folder = tempfile::tempdir().unwrap();
+    let local = object_store::local::LocalFileSystem::new_with_prefix(folder.path()).unwrap();
+    let faulty = FaultyStore::new(std::sync::Arc::new(local));
+    let server = TestServer::start(Storage::from_store(faulty.clone(), "faulty", RangeReads::Exact), |config| {
+        config.max_trace_bytes = spanlake::config::ByteSize(256 * 1024);
+        config.trace_lookup_timeout = Duration::from_secs(5);
+        config.max_concurrent_trace_lookups = 1;
+    })
+    .await;
+    let (large, parts) = one_large_trace(0x5eed, 4);
+    let sent: usize = parts.iter().flatten().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum();
+    for part in parts {
+        let body = ExportTraceServiceRequest { resource_spans: part }.encode_to_vec();
+        assert_eq!(send("POST", &server.traces_url(), &[PROTOBUF_BODY], body).await.status, 200);
+        assert_eq!(send("POST", &server.query_url("/flush"), &[], Vec::new()).await.status, 204);
+    }
+    let small = common::server::send_synthetic_traces(&server, 3, 1).await[0];
+    assert_eq!(send("POST", &server.query_url("/flush"), &[], Vec::new()).await.status, 204);
+
+    let v2 = fetch(&server, "v2-json", &large.to_hex(), "").await;
+    assert_eq!(v2.status, 200, "{}", v2.text());
+    let body: Json = serde_json::from_slice(&v2.body).unwrap();
+    assert_eq!(body["status"], "PARTIAL", "{}", body["message"]);
+    assert!(body["message"].as_str().unwrap().contains("max_trace_bytes"), "{}", body["message"]);
+    let part: ExportTraceServiceRequest = serde_json::from_value(body["trace"].clone()).unwrap();
+    let returned: usize = part.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum();
+    assert!(returned > 0 && returned < sent, "{returned} of {sent} spans: a part, read up to the limit");
+    let v1 = fetch(&server, "v1-json", &large.to_hex(), "").await;
+    assert_eq!(v1.status, 422, "{}", v1.text());
+    assert!(v1.text().contains("max_trace_bytes"), "{}", v1.text());
+    let whole = fetch(&server, "v2-json", &small.to_hex(), "").await;
+    assert_eq!(whole.status, 200, "{}", whole.text());
+    let body: Json = serde_json::from_slice(&whole.body).unwrap();
+    assert!(body["status"].is_null() && body["message"].is_null(), "a trace under the limit is whole: {body}");
+    assert!(metric(&server, "spanlake_trace_lookups_limited_total").await >= 2.0);
+
+    // A store that hangs: the one lookup allowed at once holds its slot until its 5 s deadline.
+    faulty.set(Fault::Stalling);
+    let url = server.query_url(&format!("/api/v2/traces/{}", small.to_hex()));
+    let hanging = tokio::spawn(async move {
+        let started = Instant::now();
+        (send("GET", &url, &[], Vec::new()).await, started.elapsed())
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while faulty.requests_stalled() == 0 {
+        assert!(Instant::now() < deadline, "the lookup never reached the store");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let busy = fetch(&server, "v2-json", &small.to_hex(), "").await;
+    assert_eq!(busy.status, 429, "{}", busy.text());
+    assert_eq!(busy.headers.get("retry-after").map(|v| v.to_str().unwrap()), Some("1"));
+    let answered = tokio::time::timeout(Duration::from_secs(60), hanging).await;
+    let (timed_out, took) = answered.expect("the lookup's deadline fired while the store still hangs").unwrap();
+    assert_eq!(timed_out.status, 504, "{}", timed_out.text());
+    assert!(took >= Duration::from_secs(5), "not before its deadline ({took:?})");
+    assert_eq!(faulty.requests_stalled(), 0, "the deadline dropped the stalled reads");
+    faulty.set(Fault::Healthy);
+    assert_eq!(fetch(&server, "v2-json", &small.to_hex(), "").await.status, 200, "the slot is free again");
+    server.server.shutdown().await.unwrap();
+}

@@ -88,10 +88,13 @@ async fn trace_by_id(
             Some(why) => error_response(StatusCode::SERVICE_UNAVAILABLE, &format!("trace {trace_id}: {why}")),
             None => error_response(StatusCode::NOT_FOUND, &format!("trace {trace_id} not found")),
         },
-        // v1 has no way to say "partial": refuse rather than hand back a trace with holes.
+        // v1 has no way to say "partial": refuse rather than hand back a trace with holes (a trace too
+        // large to read whole is refused for good; unreadable blocks may come back).
         Ok((trace_id, lookup)) if lookup.incomplete.is_some() && matches!(version, Version::V1) => {
+            let status =
+                if lookup.truncated { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::SERVICE_UNAVAILABLE };
             let why = lookup.incomplete.unwrap_or_default();
-            error_response(StatusCode::SERVICE_UNAVAILABLE, &format!("trace {trace_id}: {why}"))
+            error_response(status, &format!("trace {trace_id}: {why}"))
         }
         Ok((_, lookup)) if wants_protobuf(&headers) => protobuf_body(lookup, version),
         Ok((_, lookup)) => json_body(lookup, version),
@@ -104,6 +107,12 @@ fn query_error_response(error: &QueryError) -> Response {
     match error {
         QueryError::BadRequest(message) => error_response(StatusCode::BAD_REQUEST, message),
         bad_id @ QueryError::BadTraceId { .. } => error_response(StatusCode::BAD_REQUEST, &bad_id.to_string()),
+        QueryError::Busy(message) => {
+            let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, message);
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            response
+        }
+        timeout @ QueryError::Timeout(_) => error_response(StatusCode::GATEWAY_TIMEOUT, &timeout.to_string()),
         other => {
             tracing::warn!(error = %other, "query failed");
             error_response(StatusCode::INTERNAL_SERVER_ERROR, &other.public_message())

@@ -55,6 +55,11 @@ impl Plan {
     }
 }
 
+/// How far ahead of the time its spans were written a block's span times are believed, for retention:
+/// client clocks run seconds or minutes ahead, not days, and a span stamped in the year 2500 (past `i64::MAX`
+/// nanoseconds, which is stored as it came) must not keep its block forever.
+pub const MAX_CLOCK_AHEAD: Duration = Duration::from_secs(24 * 3600);
+
 /// Plans a pass over one tenant's committed blocks and uncommitted prefixes at `now_unix_ms`.
 pub fn plan(metas: &[BlockMeta], leftovers: &[UncommittedBlock], now_unix_ms: u64, rules: &PlanRules) -> Plan {
     let millis = |d: Duration| d.as_millis() as u64;
@@ -62,9 +67,13 @@ pub fn plan(metas: &[BlockMeta], leftovers: &[UncommittedBlock], now_unix_ms: u6
     let cutoff_unix_ms = now_unix_ms.saturating_sub(millis(rules.retention));
     let cutoff_unix_nano = cutoff_unix_ms.saturating_mul(1_000_000);
     // Both clocks: the spans' own times (retention as users mean it) and when the block's spans were first
-    // written, which no client controls (spans stamped in the past are kept `retention` after arrival).
-    let is_expired =
-        |meta: &BlockMeta| meta.max_time_unix_nano() < cutoff_unix_nano && meta.first_written() < cutoff_unix_ms;
+    // written, which no client controls (spans stamped in the past are kept `retention` after arrival,
+    // spans stamped far in the future count as written `MAX_CLOCK_AHEAD` after their arrival).
+    let is_expired = |meta: &BlockMeta| {
+        let written = meta.first_written();
+        let latest_believed = written.saturating_add(millis(MAX_CLOCK_AHEAD)).saturating_mul(1_000_000);
+        meta.max_time_unix_nano().min(latest_believed) < cutoff_unix_nano && written < cutoff_unix_ms
+    };
 
     let mut expired: Vec<&BlockMeta> = metas.iter().filter(|meta| is_expired(meta)).collect();
     expired.sort_by_key(|meta| (!hidden.contains(&meta.block_id), meta.block_id));
@@ -308,6 +317,23 @@ mod tests {
         assert_eq!(plan.expired, ids(&[2]), "only the block first written past retention goes");
         let later = super::plan(&[stamped_1970], &[], now - 60_000 + 14 * DAY_MS + 1, &rules());
         assert_eq!(later.expired, ids(&[1]), "14 days after it was written, the 1970 block goes");
+    }
+
+    #[test]
+    fn spans_stamped_far_in_the_future_keep_their_block_one_day_past_retention_at_most() {
+        let now = 20 * DAY_MS;
+        let year_2500 = 16_725_225_600_000_000_000u64; // past i64::MAX nanoseconds
+        let future = |id, written_days_ago: u64| {
+            let mut meta = block(id, year_2500, 100);
+            meta.max_end_unix_nano = u64::MAX;
+            meta.created_unix_ms = now - written_days_ago * DAY_MS;
+            meta
+        };
+        let metas = [future(1, 16), future(2, 14), future(3, 1)];
+        assert_eq!(plan(&metas, &[], now, &rules()).expired, ids(&[1]), "14 days + 1 day of clock skew");
+        let mut near = block(4, (now + 3_600_000) * 1_000_000, 100); // an hour ahead: believed
+        near.created_unix_ms = now - 14 * DAY_MS - 1;
+        assert!(plan(&[near], &[], now, &rules()).expired.is_empty());
     }
 
     #[test]

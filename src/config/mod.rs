@@ -95,6 +95,13 @@ settings! {
     block_refresh_interval: Duration = QueryOptions::default().block_refresh_interval;
     /// Memory for decoded Parquet footers and page indexes of recently read blocks.
     footer_cache_bytes: ByteSize = ByteSize(QueryOptions::default().footer_cache_bytes);
+    /// Decoded spans one trace-by-ID lookup may hold; a larger trace is answered in part (v2: PARTIAL
+    /// status; v1: 422), as Tempo answers a trace over its max_bytes_per_trace.
+    max_trace_bytes: ByteSize = ByteSize(QueryOptions::default().max_trace_bytes);
+    /// Longest a trace-by-ID lookup may take; past it, 504.
+    trace_lookup_timeout: Duration = QueryOptions::default().trace_lookup_timeout;
+    /// Trace-by-ID lookups running at once; one more gets 429.
+    max_concurrent_trace_lookups: usize = QueryOptions::default().max_concurrent_trace_lookups;
     /// Longest an SQL query may run (planning and streaming its rows); past it, 504.
     sql_timeout: Duration = SqlLimits::default().timeout;
     /// Memory one SQL query's sorts, aggregations and joins may hold; past it, 507 (nothing spills).
@@ -330,6 +337,9 @@ impl ServeConfig {
         QueryOptions {
             block_refresh_interval: self.block_refresh_interval,
             footer_cache_bytes: self.footer_cache_bytes.0,
+            max_trace_bytes: self.max_trace_bytes.0,
+            trace_lookup_timeout: self.trace_lookup_timeout,
+            max_concurrent_trace_lookups: self.max_concurrent_trace_lookups,
         }
     }
 }

@@ -82,6 +82,8 @@ pub struct TraceLookup {
     /// Why some blocks could not be read (the object store failed): the spans above may be incomplete.
     /// Tempo's v2 answer carries this as `status: PARTIAL`.
     pub incomplete: Option<String>,
+    /// The trace passed `max_trace_bytes` and only a part of it was read (`incomplete` says so too).
+    pub truncated: bool,
 }
 
 impl TraceLookup {
@@ -110,13 +112,43 @@ impl Querier {
         trace_id: &TraceId,
         window: TimeWindow,
     ) -> Result<TraceLookup, QueryError> {
+        let limited = |reason: &'static str| {
+            metrics::counter!(telemetry::TRACE_LOOKUPS_LIMITED, "reason" => reason).increment(1);
+        };
+        let Ok(_permit) = self.lookups.clone().try_acquire_owned() else {
+            limited("busy");
+            let running = self.options.max_concurrent_trace_lookups;
+            return Err(QueryError::Busy(format!("{running} trace lookups are running already; retry shortly")));
+        };
+        let timeout = self.options.trace_lookup_timeout;
+        let lookup = tokio::time::timeout(timeout, self.find_trace_within_limits(tenant, trace_id, window)).await;
+        let lookup = lookup.map_err(|_| {
+            limited("timeout");
+            QueryError::Timeout(timeout)
+        })??;
+        if lookup.truncated {
+            limited("too_large");
+        }
+        Ok(lookup)
+    }
+
+    /// [`find_trace`](Self::find_trace) once admitted: reads until the trace's rows pass
+    /// `max_trace_bytes`, then stops.
+    async fn find_trace_within_limits(
+        &self,
+        tenant: &TenantId,
+        trace_id: &TraceId,
+        window: TimeWindow,
+    ) -> Result<TraceLookup, QueryError> {
         let started = Instant::now();
+        let max_bytes = usize::try_from(self.options.max_trace_bytes).unwrap_or(usize::MAX);
         let mut batches: Vec<RecordBatch> = match &self.ingester {
             Some(ingester) => ingester.recent_trace(tenant, trace_id)?,
             None => Vec::new(),
         };
         let mut cost =
             LookupCost { recent_spans: batches.iter().map(RecordBatch::num_rows).sum(), ..Default::default() };
+        let mut bytes: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
         let mut failures: Vec<(String, String)> = Vec::new();
         let mut blocks = match self.catalog.blocks(tenant).await {
             Ok(blocks) => blocks,
@@ -145,7 +177,7 @@ impl Querier {
                 .collect();
             cost.blocks_read += candidates.len();
             read.extend(candidates.iter().map(|block| block.meta.block_id));
-            let found: Vec<BlockOutcome> = futures::stream::iter(candidates)
+            let mut found = futures::stream::iter(candidates)
                 .map(|block| {
                     let (tally, misses) = (tally.clone(), &misses);
                     async move {
@@ -159,18 +191,20 @@ impl Querier {
                         Ok(rows)
                     }
                 })
-                .buffered(BLOCK_READ_CONCURRENCY)
-                .collect()
-                .await;
+                .buffered(BLOCK_READ_CONCURRENCY);
             let mut vanished = 0;
-            for outcome in found {
+            while bytes <= max_bytes {
+                let Some(outcome): Option<BlockOutcome> = found.next().await else { break };
                 match outcome {
-                    Ok(Some(rows)) => batches.extend(rows),
+                    Ok(Some(rows)) => {
+                        bytes += rows.iter().map(RecordBatch::get_array_memory_size).sum::<usize>();
+                        batches.extend(rows);
+                    }
                     Ok(None) => vanished += 1,
                     Err((block, error)) => failures.push(failure(format!("block {block}"), &error)),
                 }
             }
-            if vanished == 0 || round == 1 {
+            if vanished == 0 || round == 1 || bytes > max_bytes {
                 break;
             }
             blocks = match self.catalog.refresh(tenant).await {
@@ -186,17 +220,28 @@ impl Querier {
         metrics::counter!(telemetry::BLOOM_CHECKS).increment(cost.bloom_checks as u64);
         metrics::counter!(telemetry::BLOOM_FALSE_POSITIVES).increment(cost.bloom_false_positives as u64);
 
+        // Past the limit the answer is what was read (the blocks not read yet are left alone), as Tempo
+        // answers a trace over its `max_bytes_per_trace`.
+        let truncated = bytes > max_bytes;
         let distinct = distinct_spans(&batches)?;
         let span_count = distinct.iter().map(RecordBatch::num_rows).sum();
         let resource_spans = decode_resource_spans(&distinct)?;
         metrics::histogram!(telemetry::QUERY_SECONDS, "endpoint" => "trace_by_id")
             .record(started.elapsed().as_secs_f64());
-        let incomplete = (!failures.is_empty()).then(|| {
+        let unread = (!failures.is_empty()).then(|| {
             let (public, detail): (Vec<String>, Vec<String>) = failures.into_iter().unzip();
             tracing::warn!(tenant = %tenant, trace = %trace_id, failures = ?detail, "trace lookup incomplete");
             format!("{} of the blocks that may hold the trace could not be read: {}", public.len(), public.join("; "))
         });
-        Ok(TraceLookup { resource_spans, span_count, cost, incomplete })
+        let too_large = truncated.then(|| {
+            tracing::warn!(tenant = %tenant, trace = %trace_id, bytes, max_bytes, "trace lookup stopped at its size limit");
+            format!("the trace passes the {max_bytes}-byte limit of one lookup (max_trace_bytes): a part of it is returned")
+        });
+        let incomplete = match (too_large, unread) {
+            (Some(too_large), Some(unread)) => Some(format!("{too_large}; {unread}")),
+            (too_large, unread) => too_large.or(unread),
+        };
+        Ok(TraceLookup { resource_spans, span_count, cost, incomplete, truncated })
     }
 
     /// The rows of `trace_ids` in one catalogued block, read as [`find_trace`](Self::find_trace) reads

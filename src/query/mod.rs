@@ -44,6 +44,12 @@ pub enum QueryError {
     SpanFormat(#[from] SpanFormatError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// Too many lookups at once: retry shortly (429).
+    #[error("{0}")]
+    Busy(String),
+    /// The lookup took longer than its limit (504).
+    #[error("the lookup took longer than its {} s limit", .0.as_secs_f64())]
+    Timeout(Duration),
 }
 
 impl QueryError {
@@ -64,11 +70,24 @@ pub struct QueryOptions {
     pub block_refresh_interval: Duration,
     /// Memory for decoded Parquet footers of recently hit blocks.
     pub footer_cache_bytes: u64,
+    /// Decoded span rows one trace-by-ID lookup may hold (Tempo's `max_bytes_per_trace`, on the read
+    /// side): past it the lookup stops reading blocks and answers with the spans it has, marked partial.
+    pub max_trace_bytes: u64,
+    /// How long one trace-by-ID lookup may take.
+    pub trace_lookup_timeout: Duration,
+    /// Trace-by-ID lookups running at once; one more is refused as busy (HTTP 429), not queued.
+    pub max_concurrent_trace_lookups: usize,
 }
 
 impl Default for QueryOptions {
     fn default() -> Self {
-        Self { block_refresh_interval: Duration::from_secs(15), footer_cache_bytes: 256 * 1024 * 1024 }
+        Self {
+            block_refresh_interval: Duration::from_secs(15),
+            footer_cache_bytes: 256 * 1024 * 1024,
+            max_trace_bytes: 64 * 1024 * 1024,
+            trace_lookup_timeout: Duration::from_secs(30),
+            max_concurrent_trace_lookups: 64,
+        }
     }
 }
 
@@ -81,6 +100,8 @@ pub struct Querier {
     footers: Arc<FooterCache>,
     ingester: Option<Ingester>,
     options: QueryOptions,
+    /// Permits of the trace-by-ID lookups running at once.
+    lookups: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Querier {
@@ -102,6 +123,7 @@ impl Querier {
             footers: Arc::new(FooterCache::new(options.footer_cache_bytes)),
             storage,
             ingester: None,
+            lookups: Arc::new(tokio::sync::Semaphore::new(options.max_concurrent_trace_lookups.max(1))),
             options,
         }
     }

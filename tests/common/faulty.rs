@@ -36,6 +36,24 @@ pub struct FaultyStore {
     writes_left: AtomicI64,
     /// Shared with delete streams, which outlive the call that made them.
     held: Arc<HeldWrites>,
+    /// Requests hanging right now because the store is stalling.
+    stalled: AtomicUsize,
+}
+
+/// Counts a request as stalled for as long as it hangs (its future is dropped when its caller gives up).
+struct Stalled<'a>(&'a AtomicUsize);
+
+impl<'a> Stalled<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Stalled<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Writes waiting for the test's permission, while [`FaultyStore::hold_writes`] is in force.
@@ -73,7 +91,14 @@ impl FaultyStore {
             fault: AtomicU8::new(Fault::Healthy as u8),
             writes_left: AtomicI64::new(i64::MAX),
             held: Arc::default(),
+            stalled: AtomicUsize::new(0),
         })
+    }
+
+    /// Requests hanging right now because the store is stalling: while it is above zero, whatever made
+    /// the request (a lookup, a flush) is stopped in the middle.
+    pub fn requests_stalled(&self) -> usize {
+        self.stalled.load(Ordering::SeqCst)
     }
 
     /// From now on every write (put, multipart start, delete, copy, rename) waits until [`FaultyStore::allow_writes`]
@@ -126,7 +151,10 @@ impl FaultyStore {
     async fn gate(&self) -> Result<()> {
         match self.fault.load(Ordering::SeqCst) {
             1 => Err(object_store::Error::Generic { store: "faulty", source: "injected failure".into() }),
-            2 => std::future::pending().await,
+            2 => {
+                let _stalled = Stalled::enter(&self.stalled);
+                std::future::pending().await
+            }
             _ => Ok(()),
         }
     }

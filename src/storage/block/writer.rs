@@ -716,13 +716,13 @@ fn run_column_jobs(
         let mut writers = std::mem::take(&mut *writers.lock().map_err(|_| StorageError::EncodeWorkerPanicked)?);
         let chunks = match job {
             ColumnJob::StringMap { column, leaves } => {
-                ColumnChunks::Direct(column.encode(&positions.requests, leaves)?.into())
+                ColumnChunks::Direct(column.encode(positions.requests, leaves)?.into())
             }
-            ColumnJob::Flat(column) => ColumnChunks::Direct(vec![column.encode(&positions.requests)?]),
+            ColumnJob::Flat(column) => ColumnChunks::Direct(vec![column.encode(positions.requests)?]),
             ColumnJob::Arrow { input } => {
                 let columns: Vec<&dyn Array> =
                     inputs.gathered.iter().map(|batch| batch.column(*input).as_ref()).collect();
-                let sorted = interleave(&columns, &positions.gathered)?;
+                let sorted = interleave(&columns, positions.gathered)?;
                 let leaves = compute_leaves(schema.field(column), &sorted)?;
                 for (writer, leaf) in writers.iter_mut().zip(&leaves) {
                     writer.write(leaf)?;
