@@ -197,7 +197,8 @@ mod tests {
             format_version: FORMAT_VERSION,
             tenant: TenantId::single_tenant(),
             block_id: BlockId::from_u128(id),
-            created_unix_ms: 1_000,
+            // Written as its first span started.
+            created_unix_ms: (start_ns / 1_000_000).max(1_000),
             first_written_unix_ms: None,
             min_start_unix_nano: start_ns,
             max_start_unix_nano: start_ns + 1_000,
@@ -243,7 +244,7 @@ mod tests {
         assert_eq!(plan.jobs.iter().map(inputs).collect::<Vec<_>>(), [ids(&[1, 2, 3]), ids(&[4, 5])]);
         assert_eq!(plan.jobs[0].replaces, ids(&[1, 2, 3]));
         assert_eq!(plan.outstanding(), 5);
-        assert_eq!(plan.oldest_waiting_unix_ms, Some(1_000));
+        assert_eq!(plan.oldest_waiting_unix_ms, Some(base / 1_000_000));
 
         let many: Vec<_> = (0..10).map(|i| block(i, base, 1)).collect();
         let plan = super::plan(&many, &[], now, &rules());
