@@ -1,7 +1,8 @@
 //! The streaming merge: blocks already sorted by (trace ID, start time) become one block in the same
-//! order, one trace at a time, with duplicate (trace ID, span ID) pairs kept once. Memory is one
-//! decoded batch per input plus the output's current row group, whatever the inputs' size, as long as
-//! the inputs and the output are files (what the compactor passes); tests pass bytes in memory.
+//! order, one trace at a time, with duplicate (trace ID, span ID) pairs kept once. Memory is a few
+//! decoded batches per input (sized from a byte budget) plus the output's current row group, whatever
+//! the inputs' or a trace's size, as long as the inputs and the output are files (what the compactor
+//! passes); tests pass bytes in memory.
 //!
 //! The output is encoded by the block writer ingest uses ([`SortedRowsWriter`]): each row group's rows
 //! are read where they sit in the inputs' decoded batches, with no gathered copy, by spanlake's direct

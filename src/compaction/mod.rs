@@ -409,6 +409,7 @@ impl Compactor {
                 duplicates = merged.duplicates,
                 bytes_in = step.bytes_in,
                 bytes_out = step.bytes_out,
+                peak_bytes_held = merged.peak_bytes_held,
                 "blocks compacted"
             );
             progress(Progress::Merged {
