@@ -473,3 +473,56 @@ async fn every_port_accepts_connections_without_nagle() {
     assert!(exporters.iter().all(|s| s.nodelay), "loadgen connected without TCP_NODELAY");
     drop(raw);
 }
+
+/// Issue 26, item 10: a client that stops reading a large answer no longer holds its connection, nor
+/// the answer's SQL slot, until the query's deadline: a write that makes no progress for the read
+/// timeout closes the connection, which drops the query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_its_answer_is_cut_off_after_the_read_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let read_timeout = std::time::Duration::from_millis(500);
+    let sql_timeout = std::time::Duration::from_secs(120);
+    let server = TestServer::start(Storage::open("memory://").unwrap(), |config| {
+        config.read_timeout = read_timeout;
+        config.sql_timeout = sql_timeout;
+        config.sql_max_concurrent = 1;
+    })
+    .await;
+    let query = "SELECT value FROM generate_series(1, 100000000000)";
+    let request = format!("POST /api/sql HTTP/1.1\r\nhost: spanlake\r\ncontent-length: {}\r\n\r\n{query}", query.len());
+    let mut unread = tokio::net::TcpStream::connect(server.server.http_addr()).await.unwrap();
+    unread.write_all(request.as_bytes()).await.unwrap();
+    // The endless answer holds the only SQL slot until its connection goes.
+    let started = std::time::Instant::now();
+    let busy = poll_for(std::time::Duration::from_secs(30), || async {
+        let reply = send("POST", &server.query_url("/api/sql"), &[], "SELECT 1").await;
+        (reply.status == 429).then_some(())
+    })
+    .await;
+    assert!(busy.is_some(), "the unread query took the slot");
+    let freed = poll_for(sql_timeout / 2, || async {
+        let reply = send("POST", &server.query_url("/api/sql"), &[], "SELECT 1").await;
+        (reply.status == 200).then_some(())
+    })
+    .await;
+    assert!(freed.is_some(), "the slot is freed long before the query's own {sql_timeout:?} deadline");
+    let reply = read_until_closed(&mut unread, std::time::Duration::from_secs(30), "the unread answer").await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{}", &reply[..reply.len().min(200)]);
+    assert!(started.elapsed() < sql_timeout / 2);
+    assert_still_ready(&server).await;
+}
+
+/// Polls `check` until it returns something or `bound` has passed.
+async fn poll_for<T, F: std::future::Future<Output = Option<T>>>(
+    bound: std::time::Duration,
+    mut check: impl FnMut() -> F,
+) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + bound;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(found) = check().await {
+            return Some(found);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    None
+}

@@ -14,6 +14,9 @@
 //! Until a connection's first bytes tell HTTP/1 from the HTTP/2 preface, [`PrefaceDeadline`] bounds the
 //! wait; an HTTP/2 connection then gets keep-alive pings instead of a header timer.
 //!
+//! Every connection's writes are bounded too: one that makes no progress for the read timeout (the
+//! client stopped reading its answer) fails and the connection closes ([`PrefaceDeadline`]).
+//!
 //! The gRPC port is served by tonic, which has no header timeout either: its connections get
 //! [`PrefaceDeadline`] (the HTTP/2 preface within the read timeout) and HTTP/2 keep-alive pings, and its
 //! request bodies the same deadline in `otlp_grpc`.
@@ -207,10 +210,18 @@ const HTTP2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// HTTP/2 preface, or a first byte that departs from it (HTTP/1, whose header timer then takes over).
 /// hyper would otherwise wait for the preface forever. Once it is in, HTTP/2 keep-alive pings look after
 /// the rest.
+///
+/// It also bounds writes: a write (or flush) that makes no progress for the same timeout fails, which
+/// closes the connection. A client that stops reading a large answer (an SQL result, a search stream)
+/// then no longer holds its connection, its socket buffers and the answer's query for as long as it
+/// likes (Go's `http.Server` `WriteTimeout` bounds the same, but for the whole response; here only a
+/// stall counts, so a long answer read steadily is never cut).
 pub struct PrefaceDeadline<IO> {
     io: IO,
     /// Running until the protocol is known.
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Running while a write waits for the client to read.
+    write_stalled: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Bytes of the preface received so far.
     matched: usize,
     timeout: Duration,
@@ -219,7 +230,31 @@ pub struct PrefaceDeadline<IO> {
 impl<IO> PrefaceDeadline<IO> {
     /// Starts the clock on an accepted connection.
     pub fn new(io: IO, timeout: Duration) -> Self {
-        Self { io, deadline: Some(Box::pin(tokio::time::sleep(timeout))), matched: 0, timeout }
+        Self { io, deadline: Some(Box::pin(tokio::time::sleep(timeout))), write_stalled: None, matched: 0, timeout }
+    }
+
+    /// Polls a write-side operation; fails it once it has made no progress for the timeout.
+    fn within_write_deadline<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        operation: impl FnOnce(Pin<&mut IO>, &mut Context<'_>) -> Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>>
+    where
+        IO: Unpin,
+    {
+        if let Poll::Ready(result) = operation(Pin::new(&mut self.io), cx) {
+            self.write_stalled = None;
+            return Poll::Ready(result);
+        }
+        let timeout = self.timeout;
+        let stalled = self.write_stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                tracing::info!("closed a connection whose client read nothing of its answer for {timeout:?}");
+                Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading")))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     /// Follows the preface through newly read bytes; stops the clock once the protocol is known.
@@ -264,7 +299,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for PrefaceDeadline<IO> {
 
 impl<IO: AsyncWrite + Unpin> AsyncWrite for PrefaceDeadline<IO> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        self.get_mut().within_write_deadline(cx, |io, cx| io.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -272,7 +307,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for PrefaceDeadline<IO> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        self.get_mut().within_write_deadline(cx, |io, cx| io.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -280,7 +315,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for PrefaceDeadline<IO> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        self.get_mut().within_write_deadline(cx, |io, cx| io.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

@@ -69,7 +69,8 @@ settings! {
     max_request_decompressed_bytes: ByteSize = ByteSize::of(BodyLimits::default().max_decompressed_bytes);
     /// Longest a client may take to send a request: its headers on the HTTP ports (4318, 3200), then its
     /// body on every port. Past it the connection is closed, or the request refused (HTTP 408, gRPC
-    /// DEADLINE_EXCEEDED), so slow clients cannot hold connections forever.
+    /// DEADLINE_EXCEEDED), so slow clients cannot hold connections forever. A client that reads nothing of
+    /// its answer for as long is cut off too.
     read_timeout: Duration = Duration::from_secs(30);
     /// Cut a tenant's buffer into a block at this many buffered bytes...
     max_block_bytes: ByteSize = ByteSize::of(ingest().max_block_bytes);
