@@ -171,15 +171,20 @@ async fn every_format_shows_every_column() {
     assert_eq!(empty.status, 400);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queries_over_their_limits_fail_cleanly_and_the_server_keeps_serving() {
-    let backend = Backend::local();
-    let server = TestServer::start(backend.storage.clone(), |config| {
-        config.sql_timeout = Duration::from_secs(1);
-        config.sql_memory_limit = spanlake::config::ByteSize(16 << 20);
+/// A server on a local folder holding the fixture's spans, with these SQL time and memory limits.
+async fn server_with_sql_limits(timeout: Duration, memory_bytes: u64) -> TestServer {
+    let server = TestServer::start(Backend::local(), |config| {
+        config.sql_timeout = timeout;
+        config.sql_memory_limit = spanlake::config::ByteSize(memory_bytes);
     })
     .await;
     load_fixture(&server, None).await;
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_over_their_limits_fail_cleanly_and_the_server_keeps_serving() {
+    let server = server_with_sql_limits(Duration::from_secs(1), 16 << 20).await;
 
     let slow = sql(&server, "SELECT count(*) FROM generate_series(1, 100000000000)", "json", &[]).await;
     assert_eq!(slow.status, 504, "{}", slow.text());
@@ -204,13 +209,7 @@ async fn queries_over_their_limits_fail_cleanly_and_the_server_keeps_serving() {
 /// they used to run for seconds and hold gigabytes that the memory pool never saw.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_that_would_pass_the_memory_limit_are_refused_before_they_are_built() {
-    let backend = Backend::local();
-    let server = TestServer::start(backend.storage.clone(), |config| {
-        config.sql_timeout = Duration::from_secs(5);
-        config.sql_memory_limit = spanlake::config::ByteSize(64 << 20);
-    })
-    .await;
-    load_fixture(&server, None).await;
+    let server = server_with_sql_limits(Duration::from_secs(5), 64 << 20).await;
 
     let long_literal = format!("SELECT '{}' AS text FROM spans", "x".repeat(20_000));
     for (query, function) in [

@@ -259,26 +259,18 @@ impl<W: Write + Send> Merge<W> {
                 heap.pop();
                 within.extend(self.row_key(index).map(Reverse));
             }
-            // Inputs hold a trace's rows in start order: a single input needs no heap.
-            let single = within.len() == 1;
+            // Inputs hold a trace's rows in start order: taking the earliest current row of the inputs
+            // that hold the trace merges them.
             while let Some(Reverse((_, _, index))) = within.pop() {
-                loop {
-                    self.take_row(index, &mut seen)?;
-                    self.advance(index)?;
-                    if self.positions.len() >= self.rows_per_group {
-                        self.flush(false)?;
-                    }
-                    match self.cursors[index].as_ref() {
-                        Some(cursor) if cursor.trace_id() == trace => {
-                            if single {
-                                continue;
-                            }
-                            within.extend(self.row_key(index).map(Reverse));
-                        }
-                        Some(cursor) => heap.push(Reverse((cursor.trace_id(), index))),
-                        None => {}
-                    }
-                    break;
+                self.take_row(index, &mut seen)?;
+                self.advance(index)?;
+                if self.positions.len() >= self.rows_per_group {
+                    self.flush(false)?;
+                }
+                match self.cursors[index].as_ref() {
+                    Some(cursor) if cursor.trace_id() == trace => within.extend(self.row_key(index).map(Reverse)),
+                    Some(cursor) => heap.push(Reverse((cursor.trace_id(), index))),
+                    None => {}
                 }
             }
             self.traces.push(TraceId::from_slice(&trace).map_err(CompactionError::InvalidTraceId)?);
@@ -321,27 +313,27 @@ impl<W: Write + Send> Merge<W> {
             }
             self.positions.drain(..written);
         }
-        // Renumber the batches still needed, in the order they were held.
-        let mut renumbered: Vec<Option<usize>> = vec![None; self.held.len()];
+        // Keep the batches still needed, in the order they were held, and renumber what points into them.
+        let mut needed = vec![false; self.held.len()];
         for cursor in self.cursors.iter().flatten() {
-            renumbered[cursor.held] = Some(0);
+            needed[cursor.held] = true;
         }
         for &(held, _) in &self.positions {
-            renumbered[held] = Some(0);
+            needed[held] = true;
         }
+        let mut new_index = vec![0; self.held.len()];
         let mut kept = Vec::with_capacity(self.cursors.len());
-        for (index, slot) in renumbered.iter_mut().enumerate() {
-            if slot.is_some() {
-                *slot = Some(kept.len());
-                kept.push(self.held[index].clone());
+        for (index, batch) in self.held.drain(..).enumerate() {
+            if needed[index] {
+                new_index[index] = kept.len();
+                kept.push(batch);
             }
         }
-        let new_index = |held: usize| renumbered[held].unwrap_or_default();
         for cursor in self.cursors.iter_mut().flatten() {
-            cursor.held = new_index(cursor.held);
+            cursor.held = new_index[cursor.held];
         }
         for position in &mut self.positions {
-            position.0 = new_index(position.0);
+            position.0 = new_index[position.0];
         }
         self.held_bytes = kept.iter().map(RecordBatch::get_array_memory_size).sum();
         self.held = kept;

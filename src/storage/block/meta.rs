@@ -102,7 +102,8 @@ impl BlockMeta {
     }
 
     /// The latest instant any span of the block touches (unix ns): retention deletes the block once this
-    /// is older than the tenant's retention (and the block was first written longer ago than that).
+    /// is older than the tenant's retention (and the block was first written longer ago than that; span
+    /// times far ahead of that write are not believed, `compaction::plan::MAX_CLOCK_AHEAD`).
     pub fn max_time_unix_nano(&self) -> u64 {
         self.max_end_unix_nano.max(self.max_start_unix_nano)
     }

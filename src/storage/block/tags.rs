@@ -307,13 +307,8 @@ impl ScopeBuilder {
     fn add_summary(&mut self, tags: &ScopeTags) {
         self.keys_incomplete |= tags.keys_incomplete;
         for (key, list) in &tags.keys {
-            let Some(entry) = self.entry(key) else { continue };
-            if list.incomplete {
-                entry.give_up();
-                continue;
-            }
-            for (value_type, values) in list.typed() {
-                values.iter().for_each(|text| entry.add(text, value_type, MAX_VALUES_PER_KEY));
+            if let Some(entry) = self.entry(key) {
+                entry.add_list(list, MAX_VALUES_PER_KEY);
             }
         }
     }

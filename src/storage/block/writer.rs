@@ -135,26 +135,20 @@ pub fn encode_block(
     if span_count == 0 {
         return Err(StorageError::EmptyBlock);
     }
-    let properties = writer_properties(options)?;
-    let parquet_schema = ArrowSchemaConverter::new().convert(&span_schema())?;
-    let jobs = column_jobs(&batches, &parquet_schema, &properties, options.direct_encoding);
+    // Room for the whole file up front: growing it copies every byte written so far, into pages the
+    // kernel must zero first.
+    let writer = SortedRowsWriter::new(Vec::with_capacity(span_count * EXPECTED_BYTES_PER_SPAN), options)?;
     // Only the columns parquet's writer encodes are gathered, so only they are concatenated.
-    let gathered = gathered_columns(&jobs);
-    let projected = if gathered.is_empty() {
-        Vec::new()
-    } else {
-        batches.iter().map(|batch| batch.project(&gathered)).collect::<Result<Vec<_>, _>>()?
-    };
+    let (jobs, projected) = writer.column_jobs(&batches)?;
     let coalesced = coalesce(&projected.iter().collect::<Vec<_>>())?;
-    let gathered: Vec<&RecordBatch> = coalesced.iter().map(|b| b.as_ref()).collect();
-    let inputs = Inputs { gathered_rows: RowLocator::new(&gathered), gathered, jobs };
+    let inputs = Inputs { gathered: coalesced.iter().map(|b| b.as_ref()).collect(), jobs };
     let keys = SortKeys::gather(&batches)?;
     let order = keys.sorted_order()?;
     let mut summary = keys.summarize(&order)?;
     // The tag summary reads every attribute map once: done beside the Parquet encoding, not after it.
     let (tags, written) = std::thread::scope(|scope| {
         let tags = scope.spawn(|| tag_summary(&batches));
-        let written = write_parquet(&inputs, &keys, &order, options);
+        let written = write_parquet(writer, &inputs, &keys, &order, options);
         (tags.join(), written)
     });
     let (data, row_groups) = written?;
@@ -307,12 +301,11 @@ impl RowLocator {
     }
 }
 
-/// What a block's columns are encoded from: the request batches as they came (read by the direct
-/// encoders, see the jobs) and, concatenated into fewer, larger batches, the columns parquet's writer
-/// encodes (`gathered`, whose rows `gathered_rows` finds).
+/// What a row group's columns are encoded from: the batches as they came (read by the direct encoders,
+/// see the jobs) and the columns parquet's writer encodes (`gathered`: for a block from requests,
+/// concatenated into fewer, larger batches).
 struct Inputs<'a> {
     gathered: Vec<&'a RecordBatch>,
-    gathered_rows: RowLocator,
     jobs: Vec<ColumnJob<'a>>,
 }
 
@@ -467,22 +460,20 @@ const EXPECTED_BYTES_PER_SPAN: usize = 64;
 /// time, gathering each column straight into sorted order so the sorted copy never exists whole in
 /// memory (see [`SortedRowsWriter`]).
 fn write_parquet(
+    mut writer: SortedRowsWriter<Vec<u8>>,
     inputs: &Inputs<'_>,
     keys: &SortKeys,
     order: &[u32],
     options: &BlockWriteOptions,
 ) -> Result<(Bytes, u32), StorageError> {
-    // Room for the whole file up front: growing it copies every byte written so far, into pages the
-    // kernel must zero first.
-    let capacity = order.len() * EXPECTED_BYTES_PER_SPAN;
-    let mut writer = SortedRowsWriter::new(Vec::with_capacity(capacity), options)?;
+    let gathered_rows = RowLocator::new(&inputs.gathered);
     let rows_per_group = options.max_row_group_rows.max(1);
     let mut gathered = Vec::with_capacity(rows_per_group.min(order.len()));
     let mut requests = Vec::with_capacity(rows_per_group.min(order.len()));
     for rows in order.chunks(rows_per_group) {
         gathered.clear();
         if !inputs.gathered.is_empty() {
-            gathered.extend(rows.iter().map(|&row| inputs.gathered_rows.locate(row)));
+            gathered.extend(rows.iter().map(|&row| gathered_rows.locate(row)));
         }
         requests.clear();
         requests.extend(rows.iter().map(|&row| keys.rows.locate(row)));
@@ -539,15 +530,26 @@ impl<W: Write + Send> SortedRowsWriter<W> {
         let batches: Vec<&RecordBatch> = sliced.iter().collect();
         let batches = batches.as_slice();
         let positions = positions.as_slice();
+        let (jobs, projected) = self.column_jobs(batches)?;
+        let inputs = Inputs { gathered: projected.iter().collect(), jobs };
+        self.encode_row_group(&inputs, &Positions { gathered: positions, requests: positions })
+    }
+
+    /// Each top-level column's encoder for rows of `batches` (see [`ColumnJob`]), and the batches
+    /// projected to the columns parquet's writer encodes, which are gathered into sorted order.
+    fn column_jobs<'a>(
+        &self,
+        batches: &[&'a RecordBatch],
+    ) -> Result<(Vec<ColumnJob<'a>>, Vec<RecordBatch>), StorageError> {
         let jobs = column_jobs(batches, self.file.schema_descr(), &self.properties, self.direct);
-        let gathered: Vec<usize> = gathered_columns(&jobs);
+        let gathered: Vec<usize> =
+            jobs.iter().enumerate().filter(|(_, job)| matches!(job, ColumnJob::Arrow { .. })).map(|(i, _)| i).collect();
         let projected = if gathered.is_empty() {
             Vec::new()
         } else {
             batches.iter().map(|batch| batch.project(&gathered)).collect::<Result<Vec<_>, _>>()?
         };
-        let inputs = Inputs { gathered: projected.iter().collect(), gathered_rows: RowLocator::new(&[]), jobs };
-        self.encode_row_group(&inputs, &Positions { gathered: positions, requests: positions })
+        Ok((jobs, projected))
     }
 
     fn encode_row_group(&mut self, inputs: &Inputs<'_>, positions: &Positions<'_>) -> Result<(), StorageError> {
@@ -631,11 +633,6 @@ fn reached_rows(batches: &[&RecordBatch], positions: &[(usize, usize)]) -> (Vec<
     }
     let positions = positions.iter().map(|&(batch, row)| (renumbered[batch], row - ranges[batch].0)).collect();
     (sliced, positions)
-}
-
-/// The top-level columns parquet's writer encodes (after a gather), in schema order.
-fn gathered_columns(jobs: &[ColumnJob<'_>]) -> Vec<usize> {
-    jobs.iter().enumerate().filter(|(_, job)| matches!(job, ColumnJob::Arrow { .. })).map(|(i, _)| i).collect()
 }
 
 /// Where a row group's rows are, in sorted order: in the concatenated batches of gathered columns, and
