@@ -105,7 +105,7 @@ pub fn plan(metas: &[BlockMeta], leftovers: &[UncommittedBlock], now_unix_ms: u6
 
     let present: HashSet<BlockId> = metas.iter().map(|meta| meta.block_id).collect();
     let candidates = metas.iter().filter(|meta| !hidden.contains(&meta.block_id) && !is_expired(meta));
-    let jobs = plan_jobs(candidates, &present, rules);
+    let jobs = plan_jobs(candidates, &present, now_unix_ms, rules);
     let oldest_waiting_unix_ms = jobs.iter().flat_map(|job| &job.inputs).map(|meta| meta.created_unix_ms).min();
     Plan {
         expired: expired.iter().map(|meta| meta.block_id).collect(),
@@ -116,7 +116,8 @@ pub fn plan(metas: &[BlockMeta], leftovers: &[UncommittedBlock], now_unix_ms: u6
     }
 }
 
-/// A block joins a merge only if it is at most this many times the inputs before it (smaller ones):
+/// In a window still open, a block joins a merge only if it is at most this many times the inputs before
+/// it (smaller ones):
 /// otherwise the merge would rewrite a large block to absorb a few small ones, pass after pass, while
 /// ingest keeps cutting new small blocks beside it. With the rule every rewrite of a block at least
 /// grows it by half, so a span is rewritten a few times at most on its way to the target size
@@ -124,27 +125,32 @@ pub fn plan(metas: &[BlockMeta], leftovers: &[UncommittedBlock], now_unix_ms: u6
 const ABSORB_RATIO: u64 = 2;
 
 /// Groups visible blocks by time window, then fills jobs smallest block first up to the size and input
-/// limits, a block at most [`ABSORB_RATIO`] times the job so far. A job needs two inputs; a block
-/// already at the target size is left as it is.
+/// limits; while a window is open (its end after `now`: ingest may still cut blocks for it), a block at
+/// most [`ABSORB_RATIO`] times the job so far. Once it has closed, everything in it merges, so no block
+/// is stranded beside a much larger one. A job needs two inputs; a block already at the target size is
+/// left as it is.
 fn plan_jobs<'a>(
     candidates: impl Iterator<Item = &'a BlockMeta>,
     present: &HashSet<BlockId>,
+    now_unix_ms: u64,
     rules: &PlanRules,
 ) -> Vec<Job> {
     let window_nanos = rules.window.as_nanos().max(1) as u64;
+    let now_nanos = now_unix_ms.saturating_mul(1_000_000);
     let mut windows: BTreeMap<u64, Vec<&BlockMeta>> = BTreeMap::new();
     for meta in candidates {
         windows.entry(meta.min_start_unix_nano / window_nanos).or_default().push(meta);
     }
     let mut jobs = Vec::new();
-    for mut blocks in windows.into_values() {
+    for (window, mut blocks) in windows {
+        let open = window.saturating_add(1).saturating_mul(window_nanos) > now_nanos;
         blocks.sort_by_key(|meta| (meta.data_bytes, meta.block_id));
         let mut current: Vec<&BlockMeta> = Vec::new();
         let mut bytes = 0u64;
         for meta in blocks {
             let fits = current.len() < rules.max_inputs.max(2)
                 && bytes + meta.data_bytes <= rules.target_bytes
-                && (current.is_empty() || meta.data_bytes <= bytes.saturating_mul(ABSORB_RATIO));
+                && (!open || current.is_empty() || meta.data_bytes <= bytes.saturating_mul(ABSORB_RATIO));
             if !fits {
                 push_job(&mut jobs, std::mem::take(&mut current), present);
                 bytes = 0;
@@ -255,8 +261,9 @@ mod tests {
     /// block joins only once they add up to half its size.
     #[test]
     fn a_large_block_is_not_rewritten_to_absorb_a_few_small_ones() {
-        let now = 20 * DAY_MS;
-        let base = (now / 1000 - 3600) * 1_000_000_000 / HOUR_NS * HOUR_NS;
+        let base = 20 * DAY_MS * 1_000_000 / HOUR_NS * HOUR_NS;
+        // A minute into the window: still open.
+        let now = base / 1_000_000 + 60_000;
         let rules = PlanRules { max_inputs: 64, ..rules() };
         let mut metas = vec![block(100, base, 400)];
         metas.extend((0..5).map(|i| block(i, base + i as u64, 20)));
@@ -269,6 +276,9 @@ mod tests {
         let alike = [block(1, base, 300), block(2, base, 350), block(3, base, 320)];
         let plan = super::plan(&alike, &[], now, &rules);
         assert_eq!(plan.jobs.iter().map(inputs).collect::<Vec<_>>(), [ids(&[1, 2, 3])]);
+        // Once the window has closed, nothing is left beside the large block.
+        let closed = super::plan(&metas[..6], &[], now + HOUR_NS / 1_000_000, &rules);
+        assert_eq!(closed.jobs.iter().map(inputs).collect::<Vec<_>>(), [ids(&[0, 1, 2, 3, 4, 100])]);
     }
 
     #[test]
