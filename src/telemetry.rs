@@ -19,8 +19,10 @@ pub const SPANS_REJECTED: &str = "spanlake_spans_rejected_total";
 /// Request body bytes received by the OTLP receivers, before decompression (label `protocol`).
 pub const RECEIVED_BYTES: &str = "spanlake_received_bytes_total";
 /// Whole requests refused (label `reason`: `invalid`, `too_large`, `unsupported`, `unauthorized`,
-/// `memory_limit`, `wal_limit`, `unavailable`).
+/// `memory_limit`, `wal_limit`, `requests_in_flight`, `unavailable`, `slow_body`).
 pub const REQUESTS_REFUSED: &str = "spanlake_requests_refused_total";
+/// Bytes OTLP requests in flight hold, as sent, decompressed and decoded (rendered per server).
+pub const REQUEST_BYTES_IN_FLIGHT: &str = "spanlake_request_bytes_in_flight";
 /// Bytes of WAL segments on disk (rendered per server).
 pub const WAL_BYTES: &str = "spanlake_wal_bytes";
 /// Bytes held by the ingester: open buffers and blocks not yet committed.

@@ -526,3 +526,151 @@ async fn poll_for<T, F: std::future::Future<Output = Option<T>>>(
     }
     None
 }
+
+/// The value of an unlabelled metric in the server's `/metrics`.
+async fn metric(server: &TestServer, name: &str) -> f64 {
+    let text = send("GET", &server.query_url("/metrics"), &[], Vec::new()).await.text();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+/// A valid request of about `bytes` as sent (one span's name carries the bulk).
+fn request_of_about(bytes: usize, seed: u64) -> ExportTraceServiceRequest {
+    let mut request = ExportTraceServiceRequest::decode(valid_body(seed).as_slice()).unwrap();
+    request.resource_spans[0].scope_spans[0].spans[0].name = "n".repeat(bytes);
+    request
+}
+
+/// Issue 26, item 5: OTLP requests in flight share one byte budget from their first byte to the WAL, on
+/// both receivers. Requests whose bodies are still arriving hold it; a request that finds too little left
+/// is refused with a retryable 429 / RESOURCE_EXHAUSTED at once (nothing written), and is accepted once
+/// the others are gone. Before, every request was read and decoded whatever the others held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_in_flight_share_a_byte_budget_and_past_it_get_retryable_refusals() {
+    use tokio::io::AsyncWriteExt;
+    const KIB: usize = 1024;
+    let server = TestServer::start(Storage::open("memory://").unwrap(), |config| {
+        config.max_request_bytes = spanlake::config::ByteSize::of(1024 * KIB);
+        config.max_request_decompressed_bytes = spanlake::config::ByteSize::of(1024 * KIB);
+        config.max_inflight_request_bytes = spanlake::config::ByteSize::of(3 * 1024 * KIB);
+    })
+    .await;
+    assert_eq!(metric(&server, "spanlake_request_bytes_in_flight").await, 0.0);
+
+    // Three bodies that stop 900 KiB into their declared 1 MiB hold at least 2.7 MiB of the 3 MiB.
+    let addr = server.server.otlp_http_addr();
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST /v1/traces HTTP/1.1\r\nhost: spanlake\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\n\r\n",
+            1024 * KIB
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&vec![0u8; 900 * KIB]).await.unwrap();
+        stalled.push(stream);
+    }
+    let held = poll_for(std::time::Duration::from_secs(30), || async {
+        let held = metric(&server, "spanlake_request_bytes_in_flight").await;
+        (held >= (3 * 900 * KIB) as f64).then_some(held)
+    })
+    .await;
+    assert!(held.is_some(), "the stalled bodies are held as they arrive");
+
+    let request = request_of_about(500 * KIB, 60);
+    let refused = send("POST", &server.traces_url(), &[PROTOBUF], request.encode_to_vec()).await;
+    assert_eq!(refused.status, 429, "{}", status_message(&refused));
+    assert_eq!(refused.headers["retry-after"], "1");
+    assert!(status_message(&refused).contains("max_inflight_request_bytes"), "{}", status_message(&refused));
+    let mut client = TraceServiceClient::connect(server.grpc_url()).await.unwrap();
+    let status = client.export(request.clone()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("max_inflight_request_bytes"), "{status:?}");
+    let details = RpcStatus::decode(status.details()).unwrap();
+    assert!(details.details.iter().any(|d| d.type_url.ends_with("google.rpc.RetryInfo")), "clients retry it");
+    assert_eq!(server.server.ingester().buffered_bytes(), 0, "nothing of a refused request is kept");
+
+    drop(stalled);
+    let freed = poll_for(std::time::Duration::from_secs(30), || async {
+        (metric(&server, "spanlake_request_bytes_in_flight").await == 0.0).then_some(())
+    })
+    .await;
+    assert!(freed.is_some(), "abandoned bodies give their bytes back");
+    let accepted = send("POST", &server.traces_url(), &[PROTOBUF], request.encode_to_vec()).await;
+    assert_eq!(accepted.status, 200, "{}", status_message(&accepted));
+    client.export(request_of_about(500 * KIB, 61)).await.expect("gRPC too, once the budget has room");
+    let zipped = client.clone().send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    zipped.clone().export(request_of_about(500 * KIB, 62)).await.expect("gzip over gRPC");
+    assert_eq!(metric(&server, "spanlake_request_bytes_in_flight").await, 0.0, "acknowledged requests let go");
+    assert_still_ready(&server).await;
+    server.server.shutdown().await.unwrap();
+}
+
+/// Settings a server's HTTP/2 connection announces first (identifier, value), read from raw frames.
+async fn http2_settings(addr: std::net::SocketAddr) -> Vec<(u16, u32)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    stream.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap(); // an empty SETTINGS frame
+    loop {
+        let mut header = [0u8; 9];
+        stream.read_exact(&mut header).await.unwrap();
+        let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let mut payload = vec![0u8; length];
+        stream.read_exact(&mut payload).await.unwrap();
+        let (kind, ack) = (header[3], header[4] & 1 == 1);
+        if kind == 4 && !ack {
+            return payload
+                .chunks_exact(6)
+                .map(|entry| {
+                    (
+                        u16::from_be_bytes([entry[0], entry[1]]),
+                        u32::from_be_bytes([entry[2], entry[3], entry[4], entry[5]]),
+                    )
+                })
+                .collect();
+        }
+    }
+}
+
+/// Issue 26, item 5: every port holds at most `max_connections` connections (the next waits until one
+/// closes, then is served) and HTTP/2 connections announce `max_concurrent_streams`. Before, a client
+/// could open connections and streams without end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_port_holds_at_most_max_connections_and_http2_connections_cap_their_streams() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const MAX_CONCURRENT_STREAMS: u16 = 3;
+    let server = TestServer::start(Storage::open("memory://").unwrap(), |config| {
+        config.max_connections = 2;
+        config.max_concurrent_streams = 7;
+    })
+    .await;
+    for (name, addr) in [("otlp_grpc_addr", server.server.otlp_grpc_addr()), ("http_addr", server.server.http_addr())] {
+        let settings = http2_settings(addr).await;
+        assert!(settings.contains(&(MAX_CONCURRENT_STREAMS, 7)), "{name} announces its stream cap: {settings:?}");
+    }
+    for (name, addr) in server.server.ports() {
+        let held =
+            [tokio::net::TcpStream::connect(addr).await.unwrap(), tokio::net::TcpStream::connect(addr).await.unwrap()];
+        let mut waiting = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let hello: &[u8] = if name == "otlp_grpc_addr" {
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0"
+        } else {
+            b"GET /ready HTTP/1.1\r\nhost: spanlake\r\n\r\n"
+        };
+        waiting.write_all(hello).await.unwrap();
+        let mut first = [0u8; 1];
+        let early = tokio::time::timeout(std::time::Duration::from_millis(500), waiting.read(&mut first)).await;
+        assert!(early.is_err(), "{name}: a third connection is served while two are open: {early:?}");
+        drop(held);
+        let answered = tokio::time::timeout(std::time::Duration::from_secs(10), waiting.read(&mut first)).await;
+        assert!(
+            matches!(answered, Ok(Ok(1))),
+            "{name}: the waiting connection is served once one closes: {answered:?}"
+        );
+    }
+    assert_still_ready(&server).await;
+    server.server.shutdown().await.unwrap();
+}

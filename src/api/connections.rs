@@ -21,6 +21,10 @@
 //! [`PrefaceDeadline`] (the HTTP/2 preface within the read timeout) and HTTP/2 keep-alive pings, and its
 //! request bodies the same deadline in `otlp_grpc`.
 //!
+//! Every port holds at most `max_connections` connections open ([`accept`] waits for one to close before
+//! accepting the next) and each HTTP/2 connection at most `max_concurrent_streams` requests at once (the
+//! gRPC port's are set in `api`), so a client opening many cannot take every socket and task.
+//!
 //! Every port accepts through [`accept`], which turns off Nagle's algorithm (`TCP_NODELAY`) on each
 //! socket before anything is served on it. Without it a small response write waits for the client's
 //! delayed ACK: ~40 ms per gRPC export, a fifth of HTTP's throughput (issue 25).
@@ -30,6 +34,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -41,7 +46,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tower::ServiceExt;
 
 /// Pause after a failed accept (most likely out of file descriptors) before the next one, so the loop
@@ -78,18 +83,51 @@ pub enum Protocols {
     Http1AndH2c,
 }
 
-/// The connections `listener` accepts, each with `TCP_NODELAY` set before it is handed out (so no
-/// response of any port waits on Nagle's algorithm). A failed accept (most likely out of file
-/// descriptors) is logged and retried after a pause; the stream never ends.
-pub fn accept(listener: TcpListener) -> impl futures::Stream<Item = (TcpStream, SocketAddr)> + Send {
-    futures::stream::unfold(listener, |listener| async move {
+/// What every connection of a port is held to (CONTRACTS §7: no client makes the server unresponsive).
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// Headers, then the body, must arrive within it; a write stalled this long closes the connection.
+    pub read_timeout: Duration,
+    /// Connections the port holds open at once (`max_connections`); more wait in the listen backlog.
+    pub max_connections: usize,
+    /// HTTP/2 streams one connection may have open at once (`max_concurrent_streams`).
+    pub max_concurrent_streams: u32,
+}
+
+/// A connection's place under the port's `max_connections`, given back when the connection closes.
+#[derive(Debug)]
+pub struct ConnectionSlot(#[allow(dead_code)] OwnedSemaphorePermit);
+
+/// The connections `listener` accepts, at most `max_connections` open at once: once that many are open
+/// the next is accepted only when one closes, so the rest wait in the kernel's listen backlog (as Go's
+/// `netutil.LimitListener`, which Tempo's servers use) instead of costing a socket and buffers each.
+/// Each has `TCP_NODELAY` set before it is handed out (so no response of any port waits on Nagle's
+/// algorithm). A failed accept (most likely out of file descriptors) is logged and retried after a
+/// pause; the stream never ends.
+pub fn accept(
+    listener: TcpListener,
+    max_connections: usize,
+) -> impl futures::Stream<Item = (TcpStream, SocketAddr, ConnectionSlot)> + Send {
+    let slots = Arc::new(Semaphore::new(max_connections.clamp(1, Semaphore::MAX_PERMITS)));
+    futures::stream::unfold((listener, slots), move |(listener, slots)| async move {
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                tracing::warn!(
+                    port = listener.local_addr().map(|a| a.port()).unwrap_or_default(),
+                    max_connections,
+                    "the port holds its most connections (max_connections); new ones wait until one closes"
+                );
+                slots.clone().acquire_owned().await.ok()?
+            }
+        };
         loop {
             match listener.accept().await {
                 Ok((stream, peer)) => {
                     if let Err(error) = stream.set_nodelay(true) {
                         tracing::debug!(%peer, %error, "cannot set TCP_NODELAY on an accepted connection");
                     }
-                    return Some(((stream, peer), listener));
+                    return Some(((stream, peer, ConnectionSlot(slot)), (listener, slots)));
                 }
                 Err(error) => {
                     tracing::warn!(%error, "cannot accept a connection; trying again");
@@ -106,41 +144,48 @@ pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     protocols: Protocols,
-    read_timeout: Duration,
+    limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut connections = tokio::task::JoinSet::new();
-    let mut incoming = std::pin::pin!(accept(listener));
+    let mut incoming = std::pin::pin!(accept(listener, limits.max_connections));
     loop {
-        let (stream, peer) = tokio::select! {
+        let (stream, peer, slot) = tokio::select! {
             () = until_stopped(&mut stop) => break,
             Some(accepted) = futures::StreamExt::next(&mut incoming) => accepted,
         };
         while connections.try_join_next().is_some() {}
-        connections.spawn(serve_connection(stream, peer, app.clone(), protocols, read_timeout, stop.clone()));
+        let io = PrefaceDeadline::new(stream, limits.read_timeout, slot);
+        connections.spawn(serve_connection(io, peer, app.clone(), protocols, limits, stop.clone()));
     }
     while connections.join_next().await.is_some() {}
 }
 
 async fn serve_connection(
-    stream: TcpStream,
+    io: PrefaceDeadline<TcpStream>,
     peer: SocketAddr,
     app: axum::Router,
     protocols: Protocols,
-    read_timeout: Duration,
+    limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
 ) {
+    let read_timeout = limits.read_timeout;
     let app = app.map_request(move |request: hyper::Request<Incoming>| {
         request.map(|body| Body::new(DeadlineBody::new(body, read_timeout)))
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(read_timeout);
     // Idle HTTP/2 clients answer pings; half-open connections and clients that stall mid-frame do not.
-    builder.http2().timer(TokioTimer::new()).keep_alive_interval(read_timeout).keep_alive_timeout(read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(read_timeout)
+        .keep_alive_timeout(read_timeout)
+        .max_concurrent_streams(limits.max_concurrent_streams);
     if protocols == Protocols::Http1 {
         builder = builder.http1_only();
     }
-    let io = TokioIo::new(PrefaceDeadline::new(stream, read_timeout));
+    let io = TokioIo::new(io);
     let connection = builder.serve_connection(io, TowerToHyperService::new(app));
     let mut connection = std::pin::pin!(connection);
     let outcome = tokio::select! {
@@ -225,12 +270,21 @@ pub struct PrefaceDeadline<IO> {
     /// Bytes of the preface received so far.
     matched: usize,
     timeout: Duration,
+    /// The connection's place under `max_connections`, given back when it closes (is dropped).
+    _slot: ConnectionSlot,
 }
 
 impl<IO> PrefaceDeadline<IO> {
     /// Starts the clock on an accepted connection.
-    pub fn new(io: IO, timeout: Duration) -> Self {
-        Self { io, deadline: Some(Box::pin(tokio::time::sleep(timeout))), write_stalled: None, matched: 0, timeout }
+    pub fn new(io: IO, timeout: Duration, slot: ConnectionSlot) -> Self {
+        Self {
+            io,
+            deadline: Some(Box::pin(tokio::time::sleep(timeout))),
+            write_stalled: None,
+            matched: 0,
+            timeout,
+            _slot: slot,
+        }
     }
 
     /// Polls a write-side operation; fails it once it has made no progress for the timeout.

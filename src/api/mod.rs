@@ -28,7 +28,7 @@ use crate::compaction::Compactor;
 use crate::config::{ServeConfig, Target};
 use crate::ingest::{IngestError, Ingester};
 use crate::query::Querier;
-use crate::receive::BodyLimits;
+use crate::receive::{Admission, BodyLimits};
 use crate::search::Searcher;
 use crate::sql::SqlEngine;
 use crate::storage::{Storage, StorageError};
@@ -74,6 +74,8 @@ pub struct AppState {
     storage: Storage,
     multitenancy: bool,
     body_limits: BodyLimits,
+    /// The byte budget OTLP requests in flight share (`max_inflight_request_bytes`).
+    admission: Admission,
     /// How long a request's body may take to arrive after its headers (`read_timeout`).
     read_timeout: std::time::Duration,
     ready: Arc<AtomicBool>,
@@ -99,6 +101,13 @@ const GRPC_STREAM_WINDOW: u32 = 4 << 20;
 /// HTTP/2 flow-control window of one OTLP/gRPC connection (bytes): four such requests in flight.
 const GRPC_CONNECTION_WINDOW: u32 = 16 << 20;
 
+/// Default of `max_connections`: connections each port holds open at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// Default of `max_concurrent_streams`: HTTP/2 requests open at once on one connection (Tempo's gRPC
+/// server default, `grpc_server_max_concurrent_streams`).
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: usize = 100;
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })
 }
@@ -108,13 +117,21 @@ fn spawn_http(
     listener: TcpListener,
     app: axum::Router,
     protocols: connections::Protocols,
-    read_timeout: std::time::Duration,
+    limits: connections::ConnectionLimits,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<Result<(), ServeError>> {
     tokio::spawn(async move {
-        connections::serve(listener, app, protocols, read_timeout, stop).await;
+        connections::serve(listener, app, protocols, limits, stop).await;
         Ok(())
     })
+}
+
+fn connection_limits(config: &ServeConfig) -> connections::ConnectionLimits {
+    connections::ConnectionLimits {
+        read_timeout: config.read_timeout,
+        max_connections: config.max_connections,
+        max_concurrent_streams: u32::try_from(config.max_concurrent_streams).unwrap_or(u32::MAX),
+    }
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
@@ -142,7 +159,7 @@ impl Server {
             query_listener,
             query::starting_router(started.clone()),
             connections::Protocols::Http1AndH2c,
-            config.read_timeout,
+            connection_limits(&config),
             stop_query.subscribe(),
         );
         tracing::info!(http_addr = %http_addr, "query HTTP API listening; 503 until the WAL is replayed");
@@ -158,6 +175,7 @@ impl Server {
             storage,
             multitenancy: config.multitenancy,
             body_limits: config.body_limits(),
+            admission: Admission::new(config.max_inflight_request_bytes.as_usize()),
             read_timeout: config.read_timeout,
             ready: Arc::new(AtomicBool::new(false)),
         };
@@ -178,7 +196,7 @@ impl Server {
             otlp_http_listener,
             otlp_http_app,
             connections::Protocols::Http1,
-            config.read_timeout,
+            connection_limits(&config),
             stop_receivers.subscribe(),
         );
         tracing::info!(otlp_http_addr = %otlp_http_addr, "OTLP/HTTP receiver listening");
@@ -187,10 +205,14 @@ impl Server {
         let otlp_grpc_addr = grpc_listener.local_addr()?;
         let grpc_service = otlp_grpc::service(state.clone());
         let grpc_stop = stopped(stop_receivers.subscribe());
-        let read_timeout = config.read_timeout;
-        let grpc_incoming = futures::StreamExt::map(connections::accept(grpc_listener), move |(stream, _peer)| {
-            Ok::<_, std::io::Error>(connections::PrefaceDeadline::new(stream, read_timeout))
-        });
+        let limits = connection_limits(&config);
+        let read_timeout = limits.read_timeout;
+        let grpc_incoming = futures::StreamExt::map(
+            connections::accept(grpc_listener, limits.max_connections),
+            move |(stream, _peer, slot)| {
+                Ok::<_, std::io::Error>(connections::PrefaceDeadline::new(stream, read_timeout, slot))
+            },
+        );
         let otlp_grpc = tokio::spawn(async move {
             tonic::transport::Server::builder()
                 // Idle clients answer pings; half-open connections and clients that stall mid-frame do not.
@@ -200,6 +222,7 @@ impl Server {
                 // waiting for WINDOW_UPDATEs, a few requests in flight on one connection.
                 .initial_stream_window_size(GRPC_STREAM_WINDOW)
                 .initial_connection_window_size(GRPC_CONNECTION_WINDOW)
+                .max_concurrent_streams(limits.max_concurrent_streams)
                 .add_service(grpc_service)
                 .serve_with_incoming_shutdown(grpc_incoming, grpc_stop)
                 .await
@@ -340,7 +363,7 @@ async fn serve_compactor(config: ServeConfig) -> Result<(), ServeError> {
             }
         }),
     );
-    let http = spawn_http(listener, app, connections::Protocols::Http1, config.read_timeout, stop.subscribe());
+    let http = spawn_http(listener, app, connections::Protocols::Http1, connection_limits(&config), stop.subscribe());
     let passes = compactor.spawn(stop.subscribe());
     tracing::info!("compactor running");
     signalled.await;

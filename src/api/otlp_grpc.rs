@@ -2,27 +2,25 @@
 //!
 //! A hand-written service instead of the generated `TraceServiceServer`: the generated one decodes with
 //! prost on the reactor and hands over only the decoded message, so the WAL would have to encode the
-//! request again. This one receives the raw protobuf, decodes it on a blocking thread and passes both on.
+//! request again, and it decompresses where the request budget cannot see. This one reads the gRPC frame
+//! itself, holds its bytes against the budget (`receive::admission`), decodes it on a blocking thread
+//! and passes the raw protobuf and the decoded spans on.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use prost::Message;
-use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
+use tonic::Status;
 use tonic::codegen::{Body, BoxFuture, StdError, http};
-use tonic::server::{NamedService, UnaryService};
-use tonic::{Request, Response, Status};
+use tonic::server::NamedService;
 
 use super::AppState;
 use super::status::{Refusal, export_reply};
 use crate::ingest::NewSpans;
-use crate::receive::grpc_codec::{self, RawBytesCodec};
-use crate::receive::{self, BodyError, ReceiveError};
+use crate::receive::grpc_codec;
+use crate::receive::{self, Admitted, BodyError, ReceiveError};
 use crate::telemetry;
 
 /// The OTLP trace service, ready for `tonic::transport::Server::add_service`.
@@ -31,7 +29,7 @@ pub struct OtlpGrpc {
     state: Arc<AppState>,
 }
 
-/// The gRPC service, with compression and the decompressed size limit from the state.
+/// The gRPC service, with its limits and request budget from the state.
 pub fn service(state: AppState) -> OtlpGrpc {
     OtlpGrpc { state: Arc::new(state) }
 }
@@ -42,8 +40,7 @@ impl NamedService for OtlpGrpc {
 
 impl<B> tonic::codegen::Service<http::Request<B>> for OtlpGrpc
 where
-    B: Body + Send + 'static,
-    B::Data: Send,
+    B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<StdError> + Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
@@ -60,81 +57,55 @@ where
                 Ok(Status::unimplemented("only TraceService/Export is served here").into_http())
             });
         }
-        let (limits, read_timeout) = (self.state.body_limits, self.state.read_timeout);
-        let export = Export { state: self.state.clone() };
-        Box::pin(async move {
-            let (parts, body) = request.into_parts();
-            let body = match read_body(body, limits.max_compressed_bytes, read_timeout).await {
-                Ok(body) => body,
-                Err(refusal) => return Ok(refuse(refusal).into_http()),
-            };
-            let request = http::Request::from_parts(parts, http_body_util::Full::new(body));
-            let limit = limits.max_decompressed_bytes;
-            let mut gzip = EnabledCompressionEncodings::default();
-            gzip.enable(CompressionEncoding::Gzip);
-            let mut grpc = tonic::server::Grpc::new(RawBytesCodec)
-                .apply_compression_config(gzip, gzip)
-                .apply_max_message_size_config(Some(limit), None);
-            Ok(grpc.unary(export, request).await)
-        })
-    }
-}
-
-/// Bytes of gRPC framing before a message: a compression flag and a 4-byte length.
-const GRPC_FRAME_HEADER_BYTES: usize = 5;
-
-/// A request's whole body as sent, read before tonic decodes it: so a body that trickles in is cut off
-/// after `read_timeout` (CONTRACTS §7) and the size limit applies to the message as sent (compressed or
-/// not), as on OTLP/HTTP. tonic buffers a unary request whole anyway; this adds one copy of each request
-/// (no change in ingest throughput, BENCHMARKS.md).
-async fn read_body<B>(body: B, limit: usize, read_timeout: Duration) -> Result<Bytes, Refusal>
-where
-    B: Body,
-    B::Error: Into<StdError>,
-{
-    let limited = http_body_util::Limited::new(body, limit + GRPC_FRAME_HEADER_BYTES);
-    match tokio::time::timeout(read_timeout, limited.collect()).await {
-        Err(_) => Err(Refusal::from(&ReceiveError::SlowBody(read_timeout))),
-        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
-            Err(Refusal::from(&ReceiveError::TooLarge { limit, stage: "as sent" }))
-        }
-        Ok(Err(error)) => {
-            Err(Refusal::from(&ReceiveError::Undecodable { encoding: "gRPC", source: BodyError::Read(error) }))
-        }
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-    }
-}
-
-/// One export call.
-struct Export {
-    state: Arc<AppState>,
-}
-
-impl UnaryService<Bytes> for Export {
-    type Response = Bytes;
-    type Future = BoxFuture<Response<Bytes>, Status>;
-
-    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let state = self.state.clone();
         Box::pin(async move {
-            let response = export(&state, request).await.map_err(refuse)?;
-            Ok(response.map(|reply| Bytes::from(reply.encode_to_vec())))
+            match export(&state, request).await {
+                Ok(response) => Ok(grpc_codec::reply(&response)),
+                Err(refusal) => Ok(refuse(refusal).into_http()),
+            }
         })
     }
 }
 
-async fn export(state: &AppState, request: Request<Bytes>) -> Result<Response<ExportTraceServiceResponse>, Refusal> {
-    let header = request.metadata().get(receive::TENANT_HEADER).and_then(|v| v.to_str().ok());
+/// One export call: the body read whole within `read_timeout` (so a body that trickles in is cut off,
+/// CONTRACTS §7) and held against the request budget from its first byte, unframed and decompressed
+/// here (so the size limits and the budget apply to it as on OTLP/HTTP), decoded on a blocking thread,
+/// then handed to the ingester with its raw protobuf for the WAL.
+async fn export<B>(state: &AppState, request: http::Request<B>) -> Result<ExportTraceServiceResponse, Refusal>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<StdError>,
+{
+    let (parts, body) = request.into_parts();
+    let header = parts.headers.get(receive::TENANT_HEADER).and_then(|v| v.to_str().ok());
     let tenant = receive::resolve_tenant(header, state.multitenancy).map_err(|e| Refusal::from(&e))?;
-    let raw = request.into_inner();
-    metrics::counter!(telemetry::RECEIVED_BYTES, "protocol" => "grpc").increment(raw.len() as u64);
-    let converted =
-        tokio::task::spawn_blocking(move || NewSpans::from_protobuf(raw).map_err(receive::undecodable_protobuf))
-            .await
-            .map_err(|e| Refusal::from(&ReceiveError::Undecodable { encoding: "protobuf", source: e.into() }))?;
-    let spans = converted.map_err(|e| Refusal::from(&e))?;
+    let (limits, read_timeout) = (state.body_limits, state.read_timeout);
+    let mut admitted = state.admission.admit();
+    let read_error =
+        |error: B::Error| ReceiveError::Undecodable { encoding: "gRPC", source: BodyError::Read(error.into()) };
+    let limit = limits.max_compressed_bytes;
+    let collected =
+        receive::admission::collect_body(body, limit + grpc_codec::FRAME_HEADER_BYTES, &mut admitted, read_error);
+    let framed = match tokio::time::timeout(read_timeout, collected).await {
+        Err(_) => return Err(Refusal::from(&ReceiveError::SlowBody(read_timeout))),
+        Ok(Err(ReceiveError::TooLarge { .. })) => {
+            return Err(Refusal::from(&ReceiveError::TooLarge { limit, stage: "as sent" }));
+        }
+        Ok(result) => result.map_err(|e| Refusal::from(&e))?,
+    };
+    metrics::counter!(telemetry::RECEIVED_BYTES, "protocol" => "grpc").increment(framed.len() as u64);
+    let message = grpc_codec::unframe(framed, &parts.headers).map_err(|e| Refusal::from(&e))?;
+    let converted = tokio::task::spawn_blocking(move || -> Result<(NewSpans, Admitted), ReceiveError> {
+        let raw = receive::decompress(message.body, message.encoding.as_deref(), limits, &mut admitted)?;
+        let spans = NewSpans::from_protobuf(raw).map_err(receive::undecodable_protobuf)?;
+        admitted.hold(spans.memory_bytes())?;
+        Ok((spans, admitted))
+    })
+    .await
+    .map_err(|e| Refusal::from(&ReceiveError::Undecodable { encoding: "protobuf", source: e.into() }))?;
+    let (spans, _admitted) = converted.map_err(|e| Refusal::from(&e))?;
     let outcome = state.ingester.push(&tenant, spans).await.map_err(|e| Refusal::from(&e))?;
-    Ok(Response::new(export_reply(&tenant, &outcome.rejected, "grpc")))
+    Ok(export_reply(&tenant, &outcome.rejected, "grpc"))
 }
 
 fn refuse(refusal: Refusal) -> Status {

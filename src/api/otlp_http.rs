@@ -13,8 +13,13 @@ use super::AppState;
 use super::connections::BodyTimedOut;
 use super::status::{RETRY_AFTER, Refusal, export_reply};
 use crate::ingest::NewSpans;
-use crate::receive::{self, BodyError, OtlpEncoding, ReceiveError};
+use crate::receive::{self, Admitted, BodyError, OtlpEncoding, ReceiveError};
 use crate::telemetry;
+
+/// Bytes an OTLP/JSON body's decoded request is taken to hold per byte of JSON, held against the request
+/// budget while it is decoded (the protobuf structs with their strings; hex IDs and quoting make the
+/// JSON larger than what it decodes to).
+const JSON_DECODE_FACTOR: usize = 2;
 
 /// The OTLP/HTTP router.
 pub fn router(state: AppState) -> Router {
@@ -49,29 +54,38 @@ async fn accept(
     let tenant = receive::resolve_tenant(header_text(headers, receive::TENANT_HEADER), state.multitenancy)
         .map_err(|e| Refusal::from(&e))?;
     let limits = state.body_limits;
-    let body = axum::body::to_bytes(body, limits.max_compressed_bytes).await.map_err(|error| {
-        let too_large =
-            std::error::Error::source(&error).is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            Refusal::from(&ReceiveError::TooLarge { limit: limits.max_compressed_bytes, stage: "as sent" })
-        } else if let Some(timed_out) = BodyTimedOut::find(&error) {
-            Refusal::from(&ReceiveError::SlowBody(timed_out.0))
-        } else {
-            Refusal::from(&ReceiveError::Undecodable { encoding: "HTTP", source: BodyError::Read(error.into()) })
-        }
-    })?;
+    let mut admitted = state.admission.admit();
+    let read_error = |error: axum::Error| match BodyTimedOut::find(&error) {
+        Some(timed_out) => ReceiveError::SlowBody(timed_out.0),
+        None => ReceiveError::Undecodable { encoding: "HTTP", source: BodyError::Read(error.into()) },
+    };
+    let body = receive::admission::collect_body(body, limits.max_compressed_bytes, &mut admitted, read_error)
+        .await
+        .map_err(|e| Refusal::from(&e))?;
     metrics::counter!(telemetry::RECEIVED_BYTES, "protocol" => "http").increment(body.len() as u64);
     let content_encoding = header_text(headers, header::CONTENT_ENCODING.as_str()).map(str::to_owned);
-    let converted = tokio::task::spawn_blocking(move || -> Result<NewSpans, ReceiveError> {
-        let body = receive::decompress(body, content_encoding.as_deref(), limits)?;
-        match encoding {
-            OtlpEncoding::Protobuf => NewSpans::from_protobuf(body).map_err(receive::undecodable_protobuf),
-            OtlpEncoding::Json => NewSpans::from_request(receive::decode_json(&body)?)
-                .map_err(|e| ReceiveError::Undecodable { encoding: "JSON", source: e.into() }),
-        }
+    let converted = tokio::task::spawn_blocking(move || -> Result<(NewSpans, Admitted), ReceiveError> {
+        let body = receive::decompress(body, content_encoding.as_deref(), limits, &mut admitted)?;
+        let spans = match encoding {
+            OtlpEncoding::Protobuf => {
+                let spans = NewSpans::from_protobuf(body).map_err(receive::undecodable_protobuf)?;
+                admitted.hold(spans.memory_bytes())?;
+                spans
+            }
+            OtlpEncoding::Json => {
+                // The decoded request's structs, before they become spans: an estimate, held up front.
+                let before = admitted.held_bytes();
+                admitted.hold(body.len().saturating_mul(JSON_DECODE_FACTOR))?;
+                let spans = NewSpans::from_request(receive::decode_json(&body)?)
+                    .map_err(|e| ReceiveError::Undecodable { encoding: "JSON", source: e.into() })?;
+                admitted.hold_exactly(before + spans.batch.get_array_memory_size() + spans.wal_payload.len())?;
+                spans
+            }
+        };
+        Ok((spans, admitted))
     })
     .await;
-    let spans = match converted {
+    let (spans, _admitted) = match converted {
         Ok(result) => result.map_err(|e| Refusal::from(&e))?,
         Err(join_error) => {
             return Err(Refusal::from(&ReceiveError::Undecodable { encoding: "HTTP", source: join_error.into() }));

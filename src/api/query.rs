@@ -111,6 +111,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
             help: "Bytes held by the ingester: open buffers and blocks not yet committed.",
             value: state.ingester.buffered_bytes() as f64,
         },
+        Gauge {
+            name: telemetry::REQUEST_BYTES_IN_FLIGHT,
+            help: "Bytes held by OTLP requests between their first byte and the WAL (max_inflight_request_bytes).",
+            value: state.admission.held_bytes() as f64,
+        },
     ];
     let gauges: Vec<Gauge> = ingester.into_iter().chain(state.querier.gauges()).collect();
     let text = telemetry::render(&state.storage, &gauges);

@@ -35,6 +35,10 @@ fn compaction() -> CompactionOptions {
     CompactionOptions::default()
 }
 
+/// The default request budget: room for a few of the largest requests and many ordinary ones (an SDK's
+/// export is 0.1–4 MiB), well under the buffer's 512 MiB.
+const DEFAULT_INFLIGHT_REQUEST_BYTES: usize = 256 * 1024 * 1024;
+
 fn any_interface(port: u16) -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], port))
 }
@@ -67,6 +71,15 @@ settings! {
     max_request_bytes: ByteSize = ByteSize::of(BodyLimits::default().max_compressed_bytes);
     /// Largest OTLP request body after decompression.
     max_request_decompressed_bytes: ByteSize = ByteSize::of(BodyLimits::default().max_decompressed_bytes);
+    /// Bytes that OTLP requests in flight may hold at once, as sent, decompressed and decoded, from their
+    /// first byte until they are in the WAL and the buffer; a request past it gets a retryable 429 /
+    /// RESOURCE_EXHAUSTED, one that could never fit 413. At least max_request_bytes +
+    /// max_request_decompressed_bytes.
+    max_inflight_request_bytes: ByteSize = ByteSize::of(DEFAULT_INFLIGHT_REQUEST_BYTES);
+    /// Connections each port holds open at once; more wait to be accepted until one closes.
+    max_connections: usize = crate::api::DEFAULT_MAX_CONNECTIONS;
+    /// HTTP/2 streams (requests) one connection may have open at once, on the gRPC and query ports.
+    max_concurrent_streams: usize = crate::api::DEFAULT_MAX_CONCURRENT_STREAMS;
     /// Longest a client may take to send a request: its headers on the HTTP ports (4318, 3200), then its
     /// body on every port. Past it the connection is closed, or the request refused (HTTP 408, gRPC
     /// DEADLINE_EXCEEDED), so slow clients cannot hold connections forever. A client that reads nothing of
@@ -250,6 +263,19 @@ impl ServeConfig {
                  of request: an acknowledged request that large could not be replayed after a crash",
                 crate::wal::MAX_SPANS_PAYLOAD_BYTES
             )));
+        }
+        let (sent, inflight) = (self.max_request_bytes.as_usize(), self.max_inflight_request_bytes.as_usize());
+        if inflight < sent.saturating_add(decompressed) {
+            return Err(ConfigError::Conflict(format!(
+                "max_inflight_request_bytes is {inflight} bytes, less than max_request_bytes + \
+                 max_request_decompressed_bytes ({sent} + {decompressed}): a request within the limits could \
+                 never be admitted"
+            )));
+        }
+        if self.max_connections == 0 || self.max_concurrent_streams == 0 {
+            return Err(ConfigError::Conflict(
+                "max_connections and max_concurrent_streams must be at least 1: no request could be served".into(),
+            ));
         }
         Ok(())
     }

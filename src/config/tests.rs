@@ -139,8 +139,21 @@ fn a_request_limit_the_wal_cannot_replay_is_refused_at_start_up() {
     assert!(matches!(error, ConfigError::Conflict(_)), "{error}");
     assert!(error.to_string().contains("max_request_decompressed_bytes"), "{error}");
     let largest = format!("{}B", crate::wal::MAX_SPANS_PAYLOAD_BYTES);
-    let config = ServeConfig::layered(None, parse(&["--max-request-decompressed-bytes", &largest])).unwrap();
+    let flags = ["--max-request-decompressed-bytes", &largest, "--max-inflight-request-bytes", "1GiB"];
+    let config = ServeConfig::layered(None, parse(&flags)).unwrap();
     assert_eq!(config.body_limits().max_decompressed_bytes, crate::wal::MAX_SPANS_PAYLOAD_BYTES);
+}
+
+#[test]
+fn a_request_budget_too_small_for_one_request_is_refused_at_start_up() {
+    let small = parse(&["--max-request-bytes", "16MiB", "--max-inflight-request-bytes", "32MiB"]);
+    let error = ServeConfig::layered(None, small).unwrap_err();
+    assert!(matches!(error, ConfigError::Conflict(_)), "{error}");
+    assert!(error.to_string().contains("max_inflight_request_bytes"), "{error}");
+    let flags = ["--max-request-decompressed-bytes", "16MiB", "--max-inflight-request-bytes", "32MiB"];
+    assert!(ServeConfig::layered(None, parse(&flags)).is_ok(), "16 MiB + 16 MiB fits 32 MiB");
+    let error = ServeConfig::layered(None, parse(&["--max-connections", "0"])).unwrap_err();
+    assert!(error.to_string().contains("max_connections"), "{error}");
 }
 
 #[test]

@@ -400,6 +400,14 @@ impl NewSpans {
         Ok(Self { batch, rejected, wal_payload: valid_spans_only(request) })
     }
 
+    /// Bytes the decoded spans hold in memory (their Arrow buffers), counted against the receivers'
+    /// request budget until they are in the WAL and the buffer. The WAL payload is the request's own
+    /// body, already counted, unless spans were refused and the rest encoded again.
+    pub fn memory_bytes(&self) -> usize {
+        let reencoded = if self.rejected.is_empty() { 0 } else { self.wal_payload.len() };
+        self.batch.get_array_memory_size() + reencoded
+    }
+
     /// From a request decoded elsewhere (OTLP/JSON).
     pub fn from_request(request: ExportTraceServiceRequest) -> Result<Self, SpanFormatError> {
         let (batch, rejected) = encode_resource_spans(&request.resource_spans)?;

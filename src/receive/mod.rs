@@ -4,6 +4,7 @@
 //!
 //! Owns the meaning of a bad request; `api` maps [`ReceiveError`] to HTTP and gRPC statuses. Calls `ids`.
 
+pub mod admission;
 pub mod grpc_codec;
 
 use std::io::Read;
@@ -13,6 +14,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
+
+pub use admission::{Admission, Admitted};
 
 use crate::ids::{IdError, TenantId};
 use crate::spans::SpanRejection;
@@ -43,6 +46,9 @@ pub enum ReceiveError {
     BadTenant(#[source] IdError),
     #[error("missing X-Scope-OrgID header: this server runs with multitenancy on")]
     MissingTenant,
+    /// Requests in flight hold the whole byte budget (`max_inflight_request_bytes`); retry later.
+    #[error("requests in flight hold the server's limit of {limit} bytes (max_inflight_request_bytes); retry later")]
+    Busy { limit: usize },
 }
 
 /// Why a body could not be read or decoded into spans: the cause of [`ReceiveError::Undecodable`].
@@ -51,6 +57,9 @@ pub enum BodyError {
     /// The body stopped arriving or its stream failed.
     #[error("cannot read the body: {0}")]
     Read(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A gRPC body that is not one length-prefixed message.
+    #[error("bad gRPC framing: {0}")]
+    Framing(&'static str),
     #[error(transparent)]
     Protobuf(#[from] crate::spans::ProtobufError),
     #[error(transparent)]
@@ -114,8 +123,18 @@ pub fn resolve_tenant(header: Option<&str>, multitenancy: bool) -> Result<Tenant
     TenantId::new(value).map_err(ReceiveError::BadTenant)
 }
 
-/// Undoes `Content-Encoding` (none or gzip), refusing bodies over the limits.
-pub fn decompress(body: Bytes, content_encoding: Option<&str>, limits: BodyLimits) -> Result<Bytes, ReceiveError> {
+/// Bytes of decompressed output taken from the budget at a time: small enough that a bomb is cut off
+/// near the budget, large enough that the budget is not touched per read.
+const DECOMPRESS_STEP: usize = 1 << 20;
+
+/// Undoes `Content-Encoding` (none or gzip), refusing bodies over the limits. The decompressed bytes are
+/// held in `admitted` as they grow, so a body refuses itself once the server's budget is spent.
+pub fn decompress(
+    body: Bytes,
+    content_encoding: Option<&str>,
+    limits: BodyLimits,
+    admitted: &mut Admitted,
+) -> Result<Bytes, ReceiveError> {
     if body.len() > limits.max_compressed_bytes {
         return Err(ReceiveError::TooLarge { limit: limits.max_compressed_bytes, stage: "as sent" });
     }
@@ -127,20 +146,28 @@ pub fn decompress(body: Bytes, content_encoding: Option<&str>, limits: BodyLimit
             }
             Ok(body)
         }
-        "gzip" | "x-gzip" => {
-            let limit = limits.max_decompressed_bytes;
-            let mut out = Vec::with_capacity((body.len() * 4).min(limit));
-            // Read one byte past the limit to tell "exactly at the limit" from "over it".
-            flate2::read::MultiGzDecoder::new(body.as_ref())
-                .take(limit as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(ReceiveError::BadGzip)?;
-            if out.len() > limit {
-                return Err(ReceiveError::TooLarge { limit, stage: "decompressed" });
-            }
-            Ok(Bytes::from(out))
-        }
+        "gzip" | "x-gzip" => gunzip(&body, limits.max_decompressed_bytes, admitted).map(Bytes::from),
         other => Err(ReceiveError::UnsupportedContentEncoding(other.to_owned())),
+    }
+}
+
+/// Decompresses `body` step by step, each step's room held in `admitted` before it is filled.
+fn gunzip(body: &[u8], limit: usize, admitted: &mut Admitted) -> Result<Vec<u8>, ReceiveError> {
+    // Read one byte past the limit to tell "exactly at the limit" from "over it".
+    let mut decoder = flate2::read::MultiGzDecoder::new(body).take(limit as u64 + 1);
+    let before = admitted.held_bytes();
+    let mut out = Vec::new();
+    loop {
+        let step = DECOMPRESS_STEP.min(limit + 1 - out.len());
+        out.reserve_exact(step);
+        admitted.hold_exactly(before + out.capacity())?;
+        let read = (&mut decoder).take(step as u64).read_to_end(&mut out).map_err(ReceiveError::BadGzip)?;
+        if out.len() > limit {
+            return Err(ReceiveError::TooLarge { limit, stage: "decompressed" });
+        }
+        if read < step {
+            return Ok(out);
+        }
     }
 }
 
@@ -243,10 +270,30 @@ mod tests {
         let limits = BodyLimits { max_compressed_bytes: 1 << 20, max_decompressed_bytes: 1 << 20 };
         let bomb = gzip(&vec![0u8; 64 << 20]);
         assert!(bomb.len() < 1 << 20, "the bomb itself is small");
-        let error = decompress(bomb, Some("gzip"), limits).unwrap_err();
+        let admission = Admission::new(64 << 20);
+        let error = decompress(bomb, Some("gzip"), limits, &mut admission.admit()).unwrap_err();
         assert!(matches!(error, ReceiveError::TooLarge { stage: "decompressed", .. }), "{error}");
-        let fits = decompress(gzip(&[7u8; 1 << 20]), Some("gzip"), limits).unwrap();
+        let mut admitted = admission.admit();
+        let fits = decompress(gzip(&[7u8; 1 << 20]), Some("gzip"), limits, &mut admitted).unwrap();
         assert_eq!(fits.len(), 1 << 20);
+        assert!(admitted.held_bytes() >= fits.len(), "the decompressed body is held: {}", admitted.held_bytes());
+        assert!(admitted.held_bytes() <= fits.len() + DECOMPRESS_STEP + 1, "{}", admitted.held_bytes());
+    }
+
+    #[test]
+    fn decompression_stops_when_the_servers_request_budget_is_spent() {
+        let limits = BodyLimits { max_compressed_bytes: 1 << 20, max_decompressed_bytes: 8 << 20 };
+        let admission = Admission::new(4 << 20);
+        let mut elsewhere = admission.admit();
+        elsewhere.hold(2 << 20).unwrap();
+        let mut admitted = admission.admit();
+        let error = decompress(gzip(&vec![1u8; 3 << 20]), Some("gzip"), limits, &mut admitted).unwrap_err();
+        assert!(matches!(error, ReceiveError::Busy { limit } if limit == 4 << 20), "{error}");
+        drop(admitted);
+        assert_eq!(admission.held_bytes(), 2 << 20, "the refused request gave back what it held");
+        drop(elsewhere);
+        let body = decompress(gzip(&vec![1u8; 3 << 20]), Some("gzip"), limits, &mut admission.admit()).unwrap();
+        assert_eq!(body.len(), 3 << 20, "alone it fits");
     }
 
     #[test]
@@ -257,7 +304,8 @@ mod tests {
         );
         let error = OtlpEncoding::from_content_type(Some("text/plain")).unwrap_err();
         assert!(error.to_string().contains("text/plain"));
-        let error = decompress(Bytes::from_static(b"x"), Some("br"), BodyLimits::default()).unwrap_err();
+        let mut admitted = Admission::new(1 << 20).admit();
+        let error = decompress(Bytes::from_static(b"x"), Some("br"), BodyLimits::default(), &mut admitted).unwrap_err();
         assert!(error.to_string().contains("br"));
     }
 
