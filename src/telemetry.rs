@@ -54,6 +54,8 @@ pub const BLOOM_CHECKS: &str = "spanlake_bloom_checks_total";
 pub const BLOOM_FALSE_POSITIVES: &str = "spanlake_bloom_false_positives_total";
 /// Blocks in the querier's catalogue, across tenants (rendered per server).
 pub const CATALOG_BLOCKS: &str = "spanlake_catalog_blocks";
+/// Tenants the querier's catalogue keeps blocks for (rendered per server).
+pub const CATALOG_TENANTS: &str = "spanlake_catalog_tenants";
 /// Bytes of bloom filters the catalogue holds in memory (rendered per server).
 pub const CATALOG_BLOOM_BYTES: &str = "spanlake_catalog_bloom_bytes";
 /// Bytes of decoded Parquet footers the querier caches (rendered per server).

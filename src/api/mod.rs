@@ -73,12 +73,31 @@ pub struct AppState {
     search: Searcher,
     storage: Storage,
     multitenancy: bool,
+    /// Tenants with data this server holds at most (`max_tenants`).
+    max_tenants: usize,
     body_limits: BodyLimits,
     /// The byte budget OTLP requests in flight share (`max_inflight_request_bytes`).
     admission: Admission,
     /// How long a request's body may take to arrive after its headers (`read_timeout`).
     read_timeout: std::time::Duration,
     ready: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// Lets spans of `tenant` in unless they would be the first of one tenant too many: tenants count when
+    /// they have data, in the store (the catalogue) or in the ingester's buffers. Only a tenant new to both
+    /// pays for the count.
+    fn admit_tenant(&self, tenant: &crate::ids::TenantId) -> Result<(), crate::receive::ReceiveError> {
+        let catalog = self.querier.catalog();
+        if catalog.has_tenant(tenant) || self.ingester.holds_tenant(tenant) {
+            return Ok(());
+        }
+        let buffered_only = self.ingester.tenants().iter().filter(|held| !catalog.has_tenant(held)).count();
+        if catalog.tenant_count() + buffered_only >= self.max_tenants {
+            return Err(crate::receive::ReceiveError::TooManyTenants { limit: self.max_tenants });
+        }
+        Ok(())
+    }
 }
 
 /// A running server: its bound addresses, its ingester, and the way to stop it.
@@ -100,6 +119,9 @@ const GRPC_STREAM_WINDOW: u32 = 4 << 20;
 
 /// HTTP/2 flow-control window of one OTLP/gRPC connection (bytes): four such requests in flight.
 const GRPC_CONNECTION_WINDOW: u32 = 16 << 20;
+
+/// Default of `max_tenants`: tenants with data one server holds.
+pub const DEFAULT_MAX_TENANTS: usize = 10_000;
 
 /// Default of `max_connections`: connections each port holds open at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
@@ -174,6 +196,7 @@ impl Server {
             search,
             storage,
             multitenancy: config.multitenancy,
+            max_tenants: config.max_tenants,
             body_limits: config.body_limits(),
             admission: Admission::new(config.max_inflight_request_bytes.as_usize()),
             read_timeout: config.read_timeout,

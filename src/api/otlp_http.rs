@@ -53,6 +53,7 @@ async fn accept(
 ) -> Result<Response, Refusal> {
     let tenant = receive::resolve_tenant(header_text(headers, receive::TENANT_HEADER), state.multitenancy)
         .map_err(|e| Refusal::from(&e))?;
+    state.admit_tenant(&tenant).map_err(|e| Refusal::from(&e))?;
     let limits = state.body_limits;
     let mut admitted = state.admission.admit();
     let read_error = |error: axum::Error| match BodyTimedOut::find(&error) {

@@ -129,6 +129,9 @@ impl From<&ReceiveError> for Refusal {
             ReceiveError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, tonic::Code::InvalidArgument, "too_large"),
             ReceiveError::MissingTenant => (StatusCode::UNAUTHORIZED, tonic::Code::Unauthenticated, "unauthorized"),
             ReceiveError::SlowBody(_) => (StatusCode::REQUEST_TIMEOUT, tonic::Code::DeadlineExceeded, "slow_body"),
+            ReceiveError::TooManyTenants { .. } => {
+                (StatusCode::FORBIDDEN, tonic::Code::PermissionDenied, "tenant_limit")
+            }
             ReceiveError::Busy { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, tonic::Code::ResourceExhausted, "requests_in_flight")
             }

@@ -65,6 +65,9 @@ settings! {
     otlp_http_addr: SocketAddr = any_interface(4318);
     /// Take the tenant from the X-Scope-OrgID header (required); off, every span goes to single-tenant.
     multitenancy: bool = false;
+    /// Tenants with data this server holds at most (in the store or in its buffers); spans of one more are
+    /// refused (HTTP 403, gRPC PERMISSION_DENIED). Queries of tenants without data keep no state.
+    max_tenants: usize = crate::api::DEFAULT_MAX_TENANTS;
 
     #[section = "Ingest"]
     /// Largest OTLP request body as sent.
@@ -272,9 +275,11 @@ impl ServeConfig {
                  never be admitted"
             )));
         }
-        if self.max_connections == 0 || self.max_concurrent_streams == 0 {
+        if self.max_connections == 0 || self.max_concurrent_streams == 0 || self.max_tenants == 0 {
             return Err(ConfigError::Conflict(
-                "max_connections and max_concurrent_streams must be at least 1: no request could be served".into(),
+                "max_connections, max_concurrent_streams and max_tenants must be at least 1: no request could be \
+                 served"
+                    .into(),
             ));
         }
         Ok(())

@@ -327,6 +327,16 @@ impl Ingester {
         self.inner.wal.disk_bytes()
     }
 
+    /// Tenants whose spans this ingester holds (buffered or in blocks not committed yet).
+    pub fn tenants(&self) -> Vec<TenantId> {
+        self.inner.lock().tenants.keys().cloned().collect()
+    }
+
+    /// Whether this ingester holds spans of `tenant`.
+    pub fn holds_tenant(&self, tenant: &TenantId) -> bool {
+        self.inner.lock().tenants.contains_key(tenant)
+    }
+
     /// Bytes held in memory by buffers and uncommitted blocks.
     pub fn buffered_bytes(&self) -> usize {
         self.inner.lock().bytes

@@ -87,6 +87,11 @@ struct Inner {
     /// Blocks found unreadable (a newer format, damaged metadata): blocks never change, so they are
     /// logged once and not read again at every refresh.
     unreadable: std::sync::Mutex<std::collections::HashSet<(TenantId, BlockId)>>,
+    /// The tenants the last whole refresh found in the store; `None` until one has succeeded. Once
+    /// known, a query for any other tenant is answered from what this process committed itself,
+    /// without a LIST and without keeping anything for it (issue 26, item 11: any `X-Scope-OrgID` used to
+    /// leave a tenant behind that every refresh listed again).
+    stored_tenants: RwLock<Option<BTreeSet<TenantId>>>,
 }
 
 impl BlockCatalog {
@@ -99,21 +104,43 @@ impl BlockCatalog {
                 generation: AtomicU64::new(0),
                 refreshing: tokio::sync::Mutex::new(()),
                 unreadable: Default::default(),
+                stored_tenants: RwLock::new(None),
             }),
         }
     }
 
-    /// The tenant's blocks, listing them first if this catalogue has never listed the tenant.
+    /// The tenant's blocks. Once a whole refresh has listed the store, this makes no request: a tenant
+    /// the store did not hold then has only the blocks this process committed since (the next refresh
+    /// finds other processes' blocks). Before that, a tenant never listed is listed first.
     pub async fn blocks(&self, tenant: &TenantId) -> Result<TenantBlocks, QueryError> {
         let listed = |catalog: &Self| catalog.view(tenant).filter(|view| view.listed).map(|view| view.visible);
         if let Some(blocks) = listed(self) {
             return Ok(blocks);
+        }
+        if self.is_unknown_to_the_store(tenant) {
+            return Ok(self.snapshot(tenant).unwrap_or_default());
         }
         let _refreshing = self.inner.refreshing.lock().await;
         if let Some(blocks) = listed(self) {
             return Ok(blocks);
         }
         self.refresh_locked(tenant).await
+    }
+
+    /// True when a whole refresh has listed the store's tenants and `tenant` was not among them.
+    fn is_unknown_to_the_store(&self, tenant: &TenantId) -> bool {
+        let stored = self.inner.stored_tenants.read();
+        stored.ok().is_some_and(|stored| stored.as_ref().is_some_and(|stored| !stored.contains(tenant)))
+    }
+
+    /// Tenants the catalogue keeps blocks for.
+    pub fn tenant_count(&self) -> usize {
+        self.inner.tenants.read().map(|tenants| tenants.len()).unwrap_or_default()
+    }
+
+    /// Whether the catalogue keeps blocks for `tenant` (it has data in the store, or committed here).
+    pub fn has_tenant(&self, tenant: &TenantId) -> bool {
+        self.inner.tenants.read().is_ok_and(|tenants| tenants.contains_key(tenant))
     }
 
     /// The tenant's visible blocks as currently known, without any request.
@@ -161,21 +188,27 @@ impl BlockCatalog {
         }
     }
 
-    /// Lists every tenant in the store and brings each one's blocks up to date. Run on an interval.
+    /// Lists every tenant in the store and brings each one's blocks up to date, and forgets tenants that
+    /// have no block left (deleted by retention). Run on an interval, off the request path.
     pub async fn refresh_all(&self) -> Result<(), QueryError> {
         let _refreshing = self.inner.refreshing.lock().await;
-        let mut tenants = list_tenants(&self.inner.storage).await?;
+        let stored: BTreeSet<TenantId> = list_tenants(&self.inner.storage).await?.into_iter().collect();
+        let mut tenants = stored.clone();
         if let Ok(known) = self.inner.tenants.read() {
             tenants.extend(known.keys().cloned());
         }
-        tenants.sort();
-        tenants.dedup();
         // One tenant's failure (its LIST timing out, say) is logged and counted; the others refresh.
-        for tenant in tenants {
-            if let Err(error) = self.refresh_locked(&tenant).await {
+        for tenant in &tenants {
+            if let Err(error) = self.refresh_locked(tenant).await {
                 metrics::counter!(telemetry::TENANT_FAILURES, "component" => "catalog").increment(1);
                 tracing::warn!(%tenant, %error, "block catalogue refresh of a tenant failed; the other tenants go on");
             }
+        }
+        if let Ok(mut known) = self.inner.tenants.write() {
+            known.retain(|_, view| !view.all.is_empty());
+        }
+        if let Ok(mut known) = self.inner.stored_tenants.write() {
+            *known = Some(stored);
         }
         Ok(())
     }

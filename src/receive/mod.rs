@@ -46,6 +46,9 @@ pub enum ReceiveError {
     BadTenant(#[source] IdError),
     #[error("missing X-Scope-OrgID header: this server runs with multitenancy on")]
     MissingTenant,
+    /// A tenant with no data yet, while the server already holds `limit` tenants (`max_tenants`).
+    #[error("the server holds its limit of {limit} tenants (max_tenants); spans of a new tenant are refused")]
+    TooManyTenants { limit: usize },
     /// Requests in flight hold the whole byte budget (`max_inflight_request_bytes`); retry later.
     #[error("requests in flight hold the server's limit of {limit} bytes (max_inflight_request_bytes); retry later")]
     Busy { limit: usize },
