@@ -76,6 +76,9 @@ pub struct Buffers {
     pub tenants: HashMap<TenantId, TenantBuffer>,
     /// Bytes held in memory: open Arrow batches plus pending blocks in whatever stage they are.
     pub bytes: usize,
+    /// WAL appends under way whose spans no buffer holds yet, by the segment that was active when each
+    /// began (their records land there or later): those segments are still needed.
+    appending: std::collections::BTreeMap<u64, usize>,
 }
 
 impl Buffers {
@@ -159,7 +162,23 @@ impl Buffers {
 
     /// The oldest WAL segment still holding spans not committed in a block (`None`: none is needed).
     pub fn min_needed_segment(&self) -> Option<u64> {
-        self.tenants.values().filter_map(TenantBuffer::min_segment).min()
+        let appending = self.appending.keys().next().copied();
+        self.tenants.values().filter_map(TenantBuffer::min_segment).chain(appending).min()
+    }
+
+    /// An append into `segment` (or a later one) has begun; its spans are not in any buffer yet.
+    pub fn begin_append(&mut self, segment: u64) {
+        *self.appending.entry(segment).or_default() += 1;
+    }
+
+    /// The append begun at `segment` is over: its spans are in a buffer, or it failed.
+    pub fn end_append(&mut self, segment: u64) {
+        if let Some(count) = self.appending.get_mut(&segment) {
+            *count -= 1;
+            if *count == 0 {
+                self.appending.remove(&segment);
+            }
+        }
     }
 
     /// Tenants whose open buffer should be cut now: big enough, old enough, or (with `force`) not empty.

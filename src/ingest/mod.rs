@@ -178,7 +178,7 @@ impl Ingester {
         // committed spans to free space before the limit is reached.
         let segment_bytes = options.wal.segment_bytes.min((options.max_wal_bytes / 8).max(64 * 1024));
         let wal = Wal::open(&options.wal_dir, WalOptions { segment_bytes })?;
-        testing::wait_if_held(&options.wal_dir).await;
+        testing::wait_if_held(&options.wal_dir, testing::Point::Replay).await;
         let replayed = replay::replay(&wal, &options.block).await?;
         let (uploads, upload_queue) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
@@ -230,12 +230,22 @@ impl Ingester {
         if accepted == 0 {
             return Ok(PushOutcome { accepted, rejected });
         }
-        let position = self.inner.wal.append(Record::Spans { tenant: tenant.clone(), payload }).await?;
-        let cut_now = {
-            let mut buffers = self.inner.lock();
-            buffers.add(tenant, batch, position);
-            buffers.tenants.get(tenant).is_some_and(|b| b.open_bytes >= self.inner.options.max_block_bytes)
-        };
+        // The append and the buffer's taking of the spans run as a task of their own: a request cancelled
+        // while it waits (its client went away) cannot leave a record in the WAL that the buffer never
+        // took, which a restart would then replay as spans the running server never had.
+        let (inner, owner) = (self.inner.clone(), tenant.clone());
+        let appended = tokio::spawn(async move {
+            let in_flight = AppendInFlight::register(&inner);
+            let position = inner.wal.append(Record::Spans { tenant: owner.clone(), payload }).await?;
+            testing::wait_if_held(&inner.options.wal_dir, testing::Point::Registration).await;
+            let mut buffers = inner.lock();
+            in_flight.finish(&mut buffers);
+            buffers.add(&owner, batch, position);
+            Ok::<_, IngestError>(
+                buffers.tenants.get(&owner).is_some_and(|b| b.open_bytes >= inner.options.max_block_bytes),
+            )
+        });
+        let cut_now = appended.await.map_err(|_| IngestError::ShuttingDown)??;
         if cut_now {
             self.inner.wake_flusher.notify_one();
         }
@@ -386,6 +396,41 @@ impl Inner {
             Ok(0) => {}
             Ok(removed) => tracing::debug!(removed, "WAL segments removed"),
             Err(error) => tracing::warn!(%error, "cannot remove WAL segments; will retry after the next commit"),
+        }
+    }
+}
+
+/// A WAL append whose spans the buffer has not taken yet. Its segment (the active one when it began, or a
+/// later one) counts as needed from before the append until the buffer holds the spans, under the lock
+/// the release of WAL segments takes: otherwise a rotation and another block's commit in between could
+/// delete the segment holding an acknowledged span (issue 26, item 12).
+struct AppendInFlight<'a> {
+    inner: &'a Inner,
+    segment: Option<u64>,
+}
+
+impl<'a> AppendInFlight<'a> {
+    fn register(inner: &'a Inner) -> Self {
+        let mut buffers = inner.lock();
+        // Read under the lock: a release that runs after this sees the append.
+        let segment = inner.wal.active_segment();
+        buffers.begin_append(segment);
+        Self { inner, segment: Some(segment) }
+    }
+
+    /// The buffer takes the spans now, under the same lock.
+    fn finish(mut self, buffers: &mut Buffers) {
+        if let Some(segment) = self.segment.take() {
+            buffers.end_append(segment);
+        }
+    }
+}
+
+impl Drop for AppendInFlight<'_> {
+    /// A failed append leaves nothing to keep.
+    fn drop(&mut self) {
+        if let Some(segment) = self.segment.take() {
+            self.inner.lock().end_append(segment);
         }
     }
 }

@@ -8,8 +8,17 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-/// Replays held right now, by WAL folder.
-static HOLDS: Mutex<Vec<(PathBuf, Arc<Hold>)>> = Mutex::new(Vec::new());
+/// Where an ingester can be held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Point {
+    /// Before the WAL replay reads its first record.
+    Replay,
+    /// After a push's WAL append, before its spans join the buffer.
+    Registration,
+}
+
+/// Holds set right now, by WAL folder and point.
+static HOLDS: Mutex<Vec<(PathBuf, Point, Arc<Hold>)>> = Mutex::new(Vec::new());
 
 struct Hold {
     /// Becomes true when a replay of the folder is waiting at the hold.
@@ -18,23 +27,34 @@ struct Hold {
     released: watch::Sender<bool>,
 }
 
-/// A hold on the replay of one WAL folder; dropping it lets the replay go.
-#[must_use = "dropping the hold releases the replay at once"]
+/// A hold on one point of the ingester of one WAL folder; dropping it lets the ingester go.
+#[must_use = "dropping the hold releases the ingester at once"]
 pub struct ReplayHold {
     wal_dir: PathBuf,
+    point: Point,
     hold: Arc<Hold>,
 }
 
 /// Holds the next replay of the WAL in `wal_dir` (as `IngestOptions::wal_dir` names it) before it reads
 /// a record, until the returned hold is released or dropped.
 pub fn hold_replay(wal_dir: &Path) -> ReplayHold {
+    hold(wal_dir, Point::Replay)
+}
+
+/// Holds pushes into the ingester of `wal_dir` after their WAL append, before their spans join the
+/// buffer, until the returned hold is released or dropped.
+pub fn hold_registration(wal_dir: &Path) -> ReplayHold {
+    hold(wal_dir, Point::Registration)
+}
+
+fn hold(wal_dir: &Path, point: Point) -> ReplayHold {
     let hold = Arc::new(Hold { reached: watch::channel(false).0, released: watch::channel(false).0 });
-    HOLDS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push((wal_dir.to_owned(), hold.clone()));
-    ReplayHold { wal_dir: wal_dir.to_owned(), hold }
+    HOLDS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push((wal_dir.to_owned(), point, hold.clone()));
+    ReplayHold { wal_dir: wal_dir.to_owned(), point, hold }
 }
 
 impl ReplayHold {
-    /// Waits until a replay of the folder is held here.
+    /// Waits until the ingester is held here.
     pub async fn reached(&self) {
         let _ = self.hold.reached.subscribe().wait_for(|reached| *reached).await;
     }
@@ -45,16 +65,21 @@ impl ReplayHold {
 
 impl Drop for ReplayHold {
     fn drop(&mut self) {
-        HOLDS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).retain(|(dir, _)| *dir != self.wal_dir);
+        HOLDS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|(dir, point, _)| *dir != self.wal_dir || *point != self.point);
         self.hold.released.send_replace(true);
     }
 }
 
-/// Waits here while a test holds the replay of `wal_dir`.
-pub(super) async fn wait_if_held(wal_dir: &Path) {
+/// Waits here while a test holds the ingester of `wal_dir` at `point`.
+pub(super) async fn wait_if_held(wal_dir: &Path, point: Point) {
     let hold = {
-        let holds = HOLDS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        holds.iter().find(|(dir, _)| dir == wal_dir).map(|(_, hold)| hold.clone())
+        let mut holds = HOLDS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // A hold stops one pass only: the first to reach it; the ones after go by.
+        let index = holds.iter().position(|(dir, at, _)| dir == wal_dir && *at == point);
+        index.map(|index| holds.remove(index).2)
     };
     if let Some(hold) = hold {
         let mut released = hold.released.subscribe();

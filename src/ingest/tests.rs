@@ -132,6 +132,75 @@ async fn a_block_committed_before_a_restart_is_announced_as_stored_not_as_re_enc
     restarted.shutdown().await;
 }
 
+/// Issue 26, item 12: a push held between its WAL append and the buffer while another tenant's pushes
+/// rotate the WAL and commit a block: the commit's release of WAL segments must keep the held push's
+/// segment, so its spans (acknowledged once the push returns) come back after a restart. Before, the
+/// segment was deleted and they were lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_between_its_wal_append_and_the_buffer_keeps_its_wal_segment() {
+    let wal = tempfile::tempdir().unwrap();
+    let storage = Storage::open("memory://").unwrap();
+    let small_segments = IngestOptions { max_wal_bytes: 512 * 1024, ..options(wal.path()) };
+    let ingester = Ingester::start(small_segments.clone(), storage.clone()).await.unwrap();
+    let other = TenantId::new("team-b").unwrap();
+    let held_request = TraceGenerator::new(40).next_request(300);
+    let held_spans = span_count(&held_request);
+
+    let hold = testing::hold_registration(wal.path());
+    let pushing = tokio::spawn({
+        let (ingester, other) = (ingester.clone(), other.clone());
+        async move { ingester.push(&other, new_spans(held_request)).await }
+    });
+    hold.reached().await;
+    let first_segment = ingester.inner.wal.active_segment();
+    for seed in 41..44 {
+        ingester.push(&tenant(), new_spans(TraceGenerator::new(seed).next_request(300))).await.unwrap();
+    }
+    assert!(ingester.inner.wal.active_segment() > first_segment, "the WAL rotated meanwhile");
+    ingester.flush().await.unwrap();
+    hold.release();
+    assert_eq!(pushing.await.unwrap().unwrap().accepted, held_spans, "acknowledged");
+    ingester.shutdown().await;
+
+    let restarted = Ingester::start(small_segments, storage).await.unwrap();
+    assert_eq!(rows(&restarted.recent_batches(&other).unwrap()), held_spans, "the held push's spans survive");
+    restarted.shutdown().await;
+}
+
+/// Issue 26, item 12: a push whose request is cancelled after its WAL append (the client went away) still
+/// puts its spans in the buffer, so the running server holds what a restart replays, each span once.
+/// Before, the record stayed in the WAL only, and the spans appeared only after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_cancelled_after_its_wal_append_holds_what_a_replay_would() {
+    let wal = tempfile::tempdir().unwrap();
+    let storage = Storage::open("memory://").unwrap();
+    let ingester = Ingester::start(options(wal.path()), storage.clone()).await.unwrap();
+    let request = TraceGenerator::new(45).next_request(50);
+    let sent = span_count(&request);
+    let hold = testing::hold_registration(wal.path());
+    let pushing = tokio::spawn({
+        let ingester = ingester.clone();
+        async move { ingester.push(&tenant(), new_spans(request)).await }
+    });
+    hold.reached().await;
+    pushing.abort();
+    assert!(pushing.await.unwrap_err().is_cancelled());
+    hold.release();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while rows(&ingester.recent_batches(&tenant()).unwrap()) < sent {
+        assert!(std::time::Instant::now() < deadline, "the cancelled push's spans never reached the buffer");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    ingester.flush().await.unwrap();
+    ingester.shutdown().await;
+    let restarted = Ingester::start(options(wal.path()), storage.clone()).await.unwrap();
+    restarted.flush().await.unwrap();
+    let stored = stored_spans(&storage).await;
+    assert_eq!(stored.len(), sent);
+    assert!(stored.values().all(|count| *count == 1), "each span stored once");
+    restarted.shutdown().await;
+}
+
 #[tokio::test]
 async fn invalid_spans_are_refused_one_by_one_and_never_reach_the_wal() {
     let wal = tempfile::tempdir().unwrap();
