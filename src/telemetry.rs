@@ -21,6 +21,9 @@ pub const RECEIVED_BYTES: &str = "spanlake_received_bytes_total";
 /// Whole requests refused (label `reason`: `invalid`, `too_large`, `unsupported`, `unauthorized`,
 /// `memory_limit`, `wal_limit`, `requests_in_flight`, `unavailable`, `slow_body`).
 pub const REQUESTS_REFUSED: &str = "spanlake_requests_refused_total";
+/// Spans the ingester kept on local disk instead of in a block in the store (label `kind`: `block`, `rows`,
+/// `records`).
+pub const QUARANTINED: &str = "spanlake_quarantined_total";
 /// Bytes OTLP requests in flight hold, as sent, decompressed and decoded (rendered per server).
 pub const REQUEST_BYTES_IN_FLIGHT: &str = "spanlake_request_bytes_in_flight";
 /// Bytes of WAL segments on disk (rendered per server).

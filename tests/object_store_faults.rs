@@ -164,3 +164,51 @@ async fn blocks_waiting_for_upload_are_decoded_only_when_a_query_needs_them_and_
     faulty.set(Fault::Healthy);
     server.server.shutdown().await.unwrap();
 }
+
+/// Issue 26, item 13: a block the store keeps refusing while it takes other tenants' blocks holds up no
+/// one: the other tenant's block commits meanwhile (uploads run side by side), and after a few attempts
+/// the refused block is quarantined (its Parquet file kept on local disk, counted, named on /ready) and
+/// let go of, so `/flush` returns. Before, uploads ran one at a time and retried the bad block forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_the_store_refuses_is_quarantined_and_holds_up_no_other_tenant() {
+    let s3 = common::Backend::s3().storage;
+    let faulty = FaultyStore::new(s3.object_store());
+    let storage = Storage::from_store(faulty.clone(), "faulty S3", RangeReads::Exact);
+    faulty.refuse_writes_under("team-bad/");
+    let server = TestServer::start(storage.clone(), |config| config.multitenancy = true).await;
+    for (tenant, seed) in [("team-bad", 1), ("team-good", 2)] {
+        let body = prost::Message::encode_to_vec(&TraceGenerator::new(seed).next_request(50));
+        let headers = [("x-scope-orgid", tenant), ("content-type", "application/x-protobuf")];
+        assert_eq!(send("POST", &server.traces_url(), &headers, body).await.status, 200);
+    }
+    let flush_url = server.query_url("/flush");
+    let flush = send("POST", &flush_url, &[("x-scope-orgid", "team-good")], Vec::new());
+    let flushed = tokio::time::timeout(Duration::from_secs(60), flush).await.expect("the flush ends");
+    assert_eq!(flushed.status, 204, "{}", flushed.text());
+
+    let good = TenantId::new("team-good").unwrap();
+    assert_eq!(spanlake::storage::list_blocks(&storage, &good).await.unwrap().committed.len(), 1);
+    let ready = send("GET", &server.query_url("/ready"), &[], Vec::new()).await;
+    assert_eq!(ready.status, 200);
+    assert!(ready.text().contains("quarantined") && ready.text().contains("team-bad/"), "{}", ready.text());
+    assert!(!ready.text().contains(server.data_dir.path().to_str().unwrap()), "no local path: {}", ready.text());
+    let quarantined = server.server.ingester().quarantined();
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    let folder = server.data_dir.path().join("wal/quarantine").join(&quarantined[0]);
+    let parquet = std::fs::read(folder.join("data.parquet")).unwrap();
+    assert!(parquet.starts_with(b"PAR1") && parquet.ends_with(b"PAR1"), "a whole Parquet file is kept");
+    let reason = std::fs::read_to_string(folder.join("reason.txt")).unwrap();
+    assert!(reason.contains("could not be uploaded"), "{reason}");
+    let metrics = send("GET", &server.query_url("/metrics"), &[], Vec::new()).await.text();
+    assert!(metrics.contains("spanlake_quarantined_total{kind=\"block\"}"), "counted");
+    assert_eq!(server.server.ingester().buffered_bytes(), 0, "let go of");
+
+    // Still named after a restart, and ingest goes on for both tenants.
+    let data_dir = server.data_dir;
+    server.server.shutdown().await.unwrap();
+    let mut config = common::server::loopback_config(data_dir.path());
+    config.multitenancy = true;
+    let restarted = spanlake::api::Server::start_with_storage(config, storage).await.unwrap();
+    assert_eq!(restarted.ingester().quarantined(), quarantined);
+    restarted.shutdown().await.unwrap();
+}

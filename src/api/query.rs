@@ -84,7 +84,18 @@ async fn ready(State(state): State<AppState>) -> Response {
     match state.ingester.wal_problem() {
         Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: the write-ahead log failed: {problem}"))
             .into_response(),
-        None => (StatusCode::OK, "ready").into_response(),
+        None => {
+            // Quarantined spans need an operator, not a restart: still ready, but say so.
+            let quarantined = state.ingester.quarantined();
+            if quarantined.is_empty() {
+                return (StatusCode::OK, "ready").into_response();
+            }
+            let named = quarantined.join(", ");
+            let text = format!(
+                "ready\nquarantined on local disk (spans that could not be replayed or uploaded; see the log): {named}"
+            );
+            (StatusCode::OK, text).into_response()
+        }
     }
 }
 

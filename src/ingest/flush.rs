@@ -3,12 +3,18 @@
 //!
 //! Cutting keeps going while uploads fail: encoded blocks are about a tenth of their buffered size,
 //! so a failing object store fills the WAL (and then answers 429) long before it fills memory.
+//!
+//! Blocks upload side by side (each its own task, [`UPLOAD_CONCURRENCY`] attempts at once), so one block
+//! that keeps failing holds up no other. A block that fails [`BAD_BLOCK_ATTEMPTS`] times while other
+//! blocks commit (the store works, this block does not), or with a fault of its own (rows that cannot be
+//! encoded), is quarantined: kept on local disk, named on `/ready`, and let go of, so its WAL segments
+//! can be released. A store that is down quarantines nothing: every block waits for it.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::Inner;
 use super::buffer::PendingStage;
@@ -24,6 +30,11 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How often buffers are checked for their age limit.
 const AGE_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+/// Failed attempts after which a block whose failures are its own (or that fails while others commit)
+/// is quarantined.
+const BAD_BLOCK_ATTEMPTS: u32 = 5;
+/// Upload attempts in flight at once, across tenants and blocks.
+const UPLOAD_CONCURRENCY: usize = 4;
 
 /// Cuts buffers that reached their size or age limit, until the ingester stops.
 pub(super) async fn run_flusher(inner: Arc<Inner>) {
@@ -83,50 +94,99 @@ async fn prepare(inner: &Arc<Inner>, tenant: &TenantId, block: BlockId) -> Optio
         }
     };
     let cut = Record::Cut { tenant: tenant.clone(), block, sequences };
-    retry(inner, "record the cut in the WAL", || inner.wal.append(cut.clone())).await?;
-    let encoded = retry(inner, "encode the block", || {
+    retry(inner, "record the cut in the WAL", Patience::Forever, || inner.wal.append(cut.clone())).await.done()?;
+    let encode = || {
         let (tenant, rows, options) = (tenant.clone(), rows.clone(), inner.options.block.clone());
         async move {
             tokio::task::spawn_blocking(move || encode_block(&tenant, block, &rows, &options))
                 .await
                 .map_err(StorageError::from)?
         }
-    })
-    .await?;
+    };
+    let encoded = match retry(inner, "encode the block", Patience::BadBlock, encode).await {
+        Retried::Done(encoded) => encoded,
+        Retried::Stopped => return None,
+        Retried::GaveUp(error) => {
+            let reason = format!("block {block} could not be encoded: {error}");
+            match inner.quarantine.keep_rows(tenant, &block.to_string(), &rows, &reason) {
+                Ok(()) => {
+                    let_go(inner, tenant, block);
+                    return None;
+                }
+                Err(kept) => {
+                    tracing::error!(%tenant, %block, error = %kept, "cannot quarantine a block's rows; retrying its encoding");
+                    retry(inner, "encode the block", Patience::Forever, encode).await.done()?
+                }
+            }
+        }
+    };
     let encoded_bytes = encoded.data.len() + encoded.bloom.len();
     inner.lock().advance(tenant, block, PendingStage::Encoded(Arc::new(encoded)), encoded_bytes);
     Some(())
 }
 
-/// Uploads queued blocks one at a time, each retried until it commits or the ingester stops.
+/// Forgets a quarantined block: its spans are on local disk now, so its WAL segments may go.
+fn let_go(inner: &Inner, tenant: &TenantId, block: BlockId) {
+    inner.lock().remove_committed(tenant, block);
+    inner.release_wal_segments();
+    inner.commits.send_modify(|count| *count += 1);
+}
+
+/// Uploads queued blocks, each in a task of its own, until the ingester stops; then waits for the
+/// uploads under way to end (each stops at its next retry).
 pub(super) async fn run_uploader(inner: Arc<Inner>, mut queue: mpsc::UnboundedReceiver<(TenantId, BlockId)>) {
     let mut stop = inner.stop.subscribe();
+    let slots = Arc::new(Semaphore::new(UPLOAD_CONCURRENCY));
+    let mut uploads = tokio::task::JoinSet::new();
     loop {
         let next = tokio::select! {
             next = queue.recv() => next,
             _ = stop.wait_for(|stopped| *stopped) => None,
+            Some(_) = uploads.join_next(), if !uploads.is_empty() => continue,
         };
-        let Some((tenant, block)) = next else { return };
-        let encoded = {
-            let mut buffers = inner.lock();
-            match buffers.pending_mut(&tenant, block).map(|p| &p.stage) {
-                Some(PendingStage::Encoded(encoded)) => encoded.clone(),
-                _ => continue,
-            }
-        };
-        let started = Instant::now();
-        let uploaded = retry(&inner, "upload the block", || async {
-            let attempt = upload_unless_committed(&inner, &encoded);
-            match tokio::time::timeout(inner.options.upload_timeout, attempt).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(StorageError::Timeout(inner.options.upload_timeout)),
-            }
-        })
-        .await;
-        let Some(stored) = uploaded else { return };
-        commit(&inner, &tenant, &encoded, stored);
-        metrics::histogram!(telemetry::FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
+        let Some((tenant, block)) = next else { break };
+        uploads.spawn(upload(inner.clone(), slots.clone(), tenant, block));
     }
+    while uploads.join_next().await.is_some() {}
+}
+
+/// Uploads one block, retried until it commits, the ingester stops, or it is quarantined.
+async fn upload(inner: Arc<Inner>, slots: Arc<Semaphore>, tenant: TenantId, block: BlockId) {
+    let encoded = {
+        let mut buffers = inner.lock();
+        match buffers.pending_mut(&tenant, block).map(|p| &p.stage) {
+            Some(PendingStage::Encoded(encoded)) => encoded.clone(),
+            _ => return,
+        }
+    };
+    let started = Instant::now();
+    let attempt = || async {
+        let Ok(_slot) = slots.acquire().await else { return Err(StorageError::Timeout(Duration::ZERO)) };
+        match tokio::time::timeout(inner.options.upload_timeout, upload_unless_committed(&inner, &encoded)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(StorageError::Timeout(inner.options.upload_timeout)),
+        }
+    };
+    let stored = match retry(&inner, "upload the block", Patience::BadBlock, attempt).await {
+        Retried::Done(stored) => stored,
+        Retried::Stopped => return,
+        Retried::GaveUp(error) => {
+            let reason = format!("block {block} could not be uploaded: {error}");
+            match inner.quarantine.keep_block(&encoded, &reason) {
+                Ok(()) => return let_go(&inner, &tenant, block),
+                Err(kept) => {
+                    tracing::error!(%tenant, %block, error = %kept, "cannot quarantine a block; retrying its upload");
+                    let Some(stored) = retry(&inner, "upload the block", Patience::Forever, attempt).await.done()
+                    else {
+                        return;
+                    };
+                    stored
+                }
+            }
+        }
+    };
+    commit(&inner, &tenant, &encoded, stored);
+    metrics::histogram!(telemetry::FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
 }
 
 /// How a pending block came to be committed in the store.
@@ -167,6 +227,7 @@ fn commit(inner: &Inner, tenant: &TenantId, block: &EncodedBlock, stored: Stored
     }
     inner.lock().remove_committed(tenant, meta.block_id);
     inner.release_wal_segments();
+    inner.uploads_committed.fetch_add(1, Ordering::SeqCst);
     match stored {
         Stored::Uploaded => {
             metrics::counter!(telemetry::BLOCKS_WRITTEN).increment(1);
@@ -187,28 +248,87 @@ fn commit(inner: &Inner, tenant: &TenantId, block: &EncodedBlock, stored: Stored
     inner.commits.send_modify(|count| *count += 1);
 }
 
-/// Runs `step` until it succeeds, backing off exponentially between failures; `None` if the ingester
-/// stops first.
-async fn retry<T, E, F, Fut>(inner: &Inner, what: &str, mut step: F) -> Option<T>
+/// A failed step's error, as [`retry`] judges it.
+trait StepError: std::fmt::Display {
+    /// Whether the failure is the block's own and would come back on every attempt.
+    fn is_block_fault(&self) -> bool;
+}
+
+impl StepError for StorageError {
+    fn is_block_fault(&self) -> bool {
+        StorageError::is_block_fault(self)
+    }
+}
+
+impl StepError for crate::wal::WalError {
+    fn is_block_fault(&self) -> bool {
+        false
+    }
+}
+
+/// How long a failing step is retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Patience {
+    /// Until it succeeds or the ingester stops: the WAL, and a store that is down, which the WAL limit
+    /// turns into backpressure.
+    Forever,
+    /// A block's encoding or upload: given up after [`BAD_BLOCK_ATTEMPTS`] failures if they are the
+    /// block's own fault or other blocks committed meanwhile.
+    BadBlock,
+}
+
+/// How a retried step ended.
+enum Retried<T, E> {
+    Done(T),
+    /// The ingester stopped first.
+    Stopped,
+    /// [`Patience::BadBlock`] ran out; the last failure.
+    GaveUp(E),
+}
+
+impl<T, E> Retried<T, E> {
+    /// The value, if the step succeeded.
+    fn done(self) -> Option<T> {
+        match self {
+            Retried::Done(value) => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// Runs `step` until it succeeds, backing off exponentially between failures, or until `patience` runs
+/// out or the ingester stops.
+async fn retry<T, E, F, Fut>(inner: &Inner, what: &str, patience: Patience, mut step: F) -> Retried<T, E>
 where
-    E: std::fmt::Display,
+    E: StepError,
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
 {
     let mut stop = inner.stop.subscribe();
     let mut backoff = FIRST_BACKOFF;
+    let mut failures = 0;
+    let committed_before = inner.uploads_committed.load(Ordering::SeqCst);
     loop {
         if *stop.borrow() {
-            return None;
+            return Retried::Stopped;
         }
         match step().await {
-            Ok(value) => return Some(value),
+            Ok(value) => return Retried::Done(value),
             Err(error) => {
+                failures += 1;
                 metrics::counter!(telemetry::FLUSH_FAILURES).increment(1);
+                let others_commit = inner.uploads_committed.load(Ordering::SeqCst) > committed_before;
+                if patience == Patience::BadBlock
+                    && failures >= BAD_BLOCK_ATTEMPTS
+                    && (error.is_block_fault() || others_commit)
+                {
+                    tracing::error!(%error, failures, "cannot {what}; giving up on this block");
+                    return Retried::GaveUp(error);
+                }
                 tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "cannot {what}; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.wait_for(|stopped| *stopped) => return None,
+                    _ = stop.wait_for(|stopped| *stopped) => return Retried::Stopped,
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }

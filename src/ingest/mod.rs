@@ -7,6 +7,7 @@
 
 mod buffer;
 mod flush;
+mod quarantine;
 mod replay;
 #[doc(hidden)]
 pub mod testing;
@@ -52,6 +53,9 @@ pub enum IngestError {
     BadWalRecord { seq: u64, source: ProtobufError },
     #[error("the ingester is shutting down")]
     ShuttingDown,
+    /// Spans that could not be replayed or uploaded could not be kept on disk either.
+    #[error("cannot keep spans in the quarantine folder: {0}")]
+    Quarantine(#[source] std::io::Error),
 }
 
 impl IngestError {
@@ -162,12 +166,16 @@ struct Inner {
     /// prepared.
     forced_cuts_requested: std::sync::atomic::AtomicU64,
     forced_cuts_done: watch::Sender<u64>,
-    /// Bumped on every commit, so `/flush` can wait for its blocks.
+    /// Bumped on every commit (and quarantine), so `/flush` can wait for its blocks.
     commits: watch::Sender<u64>,
+    /// Blocks committed by uploads: a block that keeps failing while this grows is the block's problem,
+    /// not the store's.
+    uploads_committed: std::sync::atomic::AtomicU64,
     uploads: mpsc::UnboundedSender<(TenantId, crate::ids::BlockId)>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     listeners: Mutex<Vec<CommitListener>>,
+    quarantine: quarantine::Quarantine,
 }
 
 impl Ingester {
@@ -179,7 +187,8 @@ impl Ingester {
         let segment_bytes = options.wal.segment_bytes.min((options.max_wal_bytes / 8).max(64 * 1024));
         let wal = Wal::open(&options.wal_dir, WalOptions { segment_bytes })?;
         testing::wait_if_held(&options.wal_dir, testing::Point::Replay).await;
-        let replayed = replay::replay(&wal, &options.block).await?;
+        let quarantine = quarantine::Quarantine::open(&options.wal_dir);
+        let replayed = replay::replay(&wal, &options.block, &quarantine).await?;
         let (uploads, upload_queue) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             options,
@@ -190,10 +199,12 @@ impl Ingester {
             forced_cuts_requested: std::sync::atomic::AtomicU64::new(0),
             forced_cuts_done: watch::channel(0).0,
             commits: watch::channel(0).0,
+            uploads_committed: std::sync::atomic::AtomicU64::new(0),
             uploads,
             stop: watch::channel(false).0,
             tasks: Mutex::new(Vec::new()),
             listeners: Mutex::new(Vec::new()),
+            quarantine,
         });
         let ingester = Self { inner };
         ingester.inner.release_wal_segments();
@@ -335,6 +346,12 @@ impl Ingester {
     /// Bytes of WAL on disk.
     pub fn wal_bytes(&self) -> u64 {
         self.inner.wal.disk_bytes()
+    }
+
+    /// `<tenant>/<name>` of every quarantined item: spans kept on local disk because they could not be
+    /// replayed or uploaded (`/ready` names them).
+    pub fn quarantined(&self) -> Vec<String> {
+        self.inner.quarantine.items()
     }
 
     /// Tenants whose spans this ingester holds (buffered or in blocks not committed yet).

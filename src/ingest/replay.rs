@@ -12,13 +12,19 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::buffer::{Buffers, PendingBlock, PendingStage};
+use super::quarantine::Quarantine;
 use super::{IngestError, payload_to_batch};
 use crate::ids::TenantId;
 use crate::storage::{BlockWriteOptions, StorageError, encode_block};
 use crate::wal::{Record, Wal, WalPosition};
 
-/// Replays every record of the WAL into fresh buffers.
-pub(super) async fn replay(wal: &Wal, block_options: &BlockWriteOptions) -> Result<Buffers, IngestError> {
+/// Replays every record of the WAL into fresh buffers. Records that cannot become rows, and cut groups
+/// that cannot become a block, are quarantined (kept on disk, named) rather than stopping the start.
+pub(super) async fn replay(
+    wal: &Wal,
+    block_options: &BlockWriteOptions,
+    quarantine: &Quarantine,
+) -> Result<Buffers, IngestError> {
     let mut unclaimed: BTreeMap<u64, (TenantId, WalPosition, Bytes)> = BTreeMap::new();
     let mut buffers = Buffers::default();
     let (mut span_records, mut cut_blocks) = (0usize, 0usize);
@@ -40,14 +46,16 @@ pub(super) async fn replay(wal: &Wal, block_options: &BlockWriteOptions) -> Resu
                 }
                 cut_blocks += 1;
                 let min_segment = claimed.iter().map(|(_, p, _)| p.segment).min().unwrap_or(0);
-                let batches = claimed
-                    .iter()
-                    .map(|(seq, _, payload)| payload_to_batch(*seq, payload))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let (options, owner) = (block_options.clone(), tenant.clone());
-                let encoded = tokio::task::spawn_blocking(move || encode_block(&owner, block, &batches, &options))
-                    .await
-                    .map_err(StorageError::from)??;
+                let encoded = match encode_claimed(&tenant, block, &claimed, block_options).await {
+                    Ok(encoded) => encoded,
+                    Err(error) => {
+                        let records: Vec<(u64, Bytes)> =
+                            claimed.into_iter().map(|(seq, _, payload)| (seq, payload)).collect();
+                        let reason = format!("the WAL replay could not make block {block} of them: {error}");
+                        quarantine.keep_records(&tenant, &block.to_string(), &records, &reason).map_err(kept)?;
+                        continue;
+                    }
+                };
                 let bytes = encoded.data.len() + encoded.bloom.len();
                 buffers.add_replayed_pending(
                     &tenant,
@@ -64,10 +72,36 @@ pub(super) async fn replay(wal: &Wal, block_options: &BlockWriteOptions) -> Resu
     }
     let open_records = unclaimed.len();
     for (seq, (tenant, position, payload)) in unclaimed {
-        buffers.add(&tenant, payload_to_batch(seq, &payload)?, position);
+        match payload_to_batch(seq, &payload) {
+            Ok(batch) => buffers.add(&tenant, batch, position),
+            Err(error) => {
+                let reason = format!("the WAL replay could not read the record: {error}");
+                quarantine.keep_records(&tenant, &format!("record-{seq}"), &[(seq, payload)], &reason).map_err(kept)?;
+            }
+        }
     }
     if span_records > 0 {
         tracing::info!(span_records, cut_blocks, open_records, "WAL replayed");
     }
     Ok(buffers)
+}
+
+/// The block a cut record's spans make.
+async fn encode_claimed(
+    tenant: &TenantId,
+    block: crate::ids::BlockId,
+    claimed: &[(u64, WalPosition, Bytes)],
+    options: &BlockWriteOptions,
+) -> Result<crate::storage::EncodedBlock, IngestError> {
+    let batches =
+        claimed.iter().map(|(seq, _, payload)| payload_to_batch(*seq, payload)).collect::<Result<Vec<_>, _>>()?;
+    let (options, owner) = (options.clone(), tenant.clone());
+    Ok(tokio::task::spawn_blocking(move || encode_block(&owner, block, &batches, &options))
+        .await
+        .map_err(StorageError::from)??)
+}
+
+/// A quarantine that could not be written stops the start: the spans would otherwise be in no place.
+fn kept(error: std::io::Error) -> IngestError {
+    IngestError::Quarantine(error)
 }

@@ -201,6 +201,41 @@ async fn a_push_cancelled_after_its_wal_append_holds_what_a_replay_would() {
     restarted.shutdown().await;
 }
 
+/// Issue 26, item 13: WAL records that cannot be replayed (an unreadable record, and a cut group whose
+/// block cannot be made) are quarantined, kept on disk as the requests they hold, and the ingester
+/// starts with the rest. Before, one such record stopped the server from starting.
+#[tokio::test]
+async fn records_the_replay_cannot_read_are_quarantined_and_the_ingester_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = TraceGenerator::new(50).next_request(20);
+    let sent = span_count(&valid);
+    let garbage = Bytes::from_static(b"\xff\xff not an OTLP request");
+    let block = BlockId::new_random();
+    {
+        let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+        let spans = |payload: Bytes| Record::Spans { tenant: tenant(), payload };
+        wal.append(spans(Bytes::from(valid.encode_to_vec()))).await.unwrap();
+        let unreadable = wal.append(spans(garbage.clone())).await.unwrap();
+        let claimed = wal.append(spans(garbage.clone())).await.unwrap();
+        let sequences = crate::wal::SequenceRanges::from_sequences(vec![claimed.seq]);
+        wal.append(Record::Cut { tenant: tenant(), block, sequences }).await.unwrap();
+        assert_eq!((unreadable.seq, claimed.seq), (1, 2));
+        wal.close();
+    }
+    let storage = Storage::open("memory://").unwrap();
+    let ingester = Ingester::start(options(dir.path()), storage).await.expect("starts despite the bad records");
+    assert_eq!(rows(&ingester.recent_batches(&tenant()).unwrap()), sent, "the readable record is replayed");
+    let mut expected = vec![format!("team-a/{block}"), "team-a/record-1".to_owned()];
+    expected.sort();
+    let mut quarantined = ingester.quarantined();
+    quarantined.sort();
+    assert_eq!(quarantined, expected);
+    let kept = dir.path().join("quarantine/team-a");
+    assert_eq!(std::fs::read(kept.join("record-1/1.pb")).unwrap(), garbage.as_ref(), "kept as it was");
+    assert_eq!(std::fs::read(kept.join(block.to_string()).join("2.pb")).unwrap(), garbage.as_ref());
+    ingester.shutdown().await;
+}
+
 #[tokio::test]
 async fn invalid_spans_are_refused_one_by_one_and_never_reach_the_wal() {
     let wal = tempfile::tempdir().unwrap();

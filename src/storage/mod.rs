@@ -78,6 +78,21 @@ impl StorageError {
         )
     }
 
+    /// True when the failure is the block's own and would come back on every attempt (its rows cannot be
+    /// encoded, its objects are unreadable or refused for their names), not the store's (unreachable,
+    /// overloaded, timing out), which retrying outlasts.
+    pub fn is_block_fault(&self) -> bool {
+        match self {
+            StorageError::Parquet(_)
+            | StorageError::Arrow(_)
+            | StorageError::SpanFormat(_)
+            | StorageError::EmptyBlock
+            | StorageError::EncodeWorkerPanicked => true,
+            StorageError::ObjectStore(error) => matches!(error, object_store::Error::InvalidPath { .. }),
+            other => other.is_unreadable_block(),
+        }
+    }
+
     /// The `reason` label of [`telemetry::BLOCKS_SKIPPED`](crate::telemetry::BLOCKS_SKIPPED) for an
     /// unreadable block.
     pub fn skip_reason(&self) -> &'static str {

@@ -38,6 +38,8 @@ pub struct FaultyStore {
     held: Arc<HeldWrites>,
     /// Requests hanging right now because the store is stalling.
     stalled: AtomicUsize,
+    /// Writes of objects under this prefix fail, whatever `fault` says (one tenant's objects refused).
+    refused_prefix: std::sync::Mutex<Option<String>>,
 }
 
 /// Counts a request as stalled for as long as it hangs (its future is dropped when its caller gives up).
@@ -92,6 +94,7 @@ impl FaultyStore {
             writes_left: AtomicI64::new(i64::MAX),
             held: Arc::default(),
             stalled: AtomicUsize::new(0),
+            refused_prefix: std::sync::Mutex::new(None),
         })
     }
 
@@ -141,6 +144,23 @@ impl FaultyStore {
         self.writes_left.load(Ordering::SeqCst) < 0
     }
 
+    /// Makes every write of an object whose name starts with `prefix` fail, as a store refusing one
+    /// block's objects would, while the rest of the store works.
+    pub fn refuse_writes_under(&self, prefix: &str) {
+        *self.refused_prefix.lock().unwrap() = Some(prefix.to_owned());
+    }
+
+    fn prefix_gate(&self, location: &Path) -> Result<()> {
+        let refused = self.refused_prefix.lock().unwrap();
+        if refused.as_deref().is_some_and(|prefix| location.as_ref().starts_with(prefix)) {
+            return Err(object_store::Error::Generic {
+                store: "faulty",
+                source: "injected refusal of this object".into(),
+            });
+        }
+        Ok(())
+    }
+
     fn write_gate(&self) -> Result<()> {
         if self.writes_left.fetch_sub(1, Ordering::SeqCst) <= 0 {
             return Err(object_store::Error::Generic { store: "faulty", source: "injected write failure".into() });
@@ -165,6 +185,7 @@ impl ObjectStore for FaultyStore {
     async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
         self.held.pass().await;
         self.gate().await?;
+        self.prefix_gate(location)?;
         self.write_gate()?;
         self.inner.put_opts(location, payload, opts).await
     }
@@ -172,6 +193,7 @@ impl ObjectStore for FaultyStore {
     async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
         self.held.pass().await;
         self.gate().await?;
+        self.prefix_gate(location)?;
         self.write_gate()?;
         self.inner.put_multipart_opts(location, opts).await
     }
