@@ -177,6 +177,9 @@ async fn answers_stay_exact_while_compaction_runs_on_s3() {
     assert_exact(&remote, &tenant, &expected, "after").await;
     assert_eq!(visible_blocks(&local, &tenant), 1);
     assert_eq!(visible_blocks(&remote, &tenant), 1);
+    let last = list_blocks(&storage, &tenant).await.unwrap().committed[0];
+    let meta = spanlake::storage::read_block_meta(&storage, &tenant, last).await.unwrap();
+    assert!(meta.lease_epoch.is_some(), "a merge records the lease epoch it committed under (readers fence by it)");
 }
 
 /// A block this build cannot read (metadata of a newer format version, or metadata that does not parse)

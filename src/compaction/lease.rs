@@ -34,8 +34,8 @@ pub struct LeaseRecord {
 /// What an attempt to take or renew the lease found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LeaseState {
-    /// This compactor holds the lease until the given unix ms.
-    Held { expires_unix_ms: u64 },
+    /// This compactor holds the lease until the given unix ms, under this epoch (a commit records it).
+    Held { expires_unix_ms: u64, epoch: u64 },
     /// Another compactor holds an unexpired lease.
     HeldElsewhere { holder: String, expires_unix_ms: u64 },
 }
@@ -133,13 +133,14 @@ impl Lease {
         for epoch in older.into_iter().chain(current.map(|record| record.epoch)) {
             let _ = store.delete(&self.path(epoch)).await;
         }
-        Ok(LeaseState::Held { expires_unix_ms: record.expires_unix_ms })
+        Ok(LeaseState::Held { expires_unix_ms: record.expires_unix_ms, epoch: record.epoch })
     }
 
-    /// Renews a lease this compactor holds; an error when another compactor has taken it meanwhile.
+    /// Renews a lease this compactor holds, returning its new epoch; an error when another compactor has
+    /// taken it meanwhile.
     pub async fn renew(&self, now_unix_ms: u64) -> Result<u64, CompactionError> {
         match self.acquire(now_unix_ms).await? {
-            LeaseState::Held { expires_unix_ms } => Ok(expires_unix_ms),
+            LeaseState::Held { epoch, .. } => Ok(epoch),
             LeaseState::HeldElsewhere { holder, .. } => {
                 Err(CompactionError::LeaseLost(format!("compactor {holder} took tenant {}'s lease over", self.tenant)))
             }
@@ -177,15 +178,15 @@ mod tests {
     async fn one_holder_at_a_time_and_an_expired_lease_is_taken_over() {
         let storage = Storage::open("memory://").unwrap();
         let (a, b) = (lease(&storage, "a"), lease(&storage, "b"));
-        assert_eq!(a.acquire(1_000).await.unwrap(), LeaseState::Held { expires_unix_ms: 11_000 });
+        assert_eq!(a.acquire(1_000).await.unwrap(), LeaseState::Held { expires_unix_ms: 11_000, epoch: 1 });
         assert_eq!(
             b.acquire(5_000).await.unwrap(),
             LeaseState::HeldElsewhere { holder: "a".into(), expires_unix_ms: 11_000 }
         );
-        assert_eq!(a.renew(6_000).await.unwrap(), 16_000, "the holder renews");
+        assert_eq!(a.renew(6_000).await.unwrap(), 2, "the holder renews, under the next epoch");
         assert!(matches!(b.acquire(15_999).await.unwrap(), LeaseState::HeldElsewhere { .. }));
         // a stops renewing (it died); once expired, b takes over and a finds out on its next renewal.
-        assert_eq!(b.acquire(16_001).await.unwrap(), LeaseState::Held { expires_unix_ms: 26_001 });
+        assert_eq!(b.acquire(16_001).await.unwrap(), LeaseState::Held { expires_unix_ms: 26_001, epoch: 3 });
         let lost = a.renew(16_002).await.unwrap_err();
         assert!(matches!(lost, CompactionError::LeaseLost(_)), "{lost}");
         b.release(17_000).await.unwrap();

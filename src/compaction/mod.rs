@@ -30,8 +30,8 @@ pub use plan::{Job, Plan, PlanRules};
 
 use crate::ids::{BlockId, TenantId};
 use crate::storage::{
-    BlockMeta, BlockSidecar, BlockWriteOptions, Storage, StorageError, delete_block, delete_leftover, layout,
-    list_blocks, list_tenants, read_block_meta, upload_spooled_block,
+    BlockMeta, BlockSidecar, BlockWriteOptions, Storage, StorageError, commit_block, delete_block, delete_leftover,
+    layout, list_blocks, list_tenants, read_block_meta, upload_spooled_objects,
 };
 use crate::telemetry;
 
@@ -387,11 +387,15 @@ impl Compactor {
             .map(|job| async move {
                 lease.renew(clock()).await?;
                 let inputs = job.inputs.len();
-                let (merged, data) = self.merge(tenant, job).await?;
+                let (mut merged, data) = self.merge(tenant, job).await?;
+                upload_spooled_objects(&self.inner.storage, &merged.block, data).await?;
                 // The lease is checked again right before the commit: a compactor that lost it while merging
-                // leaves its output uncommitted (a leftover) instead of racing the new holder.
-                lease.renew(clock()).await?;
-                upload_spooled_block(&self.inner.storage, &merged.block, data).await?;
+                // or uploading leaves its output uncommitted (a leftover) instead of racing the new holder,
+                // and the commit records the epoch, so one that loses it during the commit itself is fenced
+                // off by readers (`storage::replacements`).
+                let epoch = lease.renew(clock()).await?;
+                merged.block.meta.lease_epoch = Some(epoch);
+                commit_block(&self.inner.storage, &merged.block.meta).await?;
                 self.remember(&merged.block.meta);
                 self.notify(BlockChange::Committed(&merged.block));
                 Ok::<_, CompactionError>((merged, inputs))

@@ -2,11 +2,11 @@
 //! rule is unit-tested): which blocks retention deletes, which replaced blocks and crash leftovers have
 //! waited out their grace period, and which blocks merge together.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use crate::ids::BlockId;
-use crate::storage::{BlockMeta, UncommittedBlock, replaced_blocks};
+use crate::storage::{BlockMeta, Replacements, UncommittedBlock, replacements};
 
 /// The rules of a pass.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,7 +63,7 @@ pub const MAX_CLOCK_AHEAD: Duration = Duration::from_secs(24 * 3600);
 /// Plans a pass over one tenant's committed blocks and uncommitted prefixes at `now_unix_ms`.
 pub fn plan(metas: &[BlockMeta], leftovers: &[UncommittedBlock], now_unix_ms: u64, rules: &PlanRules) -> Plan {
     let millis = |d: Duration| d.as_millis() as u64;
-    let hidden = replaced_blocks(metas);
+    let Replacements { hidden, since_unix_ms: replaced_since } = replacements(metas);
     let cutoff_unix_ms = now_unix_ms.saturating_sub(millis(rules.retention));
     let cutoff_unix_nano = cutoff_unix_ms.saturating_mul(1_000_000);
     // Both clocks: the spans' own times (retention as users mean it) and when the block's spans were first
@@ -79,14 +79,8 @@ pub fn plan(metas: &[BlockMeta], leftovers: &[UncommittedBlock], now_unix_ms: u6
     expired.sort_by_key(|meta| (!hidden.contains(&meta.block_id), meta.block_id));
     let expired_ids: HashSet<BlockId> = expired.iter().map(|meta| meta.block_id).collect();
 
-    // A replaced block may go once the earliest block replacing it has been known for the grace period.
-    let mut replaced_since: HashMap<BlockId, u64> = HashMap::new();
-    for meta in metas {
-        for &replaced in &meta.replaces {
-            let since = replaced_since.entry(replaced).or_insert(meta.created_unix_ms);
-            *since = (*since).min(meta.created_unix_ms);
-        }
-    }
+    // A replaced (or fenced) block may go once the earliest block hiding it has been known for the grace
+    // period.
     let replaced_due = metas
         .iter()
         .filter(|meta| !expired_ids.contains(&meta.block_id))
@@ -219,6 +213,7 @@ mod tests {
             bloom_false_positive_rate: 0.01,
             compaction_level: 0,
             replaces: Vec::new(),
+            lease_epoch: None,
             tags: None,
         }
     }
@@ -297,6 +292,42 @@ mod tests {
 
         let later = super::plan(&metas, &[], now + 30_000, &rules());
         assert_eq!(later.replaced_due, ids(&[1, 2]));
+    }
+
+    /// Issue 26, item 17: a compactor that lost its lease while committing (its merge committed under
+    /// epoch 5, the new holder's under 7) is fenced off: of two merges replacing a block in common, the
+    /// earlier epoch's is hidden (its own inputs only where the later one holds them too) and deleted
+    /// after the grace period, so no span counts twice. Before, both were visible.
+    #[test]
+    fn a_merge_committed_under_a_lost_lease_is_fenced_off_and_deleted() {
+        let now = 20 * DAY_MS;
+        let start = (now - DAY_MS) * 1_000_000;
+        let merged = |id: u128, inputs: &[u128], epoch: Option<u64>| {
+            let mut meta = block(id, start, 200);
+            meta.replaces = ids(inputs);
+            meta.lease_epoch = epoch;
+            meta.created_unix_ms = now - 30_000;
+            meta
+        };
+        let inputs = [block(1, start, 100), block(2, start, 100), block(3, start, 100)];
+        let hidden = |metas: &[BlockMeta]| {
+            let mut hidden: Vec<BlockId> = replacements(metas).hidden.into_iter().collect();
+            hidden.sort();
+            hidden
+        };
+        let stale = merged(10, &[1, 2], Some(5));
+        let fresh = merged(11, &[2, 3], Some(7));
+        let metas: Vec<BlockMeta> = inputs.iter().cloned().chain([stale.clone(), fresh.clone()]).collect();
+        assert_eq!(hidden(&metas), ids(&[2, 3, 10]), "block 1 stays visible: only the fenced merge held it");
+        let plan = plan(&metas, &[], now + 30_000, &rules());
+        assert_eq!(plan.replaced_due, ids(&[2, 3, 10]), "the fenced merge goes after the grace, like an input");
+        // Whichever commits last, the later epoch wins; merges from before epochs existed replace as always.
+        let overlapping: Vec<BlockMeta> =
+            inputs.iter().cloned().chain([merged(11, &[1, 2, 3], Some(7)), stale.clone()]).collect();
+        assert_eq!(hidden(&overlapping), ids(&[1, 2, 3, 10]));
+        let unfenced: Vec<BlockMeta> =
+            inputs.iter().cloned().chain([merged(10, &[1, 2], None), merged(11, &[3], None)]).collect();
+        assert_eq!(hidden(&unfenced), ids(&[1, 2, 3]));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Per-tenant block listing and deletion. A block is listed only once its metadata object exists, so a
 //! reader never sees a half-written block; deletion removes the metadata first for the same reason.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -54,10 +54,54 @@ pub async fn list_blocks(storage: &Storage, tenant: &TenantId) -> Result<BlockLi
     Ok(listing)
 }
 
-/// The blocks that some block of `metas` replaces (its compaction inputs and theirs): readers hide them,
-/// whether or not they are still stored, so every span is counted once.
+/// Which blocks readers must not read, and since when (unix ms) each has been hidden.
+#[derive(Debug, Default)]
+pub struct Replacements {
+    /// Blocks whose spans a committed compacted block holds, and compacted blocks fenced off.
+    pub hidden: HashSet<BlockId>,
+    /// For each hidden block, the earliest commit of a block that hides it: it may be deleted once that
+    /// is the deletion grace in the past.
+    pub since_unix_ms: HashMap<BlockId, u64>,
+}
+
+/// The blocks a set of committed blocks hides: every block a compacted block replaces, so each span
+/// counts once from the instant the compacted block exists; and a compacted block *fenced off* by a
+/// merge committed under a later lease epoch that replaces a block in common (issue 26, item 17: a
+/// compactor that lost its lease mid-commit and committed anyway). A fenced block's own replacements do
+/// not count, so nothing it alone replaced disappears.
+pub fn replacements<'a>(metas: impl IntoIterator<Item = &'a BlockMeta>) -> Replacements {
+    let compacted: Vec<&BlockMeta> = metas.into_iter().filter(|meta| !meta.replaces.is_empty()).collect();
+    let epoch = |meta: &BlockMeta| meta.lease_epoch.unwrap_or(0);
+    let mut highest: HashMap<BlockId, u64> = HashMap::new();
+    for meta in &compacted {
+        for input in &meta.replaces {
+            let top = highest.entry(*input).or_default();
+            *top = (*top).max(epoch(meta));
+        }
+    }
+    let is_fenced = |meta: &BlockMeta| meta.replaces.iter().any(|input| highest[input] > epoch(meta));
+    let (fenced, kept): (Vec<&BlockMeta>, Vec<&BlockMeta>) = compacted.into_iter().partition(|meta| is_fenced(meta));
+    let mut replacements = Replacements::default();
+    for meta in kept {
+        for input in &meta.replaces {
+            let since = replacements.since_unix_ms.entry(*input).or_insert(meta.created_unix_ms);
+            *since = (*since).min(meta.created_unix_ms);
+        }
+    }
+    // Fenced blocks are rare (a lease lost mid-commit); each is hidden since the block that fences it.
+    for meta in fenced {
+        let fenced_since = meta.replaces.iter().filter_map(|input| replacements.since_unix_ms.get(input)).min();
+        let since = fenced_since.copied().unwrap_or(meta.created_unix_ms);
+        tracing::debug!(block = %meta.block_id, "a compacted block committed under a lost lease is hidden");
+        replacements.since_unix_ms.insert(meta.block_id, since);
+    }
+    replacements.hidden = replacements.since_unix_ms.keys().copied().collect();
+    replacements
+}
+
+/// The blocks readers must not read ([`replacements`]).
 pub fn replaced_blocks<'a>(metas: impl IntoIterator<Item = &'a BlockMeta>) -> HashSet<BlockId> {
-    metas.into_iter().flat_map(|meta| meta.replaces.iter().copied()).collect()
+    replacements(metas).hidden
 }
 
 fn block_and_file(prefix: &Path, location: &Path) -> Option<(BlockId, String)> {

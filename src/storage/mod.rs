@@ -15,12 +15,12 @@ use std::sync::Arc;
 use object_store::ObjectStore;
 
 pub use block::{
-    BlockMeta, BlockSidecar, BlockWriteOptions, EncodedBlock, FORMAT_VERSION, TraceBloom, encode_block, read_encoded,
-    upload_block, upload_spooled_block,
+    BlockMeta, BlockSidecar, BlockWriteOptions, EncodedBlock, FORMAT_VERSION, TraceBloom, commit_block, encode_block,
+    read_encoded, upload_block, upload_spooled_objects,
 };
 pub use blocks::{
-    BlockListing, UncommittedBlock, delete_block, delete_leftover, list_blocks, list_tenants, read_block_meta,
-    replaced_blocks,
+    BlockListing, Replacements, UncommittedBlock, delete_block, delete_leftover, list_blocks, list_tenants,
+    read_block_meta, replaced_blocks, replacements,
 };
 pub use instrumented::{InstrumentedStore, RangeReads, RequestCounts};
 pub use location::{StorageLocation, UrlProblem};

@@ -61,6 +61,12 @@ pub struct BlockMeta {
     /// deletion grace period for in-flight queries. Absent (empty) for blocks cut by an ingester.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replaces: Vec<BlockId>,
+    /// The epoch of the tenant's compactor lease this (compacted) block was committed under, checked
+    /// right before the commit. Of two compacted blocks replacing a block in common, readers keep the one
+    /// with the higher epoch: a compactor that lost its lease while committing (a stall longer than the
+    /// lease) is fenced off instead of doubling spans (`replacements`). Absent for ingesters' blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_epoch: Option<u64>,
     /// Attribute keys, few-valued attribute values and span/service names, bounded (`tags.rs`): tag
     /// autocomplete and SQL pruning read them from here, at no request. Absent in blocks written before
     /// summaries existed; readers then scan the block instead.
@@ -144,6 +150,7 @@ mod tests {
             bloom_false_positive_rate: 0.01,
             compaction_level: 0,
             replaces: Vec::new(),
+            lease_epoch: None,
             tags: None,
         }
     }

@@ -21,5 +21,6 @@ pub use reader::{
 };
 pub use tags::{ScopeTags, TagScope, TagSummary, TagSummaryBuilder, ValueList, ValueType};
 pub use writer::{
-    BlockSidecar, BlockWriteOptions, EncodedBlock, encode_block, upload_block, upload_spooled_block, write_block,
+    BlockSidecar, BlockWriteOptions, EncodedBlock, commit_block, encode_block, upload_block, upload_spooled_objects,
+    write_block,
 };

@@ -261,6 +261,7 @@ pub fn assemble(
         row_groups,
         bloom_false_positive_rate: options.bloom_false_positive_rate,
         compaction_level: 0,
+        lease_epoch: None,
         replaces: Vec::new(),
         tags: summary.tags,
     };
@@ -750,22 +751,25 @@ pub async fn upload_block(storage: &Storage, block: &EncodedBlock) -> Result<(),
     upload_then_commit(storage, &block.meta, &block.bloom, upload(&store, &data_path, block.data.clone())).await
 }
 
-/// Uploads a block whose Parquet data sits in a local file (a compaction's output), in parts of
-/// `MULTIPART_PART_BYTES` read one after the other, so the upload holds a few parts in memory
-/// whatever the block's size; then commits it like [`upload_block`].
-pub async fn upload_spooled_block(
+/// Uploads the data and bloom of a block whose Parquet data sits in a local file (a compaction's output),
+/// in parts of `MULTIPART_PART_BYTES` read one after the other, so the upload holds a few parts in memory
+/// whatever the block's size. The block does not exist for readers until [`commit_block`] writes its
+/// metadata: the compactor checks its lease in between.
+pub async fn upload_spooled_objects(
     storage: &Storage,
     sidecar: &BlockSidecar,
     data: std::fs::File,
 ) -> Result<(), StorageError> {
     let store = storage.object_store();
-    let data_path = layout::data_path(&sidecar.meta.tenant, sidecar.meta.block_id);
+    let (tenant, id) = (&sidecar.meta.tenant, sidecar.meta.block_id);
+    let (data_path, bloom_path) = (layout::data_path(tenant, id), layout::bloom_path(tenant, id));
     let sent = upload_file(&store, &data_path, data, MULTIPART_THRESHOLD_BYTES, MULTIPART_PART_BYTES);
-    upload_then_commit(storage, &sidecar.meta, &sidecar.bloom, sent).await
+    futures::try_join!(sent, upload(&store, &bloom_path, sidecar.bloom.clone()))?;
+    Ok(())
 }
 
 /// Uploads the bloom alongside `data` (the data object's upload), then writes the metadata object last:
-/// the commit point, created only if absent.
+/// the commit point.
 async fn upload_then_commit(
     storage: &Storage,
     meta: &BlockMeta,
@@ -773,11 +777,17 @@ async fn upload_then_commit(
     data: impl Future<Output = Result<(), StorageError>>,
 ) -> Result<(), StorageError> {
     let store = storage.object_store();
-    let (tenant, id) = (&meta.tenant, meta.block_id);
-    let bloom_path = layout::bloom_path(tenant, id);
+    let bloom_path = layout::bloom_path(&meta.tenant, meta.block_id);
     futures::try_join!(data, upload(&store, &bloom_path, bloom.clone()))?;
+    commit_block(storage, meta).await
+}
+
+/// Writes a block's metadata object, which makes the block exist for readers: created only if absent,
+/// so a block is never committed twice with different metadata.
+pub async fn commit_block(storage: &Storage, meta: &BlockMeta) -> Result<(), StorageError> {
     let commit = PutOptions { mode: PutMode::Create, ..Default::default() };
-    match store.put_opts(&layout::meta_path(tenant, id), PutPayload::from(meta.to_json()), commit).await {
+    let path = layout::meta_path(&meta.tenant, meta.block_id);
+    match storage.object_store().put_opts(&path, PutPayload::from(meta.to_json()), commit).await {
         Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
         Err(error) => Err(error.into()),
     }
