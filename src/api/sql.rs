@@ -87,18 +87,37 @@ pub async fn sql(
         Err(refused) => return error_response(StatusCode::BAD_REQUEST, &refused.to_string()),
     };
     let started = Instant::now();
-    let mut rows = match state.sql.query(&tenant, &text).await {
-        Ok(rows) => rows,
-        Err(error) => return sql_error_response(&tenant.to_string(), &text, &error),
+    let started_rows = match until_first_batch(&state, &tenant, &text).await {
+        Err(error) if error.is_missing_object() => {
+            // A block the catalogue knew is gone (compaction deleted it after its switch, which this
+            // querier has not listed yet): refresh the tenant's blocks and run the query once more. Still
+            // missing, it fails (503): never a silent subset.
+            tracing::info!(%tenant, %error, "a block of the SQL scan is gone from the store; refreshing and running again");
+            if let Err(error) = state.querier.catalog().refresh(&tenant).await {
+                tracing::warn!(%tenant, %error, "block catalogue refresh failed");
+            }
+            until_first_batch(&state, &tenant, &text).await
+        }
+        other => other,
     };
-    let first = match rows.next().await {
-        Some(Err(error)) => return sql_error_response(&tenant.to_string(), &text, &error),
-        Some(Ok(batch)) => Some(batch),
-        None => None,
+    let (rows, first) = match started_rows {
+        Ok(found) => found,
+        Err(error) => return sql_error_response(&tenant.to_string(), &text, &error),
     };
     let writer = ResultWriter::new(rows.schema(), format);
     let body = Body::from_stream(encoded(writer, first, rows, started, tenant.to_string()));
     ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+}
+
+/// Plans and starts a query, up to its first batch (the status line waits for it).
+async fn until_first_batch(
+    state: &AppState,
+    tenant: &crate::ids::TenantId,
+    text: &str,
+) -> Result<(SqlRows, Option<arrow::array::RecordBatch>), SqlError> {
+    let mut rows = state.sql.query(tenant, text).await?;
+    let first = rows.next().await.transpose()?;
+    Ok((rows, first))
 }
 
 /// The format asked for: `?format=` wins over `Accept`; JSON when neither names one.

@@ -77,6 +77,32 @@ pub enum SqlError {
     Internal(#[source] DataFusionError),
 }
 
+impl SqlError {
+    /// True when blocks could not be read because an object of one is gone from the store (a block the
+    /// catalogue still knew was deleted: compaction's switch seen late): a refresh of the tenant's blocks
+    /// and a second run answers in full (issue 26, item 8).
+    pub fn is_missing_object(&self) -> bool {
+        let SqlError::Unavailable(error) = self else { return false };
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        while let Some(current) = cause {
+            if matches!(current.downcast_ref::<object_store::Error>(), Some(object_store::Error::NotFound { .. }))
+                || matches!(
+                    current.downcast_ref::<crate::storage::StorageError>(),
+                    Some(crate::storage::StorageError::BlockNotFound(_))
+                )
+                || matches!(
+                    current.downcast_ref::<DataFusionError>(),
+                    Some(DataFusionError::ObjectStore(inner)) if matches!(**inner, object_store::Error::NotFound { .. })
+                )
+            {
+                return true;
+            }
+            cause = current.source();
+        }
+        false
+    }
+}
+
 /// What a user is shown of a DataFusion error: the message of the error at its root (one of ours, such as
 /// a [`QueryError`], when DataFusion wraps it), without DataFusion's wrappers; for exhausted memory, the
 /// detail alone.
