@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Write;
 
-use common::server::{Reply, TestServer, send, try_send};
+use common::server::{Reply, TestServer, metric, send, try_send};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message;
@@ -525,15 +525,6 @@ async fn poll_for<T, F: std::future::Future<Output = Option<T>>>(
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     None
-}
-
-/// The value of an unlabelled metric in the server's `/metrics`.
-async fn metric(server: &TestServer, name: &str) -> f64 {
-    let text = send("GET", &server.query_url("/metrics"), &[], Vec::new()).await.text();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
 }
 
 /// A valid request of about `bytes` as sent (one span's name carries the bulk).

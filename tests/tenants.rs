@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::server::{TestServer, send};
+use common::server::{TestServer, metric, send};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message;
@@ -15,15 +15,6 @@ const PROTOBUF: (&str, &str) = ("content-type", "application/x-protobuf");
 
 fn body(seed: u64) -> Vec<u8> {
     TraceGenerator::new(seed).next_request(20).encode_to_vec()
-}
-
-/// A metric's value from `/metrics`, summed over its label sets.
-async fn metric(server: &TestServer, name: &str) -> f64 {
-    let text = send("GET", &server.query_url("/metrics"), &[], Vec::new()).await.text();
-    text.lines()
-        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with([' ', '{']))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::encoding::block_write_options;
 use common::faulty::{Fault, FaultyStore, check_between_writes};
-use common::server::{Reply, TestServer, send};
+use common::server::{Reply, TestServer, metric, send};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, TracesData};
 use prost::Message;
@@ -249,15 +249,6 @@ async fn a_trace_split_across_the_buffer_and_two_blocks_comes_back_whole_and_onc
     let returned = TracesData::decode(reply.body).unwrap().resource_spans;
     common::otlp::assert_same_spans(&returned, &trace, "split trace");
     server.server.shutdown().await.unwrap();
-}
-
-/// A metric from `/metrics`, summed over its label sets (e.g. object-store requests over operations).
-async fn metric(server: &TestServer, name: &str) -> f64 {
-    let text = send("GET", &server.query_url("/metrics"), &[], Vec::new()).await.text();
-    text.lines()
-        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with([' ', '{']))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

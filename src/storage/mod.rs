@@ -111,6 +111,14 @@ impl StorageError {
             StorageError::InvalidMeta { .. } => "a block's metadata is not valid".to_owned(),
             StorageError::LocalFolder { source, .. } => format!("local storage folder: {}", source.kind()),
             StorageError::Spool(source) => format!("local block file: {}", source.kind()),
+            // Parquet's reader wraps the store's failures (which name the object or local path).
+            StorageError::Parquet(parquet::errors::ParquetError::External(inner)) => {
+                match inner.downcast_ref::<object_store::Error>() {
+                    Some(error) => format!("object store: {}", object_store_failure(error)),
+                    None => "a block could not be decoded".to_owned(),
+                }
+            }
+            StorageError::Parquet(_) => "a block could not be decoded".to_owned(),
             other => other.to_string(),
         }
     }

@@ -102,6 +102,16 @@ pub async fn try_send(
     Ok(Reply { status: parts.status.as_u16(), headers: parts.headers, body })
 }
 
+/// A metric from the server's `/metrics`, summed over its label sets (e.g. object-store requests over
+/// operations); 0 when it has no series yet.
+pub async fn metric(server: &TestServer, name: &str) -> f64 {
+    let text = send("GET", &server.query_url("/metrics"), &[], Vec::new()).await.text();
+    text.lines()
+        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with([' ', '{']))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// What a `spanlake serve` process logged up to its "ready" line.
 pub struct StartupLog {
     /// Address of the query HTTP API.
