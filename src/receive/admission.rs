@@ -120,6 +120,14 @@ where
     let before = admitted.held_bytes();
     let mut first: Option<Bytes> = None;
     let mut joined: Vec<u8> = Vec::new();
+    // A declared length (HTTP's Content-Length) sizes the buffer once instead of by doubling.
+    if let Some(declared) = body.size_hint().exact().and_then(|n| usize::try_from(n).ok()) {
+        if declared > limit {
+            return Err(ReceiveError::TooLarge { limit, stage: "as sent" });
+        }
+        admitted.hold(declared)?;
+        joined.reserve_exact(declared);
+    }
     while let Some(frame) = body.frame().await {
         let frame = match frame {
             Ok(frame) => frame,
@@ -131,7 +139,7 @@ where
             return Err(ReceiveError::TooLarge { limit, stage: "as sent" });
         }
         // One frame is kept as it came (no copy); more are joined into one buffer, held at its capacity.
-        if first.is_none() && joined.is_empty() {
+        if first.is_none() && joined.is_empty() && joined.capacity() < received {
             admitted.hold(data.len())?;
             first = Some(data);
             continue;
