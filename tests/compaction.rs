@@ -418,6 +418,11 @@ async fn sql_over_blocks_another_compactor_deleted_refreshes_and_answers_in_full
         config.block_refresh_interval = Duration::from_secs(3600);
     })
     .await;
+    let searcher = common::server::TestServer::start(storage.clone(), |config| {
+        config.block_refresh_interval = Duration::from_secs(3600);
+    })
+    .await;
+    assert_eq!(searcher.server.querier().catalog().blocks(&tenant).await.unwrap().len(), 4);
     let count = || async {
         let reply = common::server::send(
             "POST",
@@ -444,5 +449,15 @@ async fn sql_over_blocks_another_compactor_deleted_refreshes_and_answers_in_full
 
     assert_eq!(count().await, whole, "the scan's missing blocks make it refresh and run again");
     assert_eq!(server.server.querier().catalog().snapshot(&tenant).unwrap().len(), 1);
+
+    // Search, on a second querier whose catalogue is as stale as the first one's was.
+    let traces =
+        searcher.query_url(&format!("/api/search?q=%7B%7D&limit={}&start=0&end=4102444800", expected.len() + 1));
+    let found = common::server::send("GET", &traces, &[], Vec::new()).await;
+    assert_eq!(found.status, 200, "{}", found.text());
+    let answer: serde_json::Value = serde_json::from_slice(&found.body).unwrap();
+    assert_eq!(answer["traces"].as_array().unwrap().len(), expected.len(), "every trace found: {answer}");
+    assert_eq!(searcher.server.querier().catalog().snapshot(&tenant).unwrap().len(), 1);
+    searcher.server.shutdown().await.unwrap();
     server.server.shutdown().await.unwrap();
 }

@@ -68,7 +68,7 @@ impl Searcher {
 
     /// The answer to `request` over `tenant`'s spans.
     pub async fn search(&self, tenant: &TenantId, request: &SearchRequest) -> Result<SearchResponse, SearchError> {
-        self.walk(tenant, request, &mut |_| {}).await
+        self.walk_refreshed(tenant, request, &mut |_| {}).await
     }
 
     /// The answer as it grows: each item is the whole answer so far (traces newest first, metrics
@@ -83,13 +83,32 @@ impl Searcher {
         tokio::spawn(async move {
             let progress = sender.clone();
             let outcome = searcher
-                .walk(&tenant, &request, &mut |partial| {
+                .walk_refreshed(&tenant, &request, &mut |partial| {
                     let _ = progress.send(Ok(partial.clone()));
                 })
                 .await;
             let _ = sender.send(outcome);
         });
         tokio_stream_of(receiver)
+    }
+
+    /// [`walk`](Self::walk), once more after a refresh of the tenant's blocks if a block the catalogue
+    /// knew is gone from the store (another process's compactor deleted it before this querier's refresh),
+    /// as SQL does: never a silent subset, and no 503 for what a LIST would have told.
+    async fn walk_refreshed(
+        &self,
+        tenant: &TenantId,
+        request: &SearchRequest,
+        progress: &mut (dyn FnMut(&SearchResponse) + Send),
+    ) -> Result<SearchResponse, SearchError> {
+        match self.walk(tenant, request, progress).await {
+            Err(SearchError::Sql(error)) if error.is_missing_object() => {
+                tracing::info!(%tenant, %error, "a block of the search is gone from the store; refreshing and searching again");
+                self.querier().catalog().refresh(tenant).await.map_err(|e| SearchError::Unavailable(Box::new(e)))?;
+                self.walk(tenant, request, progress).await
+            }
+            other => other,
+        }
     }
 
     async fn walk(
