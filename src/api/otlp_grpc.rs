@@ -89,7 +89,8 @@ where
         receive::admission::collect_body(body, limit + grpc_codec::FRAME_HEADER_BYTES, &mut admitted, read_error);
     let framed = match tokio::time::timeout(read_timeout, collected).await {
         Err(_) => return Err(Refusal::from(&ReceiveError::SlowBody(read_timeout))),
-        Ok(Err(ReceiveError::TooLarge { .. })) => {
+        // The limit read includes the frame's header; the client is told the message's own limit.
+        Ok(Err(ReceiveError::TooLarge { stage: "as sent", .. })) => {
             return Err(Refusal::from(&ReceiveError::TooLarge { limit, stage: "as sent" }));
         }
         Ok(result) => result.map_err(|e| Refusal::from(&e))?,

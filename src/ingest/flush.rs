@@ -110,7 +110,7 @@ async fn prepare(inner: &Arc<Inner>, tenant: &TenantId, block: BlockId) -> Optio
             let reason = format!("block {block} could not be encoded: {error}");
             match inner.quarantine.keep_rows(tenant, &block.to_string(), &rows, &reason) {
                 Ok(()) => {
-                    let_go(inner, tenant, block);
+                    forget_pending(inner, tenant, block);
                     return None;
                 }
                 Err(kept) => {
@@ -125,8 +125,9 @@ async fn prepare(inner: &Arc<Inner>, tenant: &TenantId, block: BlockId) -> Optio
     Some(())
 }
 
-/// Forgets a quarantined block: its spans are on local disk now, so its WAL segments may go.
-fn let_go(inner: &Inner, tenant: &TenantId, block: BlockId) {
+/// Forgets a pending block whose spans are elsewhere now (committed in the store, or quarantined on
+/// local disk): its WAL segments may go, and `/flush` callers waiting for it are woken.
+fn forget_pending(inner: &Inner, tenant: &TenantId, block: BlockId) {
     inner.lock().remove_committed(tenant, block);
     inner.release_wal_segments();
     inner.commits.send_modify(|count| *count += 1);
@@ -173,7 +174,7 @@ async fn upload(inner: Arc<Inner>, slots: Arc<Semaphore>, tenant: TenantId, bloc
         Retried::GaveUp(error) => {
             let reason = format!("block {block} could not be uploaded: {error}");
             match inner.quarantine.keep_block(&encoded, &reason) {
-                Ok(()) => return let_go(&inner, &tenant, block),
+                Ok(()) => return forget_pending(&inner, &tenant, block),
                 Err(kept) => {
                     tracing::error!(%tenant, %block, error = %kept, "cannot quarantine a block; retrying its upload");
                     let Some(stored) = retry(&inner, "upload the block", Patience::Forever, attempt).await.done()
@@ -225,8 +226,6 @@ fn commit(inner: &Inner, tenant: &TenantId, block: &EncodedBlock, stored: Stored
             listener(meta, bloom);
         }
     }
-    inner.lock().remove_committed(tenant, meta.block_id);
-    inner.release_wal_segments();
     inner.uploads_committed.fetch_add(1, Ordering::SeqCst);
     match stored {
         Stored::Uploaded => {
@@ -245,7 +244,7 @@ fn commit(inner: &Inner, tenant: &TenantId, block: &EncodedBlock, stored: Stored
             tracing::info!(tenant = %tenant, block = %meta.block_id, "block was committed before the restart");
         }
     }
-    inner.commits.send_modify(|count| *count += 1);
+    forget_pending(inner, tenant, meta.block_id);
 }
 
 /// A failed step's error, as [`retry`] judges it.

@@ -75,7 +75,6 @@ impl Quarantine {
     ) -> std::io::Result<()> {
         let files: Vec<(String, Bytes)> =
             records.iter().map(|(seq, payload)| (format!("{seq}.pb"), payload.clone())).collect();
-        let files: Vec<(&str, Bytes)> = files.iter().map(|(name, bytes)| (name.as_str(), bytes.clone())).collect();
         self.keep(tenant, name, "records", reason, &files)
     }
 
@@ -85,12 +84,12 @@ impl Quarantine {
         name: &str,
         kind: &'static str,
         reason: &str,
-        files: &[(&str, Bytes)],
+        files: &[(impl AsRef<str>, Bytes)],
     ) -> std::io::Result<()> {
         let folder = self.dir.join(tenant.as_str()).join(name);
         std::fs::create_dir_all(&folder)?;
         for (file, bytes) in files {
-            std::fs::write(folder.join(file), bytes)?;
+            std::fs::write(folder.join(file.as_ref()), bytes)?;
         }
         std::fs::write(folder.join("reason.txt"), format!("{reason}\n"))?;
         let item = format!("{tenant}/{name}");

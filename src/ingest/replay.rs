@@ -52,7 +52,9 @@ pub(super) async fn replay(
                         let records: Vec<(u64, Bytes)> =
                             claimed.into_iter().map(|(seq, _, payload)| (seq, payload)).collect();
                         let reason = format!("the WAL replay could not make block {block} of them: {error}");
-                        quarantine.keep_records(&tenant, &block.to_string(), &records, &reason).map_err(kept)?;
+                        quarantine
+                            .keep_records(&tenant, &block.to_string(), &records, &reason)
+                            .map_err(IngestError::Quarantine)?;
                         continue;
                     }
                 };
@@ -76,7 +78,9 @@ pub(super) async fn replay(
             Ok(batch) => buffers.add(&tenant, batch, position),
             Err(error) => {
                 let reason = format!("the WAL replay could not read the record: {error}");
-                quarantine.keep_records(&tenant, &format!("record-{seq}"), &[(seq, payload)], &reason).map_err(kept)?;
+                quarantine
+                    .keep_records(&tenant, &format!("record-{seq}"), &[(seq, payload)], &reason)
+                    .map_err(IngestError::Quarantine)?;
             }
         }
     }
@@ -99,9 +103,4 @@ async fn encode_claimed(
     Ok(tokio::task::spawn_blocking(move || encode_block(&owner, block, &batches, &options))
         .await
         .map_err(StorageError::from)??)
-}
-
-/// A quarantine that could not be written stops the start: the spans would otherwise be in no place.
-fn kept(error: std::io::Error) -> IngestError {
-    IngestError::Quarantine(error)
 }

@@ -41,10 +41,10 @@ pub fn unframe(mut framed: Bytes, headers: &http::HeaderMap) -> Result<GrpcMessa
     }
     let encoding = match compressed {
         0 => None,
-        1 => {
-            let named = headers.get("grpc-encoding").and_then(|v| v.to_str().ok()).unwrap_or("");
-            Some(if named.is_empty() { "(none named)".to_owned() } else { named.to_owned() })
-        }
+        1 => match headers.get("grpc-encoding").and_then(|v| v.to_str().ok()).filter(|named| !named.is_empty()) {
+            Some(named) => Some(named.to_owned()),
+            None => return Err(ReceiveError::UnsupportedContentEncoding("(none named)".to_owned())),
+        },
         _ => return Err(bad("the compression flag is neither 0 nor 1")),
     };
     Ok(GrpcMessage { body: framed, encoding })

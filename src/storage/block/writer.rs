@@ -748,7 +748,9 @@ fn leaves_of<'s>(parquet: &'s SchemaDescriptor, name: &'s str) -> impl Iterator<
 pub async fn upload_block(storage: &Storage, block: &EncodedBlock) -> Result<(), StorageError> {
     let store = storage.object_store();
     let data_path = layout::data_path(&block.meta.tenant, block.meta.block_id);
-    upload_then_commit(storage, &block.meta, &block.bloom, upload(&store, &data_path, block.data.clone())).await
+    let data = upload(&store, &data_path, block.data.clone());
+    upload_with_bloom(storage, &block.meta, &block.bloom, data).await?;
+    commit_block(storage, &block.meta).await
 }
 
 /// Uploads the data and bloom of a block whose Parquet data sits in a local file (a compaction's output),
@@ -761,16 +763,13 @@ pub async fn upload_spooled_objects(
     data: std::fs::File,
 ) -> Result<(), StorageError> {
     let store = storage.object_store();
-    let (tenant, id) = (&sidecar.meta.tenant, sidecar.meta.block_id);
-    let (data_path, bloom_path) = (layout::data_path(tenant, id), layout::bloom_path(tenant, id));
+    let data_path = layout::data_path(&sidecar.meta.tenant, sidecar.meta.block_id);
     let sent = upload_file(&store, &data_path, data, MULTIPART_THRESHOLD_BYTES, MULTIPART_PART_BYTES);
-    futures::try_join!(sent, upload(&store, &bloom_path, sidecar.bloom.clone()))?;
-    Ok(())
+    upload_with_bloom(storage, &sidecar.meta, &sidecar.bloom, sent).await
 }
 
-/// Uploads the bloom alongside `data` (the data object's upload), then writes the metadata object last:
-/// the commit point.
-async fn upload_then_commit(
+/// Uploads the bloom alongside `data` (the data object's upload); the block is not committed yet.
+async fn upload_with_bloom(
     storage: &Storage,
     meta: &BlockMeta,
     bloom: &Bytes,
@@ -779,7 +778,7 @@ async fn upload_then_commit(
     let store = storage.object_store();
     let bloom_path = layout::bloom_path(&meta.tenant, meta.block_id);
     futures::try_join!(data, upload(&store, &bloom_path, bloom.clone()))?;
-    commit_block(storage, meta).await
+    Ok(())
 }
 
 /// Writes a block's metadata object, which makes the block exist for readers: created only if absent,
