@@ -17,6 +17,7 @@
 //! - [`telemetry`]: metric names and the Prometheus rendering.
 //! - [`loadgen`]: the OTLP load generator and the check that acknowledged spans were all stored.
 //! - [`config`]: settings of the server, declared once with their defaults.
+//! - [`auth`]: credentials bound to tenants or the admin role, from a file reloaded when it changes.
 //! - [`api`]: the HTTP faces of the server.
 
 // Outside tests a failure is a `?` or an `expect` that says why it cannot happen (STYLE.md).
@@ -25,6 +26,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod api;
+pub mod auth;
 pub mod compaction;
 pub mod config;
 pub mod ids;

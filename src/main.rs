@@ -33,6 +33,9 @@ enum Command {
     /// Run the server: OTLP in on 4317 (gRPC) and 4318 (HTTP), query HTTP API on 3200. With no flags,
     /// the WAL goes to ./spanlake-data/wal and blocks to ./spanlake-data/blocks.
     Serve(Box<ServeArgs>),
+    /// Make credentials for the auth_file: `auth token --name N --tenant T` (or `--admin`) prints a new
+    /// token and its entry; `auth hash` prints the digest of a secret read from standard input.
+    Auth(cli::auth::AuthArgs),
     /// List the committed blocks in a storage, per tenant, with their span counts and time ranges (blocks
     /// a compacted block replaces are marked; queries no longer read them).
     Blocks(BlocksArgs),
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => cli::serve::run(*args).await,
+            Command::Auth(args) => cli::auth::run(args),
             Command::Blocks(args) => cli::blocks::run(args).await,
             Command::Loadgen(args) => cli::loadgen::run(args).await,
             Command::Verify(args) => cli::loadgen::verify(args).await,

@@ -87,6 +87,11 @@ pub const BLOCKS_SKIPPED: &str = "spanlake_blocks_skipped_total";
 /// Counter: tenants whose compaction or catalogue refresh failed in a pass (label `component`); the
 /// other tenants' work goes on.
 pub const TENANT_FAILURES: &str = "spanlake_tenant_failures_total";
+/// Counter: reads of a changed credentials file (label `outcome`: `loaded`, `refused`).
+pub const AUTH_RELOADS: &str = "spanlake_auth_reloads_total";
+/// Counter: requests refused for their credentials, on any port (label `reason`: `unauthenticated`,
+/// `forbidden`).
+pub const AUTH_REFUSED: &str = "spanlake_auth_refused_total";
 /// Counter: top-level prefixes of the bucket that name no tenant (found when listing tenants).
 pub const FOREIGN_PREFIXES: &str = "spanlake_storage_foreign_prefixes_total";
 

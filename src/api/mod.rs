@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::auth::{AuthError, Credentials, Grant};
 use crate::compaction::Compactor;
 use crate::config::{ServeConfig, Target};
 use crate::ingest::{IngestError, Ingester};
@@ -52,6 +53,8 @@ pub enum ServeError {
     Grpc(#[from] tonic::transport::Error),
     #[error("SQL engine: {0}")]
     Sql(#[from] crate::sql::SqlError),
+    #[error("auth_file")]
+    Auth(#[from] crate::auth::FileError),
 }
 
 /// The version and git revision baked in at build time.
@@ -73,6 +76,8 @@ pub struct AppState {
     search: Searcher,
     storage: Storage,
     multitenancy: bool,
+    /// The credentials every request must bring (`auth_file`); `None`: auth off, anyone may do anything.
+    credentials: Option<Credentials>,
     /// Tenants with data this server holds at most (`max_tenants`).
     max_tenants: usize,
     body_limits: BodyLimits,
@@ -84,6 +89,42 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The tenant a request acts for. Auth off: the X-Scope-OrgID header (or `single-tenant`), as
+    /// before. Auth on: the credential's tenant; a header naming another is refused (403), and only an
+    /// admin credential may choose any tenant by the header. `authorization` is the raw `Authorization`
+    /// header (or gRPC metadata) value, `asked` the X-Scope-OrgID one.
+    fn tenant_of(
+        &self,
+        authorization: Option<&[u8]>,
+        asked: Option<&str>,
+    ) -> Result<crate::ids::TenantId, crate::receive::ReceiveError> {
+        let Some(credentials) = &self.credentials else {
+            return crate::receive::resolve_tenant(asked, self.multitenancy);
+        };
+        let granted = match credentials.check(authorization).map_err(counted)? {
+            Grant::Admin => return crate::receive::resolve_tenant(asked, self.multitenancy),
+            Grant::Tenant(granted) => granted,
+        };
+        match asked {
+            Some(asked) if self.multitenancy && asked != granted.as_str() => {
+                Err(counted(AuthError::OtherTenant { granted, asked: asked.to_owned() }).into())
+            }
+            _ => Ok(granted),
+        }
+    }
+
+    /// Lets the request through if it may use the operator's routes: anyone with auth off, an admin
+    /// credential with it on.
+    fn require_admin(&self, authorization: Option<&[u8]>) -> Result<(), AuthError> {
+        let Some(credentials) = &self.credentials else {
+            return Ok(());
+        };
+        match credentials.check(authorization).map_err(counted)? {
+            Grant::Admin => Ok(()),
+            Grant::Tenant(_) => Err(counted(AuthError::NotAdmin)),
+        }
+    }
+
     /// Lets spans of `tenant` in unless they would be the first of one tenant too many: tenants count when
     /// they have data, in the store (the catalogue) or in the ingester's buffers. Only a tenant new to both
     /// pays for the count.
@@ -100,6 +141,13 @@ impl AppState {
     }
 }
 
+/// Counts a refusal for its credentials, whichever port and route it came on.
+fn counted(error: AuthError) -> AuthError {
+    let reason = if error.is_unauthenticated() { "unauthenticated" } else { "forbidden" };
+    metrics::counter!(telemetry::AUTH_REFUSED, "reason" => reason).increment(1);
+    error
+}
+
 /// A running server: its bound addresses, its ingester, and the way to stop it.
 pub struct Server {
     http_addr: SocketAddr,
@@ -111,6 +159,7 @@ pub struct Server {
     receivers: Vec<JoinHandle<Result<(), ServeError>>>,
     query: JoinHandle<Result<(), ServeError>>,
     refresher: JoinHandle<()>,
+    auth_reloader: Option<JoinHandle<()>>,
     compactor: Option<JoinHandle<()>>,
 }
 
@@ -185,6 +234,10 @@ impl Server {
             stop_query.subscribe(),
         );
         tracing::info!(http_addr = %http_addr, "query HTTP API listening; 503 until the WAL is replayed");
+        let credentials = match &config.auth_file {
+            Some(path) => Some(Credentials::load(path, config.multitenancy)?),
+            None => None,
+        };
         let ingester = Ingester::start(config.ingest_options(), storage.clone()).await?;
         let querier = Querier::with_ingester(storage.clone(), config.query_options(), ingester.clone());
         let sql = SqlEngine::new(querier.clone(), config.sql_limits())?;
@@ -196,6 +249,7 @@ impl Server {
             search,
             storage,
             multitenancy: config.multitenancy,
+            credentials,
             max_tenants: config.max_tenants,
             body_limits: config.body_limits(),
             admission: Admission::new(config.max_inflight_request_bytes.as_usize()),
@@ -205,6 +259,8 @@ impl Server {
         // Set once, here; the start-up router forwards to it from now on.
         let _ = started.set(query::router(state.clone()));
         let refresher = state.querier.spawn_refresher(stop_query.subscribe());
+        let auth_reloader =
+            state.credentials.as_ref().map(|credentials| credentials.spawn_reloader(stop_query.subscribe()));
         tracing::info!("query HTTP API serving");
         let compactor = (!config.compaction_interval.is_zero()).then(|| {
             let compactor = Compactor::new(state.storage.clone(), config.compaction_options());
@@ -264,6 +320,7 @@ impl Server {
             receivers: vec![otlp_http, otlp_grpc],
             query,
             refresher,
+            auth_reloader,
             compactor,
         })
     }
@@ -320,6 +377,9 @@ impl Server {
             outcome = Err(error);
         }
         let _ = self.refresher.await;
+        if let Some(reloader) = self.auth_reloader {
+            let _ = reloader.await;
+        }
         if let Some(compactor) = self.compactor {
             let _ = compactor.await;
         }
@@ -373,16 +433,36 @@ async fn serve_compactor(config: ServeConfig) -> Result<(), ServeError> {
         options.interval = crate::compaction::CompactionOptions::default().interval;
     }
     let compactor = Compactor::new(storage.clone(), options);
+    let credentials = match &config.auth_file {
+        Some(path) => Some(Credentials::load(path, config.multitenancy)?),
+        None => None,
+    };
     let signalled = shutdown_signal();
     let stop = watch::channel(false).0;
+    if let Some(credentials) = &credentials {
+        credentials.spawn_reloader(stop.subscribe());
+    }
     let listener = bind(config.http_addr).await?;
     tracing::info!(http_addr = %listener.local_addr()?, "compactor HTTP listening (/ready, /metrics)");
     let app = axum::Router::new().route("/ready", axum::routing::get(|| async { "ready" })).route(
         "/metrics",
-        axum::routing::get(move || {
-            let storage = storage.clone();
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let (storage, credentials) = (storage.clone(), credentials.clone());
             async move {
+                use axum::response::IntoResponse;
+                // As on the full server's query port: with auth on, metrics are the operator's.
+                let authorization = headers.get(axum::http::header::AUTHORIZATION).map(|value| value.as_bytes());
+                if let Some(credentials) = &credentials
+                    && let Err(error) = credentials.check(authorization).and_then(|grant| match grant {
+                        Grant::Admin => Ok(()),
+                        Grant::Tenant(_) => Err(AuthError::NotAdmin),
+                    })
+                {
+                    let refusal = Refusal::from(&crate::receive::ReceiveError::Auth(counted(error)));
+                    return query::refusal_response(&refusal);
+                }
                 ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], telemetry::render(&storage, &[]))
+                    .into_response()
             }
         }),
     );

@@ -78,7 +78,8 @@ where
 {
     let (parts, body) = request.into_parts();
     let header = parts.headers.get(receive::TENANT_HEADER).and_then(|v| v.to_str().ok());
-    let tenant = receive::resolve_tenant(header, state.multitenancy).map_err(|e| Refusal::from(&e))?;
+    let authorization = parts.headers.get(http::header::AUTHORIZATION).map(http::HeaderValue::as_bytes);
+    let tenant = state.tenant_of(authorization, header).map_err(|e| Refusal::from(&e))?;
     state.admit_tenant(&tenant).map_err(|e| Refusal::from(&e))?;
     let (limits, read_timeout) = (state.body_limits, state.read_timeout);
     let mut admitted = state.admission.admit();

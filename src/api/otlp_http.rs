@@ -51,8 +51,9 @@ async fn accept(
     body: Body,
     encoding: OtlpEncoding,
 ) -> Result<Response, Refusal> {
-    let tenant = receive::resolve_tenant(header_text(headers, receive::TENANT_HEADER), state.multitenancy)
-        .map_err(|e| Refusal::from(&e))?;
+    let authorization = headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+    let tenant =
+        state.tenant_of(authorization, header_text(headers, receive::TENANT_HEADER)).map_err(|e| Refusal::from(&e))?;
     state.admit_tenant(&tenant).map_err(|e| Refusal::from(&e))?;
     let limits = state.body_limits;
     let mut admitted = state.admission.admit();

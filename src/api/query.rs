@@ -8,13 +8,16 @@ use std::sync::{Arc, OnceLock};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use super::status::Refusal;
 use super::tempo_grpc;
 use super::traces::{trace_v1, trace_v2};
 use super::{AppState, build_info};
+use crate::ids::TenantId;
+use crate::receive::{self, ReceiveError};
 use crate::telemetry::{self, Gauge};
 
 /// The query-port router.
@@ -23,7 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ready))
         .route("/api/echo", get(|| async { "echo" }))
         .route("/api/status/buildinfo", get(|| async { Json(build_info()) }))
-        .route("/flush", post(flush).get(flush))
+        .route("/flush", post(flush))
         .route("/metrics", get(metrics))
         .route("/api/traces/{trace_id}", get(trace_v1))
         .route("/api/v2/traces/{trace_id}", get(trace_v2))
@@ -71,12 +74,40 @@ pub fn starting_router(started: Arc<OnceLock<Router>>) -> Router {
     })
 }
 
+/// The tenant of a query-port request (from its credentials and X-Scope-OrgID), or the refusal to send:
+/// a 401 carries the challenge that makes browsers and `curl --anyauth` offer credentials.
+// The refusal is sent at once, per request: its size costs nothing worth boxing for.
+#[allow(clippy::result_large_err)]
+pub fn tenant_of(state: &AppState, headers: &HeaderMap) -> Result<TenantId, Response> {
+    let authorization = headers.get(header::AUTHORIZATION).map(|value| value.as_bytes());
+    let asked = headers.get(receive::TENANT_HEADER).and_then(|v| v.to_str().ok());
+    state.tenant_of(authorization, asked).map_err(|error| refusal_response(&Refusal::from(&error)))
+}
+
+/// The HTTP answer to a refusal on the query port.
+pub fn refusal_response(refusal: &Refusal) -> Response {
+    let mut response = error_response(refusal.http, &refusal.message);
+    if refusal.http == StatusCode::UNAUTHORIZED && refusal.reason == "unauthenticated" {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(crate::auth::CHALLENGE));
+    }
+    response
+}
+
+/// Refuses a request to an operator's route (`/flush`, `/metrics`, `/ready`'s details) unless its
+/// credentials are an admin's (or auth is off).
+// The refusal is sent at once, per request: its size costs nothing worth boxing for.
+#[allow(clippy::result_large_err)]
+fn admin_only(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let authorization = headers.get(header::AUTHORIZATION).map(|value| value.as_bytes());
+    state.require_admin(authorization).map_err(|error| refusal_response(&Refusal::from(&ReceiveError::Auth(error))))
+}
+
 /// A JSON error body with its status.
 pub fn error_response(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
-async fn ready(State(state): State<AppState>) -> Response {
+async fn ready(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if !state.ready.load(Ordering::Acquire) {
         return (StatusCode::SERVICE_UNAVAILABLE, "not ready: starting or shutting down").into_response();
     }
@@ -87,7 +118,8 @@ async fn ready(State(state): State<AppState>) -> Response {
         None => {
             // Quarantined spans need an operator, not a restart: still ready, but say so.
             let quarantined = state.ingester.quarantined();
-            if quarantined.is_empty() {
+            // The names say which tenants hold what: with auth on, only an admin reads them.
+            if quarantined.is_empty() || admin_only(&state, &headers).is_err() {
                 return (StatusCode::OK, "ready").into_response();
             }
             let named = quarantined.join(", ");
@@ -100,7 +132,10 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 /// Cuts every buffer into blocks and answers once they are committed (like Tempo's `/flush`).
-async fn flush(State(state): State<AppState>) -> Response {
+async fn flush(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(refused) = admin_only(&state, &headers) {
+        return refused;
+    }
     match state.ingester.flush().await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(error) => {
@@ -110,7 +145,11 @@ async fn flush(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    // Per-tenant series and the server's internals are the operator's.
+    if let Err(refused) = admin_only(&state, &headers) {
+        return refused;
+    }
     let ingester = [
         Gauge {
             name: telemetry::WAL_BYTES,

@@ -19,8 +19,6 @@ use serde::Deserialize;
 use super::AppState;
 use super::connections::BodyTimedOut;
 use super::query::error_response;
-use super::status::Refusal;
-use crate::receive;
 use crate::sql::{ResultFormat, ResultWriter, SqlError, SqlRows};
 use crate::telemetry;
 
@@ -68,15 +66,9 @@ pub async fn sql(
             None => return error_response(rejection.status(), &rejection.body_text()),
         },
     };
-    let tenant = match receive::resolve_tenant(
-        headers.get(receive::TENANT_HEADER).and_then(|v| v.to_str().ok()),
-        state.multitenancy,
-    ) {
+    let tenant = match super::query::tenant_of(&state, &headers) {
         Ok(tenant) => tenant,
-        Err(error) => {
-            let refusal = Refusal::from(&error);
-            return error_response(refusal.http, &refusal.message);
-        }
+        Err(refused) => return refused,
     };
     let request = params
         .map_err(SqlRequestError::Params)

@@ -132,6 +132,10 @@ impl From<&ReceiveError> for Refusal {
             ReceiveError::TooManyTenants { .. } => {
                 (StatusCode::FORBIDDEN, tonic::Code::PermissionDenied, "tenant_limit")
             }
+            ReceiveError::Auth(error) if error.is_unauthenticated() => {
+                (StatusCode::UNAUTHORIZED, tonic::Code::Unauthenticated, "unauthenticated")
+            }
+            ReceiveError::Auth(_) => (StatusCode::FORBIDDEN, tonic::Code::PermissionDenied, "forbidden"),
             ReceiveError::Busy { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, tonic::Code::ResourceExhausted, "requests_in_flight")
             }

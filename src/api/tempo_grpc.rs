@@ -97,7 +97,8 @@ fn start(
     request: tonic::Request<tempopb::SearchRequest>,
 ) -> Result<tonic::Response<MessageStream>, Status> {
     let header = request.metadata().get(receive::TENANT_HEADER).and_then(|v| v.to_str().ok());
-    let tenant = receive::resolve_tenant(header, state.multitenancy).map_err(|error| {
+    let authorization = request.metadata().get("authorization").map(|value| value.as_bytes());
+    let tenant = state.tenant_of(authorization, header).map_err(|error| {
         let refusal = Refusal::from(&error);
         tracing::info!(message = %refusal.message, "gRPC search refused");
         refusal.grpc_status()

@@ -8,22 +8,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::query::error_response;
-use super::status::Refusal;
-use crate::ids::TenantId;
-use crate::receive;
+use super::query::{error_response, tenant_of};
 use crate::search::{SearchError, SearchParams, SearchRequest};
-
-/// The tenant of a query-port request, or the refusal to send.
-// The refusal is sent at once, per request: its size costs nothing worth boxing for.
-#[allow(clippy::result_large_err)]
-pub fn tenant_of(state: &AppState, headers: &HeaderMap) -> Result<TenantId, Response> {
-    receive::resolve_tenant(headers.get(receive::TENANT_HEADER).and_then(|v| v.to_str().ok()), state.multitenancy)
-        .map_err(|error| {
-            let refusal = Refusal::from(&error);
-            error_response(refusal.http, &refusal.message)
-        })
-}
 
 /// `GET /api/search`.
 pub async fn search(

@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::tempo_search::{search_error_response, tenant_of};
+use super::query::tenant_of;
+use super::tempo_search::search_error_response;
 use crate::ids::TenantId;
 use crate::search::{INTRINSIC_TAGS, SearchError, TagNames, TagParams, TagsRequest};
 use crate::storage::block::TagScope;

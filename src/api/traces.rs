@@ -13,11 +13,9 @@ use serde_json::json;
 
 use super::AppState;
 use super::query::error_response;
-use super::status::Refusal;
 use crate::ids::TraceId;
 use crate::query::tempopb;
 use crate::query::{LookupCost, QueryError, TimeWindow, TraceLookup};
-use crate::receive;
 
 /// The protobuf media type Grafana sends in `Accept`; `application/x-protobuf` is accepted too.
 const PROTOBUF: &str = "application/protobuf";
@@ -63,15 +61,9 @@ async fn trace_by_id(
     headers: HeaderMap,
     version: Version,
 ) -> Response {
-    let tenant = match receive::resolve_tenant(
-        headers.get(receive::TENANT_HEADER).and_then(|v| v.to_str().ok()),
-        state.multitenancy,
-    ) {
+    let tenant = match super::query::tenant_of(&state, &headers) {
         Ok(tenant) => tenant,
-        Err(error) => {
-            let refusal = Refusal::from(&error);
-            return error_response(refusal.http, &refusal.message);
-        }
+        Err(refused) => return refused,
     };
     let found = async {
         let trace_id = TraceId::from_hex(&id).map_err(|source| QueryError::BadTraceId { id: id.clone(), source })?;

@@ -37,6 +37,9 @@ pub struct LoadgenArgs {
     /// Tenant to send as X-Scope-OrgID.
     #[arg(long)]
     tenant: Option<String>,
+    /// Bearer token for a server with auth on (`spanlake auth token`).
+    #[arg(long, env = "SPANLAKE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Append `trace_id span_id` of every acknowledged span to FILE, for `spanlake verify`.
     #[arg(long, value_name = "FILE")]
     verify: Option<PathBuf>,
@@ -65,6 +68,7 @@ pub async fn run(args: LoadgenArgs) -> Result<(), CliError> {
         concurrency: args.concurrency.max(1),
         seed: args.seed,
         tenant: args.tenant,
+        token: args.token,
         verify_file: args.verify,
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };

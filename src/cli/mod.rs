@@ -1,5 +1,5 @@
 //! The subcommands of the `spanlake` binary and what they print: each file holds one command's flags
-//! and the code that runs it (`serve`, `blocks`, `compact`, `loadgen` and `verify`, `trace`, `sql`,
+//! and the code that runs it (`serve`, `auth`, `blocks`, `compact`, `loadgen` and `verify`, `trace`, `sql`,
 //! `search`), and `waterfall.rs` draws a trace on a terminal.
 //!
 //! Presentation at the edge: this module calls the library (config, storage, query, sql, compaction,
@@ -8,6 +8,7 @@
 // A command's error is returned once, to `main`, per process: its size costs nothing worth boxing for.
 #![allow(clippy::result_large_err)]
 
+pub mod auth;
 pub mod blocks;
 pub mod compact;
 pub mod loadgen;
@@ -59,6 +60,8 @@ pub enum CliError {
     Progress(#[from] indicatif::style::TemplateError),
     #[error("verification failed; missing for example: {examples:?}")]
     VerificationFailed { examples: Vec<String> },
+    #[error("the system's random number generator failed")]
+    Random,
     #[error("trace {0} not found")]
     TraceNotFound(TraceId),
     #[error("trace {trace} could not be read: {why}")]
@@ -94,6 +97,9 @@ pub struct Source {
     /// Tenant (X-Scope-OrgID) whose spans to read.
     #[arg(long)]
     pub tenant: Option<TenantId>,
+    /// Bearer token for a server with auth on (`spanlake auth token`).
+    #[arg(long, env = "SPANLAKE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 impl Source {
@@ -115,6 +121,11 @@ impl Source {
                 other => Ok(other?),
             },
         }
+    }
+
+    /// Who to ask the server as.
+    pub fn caller(&self) -> spanlake::query::remote::Caller {
+        spanlake::query::remote::Caller { tenant: self.tenant.clone(), token: self.token.clone() }
     }
 
     /// The tenant to read as: the given one, or the single tenant.

@@ -79,7 +79,7 @@ impl SearchArgs {
 /// Runs the search and prints the traces found.
 pub async fn run(args: SearchArgs) -> Result<(), CliError> {
     let params = args.params();
-    let tenant = args.source.tenant.as_ref();
+    let caller = args.source.caller();
     let remote = async |server: &str| {
         let pairs: Vec<(&str, String)> = [
             ("q", params.q.clone()),
@@ -91,7 +91,7 @@ pub async fn run(args: SearchArgs) -> Result<(), CliError> {
         .into_iter()
         .filter_map(|(name, value)| Some((name, value?)))
         .collect();
-        let body = fetch_search(server, tenant, &pairs).await?;
+        let body = fetch_search(server, &caller, &pairs).await?;
         Ok(serde_json::from_slice::<Value>(&body).map_err(CliError::SearchAnswer))
     };
     let local = async |storage| embedded(&args, &params, storage).await.map(|answer| Ok(answer.to_json()));

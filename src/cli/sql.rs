@@ -37,8 +37,8 @@ pub async fn run(args: SqlArgs) -> Result<(), CliError> {
         SqlOutput::Json => "json",
         SqlOutput::Ndjson => "ndjson",
     };
-    let tenant = args.source.tenant.as_ref();
-    let remote = async |server: &str| fetch_sql(server, tenant, &args.query, wire).await.map(Some);
+    let caller = args.source.caller();
+    let remote = async |server: &str| fetch_sql(server, &caller, &args.query, wire).await.map(Some);
     let local = async |storage| embedded(&args, storage).await.map(|()| None);
     let Some(body) = args.source.ask(remote, local).await? else {
         return Ok(());

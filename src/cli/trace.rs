@@ -21,11 +21,11 @@ pub struct TraceArgs {
 
 /// Finds the trace and prints its waterfall.
 pub async fn run(args: TraceArgs) -> Result<(), CliError> {
-    let tenant = args.source.tenant.as_ref();
+    let caller = args.source.caller();
     let found = args
         .source
         .ask(
-            async |server| fetch_trace(server, tenant, &args.trace_id).await,
+            async |server| fetch_trace(server, &caller, &args.trace_id).await,
             async |url| from_storage(&args, url).await,
         )
         .await?;

@@ -68,6 +68,10 @@ settings! {
     /// Tenants with data this server holds at most (in the store or in its buffers); spans of one more are
     /// refused (HTTP 403, gRPC PERMISSION_DENIED). Queries of tenants without data keep no state.
     max_tenants: usize = crate::api::DEFAULT_MAX_TENANTS;
+    /// Credentials file (YAML: bearer tokens and basic-auth users, stored as SHA-256 digests, each bound
+    /// to one tenant or to the admin role; `spanlake auth token` makes entries). Set: every port needs
+    /// credentials, and the tenant comes from them. Re-read when it changes. Not set: auth off.
+    auth_file: Option<PathBuf> = None;
 
     #[section = "Ingest"]
     /// Largest OTLP request body as sent.

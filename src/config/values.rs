@@ -233,6 +233,25 @@ impl SettingValue for Option<String> {
     }
 }
 
+/// A file that may be left unset (the credentials file: unset means auth off).
+impl SettingValue for Option<PathBuf> {
+    fn parse(text: &str) -> Result<Self, ValueError> {
+        Ok((!text.is_empty()).then(|| PathBuf::from(text)))
+    }
+
+    fn from_yaml(value: Value) -> Result<Self, ValueError> {
+        match value {
+            Value::Null => Ok(None),
+            Value::String(text) => Self::parse(&text),
+            other => Err(ValueError::WrongShape { expected: "a file path", got: describe(&other) }),
+        }
+    }
+
+    fn render(&self) -> Option<String> {
+        self.as_ref().map(|path| path.display().to_string())
+    }
+}
+
 /// A probability strictly between 0 and 1, as a bloom filter can be sized for.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FalsePositiveRate(f64);

@@ -67,6 +67,8 @@ impl SendError {
 pub struct OtlpClient {
     transport: Transport,
     tenant: Option<String>,
+    /// Sent as `Authorization: Bearer …`, for a server with auth on.
+    token: Option<String>,
 }
 
 #[derive(Clone)]
@@ -99,7 +101,14 @@ impl OtlpClient {
                 Transport::Http { client: Box::new(Client::builder(TokioExecutor::new()).build(connector)), uri }
             }
         };
-        Ok(Self { transport, tenant })
+        Ok(Self { transport, tenant, token: None })
+    }
+
+    /// The same client, sending `token` as a bearer token with every request.
+    #[must_use]
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
     }
 
     /// Sends one request; returns how many spans the server rejected (partial success).
@@ -123,6 +132,12 @@ impl OtlpClient {
                 .parse()
                 .map_err(|_| SendError::Connection(format!("tenant {tenant:?} is not a header value").into()))?;
             request.metadata_mut().insert(TENANT_HEADER, value);
+        }
+        if let Some(token) = &self.token {
+            let value = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| SendError::Connection("the token is not a header value".into()))?;
+            request.metadata_mut().insert("authorization", value);
         }
         let mut grpc = tonic::client::Grpc::new(channel);
         grpc.ready().await.map_err(|e| SendError::Connection(e.into()))?;
@@ -149,6 +164,9 @@ impl OtlpClient {
         let mut builder = hyper::Request::post(uri.clone()).header("content-type", "application/x-protobuf");
         if let Some(tenant) = &self.tenant {
             builder = builder.header(TENANT_HEADER, tenant.as_str());
+        }
+        if let Some(token) = &self.token {
+            builder = builder.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
         }
         let http_request = builder.body(Full::new(request)).map_err(|e| SendError::Connection(e.into()))?;
         let response = client.request(http_request).await.map_err(|e| SendError::Connection(e.into()))?;

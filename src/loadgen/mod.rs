@@ -51,6 +51,8 @@ pub struct LoadOptions {
     pub seed: u64,
     /// Tenant sent as X-Scope-OrgID, if any.
     pub tenant: Option<String>,
+    /// Bearer token sent with every request, for a server with auth on.
+    pub token: Option<String>,
     /// Appends `trace_id span_id` (hex) of every acknowledged span to this file.
     pub verify_file: Option<PathBuf>,
     /// Show a progress bar (when stderr is a terminal).
@@ -132,7 +134,8 @@ struct Tally {
 /// Runs the load and reports; a failed request is counted and the run goes on (a restarting server
 /// is part of what it measures).
 pub async fn run(options: LoadOptions) -> Result<LoadReport, LoadgenError> {
-    let client = OtlpClient::connect(&options.endpoint, options.protocol, options.tenant.clone())?;
+    let client = OtlpClient::connect(&options.endpoint, options.protocol, options.tenant.clone())?
+        .with_token(options.token.clone());
     let verify = match &options.verify_file {
         Some(path) => Some(std::io::BufWriter::new(
             std::fs::OpenOptions::new()

@@ -26,11 +26,19 @@ pub enum RemoteError {
     Unreadable { url: String, source: Box<dyn std::error::Error + Send + Sync> },
 }
 
-/// Sends one request to `url` (a body for POST, none for GET) with the tenant header, and returns the
-/// status and the whole body.
+/// Who a request is sent as: the tenant it names (X-Scope-OrgID) and the bearer token it brings, for a
+/// server with auth on.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub tenant: Option<TenantId>,
+    pub token: Option<String>,
+}
+
+/// Sends one request to `url` (a body for POST, none for GET) as `caller`, and returns the status and
+/// the whole body.
 async fn exchange(
     url: &str,
-    tenant: Option<&TenantId>,
+    caller: &Caller,
     headers: &[(hyper::header::HeaderName, &str)],
     body: Option<Bytes>,
 ) -> Result<(u16, Bytes), RemoteError> {
@@ -42,8 +50,11 @@ async fn exchange(
     for (name, value) in headers {
         request = request.header(name, *value);
     }
-    if let Some(tenant) = tenant {
+    if let Some(tenant) = &caller.tenant {
         request = request.header(TENANT_HEADER, tenant.as_str());
+    }
+    if let Some(token) = &caller.token {
+        request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
     }
     let request = request.body(Full::new(body.unwrap_or_default())).map_err(|e| unreachable(e.into()))?;
     let response = client.request(request).await.map_err(|e| unreachable(e.into()))?;
@@ -60,11 +71,11 @@ async fn exchange(
 /// The trace's resource groups from the server at `base_url` (`http://host:3200`); `None` for a 404.
 pub async fn fetch_trace(
     base_url: &str,
-    tenant: Option<&TenantId>,
+    caller: &Caller,
     trace_id: &TraceId,
 ) -> Result<Option<Vec<ResourceSpans>>, RemoteError> {
     let url = format!("{}/api/traces/{trace_id}", base_url.trim_end_matches('/'));
-    let (status, body) = exchange(&url, tenant, &[(hyper::header::ACCEPT, "application/protobuf")], None).await?;
+    let (status, body) = exchange(&url, caller, &[(hyper::header::ACCEPT, "application/protobuf")], None).await?;
     match status {
         200 => tempopb::Trace::decode(body)
             .map(|trace| Some(trace.resource_spans))
@@ -75,15 +86,10 @@ pub async fn fetch_trace(
 }
 
 /// Runs `sql` on the server at `base_url` (`POST /api/sql?format=…`) and returns the encoded result.
-pub async fn fetch_sql(
-    base_url: &str,
-    tenant: Option<&TenantId>,
-    sql: &str,
-    format: &str,
-) -> Result<Bytes, RemoteError> {
+pub async fn fetch_sql(base_url: &str, caller: &Caller, sql: &str, format: &str) -> Result<Bytes, RemoteError> {
     let url = format!("{}/api/sql?format={format}", base_url.trim_end_matches('/'));
     let headers = [(hyper::header::CONTENT_TYPE, "application/sql")];
-    let (status, body) = exchange(&url, tenant, &headers, Some(Bytes::from(sql.to_owned()))).await?;
+    let (status, body) = exchange(&url, caller, &headers, Some(Bytes::from(sql.to_owned()))).await?;
     if status == 200 {
         return Ok(body);
     }
@@ -100,16 +106,12 @@ fn error_message(body: &[u8]) -> String {
 
 /// Runs a search on the server at `base_url` (`GET /api/search` with Tempo's parameters, given as name
 /// and value) and returns its JSON answer as sent.
-pub async fn fetch_search(
-    base_url: &str,
-    tenant: Option<&TenantId>,
-    params: &[(&str, String)],
-) -> Result<Bytes, RemoteError> {
+pub async fn fetch_search(base_url: &str, caller: &Caller, params: &[(&str, String)]) -> Result<Bytes, RemoteError> {
     let query: String = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params.iter().map(|(name, value)| (*name, value.as_str())))
         .finish();
     let url = format!("{}/api/search?{query}", base_url.trim_end_matches('/'));
-    let (status, body) = exchange(&url, tenant, &[], None).await?;
+    let (status, body) = exchange(&url, caller, &[], None).await?;
     if status == 200 {
         return Ok(body);
     }

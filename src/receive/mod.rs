@@ -49,6 +49,9 @@ pub enum ReceiveError {
     /// A tenant with no data yet, while the server already holds `limit` tenants (`max_tenants`).
     #[error("the server holds its limit of {limit} tenants (max_tenants); spans of a new tenant are refused")]
     TooManyTenants { limit: usize },
+    /// The credentials are missing or wrong (401), or do not allow this tenant (403).
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     /// Requests in flight hold the whole byte budget (`max_inflight_request_bytes`); retry later.
     #[error("requests in flight hold the server's limit of {limit} bytes (max_inflight_request_bytes); retry later")]
     Busy { limit: usize },

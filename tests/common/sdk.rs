@@ -18,6 +18,14 @@ pub struct Export<'a> {
 /// Runs one export and returns the script's report (`spans` as sent, `request_hex` as encoded), after
 /// checking that the exporter itself reported success.
 pub fn send(export: Export<'_>) -> Json {
+    let report = send_with_headers(export, &[]);
+    assert_eq!(report["result"], "SUCCESS", "the SDK exporter reports success: {report}");
+    report
+}
+
+/// Runs one export with extra headers (gRPC metadata), such as `authorization`, and returns the report
+/// whether the exporter succeeded or not (`result`: `SUCCESS` or `FAILURE`).
+pub fn send_with_headers(export: Export<'_>, headers: &[(&str, &str)]) -> Json {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/otel_send.py");
     let mut command = Command::new(super::tools::tool("python"));
     command.args([script, "--protocol", export.protocol, "--endpoint", export.endpoint, "--tenant", export.tenant]);
@@ -25,9 +33,10 @@ pub fn send(export: Export<'_>) -> Json {
     if export.gzip {
         command.arg("--gzip");
     }
+    for (name, value) in headers {
+        command.args(["--header", &format!("{name}={value}")]);
+    }
     let output = command.output().expect("python runs");
     assert!(output.status.success(), "otel_send.py failed: {}", String::from_utf8_lossy(&output.stderr));
-    let report: Json = serde_json::from_slice(&output.stdout).expect("JSON report");
-    assert_eq!(report["result"], "SUCCESS", "the SDK exporter reports success: {report}");
-    report
+    serde_json::from_slice(&output.stdout).expect("JSON report")
 }

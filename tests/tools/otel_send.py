@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sends traces with the official OpenTelemetry Python SDK's OTLP exporter and prints what it sent.
 
-Usage: otel_send.py --protocol grpc|http --endpoint URL [--tenant T] [--traces N] [--gzip]
+Usage: otel_send.py --protocol grpc|http --endpoint URL [--tenant T] [--header NAME=VALUE ...] [--traces N] [--gzip]
 
 The spans are recorded in memory first, then exported in one call so the exporter's own result
 (SUCCESS or FAILURE) is reported. Output: one JSON object with the result, every span as sent, and
@@ -65,9 +65,15 @@ def main():
     parser.add_argument("--tenant")
     parser.add_argument("--traces", type=int, default=3)
     parser.add_argument("--gzip", action="store_true")
+    parser.add_argument("--header", action="append", default=[],
+                        help="extra header (gRPC metadata), e.g. authorization=Bearer x; repeatable")
     args = parser.parse_args()
     # gRPC metadata keys must be lowercase; HTTP headers are case-insensitive.
-    headers = {"x-scope-orgid": args.tenant} if args.tenant else None
+    headers = {"x-scope-orgid": args.tenant} if args.tenant else {}
+    for header in args.header:
+        name, _, value = header.partition("=")
+        headers[name.lower()] = value
+    headers = headers or None
     spans = record_traces(args.traces)
     if args.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
