@@ -89,6 +89,8 @@ pub const BLOCKS_SKIPPED: &str = "spanlake_blocks_skipped_total";
 pub const TENANT_FAILURES: &str = "spanlake_tenant_failures_total";
 /// Counter: reads of a changed credentials file (label `outcome`: `loaded`, `refused`).
 pub const AUTH_RELOADS: &str = "spanlake_auth_reloads_total";
+/// Counter: reads of changed TLS certificate files (label `outcome`: `loaded`, `refused`).
+pub const TLS_RELOADS: &str = "spanlake_tls_reloads_total";
 /// Counter: requests refused for their credentials, on any port (label `reason`: `unauthenticated`,
 /// `forbidden`).
 pub const AUTH_REFUSED: &str = "spanlake_auth_refused_total";

@@ -36,7 +36,7 @@ fn help_lists_only_the_commands_that_work_and_version_prints() {
         .collect();
     assert_eq!(
         commands,
-        ["serve", "blocks", "loadgen", "verify", "trace", "sql", "search", "compact", "help"],
+        ["serve", "auth", "blocks", "loadgen", "verify", "trace", "sql", "search", "compact", "help"],
         "{help}"
     );
     for (command, flag) in [

@@ -29,6 +29,9 @@
 //! socket before anything is served on it. Without it a small response write waits for the client's
 //! delayed ACK: ~40 ms per gRPC export, a fifth of HTTP's throughput (issue 25).
 //!
+//! With TLS on (`tls.rs`), every port's connections are served after their handshake, which must finish
+//! within the read timeout too.
+//!
 //! Owns accepting, serving and draining connections. Calls nothing of spanlake's but the router it serves.
 
 use std::future::Future;
@@ -48,6 +51,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tower::ServiceExt;
+
+use super::tls::{Alpn, MaybeTls, Tls};
 
 /// Pause after a failed accept (most likely out of file descriptors) before the next one, so the loop
 /// does not spin while connections close.
@@ -138,13 +143,63 @@ pub fn accept(
     })
 }
 
-/// Serves `app` on `listener` until `stop` turns true, then lets in-flight requests finish and closes
-/// idle connections. Each connection is a task of this one, so aborting this task closes them all.
+impl Protocols {
+    /// What the port offers in a TLS handshake.
+    fn alpn(self) -> Alpn {
+        match self {
+            Self::Http1 => Alpn::Http1,
+            Self::Http1AndH2c => Alpn::Http2AndHttp1,
+        }
+    }
+}
+
+/// The connections of a port served by tonic (OTLP/gRPC), ready to serve: accepted as [`accept`] does,
+/// through their TLS handshake when `tls` is set (each in its own task, so one stalled handshake holds up
+/// no other connection), and under [`PrefaceDeadline`]. Ends, letting the listener go, once the server
+/// drops the stream.
+pub fn incoming(
+    listener: TcpListener,
+    limits: ConnectionLimits,
+    tls: Option<Tls>,
+    alpn: Alpn,
+) -> impl futures::Stream<Item = std::io::Result<PrefaceDeadline<MaybeTls>>> + Send {
+    let (sender, receiver) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut accepted = std::pin::pin!(accept(listener, limits.max_connections));
+        loop {
+            let (stream, _peer, slot) = tokio::select! {
+                () = sender.closed() => return,
+                Some(next) = futures::StreamExt::next(&mut accepted) => next,
+            };
+            let (sender, tls) = (sender.clone(), tls.clone());
+            tokio::spawn(async move {
+                let Some(io) = secure(stream, tls.as_ref(), alpn, limits.read_timeout).await else {
+                    return;
+                };
+                let _ = sender.send(Ok(PrefaceDeadline::new(io, limits.read_timeout, slot))).await;
+            });
+        }
+    });
+    futures::stream::unfold(receiver, |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) })
+}
+
+/// The connection in clear, or after its TLS handshake (`None`: the handshake failed or took too long).
+async fn secure(stream: TcpStream, tls: Option<&Tls>, alpn: Alpn, timeout: Duration) -> Option<MaybeTls> {
+    match tls {
+        None => Some(MaybeTls::Plain(stream)),
+        Some(tls) => tls.handshake(stream, alpn, timeout).await,
+    }
+}
+
+/// Serves `app` on `listener` (over TLS when `tls` is set) until `stop` turns true, then lets in-flight
+/// requests finish and closes idle connections. Each connection is a task of this one, so aborting this
+/// task closes them all.
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     protocols: Protocols,
     limits: ConnectionLimits,
+    tls: Option<Tls>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut connections = tokio::task::JoinSet::new();
@@ -155,14 +210,20 @@ pub async fn serve(
             Some(accepted) = futures::StreamExt::next(&mut incoming) => accepted,
         };
         while connections.try_join_next().is_some() {}
-        let io = PrefaceDeadline::new(stream, limits.read_timeout, slot);
-        connections.spawn(serve_connection(io, peer, app.clone(), protocols, limits, stop.clone()));
+        let (app, tls, stop) = (app.clone(), tls.clone(), stop.clone());
+        connections.spawn(async move {
+            let Some(io) = secure(stream, tls.as_ref(), protocols.alpn(), limits.read_timeout).await else {
+                return;
+            };
+            let io = PrefaceDeadline::new(io, limits.read_timeout, slot);
+            serve_connection(io, peer, app, protocols, limits, stop).await;
+        });
     }
     while connections.join_next().await.is_some() {}
 }
 
 async fn serve_connection(
-    io: PrefaceDeadline<TcpStream>,
+    io: PrefaceDeadline<MaybeTls>,
     peer: SocketAddr,
     app: axum::Router,
     protocols: Protocols,

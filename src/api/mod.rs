@@ -13,6 +13,7 @@ mod status;
 mod tempo_grpc;
 mod tempo_search;
 mod tempo_tags;
+mod tls;
 mod traces;
 
 use std::net::SocketAddr;
@@ -36,6 +37,7 @@ use crate::storage::{Storage, StorageError};
 use crate::telemetry;
 
 pub use status::{Refusal, RpcStatus};
+pub use tls::{TlsError, TlsFiles};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,8 @@ pub enum ServeError {
     Sql(#[from] crate::sql::SqlError),
     #[error("auth_file")]
     Auth(#[from] crate::auth::FileError),
+    #[error("TLS")]
+    Tls(#[from] TlsError),
 }
 
 /// The version and git revision baked in at build time.
@@ -159,7 +163,8 @@ pub struct Server {
     receivers: Vec<JoinHandle<Result<(), ServeError>>>,
     query: JoinHandle<Result<(), ServeError>>,
     refresher: JoinHandle<()>,
-    auth_reloader: Option<JoinHandle<()>>,
+    /// Tasks that re-read the credentials and TLS files when they change.
+    reloaders: Vec<JoinHandle<()>>,
     compactor: Option<JoinHandle<()>>,
 }
 
@@ -189,10 +194,11 @@ fn spawn_http(
     app: axum::Router,
     protocols: connections::Protocols,
     limits: connections::ConnectionLimits,
+    tls: Option<tls::Tls>,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<Result<(), ServeError>> {
     tokio::spawn(async move {
-        connections::serve(listener, app, protocols, limits, stop).await;
+        connections::serve(listener, app, protocols, limits, tls, stop).await;
         Ok(())
     })
 }
@@ -203,6 +209,16 @@ fn connection_limits(config: &ServeConfig) -> connections::ConnectionLimits {
         max_connections: config.max_connections,
         max_concurrent_streams: u32::try_from(config.max_concurrent_streams).unwrap_or(u32::MAX),
     }
+}
+
+/// The TLS configuration the settings ask for (`None`: TLS off), loaded before any port opens.
+fn load_tls(config: &ServeConfig) -> Result<Option<tls::Tls>, ServeError> {
+    let files = TlsFiles::from_settings(
+        config.tls_cert_file.as_deref(),
+        config.tls_key_file.as_deref(),
+        config.tls_client_ca_file.as_deref(),
+    )?;
+    Ok(files.map(tls::Tls::load).transpose()?)
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
@@ -222,6 +238,7 @@ impl Server {
     pub async fn start_with_storage(config: ServeConfig, storage: Storage) -> Result<Self, ServeError> {
         telemetry::install();
         tracing::info!(storage = %storage.location(), "storage opened");
+        let tls = load_tls(&config)?;
         let query_listener = bind(config.http_addr).await?;
         let http_addr = query_listener.local_addr()?;
         let (stop_query, stop_receivers) = (watch::channel(false).0, watch::channel(false).0);
@@ -231,6 +248,7 @@ impl Server {
             query::starting_router(started.clone()),
             connections::Protocols::Http1AndH2c,
             connection_limits(&config),
+            tls.clone(),
             stop_query.subscribe(),
         );
         tracing::info!(http_addr = %http_addr, "query HTTP API listening; 503 until the WAL is replayed");
@@ -259,8 +277,10 @@ impl Server {
         // Set once, here; the start-up router forwards to it from now on.
         let _ = started.set(query::router(state.clone()));
         let refresher = state.querier.spawn_refresher(stop_query.subscribe());
-        let auth_reloader =
-            state.credentials.as_ref().map(|credentials| credentials.spawn_reloader(stop_query.subscribe()));
+        let mut reloaders: Vec<JoinHandle<()>> = Vec::new();
+        reloaders
+            .extend(state.credentials.as_ref().map(|credentials| credentials.spawn_reloader(stop_query.subscribe())));
+        reloaders.extend(tls.as_ref().map(|tls| tls.spawn_reloader(stop_query.subscribe())));
         tracing::info!("query HTTP API serving");
         let compactor = (!config.compaction_interval.is_zero()).then(|| {
             let compactor = Compactor::new(state.storage.clone(), config.compaction_options());
@@ -276,6 +296,7 @@ impl Server {
             otlp_http_app,
             connections::Protocols::Http1,
             connection_limits(&config),
+            tls.clone(),
             stop_receivers.subscribe(),
         );
         tracing::info!(otlp_http_addr = %otlp_http_addr, "OTLP/HTTP receiver listening");
@@ -286,12 +307,7 @@ impl Server {
         let grpc_stop = stopped(stop_receivers.subscribe());
         let limits = connection_limits(&config);
         let read_timeout = limits.read_timeout;
-        let grpc_incoming = futures::StreamExt::map(
-            connections::accept(grpc_listener, limits.max_connections),
-            move |(stream, _peer, slot)| {
-                Ok::<_, std::io::Error>(connections::PrefaceDeadline::new(stream, read_timeout, slot))
-            },
-        );
+        let grpc_incoming = connections::incoming(grpc_listener, limits, tls.clone(), tls::Alpn::Http2);
         let otlp_grpc = tokio::spawn(async move {
             tonic::transport::Server::builder()
                 // Idle clients answer pings; half-open connections and clients that stall mid-frame do not.
@@ -320,7 +336,7 @@ impl Server {
             receivers: vec![otlp_http, otlp_grpc],
             query,
             refresher,
-            auth_reloader,
+            reloaders,
             compactor,
         })
     }
@@ -377,7 +393,7 @@ impl Server {
             outcome = Err(error);
         }
         let _ = self.refresher.await;
-        if let Some(reloader) = self.auth_reloader {
+        for reloader in self.reloaders {
             let _ = reloader.await;
         }
         if let Some(compactor) = self.compactor {
@@ -437,10 +453,14 @@ async fn serve_compactor(config: ServeConfig) -> Result<(), ServeError> {
         Some(path) => Some(Credentials::load(path, config.multitenancy)?),
         None => None,
     };
+    let tls = load_tls(&config)?;
     let signalled = shutdown_signal();
     let stop = watch::channel(false).0;
     if let Some(credentials) = &credentials {
         credentials.spawn_reloader(stop.subscribe());
+    }
+    if let Some(tls) = &tls {
+        tls.spawn_reloader(stop.subscribe());
     }
     let listener = bind(config.http_addr).await?;
     tracing::info!(http_addr = %listener.local_addr()?, "compactor HTTP listening (/ready, /metrics)");
@@ -466,7 +486,8 @@ async fn serve_compactor(config: ServeConfig) -> Result<(), ServeError> {
             }
         }),
     );
-    let http = spawn_http(listener, app, connections::Protocols::Http1, connection_limits(&config), stop.subscribe());
+    let http =
+        spawn_http(listener, app, connections::Protocols::Http1, connection_limits(&config), tls, stop.subscribe());
     let passes = compactor.spawn(stop.subscribe());
     tracing::info!("compactor running");
     signalled.await;

@@ -72,6 +72,13 @@ settings! {
     /// to one tenant or to the admin role; `spanlake auth token` makes entries). Set: every port needs
     /// credentials, and the tenant comes from them. Re-read when it changes. Not set: auth off.
     auth_file: Option<PathBuf> = None;
+    /// PEM certificate chain for TLS on every port (with tls_key_file); re-read when it changes. Not set:
+    /// every port speaks in clear.
+    tls_cert_file: Option<PathBuf> = None;
+    /// PEM private key of tls_cert_file.
+    tls_key_file: Option<PathBuf> = None;
+    /// PEM CA certificates: when set, every connection must present a client certificate they signed.
+    tls_client_ca_file: Option<PathBuf> = None;
 
     #[section = "Ingest"]
     /// Largest OTLP request body as sent.

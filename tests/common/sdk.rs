@@ -26,6 +26,12 @@ pub fn send(export: Export<'_>) -> Json {
 /// Runs one export with extra headers (gRPC metadata), such as `authorization`, and returns the report
 /// whether the exporter succeeded or not (`result`: `SUCCESS` or `FAILURE`).
 pub fn send_with_headers(export: Export<'_>, headers: &[(&str, &str)]) -> Json {
+    send_with(export, headers, &[])
+}
+
+/// Runs one export with extra headers and environment variables (the SDK's own, such as
+/// `OTEL_EXPORTER_OTLP_CERTIFICATE`), and returns the report whether the exporter succeeded or not.
+pub fn send_with(export: Export<'_>, headers: &[(&str, &str)], env: &[(&str, &str)]) -> Json {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/otel_send.py");
     let mut command = Command::new(super::tools::tool("python"));
     command.args([script, "--protocol", export.protocol, "--endpoint", export.endpoint, "--tenant", export.tenant]);
@@ -36,6 +42,12 @@ pub fn send_with_headers(export: Export<'_>, headers: &[(&str, &str)]) -> Json {
     for (name, value) in headers {
         command.args(["--header", &format!("{name}={value}")]);
     }
+    if env.iter().any(|(name, _)| name.starts_with("OTEL_EXPORTER_OTLP_") && name.ends_with("CERTIFICATE")) {
+        // `requests` lets these variables win over the CA file the HTTP exporter sets on its session, so a
+        // machine that sets them (CI images do) would make the exporter distrust the test's own CA.
+        command.env_remove("REQUESTS_CA_BUNDLE").env_remove("CURL_CA_BUNDLE");
+    }
+    command.envs(env.iter().copied());
     let output = command.output().expect("python runs");
     assert!(output.status.success(), "otel_send.py failed: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).expect("JSON report")

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Installs the test suite's Python tools (S3 test server, pyarrow, DuckDB) into a private virtualenv.
+# Installs the test suite's tools: Python ones (S3 test server, pyarrow, DuckDB, the OpenTelemetry SDK) into a
+# private virtualenv, and curl from apt when the machine lacks it.
 # Idempotent: does nothing when the installed set already matches requirements.txt.
 set -euo pipefail
+# curl is a client of the TLS tests (tests/tls.rs); Debian images usually have it.
+if ! command -v curl > /dev/null; then
+  echo "installing curl (apt)" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq curl; else sudo apt-get update -qq && sudo apt-get install -y -qq curl; fi
+fi
 here="$(cd "$(dirname "$0")" && pwd)"
 tools="${SPANLAKE_TEST_TOOLS:-$HOME/.cache/spanlake/test-tools}"
 requirements="$here/requirements.txt"

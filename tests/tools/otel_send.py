@@ -79,7 +79,10 @@ def main():
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
         from grpc import Compression
         compression = Compression.Gzip if args.gzip else None
-        exporter = OTLPSpanExporter(endpoint=args.endpoint, insecure=True, headers=headers, compression=compression)
+        # An https:// endpoint: TLS, with the CA and client certificate from the SDK's standard variables
+        # (OTEL_EXPORTER_OTLP_CERTIFICATE, OTEL_EXPORTER_OTLP_CLIENT_KEY, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE).
+        insecure = not args.endpoint.startswith("https://")
+        exporter = OTLPSpanExporter(endpoint=args.endpoint, insecure=insecure, headers=headers, compression=compression)
     else:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.exporter.otlp.proto.http import Compression
