@@ -90,6 +90,14 @@ settings! {
     /// RESOURCE_EXHAUSTED, one that could never fit 413. At least max_request_bytes +
     /// max_request_decompressed_bytes.
     max_inflight_request_bytes: ByteSize = ByteSize::of(DEFAULT_INFLIGHT_REQUEST_BYTES);
+    /// Longest attribute key or value (of a span, its resource, scope, events, links; nested values
+    /// together) a span may bring; a span with a longer one is refused (partial success, counted as
+    /// spanlake_spans_rejected_total{reason="attribute_too_large"}). 0: no limit.
+    max_attribute_bytes: ByteSize = ByteSize::of(crate::ingest::limits::DEFAULT_MAX_ATTRIBUTE_BYTES);
+    /// Bytes one trace may hold in its tenant's open buffer (until the next block is cut); its further
+    /// spans are refused (partial success, reason="trace_too_large"), as Tempo's max_bytes_per_trace. 0: no
+    /// limit.
+    max_bytes_per_trace: ByteSize = ByteSize::of(crate::ingest::limits::DEFAULT_MAX_BYTES_PER_TRACE);
     /// Connections each port holds open at once; more wait to be accepted until one closes.
     max_connections: usize = crate::api::DEFAULT_MAX_CONNECTIONS;
     /// HTTP/2 streams (requests) one connection may have open at once, on the gRPC and query ports.
@@ -340,6 +348,10 @@ impl ServeConfig {
             flush_on_shutdown: self.flush_on_shutdown,
             upload_timeout: self.upload_timeout,
             block: self.block_options(),
+            limits: crate::ingest::limits::SpanLimits {
+                max_attribute_bytes: self.max_attribute_bytes.as_usize(),
+                max_bytes_per_trace: self.max_bytes_per_trace.as_usize(),
+            },
             ..IngestOptions::new(self.data_dir.join("wal"))
         }
     }

@@ -50,6 +50,8 @@ pub struct TenantBuffer {
     pub open_bytes: usize,
     pub open_since: Option<Instant>,
     pub pending: Vec<PendingBlock>,
+    /// Bytes each trace holds in the open buffer since the last cut (`max_bytes_per_trace`).
+    pub trace_bytes: HashMap<crate::ids::TraceId, usize>,
 }
 
 impl TenantBuffer {
@@ -92,6 +94,17 @@ impl Buffers {
         self.bytes += bytes;
     }
 
+    /// Adds the bytes a buffered batch brought to its traces' counts (`max_bytes_per_trace`).
+    pub fn count_trace_bytes(&mut self, tenant: &TenantId, added: HashMap<crate::ids::TraceId, usize>) {
+        if added.is_empty() {
+            return;
+        }
+        let counts = &mut self.tenants.entry(tenant.clone()).or_default().trace_bytes;
+        for (trace, bytes) in added {
+            *counts.entry(trace).or_default() += bytes;
+        }
+    }
+
     /// Moves a tenant's oldest open batches, at most `max_bytes` of them (but at least one batch), into a
     /// new pending block; `None` when the buffer is empty. The cap keeps a block near `--max-block-bytes`
     /// when spans arrive faster than blocks are encoded: otherwise everything buffered during one
@@ -111,6 +124,8 @@ impl Buffers {
         }
         let open: Vec<BufferedBatch> = buffer.open.drain(..taken).collect();
         buffer.open_bytes -= bytes;
+        // Each block starts every trace's count afresh, as Tempo's ingester does once it cuts a trace.
+        buffer.trace_bytes = HashMap::new();
         // A remainder keeps the older arrival time, so it is cut no later than the age limit.
         if buffer.open.is_empty() {
             buffer.open_since = None;

@@ -7,11 +7,13 @@
 
 mod buffer;
 mod flush;
+pub mod limits;
 mod quarantine;
 mod replay;
 #[doc(hidden)]
 pub mod testing;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -95,6 +97,8 @@ pub struct IngestOptions {
     pub flush_on_shutdown: bool,
     pub shutdown_flush_timeout: Duration,
     pub block: BlockWriteOptions,
+    /// Attribute and per-trace size limits, checked before the WAL append.
+    pub limits: limits::SpanLimits,
 }
 
 impl IngestOptions {
@@ -111,6 +115,7 @@ impl IngestOptions {
             flush_on_shutdown: true,
             shutdown_flush_timeout: Duration::from_secs(30),
             block: BlockWriteOptions::default(),
+            limits: limits::SpanLimits::default(),
         }
     }
 }
@@ -230,13 +235,14 @@ impl Ingester {
         if *self.inner.stop.borrow() {
             return Err(IngestError::ShuttingDown);
         }
-        let NewSpans { batch, rejected, wal_payload: payload } = spans;
+        let NewSpans { batch, mut rejected, wal_payload: payload } = spans;
+        let (batch, payload, trace_bytes) = self.apply_limits(tenant, batch, payload, &mut rejected)?;
         let accepted = batch.num_rows();
         metrics::counter!(telemetry::SPANS_RECEIVED, "tenant" => tenant.to_string())
             .increment((accepted + rejected.len()) as u64);
-        if !rejected.is_empty() {
-            metrics::counter!(telemetry::SPANS_REJECTED, "tenant" => tenant.to_string())
-                .increment(rejected.len() as u64);
+        for rejection in &rejected {
+            metrics::counter!(telemetry::SPANS_REJECTED, "tenant" => tenant.to_string(), "reason" => rejection.reason())
+                .increment(1);
         }
         if accepted == 0 {
             return Ok(PushOutcome { accepted, rejected });
@@ -252,6 +258,7 @@ impl Ingester {
             let mut buffers = inner.lock();
             in_flight.finish(&mut buffers);
             buffers.add(&owner, batch, position);
+            buffers.count_trace_bytes(&owner, trace_bytes);
             Ok::<_, IngestError>(
                 buffers.tenants.get(&owner).is_some_and(|b| b.open_bytes >= inner.options.max_block_bytes),
             )
@@ -262,6 +269,52 @@ impl Ingester {
         }
         metrics::counter!(telemetry::SPANS_ACCEPTED, "tenant" => tenant.to_string()).increment(accepted as u64);
         Ok(PushOutcome { accepted, rejected })
+    }
+
+    /// Refuses the spans over the attribute and per-trace limits (added to `rejected`, reported as
+    /// partial success): the batch loses their rows and the WAL payload their spans, so neither holds
+    /// anything the client is told was refused. Returns the kept rows' bytes by trace, counted once the
+    /// batch is buffered. Two requests of one trace at the same instant may each fit alone and pass
+    /// together: the limit is held to within one request.
+    fn apply_limits(
+        &self,
+        tenant: &TenantId,
+        batch: RecordBatch,
+        payload: Bytes,
+        rejected: &mut Vec<SpanRejection>,
+    ) -> Result<(RecordBatch, Bytes, HashMap<TraceId, usize>), IngestError> {
+        let limits = self.inner.options.limits;
+        if limits.is_off() || batch.num_rows() == 0 {
+            return Ok((batch, payload, HashMap::new()));
+        }
+        let measured = limits.measure(&batch);
+        let mut verdict = {
+            let buffers = self.inner.lock();
+            let held = buffers.tenants.get(tenant).map(|buffer| &buffer.trace_bytes);
+            limits.judge(&measured, held.unwrap_or(&HashMap::new()))
+        };
+        if verdict.refused.is_empty() {
+            return Ok((batch, payload, verdict.kept_bytes));
+        }
+        limits::refuse_duplicates(&batch, &mut verdict.refused);
+        let refused_ids = limits::ids_of(&batch, verdict.refused.iter().map(|(row, _)| *row));
+        let kept = limits::without_rows(&batch, &verdict.refused).map_err(SpanFormatError::from)?;
+        // The payload is the body these rows were just decoded from.
+        let mut request = ExportTraceServiceRequest::decode(payload.as_ref())
+            .map_err(|e| SpanFormatError::Undecodable { what: "request", source: e.into() })?;
+        for resource_spans in &mut request.resource_spans {
+            for scope_spans in &mut resource_spans.scope_spans {
+                scope_spans.spans.retain(|span| !refused_ids.contains(&(span.trace_id.clone(), span.span_id.clone())));
+            }
+        }
+        tracing::info!(
+            tenant = %tenant,
+            refused = verdict.refused.len(),
+            first = %verdict.refused[0].1,
+            "spans over the size limits refused"
+        );
+        rejected.extend(verdict.refused.into_iter().map(|(_, why)| why));
+        Ok((kept, Bytes::from(request.encode_to_vec()), verdict.kept_bytes))
     }
 
     /// The spans of one trace that this ingester still holds (not yet committed in a block). Blocks

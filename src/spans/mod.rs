@@ -48,6 +48,24 @@ pub enum SpanRejection {
     SpanId(#[source] IdError),
     #[error("invalid parent span ID: must be empty or 8 bytes, got {0}")]
     ParentSpanIdLength(usize),
+    /// An attribute key or value longer than `max_attribute_bytes` (issue 26, item 6).
+    #[error("an attribute of {bytes} bytes is over the server's max_attribute_bytes ({limit})")]
+    AttributeTooLarge { bytes: usize, limit: usize },
+    /// The span's trace would hold more than `max_bytes_per_trace` in the ingester (Tempo's
+    /// TRACE_TOO_LARGE).
+    #[error("trace {trace} is over the server's max_bytes_per_trace ({limit} bytes buffered); span refused")]
+    TraceTooLarge { trace: crate::ids::TraceId, limit: usize },
+}
+
+impl SpanRejection {
+    /// Label of the `spanlake_spans_rejected_total` metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::TraceId(_) | Self::SpanId(_) | Self::ParentSpanIdLength(_) => "invalid_id",
+            Self::AttributeTooLarge { .. } => "attribute_too_large",
+            Self::TraceTooLarge { .. } => "trace_too_large",
+        }
+    }
 }
 
 const KIND_WORDS: [&str; 6] = ["unspecified", "internal", "server", "client", "producer", "consumer"];
