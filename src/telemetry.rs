@@ -14,8 +14,12 @@ use crate::storage::Storage;
 pub const SPANS_RECEIVED: &str = "spanlake_spans_received_total";
 /// Spans acknowledged: durable in the WAL (label `tenant`).
 pub const SPANS_ACCEPTED: &str = "spanlake_spans_accepted_total";
-/// Spans refused one by one for invalid IDs (label `tenant`).
+/// Spans refused one by one (labels `tenant`, `reason`: `invalid_id`, `attribute_too_large`,
+/// `trace_too_large`).
 pub const SPANS_REJECTED: &str = "spanlake_spans_rejected_total";
+/// Spans a client sent again that the tenant already held in the ingester, stored once (issue 26,
+/// "Add" 6: retries after a lost acknowledgement).
+pub const SPANS_DEDUPLICATED: &str = "spanlake_spans_deduplicated_total";
 /// Request body bytes received by the OTLP receivers, before decompression (label `protocol`).
 pub const RECEIVED_BYTES: &str = "spanlake_received_bytes_total";
 /// Whole requests refused (label `reason`: `invalid`, `too_large`, `unsupported`, `unauthorized`,

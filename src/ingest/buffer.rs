@@ -14,12 +14,40 @@ use crate::ids::{BlockId, TenantId};
 use crate::storage::EncodedBlock;
 use crate::wal::{SequenceRanges, WalPosition};
 
+/// A span's identity within its tenant: (trace ID, span ID). A client that resends a request whose
+/// acknowledgement it never got sends the same keys again.
+pub type SpanKey = (u128, u64);
+
+/// Bytes one held span key costs in memory (the key, its count and the hash table's share), counted in
+/// the buffer's bytes.
+const KEY_BYTES: usize = 48;
+
+/// The keys of a batch's rows, in row order.
+pub fn span_keys(batch: &RecordBatch) -> Vec<SpanKey> {
+    use arrow::array::AsArray;
+    let column = |name| batch.column_by_name(name).and_then(|c| c.as_fixed_size_binary_opt());
+    let (Some(traces), Some(spans)) =
+        (column(crate::spans::schema::col::TRACE_ID), column(crate::spans::schema::col::SPAN_ID))
+    else {
+        return Vec::new();
+    };
+    (0..batch.num_rows())
+        .map(|row| {
+            let trace = traces.value(row).try_into().map_or(0, u128::from_be_bytes);
+            let span = spans.value(row).try_into().map_or(0, u64::from_be_bytes);
+            (trace, span)
+        })
+        .collect()
+}
+
 /// Acknowledged spans of one request, with where they sit in the WAL.
 pub struct BufferedBatch {
     pub batch: RecordBatch,
     pub position: WalPosition,
-    /// The batch's Arrow memory size, counted in the buffer's bytes.
+    /// The batch's Arrow memory size and its keys' cost, counted in the buffer's bytes.
     pub bytes: usize,
+    /// The keys of its rows, held in the tenant's [`TenantBuffer::held_keys`].
+    keys: Vec<SpanKey>,
 }
 
 /// A block cut from a tenant's buffer, on its way to the object store.
@@ -31,6 +59,9 @@ pub struct PendingBlock {
     pub min_segment: u64,
     pub stage: PendingStage,
     pub bytes: usize,
+    /// The keys of its rows, held in the tenant's [`TenantBuffer::held_keys`] until it commits (empty
+    /// for a block replayed already encoded).
+    pub keys: Vec<SpanKey>,
 }
 
 /// How far a pending block has come; each stage holds its spans in the form the next step needs, and
@@ -52,6 +83,9 @@ pub struct TenantBuffer {
     pub pending: Vec<PendingBlock>,
     /// Bytes each trace holds in the open buffer since the last cut (`max_bytes_per_trace`).
     pub trace_bytes: HashMap<crate::ids::TraceId, usize>,
+    /// Every span the tenant holds here (open or pending), by key, with how many rows carry it: a resent
+    /// span already held is not taken twice (issue 26, "Add" 6).
+    pub held_keys: HashMap<SpanKey, u32>,
 }
 
 impl TenantBuffer {
@@ -86,11 +120,15 @@ pub struct Buffers {
 impl Buffers {
     /// Adds an acknowledged batch to its tenant's open buffer.
     pub fn add(&mut self, tenant: &TenantId, batch: RecordBatch, position: WalPosition) {
-        let bytes = batch.get_array_memory_size();
+        let keys = span_keys(&batch);
+        let bytes = batch.get_array_memory_size() + keys.len() * KEY_BYTES;
         let buffer = self.tenants.entry(tenant.clone()).or_default();
+        for key in &keys {
+            *buffer.held_keys.entry(*key).or_default() += 1;
+        }
         buffer.open_since.get_or_insert_with(Instant::now);
         buffer.open_bytes += bytes;
-        buffer.open.push(BufferedBatch { batch, position, bytes });
+        buffer.open.push(BufferedBatch { batch, position, bytes, keys });
         self.bytes += bytes;
     }
 
@@ -133,13 +171,19 @@ impl Buffers {
         let min_segment = open.iter().map(|b| b.position.segment).min().unwrap_or(0);
         let sequences = SequenceRanges::from_sequences(open.iter().map(|b| b.position.seq).collect());
         let block = BlockId::new_random();
-        let batches = open.into_iter().map(|b| b.batch).collect();
+        let mut keys = Vec::new();
+        let mut batches = Vec::with_capacity(open.len());
+        for batch in open {
+            keys.extend(batch.keys);
+            batches.push(batch.batch);
+        }
         buffer.pending.push(PendingBlock {
             block,
             sequences: sequences.clone(),
             min_segment,
             stage: PendingStage::Cut(batches),
             bytes,
+            keys,
         });
         Some((block, sequences))
     }
@@ -169,6 +213,14 @@ impl Buffers {
         if let Some(index) = buffer.pending.iter().position(|p| p.block == block) {
             let removed = buffer.pending.remove(index);
             self.bytes -= removed.bytes;
+            for key in &removed.keys {
+                if let Some(count) = buffer.held_keys.get_mut(key) {
+                    *count -= 1;
+                    if *count == 0 {
+                        buffer.held_keys.remove(key);
+                    }
+                }
+            }
         }
         if buffer.is_idle() {
             self.tenants.remove(tenant);
@@ -226,7 +278,7 @@ mod tests {
         let mut sizes = Vec::new();
         for seq in 0..10 {
             let (batch, _) = encode_resource_spans(&generator.next_trace()).unwrap();
-            sizes.push(batch.get_array_memory_size());
+            sizes.push(batch.get_array_memory_size() + batch.num_rows() * KEY_BYTES);
             buffers.add(&tenant, batch, WalPosition { seq, segment: 0 });
         }
         let total: usize = sizes.iter().sum();
@@ -250,5 +302,24 @@ mod tests {
         let pending: Vec<usize> = buffer.pending.iter().map(|p| p.bytes).collect();
         assert_eq!(pending, [sizes[0] + sizes[1], sizes[2], sizes[3..].iter().sum()]);
         assert_eq!(buffers.bytes, total, "cut blocks count until they are released");
+    }
+
+    #[test]
+    fn held_span_keys_follow_the_spans_from_the_open_buffer_to_their_commit() {
+        let tenant = TenantId::single_tenant();
+        let (batch, _) = encode_resource_spans(&TraceGenerator::new(5).next_trace()).unwrap();
+        let keys = span_keys(&batch);
+        assert_eq!(keys.len(), batch.num_rows());
+        let mut buffers = Buffers::default();
+        buffers.add(&tenant, batch.clone(), WalPosition { seq: 1, segment: 0 });
+        buffers.add(&tenant, batch, WalPosition { seq: 2, segment: 0 });
+        let held = |buffers: &Buffers| buffers.tenants.get(&tenant).map_or(0, |b| b.held_keys.len());
+        assert_eq!(held(&buffers), keys.len(), "two copies, one key each");
+        assert!(keys.iter().all(|key| buffers.tenants[&tenant].held_keys[key] == 2));
+        let (block, _) = buffers.cut(&tenant, usize::MAX).unwrap();
+        assert_eq!(held(&buffers), keys.len(), "pending spans are still held");
+        buffers.remove_committed(&tenant, block);
+        assert_eq!(held(&buffers), 0, "committed spans are no longer the ingester's");
+        assert_eq!(buffers.bytes, 0);
     }
 }

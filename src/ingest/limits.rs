@@ -144,14 +144,14 @@ pub fn ids_of(batch: &RecordBatch, rows: impl Iterator<Item = usize>) -> std::co
     rows.map(|row| (traces.value(row).to_vec(), spans.value(row).to_vec())).collect()
 }
 
-/// The batch without the refused rows.
+/// The batch without the given rows.
 pub fn without_rows(
     batch: &RecordBatch,
-    refused: &[(usize, SpanRejection)],
+    rows: impl IntoIterator<Item = usize>,
 ) -> Result<RecordBatch, arrow::error::ArrowError> {
     let mut keep = vec![true; batch.num_rows()];
-    for (row, _) in refused {
-        keep[*row] = false;
+    for row in rows {
+        keep[row] = false;
     }
     arrow::compute::filter_record_batch(batch, &BooleanArray::from(keep))
 }
@@ -323,6 +323,6 @@ mod tests {
         let full = judge(total, &held);
         assert_eq!(full.refused.len(), batch.num_rows());
         assert!(matches!(full.refused[0].1, SpanRejection::TraceTooLarge { limit, .. } if limit == total));
-        assert_eq!(without_rows(&batch, &full.refused).unwrap().num_rows(), 0);
+        assert_eq!(without_rows(&batch, full.refused.iter().map(|(row, _)| *row)).unwrap().num_rows(), 0);
     }
 }

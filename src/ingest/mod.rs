@@ -236,10 +236,10 @@ impl Ingester {
             return Err(IngestError::ShuttingDown);
         }
         let NewSpans { batch, mut rejected, wal_payload: payload } = spans;
-        let (batch, payload, trace_bytes) = self.apply_limits(tenant, batch, payload, &mut rejected)?;
-        let accepted = batch.num_rows();
         metrics::counter!(telemetry::SPANS_RECEIVED, "tenant" => tenant.to_string())
-            .increment((accepted + rejected.len()) as u64);
+            .increment((batch.num_rows() + rejected.len()) as u64);
+        let (batch, payload, trace_bytes) = self.screen(tenant, batch, payload, &mut rejected)?;
+        let accepted = batch.num_rows();
         for rejection in &rejected {
             metrics::counter!(telemetry::SPANS_REJECTED, "tenant" => tenant.to_string(), "reason" => rejection.reason())
                 .increment(1);
@@ -271,12 +271,16 @@ impl Ingester {
         Ok(PushOutcome { accepted, rejected })
     }
 
-    /// Refuses the spans over the attribute and per-trace limits (added to `rejected`, reported as
-    /// partial success): the batch loses their rows and the WAL payload their spans, so neither holds
-    /// anything the client is told was refused. Returns the kept rows' bytes by trace, counted once the
-    /// batch is buffered. Two requests of one trace at the same instant may each fit alone and pass
-    /// together: the limit is held to within one request.
-    fn apply_limits(
+    /// Screens a request's rows before the WAL append. Spans over the attribute and per-trace limits are
+    /// refused (added to `rejected`, reported as partial success). Spans the tenant already holds in
+    /// this ingester (a client resending a request whose acknowledgement it lost, after a `kill -9` and
+    /// the replay that brought the first copy back) are dropped as already stored, counted in
+    /// `spanlake_spans_deduplicated_total`. The batch loses both kinds of rows and the WAL payload their
+    /// spans, so neither holds anything twice or anything refused. Returns the kept rows' bytes by
+    /// trace, counted once the batch is buffered. Two requests screened at the same instant are each
+    /// checked against what was held before either: a trace can pass its limit by one request's worth,
+    /// and two copies sent at once are both kept (compaction removes such duplicates).
+    fn screen(
         &self,
         tenant: &TenantId,
         batch: RecordBatch,
@@ -284,35 +288,54 @@ impl Ingester {
         rejected: &mut Vec<SpanRejection>,
     ) -> Result<(RecordBatch, Bytes, HashMap<TraceId, usize>), IngestError> {
         let limits = self.inner.options.limits;
-        if limits.is_off() || batch.num_rows() == 0 {
+        if batch.num_rows() == 0 {
             return Ok((batch, payload, HashMap::new()));
         }
-        let measured = limits.measure(&batch);
-        let mut verdict = {
+        let measured = (!limits.is_off()).then(|| limits.measure(&batch));
+        let keys = buffer::span_keys(&batch);
+        let (mut verdict, duplicates) = {
             let buffers = self.inner.lock();
-            let held = buffers.tenants.get(tenant).map(|buffer| &buffer.trace_bytes);
-            limits.judge(&measured, held.unwrap_or(&HashMap::new()))
+            let verdict = match &measured {
+                Some(measured) => {
+                    let held = buffers.tenants.get(tenant).map(|buffer| &buffer.trace_bytes);
+                    limits.judge(measured, held.unwrap_or(&HashMap::new()))
+                }
+                None => limits::Verdict::default(),
+            };
+            let duplicates: Vec<usize> = match buffers.tenants.get(tenant) {
+                Some(buffer) if !buffer.held_keys.is_empty() => {
+                    (0..keys.len()).filter(|row| buffer.held_keys.contains_key(&keys[*row])).collect()
+                }
+                _ => Vec::new(),
+            };
+            (verdict, duplicates)
         };
-        if verdict.refused.is_empty() {
+        if verdict.refused.is_empty() && duplicates.is_empty() {
             return Ok((batch, payload, verdict.kept_bytes));
         }
         limits::refuse_duplicates(&batch, &mut verdict.refused);
-        let refused_ids = limits::ids_of(&batch, verdict.refused.iter().map(|(row, _)| *row));
-        let kept = limits::without_rows(&batch, &verdict.refused).map_err(SpanFormatError::from)?;
+        let refused_rows: std::collections::HashSet<usize> = verdict.refused.iter().map(|(row, _)| *row).collect();
+        let duplicates: Vec<usize> = duplicates.into_iter().filter(|row| !refused_rows.contains(row)).collect();
+        if !duplicates.is_empty() {
+            tracing::info!(tenant = %tenant, spans = duplicates.len(), "resent spans already held: stored once");
+            metrics::counter!(telemetry::SPANS_DEDUPLICATED, "tenant" => tenant.to_string())
+                .increment(duplicates.len() as u64);
+        }
+        let dropped_rows = refused_rows.iter().copied().chain(duplicates.iter().copied());
+        let dropped_ids = limits::ids_of(&batch, dropped_rows.clone());
+        let dropped: Vec<usize> = dropped_rows.collect();
+        let kept = limits::without_rows(&batch, dropped).map_err(SpanFormatError::from)?;
         // The payload is the body these rows were just decoded from.
         let mut request = ExportTraceServiceRequest::decode(payload.as_ref())
             .map_err(|e| SpanFormatError::Undecodable { what: "request", source: e.into() })?;
         for resource_spans in &mut request.resource_spans {
             for scope_spans in &mut resource_spans.scope_spans {
-                scope_spans.spans.retain(|span| !refused_ids.contains(&(span.trace_id.clone(), span.span_id.clone())));
+                scope_spans.spans.retain(|span| !dropped_ids.contains(&(span.trace_id.clone(), span.span_id.clone())));
             }
         }
-        tracing::info!(
-            tenant = %tenant,
-            refused = verdict.refused.len(),
-            first = %verdict.refused[0].1,
-            "spans over the size limits refused"
-        );
+        if let Some((_, first)) = verdict.refused.first() {
+            tracing::info!(tenant = %tenant, refused = verdict.refused.len(), %first, "spans over the size limits refused");
+        }
         rejected.extend(verdict.refused.into_iter().map(|(_, why)| why));
         Ok((kept, Bytes::from(request.encode_to_vec()), verdict.kept_bytes))
     }

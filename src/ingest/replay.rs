@@ -67,6 +67,7 @@ pub(super) async fn replay(
                         min_segment,
                         stage: PendingStage::Encoded(Arc::new(encoded)),
                         bytes,
+                        keys: Vec::new(),
                     },
                 );
             }
