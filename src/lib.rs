@@ -18,6 +18,7 @@
 //! - [`loadgen`]: the OTLP load generator and the check that acknowledged spans were all stored.
 //! - [`config`]: settings of the server, declared once with their defaults.
 //! - [`auth`]: credentials bound to tenants or the admin role, from a file reloaded when it changes.
+//! - [`reload`]: values read from files (credentials, certificates) and read again when they change.
 //! - [`api`]: the HTTP faces of the server.
 
 // Outside tests a failure is a `?` or an `expect` that says why it cannot happen (STYLE.md).
@@ -34,6 +35,7 @@ pub mod ingest;
 pub mod loadgen;
 pub mod query;
 pub mod receive;
+pub mod reload;
 pub mod search;
 pub mod spans;
 pub mod sql;

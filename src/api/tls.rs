@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,8 +24,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// How often the certificate files are read again to see whether they changed.
-pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+use crate::reload::Reloadable;
 
 /// Why the TLS files could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -72,15 +71,9 @@ impl TlsFiles {
         }
     }
 
-    fn read(&self) -> Result<Vec<Vec<u8>>, TlsError> {
-        let read = |what, path: &Path| {
-            std::fs::read(path).map_err(|source| TlsError::Read { what, path: path.to_owned(), source })
-        };
-        let mut contents = vec![read("certificate file", &self.cert)?, read("key file", &self.key)?];
-        if let Some(ca) = &self.client_ca {
-            contents.push(read("client CA file", ca)?);
-        }
-        Ok(contents)
+    /// Every file, for the reloader to watch.
+    fn paths(&self) -> Vec<PathBuf> {
+        [Some(&self.cert), Some(&self.key), self.client_ca.as_ref()].into_iter().flatten().cloned().collect()
     }
 }
 
@@ -114,6 +107,13 @@ struct Loaded {
 
 impl Loaded {
     fn load(files: &TlsFiles) -> Result<Self, TlsError> {
+        // A file that cannot be opened is named as such, not as one without PEM in it.
+        let named = [("certificate file", Some(&files.cert)), ("key file", Some(&files.key))];
+        for (what, path) in named.into_iter().chain([("client CA file", files.client_ca.as_ref())]) {
+            if let Some(path) = path {
+                std::fs::File::open(path).map_err(|source| TlsError::Read { what, path: path.clone(), source })?;
+            }
+        }
         let pem = |what, path: &Path, expected| TlsError::Pem { what, path: path.to_owned(), expected };
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
             .map_err(|_| pem("certificate file", &files.cert, "certificate"))?
@@ -158,7 +158,7 @@ impl Loaded {
 /// The TLS configuration in force, shared by every port; the reloader swaps in a new one.
 #[derive(Clone)]
 pub struct Tls {
-    loaded: Arc<RwLock<Arc<Loaded>>>,
+    loaded: Reloadable<Loaded>,
     files: TlsFiles,
 }
 
@@ -170,14 +170,11 @@ impl Tls {
             client_certificates = files.client_ca.is_some(),
             "TLS on every port; the files are re-read when they change"
         );
-        Ok(Self { loaded: Arc::new(RwLock::new(Arc::new(loaded))), files })
+        Ok(Self { loaded: Reloadable::new(loaded), files })
     }
 
     fn acceptor(&self, alpn: Alpn) -> tokio_rustls::TlsAcceptor {
-        let loaded = match self.loaded.read() {
-            Ok(loaded) => loaded.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
+        let loaded = self.loaded.get();
         let config = match alpn {
             Alpn::Http2AndHttp1 => loaded.both.clone(),
             Alpn::Http1 => loaded.http1.clone(),
@@ -203,42 +200,20 @@ impl Tls {
         }
     }
 
-    /// Reads the files every [`RELOAD_INTERVAL`] until `stop`; changed files that load replace the
-    /// configuration for new connections, ones that do not are logged and counted.
-    pub fn spawn_reloader(&self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let mut last = this.files.read().ok();
-            loop {
-                tokio::select! {
-                    _ = stop.wait_for(|stopped| *stopped) => return,
-                    () = tokio::time::sleep(RELOAD_INTERVAL) => {}
-                }
-                let files = this.files.clone();
-                let current = tokio::task::spawn_blocking(move || files.read().ok()).await.ok().flatten();
-                if current.is_none() || current == last {
-                    // A file missing for a moment (being replaced) is not a change yet.
-                    continue;
-                }
-                last = current;
-                match Loaded::load(&this.files) {
-                    Ok(loaded) => {
-                        tracing::info!("TLS files changed: new connections use the new certificate");
-                        metrics::counter!(crate::telemetry::TLS_RELOADS, "outcome" => "loaded").increment(1);
-                        let mut slot = match this.loaded.write() {
-                            Ok(slot) => slot,
-                            Err(poisoned) => poisoned.into_inner(),
-                        };
-                        *slot = Arc::new(loaded);
-                    }
-                    Err(error) => {
-                        let error = crate::telemetry::chain(&error);
-                        tracing::error!(%error, "TLS files changed but do not load; the certificate in force stays");
-                        metrics::counter!(crate::telemetry::TLS_RELOADS, "outcome" => "refused").increment(1);
-                    }
-                }
-            }
-        })
+    /// Re-reads the files when they change, until `stop`: changed files that load replace the
+    /// configuration for new connections, ones that do not are logged and counted. Write the key before
+    /// the certificate (or rename both into place): a new certificate with the old key does not load.
+    pub fn spawn_reloader(&self, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+        let files = self.files.clone();
+        let load = move || Loaded::load(&files);
+        crate::reload::spawn_watch(
+            self.loaded.clone(),
+            self.files.paths(),
+            "TLS files",
+            crate::telemetry::TLS_RELOADS,
+            load,
+            stop,
+        )
     }
 }
 

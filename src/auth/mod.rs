@@ -3,13 +3,11 @@
 //!
 //! Owns the file's format, the digests of secrets, matching a request's `Authorization` value against
 //! them in constant time, and the reload. Knows nothing of ports or requests beyond that one header
-//! value: `api` asks it for a [`Grant`] and decides what the grant allows. Calls `ids` and `telemetry`.
+//! value: `api` asks it for a [`Grant`] and decides what the grant allows. Calls `ids`, `reload` and `telemetry`.
 
 mod file;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use base64::Engine;
 use subtle::ConstantTimeEq;
@@ -17,14 +15,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::ids::TenantId;
+use crate::reload::Reloadable;
 
 pub use file::{FileError, Table};
 
 /// The `WWW-Authenticate` value of a 401: both schemes a client may answer with.
 pub const CHALLENGE: &str = "Bearer realm=\"spanlake\", Basic realm=\"spanlake\"";
-
-/// How often the credentials file is read again to see whether it changed.
-pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What a credential lets its holder do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +139,7 @@ impl Table {
 /// changes and checks in progress finish with the table they started with.
 #[derive(Clone)]
 pub struct Credentials {
-    table: Arc<RwLock<Arc<Table>>>,
+    table: Reloadable<Table>,
     path: PathBuf,
     multitenancy: bool,
 }
@@ -156,56 +152,27 @@ impl Credentials {
             tracing::warn!(path = %path.display(), "the credentials file holds no credential: every request is refused");
         }
         tracing::info!(credentials = table.len(), "auth on: requests need credentials");
-        Ok(Self { table: Arc::new(RwLock::new(Arc::new(table))), path: path.to_owned(), multitenancy })
+        Ok(Self { table: Reloadable::new(table), path: path.to_owned(), multitenancy })
     }
 
     /// The grant of an `Authorization` value under the table in force.
     pub fn check(&self, authorization: Option<&[u8]>) -> Result<Grant, AuthError> {
-        let table = match self.table.read() {
-            Ok(table) => table.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
-        table.check(authorization)
+        self.table.get().check(authorization)
     }
 
-    /// Reads the file every [`RELOAD_INTERVAL`] until `stop`; a changed file that checks out replaces the
+    /// Re-reads the file when it changes, until `stop`: a changed file that checks out replaces the
     /// table, one that does not is logged and counted and the table in force stays.
-    pub fn spawn_reloader(&self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let mut last = tokio::fs::read(&this.path).await.ok();
-            loop {
-                tokio::select! {
-                    _ = stop.wait_for(|stopped| *stopped) => return,
-                    () = tokio::time::sleep(RELOAD_INTERVAL) => {}
-                }
-                let current = tokio::fs::read(&this.path).await.ok();
-                if current == last {
-                    continue;
-                }
-                last = current;
-                this.reload();
-            }
-        })
-    }
-
-    fn reload(&self) {
-        match Table::load(&self.path, self.multitenancy) {
-            Ok(table) => {
-                tracing::info!(credentials = table.len(), "credentials file changed: reloaded");
-                metrics::counter!(crate::telemetry::AUTH_RELOADS, "outcome" => "loaded").increment(1);
-                let mut slot = match self.table.write() {
-                    Ok(slot) => slot,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
-                *slot = Arc::new(table);
-            }
-            Err(error) => {
-                let error = crate::telemetry::chain(&error);
-                tracing::error!(%error, "credentials file changed but cannot be used; the previous credentials stay in force");
-                metrics::counter!(crate::telemetry::AUTH_RELOADS, "outcome" => "refused").increment(1);
-            }
-        }
+    pub fn spawn_reloader(&self, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+        let (path, multitenancy) = (self.path.clone(), self.multitenancy);
+        let load = move || Table::load(&path, multitenancy);
+        crate::reload::spawn_watch(
+            self.table.clone(),
+            vec![self.path.clone()],
+            "credentials file",
+            crate::telemetry::AUTH_RELOADS,
+            load,
+            stop,
+        )
     }
 }
 
