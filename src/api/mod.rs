@@ -120,13 +120,7 @@ impl AppState {
     /// Lets the request through if it may use the operator's routes: anyone with auth off, an admin
     /// credential with it on.
     fn require_admin(&self, authorization: Option<&[u8]>) -> Result<(), AuthError> {
-        let Some(credentials) = &self.credentials else {
-            return Ok(());
-        };
-        match credentials.check(authorization).map_err(counted)? {
-            Grant::Admin => Ok(()),
-            Grant::Tenant(_) => Err(counted(AuthError::NotAdmin)),
-        }
+        require_admin(self.credentials.as_ref(), authorization)
     }
 
     /// Lets spans of `tenant` in unless they would be the first of one tenant too many: tenants count when
@@ -143,6 +137,24 @@ impl AppState {
         }
         Ok(())
     }
+}
+
+/// Admits an operator's request: anyone with auth off (`credentials` `None`), an admin credential with it
+/// on.
+fn require_admin(credentials: Option<&Credentials>, authorization: Option<&[u8]>) -> Result<(), AuthError> {
+    let Some(credentials) = credentials else {
+        return Ok(());
+    };
+    match credentials.check(authorization).map_err(counted)? {
+        Grant::Admin => Ok(()),
+        Grant::Tenant(_) => Err(counted(AuthError::NotAdmin)),
+    }
+}
+
+/// The credentials the settings name (`None`: auth off), read before any port opens.
+fn load_credentials(config: &ServeConfig) -> Result<Option<Credentials>, ServeError> {
+    let loaded = config.auth_file.as_deref().map(|path| Credentials::load(path, config.multitenancy));
+    Ok(loaded.transpose()?)
 }
 
 /// Counts a refusal for its credentials, whichever port and route it came on.
@@ -239,6 +251,7 @@ impl Server {
         telemetry::install();
         tracing::info!(storage = %storage.location(), "storage opened");
         let tls = load_tls(&config)?;
+        let credentials = load_credentials(&config)?;
         let query_listener = bind(config.http_addr).await?;
         let http_addr = query_listener.local_addr()?;
         let (stop_query, stop_receivers) = (watch::channel(false).0, watch::channel(false).0);
@@ -252,10 +265,6 @@ impl Server {
             stop_query.subscribe(),
         );
         tracing::info!(http_addr = %http_addr, "query HTTP API listening; 503 until the WAL is replayed");
-        let credentials = match &config.auth_file {
-            Some(path) => Some(Credentials::load(path, config.multitenancy)?),
-            None => None,
-        };
         let ingester = Ingester::start(config.ingest_options(), storage.clone()).await?;
         let querier = Querier::with_ingester(storage.clone(), config.query_options(), ingester.clone());
         let sql = SqlEngine::new(querier.clone(), config.sql_limits())?;
@@ -449,10 +458,7 @@ async fn serve_compactor(config: ServeConfig) -> Result<(), ServeError> {
         options.interval = crate::compaction::CompactionOptions::default().interval;
     }
     let compactor = Compactor::new(storage.clone(), options);
-    let credentials = match &config.auth_file {
-        Some(path) => Some(Credentials::load(path, config.multitenancy)?),
-        None => None,
-    };
+    let credentials = load_credentials(&config)?;
     let tls = load_tls(&config)?;
     let signalled = shutdown_signal();
     let stop = watch::channel(false).0;
@@ -472,14 +478,8 @@ async fn serve_compactor(config: ServeConfig) -> Result<(), ServeError> {
                 use axum::response::IntoResponse;
                 // As on the full server's query port: with auth on, metrics are the operator's.
                 let authorization = headers.get(axum::http::header::AUTHORIZATION).map(|value| value.as_bytes());
-                if let Some(credentials) = &credentials
-                    && let Err(error) = credentials.check(authorization).and_then(|grant| match grant {
-                        Grant::Admin => Ok(()),
-                        Grant::Tenant(_) => Err(AuthError::NotAdmin),
-                    })
-                {
-                    let refusal = Refusal::from(&crate::receive::ReceiveError::Auth(counted(error)));
-                    return query::refusal_response(&refusal);
+                if let Err(error) = require_admin(credentials.as_ref(), authorization) {
+                    return query::refusal_response(&Refusal::from(&crate::receive::ReceiveError::Auth(error)));
                 }
                 ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], telemetry::render(&storage, &[]))
                     .into_response()
