@@ -125,19 +125,25 @@ def run(args):
     take = threading.Lock()
     latencies, failures = [], []
 
+    metadata = [("authorization", f"Bearer {args.token}")] if args.token else []
     if args.protocol == "grpc":
         import grpc
-        channel = grpc.insecure_channel(args.endpoint, options=[
-            ("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)],
-            compression=grpc.Compression.Gzip if args.gzip else grpc.Compression.NoCompression)
+        options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+        compression = grpc.Compression.Gzip if args.gzip else grpc.Compression.NoCompression
+        if args.ca:
+            with open(args.ca, "rb") as ca:
+                credentials = grpc.ssl_channel_credentials(root_certificates=ca.read())
+            channel = grpc.secure_channel(args.endpoint, credentials, options=options, compression=compression)
+        else:
+            channel = grpc.insecure_channel(args.endpoint, options=options, compression=compression)
         export = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
 
         def send(body):
-            export(body, timeout=30)
+            export(body, timeout=30, metadata=metadata)
     else:
         import requests
-        url = f"http://{args.endpoint}/v1/traces"
-        headers = {"Content-Type": "application/x-protobuf"}
+        url = f"{'https' if args.ca else 'http'}://{args.endpoint}/v1/traces"
+        headers = {"Content-Type": "application/x-protobuf", **dict(metadata)}
         if args.gzip:
             headers["Content-Encoding"] = "gzip"
         local = threading.local()
@@ -145,7 +151,7 @@ def run(args):
         def send(body):
             if not hasattr(local, "session"):
                 local.session = requests.Session()
-            reply = local.session.post(url, data=body, headers=headers, timeout=30)
+            reply = local.session.post(url, data=body, headers=headers, timeout=30, verify=args.ca or True)
             if reply.status_code != 200:
                 raise RuntimeError(f"HTTP {reply.status_code}: {reply.text[:200]}")
 
@@ -200,6 +206,8 @@ def main():
     run_parser.add_argument("--inflight", type=int, default=4)
     run_parser.add_argument("--gzip", action="store_true")
     run_parser.add_argument("--spans", type=int, default=1_000_000)
+    run_parser.add_argument("--token", help="bearer token, for a server with auth on")
+    run_parser.add_argument("--ca", help="CA file: connect over TLS (https, a secure gRPC channel)")
     args = parser.parse_args()
     if args.command == "prepare":
         prepare(args.dir)

@@ -9,6 +9,8 @@
 # Usage: benches/ingest_shapes.sh
 #   SPANS=1000000 SIZES="512 1000 8192" INFLIGHT="1 4 16" PROTOCOLS="grpc http" GZIP="off on"   (defaults)
 #   SPANLAKE_BIN=path runs that binary instead of building this checkout (to compare two builds in one run).
+#   AUTH=on: the server checks a bearer token on every request (--auth-file), the client sends it.
+#   TLS=on: every port behind TLS (a CA and certificate made here with openssl), the client trusts the CA.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 spans="${SPANS:-1000000}"
@@ -29,6 +31,25 @@ server=""
 trap 'if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
 "$python" benches/ingest_client.py prepare "$work/pool"
 ticks="$(getconf CLK_TCK)"
+serve_flags=(); client_flags=(); scheme=http; curl_flags=()
+if [ "${AUTH:-off}" = on ]; then
+  token="bench-token-$$"
+  digest="$(printf '%s\n' "$token" | "$bin" auth hash)"
+  printf 'credentials:\n  - {name: bench, admin: true, sha256: %s}\n' "$digest" > "$work/credentials.yaml"
+  serve_flags+=(--auth-file "$work/credentials.yaml"); client_flags+=(--token "$token")
+  curl_flags+=(-H "authorization: Bearer $token")
+fi
+if [ "${TLS:-off}" = on ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ca.key" -out "$work/ca.pem" \
+    -days 1 -subj /CN=bench-ca 2> /dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/server.key" -out "$work/server.csr" \
+    -subj /CN=localhost 2> /dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > "$work/ext"
+  openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
+    -out "$work/server.pem" -days 1 -extfile "$work/ext" 2> /dev/null
+  serve_flags+=(--tls-cert-file "$work/server.pem" --tls-key-file "$work/server.key")
+  client_flags+=(--ca "$work/ca.pem"); scheme=https; curl_flags+=(--cacert "$work/ca.pem")
+fi
 cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 echo "| protocol | spans/request | in flight | gzip | acknowledged spans/s | ack p50 / p99 (ms) | server CPU s per 1 M spans | peak RSS (MiB) | failed requests |"
@@ -39,7 +60,7 @@ for protocol in $protocols; do
       for gzip in $gzips; do
         rm -rf "$work/data"
         "$bin" serve --data-dir "$work/data" --http-addr 127.0.0.1:0 --otlp-grpc-addr 127.0.0.1:0 \
-          --otlp-http-addr 127.0.0.1:0 2> "$work/log" &
+          --otlp-http-addr 127.0.0.1:0 "${serve_flags[@]}" 2> "$work/log" &
         server=$!
         until grep -q ' ready' "$work/log"; do
           kill -0 "$server" || { cat "$work/log" >&2; exit 1; }
@@ -52,8 +73,8 @@ for protocol in $protocols; do
         gzip_flag=(); [ "$gzip" = on ] && gzip_flag=(--gzip)
         cpu_before="$(cpu_of "$server")"
         result="$("$python" benches/ingest_client.py run "$work/pool" --protocol "$protocol" --endpoint "$endpoint" \
-          --size "$size" --inflight "$inflight" --spans "$spans" "${gzip_flag[@]}")" || true
-        curl -sf -X POST "http://$query/flush" > /dev/null
+          --size "$size" --inflight "$inflight" --spans "$spans" "${gzip_flag[@]}" "${client_flags[@]}")" || true
+        curl -sf "${curl_flags[@]}" -X POST "$scheme://$query/flush" > /dev/null
         cpu_after="$(cpu_of "$server")"
         peak_rss_kib="$(awk '/VmHWM/ {print $2}' "/proc/$server/status")"
         kill "$server"; wait "$server" 2>/dev/null || true; server=""
