@@ -163,6 +163,17 @@ async fn every_port_speaks_tls_to_the_sdk_and_to_curl_and_refuses_clear_text() {
         let reply = curl_async(url, args).await;
         assert!(reply.code == 0 && reply.out.ends_with("200 1.1"), "HTTP/1.1 over TLS: {}", reply.out);
     }
+    // spanlake's own CLI asks over TLS, trusting the CA given to it.
+    let (server_url, ca, token) = (https(server.server.http_addr(), ""), ca_file.clone(), token.to_owned());
+    let printed = tokio::task::spawn_blocking(move || {
+        let args = ["sql", "--server", &server_url, "--ca", &ca, "--token", &token, "--format", "csv"];
+        Command::new(env!("CARGO_BIN_EXE_spanlake")).args(args).arg("SELECT count(*) AS n FROM spans").output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    assert_eq!(String::from_utf8_lossy(&printed.stdout).lines().nth(1), Some("8"), "four spans from each exporter");
+
     // OTLP/HTTP offers HTTP/1.1 only; a curl-made export lands there.
     let mut args = auth.to_vec();
     args.extend(["--http2", "-H", "content-type: application/json", "-d", "{}"].map(String::from));

@@ -100,6 +100,9 @@ pub struct Source {
     /// Bearer token for a server with auth on (`spanlake auth token`).
     #[arg(long, env = "SPANLAKE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// CA certificate (PEM) that signed an https:// server's certificate; default: the system's roots.
+    #[arg(long, env = "SPANLAKE_CA_FILE", value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl Source {
@@ -125,7 +128,7 @@ impl Source {
 
     /// Who to ask the server as.
     pub fn caller(&self) -> spanlake::query::remote::Caller {
-        spanlake::query::remote::Caller { tenant: self.tenant.clone(), token: self.token.clone() }
+        spanlake::query::remote::Caller { tenant: self.tenant.clone(), token: self.token.clone(), ca: self.ca.clone() }
     }
 
     /// The tenant to read as: the given one, or the single tenant.
