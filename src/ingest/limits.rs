@@ -114,7 +114,7 @@ impl SpanLimits {
 }
 
 /// Widens `refused` to every row sharing a (trace ID, span ID) with a refused one, so the rows kept and
-/// the WAL payload re-encoded without those IDs ([`without_spans`]) hold exactly the same spans.
+/// the WAL payload re-encoded without those IDs (see `Ingester::screen`) hold exactly the same spans.
 pub fn refuse_duplicates(batch: &RecordBatch, refused: &mut Vec<(usize, SpanRejection)>) {
     let (Some(traces), Some(spans)) = (
         batch.column_by_name(col::TRACE_ID).and_then(|c| c.as_fixed_size_binary_opt()),
