@@ -22,6 +22,13 @@ pub type SpanKey = (u128, u64);
 /// the buffer's bytes.
 const KEY_BYTES: usize = 48;
 
+/// The key of a span by its ID bytes as OTLP carries them (a wrong length, never stored, keys as 0).
+pub fn span_key(trace_id: &[u8], span_id: &[u8]) -> SpanKey {
+    let trace = trace_id.try_into().map_or(0, u128::from_be_bytes);
+    let span = span_id.try_into().map_or(0, u64::from_be_bytes);
+    (trace, span)
+}
+
 /// The keys of a batch's rows, in row order.
 pub fn span_keys(batch: &RecordBatch) -> Vec<SpanKey> {
     use arrow::array::AsArray;
@@ -31,13 +38,7 @@ pub fn span_keys(batch: &RecordBatch) -> Vec<SpanKey> {
     else {
         return Vec::new();
     };
-    (0..batch.num_rows())
-        .map(|row| {
-            let trace = traces.value(row).try_into().map_or(0, u128::from_be_bytes);
-            let span = spans.value(row).try_into().map_or(0, u64::from_be_bytes);
-            (trace, span)
-        })
-        .collect()
+    (0..batch.num_rows()).map(|row| span_key(traces.value(row), spans.value(row))).collect()
 }
 
 /// Acknowledged spans of one request, with where they sit in the WAL.
@@ -121,6 +122,12 @@ impl Buffers {
     /// Adds an acknowledged batch to its tenant's open buffer.
     pub fn add(&mut self, tenant: &TenantId, batch: RecordBatch, position: WalPosition) {
         let keys = span_keys(&batch);
+        self.add_keyed(tenant, batch, keys, position);
+    }
+
+    /// [`Buffers::add`] with the batch's [`span_keys`] already at hand (a request's were taken to
+    /// screen it).
+    pub fn add_keyed(&mut self, tenant: &TenantId, batch: RecordBatch, keys: Vec<SpanKey>, position: WalPosition) {
         let bytes = batch.get_array_memory_size() + keys.len() * KEY_BYTES;
         let buffer = self.tenants.entry(tenant.clone()).or_default();
         for key in &keys {

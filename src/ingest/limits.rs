@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::datatypes::DataType;
 
+use super::buffer::SpanKey;
 use crate::ids::TraceId;
 use crate::spans::SpanRejection;
 use crate::spans::schema::col;
@@ -113,35 +114,18 @@ impl SpanLimits {
     }
 }
 
-/// Widens `refused` to every row sharing a (trace ID, span ID) with a refused one, so the rows kept and
-/// the WAL payload re-encoded without those IDs (see `Ingester::screen`) hold exactly the same spans.
-pub fn refuse_duplicates(batch: &RecordBatch, refused: &mut Vec<(usize, SpanRejection)>) {
-    let (Some(traces), Some(spans)) = (
-        batch.column_by_name(col::TRACE_ID).and_then(|c| c.as_fixed_size_binary_opt()),
-        batch.column_by_name(col::SPAN_ID).and_then(|c| c.as_fixed_size_binary_opt()),
-    ) else {
-        return;
-    };
-    let key = |row: usize| (traces.value(row).to_vec(), spans.value(row).to_vec());
-    let named: HashMap<_, SpanRejection> = refused.iter().map(|(row, why)| (key(*row), why.clone())).collect();
+/// Widens `refused` to every row sharing a span key (`keys`, one per row) with a refused one, so the
+/// rows kept and the WAL payload re-encoded without those keys (see `Ingester::screen`) hold exactly the
+/// same spans.
+pub fn refuse_duplicates(keys: &[SpanKey], refused: &mut Vec<(usize, SpanRejection)>) {
+    let named: HashMap<SpanKey, SpanRejection> = refused.iter().map(|(row, why)| (keys[*row], why.clone())).collect();
     let already: std::collections::HashSet<usize> = refused.iter().map(|(row, _)| *row).collect();
-    for row in (0..batch.num_rows()).filter(|row| !already.contains(row)) {
-        if let Some(why) = named.get(&key(row)) {
+    for (row, key) in keys.iter().enumerate().filter(|(row, _)| !already.contains(row)) {
+        if let Some(why) = named.get(key) {
             refused.push((row, why.clone()));
         }
     }
     refused.sort_by_key(|(row, _)| *row);
-}
-
-/// The (trace ID, span ID) pairs of `rows`.
-pub fn ids_of(batch: &RecordBatch, rows: impl Iterator<Item = usize>) -> std::collections::HashSet<(Vec<u8>, Vec<u8>)> {
-    let (Some(traces), Some(spans)) = (
-        batch.column_by_name(col::TRACE_ID).and_then(|c| c.as_fixed_size_binary_opt()),
-        batch.column_by_name(col::SPAN_ID).and_then(|c| c.as_fixed_size_binary_opt()),
-    ) else {
-        return Default::default();
-    };
-    rows.map(|row| (traces.value(row).to_vec(), spans.value(row).to_vec())).collect()
 }
 
 /// The batch without the given rows.

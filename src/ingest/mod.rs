@@ -33,7 +33,7 @@ use crate::spans::{
 use crate::storage::{BlockMeta, BlockWriteOptions, EncodedBlock, Storage, StorageError, TraceBloom, read_encoded};
 use crate::telemetry;
 use crate::wal::{Record, Wal, WalError, WalOptions};
-use buffer::{Buffers, PendingStage};
+use buffer::{Buffers, PendingStage, SpanKey};
 
 /// Why a push or a flush did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +74,16 @@ impl IngestError {
     pub fn is_backpressure(&self) -> bool {
         matches!(self, IngestError::MemoryFull { .. } | IngestError::WalFull { .. })
     }
+}
+
+/// A request's rows after [`Ingester::screen`]: what goes into the WAL and the buffer.
+struct Screened {
+    batch: RecordBatch,
+    /// The span key of each row of `batch`.
+    keys: Vec<SpanKey>,
+    payload: Bytes,
+    /// The rows' bytes by trace, for `max_bytes_per_trace`.
+    trace_bytes: HashMap<TraceId, usize>,
 }
 
 /// Settings of the ingester; `config` fills them in with their defaults.
@@ -238,7 +248,7 @@ impl Ingester {
         let NewSpans { batch, mut rejected, wal_payload: payload } = spans;
         metrics::counter!(telemetry::SPANS_RECEIVED, "tenant" => tenant.to_string())
             .increment((batch.num_rows() + rejected.len()) as u64);
-        let (batch, payload, trace_bytes) = self.screen(tenant, batch, payload, &mut rejected)?;
+        let Screened { batch, keys, payload, trace_bytes } = self.screen(tenant, batch, payload, &mut rejected)?;
         let accepted = batch.num_rows();
         for rejection in &rejected {
             metrics::counter!(telemetry::SPANS_REJECTED, "tenant" => tenant.to_string(), "reason" => rejection.reason())
@@ -257,7 +267,7 @@ impl Ingester {
             testing::wait_if_held(&inner.options.wal_dir, testing::Point::Registration).await;
             let mut buffers = inner.lock();
             in_flight.finish(&mut buffers);
-            buffers.add(&owner, batch, position);
+            buffers.add_keyed(&owner, batch, keys, position);
             buffers.count_trace_bytes(&owner, trace_bytes);
             Ok::<_, IngestError>(
                 buffers.tenants.get(&owner).is_some_and(|b| b.open_bytes >= inner.options.max_block_bytes),
@@ -276,8 +286,9 @@ impl Ingester {
     /// this ingester (a client resending a request whose acknowledgement it lost, after a `kill -9` and
     /// the replay that brought the first copy back) are dropped as already stored, counted in
     /// `spanlake_spans_deduplicated_total`. The batch loses both kinds of rows and the WAL payload their
-    /// spans, so neither holds anything twice or anything refused. Returns the kept rows' bytes by
-    /// trace, counted once the batch is buffered. Two requests screened at the same instant are each
+    /// spans, so neither holds anything twice or anything refused. Returns the kept rows with their
+    /// span keys (taken once, here, and held by the buffer) and their bytes by trace, counted once the
+    /// batch is buffered. Two requests screened at the same instant are each
     /// checked against what was held before either: a trace can pass its limit by one request's worth,
     /// and two copies sent at once are both kept (compaction removes such duplicates).
     fn screen(
@@ -286,11 +297,8 @@ impl Ingester {
         batch: RecordBatch,
         payload: Bytes,
         rejected: &mut Vec<SpanRejection>,
-    ) -> Result<(RecordBatch, Bytes, HashMap<TraceId, usize>), IngestError> {
+    ) -> Result<Screened, IngestError> {
         let limits = self.inner.options.limits;
-        if batch.num_rows() == 0 {
-            return Ok((batch, payload, HashMap::new()));
-        }
         let measured = (!limits.is_off()).then(|| limits.measure(&batch));
         let keys = buffer::span_keys(&batch);
         let (mut verdict, duplicates) = {
@@ -311,9 +319,9 @@ impl Ingester {
             (verdict, duplicates)
         };
         if verdict.refused.is_empty() && duplicates.is_empty() {
-            return Ok((batch, payload, verdict.kept_bytes));
+            return Ok(Screened { batch, keys, payload, trace_bytes: verdict.kept_bytes });
         }
-        limits::refuse_duplicates(&batch, &mut verdict.refused);
+        limits::refuse_duplicates(&keys, &mut verdict.refused);
         let refused_rows: std::collections::HashSet<usize> = verdict.refused.iter().map(|(row, _)| *row).collect();
         let duplicates: Vec<usize> = duplicates.into_iter().filter(|row| !refused_rows.contains(row)).collect();
         if !duplicates.is_empty() {
@@ -321,23 +329,30 @@ impl Ingester {
             metrics::counter!(telemetry::SPANS_DEDUPLICATED, "tenant" => tenant.to_string())
                 .increment(duplicates.len() as u64);
         }
-        let dropped_rows = refused_rows.iter().copied().chain(duplicates.iter().copied());
-        let dropped_ids = limits::ids_of(&batch, dropped_rows.clone());
-        let dropped: Vec<usize> = dropped_rows.collect();
-        let kept = limits::without_rows(&batch, dropped).map_err(SpanFormatError::from)?;
+        let dropped: std::collections::HashSet<usize> = refused_rows.into_iter().chain(duplicates).collect();
+        let dropped_keys: std::collections::HashSet<SpanKey> = dropped.iter().map(|row| keys[*row]).collect();
+        let kept = limits::without_rows(&batch, dropped.iter().copied()).map_err(SpanFormatError::from)?;
+        let kept_keys = keys.into_iter().enumerate().filter(|(row, _)| !dropped.contains(row)).map(|(_, key)| key);
         // The payload is the body these rows were just decoded from.
         let mut request = ExportTraceServiceRequest::decode(payload.as_ref())
             .map_err(|e| SpanFormatError::Undecodable { what: "request", source: e.into() })?;
         for resource_spans in &mut request.resource_spans {
             for scope_spans in &mut resource_spans.scope_spans {
-                scope_spans.spans.retain(|span| !dropped_ids.contains(&(span.trace_id.clone(), span.span_id.clone())));
+                scope_spans
+                    .spans
+                    .retain(|span| !dropped_keys.contains(&buffer::span_key(&span.trace_id, &span.span_id)));
             }
         }
         if let Some((_, first)) = verdict.refused.first() {
             tracing::info!(tenant = %tenant, refused = verdict.refused.len(), %first, "spans over the size limits refused");
         }
         rejected.extend(verdict.refused.into_iter().map(|(_, why)| why));
-        Ok((kept, Bytes::from(request.encode_to_vec()), verdict.kept_bytes))
+        Ok(Screened {
+            batch: kept,
+            keys: kept_keys.collect(),
+            payload: Bytes::from(request.encode_to_vec()),
+            trace_bytes: verdict.kept_bytes,
+        })
     }
 
     /// The spans of one trace that this ingester still holds (not yet committed in a block). Blocks
