@@ -21,6 +21,8 @@ pub use answer::{
     AttributeValue, MatchedSpan, ROOT_NOT_RECEIVED, SearchMetrics, SearchResponse, ServiceStats, SpanSet, TraceMatch,
     tempo_trace_id,
 };
+/// Public for the fuzz targets (tests/fuzz), which plan every query that passes TraceQL's checks.
+pub use plan::span_condition;
 pub use request::{SearchParams, SearchRequest, pairs_to_traceql, tags_to_traceql};
 pub use run::Searcher;
 pub use tags::{DEFAULT_TAG_LIMIT, INTRINSIC_TAGS, ScopeFilter, Tag, TagNames, TagParams, TagValue, TagsRequest};

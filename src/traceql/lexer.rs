@@ -398,7 +398,8 @@ impl Lexer<'_> {
                 }
                 float.round() as u128
             } else {
-                text.parse::<u128>().map_err(|_| out_of_range())? * u128::from(nanos_per_unit)
+                let count = text.parse::<u128>().map_err(|_| out_of_range())?;
+                count.checked_mul(u128::from(nanos_per_unit)).ok_or_else(out_of_range)?
             };
             total_nanos = total_nanos.saturating_add(nanos);
             if !self.peek().is_some_and(|c| c.is_ascii_digit()) {

@@ -6,7 +6,9 @@
 //! On start, [`Wal::open`] cuts off a torn tail left by a crash and [`Wal::replay`] hands back every
 //! record in order. Calls `ids` only; the ingester is its only caller.
 
-mod record;
+/// The on-disk record format; public so that the fuzz targets (tests/fuzz) can read arbitrary bytes as a
+/// segment the way replay does.
+pub mod record;
 pub mod testing;
 
 use std::collections::BTreeMap;
@@ -17,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 pub use record::Damage;
-use record::{FrameProblem, SEGMENT_MAGIC};
+use record::{FrameProblem, SEGMENT_MAGIC, SegmentEnd};
 pub use record::{MAX_SPANS_PAYLOAD_BYTES, Record, SequenceRanges};
 
 /// How often a WAL that reported a problem checks, between appends, whether it can write again.
@@ -149,7 +151,7 @@ impl Wal {
             // The newest segment may have been empty; older ones still number the records.
             for (_, path) in found.iter().rev() {
                 if let Some(last) = last_seq_of(path)? {
-                    next_seq = last + 1;
+                    next_seq = last.saturating_add(1);
                     break;
                 }
             }
@@ -427,28 +429,17 @@ fn read_file(path: &Path) -> Result<Vec<u8>, WalError> {
 /// tail, and [`Wal::open`] trims that before replay).
 fn read_segment(path: &Path) -> Result<Vec<(WalPosition, Record)>, WalError> {
     let segment = segment_number(path).unwrap_or(0);
-    let bytes = read_file(path)?;
-    let mut offset = SEGMENT_MAGIC.len().min(bytes.len());
-    let mut records = Vec::new();
-    while offset < bytes.len() {
-        match record::decode(&bytes[offset..]) {
-            Ok((seq, record, used)) => {
-                records.push((WalPosition { seq, segment }, record));
-                offset += used;
-            }
-            Err(FrameProblem::Truncated) => {
-                return Err(WalError::Corrupt {
-                    path: path.to_owned(),
-                    offset: offset as u64,
-                    source: Damage::CutShort,
-                });
-            }
-            Err(FrameProblem::Corrupt(damage)) => {
-                return Err(WalError::Corrupt { path: path.to_owned(), offset: offset as u64, source: damage });
-            }
+    let scan = record::scan_segment(&read_file(path)?);
+    let (offset, source) = match scan.end {
+        SegmentEnd::Clean => {
+            let records = scan.records.into_iter();
+            return Ok(records.map(|found| (WalPosition { seq: found.seq, segment }, found.record)).collect());
         }
-    }
-    Ok(records)
+        SegmentEnd::TornTail { offset, problem: FrameProblem::Truncated } => (offset, Damage::CutShort),
+        SegmentEnd::TornTail { offset, problem: FrameProblem::Corrupt(damage) } => (offset, damage),
+        SegmentEnd::Damaged { offset, damage, .. } => (offset, damage),
+    };
+    Err(WalError::Corrupt { path: path.to_owned(), offset: offset as u64, source })
 }
 
 /// Truncates the segment after its last intact record (a crash can leave half a record, never
@@ -458,42 +449,30 @@ fn read_segment(path: &Path) -> Result<Vec<(WalPosition, Record)>, WalError> {
 /// off the records after it.
 fn trim_torn_tail(path: &Path) -> Result<u64, WalError> {
     let bytes = read_file(path)?;
-    let mut offset = SEGMENT_MAGIC.len().min(bytes.len());
-    let mut next_seq = 0;
-    let mut last_seq = None;
-    while offset < bytes.len() {
-        match record::decode(&bytes[offset..]) {
-            Ok((seq, _, used)) => {
-                next_seq = seq + 1;
-                last_seq = Some(seq);
-                offset += used;
-            }
-            Err(problem) => {
-                if let Some(intact) = record::next_intact_record(&bytes, offset + 1, last_seq) {
-                    let source = match problem {
-                        FrameProblem::Corrupt(damage) => damage,
-                        FrameProblem::Truncated => Damage::CutShort,
-                    };
-                    tracing::error!(
-                        path = %path.display(),
-                        offset,
-                        next_intact_record_at = intact,
-                        %source,
-                        "WAL segment is damaged before records that follow it; refusing to start rather than drop them"
-                    );
-                    return Err(WalError::Corrupt { path: path.to_owned(), offset: offset as u64, source });
-                }
-                tracing::warn!(
-                    path = %path.display(),
-                    offset,
-                    dropped_bytes = bytes.len() - offset,
-                    ?problem,
-                    "WAL ends in an incomplete record (a write interrupted by a crash); it was never acknowledged and is dropped"
-                );
-                let file = OpenOptions::new().write(true).open(path).map_err(io_error(path))?;
-                file.set_len(offset as u64).and_then(|()| file.sync_all()).map_err(io_error(path))?;
-                break;
-            }
+    let scan = record::scan_segment(&bytes);
+    let next_seq = scan.records.last().map_or(0, |last| last.seq.saturating_add(1));
+    match scan.end {
+        SegmentEnd::Clean => {}
+        SegmentEnd::Damaged { offset, damage, next_intact } => {
+            tracing::error!(
+                path = %path.display(),
+                offset,
+                next_intact_record_at = next_intact,
+                source = %damage,
+                "WAL segment is damaged before records that follow it; refusing to start rather than drop them"
+            );
+            return Err(WalError::Corrupt { path: path.to_owned(), offset: offset as u64, source: damage });
+        }
+        SegmentEnd::TornTail { offset, problem } => {
+            tracing::warn!(
+                path = %path.display(),
+                offset,
+                dropped_bytes = bytes.len() - offset,
+                ?problem,
+                "WAL ends in an incomplete record (a write interrupted by a crash); it was never acknowledged and is dropped"
+            );
+            let file = OpenOptions::new().write(true).open(path).map_err(io_error(path))?;
+            file.set_len(offset as u64).and_then(|()| file.sync_all()).map_err(io_error(path))?;
         }
     }
     Ok(next_seq)

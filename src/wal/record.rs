@@ -123,7 +123,11 @@ pub fn encode(seq: u64, record: &Record, out: &mut Vec<u8>) {
 /// length inside the file, a known kind, a sequence number just after `after_seq`) are checksummed, so
 /// the scan stays linear in practice.
 pub fn next_intact_record(bytes: &[u8], from: usize, after_seq: Option<u64>) -> Option<usize> {
-    let lowest = after_seq.map_or(0, |seq| seq + 1);
+    // After the largest sequence number nothing can follow (a damaged record can claim any number).
+    let lowest = match after_seq {
+        None => 0,
+        Some(seq) => seq.checked_add(1)?,
+    };
     let window = 1u64 << 32;
     (from..bytes.len().saturating_sub(FRAME_HEADER_BYTES + 10)).find(|&at| {
         let frame = &bytes[at..];
@@ -136,6 +140,69 @@ pub fn next_intact_record(bytes: &[u8], from: usize, after_seq: Option<u64>) -> 
             u64::from_le_bytes(frame[FRAME_HEADER_BYTES + 1..FRAME_HEADER_BYTES + 9].try_into().expect("8 bytes"));
         (kind == KIND_SPANS || kind == KIND_CUT) && seq >= lowest && seq - lowest < window && decode(frame).is_ok()
     })
+}
+
+/// One intact record found by [`scan_segment`], with where its frame lies in the segment's bytes.
+#[derive(Debug, PartialEq)]
+pub struct ScannedRecord {
+    pub seq: u64,
+    pub record: Record,
+    /// Offset of the frame in the segment file.
+    pub offset: usize,
+    /// Bytes of the frame, header included.
+    pub len: usize,
+}
+
+/// How a segment's bytes end after its last intact record.
+#[derive(Debug, PartialEq)]
+pub enum SegmentEnd {
+    /// Every byte belongs to an intact record.
+    Clean,
+    /// The bytes from `offset` are not a record and no intact record follows: a write a crash
+    /// interrupted, never acknowledged.
+    TornTail { offset: usize, problem: FrameProblem },
+    /// The frame at `offset` is damaged and an intact record follows it at `next_intact`: damage to
+    /// acknowledged data, never to be cut off.
+    Damaged { offset: usize, damage: Damage, next_intact: usize },
+}
+
+/// What a segment file's bytes hold: its intact records in order and how it ends.
+#[derive(Debug, PartialEq)]
+pub struct SegmentScan {
+    pub records: Vec<ScannedRecord>,
+    pub end: SegmentEnd,
+}
+
+/// Reads every record of a segment file's bytes (magic included, already checked by [`check_magic`])
+/// up to the first frame that is not intact, and says whether that frame is a torn tail or damage
+/// before intact records. The one reading of segments, for replay and for trimming at start-up alike,
+/// and pure so that it can be fuzzed on arbitrary bytes.
+pub fn scan_segment(bytes: &[u8]) -> SegmentScan {
+    let mut offset = SEGMENT_MAGIC.len().min(bytes.len());
+    let mut records: Vec<ScannedRecord> = Vec::new();
+    while offset < bytes.len() {
+        match decode(&bytes[offset..]) {
+            Ok((seq, record, len)) => {
+                records.push(ScannedRecord { seq, record, offset, len });
+                offset += len;
+            }
+            Err(problem) => {
+                let after_seq = records.last().map(|last| last.seq);
+                let end = match next_intact_record(bytes, offset + 1, after_seq) {
+                    Some(next_intact) => {
+                        let damage = match problem {
+                            FrameProblem::Corrupt(damage) => damage,
+                            FrameProblem::Truncated => Damage::CutShort,
+                        };
+                        SegmentEnd::Damaged { offset, damage, next_intact }
+                    }
+                    None => SegmentEnd::TornTail { offset, problem },
+                };
+                return SegmentScan { records, end };
+            }
+        }
+    }
+    SegmentScan { records, end: SegmentEnd::Clean }
 }
 
 /// Why the bytes at some offset are not a whole, intact record.

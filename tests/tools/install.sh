@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the test suite's tools: Python ones (S3 test server, pyarrow, DuckDB, the OpenTelemetry SDK) into a
-# private virtualenv, and curl from apt when the machine lacks it.
+# private virtualenv, and curl and a C++ compiler from apt when the machine lacks them.
 # Idempotent: does nothing when the installed set already matches requirements.txt.
 set -euo pipefail
-# curl is a client of the TLS tests (tests/tls.rs); Debian images usually have it.
-if ! command -v curl > /dev/null; then
-  echo "installing curl (apt)" >&2
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq curl; else sudo apt-get update -qq && sudo apt-get install -y -qq curl; fi
-fi
+# curl is a client of the TLS tests (tests/tls.rs); g++ builds libFuzzer for the fuzz targets (tests/fuzz).
+# Debian images usually have both.
+apt_install() {
+  echo "installing $1 (apt)" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "$1"; else sudo apt-get update -qq && sudo apt-get install -y -qq "$1"; fi
+}
+command -v curl > /dev/null || apt_install curl
+command -v c++ > /dev/null || apt_install g++
 here="$(cd "$(dirname "$0")" && pwd)"
 tools="${SPANLAKE_TEST_TOOLS:-$HOME/.cache/spanlake/test-tools}"
 requirements="$here/requirements.txt"

@@ -4,7 +4,8 @@
 #      `cargo doc --no-deps` with warnings as errors (broken doc links fail);
 #   2. installs the test tools (the S3-compatible test server, pyarrow, DuckDB) when missing;
 #   3. every test, benches in test mode included;
-#   4. every suite that writes and reads blocks (block lookup, storage, OTLP round trip, external readers,
+#   4. each fuzz target (tests/fuzz) for 20 seconds from its committed corpus; a crash fails the run;
+#   5. every suite that writes and reads blocks (block lookup, storage, OTLP round trip, external readers,
 #      CLI, trace by ID, SQL, compaction, crash) again with
 #      SPANLAKE_DIRECT_ENCODING=false, so parquet's own writer (the way back from spanlake's encoder)
 #      stays proven too;
@@ -29,6 +30,11 @@ trap 'rm -f "$log"' EXIT
 status=0
 step "cargo test --all-targets $*"
 cargo test --all-targets "$@" 2>&1 | tee "$log" || status=$?
+
+# The fuzz targets, briefly: the committed corpora already run as tests (tests/fuzz_corpora.rs); this also
+# proves the fuzz build works and gives each target a short search for new failures.
+step "fuzzing each target for ${SPANLAKE_FUZZ_SECONDS:=20} s (tests/fuzz/run.sh)"
+tests/fuzz/run.sh --seconds "$SPANLAKE_FUZZ_SECONDS" 2>&1 | tee -a "$log" || status=$?
 
 # The suites that write and read blocks, once more through parquet's own writer. Unit tests of the block
 # writer already compare both encoders chunk by chunk; these prove the whole path end to end.

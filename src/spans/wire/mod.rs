@@ -10,6 +10,7 @@ use arrow::array::RecordBatch;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
 use super::attributes::{AttributeColumnsBuilder, ValueRef};
@@ -104,8 +105,9 @@ impl<'a> Fields<'a> {
         if self.0.is_empty() {
             return Ok(None);
         }
-        let key = self.varint()?;
-        let number = u32::try_from(key >> 3).map_err(|_| Unsupported)?;
+        // As prost: a key above u32::MAX is invalid, so field numbers end at 2^29 - 1 (found by fuzzing).
+        let key = u32::try_from(self.varint()?).map_err(|_| Unsupported)?;
+        let number = key >> 3;
         if number == 0 {
             return Err(Unsupported);
         }
@@ -125,6 +127,10 @@ impl<'a> Fields<'a> {
     fn varint(&mut self) -> Result<u64, Unsupported> {
         let mut value = 0u64;
         for (index, byte) in self.0.iter().take(10).enumerate() {
+            // The tenth byte holds the 64th bit only; more would overflow, which prost refuses.
+            if index == 9 && *byte > 1 {
+                return Err(Unsupported);
+            }
             value |= u64::from(byte & 0x7f) << (7 * index);
             if byte & 0x80 == 0 {
                 self.0 = &self.0[index + 1..];
@@ -258,6 +264,9 @@ fn decode_span(bytes: &[u8], builder: &mut SpanBatchBuilder) -> Result<Option<Sp
         }
     }
     if let Err(rejection) = validate_ids(head.trace_id, head.span_id, head.parent_span_id) {
+        // A refused span is not read further, but it must still be a well-formed `Span`: prost refuses the
+        // whole request over malformed bytes anywhere, and both decoders must agree (found by fuzzing).
+        Span::decode(bytes).map_err(|_| Unsupported)?;
         return Ok(Some(rejection));
     }
     head.status = status.map(decode_status).transpose()?;
@@ -356,6 +365,10 @@ fn decode_key_value(bytes: &[u8]) -> Result<(&str, ValueRef<'_>), Unsupported> {
         match number {
             1 => key = field.text()?,
             2 => once(&mut value, field)?,
+            // `key_strindex` (profiles only): unused for spans, but prost refuses it in another wire type.
+            3 => {
+                field.varint()?;
+            }
             _ => {}
         }
     }
