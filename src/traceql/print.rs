@@ -159,6 +159,11 @@ impl Display for FieldExpr {
                     super::ast::UnaryOp::Neg => "-",
                     super::ast::UnaryOp::Not => "!",
                 })?;
+                // A prefix operator needs no parentheses around another (`--x` parses as `-(-x)`), and
+                // adding them would nest the canonical form twice as deep as the query (found by fuzzing).
+                if matches!(inner.kind, FieldKind::Unary(..)) {
+                    return write!(f, "{inner}");
+                }
                 operand(f, inner.as_ref(), inner.precedence(), op.precedence() + 1)
             }
             FieldKind::Binary(op, left, right) => {

@@ -73,6 +73,8 @@ const ACCEPTED: &[(&str, &str)] = &[
     (r#"{ span.a !~ "x" }"#, r#"{ span.a !~ "x" }"#),
     ("{ !(span.a = 1) }", "{ !(span.a = 1) }"),
     ("{ !span.flag }", "{ !span.flag }"),
+    ("{ !!span.flag }", "{ !!span.flag }"),
+    ("{ - -span.a = 1 }", "{ --span.a = 1 }"),
     ("{ span.a + 2 * 3 = 7 }", "{ span.a + 2 * 3 = 7 }"),
     ("{ (span.a + 2) * 3 = 7 }", "{ (span.a + 2) * 3 = 7 }"),
     ("{ span.a - 1 - 2 = 0 }", "{ span.a - 1 - 2 = 0 }"),
