@@ -20,7 +20,7 @@ pub type SpanKey = (u128, u64);
 
 /// Bytes one held span key costs in memory (the key, its count and the hash table's share), counted in
 /// the buffer's bytes.
-const KEY_BYTES: usize = 48;
+pub const KEY_BYTES: usize = 48;
 
 /// The key of a span by its ID bytes as OTLP carries them (a wrong length, never stored, keys as 0).
 pub fn span_key(trace_id: &[u8], span_id: &[u8]) -> SpanKey {
@@ -60,8 +60,8 @@ pub struct PendingBlock {
     pub min_segment: u64,
     pub stage: PendingStage,
     pub bytes: usize,
-    /// The keys of its rows, held in the tenant's [`TenantBuffer::held_keys`] until it commits (empty
-    /// for a block replayed already encoded).
+    /// The keys of its rows, held in the tenant's [`TenantBuffer::held_keys`] until it commits (a block
+    /// the replay encodes again from its cut record's spans holds them too).
     pub keys: Vec<SpanKey>,
 }
 
@@ -198,7 +198,11 @@ impl Buffers {
     /// Adds a pending block found during WAL replay (its cut record is already durable).
     pub fn add_replayed_pending(&mut self, tenant: &TenantId, block: PendingBlock) {
         self.bytes += block.bytes;
-        self.tenants.entry(tenant.clone()).or_default().pending.push(block);
+        let buffer = self.tenants.entry(tenant.clone()).or_default();
+        for key in &block.keys {
+            *buffer.held_keys.entry(*key).or_default() += 1;
+        }
+        buffer.pending.push(block);
     }
 
     /// The pending block, if it is still pending.

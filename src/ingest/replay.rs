@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::buffer::{Buffers, PendingBlock, PendingStage};
+use super::buffer::{Buffers, KEY_BYTES, PendingBlock, PendingStage, SpanKey, span_keys};
 use super::quarantine::Quarantine;
 use super::{IngestError, payload_to_batch};
 use crate::ids::TenantId;
@@ -46,7 +46,7 @@ pub(super) async fn replay(
                 }
                 cut_blocks += 1;
                 let min_segment = claimed.iter().map(|(_, p, _)| p.segment).min().unwrap_or(0);
-                let encoded = match encode_claimed(&tenant, block, &claimed, block_options).await {
+                let (encoded, keys) = match encode_claimed(&tenant, block, &claimed, block_options).await {
                     Ok(encoded) => encoded,
                     Err(error) => {
                         let records: Vec<(u64, Bytes)> =
@@ -58,7 +58,7 @@ pub(super) async fn replay(
                         continue;
                     }
                 };
-                let bytes = encoded.data.len() + encoded.bloom.len();
+                let bytes = encoded.data.len() + encoded.bloom.len() + keys.len() * KEY_BYTES;
                 buffers.add_replayed_pending(
                     &tenant,
                     PendingBlock {
@@ -67,7 +67,7 @@ pub(super) async fn replay(
                         min_segment,
                         stage: PendingStage::Encoded(Arc::new(encoded)),
                         bytes,
-                        keys: Vec::new(),
+                        keys,
                     },
                 );
             }
@@ -91,17 +91,20 @@ pub(super) async fn replay(
     Ok(buffers)
 }
 
-/// The block a cut record's spans make.
+/// The block a cut record's spans make, and their span keys: held until the block commits, so a client
+/// resending those spans after the restart is not stored twice (issue 26, Add 6).
 async fn encode_claimed(
     tenant: &TenantId,
     block: crate::ids::BlockId,
     claimed: &[(u64, WalPosition, Bytes)],
     options: &BlockWriteOptions,
-) -> Result<crate::storage::EncodedBlock, IngestError> {
+) -> Result<(crate::storage::EncodedBlock, Vec<SpanKey>), IngestError> {
     let batches =
         claimed.iter().map(|(seq, _, payload)| payload_to_batch(*seq, payload)).collect::<Result<Vec<_>, _>>()?;
+    let keys = batches.iter().flat_map(span_keys).collect();
     let (options, owner) = (options.clone(), tenant.clone());
-    Ok(tokio::task::spawn_blocking(move || encode_block(&owner, block, &batches, &options))
+    let encoded = tokio::task::spawn_blocking(move || encode_block(&owner, block, &batches, &options))
         .await
-        .map_err(StorageError::from)??)
+        .map_err(StorageError::from)??;
+    Ok((encoded, keys))
 }

@@ -338,3 +338,29 @@ async fn a_flush_whose_caller_goes_away_leaves_no_block_behind() {
     assert_eq!(ingester.buffered_bytes(), 0);
     ingester.shutdown().await;
 }
+
+/// Issue 26, Add 6: spans a cut record claims come back from the replay as a block waiting for its
+/// upload; until it commits, a client resending them must find them held, or they would be stored twice.
+/// Before, such a block held no span keys.
+#[tokio::test]
+async fn spans_replayed_into_a_block_awaiting_upload_are_still_held() {
+    use crate::wal::{Record, SequenceRanges, Wal, WalOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Bytes::from(TraceGenerator::new(12).next_request(50).encode_to_vec());
+    let (batch, _) = crate::spans::protobuf_to_batch(&payload).unwrap();
+    let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let spans = wal.append(Record::Spans { tenant: tenant(), payload }).await.unwrap();
+    let sequences = SequenceRanges::from_sequences(vec![spans.seq]);
+    wal.append(Record::Cut { tenant: tenant(), block: crate::ids::BlockId::new_random(), sequences }).await.unwrap();
+    wal.close();
+
+    let wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let quarantine = quarantine::Quarantine::open(dir.path());
+    let buffers = replay::replay(&wal, &Default::default(), &quarantine).await.unwrap();
+    let held = &buffers.tenants[&tenant()];
+    assert_eq!(held.pending.len(), 1, "the cut block waits for its upload");
+    assert!(held.open.is_empty());
+    let keys = buffer::span_keys(&batch);
+    assert_eq!(held.held_keys.len(), keys.len());
+    assert!(keys.iter().all(|key| held.held_keys.contains_key(key)), "every replayed span is held");
+}
