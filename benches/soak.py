@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""Soak and overload run of one `spanlake serve` (issue 26, Add 4). Not part of the test command: it takes
+about 45 minutes.
+
+    python3 benches/soak.py [--soak-minutes 30] [--overload-minutes 10] [--bin PATH]
+
+1. Capacity: `spanlake loadgen` flat out for --capacity-seconds (1,000-span requests, 8 in flight, OTLP/gRPC:
+   a Collector's shape) gives the spans/s this machine acknowledges.
+2. Soak: --soak-minutes at 80 % of that rate, with trace-by-ID lookups (of spans just acknowledged) and SQL
+   aggregations running beside it. Passes when no request fails, RSS is flat (the mean of the last five
+   minutes within 15 % of the mean of minutes 3-7) and ack p99 is stable (no minute's p99 over 3× the
+   median minute's).
+3. Overload: --overload-minutes at 2× the rate, queries still running. Passes when every refused request
+   was a retryable one (gRPC RESOURCE_EXHAUSTED / HTTP 429), RSS stayed under the configured memory limits
+   (max_buffer_bytes + max_inflight_request_bytes, over the idle baseline), and afterwards `spanlake verify`
+   finds every acknowledged span of both phases stored exactly once.
+
+Prints a per-minute table and a verdict as Markdown (for BENCHMARKS.md) and exits 1 if any check fails.
+Each minute is one `loadgen` run of 60 s (its p99 is that minute's), all appending to one verify file.
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+RETRYABLE = {"refused: ResourceExhausted", "refused: 429"}
+
+
+def build_binary() -> str:
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "spanlake"], check=True)
+    meta = json.loads(subprocess.check_output(["cargo", "metadata", "--format-version", "1", "--no-deps"]))
+    return os.path.join(meta["target_directory"], "release", "spanlake")
+
+
+class Server:
+    def __init__(self, binary: str, work: str, buffer_mib: int, inflight_mib: int):
+        self.log_path = os.path.join(work, "server.log")
+        self.data = os.path.join(work, "data")
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [binary, "serve", "--data-dir", self.data, "--http-addr", "127.0.0.1:0",
+             "--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0",
+             "--max-buffer-bytes", f"{buffer_mib}MiB", "--max-inflight-request-bytes", f"{inflight_mib}MiB"],
+            stderr=self.log, stdout=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            text = open(self.log_path).read()
+            if " ready" in text:
+                self.grpc = re.search(r"otlp_grpc_addr=([0-9.:]+)", text).group(1)
+                self.http = re.search(r" http_addr=([0-9.:]+)", text).group(1)
+                return
+            if self.process.poll() is not None:
+                sys.exit(f"the server exited at start:\n{text}")
+            time.sleep(0.1)
+        sys.exit("the server did not get ready within 60 s")
+
+    def status_mib(self, field: str) -> float:
+        """A memory line of /proc/PID/status (VmRSS: now, VmHWM: peak) in MiB."""
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def loadgen(binary, server, rate, seconds, args, verify=None, seed=1):
+    command = [binary, "loadgen", "--endpoint", f"http://{server.grpc}", "--protocol", "grpc",
+               "--rate", str(int(rate)), "--duration", f"{seconds}s", "--seed", str(seed),
+               "--spans-per-request", str(args.spans_per_request), "--concurrency", str(args.concurrency)]
+    if verify:
+        command += ["--verify", verify]
+    output = subprocess.run(command, capture_output=True, text=True).stdout
+    summary = json.loads(output.strip().splitlines()[-1])
+    summary["errors"] = {reason: int(count) for count, reason in re.findall(r"^\s+(\d+) × (.+)$", output, re.M)}
+    return summary
+
+
+class Queries(threading.Thread):
+    """Trace-by-ID lookups of spans just acknowledged, and an SQL aggregation over the last minutes."""
+
+    SQL = ("SELECT service_name, count(*) AS spans, max(duration_ns) AS slowest FROM spans "
+           "WHERE start_time >= now() - INTERVAL '1 minute' GROUP BY service_name ORDER BY spans DESC")
+
+    def __init__(self, server, verify_path):
+        super().__init__(daemon=True)
+        self.server, self.verify_path = server, verify_path
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+        self.samples = []  # (time, kind, seconds, status)
+
+    def recent_trace_id(self):
+        try:
+            with open(self.verify_path, "rb") as ids:
+                ids.seek(max(0, os.path.getsize(self.verify_path) - 4096))
+                lines = ids.read().decode(errors="replace").splitlines()[1:]
+        except OSError:
+            return None
+        return random.choice(lines).split()[0] if lines else None
+
+    def timed(self, kind, request):
+        started = time.time()
+        try:
+            with urllib.request.urlopen(request, timeout=60) as reply:
+                reply.read()
+                status = reply.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        except (urllib.error.URLError, OSError):
+            status = 0
+        with self.lock:
+            self.samples.append((started, kind, time.time() - started, status))
+
+    def run(self):
+        turn = 0
+        while not self.stop_event.is_set():
+            trace_id = self.recent_trace_id()
+            if trace_id:
+                self.timed("trace", f"http://{self.server.http}/api/v2/traces/{trace_id}")
+            if turn % 5 == 0:
+                self.timed("sql", urllib.request.Request(
+                    f"http://{self.server.http}/api/sql", data=self.SQL.encode(),
+                    headers={"Content-Type": "application/sql"}))
+            turn += 1
+            self.stop_event.wait(0.2)
+
+    def window(self, start, end):
+        with self.lock:
+            return [s for s in self.samples if start <= s[0] < end]
+
+
+def p99(values):
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def run_phase(name, minutes, rate, binary, server, args, verify, queries, rss_samples, seed_base):
+    rows = []
+    for minute in range(minutes):
+        started = time.time()
+        summary = loadgen(binary, server, rate, 60, args, verify=verify, seed=seed_base + minute)
+        ended = time.time()
+        window = queries.window(started, ended)
+        traces = [s for s in window if s[1] == "trace"]
+        sqls = [s for s in window if s[1] == "sql"]
+        rss = [r for t, r in rss_samples if started <= t < ended]
+        row = {
+            "phase": name, "minute": minute + 1, "spans_per_second": summary["spans_per_second"],
+            "p50_ms": summary["p50_ms"], "p99_ms": summary["p99_ms"], "errors": summary["errors"],
+            "rss_mib": max(rss) if rss else server.status_mib('VmRSS'),
+            "trace_p99_ms": p99([s[2] * 1000 for s in traces]), "traces": len(traces),
+            "trace_failures": sum(1 for s in traces if s[3] != 200),
+            "sql_p99_ms": p99([s[2] * 1000 for s in sqls]), "sqls": len(sqls),
+            "sql_failures": sum(1 for s in sqls if s[3] != 200),
+        }
+        rows.append(row)
+        print(f"{name} {row['minute']:>2}: {row['spans_per_second']:>8.0f} spans/s, ack p99 {row['p99_ms']:.1f} ms, "
+              f"RSS {row['rss_mib']:.0f} MiB, errors {sum(row['errors'].values())}, "
+              f"trace p99 {row['trace_p99_ms']:.1f} ms ({row['trace_failures']} failed of {row['traces']}), "
+              f"SQL p99 {row['sql_p99_ms']:.1f} ms ({row['sql_failures']} failed of {row['sqls']})",
+              file=sys.stderr, flush=True)
+    return rows
+
+
+def table(rows):
+    lines = ["| phase | min | spans/s | ack p50 ms | ack p99 ms | failed requests | RSS MiB | by-ID p99 ms (n, failed) | SQL p99 ms (n, failed) |",
+             "|---|---:|---:|---:|---:|---|---:|---|---|"]
+    for r in rows:
+        errors = ", ".join(f"{n} {reason}" for reason, n in r["errors"].items()) or "0"
+        lines.append(f"| {r['phase']} | {r['minute']} | {r['spans_per_second']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                     f"{errors} | {r['rss_mib']:.0f} | {r['trace_p99_ms']:.0f} ({r['traces']}, {r['trace_failures']}) | "
+                     f"{r['sql_p99_ms']:.0f} ({r['sqls']}, {r['sql_failures']}) |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bin", default=os.environ.get("SPANLAKE_BIN"))
+    parser.add_argument("--soak-minutes", type=int, default=30)
+    parser.add_argument("--overload-minutes", type=int, default=10)
+    parser.add_argument("--capacity-seconds", type=int, default=60)
+    parser.add_argument("--spans-per-request", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--max-buffer-mib", type=int, default=512, help="the server's max_buffer_bytes (its default)")
+    parser.add_argument("--max-inflight-request-mib", type=int, default=256,
+                        help="the server's max_inflight_request_bytes (its default)")
+    args = parser.parse_args()
+    binary = args.bin or build_binary()
+    work = tempfile.mkdtemp(prefix="spanlake-soak-")
+    server = Server(binary, work, args.max_buffer_mib, args.max_inflight_request_mib)
+    verify = os.path.join(work, "acked-ids")
+    baseline_rss = server.status_mib('VmRSS')
+
+    rss_samples = []
+    stop_sampling = threading.Event()
+
+    def sample():
+        while not stop_sampling.wait(2):
+            try:
+                rss_samples.append((time.time(), server.status_mib('VmRSS')))
+            except OSError:
+                return
+
+    threading.Thread(target=sample, daemon=True).start()
+
+    capacity = loadgen(binary, server, 0, args.capacity_seconds, args)
+    rate = capacity["spans_per_second"]
+    print(f"capacity: {rate:.0f} spans/s acknowledged flat out (p99 {capacity['p99_ms']:.1f} ms)", file=sys.stderr)
+
+    queries = Queries(server, verify)
+    queries.start()
+    soak = run_phase("soak 80 %", args.soak_minutes, 0.8 * rate, binary, server, args, verify, queries,
+                     rss_samples, 1000)
+    overload = run_phase("overload 2×", args.overload_minutes, 2 * rate, binary, server, args, verify, queries,
+                         rss_samples, 5000)
+    queries.stop_event.set()
+    queries.join()
+    peak_rss = server.status_mib('VmHWM')
+    limits_mib = args.max_buffer_mib + args.max_inflight_request_mib
+    urllib.request.urlopen(urllib.request.Request(f"http://{server.http}/flush", method="POST"), timeout=300).read()
+    server.stop()
+    stop_sampling.set()
+    verified = subprocess.run([binary, "verify", "--storage", f"file://{server.data}/blocks", "--ids", verify],
+                              capture_output=True, text=True)
+
+    checks = []
+    soak_errors = sum(sum(r["errors"].values()) + r["trace_failures"] + r["sql_failures"] for r in soak)
+    checks.append((soak_errors == 0, f"soak: {soak_errors} failed requests or queries"))
+    if len(soak) >= 12:
+        early = statistics.mean(r["rss_mib"] for r in soak[2:7])
+        late = statistics.mean(r["rss_mib"] for r in soak[-5:])
+        checks.append((late <= early * 1.15, f"soak RSS: minutes 3-7 mean {early:.0f} MiB, last 5 minutes {late:.0f} MiB"))
+    p99s = [r["p99_ms"] for r in soak]
+    if p99s:
+        median = statistics.median(p99s)
+        checks.append((max(p99s) <= 3 * median,
+                       f"soak ack p99: median minute {median:.1f} ms, worst {max(p99s):.1f} ms, best {min(p99s):.1f} ms"))
+    other = {reason: n for r in overload for reason, n in r["errors"].items() if reason not in RETRYABLE}
+    refused = sum(n for r in overload for reason, n in r["errors"].items() if reason in RETRYABLE)
+    checks.append((not other, f"overload: {refused} retryable refusals, other failures {other or 'none'}"))
+    checks.append((peak_rss <= baseline_rss + limits_mib,
+                   f"peak RSS {peak_rss:.0f} MiB; idle {baseline_rss:.0f} MiB + limits {limits_mib:.0f} MiB"))
+    checks.append((verified.returncode == 0, f"verify: {verified.stdout.strip() or verified.stderr.strip()}"))
+
+    print(f"\ncapacity {rate:.0f} spans/s; soak at {0.8 * rate:.0f}, overload at {2 * rate:.0f} "
+          f"({args.spans_per_request}-span OTLP/gRPC requests, {args.concurrency} in flight)\n")
+    print(table(soak + overload))
+    print()
+    for passed, text in checks:
+        print(f"- {'PASS' if passed else 'FAIL'}: {text}")
+    print(f"\n(server log and data in {work})")
+    sys.exit(0 if all(passed for passed, _ in checks) else 1)
+
+
+if __name__ == "__main__":
+    main()
