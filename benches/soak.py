@@ -10,10 +10,12 @@ about 45 minutes.
    aggregations running beside it. Passes when no request fails, RSS is flat (the mean of the last five
    minutes within 15 % of the mean of minutes 3-7) and ack p99 is stable (no minute's p99 over 3× the
    median minute's).
-3. Overload: --overload-minutes at 2× the rate, queries still running. Passes when every refused request
-   was a retryable one (gRPC RESOURCE_EXHAUSTED / HTTP 429), RSS stayed under the configured memory limits
-   (max_buffer_bytes + max_inflight_request_bytes, over the idle baseline), and afterwards `spanlake verify`
-   finds every acknowledged span of both phases stored exactly once.
+3. Overload: --overload-minutes offering twice the rate (--overload-concurrency requests in flight),
+   queries still running. Passes when every refused request was a retryable one (gRPC RESOURCE_EXHAUSTED /
+   HTTP 429), peak RSS stayed under the sum of the memory limits the server runs with (LIMITS, over the idle
+   baseline), and afterwards `spanlake verify` finds every span acknowledged in the overload stored exactly
+   once. Each phase writes as its own tenant (capacity, soak, overload), so the check reads the overload's
+   blocks only.
 
 Prints a per-minute table and a verdict as Markdown (for BENCHMARKS.md) and exits 1 if any check fails.
 Each minute is one `loadgen` run of 60 s (its p99 is that minute's), all appending to one verify file.
@@ -36,6 +38,22 @@ import urllib.request
 
 RETRYABLE = {"refused: ResourceExhausted", "refused: 429"}
 
+# Every setting that bounds the server's memory, set explicitly (the defaults allow a 1 GiB SQL query four
+# at a time and 64 lookups of 64 MiB traces, bounds too loose to say anything about an RSS under them).
+LIMITS = {
+    "max-buffer-bytes": "512MiB", "max-inflight-request-bytes": "256MiB", "footer-cache-bytes": "64MiB",
+    "sql-memory-limit": "256MiB", "sql-max-concurrent": 2, "max-trace-bytes": "64MiB",
+    "max-concurrent-trace-lookups": 4, "compaction-merge-memory": "256MiB", "compaction-concurrency": 1,
+}
+
+
+def limits_sum_mib() -> int:
+    mib = {name: int(str(value).removesuffix("MiB")) for name, value in LIMITS.items()}
+    return (mib["max-buffer-bytes"] + mib["max-inflight-request-bytes"] + mib["footer-cache-bytes"]
+            + mib["sql-memory-limit"] * mib["sql-max-concurrent"]
+            + mib["max-trace-bytes"] * mib["max-concurrent-trace-lookups"]
+            + mib["compaction-merge-memory"] * mib["compaction-concurrency"])
+
 
 def build_binary() -> str:
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "spanlake"], check=True)
@@ -44,14 +62,14 @@ def build_binary() -> str:
 
 
 class Server:
-    def __init__(self, binary: str, work: str, buffer_mib: int, inflight_mib: int):
+    def __init__(self, binary: str, work: str, limits: dict):
         self.log_path = os.path.join(work, "server.log")
         self.data = os.path.join(work, "data")
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [binary, "serve", "--data-dir", self.data, "--http-addr", "127.0.0.1:0",
-             "--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0",
-             "--max-buffer-bytes", f"{buffer_mib}MiB", "--max-inflight-request-bytes", f"{inflight_mib}MiB"],
+             "--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0", "--multitenancy", "true"]
+            + [part for name, value in limits.items() for part in (f"--{name}", str(value))],
             stderr=self.log, stdout=subprocess.DEVNULL)
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -81,10 +99,11 @@ class Server:
             self.process.kill()
 
 
-def loadgen(binary, server, rate, seconds, args, verify=None, seed=1):
-    command = [binary, "loadgen", "--endpoint", f"http://{server.grpc}", "--protocol", "grpc",
+def loadgen(binary, server, rate, seconds, args, tenant, verify=None, seed=1, concurrency=None):
+    command = [binary, "loadgen", "--endpoint", f"http://{server.grpc}", "--protocol", "grpc", "--tenant", tenant,
                "--rate", str(int(rate)), "--duration", f"{seconds}s", "--seed", str(seed),
-               "--spans-per-request", str(args.spans_per_request), "--concurrency", str(args.concurrency)]
+               "--spans-per-request", str(args.spans_per_request),
+               "--concurrency", str(concurrency or args.concurrency)]
     if verify:
         command += ["--verify", verify]
     output = subprocess.run(command, capture_output=True, text=True).stdout
@@ -99,9 +118,11 @@ class Queries(threading.Thread):
     SQL = ("SELECT service_name, count(*) AS spans, max(duration_ns) AS slowest FROM spans "
            "WHERE start_time >= now() - INTERVAL '1 minute' GROUP BY service_name ORDER BY spans DESC")
 
-    def __init__(self, server, verify_path):
+    def __init__(self, server):
         super().__init__(daemon=True)
-        self.server, self.verify_path = server, verify_path
+        self.server = server
+        # The phase's tenant and the file its load generator is appending acknowledged IDs to.
+        self.tenant, self.verify_path = "soak", ""
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
         self.samples = []  # (time, kind, seconds, status)
@@ -116,6 +137,9 @@ class Queries(threading.Thread):
         return random.choice(lines).split()[0] if lines else None
 
     def timed(self, kind, request):
+        if isinstance(request, str):
+            request = urllib.request.Request(request)
+        request.add_header("X-Scope-OrgID", self.tenant)
         started = time.time()
         try:
             with urllib.request.urlopen(request, timeout=60) as reply:
@@ -153,18 +177,30 @@ def p99(values):
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
-def run_phase(name, minutes, rate, binary, server, args, verify, queries, rss_samples, seed_base):
+def run_phase(name, tenant, minutes, rate, concurrency, binary, server, args, ids, queries, rss_samples, seed_base,
+              keep_ids):
+    """One `loadgen` run per minute as `tenant`. Acknowledged IDs go to `ids` (appended) when `keep_ids`, for
+    `spanlake verify`; otherwise to a file per minute, removed after it (a 30-minute soak acknowledges
+    hundreds of millions of spans: neither the disk nor verify's memory would hold them)."""
     rows = []
+    queries.tenant = tenant
     for minute in range(minutes):
         started = time.time()
-        summary = loadgen(binary, server, rate, 60, args, verify=verify, seed=seed_base + minute)
+        minute_ids = ids if keep_ids else f"{ids}.minute"
+        queries.verify_path = minute_ids
+        summary = loadgen(binary, server, rate, 60, args, tenant, verify=minute_ids, seed=seed_base + minute,
+                          concurrency=concurrency)
         ended = time.time()
+        if not keep_ids:
+            os.remove(minute_ids)
         window = queries.window(started, ended)
         traces = [s for s in window if s[1] == "trace"]
         sqls = [s for s in window if s[1] == "sql"]
         rss = [r for t, r in rss_samples if started <= t < ended]
         row = {
             "phase": name, "minute": minute + 1, "spans_per_second": summary["spans_per_second"],
+            "offered": summary["spans_per_second"]
+            + sum(summary["errors"].values()) * args.spans_per_request / (ended - started),
             "p50_ms": summary["p50_ms"], "p99_ms": summary["p99_ms"], "errors": summary["errors"],
             "rss_mib": max(rss) if rss else server.status_mib('VmRSS'),
             "trace_p99_ms": p99([s[2] * 1000 for s in traces]), "traces": len(traces),
@@ -182,11 +218,11 @@ def run_phase(name, minutes, rate, binary, server, args, verify, queries, rss_sa
 
 
 def table(rows):
-    lines = ["| phase | min | spans/s | ack p50 ms | ack p99 ms | failed requests | RSS MiB | by-ID p99 ms (n, failed) | SQL p99 ms (n, failed) |",
-             "|---|---:|---:|---:|---:|---|---:|---|---|"]
+    lines = ["| phase | min | offered spans/s | acknowledged spans/s | ack p50 ms | ack p99 ms | failed requests | RSS MiB | by-ID p99 ms (n, failed) | SQL p99 ms (n, failed) |",
+             "|---|---:|---:|---:|---:|---:|---|---:|---|---|"]
     for r in rows:
         errors = ", ".join(f"{n} {reason}" for reason, n in r["errors"].items()) or "0"
-        lines.append(f"| {r['phase']} | {r['minute']} | {r['spans_per_second']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+        lines.append(f"| {r['phase']} | {r['minute']} | {r['offered']:.0f} | {r['spans_per_second']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
                      f"{errors} | {r['rss_mib']:.0f} | {r['trace_p99_ms']:.0f} ({r['traces']}, {r['trace_failures']}) | "
                      f"{r['sql_p99_ms']:.0f} ({r['sqls']}, {r['sql_failures']}) |")
     return "\n".join(lines)
@@ -200,13 +236,13 @@ def main():
     parser.add_argument("--capacity-seconds", type=int, default=60)
     parser.add_argument("--spans-per-request", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--max-buffer-mib", type=int, default=512, help="the server's max_buffer_bytes (its default)")
-    parser.add_argument("--max-inflight-request-mib", type=int, default=256,
-                        help="the server's max_inflight_request_bytes (its default)")
+    parser.add_argument("--verify-bin", help="the build whose `spanlake verify` checks the overload's spans")
+    parser.add_argument("--overload-concurrency", type=int, default=32,
+                        help="requests in flight during the overload: enough to offer twice what is acknowledged")
     args = parser.parse_args()
     binary = args.bin or build_binary()
     work = tempfile.mkdtemp(prefix="spanlake-soak-")
-    server = Server(binary, work, args.max_buffer_mib, args.max_inflight_request_mib)
+    server = Server(binary, work, LIMITS)
     verify = os.path.join(work, "acked-ids")
     baseline_rss = server.status_mib('VmRSS')
 
@@ -222,25 +258,25 @@ def main():
 
     threading.Thread(target=sample, daemon=True).start()
 
-    capacity = loadgen(binary, server, 0, args.capacity_seconds, args)
+    capacity = loadgen(binary, server, 0, args.capacity_seconds, args, "capacity")
     rate = capacity["spans_per_second"]
     print(f"capacity: {rate:.0f} spans/s acknowledged flat out (p99 {capacity['p99_ms']:.1f} ms)", file=sys.stderr)
 
-    queries = Queries(server, verify)
+    queries = Queries(server)
     queries.start()
-    soak = run_phase("soak 80 %", args.soak_minutes, 0.8 * rate, binary, server, args, verify, queries,
-                     rss_samples, 1000)
-    overload = run_phase("overload 2×", args.overload_minutes, 2 * rate, binary, server, args, verify, queries,
-                         rss_samples, 5000)
+    soak = run_phase("soak 80 %", "soak", args.soak_minutes, 0.8 * rate, args.concurrency, binary, server, args,
+                     verify, queries, rss_samples, 1000, keep_ids=False)
+    overload = run_phase("overload 2×", "overload", args.overload_minutes, 2 * rate, args.overload_concurrency,
+                         binary, server, args, verify, queries, rss_samples, 5000, keep_ids=True)
     queries.stop_event.set()
     queries.join()
     peak_rss = server.status_mib('VmHWM')
-    limits_mib = args.max_buffer_mib + args.max_inflight_request_mib
-    urllib.request.urlopen(urllib.request.Request(f"http://{server.http}/flush", method="POST"), timeout=300).read()
+    limits_mib = limits_sum_mib()
+    urllib.request.urlopen(urllib.request.Request(f"http://{server.http}/flush", method="POST"), timeout=600).read()
     server.stop()
     stop_sampling.set()
-    verified = subprocess.run([binary, "verify", "--storage", f"file://{server.data}/blocks", "--ids", verify],
-                              capture_output=True, text=True)
+    verified = subprocess.run([args.verify_bin or binary, "verify", "--storage", f"file://{server.data}/blocks",
+                               "--tenant", "overload", "--ids", verify], capture_output=True, text=True)
 
     checks = []
     soak_errors = sum(sum(r["errors"].values()) + r["trace_failures"] + r["sql_failures"] for r in soak)
@@ -262,7 +298,9 @@ def main():
     checks.append((verified.returncode == 0, f"verify: {verified.stdout.strip() or verified.stderr.strip()}"))
 
     print(f"\ncapacity {rate:.0f} spans/s; soak at {0.8 * rate:.0f}, overload at {2 * rate:.0f} "
-          f"({args.spans_per_request}-span OTLP/gRPC requests, {args.concurrency} in flight)\n")
+          f"({args.spans_per_request}-span OTLP/gRPC requests, {args.concurrency} in flight; "
+          f"{args.overload_concurrency} in the overload)\n")
+    print("server limits: " + ", ".join(f"{name} {value}" for name, value in LIMITS.items()) + "\n")
     print(table(soak + overload))
     print()
     for passed, text in checks:

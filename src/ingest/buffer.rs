@@ -259,12 +259,26 @@ impl Buffers {
         }
     }
 
-    /// Tenants whose open buffer should be cut now: big enough, old enough, or (with `force`) not empty.
-    pub fn due_for_cut(&self, max_bytes: usize, max_age: std::time::Duration, force: bool) -> Vec<TenantId> {
+    /// Tenants whose open buffer should be cut now: big enough, old enough, holding spans in a WAL segment
+    /// numbered below `pinning_before` (given when the WAL is filling up: such a buffer keeps that segment
+    /// and every later one from being released, so a tenant that sent a little and went quiet would stop
+    /// every tenant's ingest at the WAL limit until its buffer aged out), or (with `force`) not empty.
+    pub fn due_for_cut(
+        &self,
+        max_bytes: usize,
+        max_age: std::time::Duration,
+        pinning_before: Option<u64>,
+        force: bool,
+    ) -> Vec<TenantId> {
+        let pins = |b: &TenantBuffer| {
+            pinning_before.is_some_and(|active| b.open.iter().any(|batch| batch.position.segment < active))
+        };
         self.tenants
             .iter()
             .filter(|(_, b)| !b.open.is_empty())
-            .filter(|(_, b)| force || b.is_full(max_bytes) || b.open_since.is_some_and(|t| t.elapsed() >= max_age))
+            .filter(|(_, b)| {
+                force || b.is_full(max_bytes) || b.open_since.is_some_and(|t| t.elapsed() >= max_age) || pins(b)
+            })
             .map(|(tenant, _)| tenant.clone())
             .collect()
     }

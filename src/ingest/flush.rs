@@ -60,10 +60,14 @@ pub(super) async fn run_flusher(inner: Arc<Inner>) {
 /// encodes it and queues it for upload.
 async fn cut_and_prepare(inner: &Arc<Inner>, force: bool) {
     let max_bytes = inner.options.max_block_bytes;
+    // Past half its limit the WAL is not being released fast enough: cut every open buffer that still holds
+    // spans in a segment before the active one (at most once per tenant per segment), so none pins it.
+    let wal_pressure = inner.wal.disk_bytes() >= inner.options.max_wal_bytes / 2;
+    let pinning_before = wal_pressure.then(|| inner.wal.active_segment());
     let cuts: Vec<(TenantId, BlockId)> = {
         let mut buffers = inner.lock();
         let mut cuts = Vec::new();
-        for tenant in buffers.due_for_cut(max_bytes, inner.options.max_block_age, force) {
+        for tenant in buffers.due_for_cut(max_bytes, inner.options.max_block_age, pinning_before, force) {
             // Every full block now; with `force`, everything.
             while let Some((block, _)) = buffers.cut(&tenant, max_bytes) {
                 cuts.push((tenant.clone(), block));

@@ -364,3 +364,57 @@ async fn spans_replayed_into_a_block_awaiting_upload_are_still_held() {
     assert_eq!(held.held_keys.len(), keys.len());
     assert!(keys.iter().all(|key| held.held_keys.contains_key(key)), "every replayed span is held");
 }
+
+/// A tenant that sent a little and went quiet keeps its spans in its open buffer until they age out
+/// (`max_block_age`, 5 minutes by default). The WAL is shared, so that buffer held back the release of
+/// every segment written after it: a busy tenant filled the WAL to its limit and every tenant was refused
+/// until the quiet buffer aged out (found by benches/soak.py: no span acknowledged for a whole minute).
+/// Once the WAL is half full, a buffer pinning old segments is cut.
+#[tokio::test]
+async fn a_quiet_tenants_open_buffer_does_not_hold_the_wal_back_from_a_busy_one() {
+    const WAL_LIMIT: u64 = 1024 * 1024;
+    let wal = tempfile::tempdir().unwrap();
+    let storage = Storage::open("memory://").unwrap();
+    let options = IngestOptions {
+        max_wal_bytes: WAL_LIMIT,
+        max_block_age: Duration::from_secs(3600),
+        max_block_bytes: 1024 * 1024,
+        ..options(wal.path())
+    };
+    let ingester = Ingester::start(options, storage.clone()).await.unwrap();
+    let quiet = TenantId::new("quiet").unwrap();
+    let mut one_span = TraceGenerator::new(40).next_request(1);
+    one_span.resource_spans.truncate(1);
+    one_span.resource_spans[0].scope_spans.truncate(1);
+    one_span.resource_spans[0].scope_spans[0].spans.truncate(1);
+    ingester.push(&quiet, new_spans(one_span)).await.unwrap();
+    assert!(ingester.buffered_bytes() < 1024 * 1024, "the quiet buffer is far from full");
+
+    // Ten times the WAL's limit from the busy tenant, each request retried while refused as a client would.
+    let (mut sent_bytes, mut refusals) = (0, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    for seed in 0.. {
+        if sent_bytes >= 10 * WAL_LIMIT as usize {
+            break;
+        }
+        let request = TraceGenerator::new(100 + seed).next_request(50);
+        loop {
+            match ingester.push(&tenant(), new_spans(request.clone())).await {
+                Ok(_) => break,
+                Err(error) if error.is_backpressure() => {
+                    refusals += 1;
+                    assert!(std::time::Instant::now() < deadline, "the WAL stayed full ({refusals} refusals): {error}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(error) => panic!("{error}"),
+            }
+        }
+        sent_bytes += request.encoded_len();
+    }
+    assert_eq!(
+        list_blocks(&storage, &quiet).await.unwrap().committed.len(),
+        1,
+        "the quiet tenant's buffer was cut to release the WAL"
+    );
+    ingester.shutdown().await;
+}
