@@ -43,7 +43,7 @@ pub struct LoadgenArgs {
     /// Append `trace_id span_id` of every acknowledged span to FILE, for `spanlake verify`.
     #[arg(long, value_name = "FILE")]
     verify: Option<PathBuf>,
-    /// Resend a request that failed retryably (connection lost, 429, 503, RESOURCE_EXHAUSTED) until it is
+    /// Resend a request that failed retryably (connection lost, 429, 503, a gRPC status OTLP calls retryable) until it is
     /// acknowledged, the same bytes, as an SDK or the Collector retries.
     #[arg(long)]
     retry: bool,

@@ -150,7 +150,16 @@ impl OtlpClient {
             Err(status) => Err(SendError::Refused {
                 status: format!("{:?}", status.code()),
                 message: status.message().to_owned(),
-                retryable: status.code() == tonic::Code::ResourceExhausted,
+                // The codes the OTLP specification lets an exporter retry (with UNAVAILABLE, above).
+                retryable: matches!(
+                    status.code(),
+                    tonic::Code::ResourceExhausted
+                        | tonic::Code::Cancelled
+                        | tonic::Code::DeadlineExceeded
+                        | tonic::Code::Aborted
+                        | tonic::Code::OutOfRange
+                        | tonic::Code::DataLoss
+                ),
             }),
         }
     }

@@ -55,7 +55,7 @@ pub struct LoadOptions {
     pub token: Option<String>,
     /// Appends `trace_id span_id` (hex) of every acknowledged span to this file.
     pub verify_file: Option<PathBuf>,
-    /// Resend a request refused retryably (connection lost, 429/503, RESOURCE_EXHAUSTED, UNAVAILABLE) until
+    /// Resend a request refused retryably (connection lost, 429/503, the gRPC statuses OTLP calls retryable) until
     /// it is acknowledged or the run ends, byte for byte, as an SDK's or the Collector's retry does: a
     /// request whose acknowledgement a crash swallowed arrives twice.
     pub retry: bool,
