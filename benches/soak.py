@@ -44,6 +44,7 @@ LIMITS = {
     "max-buffer-bytes": "512MiB", "max-inflight-request-bytes": "256MiB", "footer-cache-bytes": "64MiB",
     "sql-memory-limit": "256MiB", "sql-max-concurrent": 2, "max-trace-bytes": "64MiB",
     "max-concurrent-trace-lookups": 4, "compaction-merge-memory": "256MiB", "compaction-concurrency": 1,
+    "resend-window-bytes": "128MiB",
 }
 
 
@@ -52,7 +53,7 @@ def limits_sum_mib() -> int:
     return (mib["max-buffer-bytes"] + mib["max-inflight-request-bytes"] + mib["footer-cache-bytes"]
             + mib["sql-memory-limit"] * mib["sql-max-concurrent"]
             + mib["max-trace-bytes"] * mib["max-concurrent-trace-lookups"]
-            + mib["compaction-merge-memory"] * mib["compaction-concurrency"])
+            + mib["compaction-merge-memory"] * mib["compaction-concurrency"] + mib["resend-window-bytes"])
 
 
 def build_binary() -> str:

@@ -245,6 +245,12 @@ impl BlockId {
         Self(uuid::Uuid::from_u128(value))
     }
 
+    /// When the ID was made (unix ms): the block's cut, or its compaction. `None` for an ID not made by
+    /// [`BlockId::new_random`].
+    pub fn created_unix_ms(&self) -> Option<u64> {
+        (self.0.get_version_num() == 7).then(|| (self.0.as_u128() >> 80) as u64)
+    }
+
     /// The 128 bits of the ID, for compact binary records such as the WAL's cut records.
     pub fn as_u128(&self) -> u128 {
         self.0.as_u128()

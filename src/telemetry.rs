@@ -17,8 +17,8 @@ pub const SPANS_ACCEPTED: &str = "spanlake_spans_accepted_total";
 /// Spans refused one by one (labels `tenant`, `reason`: `invalid_id`, `attribute_too_large`,
 /// `trace_too_large`).
 pub const SPANS_REJECTED: &str = "spanlake_spans_rejected_total";
-/// Spans a client sent again that the tenant already held in the ingester, stored once (issue 26,
-/// "Add" 6: retries after a lost acknowledgement).
+/// Spans a client sent again that the tenant already held in the ingester or committed within the
+/// resend window, stored once (issue 26, "Add" 6: retries after a lost acknowledgement).
 pub const SPANS_DEDUPLICATED: &str = "spanlake_spans_deduplicated_total";
 /// Request body bytes received by the OTLP receivers, before decompression (label `protocol`).
 pub const RECEIVED_BYTES: &str = "spanlake_received_bytes_total";
@@ -34,6 +34,10 @@ pub const REQUEST_BYTES_IN_FLIGHT: &str = "spanlake_request_bytes_in_flight";
 pub const WAL_BYTES: &str = "spanlake_wal_bytes";
 /// Bytes held by the ingester: open buffers and blocks not yet committed.
 pub const BUFFER_BYTES: &str = "spanlake_ingester_buffer_bytes";
+/// Span keys of recently committed blocks the ingester remembers to recognise resent spans.
+pub const RESEND_WINDOW_KEYS: &str = "spanlake_ingester_resend_window_keys";
+/// Memory those keys hold (`resend_window_bytes`).
+pub const RESEND_WINDOW_BYTES: &str = "spanlake_ingester_resend_window_bytes";
 /// Blocks committed to the object store by this process.
 pub const BLOCKS_WRITTEN: &str = "spanlake_blocks_written_total";
 /// Spans in blocks committed by this process.

@@ -61,3 +61,71 @@ async fn a_request_resent_after_a_restart_is_stored_once() {
     assert!(deduplicated >= (3 * spans) as f64, "{deduplicated}");
     again.shutdown().await.unwrap();
 }
+
+async fn flush(server: &Server) {
+    let url = format!("http://{}/flush", server.http_addr());
+    assert_eq!(send("POST", &url, &[], "").await.status, 204);
+}
+
+async fn blocks_and_spans(server: &Server) -> String {
+    let url = format!("http://{}/api/sql", server.http_addr());
+    send("POST", &url, &[], "SELECT count(*) AS n, count(DISTINCT span_id) AS d FROM spans").await.text()
+}
+
+/// A resend that arrives after the first copy's block committed (the client's deadline passed while the
+/// server worked, then it retried; or the server was killed after the commit and the WAL no longer holds
+/// the spans): the ingester remembers the keys of recently committed blocks, and refills that memory
+/// from the store's newest blocks after a restart. With the window off, the same resends are stored
+/// twice: the window, not something else, is what keeps the count exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_resent_after_its_block_committed_is_stored_once_across_restarts() {
+    let backend = common::Backend::s3();
+    let first = TraceGenerator::new(21).next_request(6);
+    let spans: usize = first.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+    let body = first.encode_to_vec();
+    let rows = |n: usize, d: usize| format!("\"rows\":[[{n},{d}]]");
+
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with_storage(loopback_config(data.path()), backend.storage.clone()).await.unwrap();
+    assert_eq!(export(&server, &body).await, 200);
+    flush(&server).await;
+    // The first copy is in a committed block; the WAL has let go of it.
+    assert_eq!(export(&server, &body).await, 200);
+    assert!(blocks_and_spans(&server).await.contains(&rows(spans, spans)), "{}", blocks_and_spans(&server).await);
+    server.shutdown().await.unwrap();
+
+    // The process starts again with a WAL that no longer holds the spans (once a block commits its
+    // segments are released as soon as the WAL has rotated past them; here, a fresh WAL folder, as for a
+    // replaced pod): the replay brings nothing back, the refill from the store's newest blocks does.
+    let fresh = tempfile::tempdir().unwrap();
+    let restarted = Server::start_with_storage(loopback_config(fresh.path()), backend.storage.clone()).await.unwrap();
+    assert_eq!(export(&restarted, &body).await, 200);
+    flush(&restarted).await;
+    assert!(blocks_and_spans(&restarted).await.contains(&rows(spans, spans)), "{}", blocks_and_spans(&restarted).await);
+    let metrics = send("GET", &format!("http://{}/metrics", restarted.http_addr()), &[], "").await.text();
+    let gauge = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(-1.0)
+    };
+    assert_eq!(gauge("spanlake_ingester_resend_window_keys "), spans as f64, "{metrics}");
+    assert!(gauge("spanlake_ingester_resend_window_bytes ") > 0.0, "{metrics}");
+    restarted.shutdown().await.unwrap();
+
+    // With the window off, the resend after the commit is stored a second time.
+    let other = common::Backend::s3();
+    let off = |dir: &std::path::Path| spanlake::config::ServeConfig {
+        resend_window: std::time::Duration::ZERO,
+        ..loopback_config(dir)
+    };
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with_storage(off(data.path()), other.storage.clone()).await.unwrap();
+    assert_eq!(export(&server, &body).await, 200);
+    flush(&server).await;
+    assert_eq!(export(&server, &body).await, 200);
+    flush(&server).await;
+    assert!(blocks_and_spans(&server).await.contains(&rows(2 * spans, spans)), "{}", blocks_and_spans(&server).await);
+    server.shutdown().await.unwrap();
+}

@@ -150,6 +150,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     if let Err(refused) = admin_only(&state, &headers) {
         return refused;
     }
+    let (resend_keys, resend_bytes) = state.ingester.resend_window_size();
     let ingester = [
         Gauge {
             name: telemetry::WAL_BYTES,
@@ -165,6 +166,16 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
             name: telemetry::REQUEST_BYTES_IN_FLIGHT,
             help: "Bytes held by OTLP requests between their first byte and the WAL (max_inflight_request_bytes).",
             value: state.admission.held_bytes() as f64,
+        },
+        Gauge {
+            name: telemetry::RESEND_WINDOW_KEYS,
+            help: "Span keys of recently committed blocks remembered to recognise resent spans.",
+            value: resend_keys as f64,
+        },
+        Gauge {
+            name: telemetry::RESEND_WINDOW_BYTES,
+            help: "Memory those keys hold (resend_window_bytes).",
+            value: resend_bytes as f64,
         },
     ];
     let gauges: Vec<Gauge> = ingester.into_iter().chain(state.querier.gauges()).collect();

@@ -115,6 +115,13 @@ settings! {
     max_buffer_bytes: ByteSize = ByteSize::of(ingest().max_buffer_bytes);
     /// Answer 429 past this many bytes of WAL on disk.
     max_wal_bytes: ByteSize = ByteSize(ingest().max_wal_bytes);
+    /// How long the span keys of committed blocks are remembered (at least half of it), so a client
+    /// resending a request whose acknowledgement it lost does not store its spans twice. Cover your
+    /// clients' retry time (the Collector's retry_on_failure gives up after 5 minutes). 0: off.
+    resend_window: Duration = ingest().resend_window;
+    /// Memory for those keys (about 50 bytes each, on top of max_buffer_bytes); past it the oldest are
+    /// forgotten sooner. 0: off.
+    resend_window_bytes: ByteSize = ByteSize::of(ingest().resend_window_bytes);
     /// Flush every buffer to the object store on SIGTERM/SIGINT (the WAL keeps the spans either way).
     flush_on_shutdown: bool = ingest().flush_on_shutdown;
     /// Longest single block upload before it counts as failed and is retried (a stalled store).
@@ -347,6 +354,8 @@ impl ServeConfig {
             max_wal_bytes: self.max_wal_bytes.0,
             flush_on_shutdown: self.flush_on_shutdown,
             upload_timeout: self.upload_timeout,
+            resend_window: self.resend_window,
+            resend_window_bytes: self.resend_window_bytes.as_usize(),
             block: self.block_options(),
             limits: crate::ingest::limits::SpanLimits {
                 max_attribute_bytes: self.max_attribute_bytes.as_usize(),

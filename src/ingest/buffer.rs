@@ -116,6 +116,9 @@ pub struct Buffers {
     /// WAL appends under way whose spans no buffer holds yet, by the segment that was active when each
     /// began (their records land there or later): those segments are still needed.
     appending: std::collections::BTreeMap<u64, usize>,
+    /// Keys of the spans in blocks committed recently: a resend arriving after its first copy's block
+    /// committed is still found.
+    pub committed: super::committed::CommittedKeys,
 }
 
 impl Buffers {
@@ -218,7 +221,7 @@ impl Buffers {
         self.bytes = self.bytes + bytes - previous;
     }
 
-    /// Forgets a committed block.
+    /// Forgets a committed block; its span keys move to the resend window.
     pub fn remove_committed(&mut self, tenant: &TenantId, block: BlockId) {
         let Some(buffer) = self.tenants.get_mut(tenant) else { return };
         if let Some(index) = buffer.pending.iter().position(|p| p.block == block) {
@@ -232,6 +235,7 @@ impl Buffers {
                     }
                 }
             }
+            self.committed.remember(tenant, removed.keys);
         }
         if buffer.is_idle() {
             self.tenants.remove(tenant);
@@ -281,6 +285,17 @@ impl Buffers {
             })
             .map(|(tenant, _)| tenant.clone())
             .collect()
+    }
+
+    /// True when `tenant` holds a span with this key: buffered, in a block not committed yet, or in a
+    /// block committed within the resend window.
+    pub fn holds_key(&self, tenant: &TenantId, key: &SpanKey) -> bool {
+        self.tenants.get(tenant).is_some_and(|b| b.held_keys.contains_key(key)) || self.committed.contains(tenant, key)
+    }
+
+    /// True when `tenant` holds no span key at all (screening skips its lookups).
+    pub fn holds_no_keys(&self, tenant: &TenantId) -> bool {
+        self.tenants.get(tenant).is_none_or(|b| b.held_keys.is_empty()) && self.committed.is_empty_for(tenant)
     }
 
     /// Every pending block of every tenant, as (tenant, block) pairs.

@@ -47,6 +47,7 @@ pub(super) async fn run_flusher(inner: Arc<Inner>) {
             _ = inner.wake_flusher.notified() => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
+        inner.lock().committed.age();
         let requested = inner.forced_cuts_requested.load(Ordering::SeqCst);
         let force = requested > *inner.forced_cuts_done.borrow();
         cut_and_prepare(&inner, force).await;

@@ -6,9 +6,11 @@
 //! receivers (`api`) and the query side call it, never the other way round.
 
 mod buffer;
+mod committed;
 mod flush;
 pub mod limits;
 mod quarantine;
+mod refill;
 mod replay;
 #[doc(hidden)]
 pub mod testing;
@@ -109,6 +111,11 @@ pub struct IngestOptions {
     pub block: BlockWriteOptions,
     /// Attribute and per-trace size limits, checked before the WAL append.
     pub limits: limits::SpanLimits,
+    /// How long the span keys of committed blocks are remembered, so a client resending a request
+    /// whose acknowledgement it lost is not stored twice (at least half of this; zero: off).
+    pub resend_window: Duration,
+    /// Memory those keys may take (about 50 bytes each); past it the oldest are forgotten sooner.
+    pub resend_window_bytes: usize,
 }
 
 impl IngestOptions {
@@ -126,6 +133,8 @@ impl IngestOptions {
             shutdown_flush_timeout: Duration::from_secs(30),
             block: BlockWriteOptions::default(),
             limits: limits::SpanLimits::default(),
+            resend_window: Duration::from_secs(600),
+            resend_window_bytes: 128 * 1024 * 1024,
         }
     }
 }
@@ -203,7 +212,9 @@ impl Ingester {
         let wal = Wal::open(&options.wal_dir, WalOptions { segment_bytes })?;
         testing::wait_if_held(&options.wal_dir, testing::Point::Replay).await;
         let quarantine = quarantine::Quarantine::open(&options.wal_dir);
-        let replayed = replay::replay(&wal, &options.block, &quarantine).await?;
+        let mut replayed = replay::replay(&wal, &options.block, &quarantine).await?;
+        replayed.committed = committed::CommittedKeys::new(options.resend_window, options.resend_window_bytes);
+        refill::refill(&storage, &mut replayed.committed, options.resend_window).await;
         let (uploads, upload_queue) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             options,
@@ -310,11 +321,10 @@ impl Ingester {
                 }
                 None => limits::Verdict::default(),
             };
-            let duplicates: Vec<usize> = match buffers.tenants.get(tenant) {
-                Some(buffer) if !buffer.held_keys.is_empty() => {
-                    (0..keys.len()).filter(|row| buffer.held_keys.contains_key(&keys[*row])).collect()
-                }
-                _ => Vec::new(),
+            let duplicates: Vec<usize> = if buffers.holds_no_keys(tenant) {
+                Vec::new()
+            } else {
+                (0..keys.len()).filter(|row| buffers.holds_key(tenant, &keys[*row])).collect()
             };
             (verdict, duplicates)
         };
@@ -453,6 +463,11 @@ impl Ingester {
     /// Whether this ingester holds spans of `tenant`.
     pub fn holds_tenant(&self, tenant: &TenantId) -> bool {
         self.inner.lock().tenants.contains_key(tenant)
+    }
+
+    /// Span keys of committed blocks remembered for resends, and the memory they hold.
+    pub fn resend_window_size(&self) -> (usize, usize) {
+        self.inner.lock().committed.size()
     }
 
     /// Bytes held in memory by buffers and uncommitted blocks.
