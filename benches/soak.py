@@ -48,6 +48,14 @@ LIMITS = {
 }
 
 
+# The gauges that count memory the server holds, and the short names the per-minute table uses.
+MEMORY_GAUGES = {
+    "spanlake_ingester_buffer_bytes": "buffer", "spanlake_request_bytes_in_flight": "requests",
+    "spanlake_footer_cache_bytes": "footers", "spanlake_catalog_bloom_bytes": "blooms",
+    "spanlake_ingester_resend_window_bytes": "resend",
+}
+
+
 def limits_sum_mib() -> int:
     mib = {name: int(str(value).removesuffix("MiB")) for name, value in LIMITS.items()}
     return (mib["max-buffer-bytes"] + mib["max-inflight-request-bytes"] + mib["footer-cache-bytes"]
@@ -91,6 +99,19 @@ class Server:
                 if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
         return 0.0
+
+    def memory_parts_mib(self) -> dict:
+        """What the server says it holds (its /metrics gauges) beside the kernel's count, in MiB, so an RSS
+        that grows can be told apart: bounded parts at their bounds, or memory nothing accounts for."""
+        text = urllib.request.urlopen(f"http://{self.http}/metrics", timeout=30).read().decode()
+        gauges = {}
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if not line.startswith("#") and "{" not in name and name in MEMORY_GAUGES:
+                gauges[name] = float(value)
+        parts = {MEMORY_GAUGES[name]: gauges.get(name, 0.0) / 2**20 for name in MEMORY_GAUGES}
+        parts["anon"] = self.status_mib("RssAnon")
+        return parts
 
     def stop(self):
         self.process.send_signal(signal.SIGTERM)
@@ -209,23 +230,36 @@ def run_phase(name, tenant, minutes, rate, concurrency, binary, server, args, id
             "sql_p99_ms": p99([s[2] * 1000 for s in sqls]), "sqls": len(sqls),
             "sql_failures": sum(1 for s in sqls if s[3] != 200),
         }
+        try:
+            row["memory"] = server.memory_parts_mib()
+        except OSError as error:
+            row["memory"] = {}
+            print(f"memory gauges unavailable: {error}", file=sys.stderr)
         rows.append(row)
         print(f"{name} {row['minute']:>2}: {row['spans_per_second']:>8.0f} spans/s, ack p99 {row['p99_ms']:.1f} ms, "
               f"RSS {row['rss_mib']:.0f} MiB, errors {sum(row['errors'].values())}, "
               f"trace p99 {row['trace_p99_ms']:.1f} ms ({row['trace_failures']} failed of {row['traces']}), "
-              f"SQL p99 {row['sql_p99_ms']:.1f} ms ({row['sql_failures']} failed of {row['sqls']})",
+              f"SQL p99 {row['sql_p99_ms']:.1f} ms ({row['sql_failures']} failed of {row['sqls']}), "
+              f"memory MiB {' '.join(f'{k} {v:.0f}' for k, v in row['memory'].items())}",
               file=sys.stderr, flush=True)
     return rows
 
 
+def memory_cell(parts: dict) -> str:
+    if not parts:
+        return "n/a"
+    named = ", ".join(f"{parts.get(name, 0):.0f}" for name in MEMORY_GAUGES.values())
+    return f"{parts.get('anon', 0):.0f}; {named}"
+
+
 def table(rows):
-    lines = ["| phase | min | offered spans/s | acknowledged spans/s | ack p50 ms | ack p99 ms | failed requests | RSS MiB | by-ID p99 ms (n, failed) | SQL p99 ms (n, failed) |",
-             "|---|---:|---:|---:|---:|---:|---|---:|---|---|"]
+    lines = ["| phase | min | offered spans/s | acknowledged spans/s | ack p50 ms | ack p99 ms | failed requests | RSS MiB | by-ID p99 ms (n, failed) | SQL p99 ms (n, failed) | at the minute's end, MiB: anonymous RSS; buffer, requests, footers, blooms, resend |",
+             "|---|---:|---:|---:|---:|---:|---|---:|---|---|---|"]
     for r in rows:
         errors = ", ".join(f"{n} {reason}" for reason, n in r["errors"].items()) or "0"
         lines.append(f"| {r['phase']} | {r['minute']} | {r['offered']:.0f} | {r['spans_per_second']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
                      f"{errors} | {r['rss_mib']:.0f} | {r['trace_p99_ms']:.0f} ({r['traces']}, {r['trace_failures']}) | "
-                     f"{r['sql_p99_ms']:.0f} ({r['sqls']}, {r['sql_failures']}) |")
+                     f"{r['sql_p99_ms']:.0f} ({r['sqls']}, {r['sql_failures']}) | {memory_cell(r.get('memory', {}))} |")
     return "\n".join(lines)
 
 

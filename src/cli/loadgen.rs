@@ -47,6 +47,10 @@ pub struct LoadgenArgs {
     /// acknowledged, the same bytes, as an SDK or the Collector retries.
     #[arg(long)]
     retry: bool,
+    /// Give up on a request after this long (e.g. 10s, an SDK exporter's default; 5s, the Collector's) and
+    /// count it as failed; with --retry it is resent, though the server may have stored it meanwhile.
+    #[arg(long, value_parser = Duration::parse)]
+    timeout: Option<Duration>,
 }
 
 #[derive(Args)]
@@ -75,6 +79,7 @@ pub async fn run(args: LoadgenArgs) -> Result<(), CliError> {
         token: args.token,
         verify_file: args.verify,
         retry: args.retry,
+        timeout: args.timeout,
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     let report = spanlake::loadgen::run(options).await?;

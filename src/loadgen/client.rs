@@ -44,6 +44,9 @@ pub enum SendError {
     Refused { status: String, message: String, retryable: bool },
     #[error("unreadable reply: {0}")]
     Reply(#[source] prost::DecodeError),
+    /// The client's own deadline passed before an answer came (the server may have stored the spans).
+    #[error("no answer within {0:?}")]
+    TimedOut(std::time::Duration),
 }
 
 impl SendError {
@@ -53,12 +56,14 @@ impl SendError {
             SendError::Connection(_) => "connection error".into(),
             SendError::Refused { status, .. } => format!("refused: {status}"),
             SendError::Reply(_) => "unreadable reply".into(),
+            SendError::TimedOut(_) => "client timeout".into(),
         }
     }
 
-    /// True when the server was unreachable or asked us to back off: worth a short pause.
+    /// True when the server was unreachable, did not answer in time or asked us to back off: worth a
+    /// short pause and, with `--retry`, a resend.
     pub fn is_connection(&self) -> bool {
-        matches!(self, SendError::Connection(_) | SendError::Refused { retryable: true, .. })
+        matches!(self, SendError::Connection(_) | SendError::TimedOut(_) | SendError::Refused { retryable: true, .. })
     }
 }
 

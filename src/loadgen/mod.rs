@@ -59,6 +59,10 @@ pub struct LoadOptions {
     /// it is acknowledged or the run ends, byte for byte, as an SDK's or the Collector's retry does: a
     /// request whose acknowledgement a crash swallowed arrives twice.
     pub retry: bool,
+    /// Longest a request may wait for its acknowledgement before the client gives up on it (OTLP
+    /// exporters have such a deadline: 10 s in the SDKs, 5 s in the Collector). A request given up on
+    /// counts as failed and, with `retry`, is resent: the server may have stored it all the same.
+    pub timeout: Option<Duration>,
     /// Show a progress bar (when stderr is a terminal).
     pub progress: bool,
 }
@@ -238,7 +242,12 @@ async fn run_worker(
         let mut ids = request.ids;
         loop {
             let sent_at = Instant::now();
-            let outcome = client.export_encoded(request.bytes.clone()).await;
+            let outcome = match options.timeout {
+                Some(limit) => tokio::time::timeout(limit, client.export_encoded(request.bytes.clone()))
+                    .await
+                    .unwrap_or(Err(SendError::TimedOut(limit))),
+                None => client.export_encoded(request.bytes.clone()).await,
+            };
             let latency = sent_at.elapsed();
             let resend = options.retry && outcome.as_ref().is_err_and(SendError::is_connection);
             let acknowledged_ids = if outcome.is_ok() { ids.take() } else { None };
