@@ -251,8 +251,13 @@ async fn run_worker(
             let latency = sent_at.elapsed();
             let resend = options.retry && outcome.as_ref().is_err_and(SendError::is_connection);
             let acknowledged_ids = if outcome.is_ok() { ids.take() } else { None };
+            // A request given up on waits as long as the SDKs' first retry backoff (1 s): the server may
+            // still be working on it.
+            let gave_up = matches!(outcome, Err(SendError::TimedOut(_)));
             let pause = record_outcome(tally, outcome, spans, latency, acknowledged_ids, started, progress);
-            if pause {
+            if gave_up {
+                tokio::time::sleep(TIMED_OUT_BACKOFF).await;
+            } else if pause {
                 // The server is down, restarting or asking us to back off: try again shortly, don't spin.
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -294,6 +299,10 @@ fn record_outcome(
     progress.set_message(format!("{:.0} spans/s acknowledged", tally.acked_spans as f64 / elapsed));
     false
 }
+
+/// Pause before resending a request the client gave up waiting for (the OpenTelemetry SDKs' first
+/// retry backoff).
+const TIMED_OUT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Distinct requests each worker prepares; re-sent with fresh trace IDs.
 const REQUEST_POOL_SIZE: usize = 32;
