@@ -6,9 +6,12 @@ acknowledged span looked up in the blocks (`spanlake verify`: missing, stored mo
 blocks' SQL row count compared with the distinct spans.
 
     python3 benches/kill_retry.py [--kills 10] [--rate 100000] [--seconds 25] [--server-bin PATH] [--bin PATH]
+                                  [--timeout 20ms] [--server-args "--resend-window 0"]
 
 --server-bin runs another build as the server (an older one, for a before/after in one sitting); the load
-generator is always --bin's (default: this checkout's release build).
+generator is always --bin's (default: this checkout's release build). --timeout gives the client a deadline
+(`loadgen --timeout`): a request it gives up on is resent a second later, though the server may have stored
+it meanwhile (with --kills 0 this measures resends alone). --server-args adds settings to the server's.
 """
 
 import argparse
@@ -45,6 +48,8 @@ def main():
     parser.add_argument("--bin", default=os.environ.get("SPANLAKE_BIN"))
     parser.add_argument("--server-bin")
     parser.add_argument("--seed", type=int, default=random.randrange(1 << 32))
+    parser.add_argument("--timeout", help="the client's deadline per request, e.g. 20ms")
+    parser.add_argument("--server-args", default="", help="more `spanlake serve` flags, one string")
     args = parser.parse_args()
     binary = args.bin or build_binary()
     server_binary = args.server_bin or binary
@@ -57,7 +62,8 @@ def main():
         process = subprocess.Popen(
             [server_binary, "serve", "--data-dir", os.path.join(work, "data"),
              "--http-addr", f"127.0.0.1:{ports['http']}", "--otlp-grpc-addr", f"127.0.0.1:{ports['grpc']}",
-             "--otlp-http-addr", f"127.0.0.1:{ports['otlp_http']}"], stdout=subprocess.DEVNULL, stderr=log)
+             "--otlp-http-addr", f"127.0.0.1:{ports['otlp_http']}", *args.server_args.split()],
+            stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.time() + 120
         while time.time() < deadline:
             try:
@@ -76,7 +82,8 @@ def main():
     loadgen = subprocess.Popen(
         [binary, "loadgen", "--endpoint", f"http://127.0.0.1:{ports['grpc']}", "--rate", str(args.rate),
          "--duration", f"{args.seconds}s", "--spans-per-request", str(args.spans_per_request),
-         "--concurrency", "8", "--seed", str(args.seed), "--retry", "--verify", ids],
+         "--concurrency", "8", "--seed", str(args.seed), "--retry", "--verify", ids,
+         *(["--timeout", args.timeout] if args.timeout else [])],
         stdout=subprocess.PIPE, text=True)
     started = time.time()
     kill_times = sorted(rng.uniform(1, args.seconds - 2) for _ in range(args.kills))
@@ -102,7 +109,8 @@ def main():
     distinct = sql("SELECT count(*) AS n FROM (SELECT trace_id, span_id FROM spans GROUP BY trace_id, span_id)")
     acked = json.loads(report.strip().splitlines()[-1])
     failed = re.findall(r"^\s+(\d+) × (.+)$", report, re.M)
-    print(f"server {server_binary}; seed {args.seed}; {args.kills} kills at "
+    print(f"server {server_binary} {args.server_args}; client timeout {args.timeout or 'none'}; seed {args.seed}; "
+          f"{args.kills} kills at "
           f"{', '.join(f'{t:.1f}' for t in kill_times)} s")
     print(f"acknowledged {acked['acked_spans']} spans in {args.seconds} s; failed attempts (resent): "
           f"{', '.join(f'{n} {reason}' for n, reason in failed) or 'none'}")

@@ -107,10 +107,14 @@ class Server:
         gauges = {}
         for line in text.splitlines():
             name, _, value = line.partition(" ")
-            if not line.startswith("#") and "{" not in name and name in MEMORY_GAUGES:
+            if not line.startswith("#") and "{" not in name and (name in MEMORY_GAUGES or name.startswith("spanlake_catalog")):
                 gauges[name] = float(value)
         parts = {MEMORY_GAUGES[name]: gauges.get(name, 0.0) / 2**20 for name in MEMORY_GAUGES}
         parts["anon"] = self.status_mib("RssAnon")
+        # What per-block memory grows with: blocks in the catalogue, and those compaction has not merged.
+        parts["blocks"] = gauges.get("spanlake_catalog_blocks", 0.0)
+        parts["outstanding"] = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                                   if line.startswith("spanlake_compaction_blocks_outstanding{"))
         return parts
 
     def stop(self):
@@ -240,7 +244,7 @@ def run_phase(name, tenant, minutes, rate, concurrency, binary, server, args, id
               f"RSS {row['rss_mib']:.0f} MiB, errors {sum(row['errors'].values())}, "
               f"trace p99 {row['trace_p99_ms']:.1f} ms ({row['trace_failures']} failed of {row['traces']}), "
               f"SQL p99 {row['sql_p99_ms']:.1f} ms ({row['sql_failures']} failed of {row['sqls']}), "
-              f"memory MiB {' '.join(f'{k} {v:.0f}' for k, v in row['memory'].items())}",
+              f"memory {' '.join(f'{k} {v:.0f}' for k, v in row['memory'].items())}",
               file=sys.stderr, flush=True)
     return rows
 
@@ -249,11 +253,11 @@ def memory_cell(parts: dict) -> str:
     if not parts:
         return "n/a"
     named = ", ".join(f"{parts.get(name, 0):.0f}" for name in MEMORY_GAUGES.values())
-    return f"{parts.get('anon', 0):.0f}; {named}"
+    return f"{parts.get('anon', 0):.0f}; {named}; {parts.get('blocks', 0):.0f} blocks, {parts.get('outstanding', 0):.0f} unmerged"
 
 
 def table(rows):
-    lines = ["| phase | min | offered spans/s | acknowledged spans/s | ack p50 ms | ack p99 ms | failed requests | RSS MiB | by-ID p99 ms (n, failed) | SQL p99 ms (n, failed) | at the minute's end, MiB: anonymous RSS; buffer, requests, footers, blooms, resend |",
+    lines = ["| phase | min | offered spans/s | acknowledged spans/s | ack p50 ms | ack p99 ms | failed requests | RSS MiB | by-ID p99 ms (n, failed) | SQL p99 ms (n, failed) | at the minute's end: anonymous RSS; buffer, requests, footers, blooms, resend (MiB); catalogue blocks, unmerged |",
              "|---|---:|---:|---:|---:|---:|---|---:|---|---|---|"]
     for r in rows:
         errors = ", ".join(f"{n} {reason}" for reason, n in r["errors"].items()) or "0"

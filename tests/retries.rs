@@ -116,7 +116,10 @@ async fn a_request_resent_after_its_block_committed_is_stored_once_across_restar
 
     // With the window off, the resend after the commit is stored a second time.
     let other = common::Backend::s3();
-    let off = |dir: &std::path::Path| spanlake::config::ServeConfig { ..loopback_config(dir) };
+    let off = |dir: &std::path::Path| spanlake::config::ServeConfig {
+        resend_window: std::time::Duration::ZERO,
+        ..loopback_config(dir)
+    };
     let data = tempfile::tempdir().unwrap();
     let server = Server::start_with_storage(off(data.path()), other.storage.clone()).await.unwrap();
     assert_eq!(export(&server, &body).await, 200);

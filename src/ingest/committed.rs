@@ -15,7 +15,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use super::buffer::SpanKey;
+use super::buffer::{KeyHasher, SpanKey};
 use crate::ids::TenantId;
 
 /// Memory one slot of a hash set of keys takes: the key and its control byte.
@@ -26,12 +26,15 @@ fn table_bytes(capacity: usize) -> usize {
     capacity * 8 / 7 * SLOT_BYTES
 }
 
+/// One generation's keys of one tenant.
+type KeySet = HashSet<SpanKey, KeyHasher>;
+
 /// Recently committed span keys of every tenant.
 pub struct CommittedKeys {
     window: Duration,
     max_bytes: usize,
-    current: HashMap<TenantId, HashSet<SpanKey>>,
-    previous: HashMap<TenantId, HashSet<SpanKey>>,
+    current: HashMap<TenantId, KeySet>,
+    previous: HashMap<TenantId, KeySet>,
     /// When `current` began filling.
     since: Instant,
     /// Memory the sets of `current` and `previous` have allocated.
@@ -88,17 +91,16 @@ impl CommittedKeys {
         self.current_bytes += table_bytes(set.capacity()) - before;
     }
 
-    /// True when `tenant` committed a span with this key within the window.
-    pub fn contains(&self, tenant: &TenantId, key: &SpanKey) -> bool {
-        let holds = |generation: &HashMap<TenantId, HashSet<SpanKey>>| {
-            generation.get(tenant).is_some_and(|set| set.contains(key))
-        };
-        holds(&self.current) || holds(&self.previous)
+    /// The tenant's key sets (none, one or both generations): a key is in the window when one of them
+    /// holds it.
+    pub fn sets_of(&self, tenant: &TenantId) -> Vec<&KeySet> {
+        [self.current.get(tenant), self.previous.get(tenant)].into_iter().flatten().collect()
     }
 
-    /// True when the tenant has no key in the window (screening can skip the lookups).
-    pub fn is_empty_for(&self, tenant: &TenantId) -> bool {
-        !self.current.contains_key(tenant) && !self.previous.contains_key(tenant)
+    /// True when `tenant` committed a span with this key within the window.
+    #[cfg(test)]
+    fn contains(&self, tenant: &TenantId, key: &SpanKey) -> bool {
+        self.sets_of(tenant).iter().any(|set| set.contains(key))
     }
 
     /// Drops the older generation once the current one has been filling for half the window; called on
@@ -126,7 +128,7 @@ impl CommittedKeys {
 
     /// Keys remembered and the memory they hold, for the metrics.
     pub fn size(&self) -> (usize, usize) {
-        let keys = self.current.values().chain(self.previous.values()).map(HashSet::len).sum();
+        let keys = self.current.values().chain(self.previous.values()).map(KeySet::len).sum();
         (keys, self.current_bytes + self.previous_bytes)
     }
 }
@@ -143,12 +145,12 @@ mod tests {
     fn a_key_is_remembered_for_its_tenant_only() {
         let (a, b) = (TenantId::new("a").unwrap(), TenantId::new("b").unwrap());
         let mut window = CommittedKeys::new(Duration::from_secs(600), 1 << 30);
-        assert!(window.is_empty_for(&a));
+        assert!(window.sets_of(&a).is_empty());
         window.remember(&a, keys(0..100));
         assert!(keys(0..100).iter().all(|key| window.contains(&a, key)));
         assert!(!window.contains(&a, &(0, 100)));
         assert!(!window.contains(&b, &keys(0..1)[0]), "tenants do not share keys");
-        assert!(window.is_empty_for(&b));
+        assert!(window.sets_of(&b).is_empty());
         assert_eq!(window.size().0, 100);
     }
 
@@ -170,7 +172,7 @@ mod tests {
         }
         window.age();
         assert!(!window.contains(&tenant, &keys(0..1)[0]), "the second rotation forgets it");
-        assert!(window.is_empty_for(&tenant), "a tenant with no keys left holds no state");
+        assert!(window.sets_of(&tenant).is_empty(), "a tenant with no keys left holds no state");
         assert_eq!(window.size(), (0, 0));
     }
 

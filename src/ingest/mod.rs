@@ -321,11 +321,7 @@ impl Ingester {
                 }
                 None => limits::Verdict::default(),
             };
-            let duplicates: Vec<usize> = if buffers.holds_no_keys(tenant) {
-                Vec::new()
-            } else {
-                (0..keys.len()).filter(|row| buffers.holds_key(tenant, &keys[*row])).collect()
-            };
+            let duplicates = buffers.held_rows(tenant, &keys);
             (verdict, duplicates)
         };
         if verdict.refused.is_empty() && duplicates.is_empty() {
