@@ -278,7 +278,11 @@ def main():
     parser.add_argument("--verify-bin", help="the build whose `spanlake verify` checks the overload's spans")
     parser.add_argument("--overload-concurrency", type=int, default=32,
                         help="requests in flight during the overload: enough to offer twice what is acknowledged")
+    parser.add_argument("--compaction-concurrency", type=int, default=1,
+                        help="merges at once; the merge memory limit is split between them (256 MiB in all)")
     args = parser.parse_args()
+    LIMITS["compaction-concurrency"] = args.compaction_concurrency
+    LIMITS["compaction-merge-memory"] = f"{256 // args.compaction_concurrency}MiB"
     binary = args.bin or build_binary()
     work = tempfile.mkdtemp(prefix="spanlake-soak-")
     server = Server(binary, work, LIMITS)

@@ -85,6 +85,15 @@ impl CommittedKeys {
         if self.current_bytes > 0 && self.current_bytes + worst_growth > self.max_bytes / 2 {
             self.rotate();
         }
+        if !self.current.contains_key(tenant) {
+            // Sized for what the tenant put into the last generation (as far as the budget allows), so
+            // it fills without rehashing a large table under the ingester's lock.
+            let expected = self.previous.get(tenant).map_or(0, KeySet::len);
+            let fits = (self.max_bytes / 2).saturating_sub(self.current_bytes) / table_bytes(1).max(1);
+            let set = KeySet::with_capacity_and_hasher(expected.min(fits).max(keys.len()), KeyHasher::default());
+            self.current_bytes += table_bytes(set.capacity());
+            self.current.insert(tenant.clone(), set);
+        }
         let set = self.current.entry(tenant.clone()).or_default();
         let before = table_bytes(set.capacity());
         set.extend(keys);
@@ -188,6 +197,20 @@ mod tests {
         let newest = keys(199 * 100..200 * 100);
         assert!(newest.iter().all(|key| window.contains(&tenant, key)), "the newest block is always remembered");
         assert!(!window.contains(&tenant, &keys(0..1)[0]), "the oldest made room");
+    }
+
+    #[test]
+    fn a_new_generation_is_sized_for_what_the_last_one_held() {
+        let tenant = TenantId::single_tenant();
+        let mut window = CommittedKeys::new(Duration::from_secs(3600), 1 << 30);
+        for block in 0..50 {
+            window.remember(&tenant, keys(block * 100..(block + 1) * 100));
+        }
+        window.rotate();
+        window.remember(&tenant, keys(10_000..10_100));
+        let set = &window.current[&tenant];
+        assert!(set.capacity() >= 5_000, "room for the last generation's 5,000 keys: {}", set.capacity());
+        assert!(window.size().1 >= table_bytes(5_000), "and counted: {:?}", window.size());
     }
 
     #[test]
