@@ -335,4 +335,14 @@ mod tests {
         assert_eq!(first.to_string().parse::<BlockId>().unwrap(), first);
         assert!("not-a-uuid".parse::<BlockId>().is_err());
     }
+
+    #[test]
+    fn a_block_id_tells_when_it_was_made() {
+        let now_ms =
+            |()| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let before = now_ms(());
+        let made = BlockId::new_random().created_unix_ms().expect("a time-ordered ID");
+        assert!((before..=now_ms(())).contains(&made), "{before} {made}");
+        assert_eq!(BlockId::from_u128(42).created_unix_ms(), None, "an ID chosen by hand has no time");
+    }
 }

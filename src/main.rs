@@ -85,6 +85,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A log that cannot be written (its disk is full) is lost, not fatal: on by default, the library
+        // reports a failed write with `eprint!`, which panics when stderr cannot be written, killing
+        // whatever was logging (a request, a block's commit, the WAL's writer thread).
+        .log_internal_errors(false)
         .init();
     let cli = Cli::parse();
     let runtime = match runtime() {

@@ -419,3 +419,53 @@ async fn compact_merges_a_storage_by_hand_and_applies_retention() {
     let counted = cli(owned(&["sql", query, "--storage", &url, "--format", "csv"])).await.unwrap();
     assert_eq!(String::from_utf8(counted.stdout).unwrap(), "count(*)\r\n0\r\n");
 }
+
+/// A log that cannot be written (the disk holding it is full) stops nothing. Before, the log library
+/// reported its failed write with `eprint!`, which panics when stderr cannot be written: the panic killed
+/// whatever was logging (the request, a block's commit, the WAL's writer thread, after which every
+/// append answered "the WAL is closed" until a restart; found by the soak run when its disk filled up).
+/// Here stderr is `/dev/full`, where every write fails with "no space left on device".
+#[test]
+fn a_log_that_cannot_be_written_stops_nothing() {
+    let folder = tempfile::tempdir().unwrap();
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (http, grpc, otlp_http) = (free(), free(), free());
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full exists on Linux");
+    let mut server = common::process::KilledOnDrop::spawn(
+        Command::new(BINARY)
+            .args(["serve", "--http-addr", &http.to_string(), "--otlp-grpc-addr", &grpc.to_string()])
+            .args(["--otlp-http-addr", &otlp_http.to_string()])
+            .current_dir(folder.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(full),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while common::http::request(http, "GET", "/ready").map_or(true, |(status, _)| status != 200) {
+        assert!(std::time::Instant::now() < deadline, "the server never got ready");
+        assert!(server.try_wait().unwrap().is_none(), "the server exited");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _context = runtime.enter();
+    let client = OtlpClient::connect(&format!("http://{grpc}"), Protocol::Grpc, None).unwrap();
+    let mut sent = 0;
+    for seed in [31, 32] {
+        let request = TraceGenerator::new(seed).next_request(20);
+        sent += spanlake::spans::span_count(&request.resource_spans);
+        assert_eq!(runtime.block_on(client.export(request)).unwrap(), 0, "every span accepted");
+        // A refused request is logged as a warning: it still gets its answer.
+        let (status, _) = common::http::request(otlp_http, "POST", "/v1/traces").expect("an HTTP answer");
+        assert!((400..500).contains(&status), "{status}");
+    }
+    // Each committed block is logged too.
+    assert_eq!(common::http::request(http, "POST", "/flush").expect("an HTTP answer").0, 204);
+    assert!(server.terminate().success(), "exit 0 after SIGTERM");
+    let storage = common::url_of(&folder.path().join("spanlake-data/blocks"));
+    let listing = String::from_utf8(run(&["blocks", "--storage", &storage]).stdout).unwrap();
+    let stored: usize = listing
+        .lines()
+        .filter(|line| line.starts_with("single-tenant"))
+        .filter_map(|line| line.split_whitespace().nth(2)?.parse::<usize>().ok())
+        .sum();
+    assert_eq!(stored, sent, "{listing}");
+}

@@ -294,8 +294,9 @@ impl Ingester {
 
     /// Screens a request's rows before the WAL append. Spans over the attribute and per-trace limits are
     /// refused (added to `rejected`, reported as partial success). Spans the tenant already holds in
-    /// this ingester (a client resending a request whose acknowledgement it lost, after a `kill -9` and
-    /// the replay that brought the first copy back) are dropped as already stored, counted in
+    /// this ingester, or committed within the resend window (a client resending a request whose
+    /// acknowledgement it lost: after a `kill -9` and the replay that brought the first copy back, or
+    /// after its own deadline passed while the first copy was stored) are dropped as already stored, counted in
     /// `spanlake_spans_deduplicated_total`. The batch loses both kinds of rows and the WAL payload their
     /// spans, so neither holds anything twice or anything refused. Returns the kept rows with their
     /// span keys (taken once, here, and held by the buffer) and their bytes by trace, counted once the

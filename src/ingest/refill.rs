@@ -80,10 +80,11 @@ async fn recent_keys(
             Err(StorageError::BlockNotFound(_)) => continue,
             Err(error) => return Err(error),
         };
-        keys += meta.span_count as usize;
-        if keys > room {
-            break;
+        // A block that does not fit (a large compacted one) is passed over for older, smaller ones.
+        if keys + meta.span_count as usize > room {
+            continue;
         }
+        keys += meta.span_count as usize;
         metas.push(meta);
     }
     let hidden = replaced_blocks(&metas);
