@@ -17,6 +17,16 @@ async fn count(server: &Server) -> String {
     send("POST", &url, &[], "SELECT count(*) AS n, count(DISTINCT span_id) AS d FROM spans").await.text()
 }
 
+/// `spanlake_spans_deduplicated_total` over every tenant.
+async fn deduplicated(server: &Server) -> f64 {
+    let metrics = send("GET", &format!("http://{}/metrics", server.http_addr()), &[], "").await.text();
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("spanlake_spans_deduplicated_total"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 async fn export(server: &Server, body: &[u8]) -> u16 {
     let url = format!("http://{}/v1/traces", server.otlp_http_addr());
     send("POST", &url, &[PROTOBUF], body.to_vec()).await.status
@@ -52,12 +62,7 @@ async fn a_request_resent_after_a_restart_is_stored_once() {
     restarted.shutdown().await.unwrap();
     let again = Server::start_with_storage(loopback_config(data.path()), backend.storage.clone()).await.unwrap();
     assert!(count(&again).await.contains(&format!("\"rows\":[[{more},{more}]]")), "{}", count(&again).await);
-    let metrics = send("GET", &format!("http://{}/metrics", again.http_addr()), &[], "").await.text();
-    let deduplicated: f64 = metrics
-        .lines()
-        .filter(|line| line.starts_with("spanlake_spans_deduplicated_total"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let deduplicated = deduplicated(&again).await;
     assert!(deduplicated >= (3 * spans) as f64, "{deduplicated}");
     again.shutdown().await.unwrap();
 }
@@ -65,11 +70,6 @@ async fn a_request_resent_after_a_restart_is_stored_once() {
 async fn flush(server: &Server) {
     let url = format!("http://{}/flush", server.http_addr());
     assert_eq!(send("POST", &url, &[], "").await.status, 204);
-}
-
-async fn blocks_and_spans(server: &Server) -> String {
-    let url = format!("http://{}/api/sql", server.http_addr());
-    send("POST", &url, &[], "SELECT count(*) AS n, count(DISTINCT span_id) AS d FROM spans").await.text()
 }
 
 /// A resend that arrives after the first copy's block committed (the client's deadline passed while the
@@ -91,7 +91,7 @@ async fn a_request_resent_after_its_block_committed_is_stored_once_across_restar
     flush(&server).await;
     // The first copy is in a committed block; the WAL has let go of it.
     assert_eq!(export(&server, &body).await, 200);
-    assert!(blocks_and_spans(&server).await.contains(&rows(spans, spans)), "{}", blocks_and_spans(&server).await);
+    assert!(count(&server).await.contains(&rows(spans, spans)), "{}", count(&server).await);
     server.shutdown().await.unwrap();
 
     // The process starts again with a WAL that no longer holds the spans (once a block commits its
@@ -101,7 +101,7 @@ async fn a_request_resent_after_its_block_committed_is_stored_once_across_restar
     let restarted = Server::start_with_storage(loopback_config(fresh.path()), backend.storage.clone()).await.unwrap();
     assert_eq!(export(&restarted, &body).await, 200);
     flush(&restarted).await;
-    assert!(blocks_and_spans(&restarted).await.contains(&rows(spans, spans)), "{}", blocks_and_spans(&restarted).await);
+    assert!(count(&restarted).await.contains(&rows(spans, spans)), "{}", count(&restarted).await);
     let metrics = send("GET", &format!("http://{}/metrics", restarted.http_addr()), &[], "").await.text();
     let gauge = |name: &str| -> f64 {
         metrics
@@ -126,7 +126,7 @@ async fn a_request_resent_after_its_block_committed_is_stored_once_across_restar
     flush(&server).await;
     assert_eq!(export(&server, &body).await, 200);
     flush(&server).await;
-    assert!(blocks_and_spans(&server).await.contains(&rows(2 * spans, spans)), "{}", blocks_and_spans(&server).await);
+    assert!(count(&server).await.contains(&rows(2 * spans, spans)), "{}", count(&server).await);
     server.shutdown().await.unwrap();
 }
 
@@ -167,13 +167,8 @@ async fn a_client_that_gives_up_waiting_and_resends_stores_each_span_once() {
     assert!(gave_up > 0, "the client gave up on some requests: {:?}", report.errors);
     flush(&server).await;
 
-    let metrics = send("GET", &format!("http://{}/metrics", server.http_addr()), &[], "").await.text();
-    let deduplicated: f64 = metrics
-        .lines()
-        .filter(|line| line.starts_with("spanlake_spans_deduplicated_total"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
-    assert!(deduplicated > 0.0, "some resends found their first copy stored: {metrics}");
+    let deduplicated = deduplicated(&server).await;
+    assert!(deduplicated > 0.0, "some resends found their first copy stored: {deduplicated}");
     let stored =
         spanlake::loadgen::verify::verify(ids.path(), &backend.storage, &spanlake::ids::TenantId::single_tenant())
             .await
