@@ -6,11 +6,11 @@
 //! new keys go into the current one; once it has been filling for half the window, or holds half the
 //! byte budget, it becomes the previous one and the old previous one is dropped. A key is therefore
 //! remembered for at least half the window (sooner forgotten only when keys arrive faster than half the
-//! budget per half window), and the memory held stays within the budget (one block whose keys alone take more than half of it is still
-//! remembered whole).
+//! budget per half window), and the memory held stays within the budget (one block whose keys alone take
+//! more than half of it is still remembered whole).
 //!
 //! Plain data, kept inside the ingester's buffers and changed under their lock; no I/O here (the
-//! start-up refill from recent blocks reads the store in `ingest::mod` and hands the keys in).
+//! start-up refill from recent blocks reads the store in `ingest::refill` and hands the keys in).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};

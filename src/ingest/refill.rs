@@ -78,6 +78,8 @@ async fn recent_keys(
             Ok(meta) => meta,
             // Deleted since the listing (compacted away): its spans are in the block that replaced it.
             Err(StorageError::BlockNotFound(_)) => continue,
+            // A block no reader can read (a newer format, damaged metadata) holds no keys we could use.
+            Err(error) if error.is_unreadable_block() => continue,
             Err(error) => return Err(error),
         };
         // A block that does not fit (a large compacted one) is passed over for older, smaller ones.
@@ -95,4 +97,45 @@ async fn recent_keys(
         found.push((meta.tenant.clone(), batches.iter().flat_map(span_keys).collect()));
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spans::encode_resource_spans;
+    use crate::storage::block::write_block;
+    use crate::synth::TraceGenerator;
+    use arrow::array::RecordBatch;
+    use object_store::ObjectStoreExt;
+
+    async fn write(storage: &Storage, tenant: &TenantId, id: BlockId, rows: &RecordBatch) -> BlockId {
+        write_block(storage, tenant, id, vec![rows.clone()], &Default::default()).await.unwrap().block_id
+    }
+
+    fn held(window: &CommittedKeys, tenant: &TenantId, keys: &[SpanKey]) -> usize {
+        keys.iter().filter(|key| window.sets_of(tenant).iter().any(|set| set.contains(key))).count()
+    }
+
+    /// Blocks are errors one by one (issue 26, defect 7): a block whose metadata no reader can read keeps
+    /// the refill from nothing else; blocks cut before the window are left out.
+    #[tokio::test]
+    async fn the_refill_takes_the_readable_blocks_cut_within_the_window() {
+        let storage = Storage::open("memory://").unwrap();
+        let tenant = TenantId::single_tenant();
+        let batch = |seed| encode_resource_spans(&TraceGenerator::new(seed).next_trace()).unwrap().0;
+        let (good, bad, old) = (batch(1), batch(2), batch(3));
+        write(&storage, &tenant, BlockId::new_random(), &good).await;
+        let damaged = write(&storage, &tenant, BlockId::new_random(), &bad).await;
+        let meta = crate::storage::layout::meta_path(&tenant, damaged);
+        storage.object_store().put(&meta, b"{ not json".to_vec().into()).await.unwrap();
+        // An ID made an hour ago (a UUIDv7's first 48 bits are its unix milliseconds).
+        let hour_ago = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() - 3_600_000;
+        write(&storage, &tenant, BlockId::from_u128(hour_ago << 80 | 7 << 76 | 1), &old).await;
+
+        let mut window = CommittedKeys::new(Duration::from_secs(600), 64 << 20);
+        refill(&storage, &mut window, Duration::from_secs(600)).await;
+        assert_eq!(held(&window, &tenant, &span_keys(&good)), good.num_rows(), "the readable recent block");
+        assert_eq!(held(&window, &tenant, &span_keys(&old)), 0, "a block cut an hour ago is outside the window");
+        assert_eq!(window.size().0, good.num_rows());
+    }
 }
