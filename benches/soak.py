@@ -26,6 +26,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -241,7 +242,8 @@ def run_phase(name, tenant, minutes, rate, concurrency, binary, server, args, id
             print(f"memory gauges unavailable: {error}", file=sys.stderr)
         rows.append(row)
         print(f"{name} {row['minute']:>2}: {row['spans_per_second']:>8.0f} spans/s, ack p99 {row['p99_ms']:.1f} ms, "
-              f"RSS {row['rss_mib']:.0f} MiB, errors {sum(row['errors'].values())}, "
+              f"RSS {row['rss_mib']:.0f} MiB, errors {sum(row['errors'].values())} "
+              f"({', '.join(f'{n} {reason}' for reason, n in row['errors'].items()) or 'none'}), "
               f"trace p99 {row['trace_p99_ms']:.1f} ms ({row['trace_failures']} failed of {row['traces']}), "
               f"SQL p99 {row['sql_p99_ms']:.1f} ms ({row['sql_failures']} failed of {row['sqls']}), "
               f"memory {' '.join(f'{k} {v:.0f}' for k, v in row['memory'].items())}",
@@ -285,6 +287,11 @@ def main():
     LIMITS["compaction-merge-memory"] = f"{256 // args.compaction_concurrency}MiB"
     binary = args.bin or build_binary()
     work = tempfile.mkdtemp(prefix="spanlake-soak-")
+    # The overload alone writes ~20 GB of blocks and ~2 GB of acknowledged IDs; a disk that fills up turns
+    # the run into a test of a full disk (as happened once, BENCHMARKS.md).
+    free_gib = shutil.disk_usage(work).free / 2**30
+    if free_gib < 40:
+        print(f"warning: {free_gib:.0f} GiB free where the run writes ({work}); it needs about 30", file=sys.stderr)
     server = Server(binary, work, LIMITS)
     verify = os.path.join(work, "acked-ids")
     baseline_rss = server.status_mib('VmRSS')
