@@ -338,11 +338,10 @@ mod tests {
 
     #[test]
     fn a_block_id_tells_when_it_was_made() {
-        let now_ms =
-            |()| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-        let before = now_ms(());
+        let now_ms = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let before = now_ms();
         let made = BlockId::new_random().created_unix_ms().expect("a time-ordered ID");
-        assert!((before..=now_ms(())).contains(&made), "{before} {made}");
+        assert!((before..=now_ms()).contains(&made), "{before} {made}");
         assert_eq!(BlockId::from_u128(42).created_unix_ms(), None, "an ID chosen by hand has no time");
     }
 }

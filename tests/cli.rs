@@ -428,8 +428,7 @@ async fn compact_merges_a_storage_by_hand_and_applies_retention() {
 #[test]
 fn a_log_that_cannot_be_written_stops_nothing() {
     let folder = tempfile::tempdir().unwrap();
-    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let (http, grpc, otlp_http) = (free(), free(), free());
+    let (http, grpc, otlp_http) = (common::free_addr(), common::free_addr(), common::free_addr());
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full exists on Linux");
     let mut server = common::process::KilledOnDrop::spawn(
         Command::new(BINARY)

@@ -95,7 +95,7 @@ async fn a_restarted_server_answers_503_while_it_replays_its_wal_then_serves_the
     let TestServer { server, data_dir, .. } = first;
     server.shutdown().await.unwrap(); // no flush: the spans are only in the WAL
 
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let free = common::free_addr();
     let mut config = loopback_config(data_dir.path());
     config.http_addr = free;
     // The replay waits for the test, however fast it would be.

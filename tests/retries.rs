@@ -19,12 +19,7 @@ async fn count(server: &Server) -> String {
 
 /// `spanlake_spans_deduplicated_total` over every tenant.
 async fn deduplicated(server: &Server) -> f64 {
-    let metrics = send("GET", &format!("http://{}/metrics", server.http_addr()), &[], "").await.text();
-    metrics
-        .lines()
-        .filter(|line| line.starts_with("spanlake_spans_deduplicated_total"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    common::server::metric_at(server.http_addr(), "spanlake_spans_deduplicated_total").await
 }
 
 async fn export(server: &Server, body: &[u8]) -> u16 {
@@ -102,16 +97,9 @@ async fn a_request_resent_after_its_block_committed_is_stored_once_across_restar
     assert_eq!(export(&restarted, &body).await, 200);
     flush(&restarted).await;
     assert!(count(&restarted).await.contains(&rows(spans, spans)), "{}", count(&restarted).await);
-    let metrics = send("GET", &format!("http://{}/metrics", restarted.http_addr()), &[], "").await.text();
-    let gauge = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find(|line| line.starts_with(name))
-            .and_then(|line| line.rsplit(' ').next()?.parse().ok())
-            .unwrap_or(-1.0)
-    };
-    assert_eq!(gauge("spanlake_ingester_resend_window_keys "), spans as f64, "{metrics}");
-    assert!(gauge("spanlake_ingester_resend_window_bytes ") > 0.0, "{metrics}");
+    let gauge = |name| common::server::metric_at(restarted.http_addr(), name);
+    assert_eq!(gauge("spanlake_ingester_resend_window_keys").await, spans as f64);
+    assert!(gauge("spanlake_ingester_resend_window_bytes").await > 0.0);
     restarted.shutdown().await.unwrap();
 
     // With the window off, the resend after the commit is stored a second time.

@@ -37,9 +37,11 @@ pub struct CommittedKeys {
     previous: HashMap<TenantId, KeySet>,
     /// When `current` began filling.
     since: Instant,
-    /// Memory the sets of `current` and `previous` have allocated.
-    current_bytes: usize,
-    previous_bytes: usize,
+}
+
+/// Memory the sets of one generation have allocated.
+fn generation_bytes(generation: &HashMap<TenantId, KeySet>) -> usize {
+    generation.values().map(|set| table_bytes(set.capacity())).sum()
 }
 
 impl Default for CommittedKeys {
@@ -53,15 +55,7 @@ impl CommittedKeys {
     /// A window remembering keys for up to `window`, in at most about `max_bytes` of memory. Either at
     /// zero turns it off.
     pub fn new(window: Duration, max_bytes: usize) -> Self {
-        Self {
-            window,
-            max_bytes,
-            current: HashMap::new(),
-            previous: HashMap::new(),
-            since: Instant::now(),
-            current_bytes: 0,
-            previous_bytes: 0,
-        }
+        Self { window, max_bytes, current: HashMap::new(), previous: HashMap::new(), since: Instant::now() }
     }
 
     fn is_off(&self) -> bool {
@@ -82,22 +76,19 @@ impl CommittedKeys {
         } else {
             0
         };
-        if self.current_bytes > 0 && self.current_bytes + worst_growth > self.max_bytes / 2 {
+        let current_bytes = generation_bytes(&self.current);
+        if current_bytes > 0 && current_bytes + worst_growth > self.max_bytes / 2 {
             self.rotate();
         }
-        if !self.current.contains_key(tenant) {
+        let room = (self.max_bytes / 2).saturating_sub(generation_bytes(&self.current)) / table_bytes(1).max(1);
+        let previous = &self.previous;
+        let set = self.current.entry(tenant.clone()).or_insert_with(|| {
             // Sized for what the tenant put into the last generation (as far as the budget allows), so
             // it fills without rehashing a large table under the ingester's lock.
-            let expected = self.previous.get(tenant).map_or(0, KeySet::len);
-            let fits = (self.max_bytes / 2).saturating_sub(self.current_bytes) / table_bytes(1).max(1);
-            let set = KeySet::with_capacity_and_hasher(expected.min(fits).max(keys.len()), KeyHasher::default());
-            self.current_bytes += table_bytes(set.capacity());
-            self.current.insert(tenant.clone(), set);
-        }
-        let set = self.current.entry(tenant.clone()).or_default();
-        let before = table_bytes(set.capacity());
+            let expected = previous.get(tenant).map_or(0, KeySet::len);
+            KeySet::with_capacity_and_hasher(expected.min(room).max(keys.len()), KeyHasher::default())
+        });
         set.extend(keys);
-        self.current_bytes += table_bytes(set.capacity()) - before;
     }
 
     /// The tenant's key sets (none, one or both generations): a key is in the window when one of them
@@ -122,7 +113,6 @@ impl CommittedKeys {
 
     fn rotate(&mut self) {
         self.previous = std::mem::take(&mut self.current);
-        self.previous_bytes = std::mem::take(&mut self.current_bytes);
         self.since = Instant::now();
     }
 
@@ -132,13 +122,13 @@ impl CommittedKeys {
         if self.is_off() {
             return 0;
         }
-        (self.max_bytes / 2).saturating_sub(self.current_bytes) / table_bytes(2)
+        (self.max_bytes / 2).saturating_sub(generation_bytes(&self.current)) / table_bytes(2)
     }
 
     /// Keys remembered and the memory they hold, for the metrics.
     pub fn size(&self) -> (usize, usize) {
         let keys = self.current.values().chain(self.previous.values()).map(KeySet::len).sum();
-        (keys, self.current_bytes + self.previous_bytes)
+        (keys, generation_bytes(&self.current) + generation_bytes(&self.previous))
     }
 }
 

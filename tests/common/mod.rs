@@ -54,6 +54,11 @@ impl From<Storage> for Backend {
     }
 }
 
+/// A loopback address no one listens on right now, for a server that must be told its port up front.
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port")
+}
+
 /// `file://` URL of a folder.
 pub fn url_of(path: &std::path::Path) -> String {
     spanlake::storage::StorageLocation::local_folder_url(path).expect("absolute folder")

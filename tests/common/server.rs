@@ -105,7 +105,12 @@ pub async fn try_send(
 /// A metric from the server's `/metrics`, summed over its label sets (e.g. object-store requests over
 /// operations); 0 when it has no series yet.
 pub async fn metric(server: &TestServer, name: &str) -> f64 {
-    let text = send("GET", &server.query_url("/metrics"), &[], Vec::new()).await.text();
+    metric_at(server.server.http_addr(), name).await
+}
+
+/// [`metric`] of a server listening for queries on `http` (one started without a [`TestServer`]).
+pub async fn metric_at(http: SocketAddr, name: &str) -> f64 {
+    let text = send("GET", &format!("http://{http}/metrics"), &[], Vec::new()).await.text();
     text.lines()
         .filter(|line| line.starts_with(name) && line[name.len()..].starts_with([' ', '{']))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
