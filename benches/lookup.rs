@@ -149,7 +149,7 @@ async fn measure(store_name: &str, storage: &Storage, blocks: usize, known: &[Tr
     let loaded = catalog.refresh(&tenant).await.expect("catalogue loads");
     assert_eq!(loaded.len(), blocks);
     let used = storage.request_counts().since(&before);
-    let bloom_bytes: usize = loaded.iter().map(|b| b.bloom.size_bytes()).sum();
+    let bloom_bytes: usize = loaded.iter().map(|b| b.bloom_bytes()).sum();
     rows.push(format!(
         "| {store_name} | {blocks} | catalogue load (once per querier start) | 1 | {:.0} | | {} | | {:.0} (bloom in memory: {:.0} KB) |",
         started.elapsed().as_secs_f64() * 1e3,
@@ -165,7 +165,7 @@ async fn measure(store_name: &str, storage: &Storage, blocks: usize, known: &[Tr
     let server = Server::start_with_storage(config, storage.clone()).await.expect("server starts");
     let querier = server.querier().clone();
     // The server's first refresh loads every tenant in the store; measure only once it is done.
-    while querier.catalog().size().0 < scale.blocks + scale.small {
+    while querier.catalog().size().blocks < scale.blocks + scale.small {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let http = Http {

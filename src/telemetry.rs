@@ -69,6 +69,8 @@ pub const CATALOG_BLOCKS: &str = "spanlake_catalog_blocks";
 pub const CATALOG_TENANTS: &str = "spanlake_catalog_tenants";
 /// Bytes of bloom filters the catalogue holds in memory (rendered per server).
 pub const CATALOG_BLOOM_BYTES: &str = "spanlake_catalog_bloom_bytes";
+/// Estimated bytes of the distinct tag summaries and value lists the catalogue holds (rendered per server).
+pub const CATALOG_TAG_BYTES: &str = "spanlake_catalog_tag_bytes";
 /// Bytes of decoded Parquet footers the querier caches (rendered per server).
 pub const FOOTER_CACHE_BYTES: &str = "spanlake_footer_cache_bytes";
 /// Blocks a compaction pass would still merge (label `tenant`).

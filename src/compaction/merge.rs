@@ -12,6 +12,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 use std::io::Write;
+use std::sync::Arc;
 
 use arrow::array::{Array, FixedSizeBinaryArray, Int64Array, RecordBatch, TimestampNanosecondArray};
 use parquet::arrow::arrow_reader::{
@@ -114,7 +115,7 @@ struct Merge<W: Write + Send> {
     max_start: u64,
     max_end: u64,
     /// The summaries of the inputs that have one…
-    input_tags: Vec<TagSummary>,
+    input_tags: Vec<Arc<TagSummary>>,
     /// … and of the rows of those that do not.
     scanned_tags: TagSummaryBuilder,
 }
@@ -353,15 +354,15 @@ impl<W: Write + Send> Merge<W> {
             return Err(CompactionError::Corrupt("the blocks to merge hold no spans".into()));
         }
         let (_, row_groups, data_bytes) = self.writer.finish()?;
-        let mut tags = self.input_tags;
-        tags.push(self.scanned_tags.finish());
+        let scanned = self.scanned_tags.finish();
+        let tags = self.input_tags.iter().map(|tags| &**tags).chain([&scanned]);
         let summary = BlockSummary {
             traces: self.traces,
             span_count: self.spans_out,
             min_start: self.min_start,
             max_start: self.max_start,
             max_end: self.max_end,
-            tags: Some(TagSummary::union(&tags)),
+            tags: Some(TagSummary::union(tags)),
         };
         let mut block = assemble(tenant, block_id, summary, data_bytes, row_groups, options)?;
         block.meta.compaction_level = compaction_level;
@@ -470,7 +471,7 @@ mod tests {
             let stored = read_encoded(data.clone()).unwrap();
             let mut scanned = TagSummaryBuilder::new();
             stored.iter().for_each(|batch| scanned.add_batch(batch).unwrap());
-            prop_assert_eq!(merged.block.meta.tags.as_ref(), Some(&scanned.finish()), "the summary of the rows kept");
+            prop_assert_eq!(merged.block.meta.tags.as_deref(), Some(&scanned.finish()), "the summary of the rows kept");
             let groups: Vec<usize> = ParquetRecordBatchReaderBuilder::try_new(data.clone()).unwrap().metadata()
                 .row_groups().iter().map(|group| group.num_rows() as usize).collect();
             prop_assert_eq!(groups.len(), merged.block.meta.row_groups as usize);

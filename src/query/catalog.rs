@@ -5,7 +5,10 @@
 //!
 //! A compacted block names the blocks it replaces; the catalogue keeps those (they are still stored for
 //! a grace period) but leaves them out of every snapshot from the moment it knows the compacted block,
-//! in the same swap that adds it, so each span is counted exactly once at every instant.
+//! in the same swap that adds it, so each span is counted exactly once at every instant. What queries never
+//! read of a replaced block (its bloom, its tag summary) is dropped in that swap, and blocks share equal tag
+//! summaries and value lists ([`TagInterner`]): a busy tenant has thousands of blocks waiting to be merged or
+//! deleted, and the catalogue's memory must not grow by a full summary and bloom for each.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,8 +17,8 @@ use std::sync::{Arc, RwLock};
 use futures::{StreamExt, TryStreamExt};
 
 use super::QueryError;
-use crate::ids::{BlockId, TenantId};
-use crate::storage::block::load_bloom;
+use crate::ids::{BlockId, TenantId, TraceId};
+use crate::storage::block::{TagInterner, load_bloom};
 use crate::storage::{
     BlockMeta, Storage, StorageError, TraceBloom, list_blocks, list_tenants, read_block_meta, replaced_blocks,
 };
@@ -27,11 +30,35 @@ const LOAD_CONCURRENCY: usize = 16;
 /// One committed block as the querier knows it.
 #[derive(Debug)]
 pub struct CatalogBlock {
+    /// A replaced block's has no tag summary (readers treat that as "may hold anything").
     pub meta: BlockMeta,
-    pub bloom: TraceBloom,
+    /// `None` once a known compacted block replaces this one: no query reads it then.
+    bloom: Option<TraceBloom>,
     /// The catalogue generation in which the block was added; a refresh whose LIST started earlier must
     /// not drop it just because that LIST could not see it yet.
     added_in: u64,
+}
+
+impl CatalogBlock {
+    /// Whether the block may hold spans of the trace: its bloom's answer, and yes when the bloom was dropped
+    /// (a replaced block), so a block that became visible again is read rather than silently missed.
+    pub fn may_hold_trace(&self, trace_id: &TraceId) -> bool {
+        self.bloom.as_ref().is_none_or(|bloom| bloom.may_contain(trace_id))
+    }
+
+    /// Bytes of the bloom filter held (none for a replaced block).
+    pub fn bloom_bytes(&self) -> usize {
+        self.bloom.as_ref().map_or(0, TraceBloom::size_bytes)
+    }
+
+    /// The same block without what only queries read, once a compacted block replaces it.
+    fn slimmed(self: &Arc<Self>) -> Arc<Self> {
+        if self.bloom.is_none() && self.meta.tags.is_none() {
+            return Arc::clone(self);
+        }
+        let meta = BlockMeta { tags: None, ..self.meta.clone() };
+        Arc::new(Self { meta, bloom: None, added_in: self.added_in })
+    }
 }
 
 /// What a refresh's requests found, before it is applied to the catalogue.
@@ -61,6 +88,9 @@ impl CatalogView {
     fn of(mut blocks: Vec<Arc<CatalogBlock>>) -> Self {
         blocks.sort_by_key(|b| b.meta.block_id);
         let hidden = replaced_blocks(blocks.iter().map(|b| &b.meta));
+        for block in blocks.iter_mut().filter(|b| hidden.contains(&b.meta.block_id)) {
+            *block = block.slimmed();
+        }
         let visible = blocks.iter().filter(|b| !hidden.contains(&b.meta.block_id)).cloned().collect();
         Self { all: Arc::new(blocks), visible: Arc::new(visible), listed: false }
     }
@@ -92,6 +122,8 @@ struct Inner {
     /// without a LIST and without keeping anything for it (issue 26, item 11: any `X-Scope-OrgID` used to
     /// leave a tenant behind that every refresh listed again).
     stored_tenants: RwLock<Option<BTreeSet<TenantId>>>,
+    /// One copy of each distinct tag summary and value list the blocks hold.
+    tags: std::sync::Mutex<TagInterner>,
 }
 
 impl BlockCatalog {
@@ -105,6 +137,7 @@ impl BlockCatalog {
                 refreshing: tokio::sync::Mutex::new(()),
                 unreadable: Default::default(),
                 stored_tenants: RwLock::new(None),
+                tags: Default::default(),
             }),
         }
     }
@@ -157,7 +190,7 @@ impl BlockCatalog {
     /// visible to lookups before the ingester lets go of its spans, at no request.
     pub fn insert(&self, meta: BlockMeta, bloom: TraceBloom) {
         let added_in = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let block = Arc::new(CatalogBlock { meta, bloom, added_in });
+        let block = Arc::new(CatalogBlock { meta: self.shared_tags(meta), bloom: Some(bloom), added_in });
         let Ok(mut tenants) = self.inner.tenants.write() else { return };
         let current = tenants.entry(block.meta.tenant.clone()).or_default();
         if current.knows(block.meta.block_id) {
@@ -206,6 +239,9 @@ impl BlockCatalog {
         }
         if let Ok(mut known) = self.inner.tenants.write() {
             known.retain(|_, view| !view.all.is_empty());
+        }
+        if let Ok(mut tags) = self.inner.tags.lock() {
+            tags.forget_unused();
         }
         if let Ok(mut known) = self.inner.stored_tenants.write() {
             *known = Some(stored);
@@ -259,7 +295,7 @@ impl BlockCatalog {
             .collect();
         for (meta, bloom) in listing.loaded {
             if !blocks.iter().any(|b| b.meta.block_id == meta.block_id) {
-                blocks.push(Arc::new(CatalogBlock { meta, bloom, added_in }));
+                blocks.push(Arc::new(CatalogBlock { meta, bloom: Some(bloom), added_in }));
             }
         }
         let view = CatalogView { listed: true, ..CatalogView::of(blocks) };
@@ -286,21 +322,40 @@ impl BlockCatalog {
             Err(error) => return Err(error.into()),
         };
         match load_bloom(storage, &meta).await {
-            Ok(bloom) => Ok(Some((meta, bloom))),
+            Ok(bloom) => Ok(Some((self.shared_tags(meta), bloom))),
             Err(StorageError::ObjectStore(object_store::Error::NotFound { .. })) => Ok(None),
             Err(error) if error.is_unreadable_block() => skip(error),
             Err(error) => Err(error.into()),
         }
     }
 
-    /// Blocks and bloom bytes held, across tenants.
-    pub fn size(&self) -> (usize, usize) {
-        let Ok(tenants) = self.inner.tenants.read() else { return (0, 0) };
-        tenants
-            .values()
-            .flat_map(|view| view.all.iter())
-            .fold((0, 0), |(n, bytes), b| (n + 1, bytes + b.bloom.size_bytes()))
+    /// `meta` with its tag summary replaced by the shared copy of an equal one.
+    fn shared_tags(&self, mut meta: BlockMeta) -> BlockMeta {
+        if let (Some(tags), Ok(mut interner)) = (meta.tags.take(), self.inner.tags.lock()) {
+            meta.tags = Some(interner.intern(tags));
+        }
+        meta
     }
+
+    /// What the catalogue holds in memory, across tenants.
+    pub fn size(&self) -> CatalogSize {
+        let tag_bytes = self.inner.tags.lock().map(|tags| tags.bytes()).unwrap_or_default();
+        let Ok(tenants) = self.inner.tenants.read() else { return CatalogSize::default() };
+        let blocks = tenants.values().flat_map(|view| view.all.iter());
+        let (blocks, bloom_bytes) = blocks.fold((0, 0), |(n, bytes), b| (n + 1, bytes + b.bloom_bytes()));
+        CatalogSize { blocks, bloom_bytes, tag_bytes }
+    }
+}
+
+/// What [`BlockCatalog::size`] reports for the gauges.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CatalogSize {
+    /// Blocks known, replaced ones included.
+    pub blocks: usize,
+    /// Bloom filters held (replaced blocks hold none).
+    pub bloom_bytes: usize,
+    /// Estimated bytes of the distinct tag summaries and value lists held.
+    pub tag_bytes: usize,
 }
 
 #[cfg(test)]
@@ -342,7 +397,7 @@ mod tests {
         assert_eq!(ids(&catalog.refresh(&tenant).await.unwrap()), [second.block_id]);
         let refresh = storage.request_counts().since(&before);
         assert_eq!((refresh.list, refresh.get), (1, 2), "only the new block is loaded");
-        assert_eq!(catalog.size().0, 1);
+        assert_eq!(catalog.size().blocks, 1);
     }
 
     #[tokio::test]
@@ -393,6 +448,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn blocks_with_equal_tag_summaries_share_one_copy_until_none_is_left() {
+        let storage = Storage::open("memory://").unwrap();
+        let tenant = TenantId::new("t").unwrap();
+        // The same spans in two blocks: equal summaries.
+        let (a, b) = (write(&storage, &tenant, 1).await, write(&storage, &tenant, 1).await);
+        let catalog = BlockCatalog::new(storage.clone());
+        let blocks = catalog.blocks(&tenant).await.unwrap();
+        let tags: Vec<_> = blocks.iter().map(|block| block.meta.tags.clone().unwrap()).collect();
+        assert_eq!(*tags[0], *a.tags.unwrap());
+        assert!(Arc::ptr_eq(&tags[0], &tags[1]), "one copy for both blocks");
+        let held = catalog.size().tag_bytes;
+        assert!(held > 0);
+
+        // A third, different block adds its own summary; once all are deleted the copies are freed.
+        let c = write(&storage, &tenant, 2).await;
+        catalog.refresh_all().await.unwrap();
+        assert!(catalog.size().tag_bytes > held);
+        for block in [a.block_id, b.block_id, c.block_id] {
+            delete_block(&storage, &tenant, block).await.unwrap();
+        }
+        drop((blocks, tags));
+        catalog.refresh_all().await.unwrap();
+        assert_eq!(catalog.size().tag_bytes, 0);
+    }
+
+    #[tokio::test]
     async fn a_compacted_block_hides_what_it_replaces_in_the_same_swap_that_adds_it() {
         let storage = Storage::open("memory://").unwrap();
         let tenant = TenantId::new("t").unwrap();
@@ -408,6 +489,11 @@ mod tests {
         assert_eq!(ids(&catalog.snapshot(&tenant).unwrap()), [compacted.meta.block_id]);
         let view = catalog.view(&tenant).unwrap();
         assert!(view.knows(a.block_id) && view.all.len() == 3, "replaced blocks stay known, so no reload");
+        // What no query reads of a replaced block is dropped; were it visible again, it would be read.
+        let replaced: Vec<_> = view.all.iter().filter(|block| block.meta.block_id != compacted.meta.block_id).collect();
+        assert!(replaced.iter().all(|block| block.bloom_bytes() == 0 && block.meta.tags.is_none()));
+        assert!(replaced.iter().all(|block| block.may_hold_trace(&TraceId::from_slice(&[7; 16]).unwrap())));
+        assert_eq!(catalog.size().bloom_bytes, compacted.filter.size_bytes(), "only the visible block's bloom");
 
         // Another process learns of the switch by listing: the replaced blocks are still stored.
         upload_block(&storage, &compacted).await.unwrap();

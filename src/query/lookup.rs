@@ -171,7 +171,7 @@ impl Querier {
                 .filter(|block| window.admits(block) && block.meta.may_contain_trace_id(trace_id))
                 .filter(|block| {
                     cost.bloom_checks += 1;
-                    block.bloom.may_contain(trace_id)
+                    block.may_hold_trace(trace_id)
                 })
                 .cloned()
                 .collect();

@@ -143,17 +143,24 @@ impl Querier {
     }
 
     /// What this querier holds in memory, for `/metrics`.
-    pub fn gauges(&self) -> [crate::telemetry::Gauge; 4] {
-        use crate::telemetry::{CATALOG_BLOCKS, CATALOG_BLOOM_BYTES, CATALOG_TENANTS, FOOTER_CACHE_BYTES, Gauge};
-        let (blocks, bloom_bytes) = self.catalog.size();
+    pub fn gauges(&self) -> [crate::telemetry::Gauge; 5] {
+        use crate::telemetry::{
+            CATALOG_BLOCKS, CATALOG_BLOOM_BYTES, CATALOG_TAG_BYTES, CATALOG_TENANTS, FOOTER_CACHE_BYTES, Gauge,
+        };
+        let size = self.catalog.size();
         [
-            Gauge { name: CATALOG_BLOCKS, help: "Blocks in the querier's catalogue.", value: blocks as f64 },
+            Gauge { name: CATALOG_BLOCKS, help: "Blocks in the querier's catalogue.", value: size.blocks as f64 },
             Gauge {
                 name: CATALOG_TENANTS,
                 help: "Tenants with blocks in the querier's catalogue.",
                 value: self.catalog.tenant_count() as f64,
             },
-            Gauge { name: CATALOG_BLOOM_BYTES, help: "Bloom filter bytes in memory.", value: bloom_bytes as f64 },
+            Gauge { name: CATALOG_BLOOM_BYTES, help: "Bloom filter bytes in memory.", value: size.bloom_bytes as f64 },
+            Gauge {
+                name: CATALOG_TAG_BYTES,
+                help: "Estimated bytes of the distinct tag summaries the catalogue holds.",
+                value: size.tag_bytes as f64,
+            },
             Gauge {
                 name: FOOTER_CACHE_BYTES,
                 help: "Cached Parquet footer bytes.",

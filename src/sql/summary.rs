@@ -98,14 +98,15 @@ mod tests {
     use super::*;
     use crate::storage::block::ValueList;
     use datafusion::prelude::{col as column, lit};
+    use std::sync::Arc;
 
     fn summary() -> TagSummary {
         let mut summary = TagSummary::default();
-        summary.services.string.insert("checkout".into());
-        summary.names.incomplete = true;
+        Arc::make_mut(&mut summary.services).string.insert("checkout".into());
+        Arc::make_mut(&mut summary.names).incomplete = true;
         let get = ValueList { string: ["GET".to_owned()].into(), ..Default::default() };
-        summary.span.keys.insert("http.method".into(), get);
-        summary.span.keys.insert("http.url".into(), ValueList { incomplete: true, ..Default::default() });
+        summary.span.keys.insert("http.method".into(), get.into());
+        summary.span.keys.insert("http.url".into(), ValueList { incomplete: true, ..Default::default() }.into());
         summary
     }
 

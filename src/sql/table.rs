@@ -453,8 +453,7 @@ fn prune(blocks: &TenantBlocks, traces: Option<&Vec<TraceId>>, time: &TimeBounds
                 continue;
             }
             pruning.bloom_checks += in_range.len();
-            let admitted: Vec<TraceId> =
-                in_range.into_iter().filter(|id| block.bloom.may_contain(id)).copied().collect();
+            let admitted: Vec<TraceId> = in_range.into_iter().filter(|id| block.may_hold_trace(id)).copied().collect();
             if admitted.is_empty() {
                 pruning.pruned_by_bloom += 1;
                 continue;

@@ -173,7 +173,7 @@ impl InWindow {
         self.blocks
             .iter()
             .filter(|block| block.meta.overlaps_time(self.start, self.end))
-            .map(|block| block.meta.tags.as_ref())
+            .map(|block| block.meta.tags.as_deref())
             .chain([Some(&self.recent)])
     }
 }

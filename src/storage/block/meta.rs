@@ -1,6 +1,8 @@
 //! The block metadata object: what a reader needs to rule a block in or out without opening it, and the
 //! commit point of a block (a block without it does not exist).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::tags::TagSummary;
@@ -70,8 +72,9 @@ pub struct BlockMeta {
     /// Attribute keys, few-valued attribute values and span/service names, bounded (`tags.rs`): tag
     /// autocomplete and SQL pruning read them from here, at no request. Absent in blocks written before
     /// summaries existed; readers then scan the block instead.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tags: Option<TagSummary>,
+    /// Shared: the querier's catalogue keeps one copy of equal summaries ([`super::tags::TagInterner`]).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "super::tags::shared::option")]
+    pub tags: Option<Arc<TagSummary>>,
 }
 
 /// Only the version, read first so a future format is refused with a clear error rather than a

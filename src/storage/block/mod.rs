@@ -19,7 +19,7 @@ pub use reader::{
     BlockFooter, ReadTally, find_trace, find_traces_tallied, load_bloom, load_footer, load_footer_tallied, read_all,
     read_encoded,
 };
-pub use tags::{ScopeTags, TagScope, TagSummary, TagSummaryBuilder, ValueList, ValueType};
+pub use tags::{ScopeTags, TagInterner, TagScope, TagSummary, TagSummaryBuilder, ValueList, ValueType};
 pub use writer::{
     BlockSidecar, BlockWriteOptions, EncodedBlock, commit_block, encode_block, upload_block, upload_spooled_objects,
     write_block,

@@ -7,7 +7,8 @@
 //! "anything may be here". Built from span rows in the stored schema by the block writer and by
 //! compaction; read by `sql` (pruning) and `search` (tags).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, BinaryArray, ListArray, MapArray, RecordBatch, StringArray, StructArray};
 use serde::{Deserialize, Serialize};
@@ -79,7 +80,7 @@ impl ValueType {
 
 /// The distinct values of one key (or the names), by type. `incomplete` means the bound was passed, and
 /// then no values are kept: the block may hold any value.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ValueList {
     #[serde(default, skip_serializing_if = "is_false")]
@@ -113,13 +114,14 @@ impl ValueList {
 }
 
 /// The keys of one scope. `keys_incomplete` means some keys were left out (too many, or too long).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeTags {
     #[serde(default, skip_serializing_if = "is_false")]
     pub keys_incomplete: bool,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub keys: BTreeMap<String, ValueList>,
+    /// Shared lists: a querier's catalogue holds one copy of each distinct list ([`TagInterner`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "shared::map")]
+    pub keys: BTreeMap<String, Arc<ValueList>>,
 }
 
 impl ScopeTags {
@@ -137,7 +139,7 @@ impl ScopeTags {
 }
 
 /// The tag summary of one block (`tags` in `meta.json`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TagSummary {
     #[serde(default, skip_serializing_if = "ScopeTags::is_empty")]
@@ -151,11 +153,11 @@ pub struct TagSummary {
     #[serde(default, skip_serializing_if = "ScopeTags::is_empty")]
     pub instrumentation: ScopeTags,
     /// Span names (the `name` column).
-    #[serde(default)]
-    pub names: ValueList,
+    #[serde(default, with = "shared::value")]
+    pub names: Arc<ValueList>,
     /// Service names (the `service_name` column; spans without one add nothing).
-    #[serde(default)]
-    pub services: ValueList,
+    #[serde(default, with = "shared::value")]
+    pub services: Arc<ValueList>,
 }
 
 impl TagSummary {
@@ -179,7 +181,7 @@ impl TagSummary {
             for summary in summaries.iter().filter(|summary| summary.scope(scope).keys_incomplete) {
                 for (key, values) in &mut union.scope_mut(scope).keys {
                     if !summary.scope(scope).keys.contains_key(key) {
-                        *values = ValueList { incomplete: true, ..ValueList::default() };
+                        *values = Arc::new(ValueList { incomplete: true, ..ValueList::default() });
                     }
                 }
             }
@@ -344,7 +346,7 @@ impl ScopeBuilder {
     fn finish(self) -> ScopeTags {
         ScopeTags {
             keys_incomplete: self.keys_incomplete,
-            keys: self.keys.into_iter().map(|(key, values)| (key, values.finish())).collect(),
+            keys: self.keys.into_iter().map(|(key, values)| (key, Arc::new(values.finish()))).collect(),
         }
     }
 }
@@ -473,8 +475,152 @@ impl TagSummaryBuilder {
             event: scope(TagScope::Event),
             link: scope(TagScope::Link),
             instrumentation: scope(TagScope::Instrumentation),
-            names: self.names.finish(),
-            services: self.services.finish(),
+            names: Arc::new(self.names.finish()),
+            services: Arc::new(self.services.finish()),
+        }
+    }
+}
+
+/// Keeps one copy of each distinct tag summary and value list for a querier's catalogue, which holds a
+/// summary for every block it knows. Blocks of one tenant repeat most lists (methods, status codes,
+/// environments, incomplete lists of high-cardinality keys) and often whole summaries, so shared copies
+/// cut the catalogue's memory per block several times over while each block keeps its own answer.
+#[derive(Debug, Default)]
+pub struct TagInterner {
+    summaries: HashSet<Arc<TagSummary>>,
+    lists: HashSet<Arc<ValueList>>,
+    /// Estimated heap bytes of the distinct summaries and lists held, for the catalogue's gauge.
+    bytes: usize,
+}
+
+impl TagInterner {
+    /// The shared copy of `summary`: an equal one already held, or `summary` itself with its lists shared.
+    pub fn intern(&mut self, summary: Arc<TagSummary>) -> Arc<TagSummary> {
+        if let Some(known) = self.summaries.get(&summary) {
+            return Arc::clone(known);
+        }
+        let mut owned = Arc::unwrap_or_clone(summary);
+        for scope in TagScope::ALL {
+            for list in owned.scope_mut(scope).keys.values_mut() {
+                *list = self.list(list);
+            }
+        }
+        owned.names = self.list(&owned.names);
+        owned.services = self.list(&owned.services);
+        self.bytes += summary_bytes(&owned);
+        let shared = Arc::new(owned);
+        self.summaries.insert(Arc::clone(&shared));
+        shared
+    }
+
+    fn list(&mut self, list: &Arc<ValueList>) -> Arc<ValueList> {
+        if let Some(known) = self.lists.get(list) {
+            return Arc::clone(known);
+        }
+        self.bytes += list_bytes(list);
+        self.lists.insert(Arc::clone(list));
+        Arc::clone(list)
+    }
+
+    /// Drops the copies no block holds any more (the blocks were deleted, or replaced and slimmed).
+    pub fn forget_unused(&mut self) {
+        let mut freed = 0;
+        self.summaries.retain(|summary| {
+            let used = Arc::strong_count(summary) > 1;
+            freed += if used { 0 } else { summary_bytes(summary) };
+            used
+        });
+        self.lists.retain(|list| {
+            let used = Arc::strong_count(list) > 1;
+            freed += if used { 0 } else { list_bytes(list) };
+            used
+        });
+        self.bytes -= freed;
+    }
+
+    /// Estimated heap bytes held: the distinct summaries (their key maps) and lists.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Distinct summaries and lists held.
+    pub fn len(&self) -> (usize, usize) {
+        (self.summaries.len(), self.lists.len())
+    }
+}
+
+/// Per stored string or map entry: the allocation's header and rounding plus a B-tree node's share.
+const ENTRY_OVERHEAD_BYTES: usize = 48;
+
+fn list_bytes(list: &ValueList) -> usize {
+    let strings: usize =
+        list.typed().flat_map(|(_, values)| values.iter()).map(|v| v.len() + ENTRY_OVERHEAD_BYTES).sum();
+    std::mem::size_of::<ValueList>() + strings
+}
+
+fn summary_bytes(summary: &TagSummary) -> usize {
+    let keys: usize = TagScope::ALL
+        .iter()
+        .flat_map(|scope| summary.scope(*scope).keys.keys())
+        .map(|key| key.len() + ENTRY_OVERHEAD_BYTES + std::mem::size_of::<Arc<ValueList>>())
+        .sum();
+    std::mem::size_of::<TagSummary>() + keys
+}
+
+/// Serde for the shared (`Arc`) parts of a summary (and `BlockMeta::tags`): the JSON is the same as for
+/// owned values.
+pub(super) mod shared {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub mod value {
+        use super::*;
+
+        pub fn serialize<T: Serialize, S: Serializer>(value: &Arc<T>, serializer: S) -> Result<S::Ok, S::Error> {
+            T::serialize(value, serializer)
+        }
+
+        pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Arc<T>, D::Error> {
+            T::deserialize(deserializer).map(Arc::new)
+        }
+    }
+
+    pub mod map {
+        use super::*;
+
+        pub fn serialize<T: Serialize, S: Serializer>(
+            map: &BTreeMap<String, Arc<T>>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(map.iter().map(|(key, value)| (key, &**value)))
+        }
+
+        pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<BTreeMap<String, Arc<T>>, D::Error> {
+            let owned = BTreeMap::<String, T>::deserialize(deserializer)?;
+            Ok(owned.into_iter().map(|(key, value)| (key, Arc::new(value))).collect())
+        }
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<T: Serialize, S: Serializer>(
+            value: &Option<Arc<T>>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            value.as_deref().serialize(serializer)
+        }
+
+        pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<Arc<T>>, D::Error> {
+            Ok(Option::<T>::deserialize(deserializer)?.map(Arc::new))
         }
     }
 }
@@ -514,7 +660,7 @@ mod tests {
         assert_eq!(status.string, BTreeSet::from(["500".to_owned()]));
         assert!(!status.incomplete && status.may_contain("200") && !status.may_contain("404"));
         assert!(typed.keys["ratio"].float.contains("0.5") && typed.keys["cached"].bool.contains("true"));
-        assert_eq!(typed.keys["empty"], ValueList::default(), "a key with only empty values: known, no values");
+        assert_eq!(*typed.keys["empty"], ValueList::default(), "a key with only empty values: known, no values");
 
         let many: Vec<String> = (0..=MAX_VALUES_PER_KEY).map(|i| format!("v{i}")).collect();
         let entries: Vec<(&str, Option<&str>, u8)> =
@@ -630,13 +776,52 @@ mod tests {
         assert!(union.span.may_contain("unknown", "x"));
 
         let names = |n: usize| TagSummary {
-            names: ValueList { string: (0..n).map(|i| format!("op{i}")).collect(), ..ValueList::default() },
+            names: ValueList { string: (0..n).map(|i| format!("op{i}")).collect(), ..ValueList::default() }.into(),
             ..TagSummary::default()
         };
         assert!(!TagSummary::union([&names(MAX_NAMES)]).names.incomplete);
         assert!(TagSummary::union([&names(MAX_NAMES), &names(MAX_NAMES + 1)]).names.incomplete);
-        let unknown =
-            TagSummary { services: ValueList { incomplete: true, ..ValueList::default() }, ..TagSummary::default() };
+        let unknown = TagSummary {
+            services: ValueList { incomplete: true, ..ValueList::default() }.into(),
+            ..TagSummary::default()
+        };
         assert!(TagSummary::union([&names(1), &unknown]).services.incomplete);
+    }
+
+    #[test]
+    fn the_interner_keeps_one_copy_of_equal_summaries_and_lists_and_frees_unused_ones() {
+        let methods =
+            scope_with(&[("http.method", Some("GET"), tag::STRING), ("http.method", Some("POST"), tag::STRING)]);
+        let host = |name: &str| {
+            let mut scope = methods.clone();
+            scope.keys.insert(
+                "host.name".into(),
+                ValueList { string: [name.to_owned()].into(), ..Default::default() }.into(),
+            );
+            Arc::new(TagSummary { span: scope, ..TagSummary::default() })
+        };
+        let (a, a_again, b) = (host("a"), host("a"), host("b"));
+        let mut interner = TagInterner::default();
+        let a = interner.intern(a);
+        assert!(Arc::ptr_eq(&a, &interner.intern(a_again)), "equal summaries: one copy");
+        let b = interner.intern(b);
+        assert!(!Arc::ptr_eq(&a, &b) && *a != *b, "each block keeps its own answer");
+        assert!(Arc::ptr_eq(&a.span.keys["http.method"], &b.span.keys["http.method"]), "equal lists: one copy");
+        // Lists: the methods, each host's, and the empty one both summaries' names and services are.
+        assert_eq!(interner.len(), (2, 4));
+
+        // The JSON is the same as for owned values.
+        let json = serde_json::to_string(&*b).unwrap();
+        assert!(json.contains(r#""http.method":{"string":["GET","POST"]}"#), "{json}");
+        assert_eq!(serde_json::from_str::<TagSummary>(&json).unwrap(), *b);
+
+        let held = interner.bytes();
+        drop(b);
+        interner.forget_unused();
+        assert_eq!(interner.len(), (1, 3), "b's summary and host list are freed, the shared lists are kept");
+        assert!(interner.bytes() < held && interner.bytes() > 0);
+        drop((a, methods));
+        interner.forget_unused();
+        assert_eq!((interner.len(), interner.bytes()), ((0, 0), 0));
     }
 }

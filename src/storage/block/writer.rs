@@ -263,7 +263,7 @@ pub fn assemble(
         compaction_level: 0,
         lease_epoch: None,
         replaces: Vec::new(),
-        tags: summary.tags,
+        tags: summary.tags.map(Arc::new),
     };
     Ok(BlockSidecar { meta, bloom, filter })
 }
@@ -1018,7 +1018,7 @@ mod tests {
             encode_block(&TenantId::single_tenant(), BlockId::new_random(), &slices, &Default::default()).unwrap();
         let mut builder = TagSummaryBuilder::new();
         builder.add_batch(&whole).unwrap();
-        assert_eq!(block.meta.tags, Some(builder.finish()));
+        assert_eq!(block.meta.tags.as_deref(), Some(&builder.finish()));
         let with = block.meta.to_json().len();
         let without = BlockMeta { tags: None, ..block.meta.clone() }.to_json().len();
         eprintln!(
