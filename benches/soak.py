@@ -17,6 +17,10 @@ about 45 minutes.
    once. Each phase writes as its own tenant (capacity, soak, overload), so the check reads the overload's
    blocks only.
 
+On a machine with few cores the load generator takes the CPU an overload needs to offer twice what the
+server sustains: `--server-cpus 0 --client-cpus 1` gives each side its own (capacity is then the server's on
+its CPUs, and the overload check says how many times that was offered).
+
 Prints a per-minute table and a verdict as Markdown (for BENCHMARKS.md) and exits 1 if any check fails.
 Each minute is one `loadgen` run of 60 s (its p99 is that minute's), all appending to one verify file.
 """
@@ -53,7 +57,7 @@ LIMITS = {
 MEMORY_GAUGES = {
     "spanlake_ingester_buffer_bytes": "buffer", "spanlake_request_bytes_in_flight": "requests",
     "spanlake_footer_cache_bytes": "footers", "spanlake_catalog_bloom_bytes": "blooms",
-    "spanlake_ingester_resend_window_bytes": "resend",
+    "spanlake_ingester_resend_window_bytes": "resend", "spanlake_catalog_tag_bytes": "tags",
 }
 
 
@@ -71,8 +75,17 @@ def build_binary() -> str:
     return os.path.join(meta["target_directory"], "release", "spanlake")
 
 
+def cpu_set(text):
+    """`0` or `0,1` or `0-1` → the set of CPU numbers, as taskset takes them."""
+    cpus = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
 class Server:
-    def __init__(self, binary: str, work: str, limits: dict):
+    def __init__(self, binary: str, work: str, limits: dict, cpus=None):
         self.log_path = os.path.join(work, "server.log")
         self.data = os.path.join(work, "data")
         self.log = open(self.log_path, "w")
@@ -80,7 +93,8 @@ class Server:
             [binary, "serve", "--data-dir", self.data, "--http-addr", "127.0.0.1:0",
              "--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0", "--multitenancy", "true"]
             + [part for name, value in limits.items() for part in (f"--{name}", str(value))],
-            stderr=self.log, stdout=subprocess.DEVNULL)
+            stderr=self.log, stdout=subprocess.DEVNULL,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         deadline = time.time() + 60
         while time.time() < deadline:
             text = open(self.log_path).read()
@@ -224,12 +238,13 @@ def run_phase(name, tenant, minutes, rate, concurrency, binary, server, args, id
         traces = [s for s in window if s[1] == "trace"]
         sqls = [s for s in window if s[1] == "sql"]
         rss = [r for t, r in rss_samples if started <= t < ended]
+        rss_median = statistics.median(rss) if rss else server.status_mib('VmRSS')
         row = {
             "phase": name, "minute": minute + 1, "spans_per_second": summary["spans_per_second"],
             "offered": summary["spans_per_second"]
             + sum(summary["errors"].values()) * args.spans_per_request / (ended - started),
             "p50_ms": summary["p50_ms"], "p99_ms": summary["p99_ms"], "errors": summary["errors"],
-            "rss_mib": max(rss) if rss else server.status_mib('VmRSS'),
+            "rss_mib": max(rss) if rss else server.status_mib('VmRSS'), "rss_median_mib": rss_median,
             "trace_p99_ms": p99([s[2] * 1000 for s in traces]), "traces": len(traces),
             "trace_failures": sum(1 for s in traces if s[3] != 200),
             "sql_p99_ms": p99([s[2] * 1000 for s in sqls]), "sqls": len(sqls),
@@ -242,7 +257,7 @@ def run_phase(name, tenant, minutes, rate, concurrency, binary, server, args, id
             print(f"memory gauges unavailable: {error}", file=sys.stderr)
         rows.append(row)
         print(f"{name} {row['minute']:>2}: {row['spans_per_second']:>8.0f} spans/s, ack p99 {row['p99_ms']:.1f} ms, "
-              f"RSS {row['rss_mib']:.0f} MiB, errors {sum(row['errors'].values())} "
+              f"RSS {row['rss_mib']:.0f} MiB (median {row['rss_median_mib']:.0f}), errors {sum(row['errors'].values())} "
               f"({', '.join(f'{n} {reason}' for reason, n in row['errors'].items()) or 'none'}), "
               f"trace p99 {row['trace_p99_ms']:.1f} ms ({row['trace_failures']} failed of {row['traces']}), "
               f"SQL p99 {row['sql_p99_ms']:.1f} ms ({row['sql_failures']} failed of {row['sqls']}), "
@@ -259,12 +274,12 @@ def memory_cell(parts: dict) -> str:
 
 
 def table(rows):
-    lines = ["| phase | min | offered spans/s | acknowledged spans/s | ack p50 ms | ack p99 ms | failed requests | RSS MiB | by-ID p99 ms (n, failed) | SQL p99 ms (n, failed) | at the minute's end: anonymous RSS; buffer, requests, footers, blooms, resend (MiB); catalogue blocks, unmerged |",
+    lines = ["| phase | min | offered spans/s | acknowledged spans/s | ack p50 ms | ack p99 ms | failed requests | RSS MiB max (median) | by-ID p99 ms (n, failed) | SQL p99 ms (n, failed) | at the minute's end: anonymous RSS; buffer, requests, footers, blooms, resend, tags (MiB); catalogue blocks, unmerged |",
              "|---|---:|---:|---:|---:|---:|---|---:|---|---|---|"]
     for r in rows:
         errors = ", ".join(f"{n} {reason}" for reason, n in r["errors"].items()) or "0"
         lines.append(f"| {r['phase']} | {r['minute']} | {r['offered']:.0f} | {r['spans_per_second']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                     f"{errors} | {r['rss_mib']:.0f} | {r['trace_p99_ms']:.0f} ({r['traces']}, {r['trace_failures']}) | "
+                     f"{errors} | {r['rss_mib']:.0f} ({r['rss_median_mib']:.0f}) | {r['trace_p99_ms']:.0f} ({r['traces']}, {r['trace_failures']}) | "
                      f"{r['sql_p99_ms']:.0f} ({r['sqls']}, {r['sql_failures']}) | {memory_cell(r.get('memory', {}))} |")
     return "\n".join(lines)
 
@@ -282,7 +297,12 @@ def main():
                         help="requests in flight during the overload: enough to offer twice what is acknowledged")
     parser.add_argument("--compaction-concurrency", type=int, default=1,
                         help="merges at once; the merge memory limit is split between them (256 MiB in all)")
+    parser.add_argument("--server-cpus", help="CPUs the server runs on (taskset's list form, e.g. 0): with "
+                        "--client-cpus, the load generator and queries get their own, so the overload can offer 2×")
+    parser.add_argument("--client-cpus", help="CPUs the load generator, the queries and this script run on (e.g. 1)")
     args = parser.parse_args()
+    if args.client_cpus:
+        os.sched_setaffinity(0, cpu_set(args.client_cpus))
     LIMITS["compaction-concurrency"] = args.compaction_concurrency
     LIMITS["compaction-merge-memory"] = f"{256 // args.compaction_concurrency}MiB"
     binary = args.bin or build_binary()
@@ -292,7 +312,7 @@ def main():
     free_gib = shutil.disk_usage(work).free / 2**30
     if free_gib < 40:
         print(f"warning: {free_gib:.0f} GiB free where the run writes ({work}); it needs about 30", file=sys.stderr)
-    server = Server(binary, work, LIMITS)
+    server = Server(binary, work, LIMITS, cpu_set(args.server_cpus) if args.server_cpus else None)
     verify = os.path.join(work, "acked-ids")
     baseline_rss = server.status_mib('VmRSS')
 
@@ -339,7 +359,11 @@ def main():
     if len(soak) >= 12:
         early = statistics.mean(r["rss_mib"] for r in soak[2:7])
         late = statistics.mean(r["rss_mib"] for r in soak[-5:])
-        checks.append((late <= early * 1.15, f"soak RSS: minutes 3-7 mean {early:.0f} MiB, last 5 minutes {late:.0f} MiB"))
+        early_median = statistics.mean(r["rss_median_mib"] for r in soak[2:7])
+        late_median = statistics.mean(r["rss_median_mib"] for r in soak[-5:])
+        checks.append((late <= early * 1.15, f"soak RSS (each minute's max): minutes 3-7 mean {early:.0f} MiB, last 5 "
+                       f"minutes {late:.0f} MiB (×{late / early:.2f}; each minute's median: {early_median:.0f} → "
+                       f"{late_median:.0f}, ×{late_median / early_median:.2f})"))
     p99s = [r["p99_ms"] for r in soak]
     if p99s:
         median = statistics.median(p99s)
@@ -348,13 +372,17 @@ def main():
     other = {reason: n for r in overload for reason, n in r["errors"].items() if reason not in RETRYABLE}
     refused = sum(n for r in overload for reason, n in r["errors"].items() if reason in RETRYABLE)
     checks.append((not other, f"overload: {refused} retryable refusals, other failures {other or 'none'}"))
+    if overload:
+        offered = statistics.mean(r["offered"] for r in overload) / rate
+        checks.append((offered >= 1.9, f"overload offered {offered:.2f}× capacity (the aim: 2×)"))
     checks.append((peak_rss <= baseline_rss + limits_mib,
                    f"peak RSS {peak_rss:.0f} MiB; idle {baseline_rss:.0f} MiB + limits {limits_mib:.0f} MiB"))
     checks.append((verified.returncode == 0, f"verify: {verified.stdout.strip() or verified.stderr.strip()}"))
 
     print(f"\ncapacity {rate:.0f} spans/s; soak at {0.8 * rate:.0f}, overload at {2 * rate:.0f} "
           f"({args.spans_per_request}-span OTLP/gRPC requests, {args.concurrency} in flight; "
-          f"{args.overload_concurrency} in the overload)\n")
+          f"{args.overload_concurrency} in the overload; server on CPUs {args.server_cpus or 'all'}, "
+          f"load generator and queries on {args.client_cpus or 'all'})\n")
     print("server limits: " + ", ".join(f"{name} {value}" for name, value in LIMITS.items()) + "\n")
     print(table(soak + overload))
     print()

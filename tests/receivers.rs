@@ -17,6 +17,7 @@ use spanlake::storage::Storage;
 use spanlake::synth::TraceGenerator;
 
 const PROTOBUF: (&str, &str) = ("content-type", "application/x-protobuf");
+const JSON: (&str, &str) = ("content-type", "application/json");
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -208,6 +209,12 @@ async fn past_the_memory_limit_ingest_answers_retryable_429_and_resource_exhaust
     assert_eq!(refused.status, 429);
     assert_eq!(refused.headers["retry-after"], "1");
     assert!(status_message(&refused).contains("limit"), "{}", status_message(&refused));
+    // The refusal comes before any decoding (the CPU a full server needs for cutting blocks): a body that
+    // would not even decode gets the same retryable 429.
+    for (content_type, body) in [(PROTOBUF, vec![0xff; 64]), (JSON, b"{not json".to_vec())] {
+        let refused = send("POST", &server.traces_url(), &[content_type], body).await;
+        assert_eq!(refused.status, 429, "{content_type:?}: {}", refused.text());
+    }
 
     let mut client = TraceServiceClient::connect(server.grpc_url()).await.unwrap();
     let status = client.export(ExportTraceServiceRequest::decode(valid_body(7).as_slice()).unwrap()).await.unwrap_err();

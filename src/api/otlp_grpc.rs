@@ -97,6 +97,7 @@ where
         Ok(result) => result.map_err(|e| Refusal::from(&e))?,
     };
     metrics::counter!(telemetry::RECEIVED_BYTES, "protocol" => "grpc").increment(framed.len() as u64);
+    state.ingester.check_capacity().map_err(|e| Refusal::from(&e))?;
     let message = grpc_codec::unframe(framed, &parts.headers).map_err(|e| Refusal::from(&e))?;
     let converted = tokio::task::spawn_blocking(move || -> Result<(NewSpans, Admitted), ReceiveError> {
         let raw = receive::decompress(message.body, message.encoding.as_deref(), limits, &mut admitted)?;

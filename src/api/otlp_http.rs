@@ -65,6 +65,7 @@ async fn accept(
         .await
         .map_err(|e| Refusal::from(&e))?;
     metrics::counter!(telemetry::RECEIVED_BYTES, "protocol" => "http").increment(body.len() as u64);
+    state.ingester.check_capacity().map_err(|e| Refusal::from(&e))?;
     let content_encoding = header_text(headers, header::CONTENT_ENCODING.as_str()).map(str::to_owned);
     let converted = tokio::task::spawn_blocking(move || -> Result<(NewSpans, Admitted), ReceiveError> {
         let body = receive::decompress(body, content_encoding.as_deref(), limits, &mut admitted)?;

@@ -250,6 +250,13 @@ impl Ingester {
         }
     }
 
+    /// Refuses (buffer or WAL full) before a receiver spends CPU decoding a request: under overload the
+    /// decoding of requests that are then refused took the CPU that cutting blocks needs, and the spans
+    /// acknowledged fell to half of capacity. [`Ingester::push`] checks again.
+    pub fn check_capacity(&self) -> Result<(), IngestError> {
+        self.inner.check_capacity()
+    }
+
     /// Makes the valid spans of a request durable and buffers them.
     pub async fn push(&self, tenant: &TenantId, spans: NewSpans) -> Result<PushOutcome, IngestError> {
         self.inner.check_capacity()?;

@@ -331,8 +331,11 @@ impl BlockCatalog {
 
     /// `meta` with its tag summary replaced by the shared copy of an equal one.
     fn shared_tags(&self, mut meta: BlockMeta) -> BlockMeta {
-        if let (Some(tags), Ok(mut interner)) = (meta.tags.take(), self.inner.tags.lock()) {
-            meta.tags = Some(interner.intern(tags));
+        if let Some(tags) = meta.tags.take() {
+            meta.tags = Some(match self.inner.tags.lock() {
+                Ok(mut interner) => interner.intern(tags),
+                Err(_) => tags,
+            });
         }
         meta
     }
