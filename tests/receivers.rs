@@ -219,6 +219,10 @@ async fn past_the_memory_limit_ingest_answers_retryable_429_and_resource_exhaust
     let mut client = TraceServiceClient::connect(server.grpc_url()).await.unwrap();
     let status = client.export(ExportTraceServiceRequest::decode(valid_body(7).as_slice()).unwrap()).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    // Refused before its body is read, a large request still gets the status, not a reset stream.
+    let large = TraceGenerator::new(8).next_request(5_000);
+    assert!(large.encoded_len() > 1 << 20);
+    assert_eq!(client.export(large).await.unwrap_err().code(), tonic::Code::ResourceExhausted);
     let details = RpcStatus::decode(status.details()).unwrap();
     assert!(
         details.details.iter().any(|d| d.type_url.ends_with("google.rpc.RetryInfo")),

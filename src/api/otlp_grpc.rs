@@ -81,6 +81,10 @@ where
     let authorization = parts.headers.get(http::header::AUTHORIZATION).map(http::HeaderValue::as_bytes);
     let tenant = state.tenant_of(authorization, header).map_err(|e| Refusal::from(&e))?;
     state.admit_tenant(&tenant).map_err(|e| Refusal::from(&e))?;
+    // A full buffer or WAL refuses before the body is read: under overload, reading and decoding requests
+    // that are then refused took the CPU that cutting blocks needs, and the refusals queued behind the
+    // requests being ingested. HTTP/2 ends the stream after the trailers, so the client sees the status.
+    state.ingester.check_capacity().map_err(|e| Refusal::from(&e))?;
     let (limits, read_timeout) = (state.body_limits, state.read_timeout);
     let mut admitted = state.admission.admit();
     let read_error =
@@ -97,7 +101,6 @@ where
         Ok(result) => result.map_err(|e| Refusal::from(&e))?,
     };
     metrics::counter!(telemetry::RECEIVED_BYTES, "protocol" => "grpc").increment(framed.len() as u64);
-    state.ingester.check_capacity().map_err(|e| Refusal::from(&e))?;
     let message = grpc_codec::unframe(framed, &parts.headers).map_err(|e| Refusal::from(&e))?;
     let converted = tokio::task::spawn_blocking(move || -> Result<(NewSpans, Admitted), ReceiveError> {
         let raw = receive::decompress(message.body, message.encoding.as_deref(), limits, &mut admitted)?;
