@@ -164,8 +164,8 @@ pub async fn run(options: LoadOptions) -> Result<LoadReport, LoadgenError> {
     }));
     let progress = progress_bar(&options);
     let concurrency = options.concurrency.max(1);
-    // One pool for all workers, prepared before the clock starts: a pool per worker cost hundreds of
-    // workers seconds of CPU and gigabytes inside the measured run, on the cores the server needs.
+    // One pool for all workers, prepared before the clock starts: with hundreds of workers, a pool each
+    // cost seconds of CPU and gigabytes inside the measured run, on the cores the server needs.
     let pool_size = REQUEST_POOL_SIZE * concurrency.min(POOL_WORKERS);
     let pool = Arc::new(RequestPool::generate(options.seed, pool_size, options.spans_per_request, now_unix_nano()));
     let started = Instant::now();
