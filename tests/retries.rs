@@ -141,6 +141,7 @@ async fn a_client_that_gives_up_waiting_and_resends_stores_each_span_once() {
         duration: std::time::Duration::from_secs(4),
         spans_per_request: 200,
         concurrency: 4,
+        connections: 0,
         seed: 3,
         tenant: None,
         token: None,
@@ -156,7 +157,7 @@ async fn a_client_that_gives_up_waiting_and_resends_stores_each_span_once() {
     flush(&server).await;
 
     let deduplicated = deduplicated(&server).await;
-    assert!(deduplicated > 0.0, "some resends found their first copy stored: {deduplicated}");
+    assert!(deduplicated > 0.0, "some resends found their first copy stored: {deduplicated} {report:?}");
     let stored =
         spanlake::loadgen::verify::verify(ids.path(), &backend.storage, &spanlake::ids::TenantId::single_tenant())
             .await

@@ -31,6 +31,10 @@ pub struct LoadgenArgs {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Connections the requests share (0: one per 64 requests in flight, under the server's cap of
+    /// requests open on one HTTP/2 connection, as a fleet of clients would be).
+    #[arg(long, default_value_t = 0)]
+    connections: usize,
     /// Seed of the trace generator: the same seed sends the same traces.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -74,6 +78,7 @@ pub async fn run(args: LoadgenArgs) -> Result<(), CliError> {
         duration: args.duration,
         spans_per_request: args.spans_per_request.max(1),
         concurrency: args.concurrency.max(1),
+        connections: args.connections,
         seed: args.seed,
         tenant: args.tenant,
         token: args.token,

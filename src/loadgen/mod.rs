@@ -48,6 +48,10 @@ pub struct LoadOptions {
     pub spans_per_request: usize,
     /// Requests in flight at once.
     pub concurrency: usize,
+    /// Connections the requests share (0: one per [`REQUESTS_PER_CONNECTION`] in flight). A server caps
+    /// the requests open on one HTTP/2 connection (100 by default, as Tempo's), so many requests in flight
+    /// over one connection queue in the client, not the server: a fleet of clients has many connections.
+    pub connections: usize,
     pub seed: u64,
     /// Tenant sent as X-Scope-OrgID, if any.
     pub tenant: Option<String>,
@@ -139,11 +143,24 @@ struct Tally {
     verify: Option<std::io::BufWriter<std::fs::File>>,
 }
 
+/// Connections for `concurrency` requests in flight: `connections` if set, else one per
+/// [`REQUESTS_PER_CONNECTION`].
+fn connection_count(concurrency: usize, connections: usize) -> usize {
+    match connections {
+        0 => concurrency.max(1).div_ceil(REQUESTS_PER_CONNECTION),
+        n => n,
+    }
+}
+
 /// Runs the load and reports; a failed request is counted and the run goes on (a restarting server
 /// is part of what it measures).
 pub async fn run(options: LoadOptions) -> Result<LoadReport, LoadgenError> {
-    let client = OtlpClient::connect(&options.endpoint, options.protocol, options.tenant.clone())?
-        .with_token(options.token.clone());
+    let clients = (0..connection_count(options.concurrency, options.connections))
+        .map(|_| {
+            let client = OtlpClient::connect(&options.endpoint, options.protocol, options.tenant.clone())?;
+            Ok(client.with_token(options.token.clone()))
+        })
+        .collect::<Result<Vec<_>, LoadgenError>>()?;
     let verify = match &options.verify_file {
         Some(path) => Some(std::io::BufWriter::new(
             std::fs::OpenOptions::new()
@@ -173,7 +190,8 @@ pub async fn run(options: LoadOptions) -> Result<LoadReport, LoadgenError> {
     let per_worker_rate = options.rate as f64 / concurrency as f64;
     let workers: Vec<_> = (0..concurrency)
         .map(|worker| {
-            let (client, tally, progress, options) = (client.clone(), tally.clone(), progress.clone(), options.clone());
+            let client = clients[worker % clients.len()].clone();
+            let (tally, progress, options) = (tally.clone(), progress.clone(), options.clone());
             let pool = pool.clone();
             tokio::spawn(async move {
                 let seed = options.seed.wrapping_mul(1_000_003).wrapping_add(worker as u64);
@@ -321,3 +339,21 @@ const TIMED_OUT_BACKOFF: Duration = Duration::from_secs(1);
 const REQUEST_POOL_SIZE: usize = 32;
 /// More workers share the same requests (each with its own trace IDs).
 const POOL_WORKERS: usize = 8;
+/// Requests in flight per connection when `connections` is 0: under a server's default cap of open
+/// HTTP/2 requests per connection (100), as each client of a fleet stays under it.
+pub const REQUESTS_PER_CONNECTION: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_requests_in_flight_spread_over_connections_under_the_servers_stream_cap() {
+        assert_eq!(connection_count(8, 0), 1);
+        assert_eq!(connection_count(REQUESTS_PER_CONNECTION, 0), 1);
+        assert_eq!(connection_count(REQUESTS_PER_CONNECTION + 1, 0), 2);
+        assert_eq!(connection_count(1024, 0), 16, "each under the server's 100 open requests per connection");
+        assert_eq!(connection_count(1024, 3), 3, "as asked");
+        const { assert!(REQUESTS_PER_CONNECTION < crate::api::DEFAULT_MAX_CONCURRENT_STREAMS) };
+    }
+}
