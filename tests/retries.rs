@@ -119,10 +119,12 @@ async fn a_request_resent_after_its_block_committed_is_stored_once_across_restar
 }
 
 /// The shape the resend window is for, end to end: a client whose deadline passes before its answer
-/// comes (an SDK's 10 s, the Collector's 5 s; here 2 ms, so most requests are given up on) resends the
-/// same bytes a second later (the SDKs' first backoff), while the server stores the first copy all the
-/// same and, with blocks cut every 50 ms, has committed it by then. Every span is stored exactly once
-/// (with the window off, a run stored 1,141 spans twice).
+/// comes (an SDK's 10 s, the Collector's 5 s; here 10 ms, against a WAL whose every sync takes 40 ms, so
+/// every request is given up on after its spans were made durable) resends the same bytes a second later
+/// (the SDKs' first backoff), while the server stores the first copy all the same and, with blocks cut
+/// every 50 ms, has committed it by then. Every span is stored exactly once (with the window off, a run
+/// stored 1,141 spans twice). The slow sync makes this independent of how fast the machine is: with a
+/// 2 ms deadline and no delay, the test passed beside the other tests and failed alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_gives_up_waiting_and_resends_stores_each_span_once() {
     let backend = common::Backend::s3();
@@ -133,6 +135,7 @@ async fn a_client_that_gives_up_waiting_and_resends_stores_each_span_once() {
         ..loopback_config(data.path())
     };
     let server = Server::start_with_storage(config, backend.storage.clone()).await.unwrap();
+    spanlake::wal::testing::inject_sync_delay(&data.path().join("wal"), std::time::Duration::from_millis(40));
     let ids = tempfile::NamedTempFile::new().unwrap();
     let report = spanlake::loadgen::run(spanlake::loadgen::LoadOptions {
         endpoint: format!("http://{}", server.otlp_grpc_addr()),
@@ -147,7 +150,7 @@ async fn a_client_that_gives_up_waiting_and_resends_stores_each_span_once() {
         token: None,
         verify_file: Some(ids.path().to_owned()),
         retry: true,
-        timeout: Some(std::time::Duration::from_millis(2)),
+        timeout: Some(std::time::Duration::from_millis(10)),
         progress: false,
     })
     .await

@@ -359,6 +359,7 @@ impl Writer {
         }
         let written = testing::injected_failure(&self.dir, testing::Operation::WriteGroup)
             .map_or_else(|| self.file.write_all(buffer).and_then(|()| self.file.sync_data()), Err);
+        testing::injected_sync_delay(&self.dir);
         if let Err(error) = written {
             // Cut the partial write off so later records are not hidden behind garbage; if even that
             // fails, refuse further appends rather than acknowledge records a replay could not reach.

@@ -25,6 +25,28 @@ pub fn inject_failures(wal_dir: &Path, operation: Operation, count: usize) {
     failures.push((wal_dir.to_owned(), operation, count));
 }
 
+/// Slow syncs, by WAL folder: how long each group write of that folder takes at least.
+static DELAYS: Mutex<Vec<(PathBuf, std::time::Duration)>> = Mutex::new(Vec::new());
+
+/// Makes every later group write in `wal_dir` take at least `delay` after its data is synced, as a slow
+/// disk would: the spans are durable, their acknowledgement late (a client's deadline can pass first).
+pub fn inject_sync_delay(wal_dir: &Path, delay: std::time::Duration) {
+    let mut delays = DELAYS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    delays.retain(|(dir, _)| dir != wal_dir);
+    delays.push((wal_dir.to_owned(), delay));
+}
+
+/// Waits out the sync delay injected for `dir`, if any.
+pub(super) fn injected_sync_delay(dir: &Path) {
+    let delay = {
+        let delays = DELAYS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        delays.iter().find(|(wal_dir, _)| wal_dir == dir).map(|(_, delay)| *delay)
+    };
+    if let Some(delay) = delay {
+        std::thread::sleep(delay);
+    }
+}
+
 /// The failure to give the `operation` under way in `dir`, if one is injected.
 pub(super) fn injected_failure(dir: &Path, operation: Operation) -> Option<std::io::Error> {
     let mut failures = FAILURES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
