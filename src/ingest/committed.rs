@@ -76,15 +76,16 @@ impl CommittedKeys {
         } else {
             0
         };
-        let current_bytes = generation_bytes(&self.current);
+        let mut current_bytes = generation_bytes(&self.current);
         if current_bytes > 0 && current_bytes + worst_growth > self.max_bytes / 2 {
             self.rotate();
+            current_bytes = 0;
         }
-        let room = (self.max_bytes / 2).saturating_sub(generation_bytes(&self.current)) / table_bytes(1).max(1);
-        let previous = &self.previous;
+        let (previous, half_budget) = (&self.previous, self.max_bytes / 2);
         let set = self.current.entry(tenant.clone()).or_insert_with(|| {
             // Sized for what the tenant put into the last generation (as far as the budget allows), so
             // it fills without rehashing a large table under the ingester's lock.
+            let room = half_budget.saturating_sub(current_bytes) / table_bytes(1).max(1);
             let expected = previous.get(tenant).map_or(0, KeySet::len);
             KeySet::with_capacity_and_hasher(expected.min(room).max(keys.len()), KeyHasher::default())
         });

@@ -489,8 +489,6 @@ impl TagSummaryBuilder {
 pub struct TagInterner {
     summaries: HashSet<Arc<TagSummary>>,
     lists: HashSet<Arc<ValueList>>,
-    /// Estimated heap bytes of the distinct summaries and lists held, for the catalogue's gauge.
-    bytes: usize,
 }
 
 impl TagInterner {
@@ -507,7 +505,6 @@ impl TagInterner {
         }
         owned.names = self.list(&owned.names);
         owned.services = self.list(&owned.services);
-        self.bytes += summary_bytes(&owned);
         let shared = Arc::new(owned);
         self.summaries.insert(Arc::clone(&shared));
         shared
@@ -517,30 +514,21 @@ impl TagInterner {
         if let Some(known) = self.lists.get(list) {
             return Arc::clone(known);
         }
-        self.bytes += list_bytes(list);
         self.lists.insert(Arc::clone(list));
         Arc::clone(list)
     }
 
     /// Drops the copies no block holds any more (the blocks were deleted, or replaced and slimmed).
     pub fn forget_unused(&mut self) {
-        let mut freed = 0;
-        self.summaries.retain(|summary| {
-            let used = Arc::strong_count(summary) > 1;
-            freed += if used { 0 } else { summary_bytes(summary) };
-            used
-        });
-        self.lists.retain(|list| {
-            let used = Arc::strong_count(list) > 1;
-            freed += if used { 0 } else { list_bytes(list) };
-            used
-        });
-        self.bytes -= freed;
+        self.summaries.retain(|summary| Arc::strong_count(summary) > 1);
+        self.lists.retain(|list| Arc::strong_count(list) > 1);
     }
 
-    /// Estimated heap bytes held: the distinct summaries (their key maps) and lists.
+    /// Estimated heap bytes held, for the catalogue's gauge: the distinct summaries (their key maps) and
+    /// lists, summed when asked (a few thousand entries at most, read once per scrape).
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.summaries.iter().map(|summary| summary_bytes(summary)).sum::<usize>()
+            + self.lists.iter().map(|list| list_bytes(list)).sum::<usize>()
     }
 
     /// Distinct summaries and lists held.
