@@ -15,6 +15,7 @@ mod tempo_search;
 mod tempo_tags;
 mod tls;
 mod traces;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,6 +1,6 @@
 //! The query port (3200, Tempo's): trace by ID (`traces.rs`), SQL (`sql.rs`), search (`tempo_search.rs`,
 //! tag autocomplete in `tempo_tags.rs`, and Grafana's streaming search over gRPC, `tempo_grpc.rs`), readiness, build information, `/flush` and
-//! `/metrics`. Every HTTP error body is JSON `{"error": "…"}`; gRPC calls get gRPC statuses.
+//! `/metrics`, and the web UI that uses them (`ui.rs`). Every HTTP error body is JSON `{"error": "…"}`; gRPC calls get gRPC statuses.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/search/tag/{name}/values", get(super::tempo_tags::values_v1))
         .route("/api/v2/search/tag/{name}/values", get(super::tempo_tags::values_v2))
         .route_service(tempo_grpc::SEARCH_PATH, tempo_grpc::service(state.clone()))
+        .merge(super::ui::router())
         .fallback(|request: Request| async move {
             let path = request.uri().path();
             if tempo_grpc::is_grpc(request.headers()) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the test suite's tools: Python ones (S3 test server, pyarrow, DuckDB, the OpenTelemetry SDK) into a
-# private virtualenv, and curl and a C++ compiler from apt when the machine lacks them.
+# Installs the test suite's tools: Python ones (S3 test server, pyarrow, DuckDB, the OpenTelemetry SDK,
+# Playwright) into a private virtualenv, and curl, a C++ compiler and Chromium from apt when the machine lacks
+# them.
 # Idempotent: does nothing when the installed set already matches requirements.txt.
 set -euo pipefail
 # curl is a client of the TLS tests (tests/tls.rs); g++ builds libFuzzer for the fuzz targets (tests/fuzz).
@@ -11,6 +12,9 @@ apt_install() {
 }
 command -v curl > /dev/null || apt_install curl
 command -v c++ > /dev/null || apt_install g++
+# Debian's Chromium is the browser of the web UI tests (tests/ui.rs); Playwright drives it, so nothing is
+# downloaded from Playwright's own CDN. SPANLAKE_CHROMIUM names another binary.
+[ -x "${SPANLAKE_CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium
 here="$(cd "$(dirname "$0")" && pwd)"
 tools="${SPANLAKE_TEST_TOOLS:-$HOME/.cache/spanlake/test-tools}"
 requirements="$here/requirements.txt"
