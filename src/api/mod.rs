@@ -5,6 +5,7 @@
 //! every other module; none calls it.
 
 mod connections;
+mod gzip;
 mod otlp_grpc;
 mod otlp_http;
 mod query;

@@ -2,11 +2,10 @@
 //! `tempopb.Trace`) and `GET /api/v2/traces/{id}` (`tempopb.TraceByIDResponse`), OTLP/JSON by default and
 //! protobuf when the client accepts it (Grafana's Tempo data source does).
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use prost::Message;
 use serde::Deserialize;
 use serde_json::json;
@@ -19,6 +18,7 @@ use crate::query::{LookupCost, QueryError, TimeWindow, TraceLookup};
 
 /// The protobuf media type Grafana sends in `Accept`; `application/x-protobuf` is accepted too.
 const PROTOBUF: &str = "application/protobuf";
+const JSON: &str = "application/json";
 
 /// Tempo's optional block-narrowing parameters, unix seconds.
 #[derive(Debug, Default, Deserialize)]
@@ -88,8 +88,10 @@ async fn trace_by_id(
             let why = lookup.incomplete.unwrap_or_default();
             error_response(status, &format!("trace {trace_id}: {why}"))
         }
-        Ok((_, lookup)) if wants_protobuf(&headers) => protobuf_body(lookup, version),
-        Ok((_, lookup)) => json_body(lookup, version),
+        Ok((_, lookup)) if wants_protobuf(&headers) => {
+            super::gzip::response(PROTOBUF, protobuf_body(lookup, version), &headers).await
+        }
+        Ok((_, lookup)) => super::gzip::response(JSON, json_body(lookup, version), &headers).await,
         Err(error) => query_error_response(&error),
     }
 }
@@ -127,9 +129,9 @@ fn metrics_of(cost: &LookupCost) -> tempopb::TraceByIdMetrics {
     }
 }
 
-fn protobuf_body(lookup: TraceLookup, version: Version) -> Response {
+fn protobuf_body(lookup: TraceLookup, version: Version) -> Vec<u8> {
     let trace = tempopb::Trace { resource_spans: lookup.resource_spans };
-    let bytes = match version {
+    match version {
         Version::V1 => trace.encode_to_vec(),
         Version::V2 => tempopb::TraceByIdResponse {
             trace: Some(trace),
@@ -142,11 +144,10 @@ fn protobuf_body(lookup: TraceLookup, version: Version) -> Response {
             message: lookup.incomplete.unwrap_or_default(),
         }
         .encode_to_vec(),
-    };
-    ([(header::CONTENT_TYPE, PROTOBUF)], bytes).into_response()
+    }
 }
 
-fn json_body(lookup: TraceLookup, version: Version) -> Response {
+fn json_body(lookup: TraceLookup, version: Version) -> Vec<u8> {
     let body = match version {
         Version::V1 => json!({ "batches": lookup.resource_spans }),
         Version::V2 => {
@@ -167,5 +168,6 @@ fn json_body(lookup: TraceLookup, version: Version) -> Response {
             body
         }
     };
-    Json(body).into_response()
+    // Serialising a `Value` into memory cannot fail.
+    serde_json::to_vec(&body).unwrap_or_default()
 }

@@ -6,7 +6,6 @@
 //! Owns the asset table and how assets are sent (content type, gzip, caching, a content security policy
 //! that keeps the page from loading anything from elsewhere). Calls nothing else.
 
-use std::io::Write;
 use std::sync::OnceLock;
 
 use axum::Router;
@@ -91,7 +90,7 @@ fn send(name: &str, headers: &HeaderMap) -> Response {
     let mut response =
         if headers.get(header::IF_NONE_MATCH).is_some_and(|tag| tag.as_bytes() == prepared.etag.as_bytes()) {
             StatusCode::NOT_MODIFIED.into_response()
-        } else if accepts_gzip(headers) {
+        } else if super::gzip::accepted(headers) {
             let mut response = prepared.gzip.clone().into_response();
             response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             response
@@ -126,15 +125,6 @@ fn from_dev_dir(name: &str) -> Option<Response> {
     Some(response)
 }
 
-fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|coding| coding.split(';').next().is_some_and(|name| name.trim().eq_ignore_ascii_case("gzip")))
-}
-
 /// An asset's gzip'd bytes and entity tag, made once on first use.
 struct Prepared {
     gzip: Vec<u8>,
@@ -144,17 +134,11 @@ struct Prepared {
 fn prepared() -> &'static [Prepared] {
     static PREPARED: OnceLock<Vec<Prepared>> = OnceLock::new();
     PREPARED.get_or_init(|| {
-        ASSETS.iter().map(|asset| Prepared { gzip: gzip(asset.bytes), etag: etag(asset.bytes) }).collect()
+        ASSETS
+            .iter()
+            .map(|asset| Prepared { gzip: super::gzip::compress(asset.bytes, 9), etag: etag(asset.bytes) })
+            .collect()
     })
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    // Writing into a Vec cannot fail.
-    match encoder.write_all(bytes).and_then(|()| encoder.finish()) {
-        Ok(compressed) => compressed,
-        Err(_) => bytes.to_vec(),
-    }
 }
 
 /// FNV-1a over the bytes: tells one build's file from another's, which is all an ETag needs here.
@@ -214,15 +198,5 @@ mod tests {
                 assert_eq!(hits, 0, "{} mentions {outside}: the page must load nothing from outside", asset.name);
             }
         }
-    }
-
-    #[test]
-    fn gzip_is_sent_only_to_browsers_that_take_it() {
-        let mut headers = HeaderMap::new();
-        assert!(!accepts_gzip(&headers));
-        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("br, gzip;q=0.8"));
-        assert!(accepts_gzip(&headers));
-        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity, xgzip"));
-        assert!(!accepts_gzip(&headers));
     }
 }

@@ -76,7 +76,11 @@ def run(env):
     harness.flush(env)
     figures = {}
     with harness.browser_page(env) as page:
+        encodings = []
+        page.on("response", lambda response: encodings.append(response.headers.get("content-encoding"))
+                if "/api/v2/traces/" in response.url else None)
         runs = [open_and_measure(page, env, ten) for _ in range(RUNS)]
+        check(encodings and set(encodings) == {"gzip"}, f"the trace comes gzip'd to the browser: {encodings}")
         figures["10k"] = {"runs": runs, "median": summary(runs)}
         expect(page.locator(".span-count")).to_have_text("10,000 spans")
         rows = page.locator(".wf-row").count()

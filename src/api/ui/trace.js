@@ -114,7 +114,7 @@ class TraceView {
       h('span', {}, rootSpan ? format.timestamp(Number(trace.start / 1_000_000n)) : ''),
       h('span', {}, h('b', {}, format.duration(trace.duration))),
       h('span', { class: 'span-count' }, `${format.count(trace.spans.length)} spans`),
-      h('span', {}, `${trace.services.size} services`),
+      h('span', {}, `${trace.services.size} ${trace.services.size === 1 ? 'service' : 'services'}`),
       h('span', {}, `depth ${trace.maxDepth + 1}`),
       trace.errors ? h('span', { class: 'badge error' }, `${format.count(trace.errors)} ${trace.errors === 1 ? 'error' : 'errors'}`) : null);
     const tools = h('div', { class: 'toolbar' },
