@@ -93,7 +93,7 @@ fn serve_on_the_embedded_default_answers_and_flushes_then_stops_cleanly_on_sigte
     let mut server = common::process::serve(
         Command::new(BINARY)
             .args(["serve", "--http-addr", "127.0.0.1:0", "--otlp-grpc-addr", "127.0.0.1:0"])
-            .args(["--otlp-http-addr", "127.0.0.1:0"])
+            .args(["--otlp-http-addr", "127.0.0.1:0", "--jaeger-addr", "127.0.0.1:0", "--zipkin-addr", "127.0.0.1:0"])
             .current_dir(folder.path()),
     );
     for line in &server.lines {
@@ -188,7 +188,8 @@ fn serve_reads_a_config_file_that_environment_variables_override_and_refuses_unk
     std::fs::write(
         &good,
         format!(
-            "data_dir: {}\nhttp_addr: 127.0.0.1:0\notlp_grpc_addr: 127.0.0.1:0\notlp_http_addr: 127.0.0.1:0\n",
+            "data_dir: {}\nhttp_addr: 127.0.0.1:0\notlp_grpc_addr: 127.0.0.1:0\notlp_http_addr: 127.0.0.1:0\n\
+             jaeger_addr: 127.0.0.1:0\nzipkin_addr: ''\n",
             from_file.display()
         ),
     )
@@ -433,7 +434,7 @@ fn a_log_that_cannot_be_written_stops_nothing() {
     let mut server = common::process::KilledOnDrop::spawn(
         Command::new(BINARY)
             .args(["serve", "--http-addr", &http.to_string(), "--otlp-grpc-addr", &grpc.to_string()])
-            .args(["--otlp-http-addr", &otlp_http.to_string()])
+            .args(["--otlp-http-addr", &otlp_http.to_string(), "--jaeger-addr", "", "--zipkin-addr", ""])
             .current_dir(folder.path())
             .stdout(std::process::Stdio::null())
             .stderr(full),

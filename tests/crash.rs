@@ -23,7 +23,8 @@ fn start_server(data_dir: &Path, storage: &str) -> Serving {
             .args(["serve", "--data-dir"])
             .arg(data_dir)
             .args(["--storage", storage, "--http-addr", "127.0.0.1:0", "--otlp-grpc-addr", "127.0.0.1:0"])
-            .args(["--otlp-http-addr", "127.0.0.1:0", "--max-block-bytes", "2MiB", "--max-block-age", "1s"]),
+            .args(["--otlp-http-addr", "127.0.0.1:0", "--max-block-bytes", "2MiB", "--max-block-age", "1s"])
+            .args(["--jaeger-addr", "127.0.0.1:0", "--zipkin-addr", "127.0.0.1:0"]),
     )
 }
 

@@ -163,7 +163,9 @@ impl Deployed {
                 .env("SPANLAKE_DATA_DIR", wal_dir)
                 .env("SPANLAKE_HTTP_ADDR", "127.0.0.1:0")
                 .env("SPANLAKE_OTLP_GRPC_ADDR", "127.0.0.1:0")
-                .env("SPANLAKE_OTLP_HTTP_ADDR", "127.0.0.1:0"),
+                .env("SPANLAKE_OTLP_HTTP_ADDR", "127.0.0.1:0")
+                .env("SPANLAKE_JAEGER_ADDR", "127.0.0.1:0")
+                .env("SPANLAKE_ZIPKIN_ADDR", "127.0.0.1:0"),
         ))
     }
 

@@ -1,11 +1,13 @@
 //! The network faces of the server: the query HTTP API (3200), OTLP/HTTP (4318) and OTLP/gRPC (4317),
-//! and the order in which they start and stop around the ingester.
+//! Jaeger's query API (16686) and the Zipkin receiver (9411), and the order in which they start and stop
+//! around the ingester.
 //!
 //! Owns routing, the mapping of errors to status codes (`status`) and the server's lifecycle. May call
 //! every other module; none calls it.
 
 mod connections;
 mod gzip;
+mod jaeger;
 mod otlp_grpc;
 mod otlp_http;
 mod query;
@@ -17,6 +19,7 @@ mod tempo_tags;
 mod tls;
 mod traces;
 mod ui;
+mod zipkin;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -171,11 +174,15 @@ pub struct Server {
     http_addr: SocketAddr,
     otlp_http_addr: SocketAddr,
     otlp_grpc_addr: SocketAddr,
+    jaeger_addr: Option<SocketAddr>,
+    zipkin_addr: Option<SocketAddr>,
     state: AppState,
     stop_receivers: watch::Sender<bool>,
     stop_query: watch::Sender<bool>,
     receivers: Vec<JoinHandle<Result<(), ServeError>>>,
     query: JoinHandle<Result<(), ServeError>>,
+    /// Jaeger's query port, when on; it stops with the query port.
+    jaeger: Option<JoinHandle<Result<(), ServeError>>>,
     refresher: JoinHandle<()>,
     /// Tasks that re-read the credentials and TLS files when they change.
     reloaders: Vec<JoinHandle<()>>,
@@ -335,17 +342,62 @@ impl Server {
                 .map_err(ServeError::from)
         });
         tracing::info!(otlp_grpc_addr = %otlp_grpc_addr, "OTLP/gRPC receiver listening");
+        let mut receivers = vec![otlp_http, otlp_grpc];
+
+        // Zipkin's receiver is a receiver like the OTLP ones: it opens after replay and stops with them.
+        let zipkin_addr = match config.zipkin_addr {
+            Some(addr) => {
+                let listener = bind(addr).await?;
+                let addr = listener.local_addr()?;
+                let app = zipkin::router(state.clone());
+                let limits = connection_limits(&config);
+                receivers.push(spawn_http(
+                    listener,
+                    app,
+                    connections::Protocols::Http1,
+                    limits,
+                    tls.clone(),
+                    stop_receivers.subscribe(),
+                ));
+                tracing::info!(zipkin_addr = %addr, "Zipkin receiver listening");
+                Some(addr)
+            }
+            None => None,
+        };
+        // Jaeger's query API answers from the same querier as the query port, and stops with it.
+        let (jaeger_addr, jaeger) = match config.jaeger_addr {
+            Some(addr) => {
+                let listener = bind(addr).await?;
+                let addr = listener.local_addr()?;
+                let app = jaeger::router(state.clone());
+                let limits = connection_limits(&config);
+                let task = spawn_http(
+                    listener,
+                    app,
+                    connections::Protocols::Http1AndH2c,
+                    limits,
+                    tls.clone(),
+                    stop_query.subscribe(),
+                );
+                tracing::info!(jaeger_addr = %addr, "Jaeger query API listening");
+                (Some(addr), Some(task))
+            }
+            None => (None, None),
+        };
         state.ready.store(true, Ordering::Release);
         tracing::info!("ready");
         Ok(Self {
             http_addr,
             otlp_http_addr,
             otlp_grpc_addr,
+            jaeger_addr,
+            zipkin_addr,
             state,
             stop_receivers,
             stop_query,
-            receivers: vec![otlp_http, otlp_grpc],
+            receivers,
             query,
+            jaeger,
             refresher,
             reloaders,
             compactor,
@@ -367,14 +419,27 @@ impl Server {
         self.otlp_grpc_addr
     }
 
+    /// Address of Jaeger's query API, when it is on.
+    pub fn jaeger_addr(&self) -> Option<SocketAddr> {
+        self.jaeger_addr
+    }
+
+    /// Address of the Zipkin receiver, when it is on.
+    pub fn zipkin_addr(&self) -> Option<SocketAddr> {
+        self.zipkin_addr
+    }
+
     /// Every port the server listens on, named as its setting is (`http_addr`, …): one list, so checks
     /// that hold for every port (TCP_NODELAY, limits) cover a port added later too.
-    pub fn ports(&self) -> [(&'static str, SocketAddr); 3] {
-        [
+    pub fn ports(&self) -> Vec<(&'static str, SocketAddr)> {
+        let mut ports = vec![
             ("http_addr", self.http_addr),
             ("otlp_http_addr", self.otlp_http_addr),
             ("otlp_grpc_addr", self.otlp_grpc_addr),
-        ]
+        ];
+        ports.extend(self.jaeger_addr.map(|addr| ("jaeger_addr", addr)));
+        ports.extend(self.zipkin_addr.map(|addr| ("zipkin_addr", addr)));
+        ports
     }
 
     /// The server's ingester, for in-process tests and the query side.
@@ -401,6 +466,11 @@ impl Server {
         self.state.ingester.shutdown().await;
         self.stop_query.send_replace(true);
         if let Err(error) = drain(self.query, "query API").await {
+            outcome = Err(error);
+        }
+        if let Some(jaeger) = self.jaeger
+            && let Err(error) = drain(jaeger, "Jaeger query API").await
+        {
             outcome = Err(error);
         }
         let _ = self.refresher.await;

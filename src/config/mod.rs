@@ -63,6 +63,12 @@ settings! {
     otlp_grpc_addr: SocketAddr = any_interface(4317);
     /// HOST:PORT of the OTLP/HTTP receiver; port 0 picks a free port (logged).
     otlp_http_addr: SocketAddr = any_interface(4318);
+    /// HOST:PORT of Jaeger's query API (Grafana's Jaeger data source, Jaeger tooling); an empty value
+    /// turns it off.
+    jaeger_addr: Option<SocketAddr> = Some(any_interface(16686));
+    /// HOST:PORT of the Zipkin v2 receiver (POST /api/v2/spans, JSON or protobuf); an empty value turns it
+    /// off.
+    zipkin_addr: Option<SocketAddr> = Some(any_interface(9411));
     /// Take the tenant from the X-Scope-OrgID header (required); off, every span goes to single-tenant.
     multitenancy: bool = false;
     /// Tenants with data this server holds at most (in the store or in its buffers); spans of one more are

@@ -204,6 +204,28 @@ impl SettingValue for SocketAddr {
     }
 }
 
+/// A port that may be turned off: an empty value (or `off`) means "do not listen".
+impl SettingValue for Option<SocketAddr> {
+    fn parse(text: &str) -> Result<Self, ValueError> {
+        match text.trim() {
+            "" | "off" => Ok(None),
+            address => SocketAddr::parse(address).map(Some),
+        }
+    }
+
+    fn from_yaml(value: Value) -> Result<Self, ValueError> {
+        match value {
+            Value::Null => Ok(None),
+            Value::String(text) => Self::parse(&text),
+            other => Err(ValueError::WrongShape { expected: "HOST:PORT or an empty value", got: describe(&other) }),
+        }
+    }
+
+    fn render(&self) -> Option<String> {
+        Some(self.map(|address| address.to_string()).unwrap_or_default())
+    }
+}
+
 impl SettingValue for PathBuf {
     fn parse(text: &str) -> Result<Self, ValueError> {
         Ok(PathBuf::from(text))

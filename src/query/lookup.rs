@@ -50,6 +50,11 @@ impl TimeWindow {
         })
     }
 
+    /// From unix nanoseconds, either optional (Jaeger's microseconds and RFC 3339 times arrive this way).
+    pub fn from_unix_nanos(start: Option<u64>, end: Option<u64>) -> Self {
+        Self { start_unix_nano: start.unwrap_or(0), end_unix_nano: end.unwrap_or(u64::MAX) }
+    }
+
     fn admits(&self, block: &CatalogBlock) -> bool {
         block.meta.overlaps_time(self.start_unix_nano, self.end_unix_nano)
     }

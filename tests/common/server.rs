@@ -30,6 +30,8 @@ pub fn loopback_config(data_dir: &std::path::Path) -> ServeConfig {
         http_addr: any_port,
         otlp_grpc_addr: any_port,
         otlp_http_addr: any_port,
+        jaeger_addr: Some(any_port),
+        zipkin_addr: Some(any_port),
         flush_on_shutdown: false,
         // Tests that want compaction turn it on; elsewhere it would merge blocks under their feet.
         compaction_interval: std::time::Duration::ZERO,
