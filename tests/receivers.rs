@@ -441,12 +441,17 @@ async fn every_port_accepts_connections_without_nagle() {
     // Connections of every kind a port may serve: an HTTP/1 request and an HTTP/2 preface on every port
     // (a port closes the kind it does not speak, after accepting it), and loadgen's exporters.
     let mut raw = Vec::new();
-    for (_, addr) in ports {
-        let mut http1 = std::net::TcpStream::connect(addr).unwrap();
-        http1.write_all(b"GET /ready HTTP/1.1\r\nhost: spanlake\r\n\r\n").unwrap();
+    for &(_, addr) in &ports {
+        // Two HTTP/1 connections, so a port that speaks only HTTP/1 (and closes the HTTP/2 one) still
+        // holds two.
+        for _ in 0..2 {
+            let mut http1 = std::net::TcpStream::connect(addr).unwrap();
+            http1.write_all(b"GET /ready HTTP/1.1\r\nhost: spanlake\r\n\r\n").unwrap();
+            raw.push(http1);
+        }
         let mut h2 = std::net::TcpStream::connect(addr).unwrap();
         h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").unwrap();
-        raw.extend([http1, h2]);
+        raw.push(h2);
     }
     let raw_addrs: Vec<_> = raw.iter().map(|s| s.local_addr().unwrap()).collect();
     let grpc = OtlpClient::connect(&server.grpc_url(), Protocol::Grpc, None).unwrap();
@@ -470,7 +475,7 @@ async fn every_port_accepts_connections_without_nagle() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
-    for (name, addr) in ports {
+    for &(name, addr) in &ports {
         let accepted: Vec<_> = served(&sockets, addr).collect();
         assert!(accepted.len() >= 2, "{name}: found {} accepted connections", accepted.len());
         let nagle: Vec<_> = accepted.iter().filter(|s| !s.nodelay).map(|s| s.peer).collect();
