@@ -217,13 +217,7 @@ fn the_s3_deployment_path_works_end_to_end_configured_like_the_compose_file() {
         let (status, body) = common::http::request(server.0.http, "GET", &format!("/api/v2/traces/{trace}")).unwrap();
         assert_eq!(status, 200, "{trace}: {body}");
         let found: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let spans: usize = found["trace"]["resourceSpans"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|rs| rs["scopeSpans"].as_array().unwrap())
-            .map(|ss| ss["spans"].as_array().unwrap().len())
-            .sum();
+        let spans = common::otlp::json_span_count(&found["trace"]["resourceSpans"]);
         let expected = sent.iter().filter(|span| span["trace_id"] == *trace).count();
         assert_eq!(spans, expected, "trace {trace} is whole");
     }

@@ -182,14 +182,7 @@ async fn grafanas_requests_for_services_operations_search_and_dependencies_get_w
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let spans: usize = body["result"]["resourceSpans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|rs| rs["scopeSpans"].as_array().unwrap())
-        .map(|ss| ss["spans"].as_array().unwrap().len())
-        .sum();
-    assert_eq!(spans, 3);
+    assert_eq!(common::otlp::json_span_count(&body["result"]["resourceSpans"]), 3);
     assert_eq!(body["result"]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"], TRACE);
 }
 

@@ -224,6 +224,20 @@ fn spawn_http(
     })
 }
 
+/// Binds `addr` and serves `app` on it: the bound address (port 0 picks one) and the serving task.
+async fn open_http(
+    addr: SocketAddr,
+    app: axum::Router,
+    protocols: connections::Protocols,
+    limits: connections::ConnectionLimits,
+    tls: &Option<tls::Tls>,
+    stop: watch::Receiver<bool>,
+) -> Result<(SocketAddr, JoinHandle<Result<(), ServeError>>), ServeError> {
+    let listener = bind(addr).await?;
+    let bound = listener.local_addr()?;
+    Ok((bound, spawn_http(listener, app, protocols, limits, tls.clone(), stop)))
+}
+
 fn connection_limits(config: &ServeConfig) -> connections::ConnectionLimits {
     connections::ConnectionLimits {
         read_timeout: config.read_timeout,
@@ -347,18 +361,12 @@ impl Server {
         // Zipkin's receiver is a receiver like the OTLP ones: it opens after replay and stops with them.
         let zipkin_addr = match config.zipkin_addr {
             Some(addr) => {
-                let listener = bind(addr).await?;
-                let addr = listener.local_addr()?;
-                let app = zipkin::router(state.clone());
                 let limits = connection_limits(&config);
-                receivers.push(spawn_http(
-                    listener,
-                    app,
-                    connections::Protocols::Http1,
-                    limits,
-                    tls.clone(),
-                    stop_receivers.subscribe(),
-                ));
+                let stop = stop_receivers.subscribe();
+                let (addr, task) =
+                    open_http(addr, zipkin::router(state.clone()), connections::Protocols::Http1, limits, &tls, stop)
+                        .await?;
+                receivers.push(task);
                 tracing::info!(zipkin_addr = %addr, "Zipkin receiver listening");
                 Some(addr)
             }
@@ -367,18 +375,10 @@ impl Server {
         // Jaeger's query API answers from the same querier as the query port, and stops with it.
         let (jaeger_addr, jaeger) = match config.jaeger_addr {
             Some(addr) => {
-                let listener = bind(addr).await?;
-                let addr = listener.local_addr()?;
+                let (limits, stop) = (connection_limits(&config), stop_query.subscribe());
                 let app = jaeger::router(state.clone());
-                let limits = connection_limits(&config);
-                let task = spawn_http(
-                    listener,
-                    app,
-                    connections::Protocols::Http1AndH2c,
-                    limits,
-                    tls.clone(),
-                    stop_query.subscribe(),
-                );
+                let (addr, task) =
+                    open_http(addr, app, connections::Protocols::Http1AndH2c, limits, &tls, stop).await?;
                 tracing::info!(jaeger_addr = %addr, "Jaeger query API listening");
                 (Some(addr), Some(task))
             }

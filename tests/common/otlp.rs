@@ -214,3 +214,14 @@ pub fn assert_same_spans(actual: &[ResourceSpans], expected: &[ResourceSpans], c
         None => panic!("{context}: {} spans returned, {} expected", actual.len(), expected.len()),
     }
 }
+
+/// Spans in an OTLP/JSON `resourceSpans` array (as trace-by-ID answers carry it).
+pub fn json_span_count(resource_spans: &serde_json::Value) -> usize {
+    resource_spans
+        .as_array()
+        .expect("resourceSpans is an array")
+        .iter()
+        .flat_map(|rs| rs["scopeSpans"].as_array().expect("scopeSpans is an array"))
+        .map(|ss| ss["spans"].as_array().expect("spans is an array").len())
+        .sum()
+}
