@@ -1,5 +1,6 @@
 //! Compiles `proto/tempo.proto` (Tempo-compatible trace-by-ID bodies and search messages; the gRPC
-//! service over them is written by hand in `api/tempo_grpc.rs`) with a pure-Rust protobuf compiler,
+//! service over them is written by hand in `api/tempo_grpc.rs`) and `proto/zipkin.proto` (Zipkin v2's
+//! protobuf spans, for the Zipkin receiver) with a pure-Rust protobuf compiler,
 //! and records the git revision and branch for `/api/status/buildinfo`; builds outside a git checkout
 //! (a source tarball, a Docker context without `.git`) report "unknown".
 
@@ -21,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=.git/refs/heads");
     println!("cargo:rerun-if-changed=proto");
 
-    let descriptors = protox::compile(["tempo.proto"], ["proto"])?;
+    let descriptors = protox::compile(["tempo.proto", "zipkin.proto"], ["proto"])?;
     prost_build::Config::new()
         // The OTLP types come from the opentelemetry-proto crate, so a Tempo body holds the same
         // `ResourceSpans` the rest of spanlake uses.

@@ -19,12 +19,14 @@ use spanlake::wal::{Record, SequenceRanges};
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 5] = [
+const TARGETS: [(&str, Check); 7] = [
     ("otlp_protobuf", checks::otlp_protobuf),
     ("otlp_json", checks::otlp_json),
     ("wal_replay", checks::wal_replay),
     ("trace_id", checks::trace_id),
     ("traceql", checks::traceql),
+    ("zipkin_json", checks::zipkin_json),
+    ("zipkin_protobuf", checks::zipkin_protobuf),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -148,6 +150,8 @@ fn write_seed_corpora() {
         br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"checkout"}}]},"scopeSpans":[{"scope":{"name":"lib","version":"1"},"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","parentSpanId":"eee19b7ec3c1b173","name":"GET /","kind":"SPAN_KIND_SERVER","startTimeUnixNano":"1544712660000000000","endTimeUnixNano":"1544712661000000000","attributes":[{"key":"n","value":{"intValue":"7"}},{"key":"d","value":{"doubleValue":1.5}},{"key":"b","value":{"boolValue":true}},{"key":"a","value":{"arrayValue":{"values":[{"stringValue":"x"}]}}}],"events":[{"timeUnixNano":"1544712660500000000","name":"e"}],"links":[{"traceId":"5b8efff798038103d269b633813fc60d","spanId":"eee19b7ec3c1b175"}],"status":{"code":"STATUS_CODE_ERROR","message":"boom"}}]}]}]}"#,
     );
 
+    write_zipkin_seeds(&write);
+
     let segment = wal_segment();
     let mut as_file = vec![0u8];
     as_file.extend_from_slice(&segment);
@@ -181,4 +185,46 @@ fn write_seed_corpora() {
     for (i, query) in queries.iter().enumerate() {
         write("traceql", &i.to_string(), query.as_bytes());
     }
+}
+
+/// Zipkin bodies in both encodings: a client/server pair sharing a span ID, annotations, tags, endpoints,
+/// a 64-bit trace ID.
+fn write_zipkin_seeds(write: &dyn Fn(&str, &str, &[u8])) {
+    use spanlake::receive::zipkin::wire;
+    write(
+        "zipkin_json",
+        "rpc-pair",
+        br#"[{"traceId":"5b8efff798038103d269b633813fc60c","id":"eee19b7ec3c1b174","kind":"CLIENT","name":"get /cart","timestamp":1544712660000000,"duration":3000,"localEndpoint":{"serviceName":"frontend","ipv4":"10.0.0.1"},"remoteEndpoint":{"serviceName":"cart","ipv6":"2001:db8::1","port":8080},"annotations":[{"timestamp":1544712660001000,"value":"retry"}],"tags":{"http.method":"GET","otel.status_code":"ERROR","error":"timeout"}},{"traceId":"5b8efff798038103d269b633813fc60c","id":"eee19b7ec3c1b174","kind":"SERVER","shared":true,"name":"get /cart","timestamp":1544712660000500,"duration":2000,"localEndpoint":{"serviceName":"cart"}}]"#,
+    );
+    write(
+        "zipkin_json",
+        "64-bit",
+        br#"[{"traceId":"D269B633813FC60C","id":"1","name":"x","timestamp":1,"duration":1}]"#,
+    );
+    write("zipkin_json", "empty", b"[]");
+    let endpoint = |service: &str| wire::Endpoint {
+        service_name: service.to_owned(),
+        ipv4: vec![10, 0, 0, 1],
+        ipv6: vec![],
+        port: 80,
+    };
+    let list = wire::ListOfSpans {
+        spans: vec![wire::Span {
+            trace_id: hex::decode("5b8efff798038103d269b633813fc60c").unwrap(),
+            parent_id: vec![],
+            id: hex::decode("eee19b7ec3c1b174").unwrap(),
+            kind: 1,
+            name: "get /cart".to_owned(),
+            timestamp: 1_544_712_660_000_000,
+            duration: 3_000,
+            local_endpoint: Some(endpoint("frontend")),
+            remote_endpoint: Some(endpoint("cart")),
+            annotations: vec![wire::Annotation { timestamp: 1_544_712_660_001_000, value: "retry".to_owned() }],
+            tags: [("http.method".to_owned(), "GET".to_owned())].into_iter().collect(),
+            debug: false,
+            shared: false,
+        }],
+    };
+    write("zipkin_protobuf", "one-span", &list.encode_to_vec());
+    write("zipkin_protobuf", "empty", &[]);
 }

@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod grpc_codec;
+pub mod zipkin;
 
 use std::io::Read;
 

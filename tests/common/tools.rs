@@ -20,3 +20,14 @@ pub fn tool(name: &str) -> PathBuf {
     );
     path
 }
+
+/// Python of the second virtualenv, beside [`tools_dir`], holding the OpenTelemetry SDK's Zipkin
+/// exporters (`tests/tools/requirements-zipkin-proto.txt`): their protobuf exporter needs protobuf<4,
+/// which the OTLP exporters of the first cannot share. Panics with the fix when it is missing.
+pub fn zipkin_exporters_python() -> PathBuf {
+    let mut venv = tools_dir().into_os_string();
+    venv.push("-zipkin-proto");
+    let path = PathBuf::from(venv).join("bin").join("python");
+    assert!(path.exists(), "{} is missing: run tests/tools/install.sh", path.display());
+    path
+}

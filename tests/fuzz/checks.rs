@@ -51,6 +51,26 @@ pub fn otlp_json(bytes: &[u8]) {
     }
 }
 
+/// A Zipkin v2 JSON body (`POST /api/v2/spans`, after decompression): decoding never panics, decodes the
+/// same way twice, and a body the receiver takes replays from its WAL payload to the rows it accepted.
+pub fn zipkin_json(bytes: &[u8]) {
+    zipkin(bytes, spanlake::receive::zipkin::ZipkinEncoding::Json);
+}
+
+/// A Zipkin v2 protobuf body (`ListOfSpans`): as [`zipkin_json`].
+pub fn zipkin_protobuf(bytes: &[u8]) {
+    zipkin(bytes, spanlake::receive::zipkin::ZipkinEncoding::Protobuf);
+}
+
+fn zipkin(bytes: &[u8], encoding: spanlake::receive::zipkin::ZipkinEncoding) {
+    let Ok(request) = spanlake::receive::zipkin::decode(bytes, encoding) else { return };
+    let again = spanlake::receive::zipkin::decode(bytes, encoding).expect("a body decodes the same way twice");
+    assert_eq!(request, again, "decoding the same body twice made different requests");
+    if let Ok(accepted) = NewSpans::from_request(request) {
+        replays_as_accepted(&accepted);
+    }
+}
+
 fn replays_as_accepted(accepted: &NewSpans) {
     let (replayed, rejected) =
         protobuf_to_batch(&accepted.wal_payload).expect("the WAL payload of an accepted request decodes");

@@ -6,7 +6,7 @@
 # --seconds N   fuzz each target for N seconds (default 60); --runs N: for N executions instead.
 # --merge       afterwards, fold what was found into tests/fuzz/corpus/<target>, keeping the smallest set of
 #               files with the same coverage (commit the result).
-# Targets: otlp_protobuf otlp_json wal_replay trace_id traceql (default: all), run one after another.
+# Targets: otlp_protobuf otlp_json wal_replay trace_id traceql zipkin_json zipkin_protobuf (default: all), run one after another.
 # New inputs go to a scratch folder, never into the committed corpus unless --merge. An input that breaks a
 # check stops the run and is left as crash-* / timeout-* / oom-* in the scratch folder; copy it to
 # tests/fuzz/regressions/<target>/ so tests/fuzz_corpora.rs replays it on every test run, then fix.
@@ -29,7 +29,7 @@ while (($#)); do
     *) targets+=("$1"); shift ;;
   esac
 done
-((${#targets[@]})) || targets=(otlp_protobuf otlp_json wal_replay trace_id traceql)
+((${#targets[@]})) || targets=(otlp_protobuf otlp_json wal_replay trace_id traceql zipkin_json zipkin_protobuf)
 
 # Optimised (the fuzzer's executions per second), with debug assertions and overflow checks kept (the dev
 # profile's), so an arithmetic overflow is a finding too.

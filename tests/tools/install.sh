@@ -2,7 +2,8 @@
 # Installs the test suite's tools: Python ones (S3 test server, pyarrow, DuckDB, the OpenTelemetry SDK,
 # Playwright) into a private virtualenv, and curl, a C++ compiler and Chromium from apt when the machine lacks
 # them.
-# Idempotent: does nothing when the installed set already matches requirements.txt.
+# Idempotent: does nothing when the installed sets already match requirements.txt and
+# requirements-zipkin-proto.txt (the Zipkin exporters, in a second virtualenv beside the first).
 set -euo pipefail
 # curl is a client of the TLS tests (tests/tls.rs); g++ builds libFuzzer for the fuzz targets (tests/fuzz).
 # Debian images usually have both.
@@ -17,13 +18,19 @@ command -v c++ > /dev/null || apt_install g++
 [ -x "${SPANLAKE_CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium
 here="$(cd "$(dirname "$0")" && pwd)"
 tools="${SPANLAKE_TEST_TOOLS:-$HOME/.cache/spanlake/test-tools}"
-requirements="$here/requirements.txt"
-stamp="$tools/.installed-requirements"
-if [ -x "$tools/bin/python" ] && cmp -s "$requirements" "$stamp"; then
-  exit 0
-fi
-echo "installing test tools into $tools" >&2
-python3 -m venv "$tools"
-"$tools/bin/pip" install --disable-pip-version-check --quiet --upgrade pip
-"$tools/bin/pip" install --disable-pip-version-check --quiet -r "$requirements"
-cp "$requirements" "$stamp"
+# Installs a requirements file into a virtualenv unless that exact file is installed there already.
+install_venv() {
+  local venv="$1" requirements="$2"
+  local stamp="$venv/.installed-requirements"
+  if [ -x "$venv/bin/python" ] && cmp -s "$requirements" "$stamp"; then
+    return 0
+  fi
+  echo "installing test tools into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --disable-pip-version-check --quiet --upgrade pip
+  "$venv/bin/pip" install --disable-pip-version-check --quiet -r "$requirements"
+  cp "$requirements" "$stamp"
+}
+install_venv "$tools" "$here/requirements.txt"
+# The Zipkin exporters need protobuf<4, which the OTLP exporters above cannot share: a second virtualenv.
+install_venv "$tools-zipkin-proto" "$here/requirements-zipkin-proto.txt"

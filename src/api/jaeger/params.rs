@@ -271,18 +271,10 @@ fn tag_condition(key: &str, value: &str) -> String {
     }
     let name = attribute(key);
     let as_text = format!("{name} = {}", quoted(value));
-    let typed =
-        if value.parse::<i64>().is_ok() || (value.parse::<f64>().is_ok_and(f64::is_finite) && value.contains('.')) {
-            Some(value.to_owned())
-        } else if value == "true" || value == "false" {
-            Some(value.to_owned())
-        } else {
-            None
-        };
-    match typed {
-        Some(literal) => format!("({as_text} || {name} = {literal})"),
-        None => as_text,
-    }
+    // The text also spells a number or a boolean: an attribute of that type matches too.
+    let number =
+        value.parse::<i64>().is_ok() || (value.contains('.') && value.parse::<f64>().is_ok_and(f64::is_finite));
+    if number || value == "true" || value == "false" { format!("({as_text} || {name} = {value})") } else { as_text }
 }
 
 #[cfg(test)]

@@ -1,0 +1,7 @@
+//! Fuzz target: see [`checks::zipkin_protobuf`] for what must hold for every input.
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|bytes: &[u8]| checks::zipkin_protobuf(bytes));
