@@ -45,27 +45,41 @@ async fn export(State(state): State<AppState>, headers: HeaderMap, body: Body) -
     }
 }
 
+/// The first steps of every HTTP receiver (OTLP/HTTP, Zipkin): the tenant from the credentials and
+/// headers, a place in the in-flight byte budget, the body as sent (within its size and time limits), and a
+/// refusal before any decoding when the buffer or WAL is full.
+pub(super) async fn receive_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    protocol: &'static str,
+) -> Result<(crate::ids::TenantId, Bytes, Admitted), Refusal> {
+    let authorization = headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+    let tenant =
+        state.tenant_of(authorization, header_text(headers, receive::TENANT_HEADER)).map_err(|e| Refusal::from(&e))?;
+    state.admit_tenant(&tenant).map_err(|e| Refusal::from(&e))?;
+    let mut admitted = state.admission.admit();
+    let read_error = |error: axum::Error| match BodyTimedOut::find(&error) {
+        Some(timed_out) => ReceiveError::SlowBody(timed_out.0),
+        None => ReceiveError::Undecodable { encoding: "HTTP", source: BodyError::Read(error.into()) },
+    };
+    let body =
+        receive::admission::collect_body(body, state.body_limits.max_compressed_bytes, &mut admitted, read_error)
+            .await
+            .map_err(|e| Refusal::from(&e))?;
+    metrics::counter!(telemetry::RECEIVED_BYTES, "protocol" => protocol).increment(body.len() as u64);
+    state.ingester.check_capacity().map_err(|e| Refusal::from(&e))?;
+    Ok((tenant, body, admitted))
+}
+
 async fn accept(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
     encoding: OtlpEncoding,
 ) -> Result<Response, Refusal> {
-    let authorization = headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
-    let tenant =
-        state.tenant_of(authorization, header_text(headers, receive::TENANT_HEADER)).map_err(|e| Refusal::from(&e))?;
-    state.admit_tenant(&tenant).map_err(|e| Refusal::from(&e))?;
+    let (tenant, body, mut admitted) = receive_body(state, headers, body, "http").await?;
     let limits = state.body_limits;
-    let mut admitted = state.admission.admit();
-    let read_error = |error: axum::Error| match BodyTimedOut::find(&error) {
-        Some(timed_out) => ReceiveError::SlowBody(timed_out.0),
-        None => ReceiveError::Undecodable { encoding: "HTTP", source: BodyError::Read(error.into()) },
-    };
-    let body = receive::admission::collect_body(body, limits.max_compressed_bytes, &mut admitted, read_error)
-        .await
-        .map_err(|e| Refusal::from(&e))?;
-    metrics::counter!(telemetry::RECEIVED_BYTES, "protocol" => "http").increment(body.len() as u64);
-    state.ingester.check_capacity().map_err(|e| Refusal::from(&e))?;
     let content_encoding = header_text(headers, header::CONTENT_ENCODING.as_str()).map(str::to_owned);
     let converted = tokio::task::spawn_blocking(move || -> Result<(NewSpans, Admitted), ReceiveError> {
         let body = receive::decompress(body, content_encoding.as_deref(), limits, &mut admitted)?;

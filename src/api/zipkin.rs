@@ -12,12 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use super::AppState;
-use super::connections::BodyTimedOut;
 use super::status::{RETRY_AFTER, Refusal, export_reply};
 use crate::ingest::NewSpans;
 use crate::receive::zipkin::{self, ZipkinEncoding, ZipkinError};
-use crate::receive::{self, Admitted, BodyError, ReceiveError};
-use crate::telemetry;
+use crate::receive::{self, Admitted, ReceiveError};
 
 /// Bytes a decoded request is taken to hold per byte of Zipkin body while it is decoded and mapped, held
 /// against the request budget up front: the Zipkin spans and their OTLP form are alive together, and a
@@ -56,21 +54,8 @@ async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(),
         ZipkinEncoding::from_content_type(header_text(headers, &header::CONTENT_TYPE)).map_err(|unsupported| {
             refusal(StatusCode::UNSUPPORTED_MEDIA_TYPE, tonic::Code::InvalidArgument, "unsupported", &unsupported)
         })?;
-    let authorization = headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
-    let asked = headers.get(receive::TENANT_HEADER).and_then(|v| v.to_str().ok());
-    let tenant = state.tenant_of(authorization, asked).map_err(|e| Refusal::from(&e))?;
-    state.admit_tenant(&tenant).map_err(|e| Refusal::from(&e))?;
+    let (tenant, body, mut admitted) = super::otlp_http::receive_body(state, headers, body, PROTOCOL).await?;
     let limits = state.body_limits;
-    let mut admitted = state.admission.admit();
-    let read_error = |error: axum::Error| match BodyTimedOut::find(&error) {
-        Some(timed_out) => ReceiveError::SlowBody(timed_out.0),
-        None => ReceiveError::Undecodable { encoding: "HTTP", source: BodyError::Read(error.into()) },
-    };
-    let body = receive::admission::collect_body(body, limits.max_compressed_bytes, &mut admitted, read_error)
-        .await
-        .map_err(|e| Refusal::from(&e))?;
-    metrics::counter!(telemetry::RECEIVED_BYTES, "protocol" => PROTOCOL).increment(body.len() as u64);
-    state.ingester.check_capacity().map_err(|e| Refusal::from(&e))?;
     let content_encoding = header_text(headers, &header::CONTENT_ENCODING).map(str::to_owned);
     let converted = tokio::task::spawn_blocking(move || -> Result<(NewSpans, Admitted), Refusal> {
         let received = |e: ReceiveError| Refusal::from(&e);
