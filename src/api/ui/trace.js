@@ -92,6 +92,7 @@ class TraceView {
 
   destroy() {
     cancelAnimationFrame(this.frame);
+    clearTimeout(this.searchTimer);
     for (const cleanup of this.cleanups) cleanup();
   }
 
