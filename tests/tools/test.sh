@@ -28,8 +28,9 @@ tests/tools/install.sh
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
-step "cargo test --all-targets $*"
-cargo test --all-targets "$@" 2>&1 | tee "$log" || status=$?
+# --no-fail-fast: a failing suite must not hide the suites after it (the run still fails).
+step "cargo test --all-targets --no-fail-fast $*"
+cargo test --all-targets --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 
 # The fuzz targets, briefly: the committed corpora already run as tests (tests/fuzz_corpora.rs); this also
 # proves the fuzz build works and gives each target a short search for new failures.
@@ -42,7 +43,7 @@ direct_off_suites=(block_lookup storage_conformance otlp_roundtrip external_read
 step "SPANLAKE_DIRECT_ENCODING=false: ${direct_off_suites[*]}"
 suite_args=()
 for suite in "${direct_off_suites[@]}"; do suite_args+=(--test "$suite"); done
-SPANLAKE_DIRECT_ENCODING=false cargo test "${suite_args[@]}" "$@" 2>&1 | tee -a "$log" || status=$?
+SPANLAKE_DIRECT_ENCODING=false cargo test --no-fail-fast "${suite_args[@]}" "$@" 2>&1 | tee -a "$log" || status=$?
 
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
 exit "$status"
