@@ -62,7 +62,8 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    /// The log line and metric every refused OTLP request gets, whichever port it came in on.
+    /// The log line and metric every refused ingest request (OTLP or Zipkin) gets, whichever port it came
+    /// in on; `protocol` says which.
     pub fn record(&self, protocol: &'static str) {
         tracing::warn!(
             protocol,
@@ -71,7 +72,7 @@ impl Refusal {
             reason = self.reason,
             message = %self.message,
             detail = self.detail.as_deref().unwrap_or_default(),
-            "OTLP request refused"
+            "ingest request refused"
         );
         metrics::counter!(crate::telemetry::REQUESTS_REFUSED, "reason" => self.reason).increment(1);
     }

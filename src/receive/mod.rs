@@ -41,7 +41,7 @@ pub enum ReceiveError {
     SlowBody(std::time::Duration),
     #[error("gzip body cannot be decompressed: {0}")]
     BadGzip(#[source] std::io::Error),
-    #[error("cannot decode the OTLP {encoding} body: {source}")]
+    #[error("cannot decode the {encoding} body: {source}")]
     Undecodable { encoding: &'static str, source: BodyError },
     #[error("invalid X-Scope-OrgID header: {0}")]
     BadTenant(#[source] IdError),
