@@ -96,22 +96,33 @@ async fn trace_by_id(
     }
 }
 
-/// 400 for what the client got wrong; 500 (logged) for what went wrong here or in the store.
-fn query_error_response(error: &QueryError) -> Response {
+/// The status of a failed lookup: 400 for what the client got wrong, 429 when too many run, 504 past the
+/// time limit, 500 for what went wrong here or in the store. Trace by ID on every port answers with it.
+pub fn query_error_status(error: &QueryError) -> StatusCode {
     match error {
-        QueryError::BadRequest(message) => error_response(StatusCode::BAD_REQUEST, message),
-        bad_id @ QueryError::BadTraceId { .. } => error_response(StatusCode::BAD_REQUEST, &bad_id.to_string()),
-        QueryError::Busy(message) => {
-            let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, message);
-            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            response
-        }
-        timeout @ QueryError::Timeout(_) => error_response(StatusCode::GATEWAY_TIMEOUT, &timeout.to_string()),
+        QueryError::BadRequest(_) | QueryError::BadTraceId { .. } => StatusCode::BAD_REQUEST,
+        QueryError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+        QueryError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The error answer of a failed lookup, with its [`query_error_status`]; server errors are logged.
+fn query_error_response(error: &QueryError) -> Response {
+    let status = query_error_status(error);
+    let message = match error {
+        QueryError::BadRequest(message) | QueryError::Busy(message) => message.clone(),
+        QueryError::BadTraceId { .. } | QueryError::Timeout(_) => error.to_string(),
         other => {
             tracing::warn!(error = %other, "query failed");
-            error_response(StatusCode::INTERNAL_SERVER_ERROR, &other.public_message())
+            other.public_message()
         }
+    };
+    let mut response = error_response(status, &message);
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
     }
+    response
 }
 
 fn wants_protobuf(headers: &HeaderMap) -> bool {

@@ -23,7 +23,7 @@ pub use answer::{
 };
 /// Public for the fuzz targets (tests/fuzz), which plan every query that passes TraceQL's checks.
 pub use plan::span_condition;
-pub use request::{SearchParams, SearchRequest, pairs_to_traceql, tags_to_traceql};
+pub use request::{SearchParams, SearchRequest, pairs_to_traceql, parse_go_duration, tags_to_traceql};
 pub use run::Searcher;
 pub use tags::{DEFAULT_TAG_LIMIT, INTRINSIC_TAGS, ScopeFilter, Tag, TagNames, TagParams, TagValue, TagsRequest};
 

@@ -24,7 +24,7 @@ use super::status::Refusal;
 use crate::ids::TenantId;
 use crate::query::TimeWindow;
 use crate::search::{DEFAULT_TAG_LIMIT, ScopeFilter, SearchError, SearchRequest, TagsRequest};
-use params::{ParamError, Params};
+use params::{ParamError, Params, quoted};
 
 /// Traces whose spans a search fetches at once.
 const TRACE_FETCH_CONCURRENCY: usize = 8;
@@ -98,11 +98,6 @@ fn search_failed(error: &SearchError, shape: fn(StatusCode, &str) -> Response) -
 
 fn bad_parameter(wrong: &ParamError) -> Response {
     error(StatusCode::BAD_REQUEST, &wrong.to_string())
-}
-
-/// A TraceQL string literal.
-fn quoted(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned())
 }
 
 /// Every service with spans stored (the values of `resource.service.name`).
@@ -303,16 +298,10 @@ fn mark_partial(response: &mut Response, why: &str) {
 }
 
 fn lookup_failed(failed: &crate::query::QueryError, shape: fn(StatusCode, &str) -> Response) -> Response {
-    use crate::query::QueryError;
-    let status = match failed {
-        QueryError::BadRequest(_) | QueryError::BadTraceId { .. } => StatusCode::BAD_REQUEST,
-        QueryError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
-        QueryError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-        other => {
-            tracing::warn!(error = %other, "Jaeger API: trace lookup failed");
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
-    };
+    let status = super::traces::query_error_status(failed);
+    if status.is_server_error() {
+        tracing::warn!(error = %failed, "Jaeger API: trace lookup failed");
+    }
     shape(status, &failed.public_message())
 }
 

@@ -168,46 +168,12 @@ pub fn trace_id(text: &str) -> Result<TraceId, ParamError> {
     TraceId::from_hex(text.trim()).map_err(|e| ParamError::TraceId(e.to_string()))
 }
 
-/// A Go duration (`1.5ms`, `2s`, `1h30m`, `0`) in nanoseconds; Go's own error text otherwise.
+/// A Go duration (`1.5ms`, `2s`, `1h30m`, `+1s`, `0`) in nanoseconds, read by the search's own Go-duration
+/// reader; Go's own error text otherwise.
 pub fn go_duration(text: &str) -> Result<u64, String> {
-    let invalid = || format!("time: invalid duration {text:?}");
-    let body = text.strip_prefix('+').unwrap_or(text);
-    if body.starts_with('-') {
-        return Err(invalid());
-    }
-    if body == "0" {
-        return Ok(0);
-    }
-    let mut rest = body;
-    let mut total: f64 = 0.0;
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    while !rest.is_empty() {
-        let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let number = &rest[..number_end];
-        if number.is_empty() || number == "." {
-            return Err(invalid());
-        }
-        let value: f64 = number.parse().map_err(|_| invalid())?;
-        rest = &rest[number_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3_600e9,
-            _ => return Err(invalid()),
-        };
-        rest = &rest[unit_end..];
-        total += value * scale;
-    }
-    if !total.is_finite() || total > u64::MAX as f64 {
-        return Err(invalid());
-    }
-    Ok(total.round() as u64)
+    crate::search::parse_go_duration(text.strip_prefix('+').unwrap_or(text))
+        .and_then(|duration| u64::try_from(duration.as_nanos()).ok())
+        .ok_or_else(|| format!("time: invalid duration {text:?}"))
 }
 
 /// A checked search: what `/api/traces` asks for.
@@ -247,7 +213,8 @@ impl Search {
     }
 }
 
-fn quoted(text: &str) -> String {
+/// A TraceQL string literal.
+pub(super) fn quoted(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned())
 }
 
