@@ -7,15 +7,21 @@ use std::time::Duration;
 use clap::Args;
 use spanlake::config::{SettingFlags, SettingValue, StorageSetting};
 use spanlake::ids::TenantId;
-use spanlake::loadgen::{LoadOptions, Protocol};
+use spanlake::loadgen::{LoadOptions, Protocol, Route};
 
 use super::{CliError, open_storage};
 
 #[derive(Args)]
 pub struct LoadgenArgs {
-    /// OTLP endpoint: http://HOST:4317 for gRPC, http://HOST:4318 for HTTP.
-    #[arg(long, default_value = "http://127.0.0.1:4317")]
-    endpoint: String,
+    /// OTLP endpoint: http://HOST:4317 for gRPC, http://HOST:4318 for HTTP. Repeat it (or separate with
+    /// commas) to send to several ingesters at once, split as --route says.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:4317")]
+    endpoint: Vec<String>,
+    /// With several endpoints: trace-id sends each trace whole to the endpoint a Collector's loadbalancing
+    /// exporter (routing_key: traceID) would pick, keyed by each endpoint's HOST:PORT; spread sends the
+    /// spans of each trace to the endpoints in turn, so every trace of two or more spans is split.
+    #[arg(long, default_value = "trace-id")]
+    route: Route,
     /// Target spans per second; 0 sends as fast as acknowledgements come back.
     #[arg(long, default_value_t = 10_000)]
     rate: u64,
@@ -31,8 +37,8 @@ pub struct LoadgenArgs {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// Connections the requests share (0: one per 64 requests in flight, under the server's cap of
-    /// requests open on one HTTP/2 connection, as a fleet of clients would be).
+    /// Connections the requests share, to each endpoint (0: one per 64 requests in flight, under the
+    /// server's cap of requests open on one HTTP/2 connection, as a fleet of clients would be).
     #[arg(long, default_value_t = 0)]
     connections: usize,
     /// Seed of the trace generator: the same seed sends the same traces.
@@ -72,7 +78,7 @@ pub struct VerifyArgs {
 /// Sends load and prints the achieved rate, latencies and errors.
 pub async fn run(args: LoadgenArgs) -> Result<(), CliError> {
     let options = LoadOptions {
-        endpoint: args.endpoint,
+        endpoint: args.endpoint.join(","),
         protocol: args.protocol,
         rate: args.rate,
         duration: args.duration,
@@ -87,7 +93,7 @@ pub async fn run(args: LoadgenArgs) -> Result<(), CliError> {
         timeout: args.timeout,
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
-    let report = spanlake::loadgen::run(options).await?;
+    let report = spanlake::loadgen::run_with_route(options, args.route).await?;
     println!("{}", report.render());
     Ok(())
 }

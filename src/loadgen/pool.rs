@@ -1,10 +1,13 @@
 //! Requests generated and encoded once, then re-sent with fresh trace IDs: generating realistic traces
 //! and encoding them costs more CPU than the server spends ingesting them, and the load generator
-//! shares the machine with the server it measures.
+//! shares the machine with the server it measures. For a run against several endpoints, a request is
+//! cut into one request per endpoint from its encoding ([`RequestPool::request_parts`]), without decoding.
 
 use bytes::{Bytes, BytesMut};
 use prost::Message;
 
+use super::route::SpanSlot;
+use super::split::{Layout, PlacedSpan};
 use crate::synth::TraceGenerator;
 
 /// A set of prepared requests.
@@ -16,6 +19,7 @@ struct PreparedRequest {
     bytes: Bytes,
     spans: usize,
     traces: Vec<PreparedTrace>,
+    layout: Layout,
 }
 
 /// One trace of a prepared request: its ID, every byte offset where the ID occurs in the encoding
@@ -52,20 +56,23 @@ impl RequestPool {
                 let request = generator.next_request(spans_per_request);
                 let bytes = Bytes::from(request.encode_to_vec());
                 let mut traces: Vec<PreparedTrace> = Vec::new();
-                let mut spans = 0;
+                // (trace, place in its trace, span ID) of each span, in encoding order.
+                let mut span_traces = Vec::new();
                 for span in request.resource_spans.iter().flat_map(|rs| &rs.scope_spans).flat_map(|ss| &ss.spans) {
-                    spans += 1;
                     let id: [u8; 16] = span.trace_id.as_slice().try_into().expect("generated IDs are 16 bytes");
                     let span_id: [u8; 8] = span.span_id.as_slice().try_into().expect("generated IDs are 8 bytes");
-                    match traces.iter_mut().find(|t| t.id == id) {
-                        Some(trace) => trace.span_ids.push(span_id),
-                        None => traces.push(PreparedTrace { id, offsets: Vec::new(), span_ids: vec![span_id] }),
-                    }
+                    let trace = traces.iter().position(|t| t.id == id).unwrap_or_else(|| {
+                        traces.push(PreparedTrace { id, offsets: Vec::new(), span_ids: Vec::new() });
+                        traces.len() - 1
+                    });
+                    span_traces.push((trace, traces[trace].span_ids.len(), span_id));
+                    traces[trace].span_ids.push(span_id);
                 }
                 for trace in &mut traces {
                     trace.offsets = memchr::memmem::find_iter(&bytes, &trace.id).collect();
                 }
-                PreparedRequest { bytes, spans, traces }
+                let layout = Layout::of(&bytes, &span_traces);
+                PreparedRequest { spans: span_traces.len(), bytes, traces, layout }
             })
             .collect();
         Self { requests }
@@ -74,11 +81,76 @@ impl RequestPool {
     /// The `sequence`-th request: pool entry `sequence % size` with every trace ID changed by a mask
     /// unique to (`salt`, `sequence`), so no two sends share a trace ID.
     pub fn request(&self, sequence: u64, salt: u64, with_ids: bool) -> PoolRequest {
-        let prepared = &self.requests[(sequence % self.requests.len() as u64) as usize];
+        let prepared = self.prepared(sequence);
+        let (bytes, trace_ids) = prepared.with_fresh_ids(sequence, salt);
+        let ids = with_ids.then(|| {
+            let mut lines = String::new();
+            for (trace, id) in prepared.traces.iter().zip(&trace_ids) {
+                for span_id in &trace.span_ids {
+                    push_id_line(&mut lines, id, span_id);
+                }
+            }
+            lines
+        });
+        PoolRequest { bytes: bytes.freeze(), spans: prepared.spans, ids }
+    }
+
+    /// The `sequence`-th request (as [`RequestPool::request`]) cut into one request per endpoint:
+    /// `endpoint_for` picks each span's endpoint, and each endpoint's spans keep their resource and scope.
+    /// Returns (endpoint, request) for the endpoints that got spans, in endpoint order.
+    pub fn request_parts(
+        &self,
+        sequence: u64,
+        salt: u64,
+        with_ids: bool,
+        mut endpoint_for: impl FnMut(SpanSlot<'_>) -> usize,
+    ) -> Vec<(usize, PoolRequest)> {
+        let prepared = self.prepared(sequence);
+        let (bytes, trace_ids) = prepared.with_fresh_ids(sequence, salt);
+        let layout = &prepared.layout;
+        let destinations: Vec<usize> = layout
+            .spans
+            .iter()
+            .map(|span| {
+                let slot =
+                    SpanSlot { trace_id: &trace_ids[span.trace], trace: span.trace, nth_in_trace: span.nth_in_trace };
+                endpoint_for(slot)
+            })
+            .collect();
+        let endpoints = destinations.iter().max().map_or(0, |last| last + 1);
+        (0..endpoints)
+            .filter_map(|endpoint| {
+                let spans: Vec<&PlacedSpan> =
+                    layout.spans.iter().zip(&destinations).filter(|&(_, &to)| to == endpoint).map(|(s, _)| s).collect();
+                if spans.is_empty() {
+                    return None;
+                }
+                let ids = with_ids.then(|| {
+                    let mut lines = String::new();
+                    for span in &spans {
+                        push_id_line(&mut lines, &trace_ids[span.trace], &span.span_id);
+                    }
+                    lines
+                });
+                let part = PoolRequest { bytes: layout.assemble(&bytes, &spans), spans: spans.len(), ids };
+                Some((endpoint, part))
+            })
+            .collect()
+    }
+
+    fn prepared(&self, sequence: u64) -> &PreparedRequest {
+        &self.requests[(sequence % self.requests.len() as u64) as usize]
+    }
+}
+
+impl PreparedRequest {
+    /// The encoding with every trace ID changed by a mask unique to (`salt`, `sequence`), and the new IDs
+    /// in the order of `traces`.
+    fn with_fresh_ids(&self, sequence: u64, salt: u64) -> (BytesMut, Vec<[u8; 16]>) {
         let mask = mix(salt ^ mix(sequence)).to_le_bytes();
-        let mut bytes = BytesMut::from(prepared.bytes.as_ref());
-        let mut ids = with_ids.then(String::new);
-        for trace in &prepared.traces {
+        let mut bytes = BytesMut::from(self.bytes.as_ref());
+        let mut ids = Vec::with_capacity(self.traces.len());
+        for trace in &self.traces {
             let mut id = trace.id;
             for (byte, mask_byte) in id.iter_mut().zip(mask) {
                 *byte ^= mask_byte;
@@ -89,18 +161,18 @@ impl RequestPool {
             for &offset in &trace.offsets {
                 bytes[offset..offset + 16].copy_from_slice(&id);
             }
-            if let Some(lines) = ids.as_mut() {
-                let trace_hex = hex::encode(id);
-                for span_id in &trace.span_ids {
-                    lines.push_str(&trace_hex);
-                    lines.push(' ');
-                    lines.push_str(&hex::encode(span_id));
-                    lines.push('\n');
-                }
-            }
+            ids.push(id);
         }
-        PoolRequest { bytes: bytes.freeze(), spans: prepared.spans, ids }
+        (bytes, ids)
     }
+}
+
+/// Appends `trace_id span_id` (hex) and a newline: a line of the verify file.
+fn push_id_line(lines: &mut String, trace_id: &[u8; 16], span_id: &[u8; 8]) {
+    lines.push_str(&hex::encode(trace_id));
+    lines.push(' ');
+    lines.push_str(&hex::encode(span_id));
+    lines.push('\n');
 }
 
 #[cfg(test)]
@@ -134,5 +206,67 @@ mod tests {
         let lines = first.ids.unwrap();
         assert_eq!(lines.lines().count(), first.spans);
         assert!(lines.lines().all(|line| distinct_first.contains(&hex::decode(&line[..32]).unwrap())));
+    }
+
+    /// (trace ID, span ID, the span's resource and scope) of every span, as a server would read them.
+    fn spans_with_origin(bytes: &Bytes) -> Vec<(Vec<u8>, Vec<u8>, String)> {
+        let request = ExportTraceServiceRequest::decode(bytes.as_ref()).unwrap();
+        let mut spans = Vec::new();
+        for resource_spans in &request.resource_spans {
+            for scope_spans in &resource_spans.scope_spans {
+                let origin = format!("{:?} {:?}", resource_spans.resource, scope_spans.scope);
+                for span in &scope_spans.spans {
+                    spans.push((span.trace_id.clone(), span.span_id.clone(), origin.clone()));
+                }
+            }
+        }
+        spans.sort();
+        spans
+    }
+
+    #[test]
+    fn parts_by_trace_id_hold_every_span_once_with_its_resource_and_each_trace_whole() {
+        let pool = RequestPool::generate(11, 1, 300, 1_700_000_000_000_000_000);
+        let whole = pool.request(5, 9, true);
+        let parts = pool.request_parts(5, 9, true, |span| span.trace_id[0] as usize % 3);
+        assert!(parts.len() > 1, "three endpoints share the traces");
+        let mut all = Vec::new();
+        let mut owner = std::collections::HashMap::new();
+        for (endpoint, part) in &parts {
+            let spans = spans_with_origin(&part.bytes);
+            assert_eq!(spans.len(), part.spans);
+            let lines: Vec<String> =
+                spans.iter().map(|(t, s, _)| format!("{} {}", hex::encode(t), hex::encode(s))).collect();
+            let mut recorded: Vec<&str> = part.ids.as_deref().unwrap().lines().collect();
+            recorded.sort();
+            assert_eq!(recorded, lines, "a part's verify lines are its own spans");
+            for (trace, _, _) in &spans {
+                assert_eq!(*owner.entry(trace.clone()).or_insert(*endpoint), *endpoint, "a trace goes to one endpoint");
+                assert_eq!(trace[0] as usize % 3, *endpoint);
+            }
+            all.extend(spans);
+        }
+        all.sort();
+        assert_eq!(all, spans_with_origin(&whole.bytes), "the parts are the request, span for span");
+    }
+
+    #[test]
+    fn spread_parts_split_every_trace_of_two_or_more_spans() {
+        let endpoints = ["http://127.0.0.1:4317".to_owned(), "http://127.0.0.1:4417".to_owned()];
+        let router = super::super::route::Router::new(super::super::route::Route::Spread, &endpoints).unwrap();
+        let pool = RequestPool::generate(12, 1, 300, 1_700_000_000_000_000_000);
+        let parts = pool.request_parts(3, 4, false, |span| router.endpoint_for(span, 3));
+        let mut endpoints_of = std::collections::HashMap::<Vec<u8>, std::collections::HashSet<usize>>::new();
+        let mut spans_of = std::collections::HashMap::<Vec<u8>, usize>::new();
+        for (endpoint, part) in &parts {
+            for trace in trace_ids(&part.bytes) {
+                endpoints_of.entry(trace.clone()).or_default().insert(*endpoint);
+                *spans_of.entry(trace).or_default() += 1;
+            }
+        }
+        assert!(spans_of.values().any(|&n| n > 1), "the request has multi-span traces");
+        for (trace, spans) in spans_of {
+            assert_eq!(endpoints_of[&trace].len(), spans.min(2), "{spans} spans on {:?}", endpoints_of[&trace]);
+        }
     }
 }
