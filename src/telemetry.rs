@@ -107,6 +107,12 @@ pub const AUTH_REFUSED: &str = "spanlake_auth_refused_total";
 /// Counter: top-level prefixes of the bucket that name no tenant (found when listing tenants).
 pub const FOREIGN_PREFIXES: &str = "spanlake_storage_foreign_prefixes_total";
 
+/// Counter: requests to an ingester for its recent spans that failed or timed out (answers partial).
+pub const PEER_FAILURES: &str = "spanlake_ingester_requests_failed_total";
+/// Gauge, always 1, labelled with the roles this process runs (`target`: all, ingester, querier,
+/// compactor), so a scrape says what it scraped.
+pub const TARGET_INFO: &str = "spanlake_target_info";
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the process-wide Prometheus recorder once; later calls (several servers in one test
@@ -124,10 +130,12 @@ pub fn install() -> Option<&'static PrometheusHandle> {
 /// The Prometheus text of every metric. The object-store counters and the WAL and buffer gauges are
 /// read fresh from this server's own storage and ingester and written here rather than through the
 /// process-wide recorder, so two servers in one process (tests, benchmarks) each report their own.
-pub fn render(storage: &Storage, gauges: &[Gauge]) -> String {
+pub fn render(target: &str, storage: &Storage, gauges: &[Gauge]) -> String {
     use std::fmt::Write;
     let counts = storage.request_counts();
     let mut text = install().map(PrometheusHandle::render).unwrap_or_default();
+    let _ = writeln!(text, "# HELP {TARGET_INFO} The roles this process runs (--target).");
+    let _ = writeln!(text, "# TYPE {TARGET_INFO} gauge\n{TARGET_INFO}{{target=\"{target}\"}} 1");
     let _ = writeln!(text, "# HELP {OBJECT_STORE_REQUESTS} Object-store requests since start, by operation.");
     let _ = writeln!(text, "# TYPE {OBJECT_STORE_REQUESTS} counter");
     for (operation, value) in [

@@ -205,7 +205,7 @@ async fn the_tenant_comes_from_the_credential_and_each_sees_only_its_own_spans()
 
     // The SDK's exporters with `OTEL_EXPORTER_OTLP_HEADERS`-style headers and no X-Scope-OrgID: the
     // token alone names the tenant.
-    let grpc_endpoint = format!("127.0.0.1:{}", server.server.otlp_grpc_addr().port());
+    let grpc_endpoint = format!("127.0.0.1:{}", server.server.otlp_grpc_addr().expect("OTLP/gRPC").port());
     let sent_a = send_with_headers(export("grpc", &grpc_endpoint, false), &[("authorization", &a)]);
     assert_eq!(sent_a["result"], "SUCCESS", "{sent_a}");
     let sent_b = send_with_headers(export("http", &server.traces_url(), true), &[("authorization", &b)]);

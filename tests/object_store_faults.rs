@@ -64,7 +64,7 @@ async fn a_failing_then_stalling_store_loses_nothing_and_a_full_wal_answers_429(
     let refused = refused.expect("ingest answers RESOURCE_EXHAUSTED once the WAL is full");
     assert!(refused.to_string().contains("WAL"), "{refused}");
     let first_trace = TraceId::from_hex(acked_ids.split_whitespace().next().unwrap()).unwrap();
-    let ingester = server.server.ingester().clone();
+    let ingester = server.server.ingester().expect("an ingester").clone();
     assert!(
         !ingester.recent_trace(&TenantId::single_tenant(), &first_trace).unwrap().is_empty(),
         "recent spans stay queryable while the store is down"
@@ -192,7 +192,7 @@ async fn a_block_the_store_refuses_is_quarantined_and_holds_up_no_other_tenant()
     assert_eq!(ready.status, 200);
     assert!(ready.text().contains("quarantined") && ready.text().contains("team-bad/"), "{}", ready.text());
     assert!(!ready.text().contains(server.data_dir.path().to_str().unwrap()), "no local path: {}", ready.text());
-    let quarantined = server.server.ingester().quarantined();
+    let quarantined = server.server.ingester().expect("an ingester").quarantined();
     assert_eq!(quarantined.len(), 1, "{quarantined:?}");
     let folder = server.data_dir.path().join("wal/quarantine").join(&quarantined[0]);
     let parquet = std::fs::read(folder.join("data.parquet")).unwrap();
@@ -201,7 +201,7 @@ async fn a_block_the_store_refuses_is_quarantined_and_holds_up_no_other_tenant()
     assert!(reason.contains("could not be uploaded"), "{reason}");
     let metrics = send("GET", &server.query_url("/metrics"), &[], Vec::new()).await.text();
     assert!(metrics.contains("spanlake_quarantined_total{kind=\"block\"}"), "counted");
-    assert_eq!(server.server.ingester().buffered_bytes(), 0, "let go of");
+    assert_eq!(server.server.ingester().expect("an ingester").buffered_bytes(), 0, "let go of");
 
     // Still named after a restart, and ingest goes on for both tenants.
     let data_dir = server.data_dir;
@@ -209,6 +209,6 @@ async fn a_block_the_store_refuses_is_quarantined_and_holds_up_no_other_tenant()
     let mut config = common::server::loopback_config(data_dir.path());
     config.multitenancy = true;
     let restarted = spanlake::api::Server::start_with_storage(config, storage).await.unwrap();
-    assert_eq!(restarted.ingester().quarantined(), quarantined);
+    assert_eq!(restarted.ingester().expect("an ingester").quarantined(), quarantined);
     restarted.shutdown().await.unwrap();
 }

@@ -119,7 +119,7 @@ async fn block_batches(storage: &Storage, tenant: &TenantId, trace: &TraceId) ->
 async fn sdk_exporters_spans_are_read_back_equal_from_the_buffer_and_from_s3_blocks() {
     let storage = common::Backend::s3().storage;
     let server = TestServer::start(storage.clone(), |config| config.multitenancy = true).await;
-    let grpc_endpoint = server.server.otlp_grpc_addr().to_string();
+    let grpc_endpoint = server.server.otlp_grpc_addr().expect("OTLP/gRPC").to_string();
     let http_endpoint = server.traces_url();
     let mut sent = Vec::new();
     sent.extend(sdk_send("grpc", &grpc_endpoint, "sdk-tenant", false));
@@ -129,7 +129,7 @@ async fn sdk_exporters_spans_are_read_back_equal_from_the_buffer_and_from_s3_blo
     assert_eq!(sent.len(), 4 * 3 * 2);
 
     let tenant = TenantId::new("sdk-tenant").unwrap();
-    let ingester = server.server.ingester().clone();
+    let ingester = server.server.ingester().expect("an ingester").clone();
     assert_all_present(&sent, |trace| ingester.recent_trace(&tenant, trace).unwrap());
 
     let flushed = send("POST", &server.query_url("/flush"), &[], Vec::new()).await;

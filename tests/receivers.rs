@@ -78,16 +78,20 @@ async fn every_bad_http_request_gets_its_status_and_writes_nothing() {
         ("invalid tenant", vec![PROTOBUF, ("x-scope-orgid", "a/b")], valid_body(1), 400, "tenant"),
         ("missing tenant", vec![PROTOBUF], valid_body(1), 401, "X-Scope-OrgID"),
     ];
-    let empty_wal = server.server.ingester().wal_bytes();
+    let empty_wal = server.server.ingester().expect("an ingester").wal_bytes();
     for (case, headers, body, status, mentions) in cases {
         let reply = send("POST", &url, &headers, body).await;
         let message = status_message(&reply);
         assert_eq!(reply.status, status, "{case}: {message}");
         assert!(message.contains(mentions), "{case}: message {message:?} should mention {mentions:?}");
-        assert_eq!(server.server.ingester().wal_bytes(), empty_wal, "{case}: nothing reaches the WAL");
+        assert_eq!(
+            server.server.ingester().expect("an ingester").wal_bytes(),
+            empty_wal,
+            "{case}: nothing reaches the WAL"
+        );
         assert_still_ready(&server).await;
     }
-    assert_eq!(server.server.ingester().buffered_bytes(), 0);
+    assert_eq!(server.server.ingester().expect("an ingester").buffered_bytes(), 0);
     server.server.shutdown().await.unwrap();
 }
 
@@ -116,7 +120,15 @@ async fn good_requests_are_acknowledged_in_their_own_encoding_with_partial_succe
     assert!(body.get("partialSuccess").is_none(), "{body}");
 
     let tenant = TenantId::single_tenant();
-    let buffered: usize = server.server.ingester().recent_batches(&tenant).unwrap().iter().map(|b| b.num_rows()).sum();
+    let buffered: usize = server
+        .server
+        .ingester()
+        .expect("an ingester")
+        .recent_batches(&tenant)
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
     assert!(buffered > sent - 1, "both requests are buffered: {buffered}");
     server.server.shutdown().await.unwrap();
 }
@@ -143,8 +155,16 @@ async fn grpc_reports_partial_success_tenants_and_invalid_arguments() {
     assert_eq!(partial.rejected_spans, 1);
     assert!(partial.error_message.contains("trace ID must be 16 bytes, got 5"), "{}", partial.error_message);
     let tenant = TenantId::new("team-b").unwrap();
-    assert!(!server.server.ingester().recent_batches(&tenant).unwrap().is_empty());
-    assert!(server.server.ingester().recent_batches(&TenantId::new("team-a").unwrap()).unwrap().is_empty());
+    assert!(!server.server.ingester().expect("an ingester").recent_batches(&tenant).unwrap().is_empty());
+    assert!(
+        server
+            .server
+            .ingester()
+            .expect("an ingester")
+            .recent_batches(&TenantId::new("team-a").unwrap())
+            .unwrap()
+            .is_empty()
+    );
     server.server.shutdown().await.unwrap();
 }
 
@@ -163,7 +183,7 @@ async fn grpc_refuses_undecodable_bodies_and_http_refuses_huge_headers_and_both_
         Ok(reply) => assert_eq!(reply.status, 431, "a header over the limit is refused, not buffered"),
         Err(closed) => assert!(!closed.is_empty()),
     }
-    assert_eq!(server.server.ingester().buffered_bytes(), 0);
+    assert_eq!(server.server.ingester().expect("an ingester").buffered_bytes(), 0);
     assert!(client.export_encoded(valid_body(9).into()).await.is_ok(), "gRPC still accepts good requests");
     assert_still_ready(&server).await;
     server.server.shutdown().await.unwrap();
@@ -191,7 +211,11 @@ async fn grpc_refuses_requests_over_the_size_limit_gzip_bombs_included() {
         );
         assert!(refused.message().contains("too large") || refused.message().contains("limit"), "{case}: {refused:?}");
     }
-    assert_eq!(server.server.ingester().buffered_bytes(), 0, "nothing of a refused request is kept");
+    assert_eq!(
+        server.server.ingester().expect("an ingester").buffered_bytes(),
+        0,
+        "nothing of a refused request is kept"
+    );
     assert_still_ready(&server).await;
     server.server.shutdown().await.unwrap();
 }
@@ -284,7 +308,7 @@ async fn slow_clients_are_cut_off_after_the_read_timeout_and_never_hold_up_the_o
     let server =
         TestServer::start(Storage::open("memory://").unwrap(), |config| config.read_timeout = read_timeout).await;
     let ports = [
-        ("OTLP/HTTP", server.server.otlp_http_addr(), "/v1/traces", "application/x-protobuf"),
+        ("OTLP/HTTP", server.server.otlp_http_addr().expect("OTLP/HTTP"), "/v1/traces", "application/x-protobuf"),
         ("query", server.server.http_addr(), "/api/sql", "application/sql"),
     ];
     for (port, addr, path, content_type) in ports {
@@ -321,7 +345,7 @@ async fn slow_clients_are_cut_off_after_the_read_timeout_and_never_hold_up_the_o
         }
     }
     assert_eq!(
-        server.server.ingester().recent_batches(&TenantId::single_tenant()).unwrap().len(),
+        server.server.ingester().expect("an ingester").recent_batches(&TenantId::single_tenant()).unwrap().len(),
         1,
         "only the whole OTLP request was accepted"
     );
@@ -354,7 +378,7 @@ async fn grpc_limits_bodies_as_sent_and_cuts_off_bodies_that_trickle_in_and_sile
     }
 
     // A body that stops half-way: DEADLINE_EXCEEDED once the read timeout has passed.
-    let stream = tokio::net::TcpStream::connect(server.server.otlp_grpc_addr()).await.unwrap();
+    let stream = tokio::net::TcpStream::connect(server.server.otlp_grpc_addr().expect("OTLP/gRPC")).await.unwrap();
     let (mut sender, connection) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
     tokio::spawn(connection);
@@ -365,7 +389,7 @@ async fn grpc_limits_bodies_as_sent_and_cuts_off_bodies_that_trickle_in_and_sile
     futures::SinkExt::send(&mut frames, Ok(Frame::data(head.into()))).await.unwrap();
     let request = hyper::Request::post(format!(
         "http://{}/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-        server.server.otlp_grpc_addr()
+        server.server.otlp_grpc_addr().expect("OTLP/gRPC")
     ))
     .header("content-type", "application/grpc")
     .header("te", "trailers")
@@ -383,7 +407,8 @@ async fn grpc_limits_bodies_as_sent_and_cuts_off_bodies_that_trickle_in_and_sile
 
     // Connections that never finish the HTTP/2 preface are closed.
     for sent in [&b""[..], &b"PRI * HTTP/2.0\r\n"[..]] {
-        let mut stream = tokio::net::TcpStream::connect(server.server.otlp_grpc_addr()).await.unwrap();
+        let mut stream =
+            tokio::net::TcpStream::connect(server.server.otlp_grpc_addr().expect("OTLP/gRPC")).await.unwrap();
         tokio::io::AsyncWriteExt::write_all(&mut stream, sent).await.unwrap();
         read_until_closed(&mut stream, bound, "a gRPC connection without its preface").await;
     }
@@ -455,8 +480,12 @@ async fn every_port_accepts_connections_without_nagle() {
     }
     let raw_addrs: Vec<_> = raw.iter().map(|s| s.local_addr().unwrap()).collect();
     let grpc = OtlpClient::connect(&server.grpc_url(), Protocol::Grpc, None).unwrap();
-    let http =
-        OtlpClient::connect(&format!("http://{}", server.server.otlp_http_addr()), Protocol::Http, None).unwrap();
+    let http = OtlpClient::connect(
+        &format!("http://{}", server.server.otlp_http_addr().expect("OTLP/HTTP")),
+        Protocol::Http,
+        None,
+    )
+    .unwrap();
     for client in [&grpc, &http] {
         client.export(TraceGenerator::new(7).next_request(5)).await.expect("export");
     }
@@ -569,7 +598,7 @@ async fn requests_in_flight_share_a_byte_budget_and_past_it_get_retryable_refusa
     assert_eq!(metric(&server, "spanlake_request_bytes_in_flight").await, 0.0);
 
     // Three bodies that stop 900 KiB into their declared 1 MiB hold at least 2.7 MiB of the 3 MiB.
-    let addr = server.server.otlp_http_addr();
+    let addr = server.server.otlp_http_addr().expect("OTLP/HTTP");
     let mut stalled = Vec::new();
     for _ in 0..3 {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -599,7 +628,11 @@ async fn requests_in_flight_share_a_byte_budget_and_past_it_get_retryable_refusa
     assert!(status.message().contains("max_inflight_request_bytes"), "{status:?}");
     let details = RpcStatus::decode(status.details()).unwrap();
     assert!(details.details.iter().any(|d| d.type_url.ends_with("google.rpc.RetryInfo")), "clients retry it");
-    assert_eq!(server.server.ingester().buffered_bytes(), 0, "nothing of a refused request is kept");
+    assert_eq!(
+        server.server.ingester().expect("an ingester").buffered_bytes(),
+        0,
+        "nothing of a refused request is kept"
+    );
 
     drop(stalled);
     let freed = poll_for(std::time::Duration::from_secs(30), || async {
@@ -656,7 +689,10 @@ async fn each_port_holds_at_most_max_connections_and_http2_connections_cap_their
         config.max_concurrent_streams = 7;
     })
     .await;
-    for (name, addr) in [("otlp_grpc_addr", server.server.otlp_grpc_addr()), ("http_addr", server.server.http_addr())] {
+    for (name, addr) in [
+        ("otlp_grpc_addr", server.server.otlp_grpc_addr().expect("OTLP/gRPC")),
+        ("http_addr", server.server.http_addr()),
+    ] {
         let settings = http2_settings(addr).await;
         assert!(settings.contains(&(MAX_CONCURRENT_STREAMS, 7)), "{name} announces its stream cap: {settings:?}");
     }

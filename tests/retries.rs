@@ -23,7 +23,7 @@ async fn deduplicated(server: &Server) -> f64 {
 }
 
 async fn export(server: &Server, body: &[u8]) -> u16 {
-    let url = format!("http://{}/v1/traces", server.otlp_http_addr());
+    let url = format!("http://{}/v1/traces", server.otlp_http_addr().expect("OTLP/HTTP"));
     send("POST", &url, &[PROTOBUF], body.to_vec()).await.status
 }
 
@@ -138,7 +138,7 @@ async fn a_client_that_gives_up_waiting_and_resends_stores_each_span_once() {
     spanlake::wal::testing::inject_sync_delay(&data.path().join("wal"), std::time::Duration::from_millis(40));
     let ids = tempfile::NamedTempFile::new().unwrap();
     let report = spanlake::loadgen::run(spanlake::loadgen::LoadOptions {
-        endpoint: format!("http://{}", server.otlp_grpc_addr()),
+        endpoint: format!("http://{}", server.otlp_grpc_addr().expect("OTLP/gRPC")),
         protocol: spanlake::loadgen::Protocol::Grpc,
         rate: 0,
         duration: std::time::Duration::from_secs(4),

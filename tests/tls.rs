@@ -139,8 +139,8 @@ async fn every_port_speaks_tls_to_the_sdk_and_to_curl_and_refuses_clear_text() {
 
     // The SDK's exporters over TLS, trusting the test CA through the SDK's own variable.
     let env = [("OTEL_EXPORTER_OTLP_CERTIFICATE", ca_file.as_str())];
-    let grpc = https(server.server.otlp_grpc_addr(), "");
-    let http = https(server.server.otlp_http_addr(), "/v1/traces");
+    let grpc = https(server.server.otlp_grpc_addr().expect("OTLP/gRPC"), "");
+    let http = https(server.server.otlp_http_addr().expect("OTLP/HTTP"), "/v1/traces");
     let mut traces = Vec::new();
     for (protocol, endpoint, gzip) in [("grpc", &grpc, false), ("http", &http, true)] {
         let export = Export { protocol, endpoint, tenant: "", traces: 2, gzip };
@@ -177,14 +177,18 @@ async fn every_port_speaks_tls_to_the_sdk_and_to_curl_and_refuses_clear_text() {
     // OTLP/HTTP offers HTTP/1.1 only; a curl-made export lands there.
     let mut args = auth.to_vec();
     args.extend(["--http2", "-H", "content-type: application/json", "-d", "{}"].map(String::from));
-    let reply = curl_async(https(server.server.otlp_http_addr(), "/v1/traces"), args).await;
+    let reply = curl_async(https(server.server.otlp_http_addr().expect("OTLP/HTTP"), "/v1/traces"), args).await;
     assert!(reply.code == 0 && reply.out.ends_with("200 1.1"), "{}", reply.out);
 
     // Without trusting the CA, curl refuses the server (60: peer certificate not verified)...
     let reply = curl_async(https(server.server.http_addr(), "/api/echo"), vec![]).await;
     assert_eq!(reply.code, 60, "{}", reply.out);
     // ...and a client speaking clear text gets no answer on any port, which keeps serving.
-    for address in [server.server.http_addr(), server.server.otlp_http_addr(), server.server.otlp_grpc_addr()] {
+    for address in [
+        server.server.http_addr(),
+        server.server.otlp_http_addr().expect("OTLP/HTTP"),
+        server.server.otlp_grpc_addr().expect("OTLP/gRPC"),
+    ] {
         let reply = curl_async(format!("http://127.0.0.1:{}/api/echo", address.port()), vec![]).await;
         assert_ne!(reply.code, 0, "{address}: {}", reply.out);
         assert!(!reply.out.contains("echo\n200"), "{}", reply.out);
@@ -242,7 +246,7 @@ async fn with_a_client_ca_every_port_wants_a_client_certificate_it_signed() {
     let with = |cert: &str, key: &str| {
         vec!["--cacert".into(), ca_file.clone(), "--cert".into(), cert.to_owned(), "--key".into(), key.to_owned()]
     };
-    for address in [server.server.http_addr(), server.server.otlp_http_addr()] {
+    for address in [server.server.http_addr(), server.server.otlp_http_addr().expect("OTLP/HTTP")] {
         let url = https(address, "/api/echo");
         let none = curl_async(url.clone(), vec!["--cacert".into(), ca_file.clone()]).await;
         assert_ne!(none.code, 0, "{address} without a client certificate: {}", none.out);
@@ -252,8 +256,8 @@ async fn with_a_client_ca_every_port_wants_a_client_certificate_it_signed() {
         assert_eq!(signed.code, 0, "{address}: {}", signed.out);
     }
 
-    let grpc = https(server.server.otlp_grpc_addr(), "");
-    let http = https(server.server.otlp_http_addr(), "/v1/traces");
+    let grpc = https(server.server.otlp_grpc_addr().expect("OTLP/gRPC"), "");
+    let http = https(server.server.otlp_http_addr().expect("OTLP/HTTP"), "/v1/traces");
     let env = [
         ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca_file.as_str()),
         ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", client_cert.as_str()),

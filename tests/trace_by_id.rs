@@ -123,13 +123,21 @@ async fn assert_every_format_equals_what_was_sent(server: &TestServer, sent: &Ex
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_spans_come_back_equal_in_json_and_protobuf_v1_and_v2_from_the_buffer_and_from_s3() {
     let server = TestServer::start(common::Backend::s3().storage, |config| config.multitenancy = true).await;
-    let sent = sdk_send(&server.server.otlp_grpc_addr().to_string(), "sdk", 3);
+    let sent = sdk_send(&server.server.otlp_grpc_addr().expect("OTLP/gRPC").to_string(), "sdk", 3);
     assert_eq!(trace_ids(&sent.resource_spans).len(), 3);
 
     assert_every_format_equals_what_was_sent(&server, &sent, "sdk").await;
     let flushed = send("POST", &server.query_url("/flush"), &[], Vec::new()).await;
     assert_eq!(flushed.status, 204, "{}", flushed.text());
-    assert!(server.server.ingester().recent_batches(&TenantId::new("sdk").unwrap()).unwrap().is_empty());
+    assert!(
+        server
+            .server
+            .ingester()
+            .expect("an ingester")
+            .recent_batches(&TenantId::new("sdk").unwrap())
+            .unwrap()
+            .is_empty()
+    );
     assert_every_format_equals_what_was_sent(&server, &sent, "sdk").await;
 
     // Another tenant does not see the trace.
@@ -281,7 +289,10 @@ async fn a_trace_split_across_the_buffer_and_two_blocks_comes_back_whole_and_onc
     }
     let tenant = TenantId::single_tenant();
     assert_eq!(server.server.querier().catalog().snapshot(&tenant).map(|b| b.len()), Some(2), "two blocks");
-    assert!(!server.server.ingester().recent_trace(&tenant, &trace_id).unwrap().is_empty(), "part 3 is buffered");
+    assert!(
+        !server.server.ingester().expect("an ingester").recent_trace(&tenant, &trace_id).unwrap().is_empty(),
+        "part 3 is buffered"
+    );
 
     let lookup = server.server.querier().find_trace(&tenant, &trace_id, Default::default()).await.unwrap();
     assert_eq!(lookup.cost.blocks_read, 2);
@@ -412,7 +423,7 @@ async fn lookups_during_flushes_never_miss_a_span() {
         expected += part.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum::<usize>();
         let body = ExportTraceServiceRequest { resource_spans: part }.encode_to_vec();
         assert_eq!(send("POST", &server.traces_url(), &[PROTOBUF_BODY], body).await.status, 200);
-        let ingester = server.server.ingester().clone();
+        let ingester = server.server.ingester().expect("an ingester").clone();
         let mut lookups = 0;
         let (flushed, lookups_mid_flush) =
             check_between_writes(&faulty, async move { ingester.flush().await }, async || {

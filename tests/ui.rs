@@ -25,7 +25,7 @@ fn run_check(check: &str, server: &TestServer, token: Option<&str>) -> Json {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ui/run.py");
     let mut command = Command::new(common::tools::tool("python"));
     command.args([script, check, "--query", &server.query_url(""), "--otlp-http"]);
-    command.arg(format!("http://{}", server.server.otlp_http_addr()));
+    command.arg(format!("http://{}", server.server.otlp_http_addr().expect("OTLP/HTTP")));
     command.arg("--screenshots").arg(screenshots());
     if let Some(token) = token {
         command.args(["--token", token]);

@@ -252,7 +252,7 @@ async fn python_zipkin_exporters_spans_come_back_by_trace_id_and_sql_mapped_as_d
     assert_sql_rows(&server, &reports, tenant).await;
     let flushed = send("POST", &server.query_url("/flush"), &[], Vec::new()).await;
     assert_eq!(flushed.status, 204, "{}", flushed.text());
-    assert!(server.server.ingester().buffered_bytes() == 0, "flushed spans leave the buffer");
+    assert!(server.server.ingester().expect("an ingester").buffered_bytes() == 0, "flushed spans leave the buffer");
     assert_every_span_mapped(&server, &reports, tenant, "in S3 blocks").await;
     assert_sql_rows(&server, &reports, tenant).await;
 
@@ -597,14 +597,18 @@ async fn every_bad_zipkin_request_gets_its_status_and_a_plain_message_and_writes
         ("invalid tenant", vec![JSON_BODY, ("x-scope-orgid", "a/b")], a_valid_body(), 400, "tenant"),
         ("missing tenant", vec![JSON_BODY], a_valid_body(), 401, "X-Scope-OrgID"),
     ];
-    let empty_wal = server.server.ingester().wal_bytes();
+    let empty_wal = server.server.ingester().expect("an ingester").wal_bytes();
     for (case, headers, body, status, mentions) in cases {
         let reply = send("POST", &url, &headers, body).await;
         let message = reply.text();
         assert_eq!(reply.status, status, "{case}: {message}");
         assert!(message.contains(mentions), "{case}: message {message:?} should mention {mentions:?}");
         assert_plain_text(&reply, case);
-        assert_eq!(server.server.ingester().wal_bytes(), empty_wal, "{case}: nothing reaches the WAL");
+        assert_eq!(
+            server.server.ingester().expect("an ingester").wal_bytes(),
+            empty_wal,
+            "{case}: nothing reaches the WAL"
+        );
         assert_still_ready(&server).await;
     }
     // Lists with nothing in them are accepted, and write nothing either.
@@ -616,14 +620,18 @@ async fn every_bad_zipkin_request_gets_its_status_and_a_plain_message_and_writes
     ] {
         let reply = send("POST", &url, &headers, body).await;
         assert_eq!((reply.status, reply.body.len()), (202, 0), "{case}: {}", reply.text());
-        assert_eq!(server.server.ingester().wal_bytes(), empty_wal, "{case}: nothing reaches the WAL");
+        assert_eq!(
+            server.server.ingester().expect("an ingester").wal_bytes(),
+            empty_wal,
+            "{case}: nothing reaches the WAL"
+        );
     }
     let wrong_method = send("GET", &url, &[tenant], Vec::new()).await;
     assert_eq!(wrong_method.status, 405);
     let v1 = send("POST", &url.replace("/api/v2/", "/api/v1/"), &[JSON_BODY, tenant], b"[]".to_vec()).await;
     assert_eq!(v1.status, 404);
     assert!(v1.text().contains("POST /api/v2/spans"), "{}", v1.text());
-    assert_eq!(server.server.ingester().buffered_bytes(), 0);
+    assert_eq!(server.server.ingester().expect("an ingester").buffered_bytes(), 0);
     server.server.shutdown().await.unwrap();
 }
 
@@ -681,12 +689,12 @@ async fn with_auth_on_the_zipkin_port_takes_the_tenant_from_the_credential() {
         ("a wrong token", vec![JSON_BODY, ("authorization", "Bearer nope")], 401),
         ("another tenant", vec![JSON_BODY, ("authorization", "Bearer token-a"), ("x-scope-orgid", "team-b")], 403),
     ];
-    let wal = server.server.ingester().wal_bytes();
+    let wal = server.server.ingester().expect("an ingester").wal_bytes();
     for (case, headers, status) in cases {
         let reply = send("POST", &url, &headers, a_valid_body()).await;
         assert_eq!(reply.status, status, "{case}: {}", reply.text());
         assert_plain_text(&reply, case);
-        assert_eq!(server.server.ingester().wal_bytes(), wal, "{case}: nothing written");
+        assert_eq!(server.server.ingester().expect("an ingester").wal_bytes(), wal, "{case}: nothing written");
     }
     let refused = exporter_send("json", &url, Some("team-b"), &["--header", "Authorization=Bearer token-a"]);
     assert_eq!(refused["result"], "FAILURE");

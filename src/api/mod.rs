@@ -7,6 +7,7 @@
 
 mod connections;
 mod gzip;
+mod internal;
 mod jaeger;
 mod otlp_grpc;
 mod otlp_http;
@@ -79,7 +80,10 @@ pub fn build_info() -> serde_json::Value {
 /// What every handler needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    ingester: Ingester,
+    /// The roles this process runs.
+    target: Target,
+    /// This process's ingester; `None` for a querier, which reads other processes' ingesters instead.
+    ingester: Option<Ingester>,
     querier: Querier,
     sql: SqlEngine,
     search: Searcher,
@@ -98,6 +102,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The ingester, for the receivers: they run only in a process that has one.
+    fn ingester(&self) -> Result<&Ingester, Refusal> {
+        self.ingester.as_ref().ok_or_else(|| Refusal::from(&IngestError::NotAnIngester))
+    }
+
     /// The tenant a request acts for. Auth off: the X-Scope-OrgID header (or `single-tenant`), as
     /// before. Auth on: the credential's tenant; a header naming another is refused (403), and only an
     /// admin credential may choose any tenant by the header. `authorization` is the raw `Authorization`
@@ -133,10 +142,11 @@ impl AppState {
     /// pays for the count.
     fn admit_tenant(&self, tenant: &crate::ids::TenantId) -> Result<(), crate::receive::ReceiveError> {
         let catalog = self.querier.catalog();
-        if catalog.has_tenant(tenant) || self.ingester.holds_tenant(tenant) {
+        let Some(ingester) = &self.ingester else { return Ok(()) };
+        if catalog.has_tenant(tenant) || ingester.holds_tenant(tenant) {
             return Ok(());
         }
-        let buffered_only = self.ingester.tenants().iter().filter(|held| !catalog.has_tenant(held)).count();
+        let buffered_only = ingester.tenants().iter().filter(|held| !catalog.has_tenant(held)).count();
         if catalog.tenant_count() + buffered_only >= self.max_tenants {
             return Err(crate::receive::ReceiveError::TooManyTenants { limit: self.max_tenants });
         }
@@ -172,8 +182,9 @@ fn counted(error: AuthError) -> AuthError {
 /// A running server: its bound addresses, its ingester, and the way to stop it.
 pub struct Server {
     http_addr: SocketAddr,
-    otlp_http_addr: SocketAddr,
-    otlp_grpc_addr: SocketAddr,
+    /// The receivers' addresses, in a process that ingests.
+    otlp_http_addr: Option<SocketAddr>,
+    otlp_grpc_addr: Option<SocketAddr>,
     jaeger_addr: Option<SocketAddr>,
     zipkin_addr: Option<SocketAddr>,
     state: AppState,
@@ -183,7 +194,10 @@ pub struct Server {
     query: JoinHandle<Result<(), ServeError>>,
     /// Jaeger's query port, when on; it stops with the query port.
     jaeger: Option<JoinHandle<Result<(), ServeError>>>,
-    refresher: JoinHandle<()>,
+    /// The catalogue's refresher, in a process that answers queries.
+    refresher: Option<JoinHandle<()>>,
+    /// The task resolving the ingesters' names again, in a querier.
+    resolver: Option<JoinHandle<()>>,
     /// Tasks that re-read the credentials and TLS files when they change.
     reloaders: Vec<JoinHandle<()>>,
     compactor: Option<JoinHandle<()>>,
@@ -256,6 +270,73 @@ fn load_tls(config: &ServeConfig) -> Result<Option<tls::Tls>, ServeError> {
     Ok(files.map(tls::Tls::load).transpose()?)
 }
 
+/// The receivers of a process that ingests, open: their addresses and serving tasks.
+struct Receivers {
+    otlp_http: SocketAddr,
+    otlp_grpc: SocketAddr,
+    zipkin: Option<SocketAddr>,
+    tasks: Vec<JoinHandle<Result<(), ServeError>>>,
+}
+
+/// Opens OTLP/HTTP, OTLP/gRPC and (when on) Zipkin; they stop together when `stop` turns true.
+async fn open_receivers(
+    config: &ServeConfig,
+    state: &AppState,
+    tls: &Option<tls::Tls>,
+    stop: &watch::Sender<bool>,
+) -> Result<Receivers, ServeError> {
+    let (otlp_http, http_task) = open_http(
+        config.otlp_http_addr,
+        otlp_http::router(state.clone()),
+        connections::Protocols::Http1,
+        connection_limits(config),
+        tls,
+        stop.subscribe(),
+    )
+    .await?;
+    tracing::info!(otlp_http_addr = %otlp_http, "OTLP/HTTP receiver listening");
+
+    let grpc_listener = bind(config.otlp_grpc_addr).await?;
+    let otlp_grpc = grpc_listener.local_addr()?;
+    let grpc_service = otlp_grpc::service(state.clone());
+    let grpc_stop = stopped(stop.subscribe());
+    let limits = connection_limits(config);
+    let read_timeout = limits.read_timeout;
+    let grpc_incoming = connections::incoming(grpc_listener, limits, tls.clone(), tls::Alpn::Http2);
+    let grpc_task = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            // Idle clients answer pings; half-open connections and clients that stall mid-frame do not.
+            .http2_keepalive_interval(Some(read_timeout))
+            .http2_keepalive_timeout(Some(read_timeout))
+            // Exports are 0.2–4 MiB (512–8,192 spans): windows that size let a request arrive without
+            // waiting for WINDOW_UPDATEs, a few requests in flight on one connection.
+            .initial_stream_window_size(GRPC_STREAM_WINDOW)
+            .initial_connection_window_size(GRPC_CONNECTION_WINDOW)
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .add_service(grpc_service)
+            .serve_with_incoming_shutdown(grpc_incoming, grpc_stop)
+            .await
+            .map_err(ServeError::from)
+    });
+    tracing::info!(otlp_grpc_addr = %otlp_grpc, "OTLP/gRPC receiver listening");
+    let mut tasks = vec![http_task, grpc_task];
+
+    // Zipkin's receiver is a receiver like the OTLP ones: it opens after replay and stops with them.
+    let zipkin = match config.zipkin_addr {
+        Some(addr) => {
+            let limits = connection_limits(config);
+            let app = zipkin::router(state.clone());
+            let (addr, task) =
+                open_http(addr, app, connections::Protocols::Http1, limits, tls, stop.subscribe()).await?;
+            tasks.push(task);
+            tracing::info!(zipkin_addr = %addr, "Zipkin receiver listening");
+            Some(addr)
+        }
+        None => None,
+    };
+    Ok(Receivers { otlp_http, otlp_grpc, zipkin, tasks })
+}
+
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
@@ -287,12 +368,28 @@ impl Server {
             tls.clone(),
             stop_query.subscribe(),
         );
-        tracing::info!(http_addr = %http_addr, "query HTTP API listening; 503 until the WAL is replayed");
-        let ingester = Ingester::start(config.ingest_options(), storage.clone()).await?;
-        let querier = Querier::with_ingester(storage.clone(), config.query_options(), ingester.clone());
+        tracing::info!(http_addr = %http_addr, target = config.target.name(), "HTTP API listening; 503 until the WAL is replayed");
+        let target = config.target;
+        let ingester = match target {
+            Target::All | Target::Ingester => Some(Ingester::start(config.ingest_options(), storage.clone()).await?),
+            Target::Querier | Target::Compactor => None,
+        };
+        let querier = match (&ingester, target) {
+            // Every role in one process: the catalogue hears of this ingester's blocks as it commits them.
+            (Some(ingester), Target::All) => {
+                Querier::with_ingester(storage.clone(), config.query_options(), ingester.clone())
+            }
+            (_, Target::Querier) => {
+                let peers = crate::query::Peers::start(config.peer_options()).await;
+                Querier::new(storage.clone(), config.query_options()).with_peers(peers)
+            }
+            // An ingester answers no queries: its catalogue stays empty and is never listed.
+            _ => Querier::new(storage.clone(), config.query_options()),
+        };
         let sql = SqlEngine::new(querier.clone(), config.sql_limits())?;
         let search = Searcher::new(sql.clone());
         let state = AppState {
+            target,
             ingester,
             querier,
             sql,
@@ -307,73 +404,34 @@ impl Server {
             ready: Arc::new(AtomicBool::new(false)),
         };
         // Set once, here; the start-up router forwards to it from now on.
-        let _ = started.set(query::router(state.clone()));
-        let refresher = state.querier.spawn_refresher(stop_query.subscribe());
+        let router = match target {
+            Target::Ingester => query::ingester_router(state.clone()),
+            _ => query::router(state.clone()),
+        };
+        let _ = started.set(router);
+        let refresher = target.queries_blocks().then(|| state.querier.spawn_refresher(stop_query.subscribe()));
+        let resolver = state.querier.peers().map(|peers| peers.spawn_resolver(stop_query.subscribe()));
         let mut reloaders: Vec<JoinHandle<()>> = Vec::new();
         reloaders
             .extend(state.credentials.as_ref().map(|credentials| credentials.spawn_reloader(stop_query.subscribe())));
         reloaders.extend(tls.as_ref().map(|tls| tls.spawn_reloader(stop_query.subscribe())));
-        tracing::info!("query HTTP API serving");
-        let compactor = (!config.compaction_interval.is_zero()).then(|| {
+        tracing::info!("HTTP API serving");
+        let compactor = (target == Target::All && !config.compaction_interval.is_zero()).then(|| {
             let compactor = Compactor::new(state.storage.clone(), config.compaction_options());
             state.querier.catalog().follow(&compactor);
             compactor.spawn(stop_query.subscribe())
         });
 
-        let otlp_http_listener = bind(config.otlp_http_addr).await?;
-        let otlp_http_addr = otlp_http_listener.local_addr()?;
-        let otlp_http_app = otlp_http::router(state.clone());
-        let otlp_http = spawn_http(
-            otlp_http_listener,
-            otlp_http_app,
-            connections::Protocols::Http1,
-            connection_limits(&config),
-            tls.clone(),
-            stop_receivers.subscribe(),
-        );
-        tracing::info!(otlp_http_addr = %otlp_http_addr, "OTLP/HTTP receiver listening");
-
-        let grpc_listener = bind(config.otlp_grpc_addr).await?;
-        let otlp_grpc_addr = grpc_listener.local_addr()?;
-        let grpc_service = otlp_grpc::service(state.clone());
-        let grpc_stop = stopped(stop_receivers.subscribe());
-        let limits = connection_limits(&config);
-        let read_timeout = limits.read_timeout;
-        let grpc_incoming = connections::incoming(grpc_listener, limits, tls.clone(), tls::Alpn::Http2);
-        let otlp_grpc = tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                // Idle clients answer pings; half-open connections and clients that stall mid-frame do not.
-                .http2_keepalive_interval(Some(read_timeout))
-                .http2_keepalive_timeout(Some(read_timeout))
-                // Exports are 0.2–4 MiB (512–8,192 spans): windows that size let a request arrive without
-                // waiting for WINDOW_UPDATEs, a few requests in flight on one connection.
-                .initial_stream_window_size(GRPC_STREAM_WINDOW)
-                .initial_connection_window_size(GRPC_CONNECTION_WINDOW)
-                .max_concurrent_streams(limits.max_concurrent_streams)
-                .add_service(grpc_service)
-                .serve_with_incoming_shutdown(grpc_incoming, grpc_stop)
-                .await
-                .map_err(ServeError::from)
-        });
-        tracing::info!(otlp_grpc_addr = %otlp_grpc_addr, "OTLP/gRPC receiver listening");
-        let mut receivers = vec![otlp_http, otlp_grpc];
-
-        // Zipkin's receiver is a receiver like the OTLP ones: it opens after replay and stops with them.
-        let zipkin_addr = match config.zipkin_addr {
-            Some(addr) => {
-                let limits = connection_limits(&config);
-                let stop = stop_receivers.subscribe();
-                let (addr, task) =
-                    open_http(addr, zipkin::router(state.clone()), connections::Protocols::Http1, limits, &tls, stop)
-                        .await?;
-                receivers.push(task);
-                tracing::info!(zipkin_addr = %addr, "Zipkin receiver listening");
-                Some(addr)
-            }
-            None => None,
-        };
+        let mut receivers = Vec::new();
+        let (mut otlp_http_addr, mut otlp_grpc_addr, mut zipkin_addr) = (None, None, None);
+        if state.ingester.is_some() {
+            let opened = open_receivers(&config, &state, &tls, &stop_receivers).await?;
+            (otlp_http_addr, otlp_grpc_addr, zipkin_addr) =
+                (Some(opened.otlp_http), Some(opened.otlp_grpc), opened.zipkin);
+            receivers = opened.tasks;
+        }
         // Jaeger's query API answers from the same querier as the query port, and stops with it.
-        let (jaeger_addr, jaeger) = match config.jaeger_addr {
+        let (jaeger_addr, jaeger) = match config.jaeger_addr.filter(|_| target.queries_blocks()) {
             Some(addr) => {
                 let (limits, stop) = (connection_limits(&config), stop_query.subscribe());
                 let app = jaeger::router(state.clone());
@@ -399,6 +457,7 @@ impl Server {
             query,
             jaeger,
             refresher,
+            resolver,
             reloaders,
             compactor,
         })
@@ -409,13 +468,13 @@ impl Server {
         self.http_addr
     }
 
-    /// Address of the OTLP/HTTP receiver.
-    pub fn otlp_http_addr(&self) -> SocketAddr {
+    /// Address of the OTLP/HTTP receiver (`None` in a process that does not ingest).
+    pub fn otlp_http_addr(&self) -> Option<SocketAddr> {
         self.otlp_http_addr
     }
 
-    /// Address of the OTLP/gRPC receiver.
-    pub fn otlp_grpc_addr(&self) -> SocketAddr {
+    /// Address of the OTLP/gRPC receiver (`None` in a process that does not ingest).
+    pub fn otlp_grpc_addr(&self) -> Option<SocketAddr> {
         self.otlp_grpc_addr
     }
 
@@ -432,19 +491,17 @@ impl Server {
     /// Every port the server listens on, named as its setting is (`http_addr`, …): one list, so checks
     /// that hold for every port (TCP_NODELAY, limits) cover a port added later too.
     pub fn ports(&self) -> Vec<(&'static str, SocketAddr)> {
-        let mut ports = vec![
-            ("http_addr", self.http_addr),
-            ("otlp_http_addr", self.otlp_http_addr),
-            ("otlp_grpc_addr", self.otlp_grpc_addr),
-        ];
+        let mut ports = vec![("http_addr", self.http_addr)];
+        ports.extend(self.otlp_http_addr.map(|addr| ("otlp_http_addr", addr)));
+        ports.extend(self.otlp_grpc_addr.map(|addr| ("otlp_grpc_addr", addr)));
         ports.extend(self.jaeger_addr.map(|addr| ("jaeger_addr", addr)));
         ports.extend(self.zipkin_addr.map(|addr| ("zipkin_addr", addr)));
         ports
     }
 
-    /// The server's ingester, for in-process tests and the query side.
-    pub fn ingester(&self) -> &Ingester {
-        &self.state.ingester
+    /// The server's ingester, for in-process tests (`None` for a querier).
+    pub fn ingester(&self) -> Option<&Ingester> {
+        self.state.ingester.as_ref()
     }
 
     /// The server's querier, for in-process tests and benchmarks.
@@ -463,7 +520,11 @@ impl Server {
                 outcome = Err(error);
             }
         }
-        self.state.ingester.shutdown().await;
+        // An ingester flushes its buffers to blocks here (flush_on_shutdown) while the HTTP port still
+        // answers: queriers keep reading its recent spans until they are in blocks.
+        if let Some(ingester) = &self.state.ingester {
+            ingester.shutdown().await;
+        }
         self.stop_query.send_replace(true);
         if let Err(error) = drain(self.query, "query API").await {
             outcome = Err(error);
@@ -473,7 +534,9 @@ impl Server {
         {
             outcome = Err(error);
         }
-        let _ = self.refresher.await;
+        for task in self.refresher.into_iter().chain(self.resolver) {
+            let _ = task.await;
+        }
         for reloader in self.reloaders {
             let _ = reloader.await;
         }
@@ -542,7 +605,8 @@ async fn serve_compactor(config: ServeConfig) -> Result<(), ServeError> {
     }
     let listener = bind(config.http_addr).await?;
     tracing::info!(http_addr = %listener.local_addr()?, "compactor HTTP listening (/ready, /metrics)");
-    let app = axum::Router::new().route("/ready", axum::routing::get(|| async { "ready" })).route(
+    let ready = || async { ([("x-spanlake-target", Target::Compactor.name())], "ready\ntarget: compactor") };
+    let app = axum::Router::new().route("/ready", axum::routing::get(ready)).route(
         "/metrics",
         axum::routing::get(move |headers: axum::http::HeaderMap| {
             let (storage, credentials) = (storage.clone(), credentials.clone());
@@ -553,8 +617,8 @@ async fn serve_compactor(config: ServeConfig) -> Result<(), ServeError> {
                 if let Err(error) = require_admin(credentials.as_ref(), authorization) {
                     return query::refusal_response(&Refusal::from(&crate::receive::ReceiveError::Auth(error)));
                 }
-                ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], telemetry::render(&storage, &[]))
-                    .into_response()
+                let text = telemetry::render(Target::Compactor.name(), &storage, &[]);
+                ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
             }
         }),
     );
@@ -562,6 +626,7 @@ async fn serve_compactor(config: ServeConfig) -> Result<(), ServeError> {
         spawn_http(listener, app, connections::Protocols::Http1, connection_limits(&config), tls, stop.subscribe());
     let passes = compactor.spawn(stop.subscribe());
     tracing::info!("compactor running");
+    tracing::info!("ready");
     signalled.await;
     stop.send_replace(true);
     let _ = passes.await;

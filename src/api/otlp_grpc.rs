@@ -84,7 +84,7 @@ where
     // A full buffer or WAL refuses before the body is read: under overload, reading and decoding requests
     // that are then refused took the CPU that cutting blocks needs, and the refusals queued behind the
     // requests being ingested. HTTP/2 ends the stream after the trailers, so the client sees the status.
-    state.ingester.check_capacity().map_err(|e| Refusal::from(&e))?;
+    state.ingester()?.check_capacity().map_err(|e| Refusal::from(&e))?;
     let (limits, read_timeout) = (state.body_limits, state.read_timeout);
     let mut admitted = state.admission.admit();
     let read_error =
@@ -111,7 +111,7 @@ where
     .await
     .map_err(|e| Refusal::from(&ReceiveError::Undecodable { encoding: "protobuf", source: e.into() }))?;
     let (spans, _admitted) = converted.map_err(|e| Refusal::from(&e))?;
-    let outcome = state.ingester.push(&tenant, spans).await.map_err(|e| Refusal::from(&e))?;
+    let outcome = state.ingester()?.push(&tenant, spans).await.map_err(|e| Refusal::from(&e))?;
     Ok(export_reply(&tenant, &outcome.rejected, "grpc"))
 }
 

@@ -68,7 +68,7 @@ pub(super) async fn receive_body(
             .await
             .map_err(|e| Refusal::from(&e))?;
     metrics::counter!(telemetry::RECEIVED_BYTES, "protocol" => protocol).increment(body.len() as u64);
-    state.ingester.check_capacity().map_err(|e| Refusal::from(&e))?;
+    state.ingester()?.check_capacity().map_err(|e| Refusal::from(&e))?;
     Ok((tenant, body, admitted))
 }
 
@@ -108,7 +108,7 @@ async fn accept(
             return Err(Refusal::from(&ReceiveError::Undecodable { encoding: "HTTP", source: join_error.into() }));
         }
     };
-    let outcome = state.ingester.push(&tenant, spans).await.map_err(|e| Refusal::from(&e))?;
+    let outcome = state.ingester()?.push(&tenant, spans).await.map_err(|e| Refusal::from(&e))?;
     let response = export_reply(&tenant, &outcome.rejected, "http");
     Ok(reply(StatusCode::OK, encoding, Bytes::from(receive::encode_response(&response, encoding))))
 }

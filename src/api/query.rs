@@ -20,13 +20,18 @@ use crate::ids::TenantId;
 use crate::receive::{self, ReceiveError};
 use crate::telemetry::{self, Gauge};
 
-/// The query-port router.
+/// The query-port router of a process that answers queries (`all`, `querier`); a querier has no
+/// `/flush` of its own (it holds no spans).
 pub fn router(state: AppState) -> Router {
+    let flush_route = match state.ingester {
+        Some(_) => post(flush),
+        None => post(super::internal::not_an_ingester),
+    };
     Router::new()
         .route("/ready", get(ready))
         .route("/api/echo", get(|| async { "echo" }))
         .route("/api/status/buildinfo", get(|| async { Json(build_info()) }))
-        .route("/flush", post(flush))
+        .route("/flush", flush_route)
         .route("/metrics", get(metrics))
         .route("/api/traces/{trace_id}", get(trace_v1))
         .route("/api/v2/traces/{trace_id}", get(trace_v2))
@@ -44,6 +49,23 @@ pub fn router(state: AppState) -> Router {
                 return tempo_grpc::status_response(tonic::Status::unimplemented(format!("no such method: {path}")));
             }
             error_response(StatusCode::NOT_FOUND, &format!("no such endpoint: {path}"))
+        })
+        .with_state(state)
+}
+
+/// The HTTP port of an ingester (`--target ingester`): probes, metrics, `/flush`, and the endpoint
+/// queriers read its recent spans from. No user queries: those go to the queriers.
+pub fn ingester_router(state: AppState) -> Router {
+    Router::new()
+        .route("/ready", get(ready))
+        .route("/api/echo", get(|| async { "echo" }))
+        .route("/api/status/buildinfo", get(|| async { Json(build_info()) }))
+        .route("/flush", post(flush))
+        .route("/metrics", get(metrics))
+        .route(crate::query::peers::RECENT_PATH, post(super::internal::recent))
+        .fallback(|request: Request| async move {
+            let path = request.uri().path().to_owned();
+            error_response(StatusCode::NOT_FOUND, &format!("no such endpoint on an ingester: {path} (ask a querier)"))
         })
         .with_state(state)
 }
@@ -98,9 +120,23 @@ pub fn refusal_response(refusal: &Refusal) -> Response {
 /// credentials are an admin's (or auth is off).
 // The refusal is sent at once, per request: its size costs nothing worth boxing for.
 #[allow(clippy::result_large_err)]
-fn admin_only(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+pub(super) fn admin_only(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     let authorization = headers.get(header::AUTHORIZATION).map(|value| value.as_bytes());
     state.require_admin(authorization).map_err(|error| refusal_response(&Refusal::from(&ReceiveError::Auth(error))))
+}
+
+/// The `Warning` header of an answer that may lack spans (CONTRACTS §4: partial answers are marked):
+/// `199 spanlake "partial: …"` with every reason, or `None` when the answer is whole.
+pub fn partial_warning(reasons: &[String]) -> Option<HeaderValue> {
+    if reasons.is_empty() {
+        return None;
+    }
+    // A quoted-string of printable ASCII: quotes and backslashes, control and non-ASCII characters out.
+    let text: String = format!("partial: {}", reasons.join("; "))
+        .chars()
+        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '?' })
+        .collect();
+    HeaderValue::from_str(&format!("199 spanlake \"{text}\"")).ok()
 }
 
 /// A JSON error body with its status.
@@ -109,23 +145,39 @@ pub fn error_response(status: StatusCode, message: &str) -> Response {
 }
 
 async fn ready(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let mut response = readiness(&state, &headers);
+    response.headers_mut().insert(TARGET_HEADER, HeaderValue::from_static(state.target.name()));
+    response
+}
+
+/// The header of `/ready` that says which roles answered (`--target`).
+const TARGET_HEADER: &str = "x-spanlake-target";
+
+/// `/ready`'s answer: 200 once serving; the body says `ready`, and which roles for a process that does not
+/// run them all.
+fn readiness(state: &AppState, headers: &HeaderMap) -> Response {
     if !state.ready.load(Ordering::Acquire) {
         return (StatusCode::SERVICE_UNAVAILABLE, "not ready: starting or shutting down").into_response();
     }
+    let ready = match state.target {
+        crate::config::Target::All => "ready".to_owned(),
+        target => format!("ready\ntarget: {}", target.name()),
+    };
+    let Some(ingester) = &state.ingester else { return (StatusCode::OK, ready).into_response() };
     // A WAL that cannot write cannot acknowledge spans: the process is alive but should get no traffic.
-    match state.ingester.wal_problem() {
+    match ingester.wal_problem() {
         Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: the write-ahead log failed: {problem}"))
             .into_response(),
         None => {
             // Quarantined spans need an operator, not a restart: still ready, but say so.
-            let quarantined = state.ingester.quarantined();
+            let quarantined = ingester.quarantined();
             // The names say which tenants hold what: with auth on, only an admin reads them.
-            if quarantined.is_empty() || admin_only(&state, &headers).is_err() {
-                return (StatusCode::OK, "ready").into_response();
+            if quarantined.is_empty() || admin_only(state, headers).is_err() {
+                return (StatusCode::OK, ready).into_response();
             }
             let named = quarantined.join(", ");
             let text = format!(
-                "ready\nquarantined on local disk (spans that could not be replayed or uploaded; see the log): {named}"
+                "{ready}\nquarantined on local disk (spans that could not be replayed or uploaded; see the log): {named}"
             );
             (StatusCode::OK, text).into_response()
         }
@@ -137,7 +189,10 @@ async fn flush(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(refused) = admin_only(&state, &headers) {
         return refused;
     }
-    match state.ingester.flush().await {
+    let Some(ingester) = &state.ingester else {
+        return super::internal::not_an_ingester().await;
+    };
+    match ingester.flush().await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(error) => {
             tracing::warn!(%error, "flush failed");
@@ -151,17 +206,30 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     if let Err(refused) = admin_only(&state, &headers) {
         return refused;
     }
-    let (resend_keys, resend_bytes) = state.ingester.resend_window_size();
-    let ingester = [
+    let gauges: Vec<Gauge> = match &state.ingester {
+        Some(ingester) => ingester_gauges(&state, ingester).into_iter().collect(),
+        None => Vec::new(),
+    };
+    // An ingester's catalogue is never filled (it answers no queries): its gauges would say nothing.
+    let querier = state.target.queries_blocks().then(|| state.querier.gauges()).into_iter().flatten();
+    let gauges: Vec<Gauge> = gauges.into_iter().chain(querier).collect();
+    let text = telemetry::render(state.target.name(), &state.storage, &gauges);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// What an ingester holds, for `/metrics`.
+fn ingester_gauges(state: &AppState, ingester: &crate::ingest::Ingester) -> [Gauge; 5] {
+    let (resend_keys, resend_bytes) = ingester.resend_window_size();
+    [
         Gauge {
             name: telemetry::WAL_BYTES,
             help: "Bytes of WAL segments on disk.",
-            value: state.ingester.wal_bytes() as f64,
+            value: ingester.wal_bytes() as f64,
         },
         Gauge {
             name: telemetry::BUFFER_BYTES,
             help: "Bytes held by the ingester: open buffers and blocks not yet committed.",
-            value: state.ingester.buffered_bytes() as f64,
+            value: ingester.buffered_bytes() as f64,
         },
         Gauge {
             name: telemetry::REQUEST_BYTES_IN_FLIGHT,
@@ -178,10 +246,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
             help: "Memory those keys hold (resend_window_bytes).",
             value: resend_bytes as f64,
         },
-    ];
-    let gauges: Vec<Gauge> = ingester.into_iter().chain(state.querier.gauges()).collect();
-    let text = telemetry::render(&state.storage, &gauges);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    ]
 }
 
 #[cfg(test)]

@@ -96,9 +96,14 @@ pub async fn sql(
         Ok(found) => found,
         Err(error) => return sql_error_response(&tenant.to_string(), &text, &error),
     };
+    let warning = super::query::partial_warning(rows.partial());
     let writer = ResultWriter::new(rows.schema(), format);
     let body = Body::from_stream(encoded(writer, first, rows, started, tenant.to_string()));
-    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+    let mut response = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
+    if let Some(warning) = warning {
+        response.headers_mut().insert(header::WARNING, warning);
+    }
+    response
 }
 
 /// Plans and starts a query, up to its first batch (the status line waits for it).

@@ -228,7 +228,8 @@ mod tests {
     }
 
     fn answer(traces: Vec<TraceMatch>, completed_jobs: u64) -> SearchResponse {
-        SearchResponse { traces, metrics: SearchMetrics { completed_jobs, total_jobs: 3, ..Default::default() } }
+        let metrics = SearchMetrics { completed_jobs, total_jobs: 3, ..Default::default() };
+        SearchResponse { traces, metrics, partial: Vec::new() }
     }
 
     #[tokio::test]

@@ -28,7 +28,13 @@ pub async fn search(
     }
     .await;
     match answer {
-        Ok(response) => Json(response.to_json()).into_response(),
+        Ok(response) => {
+            let mut answer = Json(response.to_json()).into_response();
+            if let Some(warning) = super::query::partial_warning(&response.partial) {
+                answer.headers_mut().insert(axum::http::header::WARNING, warning);
+            }
+            answer
+        }
         Err(error) => search_error_response(&error),
     }
 }

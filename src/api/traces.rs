@@ -82,6 +82,19 @@ async fn trace_by_id(
         },
         // v1 has no way to say "partial": refuse rather than hand back a trace with holes (a trace too
         // large to read whole is refused for good; unreadable blocks may come back).
+        // Only the recent spans of an ingester elsewhere are missing: every stored span is here, so v1
+        // answers with them and says what is missing in a `Warning` header.
+        Ok((_, lookup)) if lookup.only_recent_missing && matches!(version, Version::V1) => {
+            let warning = super::query::partial_warning(&[lookup.incomplete.clone().unwrap_or_default()]);
+            let mut response = match wants_protobuf(&headers) {
+                true => super::gzip::response(PROTOBUF, protobuf_body(lookup, version), &headers).await,
+                false => super::gzip::response(JSON, json_body(lookup, version), &headers).await,
+            };
+            if let Some(warning) = warning {
+                response.headers_mut().insert(header::WARNING, warning);
+            }
+            response
+        }
         Ok((trace_id, lookup)) if lookup.incomplete.is_some() && matches!(version, Version::V1) => {
             let status =
                 if lookup.truncated { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::SERVICE_UNAVAILABLE };

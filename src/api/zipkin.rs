@@ -78,7 +78,7 @@ async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(),
             return Err(refusal(StatusCode::INTERNAL_SERVER_ERROR, tonic::Code::Internal, "internal", &join_error));
         }
     };
-    let outcome = state.ingester.push(&tenant, spans).await.map_err(|e| Refusal::from(&e))?;
+    let outcome = state.ingester()?.push(&tenant, spans).await.map_err(|e| Refusal::from(&e))?;
     // Zipkin's reply has no room for partial success: spans refused by the per-span limits are logged
     // (and counted in spanlake_spans_rejected_total) here, as for OTLP.
     export_reply(&tenant, &outcome.rejected, PROTOCOL);

@@ -59,6 +59,8 @@ pub fn flag_of<T: SettingValue>(setting: &Setting, default: Option<String>) -> A
         .long(setting.flag())
         .value_name(setting.key.to_ascii_uppercase())
         .env(setting.env())
+        // A secret's value set in the environment stays out of `--help`.
+        .hide_env_values(setting.key.ends_with("_token"))
         .help(help)
         .action(ArgAction::Set)
         .value_parser(ValueParser::new(|text: &str| T::parse(text)));

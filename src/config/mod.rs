@@ -25,7 +25,7 @@ use crate::storage::{BlockWriteOptions, StorageError, StorageLocation};
 use declare::{FlagSet, settings, yaml_scalar};
 
 pub use declare::Setting;
-pub use values::{ByteSize, FalsePositiveRate, SettingValue, Target, TenantRetention, ValueError};
+pub use values::{ByteSize, FalsePositiveRate, HostPorts, SettingValue, Target, TenantRetention, ValueError};
 
 fn ingest() -> IngestOptions {
     IngestOptions::new(PathBuf::new())
@@ -45,9 +45,26 @@ fn any_interface(port: u16) -> SocketAddr {
 
 settings! {
     #[section = "Roles"]
-    /// Roles of this process: all (ingest, query, compaction) or compactor (compaction and retention only,
-    /// with /ready and /metrics on the HTTP address).
+    /// Roles of this process: all (ingest, query, compaction in one), ingester (OTLP and Zipkin ports, WAL,
+    /// blocks; /ready, /metrics, /flush and the queriers' internal endpoint on the HTTP address), querier
+    /// (query and Jaeger ports, no WAL; recent spans from the ingesters below) or compactor (compaction and
+    /// retention only, with /ready and /metrics on the HTTP address). docs/scaling.md.
     target: Target = Target::All;
+    /// Querier: the ingesters' HTTP addresses (HOST:PORT, comma-separated), each name resolved again on
+    /// every refresh and every address it resolves to read, so a Kubernetes headless Service name finds
+    /// them all. An ingester that does not answer makes answers partial (v2 PARTIAL, a Warning header).
+    ingesters: HostPorts = HostPorts::default();
+    /// Querier: how often the ingesters' names are resolved again.
+    ingester_refresh_interval: Duration = crate::query::PeerOptions::default().refresh_interval;
+    /// Querier: longest it waits for one ingester's recent spans before answering without them (partial).
+    ingester_timeout: Duration = crate::query::PeerOptions::default().timeout;
+    /// Querier: the bearer token it sends to the ingesters when they have auth on (an admin credential of
+    /// their auth_file). Best given as SPANLAKE_INGESTER_TOKEN.
+    ingester_token: Option<String> = None;
+    /// Ingester: how long it keeps serving the spans of a block it uploaded, so queriers that have not
+    /// listed the block yet still see them; keep it above the queriers' block_refresh_interval. Queriers
+    /// leave out the copies of blocks they know, so nothing is counted twice.
+    handoff_retention: Duration = Duration::from_secs(60);
 
     #[section = "Storage and ports"]
     /// Folder for the write-ahead log, and for blocks when no storage is set.
@@ -359,6 +376,12 @@ impl ServeConfig {
             max_buffer_bytes: self.max_buffer_bytes.as_usize(),
             max_wal_bytes: self.max_wal_bytes.0,
             flush_on_shutdown: self.flush_on_shutdown,
+            // With every role in one process the querier learns of a block before its spans leave the
+            // buffer; only queriers elsewhere need the copies.
+            handoff_retention: match self.target {
+                Target::Ingester => self.handoff_retention,
+                _ => Duration::ZERO,
+            },
             upload_timeout: self.upload_timeout,
             resend_window: self.resend_window,
             resend_window_bytes: self.resend_window_bytes.as_usize(),
@@ -399,6 +422,16 @@ impl ServeConfig {
             merge_memory_bytes: self.compaction_merge_memory.0,
             block: self.block_options(),
             scratch_dir: self.data_dir.join("compaction"),
+        }
+    }
+
+    /// How a querier finds and asks the ingesters (`target: querier`).
+    pub fn peer_options(&self) -> crate::query::PeerOptions {
+        crate::query::PeerOptions {
+            ingesters: self.ingesters.0.clone(),
+            refresh_interval: self.ingester_refresh_interval,
+            timeout: self.ingester_timeout,
+            token: self.ingester_token.clone(),
         }
     }
 

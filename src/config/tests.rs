@@ -192,3 +192,40 @@ fn the_wal_lives_in_the_data_dir() {
     let options = ServeConfig::default().ingest_options();
     assert_eq!(options.wal_dir, PathBuf::from("spanlake-data/wal"));
 }
+
+#[test]
+fn roles_and_the_ingesters_a_querier_reads_are_settings() {
+    for (name, target) in [
+        ("all", Target::All),
+        ("ingester", Target::Ingester),
+        ("querier", Target::Querier),
+        ("compactor", Target::Compactor),
+    ] {
+        assert_eq!(Target::parse(name).unwrap(), target);
+        assert_eq!(target.render().as_deref(), Some(name));
+    }
+    let unknown = Target::parse("distributor").unwrap_err().to_string();
+    assert!(unknown.contains("ingester, querier"), "{unknown}");
+
+    let config = ServeConfig::layered(
+        None,
+        parse(&["--target", "querier", "--ingesters", "ingester-0.spanlake:3200, 10.0.0.7:3200,[::1]:3200"]),
+    )
+    .unwrap();
+    assert_eq!(config.target, Target::Querier);
+    assert_eq!(config.peer_options().ingesters, ["ingester-0.spanlake:3200", "10.0.0.7:3200", "[::1]:3200"]);
+    let file = ConfigFile::parse("ingesters: [a:3200, b:3200]\n").unwrap();
+    let mut from_file = ServeConfig::default();
+    file.apply(&mut from_file);
+    assert_eq!(from_file.ingesters, HostPorts(vec!["a:3200".into(), "b:3200".into()]));
+    for bad in ["no-port", "host:", "host:http", ":3200", "http://host:3200", "host:0"] {
+        assert!(HostPorts::parse(bad).is_err(), "{bad} is refused");
+    }
+    assert_eq!(HostPorts::default().render(), None, "no ingesters: not set");
+
+    // Only an ingester of its own process keeps handed-off blocks: with every role in one process the
+    // querier hears of a block before its spans leave the buffer.
+    let ingester = ServeConfig { target: Target::Ingester, ..ServeConfig::default() };
+    assert_eq!(ingester.ingest_options().handoff_retention, Duration::from_secs(60));
+    assert_eq!(ServeConfig::default().ingest_options().handoff_retention, Duration::ZERO);
+}

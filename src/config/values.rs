@@ -41,7 +41,7 @@ pub enum ValueError {
         #[source]
         source: std::net::AddrParseError,
     },
-    #[error("unknown target {text:?}; use all or compactor")]
+    #[error("unknown target {text:?}; use all, ingester, querier or compactor")]
     UnknownTarget { text: String },
     #[error("{entry:?} is not TENANT=DURATION, e.g. team-a=30d")]
     NotTenantEntry { entry: String },
@@ -51,6 +51,8 @@ pub enum ValueError {
         #[source]
         source: IdError,
     },
+    #[error("{entry:?} is not HOST:PORT (a name or address, and the port of an ingester's HTTP API)")]
+    NotHostPort { entry: String },
     #[error("expected {expected}, got {got}")]
     WrongShape { expected: &'static str, got: String },
 }
@@ -313,24 +315,93 @@ pub enum Target {
     /// Ingest, query and compaction in one process.
     #[default]
     All,
+    /// The OTLP and Zipkin ports, a WAL, blocks uploaded; on the HTTP address `/ready`, `/metrics`,
+    /// `/flush` and the internal endpoint queriers read its recent spans from. No queries, no compaction.
+    Ingester,
+    /// The query port (and Jaeger's), no WAL: blocks from the store, recent spans from the ingesters
+    /// the `ingesters` setting names. Stateless, so any number can run.
+    Querier,
     /// Compaction and retention only (with `/ready` and `/metrics` on the HTTP port).
     Compactor,
 }
 
-impl SettingValue for Target {
-    fn parse(text: &str) -> Result<Self, ValueError> {
-        match text.trim() {
-            "all" => Ok(Self::All),
-            "compactor" => Ok(Self::Compactor),
-            other => Err(ValueError::UnknownTarget { text: other.to_owned() }),
+impl Target {
+    /// The name `--target` takes, also shown by `/ready` and `/metrics`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Ingester => "ingester",
+            Self::Querier => "querier",
+            Self::Compactor => "compactor",
         }
     }
 
+    /// Whether this process reads blocks for queries (and so keeps a block catalogue).
+    pub fn queries_blocks(self) -> bool {
+        matches!(self, Self::All | Self::Querier)
+    }
+}
+
+impl SettingValue for Target {
+    fn parse(text: &str) -> Result<Self, ValueError> {
+        [Self::All, Self::Ingester, Self::Querier, Self::Compactor]
+            .into_iter()
+            .find(|target| target.name() == text.trim())
+            .ok_or_else(|| ValueError::UnknownTarget { text: text.trim().to_owned() })
+    }
+
     fn render(&self) -> Option<String> {
-        Some(match self {
-            Self::All => "all".to_owned(),
-            Self::Compactor => "compactor".to_owned(),
-        })
+        Some(self.name().to_owned())
+    }
+}
+
+/// The ingesters a querier reads recent spans from: `HOST:PORT` entries (their HTTP API), each resolved
+/// by DNS again on every refresh, every address a name resolves to being one ingester, so one name of a
+/// Kubernetes headless Service finds all of them. One line of comma-separated entries as a flag or
+/// variable, a list or that line in YAML.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostPorts(pub Vec<String>);
+
+impl SettingValue for HostPorts {
+    fn parse(text: &str) -> Result<Self, ValueError> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(host_port)
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    fn from_yaml(value: Value) -> Result<Self, ValueError> {
+        match value {
+            Value::Null => Ok(Self::default()),
+            Value::String(text) => Self::parse(&text),
+            Value::Sequence(entries) => entries
+                .into_iter()
+                .map(|entry| match entry {
+                    Value::String(text) => host_port(text.trim()),
+                    other => Err(ValueError::WrongShape { expected: "HOST:PORT", got: describe(&other) }),
+                })
+                .collect::<Result<_, _>>()
+                .map(Self),
+            other => Err(ValueError::WrongShape { expected: "a list of HOST:PORT", got: describe(&other) }),
+        }
+    }
+
+    /// `None` (not set) for an empty list.
+    fn render(&self) -> Option<String> {
+        (!self.0.is_empty()).then(|| self.0.join(","))
+    }
+}
+
+/// One `HOST:PORT` entry: a name or address, then a port number (IPv6 addresses in brackets).
+fn host_port(entry: &str) -> Result<String, ValueError> {
+    let refused = || ValueError::NotHostPort { entry: entry.to_owned() };
+    let (host, port) = entry.rsplit_once(':').ok_or_else(refused)?;
+    let host_ok = !host.is_empty() && !host.contains('/') && !host.contains(char::is_whitespace);
+    match (host_ok, port.parse::<u16>()) {
+        (true, Ok(port)) if port > 0 => Ok(entry.to_owned()),
+        _ => Err(refused()),
     }
 }
 

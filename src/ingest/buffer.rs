@@ -124,6 +124,9 @@ pub struct Buffers {
     /// Keys of the spans in blocks committed recently: a resend arriving after its first copy's block
     /// committed is still found.
     pub committed: super::committed::CommittedKeys,
+    /// Blocks committed recently, kept until the instant beside each (`handoff_retention`) so queriers in
+    /// other processes, which learn of blocks by listing, see their spans meanwhile.
+    pub handed_off: HashMap<TenantId, Vec<(Instant, Arc<EncodedBlock>)>>,
 }
 
 impl Buffers {
@@ -226,11 +229,16 @@ impl Buffers {
         self.bytes = self.bytes + bytes - previous;
     }
 
-    /// Forgets a committed block; its span keys move to the resend window.
-    pub fn remove_committed(&mut self, tenant: &TenantId, block: BlockId) {
+    /// Forgets a committed block; its span keys move to the resend window, and its encoding, when
+    /// `keep_until` is given, to the handed-off blocks until then (in the same step, so a reader under the
+    /// lock sees the spans in one place or the other).
+    pub fn remove_committed(&mut self, tenant: &TenantId, block: BlockId, keep_until: Option<Instant>) {
         let Some(buffer) = self.tenants.get_mut(tenant) else { return };
         if let Some(index) = buffer.pending.iter().position(|p| p.block == block) {
             let removed = buffer.pending.remove(index);
+            if let (Some(until), PendingStage::Encoded(encoded)) = (keep_until, &removed.stage) {
+                self.handed_off.entry(tenant.clone()).or_default().push((until, encoded.clone()));
+            }
             self.bytes -= removed.bytes;
             for key in &removed.keys {
                 if let Some(count) = buffer.held_keys.get_mut(key) {
@@ -245,6 +253,18 @@ impl Buffers {
         if buffer.is_idle() {
             self.tenants.remove(tenant);
         }
+    }
+
+    /// The blocks of `tenant` handed off and still kept at `now`; those kept long enough are let go.
+    pub fn handed_off(&mut self, tenant: &TenantId, now: Instant) -> Vec<Arc<EncodedBlock>> {
+        self.handed_off.retain(|_, blocks| {
+            blocks.retain(|(until, _)| *until > now);
+            !blocks.is_empty()
+        });
+        self.handed_off
+            .get(tenant)
+            .map(|blocks| blocks.iter().map(|(_, block)| block.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// The oldest WAL segment still holding spans not committed in a block (`None`: none is needed).
@@ -368,7 +388,7 @@ mod tests {
         assert!(keys.iter().all(|key| buffers.tenants[&tenant].held_keys[key] == 2));
         let (block, _) = buffers.cut(&tenant, usize::MAX).unwrap();
         assert_eq!(held(&buffers), keys.len(), "pending spans are still held");
-        buffers.remove_committed(&tenant, block);
+        buffers.remove_committed(&tenant, block, None);
         assert_eq!(held(&buffers), 0, "committed spans are no longer the ingester's");
         assert_eq!(buffers.bytes, 0);
     }

@@ -115,7 +115,7 @@ async fn prepare(inner: &Arc<Inner>, tenant: &TenantId, block: BlockId) -> Optio
             let reason = format!("block {block} could not be encoded: {error}");
             match inner.quarantine.keep_rows(tenant, &block.to_string(), &rows, &reason) {
                 Ok(()) => {
-                    forget_pending(inner, tenant, block);
+                    forget_pending(inner, tenant, block, None);
                     return None;
                 }
                 Err(kept) => {
@@ -132,8 +132,8 @@ async fn prepare(inner: &Arc<Inner>, tenant: &TenantId, block: BlockId) -> Optio
 
 /// Forgets a pending block whose spans are elsewhere now (committed in the store, or quarantined on
 /// local disk): its WAL segments may go, and `/flush` callers waiting for it are woken.
-fn forget_pending(inner: &Inner, tenant: &TenantId, block: BlockId) {
-    inner.lock().remove_committed(tenant, block);
+fn forget_pending(inner: &Inner, tenant: &TenantId, block: BlockId, keep_until: Option<std::time::Instant>) {
+    inner.lock().remove_committed(tenant, block, keep_until);
     inner.release_wal_segments();
     inner.commits.send_modify(|count| *count += 1);
 }
@@ -179,7 +179,7 @@ async fn upload(inner: Arc<Inner>, slots: Arc<Semaphore>, tenant: TenantId, bloc
         Retried::GaveUp(error) => {
             let reason = format!("block {block} could not be uploaded: {error}");
             match inner.quarantine.keep_block(&encoded, &reason) {
-                Ok(()) => return forget_pending(&inner, &tenant, block),
+                Ok(()) => return forget_pending(&inner, &tenant, block, None),
                 Err(kept) => {
                     tracing::error!(%tenant, %block, error = %kept, "cannot quarantine a block; retrying its upload");
                     let Some(stored) = retry(&inner, "upload the block", Patience::Forever, attempt).await.done()
@@ -249,7 +249,11 @@ fn commit(inner: &Inner, tenant: &TenantId, block: &EncodedBlock, stored: Stored
             tracing::info!(tenant = %tenant, block = %meta.block_id, "block was committed before the restart");
         }
     }
-    forget_pending(inner, tenant, meta.block_id);
+    // Queriers in other processes learn of the block when they next list the store: its spans stay
+    // readable here until then (`handoff_retention`).
+    let retention = inner.options.handoff_retention;
+    let keep_until = (!retention.is_zero()).then(|| std::time::Instant::now() + retention);
+    forget_pending(inner, tenant, meta.block_id, keep_until);
 }
 
 /// A failed step's error, as [`retry`] judges it.

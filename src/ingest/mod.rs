@@ -9,6 +9,7 @@ mod buffer;
 mod committed;
 mod flush;
 pub mod limits;
+mod peer;
 mod quarantine;
 mod refill;
 mod replay;
@@ -36,6 +37,7 @@ use crate::storage::{BlockMeta, BlockWriteOptions, EncodedBlock, Storage, Storag
 use crate::telemetry;
 use crate::wal::{Record, Wal, WalError, WalOptions};
 use buffer::{Buffers, PendingStage, SpanKey};
+pub use peer::{HeldRows, RecentFilter};
 
 /// Why a push or a flush did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,9 @@ pub enum IngestError {
     BadWalRecord { seq: u64, source: ProtobufError },
     #[error("the ingester is shutting down")]
     ShuttingDown,
+    /// A request for an ingester reached a process that runs none (`--target querier`).
+    #[error("this process does not ingest spans (its target is not ingester or all)")]
+    NotAnIngester,
     /// Spans that could not be replayed or uploaded could not be kept on disk either.
     #[error("cannot keep spans in the quarantine folder: {0}")]
     Quarantine(#[source] std::io::Error),
@@ -116,6 +121,9 @@ pub struct IngestOptions {
     pub resend_window: Duration,
     /// Memory those keys may take (about 50 bytes each); past it the oldest are forgotten sooner.
     pub resend_window_bytes: usize,
+    /// How long a committed block's spans stay readable here (`held_for_peer`) for queriers in other
+    /// processes that have not listed the block yet; zero when the only querier is in this process.
+    pub handoff_retention: Duration,
 }
 
 impl IngestOptions {
@@ -135,6 +143,7 @@ impl IngestOptions {
             limits: limits::SpanLimits::default(),
             resend_window: Duration::from_secs(600),
             resend_window_bytes: 128 * 1024 * 1024,
+            handoff_retention: Duration::ZERO,
         }
     }
 }

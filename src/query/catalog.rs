@@ -95,9 +95,10 @@ impl CatalogView {
         Self { all: Arc::new(blocks), visible: Arc::new(visible), listed: false }
     }
 
-    /// Whether the catalogue knows the block, visible or replaced.
+    /// Whether the catalogue knows the block, visible or replaced, or knows a compacted block that
+    /// replaces it (the block itself may be deleted already): either way its spans are in the view.
     pub fn knows(&self, block: BlockId) -> bool {
-        self.all.iter().any(|known| known.meta.block_id == block)
+        self.all.iter().any(|known| known.meta.block_id == block || known.meta.replaces.contains(&block))
     }
 }
 
@@ -219,6 +220,12 @@ impl BlockCatalog {
             let kept = current.all.iter().filter(|b| b.meta.block_id != block).cloned().collect();
             *current = CatalogView { listed: current.listed, ..CatalogView::of(kept) };
         }
+    }
+
+    /// Whether a refresh of every tenant ([`refresh_all`](Self::refresh_all)) has completed since start:
+    /// from then on the catalogue holds what the store held, and changes only by later refreshes.
+    pub fn listed_once(&self) -> bool {
+        self.inner.stored_tenants.read().is_ok_and(|stored| stored.is_some())
     }
 
     /// Lists every tenant in the store and brings each one's blocks up to date, and forgets tenants that

@@ -10,7 +10,7 @@ use arrow::array::RecordBatch;
 use futures::StreamExt;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 
-use super::{CatalogBlock, Querier, QueryError};
+use super::{CatalogBlock, CatalogView, Querier, QueryError};
 use crate::ids::{BlockId, TenantId, TraceId};
 use crate::spans::{decode_resource_spans, distinct_spans};
 use crate::storage::block::{ReadTally, find_traces_tallied};
@@ -89,6 +89,10 @@ pub struct TraceLookup {
     pub incomplete: Option<String>,
     /// The trace passed `max_trace_bytes` and only a part of it was read (`incomplete` says so too).
     pub truncated: bool,
+    /// Every block was read and only ingesters of other processes did not answer (`incomplete` says
+    /// which): the spans are every stored one, and an answer without a partial status (v1) can still
+    /// carry them with a warning.
+    pub only_recent_missing: bool,
 }
 
 impl TraceLookup {
@@ -162,6 +166,23 @@ impl Querier {
                 Default::default()
             }
         };
+        // Other processes' ingesters: asked with the blocks of one catalogue view, whose known blocks
+        // their copies are dropped for (read from the store instead), so each span comes once.
+        let mut peer_failures: Vec<String> = Vec::new();
+        if self.peers.is_some() {
+            let view = self.catalog.view(tenant).unwrap_or_else(|| CatalogView {
+                all: blocks.clone(),
+                visible: blocks.clone(),
+                listed: true,
+            });
+            blocks = view.visible.clone();
+            let filter = crate::ingest::RecentFilter { traces: Some(vec![*trace_id]), ..Default::default() };
+            let (rows, failed) = self.peer_rows(tenant, &filter, &view).await;
+            cost.recent_spans += rows.iter().map(RecordBatch::num_rows).sum::<usize>();
+            bytes += rows.iter().map(RecordBatch::get_array_memory_size).sum::<usize>();
+            batches.extend(rows);
+            peer_failures.extend(failed.iter().map(ToString::to_string));
+        }
         cost.blocks_known = blocks.len();
         let tally = Arc::new(ReadTally::default());
         let misses = AtomicU64::new(0);
@@ -242,11 +263,17 @@ impl Querier {
             tracing::warn!(tenant = %tenant, trace = %trace_id, bytes, max_bytes, "trace lookup stopped at its size limit");
             format!("the trace passes the {max_bytes}-byte limit of one lookup (max_trace_bytes): a part of it is returned")
         });
-        let incomplete = match (too_large, unread) {
-            (Some(too_large), Some(unread)) => Some(format!("{too_large}; {unread}")),
-            (too_large, unread) => too_large.or(unread),
-        };
-        Ok(TraceLookup { resource_spans, span_count, cost, incomplete, truncated })
+        let unasked = (!peer_failures.is_empty()).then(|| {
+            format!(
+                "the recent spans of {} ingester(s) could not be read: {}",
+                peer_failures.len(),
+                peer_failures.join("; ")
+            )
+        });
+        let only_recent_missing = unasked.is_some() && too_large.is_none() && unread.is_none();
+        let reasons: Vec<String> = [too_large, unread, unasked].into_iter().flatten().collect();
+        let incomplete = (!reasons.is_empty()).then(|| reasons.join("; "));
+        Ok(TraceLookup { resource_spans, span_count, cost, incomplete, truncated, only_recent_missing })
     }
 
     /// The rows of `trace_ids` in one catalogued block, read as [`find_trace`](Self::find_trace) reads

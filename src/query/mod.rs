@@ -9,6 +9,7 @@
 pub mod catalog;
 mod footers;
 mod lookup;
+pub mod peers;
 pub mod remote;
 pub mod tempopb;
 
@@ -21,6 +22,7 @@ use tokio::task::JoinHandle;
 pub use catalog::{BlockCatalog, CatalogBlock, CatalogView, TenantBlocks};
 pub use footers::FooterCache;
 pub use lookup::{LookupCost, TimeWindow, TraceLookup};
+pub use peers::{PeerFailure, PeerOptions, PeerRows, Peers};
 
 use crate::ids::TenantId;
 use crate::ingest::{Held, IngestError, Ingester};
@@ -99,6 +101,8 @@ pub struct Querier {
     catalog: BlockCatalog,
     footers: Arc<FooterCache>,
     ingester: Option<Ingester>,
+    /// The ingesters of other processes (`--target querier`), whose recent spans every answer includes.
+    peers: Option<Peers>,
     options: QueryOptions,
     /// Permits of the trace-by-ID lookups running at once.
     lookups: Arc<tokio::sync::Semaphore>,
@@ -111,6 +115,7 @@ impl std::fmt::Debug for Querier {
             .field("catalog", &self.catalog)
             .field("footers", &self.footers)
             .field("with_ingester", &self.ingester.is_some())
+            .field("peers", &self.peers)
             .finish()
     }
 }
@@ -123,6 +128,7 @@ impl Querier {
             footers: Arc::new(FooterCache::new(options.footer_cache_bytes)),
             storage,
             ingester: None,
+            peers: None,
             lookups: Arc::new(tokio::sync::Semaphore::new(options.max_concurrent_trace_lookups.max(1))),
             options,
         }
@@ -135,6 +141,31 @@ impl Querier {
         let catalog = querier.catalog.clone();
         ingester.on_commit(Box::new(move |meta, bloom| catalog.insert(meta.clone(), bloom.clone())));
         querier
+    }
+
+    /// The same querier, also reading the recent spans of the ingesters `peers` finds.
+    pub fn with_peers(self, peers: Peers) -> Self {
+        Self { peers: Some(peers), ..self }
+    }
+
+    /// The ingesters of other processes this querier asks, if any.
+    pub fn peers(&self) -> Option<&Peers> {
+        self.peers.as_ref()
+    }
+
+    /// The spans the other processes' ingesters hold that `filter` keeps and `view` does not already
+    /// read from the store (rows of a block the view knows are left out), and the ingesters that did not
+    /// answer. Nothing without peers.
+    pub async fn peer_rows(
+        &self,
+        tenant: &TenantId,
+        filter: &crate::ingest::RecentFilter,
+        view: &CatalogView,
+    ) -> (Vec<arrow::array::RecordBatch>, Vec<PeerFailure>) {
+        match &self.peers {
+            Some(peers) => peers.recent(tenant, filter).await.not_in(|block| view.knows(block)),
+            None => (Vec::new(), Vec::new()),
+        }
     }
 
     /// The block catalogue.
@@ -176,17 +207,25 @@ impl Querier {
 
     /// The tenant's blocks and the ingester's spans not in any of them, taken at one instant: every
     /// span is in exactly one of the two (what `SELECT count(*)` needs to be exact during flushes).
-    pub async fn consistent_view(&self, tenant: &TenantId) -> Result<(TenantBlocks, Held), QueryError> {
+    /// The view is returned too: the blocks it knows are the ones whose spans other processes' ingesters
+    /// must not add again ([`peer_rows`](Self::peer_rows)).
+    pub async fn consistent_view(&self, tenant: &TenantId) -> Result<(TenantBlocks, Held, CatalogView), QueryError> {
         let loaded = self.catalog.blocks(tenant).await?;
-        let Some(ingester) = &self.ingester else { return Ok((loaded, Held::default())) };
+        let observe = || {
+            self.catalog.view(tenant).unwrap_or(CatalogView {
+                all: loaded.clone(),
+                visible: loaded.clone(),
+                listed: true,
+            })
+        };
+        let Some(ingester) = &self.ingester else {
+            let view = observe();
+            return Ok((view.visible.clone(), Held::default(), view));
+        };
         // A pending block the catalogue knows is left out even when a compacted block already hides it:
         // its spans are then counted in the compacted block.
-        let (recent, view) = ingester.held_with(
-            tenant,
-            || self.catalog.view(tenant).unwrap_or(CatalogView { all: loaded.clone(), visible: loaded, listed: true }),
-            CatalogView::knows,
-        )?;
-        Ok((view.visible, recent))
+        let (recent, view) = ingester.held_with(tenant, observe, CatalogView::knows)?;
+        Ok((view.visible.clone(), recent, view))
     }
 
     /// The storage queried.

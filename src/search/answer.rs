@@ -93,6 +93,9 @@ pub struct SearchMetrics {
 pub struct SearchResponse {
     pub traces: Vec<TraceMatch>,
     pub metrics: SearchMetrics,
+    /// Why the answer may lack traces (an ingester of another process did not answer); empty when it is
+    /// exact. Not in Tempo's body: the HTTP answer carries it as a `Warning` header.
+    pub partial: Vec<String>,
 }
 
 /// A trace ID as Tempo's search writes it: lowercase hex without leading zeros.

@@ -29,7 +29,7 @@ use super::trace::{self, Needs, Trace};
 use super::{SearchError, SearchRequest};
 use crate::ids::{TenantId, TraceId};
 use crate::query::{CatalogBlock, Querier};
-use crate::sql::{Pruning, SqlEngine, SqlError};
+use crate::sql::{Partial, Pruning, SqlEngine, SqlError};
 use crate::traceql::ast::{BinaryOp, FieldExpr, FieldKind, Pipeline, Static};
 
 /// Trace IDs read together: at most what the SQL engine reads by point reads (`sql::point`).
@@ -137,11 +137,13 @@ impl Searcher {
             pending: HashMap::new(),
             evaluated: HashSet::new(),
             found: Vec::new(),
+            partial: Partial::default(),
         };
         let mut scanned: HashSet<usize> = HashSet::new();
         for (index, slice) in slices.iter().enumerate() {
             let last = index + 1 == slices.len();
-            let (candidates, spans, pruning) = self.candidates(tenant, request, condition.as_deref(), *slice).await?;
+            let (candidates, spans, pruning) =
+                self.candidates(tenant, request, condition.as_deref(), *slice, &walk.partial).await?;
             metrics.inspected_spans += spans;
             metrics.blocks_pruned_by_summary += pruning.pruned_by_summary as u64;
             for (id, bound) in candidates {
@@ -166,7 +168,7 @@ impl Searcher {
                     break;
                 }
                 metrics.inspected_traces += chunk.len() as u64;
-                let traces = self.fetch(tenant, &chunk, needs).await?;
+                let traces = self.fetch(tenant, &chunk, needs, &walk.partial).await?;
                 for id in &chunk {
                     walk.pending.remove(id);
                     walk.evaluated.insert(*id);
@@ -196,6 +198,7 @@ impl Searcher {
         request: &SearchRequest,
         condition: Option<&str>,
         slice: Slice,
+        partial: &Partial,
     ) -> Result<(Vec<(TraceId, i64)>, u64, Pruning), SearchError> {
         let mut filters = Vec::new();
         if let Some(end) = request.end_unix_nano {
@@ -215,7 +218,7 @@ impl Searcher {
         let sql = format!(
             "SELECT trace_id, CAST(min(start_time) AS BIGINT) AS bound, count(*) AS spans FROM spans{filter} GROUP BY trace_id"
         );
-        let (batches, pruning) = self.run(tenant, &sql).await?;
+        let (batches, pruning) = self.run(tenant, &sql, partial).await?;
         let mut candidates = Vec::new();
         let mut spans = 0;
         for batch in &batches {
@@ -234,17 +237,30 @@ impl Searcher {
     }
 
     /// The whole traces of `ids`, with the columns `needs` names.
-    async fn fetch(&self, tenant: &TenantId, ids: &[TraceId], needs: Needs) -> Result<Vec<Trace>, SearchError> {
+    async fn fetch(
+        &self,
+        tenant: &TenantId,
+        ids: &[TraceId],
+        needs: Needs,
+        partial: &Partial,
+    ) -> Result<Vec<Trace>, SearchError> {
         let list: Vec<String> = ids.iter().map(|id| sql_string(&id.to_hex())).collect();
         let sql = format!("SELECT {} FROM spans WHERE trace_id IN ({})", needs.columns(), list.join(", "));
-        let (batches, _) = self.run(tenant, &sql).await?;
+        let (batches, _) = self.run(tenant, &sql, partial).await?;
         trace::decode(&batches)
     }
 
     /// Runs SQL the search wrote. The engine's limits apply; SQL it refuses is a bug here, not the user's.
-    async fn run(&self, tenant: &TenantId, sql: &str) -> Result<(Vec<RecordBatch>, Pruning), SearchError> {
+    /// Why its rows may lack spans goes into `partial`.
+    async fn run(
+        &self,
+        tenant: &TenantId,
+        sql: &str,
+        partial: &Partial,
+    ) -> Result<(Vec<RecordBatch>, Pruning), SearchError> {
         let rows = async {
             let rows = self.sql.query(tenant, sql).await?;
+            partial.note(rows.partial().iter().cloned());
             let pruning = rows.pruning();
             Ok((rows.collect().await?, pruning))
         };
@@ -320,6 +336,8 @@ struct Walk<'q> {
     pending: HashMap<TraceId, i64>,
     evaluated: HashSet<TraceId>,
     found: Vec<TraceMatch>,
+    /// Why the answer may lack traces, from every query the walk ran.
+    partial: Partial,
 }
 
 impl Walk<'_> {
@@ -444,11 +462,12 @@ impl Walk<'_> {
             .take_while(|t| bound.is_none_or(|b| t.start_unix_nano > b) && low.is_none_or(|l| t.start_unix_nano >= l))
             .cloned()
             .collect();
-        SearchResponse { traces, metrics }
+        SearchResponse { traces, metrics, partial: self.partial.reasons() }
     }
 
     fn answer(&self, metrics: SearchMetrics) -> SearchResponse {
-        SearchResponse { traces: self.found.iter().take(self.request.limit).cloned().collect(), metrics }
+        let traces = self.found.iter().take(self.request.limit).cloned().collect();
+        SearchResponse { traces, metrics, partial: self.partial.reasons() }
     }
 }
 
@@ -496,6 +515,7 @@ mod tests {
             pending: HashMap::from([(TraceId::from_hex("99").unwrap(), 70)]),
             evaluated: HashSet::new(),
             found: vec![trace(1, 100), trace(2, 90), trace(3, 50)],
+            partial: Partial::default(),
         };
         let starts = |answer: SearchResponse| answer.traces.iter().map(|t| t.start_unix_nano).collect::<Vec<_>>();
         // A pending trace may start as late as 70: the trace starting at 50 may yet be overtaken.

@@ -43,7 +43,7 @@ use point::PointQuery;
 pub use schema::sql_schema;
 use session::SessionTemplate;
 pub use session::TRACES_VIEW;
-pub use table::{Pruning, SpansExec};
+pub use table::{Partial, Pruning, SpansExec};
 
 use crate::ids::TenantId;
 use crate::query::{Querier, QueryError};
@@ -225,7 +225,7 @@ impl SqlEngine {
                 metrics::counter!(telemetry::SQL_POINT_QUERIES).increment(1);
                 let rows = session.spans().point_rows(session.state(), &point).await.map_err(|e| self.classify(e))?;
                 let stream = execute_stream(rows.clone(), session.task_ctx()).map_err(|e| self.classify(e))?;
-                return Ok((stream, rows));
+                return Ok((stream, rows, session.spans().partial().reasons()));
             }
             let references = state.resolve_table_references(&statement).map_err(|e| self.classify(e))?;
             if session::needs_traces(&statement, &references) {
@@ -246,12 +246,13 @@ impl SqlEngine {
             let physical =
                 state.query_planner().create_physical_plan(&plan, state).await.map_err(|e| self.classify(e))?;
             let stream = execute_stream(physical.clone(), session.task_ctx()).map_err(|e| self.classify(e))?;
-            Ok((stream, physical))
+            Ok((stream, physical, session.spans().partial().reasons()))
         };
-        let (stream, plan) =
+        let (stream, plan, partial) =
             tokio::time::timeout_at(deadline, started).await.map_err(|_| SqlError::Timeout(self.limits.timeout))??;
         let mut rows = SqlRows::new(stream, deadline, self.clone(), permit);
         rows.plan = Some(plan);
+        rows.partial = partial;
         Ok(rows)
     }
 
@@ -342,6 +343,8 @@ pub struct SqlRows {
     rows: BoxStream<'static, Result<RecordBatch, SqlError>>,
     /// The plan the rows come from, for what its scans pruned.
     plan: Option<Arc<dyn ExecutionPlan>>,
+    /// Why the rows may lack spans (an ingester of another process did not answer); empty: they do not.
+    partial: Vec<String>,
 }
 
 impl SqlRows {
@@ -392,12 +395,18 @@ impl SqlRows {
         // Callers may ask again after the end (the HTTP encoder does when there were no rows at all).
         .fuse()
         .boxed();
-        Self { schema, rows, plan: None }
+        Self { schema, rows, plan: None, partial: Vec::new() }
     }
 
     /// The result's columns.
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    /// Why the rows may lack spans, known once planned (an ingester of another process did not answer):
+    /// the answer says so (a `Warning` header), never a quiet subset. Empty when the rows are whole.
+    pub fn partial(&self) -> &[String] {
+        &self.partial
     }
 
     /// What block pruning did in every scan of `spans` in the query (summed), known once planned.

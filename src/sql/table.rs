@@ -47,7 +47,7 @@ use super::schema::{IdKind, StoredProjection, binary_ids_schema, cast_batch, sca
 use super::summary::SummaryFilter;
 use crate::ids::{SpanId, TenantId, TraceId};
 use crate::ingest::Held;
-use crate::query::{CatalogBlock, Querier, TenantBlocks};
+use crate::query::{CatalogBlock, CatalogView, Querier, TenantBlocks};
 use crate::spans::schema::col;
 use crate::storage::{BlockMeta, EncodedBlock, layout};
 use crate::telemetry;
@@ -73,12 +73,40 @@ pub struct SpansTable {
     /// self-join, or a join of `spans` with `traces`, sees one instant).
     view: Arc<OnceCell<Arc<View>>>,
     ids: IdForm,
+    /// Why the query's answer may lack spans (an ingester of another process did not answer), shared by
+    /// every scan of the query and read by whoever sends the answer.
+    partial: Partial,
+}
+
+/// The reasons an answer is partial, collected while a query plans its scans. Cheap to clone; clones
+/// share the list.
+#[derive(Clone, Debug, Default)]
+pub struct Partial(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Partial {
+    /// Adds reasons (each once).
+    pub fn note(&self, reasons: impl IntoIterator<Item = String>) {
+        let mut noted = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for reason in reasons {
+            if !noted.contains(&reason) {
+                noted.push(reason);
+            }
+        }
+    }
+
+    /// The reasons so far; empty when the answer is whole.
+    pub fn reasons(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
 }
 
 #[derive(Debug)]
 struct View {
     blocks: TenantBlocks,
     recent: Held,
+    /// What the catalogue knew at that instant: the blocks whose rows other processes' ingesters must not
+    /// add again.
+    known: CatalogView,
 }
 
 impl SpansTable {
@@ -89,7 +117,15 @@ impl SpansTable {
         store_url: ObjectStoreUrl,
         tenant_store: Arc<dyn ObjectStore>,
     ) -> Self {
-        Self { tenant, querier, store_url, tenant_store, view: Arc::new(OnceCell::new()), ids: IdForm::Hex }
+        Self {
+            tenant,
+            querier,
+            store_url,
+            tenant_store,
+            view: Arc::new(OnceCell::new()),
+            ids: IdForm::Hex,
+            partial: Partial::default(),
+        }
     }
 
     /// The same spans, at the same instant, with the IDs as stored ([`IdForm::Binary`]).
@@ -101,7 +137,13 @@ impl SpansTable {
             tenant_store: self.tenant_store.clone(),
             view: self.view.clone(),
             ids: IdForm::Binary,
+            partial: self.partial.clone(),
         }
+    }
+
+    /// Why the query's answer may lack spans, as its scans find out.
+    pub fn partial(&self) -> &Partial {
+        &self.partial
     }
 
     /// The rows of a [`PointQuery`], exactly: the scan for a few trace IDs reads only those traces' rows
@@ -116,12 +158,12 @@ impl SpansTable {
     async fn view(&self) -> Result<Arc<View>> {
         self.view
             .get_or_try_init(|| async {
-                let (blocks, recent) = self
+                let (blocks, recent, known) = self
                     .querier
                     .consistent_view(&self.tenant)
                     .await
                     .map_err(|error| DataFusionError::External(Box::new(error)))?;
-                Ok(Arc::new(View { blocks, recent }))
+                Ok(Arc::new(View { blocks, recent, known }))
             })
             .await
             .cloned()
@@ -221,12 +263,24 @@ impl TableProvider for SpansTable {
             }
             None => view.recent.batches.clone(),
         };
-        let recent_rows = recent.iter().map(RecordBatch::num_rows).sum();
+        // Other processes' ingesters: their rows come narrowed and projected already.
+        let from_peers = match self.querier.peers() {
+            Some(_) => {
+                let filter = time.recent_filter(wanted_traces.clone(), &stored_columns);
+                let (batches, failures) = self.querier.peer_rows(&self.tenant, &filter, &view.known).await;
+                self.partial.note(failures.iter().map(ToString::to_string));
+                batches
+            }
+            None => Vec::new(),
+        };
+        let recent_rows = recent.iter().chain(&from_peers).map(RecordBatch::num_rows).sum();
         if recent_rows > 0 || inputs.is_empty() {
             let scanned = Arc::new(scan_schema().project(&stored_columns)?);
             let recent = recent
                 .iter()
-                .map(|batch| Ok(cast_batch(&batch.project(&stored_columns)?, &scanned)?))
+                .map(|batch| batch.project(&stored_columns))
+                .chain(from_peers.into_iter().map(Ok))
+                .map(|batch| Ok(cast_batch(&batch?, &scanned)?))
                 .collect::<Result<Vec<_>>>()?;
             inputs.push(MemorySourceConfig::try_new_exec(&[recent], scanned, None)?);
         }
@@ -358,6 +412,20 @@ impl TimeBounds {
                 lower(max);
             }
             _ => {}
+        }
+    }
+
+    /// What an ingester of another process is asked for: these bounds (widened to whole nanoseconds
+    /// that fit), the traces, the stored columns.
+    fn recent_filter(&self, traces: Option<Vec<TraceId>>, columns: &[usize]) -> crate::ingest::RecentFilter {
+        let fit = |bound: Option<i128>| bound.and_then(|ns| i64::try_from(ns).ok());
+        let stored = crate::spans::schema::span_schema();
+        crate::ingest::RecentFilter {
+            traces,
+            start_min: fit(self.start_min),
+            start_max: fit(self.start_max),
+            end_min: fit(self.end_min),
+            columns: Some(columns.iter().map(|index| stored.field(*index).name().clone()).collect()),
         }
     }
 

@@ -74,6 +74,30 @@ const READY_DEADLINE: Duration = Duration::from_secs(120);
 /// where the addresses are logged. The process is killed if the start fails, and if it hangs without
 /// saying "ready" for [`READY_DEADLINE`] (its log then ends, and the read fails the test).
 pub fn serve(command: &mut Command) -> Serving {
+    let (process, StartupLog { http, grpc, lines }) = spawn_until_ready(command);
+    Serving {
+        process,
+        http: http.expect("the query address is logged before ready"),
+        grpc: grpc.expect("the OTLP/gRPC address is logged before ready"),
+        lines,
+    }
+}
+
+/// A `spanlake serve` process without receivers (`--target querier` or `compactor`) that said "ready".
+pub struct HttpServing {
+    pub process: KilledOnDrop,
+    /// Its HTTP API.
+    pub http: SocketAddr,
+}
+
+/// [`serve`] for a process that opens no OTLP port.
+pub fn serve_http(command: &mut Command) -> HttpServing {
+    let (process, log) = spawn_until_ready(command);
+    HttpServing { process, http: log.http.expect("the HTTP address is logged before ready") }
+}
+
+/// Spawns `command` and reads its log until "ready" (see [`serve`]).
+fn spawn_until_ready(command: &mut Command) -> (KilledOnDrop, StartupLog) {
     let mut process = KilledOnDrop::spawn(command.env("SPANLAKE_LOG", "info").stderr(Stdio::piped()));
     let mut log = BufReader::new(process.stderr.take().expect("stderr is piped"));
     let (started, watchdog) = (mpsc::channel::<()>(), process.id());
@@ -82,13 +106,8 @@ pub fn serve(command: &mut Command) -> Serving {
             let _ = Command::new("kill").args(["-KILL", &watchdog.to_string()]).status();
         }
     });
-    let StartupLog { http, grpc, lines } = read_until_ready(&mut log);
+    let started_log = read_until_ready(&mut log);
     let _ = started.0.send(());
     std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-    Serving {
-        process,
-        http: http.expect("the query address is logged before ready"),
-        grpc: grpc.expect("the OTLP/gRPC address is logged before ready"),
-        lines,
-    }
+    (process, started_log)
 }

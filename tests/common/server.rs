@@ -58,12 +58,12 @@ impl TestServer {
 
     /// `http://` URL of the OTLP/HTTP receiver's trace endpoint.
     pub fn traces_url(&self) -> String {
-        format!("http://{}/v1/traces", self.server.otlp_http_addr())
+        format!("http://{}/v1/traces", self.server.otlp_http_addr().expect("OTLP/HTTP"))
     }
 
     /// `http://` URL of the OTLP/gRPC receiver.
     pub fn grpc_url(&self) -> String {
-        format!("http://{}", self.server.otlp_grpc_addr())
+        format!("http://{}", self.server.otlp_grpc_addr().expect("OTLP/gRPC"))
     }
 }
 

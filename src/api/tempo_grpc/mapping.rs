@@ -211,7 +211,7 @@ mod tests {
         trace.service_stats.insert("shop".into(), ServiceStats { span_count: 4, error_count: 1 });
         let metrics =
             SearchMetrics { inspected_traces: 3, inspected_bytes: 1000, total_blocks: 2, ..Default::default() };
-        let answer = search_response(&SearchResponse { traces: vec![trace.clone()], metrics });
+        let answer = search_response(&SearchResponse { traces: vec![trace.clone()], metrics, partial: Vec::new() });
 
         let proto = &answer.traces[0];
         let json = trace.to_json();

@@ -262,9 +262,13 @@ impl Searcher {
 
     /// The summaries of the tenant's blocks in the window, and a summary of its ingester's spans in it.
     async fn in_window(&self, tenant: &TenantId, request: &TagsRequest) -> Result<InWindow, SearchError> {
-        let (blocks, recent) =
+        let (blocks, recent, view) =
             self.querier().consistent_view(tenant).await.map_err(|error| SearchError::Unavailable(Box::new(error)))?;
         let (start, end) = (request.start_unix_nano.unwrap_or(0), request.end_unix_nano.unwrap_or(i64::MAX));
+        // Other processes' ingesters (a querier of its own): their spans in the window. Suggestions are
+        // a convenience: one that does not answer leaves its values out (logged), it does not fail them.
+        let filter = crate::ingest::RecentFilter { end_min: Some(start), start_max: Some(end), ..Default::default() };
+        let (from_peers, _failures) = self.querier().peer_rows(tenant, &filter, &view).await;
         // Up to a block's worth of buffered spans: read off the reactor.
         let recent = tokio::task::spawn_blocking(move || {
             let mut builder = TagSummaryBuilder::new();
@@ -273,7 +277,7 @@ impl Searcher {
             let batches = recent
                 .decoded(|block| block.meta.overlaps_time(from, to))
                 .map_err(|e| SearchError::Internal(e.to_string()))?;
-            for batch in &batches {
+            for batch in batches.iter().chain(&from_peers) {
                 let in_window = rows_in_window(batch, start, end)?;
                 builder.add_batch(&in_window).map_err(|e| SearchError::Internal(e.to_string()))?;
             }
