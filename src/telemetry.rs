@@ -109,6 +109,8 @@ pub const FOREIGN_PREFIXES: &str = "spanlake_storage_foreign_prefixes_total";
 
 /// Counter: requests to an ingester for its recent spans that failed or timed out (answers partial).
 pub const PEER_FAILURES: &str = "spanlake_ingester_requests_failed_total";
+/// Gauge: bytes of committed blocks an ingester keeps for queriers that have not listed them yet.
+pub const HANDOFF_BYTES: &str = "spanlake_handoff_bytes";
 /// Gauge, always 1, labelled with the roles this process runs (`target`: all, ingester, querier,
 /// compactor), so a scrape says what it scraped.
 pub const TARGET_INFO: &str = "spanlake_target_info";

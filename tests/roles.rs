@@ -61,6 +61,15 @@ async fn trace_spans(querier: &TestServer, trace: &str) -> (usize, Option<String
     (common::otlp::json_span_count(&body["trace"]["resourceSpans"]), body["status"].as_str().map(str::to_owned))
 }
 
+/// What the ingester's internal endpoint answers for `filter`: each batch's block and rows.
+async fn recent_rows(ingester: &TestServer, filter: serde_json::Value) -> Vec<(Option<spanlake::ids::BlockId>, u64)> {
+    let url = ingester.query_url(spanlake::query::peers::RECENT_PATH);
+    let reply = send("POST", &url, &[("content-type", "application/json")], filter.to_string()).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let held = spanlake::query::peers::decode(reply.body).unwrap();
+    held.into_iter().map(|held| (held.block, held.batch.num_rows() as u64)).collect()
+}
+
 async fn flush(server: &TestServer) {
     assert_eq!(send("POST", &server.query_url("/flush"), &[], Vec::new()).await.status, 204);
 }
@@ -92,6 +101,25 @@ async fn a_querier_counts_each_span_once_from_buffer_to_handed_off_block_to_list
     assert_eq!(querier.server.querier().catalog().blocks(&"single-tenant".parse().unwrap()).await.unwrap().len(), 1);
     assert_eq!(count(&querier, &[]).await, (sent, None), "from the store, not twice");
     assert_eq!(trace_spans(&querier, &one).await, (whole, None));
+
+    // The ingester still keeps the block's copy, tagged with the block; a querier naming the block as
+    // one it reads from the store is not sent it.
+    let block =
+        querier.server.querier().catalog().blocks(&"single-tenant".parse().unwrap()).await.unwrap()[0].meta.block_id;
+    let held = recent_rows(&ingester, serde_json::json!({ "columns": ["span_id"] })).await;
+    assert_eq!(held.iter().map(|(_, rows)| rows).sum::<u64>(), sent);
+    assert!(held.iter().all(|(tagged, _)| *tagged == Some(block)), "every row names its block");
+    let known = serde_json::json!({ "columns": ["span_id"], "known_blocks": [block.to_string()] });
+    assert!(recent_rows(&ingester, known).await.is_empty(), "a block the querier reads is not sent");
+
+    // Bad filters are refused with 400 and the ingester keeps serving.
+    for bad in ["not json", r#"{"traces": ["xyz"]}"#, r#"{"columns": ["nope"]}"#, r#"{"trace": []}"#] {
+        let url = ingester.query_url(spanlake::query::peers::RECENT_PATH);
+        let reply = send("POST", &url, &[("content-type", "application/json")], bad).await;
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.text());
+        assert!(reply.text().contains("not a recent-spans filter"), "{}", reply.text());
+    }
+    assert_eq!(send("GET", &ingester.query_url("/ready"), &[], Vec::new()).await.status, 200);
 
     // Search sees the same, with no partial mark.
     let search = send("GET", &querier.query_url("/api/search?q=%7B%7D&limit=100"), &[], Vec::new()).await;
@@ -144,6 +172,14 @@ async fn an_ingester_that_cannot_be_read_makes_answers_partial_never_silently_sh
     let search = send("GET", &querier.query_url("/api/search?q=%7B%7D"), &[], Vec::new()).await;
     assert_eq!(search.status, 200);
     assert!(search.headers["warning"].to_str().unwrap().contains(&gone.to_string()), "search says so too");
+    let jaeger = querier.server.jaeger_addr().expect("a querier answers Jaeger's API");
+    let url = format!("http://{jaeger}/api/traces?service=cart&lookback=1h&limit=20");
+    let reply = send("GET", &url, &[], Vec::new()).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    let errors = body["errors"].as_array().expect("Jaeger's answer lists why it is partial");
+    assert!(errors.iter().all(|e| e["msg"].as_str().unwrap().starts_with("partial: ")), "{errors:?}");
+    assert!(errors.iter().any(|e| e["msg"].as_str().unwrap().contains(&gone.to_string())), "{errors:?}");
 }
 
 #[tokio::test]
@@ -179,4 +215,20 @@ async fn with_auth_on_only_an_admin_credential_reads_an_ingesters_recent_spans()
     let (seen, warning) = count(&untrusted, &[]).await;
     assert_eq!(seen, 0);
     assert!(warning.expect("partial").contains("401"), "the ingester's refusal is named");
+}
+
+#[tokio::test]
+async fn rows_from_ingesters_count_against_the_query_memory_limit() {
+    let storage = common::Backend::s3().storage;
+    let ingester = ingester(&storage, Duration::from_secs(60), |_| {}).await;
+    send_synthetic_traces(&ingester, 8, 50).await;
+    let small =
+        querier(&storage, &[&ingester], |config| config.sql_memory_limit = spanlake::config::ByteSize(4096)).await;
+    let headers = [("content-type", "application/sql")];
+    let reply = send("POST", &small.query_url("/api/sql"), &headers, "SELECT name FROM spans").await;
+    assert_eq!(reply.status, 507, "{}", reply.text());
+    assert!(reply.text().contains("sql_memory_limit"), "{}", reply.text());
+    let roomy = querier(&storage, &[&ingester], |_| {}).await;
+    let reply = send("POST", &roomy.query_url("/api/sql"), &headers, "SELECT name FROM spans").await;
+    assert_eq!(reply.status, 200, "the same query within the default limit");
 }

@@ -31,6 +31,9 @@ pub async fn recent(State(state): State<AppState>, headers: HeaderMap, body: Byt
         Ok(filter) => filter,
         Err(error) => return error_response(StatusCode::BAD_REQUEST, &format!("not a recent-spans filter: {error}")),
     };
+    if let Err(error) = filter.column_indices() {
+        return error_response(StatusCode::BAD_REQUEST, &format!("not a recent-spans filter: {error}"));
+    }
     // Decoding blocks and encoding the answer is CPU work of up to a block's size: off the async threads.
     let answer = tokio::task::spawn_blocking(move || {
         let held = ingester.held_for_peer(&tenant, &filter).map_err(|e| e.public_message())?;

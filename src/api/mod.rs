@@ -410,7 +410,7 @@ impl Server {
         };
         let _ = started.set(router);
         let refresher = target.queries_blocks().then(|| state.querier.spawn_refresher(stop_query.subscribe()));
-        let resolver = state.querier.peers().map(|peers| peers.spawn_resolver(stop_query.subscribe()));
+        let resolver = state.querier.spawn_peer_resolver(stop_query.subscribe());
         let mut reloaders: Vec<JoinHandle<()>> = Vec::new();
         reloaders
             .extend(state.credentials.as_ref().map(|credentials| credentials.spawn_reloader(stop_query.subscribe())));

@@ -218,7 +218,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
 }
 
 /// What an ingester holds, for `/metrics`.
-fn ingester_gauges(state: &AppState, ingester: &crate::ingest::Ingester) -> [Gauge; 5] {
+fn ingester_gauges(state: &AppState, ingester: &crate::ingest::Ingester) -> [Gauge; 6] {
     let (resend_keys, resend_bytes) = ingester.resend_window_size();
     [
         Gauge {
@@ -245,6 +245,11 @@ fn ingester_gauges(state: &AppState, ingester: &crate::ingest::Ingester) -> [Gau
             name: telemetry::RESEND_WINDOW_BYTES,
             help: "Memory those keys hold (resend_window_bytes).",
             value: resend_bytes as f64,
+        },
+        Gauge {
+            name: telemetry::HANDOFF_BYTES,
+            help: "Bytes of committed blocks kept for queriers that have not listed them yet (handoff_retention).",
+            value: ingester.handed_off_bytes() as f64,
         },
     ]
 }

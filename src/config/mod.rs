@@ -63,8 +63,9 @@ settings! {
     ingester_token: Option<String> = None;
     /// Ingester: how long it keeps serving the spans of a block it uploaded, so queriers that have not
     /// listed the block yet still see them; keep it above the queriers' block_refresh_interval. Queriers
-    /// leave out the copies of blocks they know, so nothing is counted twice.
-    handoff_retention: Duration = Duration::from_secs(60);
+    /// leave out the copies of blocks they know, so nothing is counted twice. The copies (encoded, about a
+    /// tenth of their buffered size) are memory on top of max_buffer_bytes: spanlake_handoff_bytes.
+    handoff_retention: Duration = Duration::from_secs(30);
 
     #[section = "Storage and ports"]
     /// Folder for the write-ahead log, and for blocks when no storage is set.

@@ -226,6 +226,6 @@ fn roles_and_the_ingesters_a_querier_reads_are_settings() {
     // Only an ingester of its own process keeps handed-off blocks: with every role in one process the
     // querier hears of a block before its spans leave the buffer.
     let ingester = ServeConfig { target: Target::Ingester, ..ServeConfig::default() };
-    assert_eq!(ingester.ingest_options().handoff_retention, Duration::from_secs(60));
+    assert_eq!(ingester.ingest_options().handoff_retention, Duration::from_secs(30));
     assert_eq!(ServeConfig::default().ingest_options().handoff_retention, Duration::ZERO);
 }

@@ -112,6 +112,14 @@ impl TenantBuffer {
     }
 }
 
+/// Lets go of the handed-off blocks kept until before `now`.
+fn forget_handed_off(handed_off: &mut HashMap<TenantId, Vec<(Instant, Arc<EncodedBlock>)>>, now: Instant) {
+    handed_off.retain(|_, blocks| {
+        blocks.retain(|(until, _)| *until > now);
+        !blocks.is_empty()
+    });
+}
+
 /// Every tenant's buffer and the total bytes held.
 #[derive(Default)]
 pub struct Buffers {
@@ -237,6 +245,9 @@ impl Buffers {
         if let Some(index) = buffer.pending.iter().position(|p| p.block == block) {
             let removed = buffer.pending.remove(index);
             if let (Some(until), PendingStage::Encoded(encoded)) = (keep_until, &removed.stage) {
+                // Each commit also lets go of the copies kept long enough, so an ingester no querier asks
+                // holds at most the blocks of the last `handoff_retention`.
+                forget_handed_off(&mut self.handed_off, Instant::now());
                 self.handed_off.entry(tenant.clone()).or_default().push((until, encoded.clone()));
             }
             self.bytes -= removed.bytes;
@@ -257,14 +268,16 @@ impl Buffers {
 
     /// The blocks of `tenant` handed off and still kept at `now`; those kept long enough are let go.
     pub fn handed_off(&mut self, tenant: &TenantId, now: Instant) -> Vec<Arc<EncodedBlock>> {
-        self.handed_off.retain(|_, blocks| {
-            blocks.retain(|(until, _)| *until > now);
-            !blocks.is_empty()
-        });
+        forget_handed_off(&mut self.handed_off, now);
         self.handed_off
             .get(tenant)
             .map(|blocks| blocks.iter().map(|(_, block)| block.clone()).collect())
             .unwrap_or_default()
+    }
+
+    /// Bytes of the handed-off blocks still kept (encoded Parquet and bloom), for `/metrics`.
+    pub fn handed_off_bytes(&self) -> usize {
+        self.handed_off.values().flatten().map(|(_, block)| block.data.len() + block.bloom.len()).sum()
     }
 
     /// The oldest WAL segment still holding spans not committed in a block (`None`: none is needed).

@@ -483,6 +483,12 @@ impl Ingester {
         self.inner.lock().committed.size()
     }
 
+    /// Bytes of committed blocks kept for queriers that have not listed them yet (`handoff_retention`);
+    /// on top of `buffered_bytes`, and not counted against `max_buffer_bytes`: they are in the store.
+    pub fn handed_off_bytes(&self) -> usize {
+        self.inner.lock().handed_off_bytes()
+    }
+
     /// Bytes held in memory by buffers and uncommitted blocks.
     pub fn buffered_bytes(&self) -> usize {
         self.inner.lock().bytes

@@ -38,6 +38,9 @@ pub struct RecentFilter {
     /// Only these stored columns, in this order (`docs/storage-format.md` names); none: all of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<Vec<String>>,
+    /// Blocks the querier reads from the store already: their rows are not sent (it would drop them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known_blocks: Vec<BlockId>,
 }
 
 /// Rows an ingester holds, and where: `block` is the block they were cut into (uploaded or not), `None`
@@ -130,6 +133,9 @@ impl Ingester {
             }
             blocks.extend(buffers.handed_off(tenant, std::time::Instant::now()));
         }
+        let known = |block: &BlockId| filter.known_blocks.contains(block);
+        rows.retain(|(block, _)| !block.as_ref().is_some_and(known));
+        blocks.retain(|block| !known(&block.meta.block_id));
         let mut held = Vec::new();
         for (block, batch) in rows {
             let batch = filter.apply(&batch, &columns)?;

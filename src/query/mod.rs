@@ -93,6 +93,10 @@ impl Default for QueryOptions {
     }
 }
 
+/// How far back a querier names the blocks it knows to the ingesters (block IDs carry their creation
+/// time): beyond any sensible `handoff_retention`, so what an ingester still holds is named.
+const RECENT_BLOCKS_MS: u64 = 10 * 60 * 1000;
+
 /// The query side of one process: catalogue, footer cache and (in a server) the ingester's recent
 /// spans. Cheap to clone.
 #[derive(Clone)]
@@ -162,10 +166,21 @@ impl Querier {
         filter: &crate::ingest::RecentFilter,
         view: &CatalogView,
     ) -> (Vec<arrow::array::RecordBatch>, Vec<PeerFailure>) {
-        match &self.peers {
-            Some(peers) => peers.recent(tenant, filter).await.not_in(|block| view.knows(block)),
-            None => (Vec::new(), Vec::new()),
-        }
+        let Some(peers) = &self.peers else { return (Vec::new(), Vec::new()) };
+        // The blocks an ingester may still hold (made within the last minutes) that the view reads from
+        // the store: named, so the ingester does not decode and send what would be dropped here.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+        let recent_since = now_ms.saturating_sub(RECENT_BLOCKS_MS);
+        let known_blocks = view
+            .all
+            .iter()
+            .map(|block| block.meta.block_id)
+            .filter(|id| id.created_unix_ms().is_some_and(|made| made >= recent_since))
+            .collect();
+        let filter = crate::ingest::RecentFilter { known_blocks, ..filter.clone() };
+        peers.recent(tenant, &filter).await.not_in(|block| view.knows(block))
     }
 
     /// The block catalogue.
@@ -231,6 +246,32 @@ impl Querier {
     /// The storage queried.
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+
+    /// Resolves the ingesters' names every `ingester_refresh_interval` until `stop` turns true (`None`
+    /// without peers). An ingester that is gone from the names stopped, and a graceful stop flushed its
+    /// spans into blocks first: the catalogue lists the store before the ingester is dropped, so those
+    /// blocks are read from then on and no answer between misses its spans unmarked.
+    pub fn spawn_peer_resolver(&self, mut stop: watch::Receiver<bool>) -> Option<JoinHandle<()>> {
+        let (peers, catalog) = (self.peers.clone()?, self.catalog.clone());
+        Some(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(peers.refresh_interval());
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                }
+                let next = peers.look_up().await;
+                if peers.loses_an_ingester(&next)
+                    && let Err(error) = catalog.refresh_all().await
+                {
+                    tracing::warn!(%error, "an ingester left and the store cannot be listed; its recent blocks wait for the next refresh");
+                }
+                peers.install(next);
+            }
+        }))
     }
 
     /// Refreshes the catalogue every `block_refresh_interval` until `stop` turns true; the first

@@ -17,8 +17,6 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::ids::{BlockId, TenantId};
 use crate::ingest::{HeldRows, RecentFilter};
@@ -99,6 +97,10 @@ struct Resolved {
     unresolved: Vec<PeerFailure>,
 }
 
+/// What the ingesters' names resolved to at one lookup, before it is put in use.
+#[derive(Debug)]
+pub struct Resolution(Resolved);
+
 /// The ingesters, as last resolved; cheap to clone.
 #[derive(Clone)]
 pub struct Peers {
@@ -136,6 +138,12 @@ impl Peers {
 
     /// Resolves every name again: a Kubernetes headless Service's name gives the ingesters running now.
     pub async fn resolve(&self) {
+        let found = self.look_up().await;
+        self.install(found);
+    }
+
+    /// What the names resolve to now (not in use until [`install`](Self::install)ed).
+    pub async fn look_up(&self) -> Resolution {
         let mut resolved = Resolved::default();
         for name in &self.options.ingesters {
             match tokio::net::lookup_host(name.as_str()).await {
@@ -155,6 +163,19 @@ impl Peers {
         }
         resolved.addresses.sort_unstable();
         resolved.addresses.dedup();
+        Resolution(resolved)
+    }
+
+    /// Whether an ingester in use now is missing from `next`: one that stopped (after flushing its
+    /// spans into blocks, when it stopped gracefully).
+    pub fn loses_an_ingester(&self, next: &Resolution) -> bool {
+        let current = self.resolved.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        current.addresses.iter().any(|address| !next.0.addresses.contains(address))
+    }
+
+    /// Puts a resolution in use.
+    pub fn install(&self, next: Resolution) {
+        let Resolution(resolved) = next;
         let mut current = self.resolved.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         if current.addresses != resolved.addresses {
             tracing::info!(ingesters = ?resolved.addresses, "ingesters found");
@@ -165,21 +186,9 @@ impl Peers {
         *current = resolved;
     }
 
-    /// Resolves the names every `refresh_interval` until `stop` turns true.
-    pub fn spawn_resolver(&self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
-        let peers = self.clone();
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(peers.options.refresh_interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            ticks.tick().await;
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {}
-                    _ = stop.wait_for(|stopped| *stopped) => return,
-                }
-                peers.resolve().await;
-            }
-        })
+    /// How often the names are resolved again.
+    pub fn refresh_interval(&self) -> Duration {
+        self.options.refresh_interval
     }
 
     /// Every ingester's spans of `tenant` that `filter` keeps, asked at once; an ingester that fails or

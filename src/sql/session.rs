@@ -158,7 +158,10 @@ impl SessionTemplate {
             .with_object_store_registry(Arc::new(Stores::one(self.blocks_url.clone(), tenant_store.clone())))
             .build_arc()?;
 
-        let spans = Arc::new(SpansTable::new(tenant.clone(), querier.clone(), self.store_url.clone(), tenant_store));
+        let spans = Arc::new(
+            SpansTable::new(tenant.clone(), querier.clone(), self.store_url.clone(), tenant_store)
+                .with_memory_pool(runtime.memory_pool.clone()),
+        );
         let (mut state, schema) = with_spans(&self.state, spans.clone())?;
         // `now()` is this query's start.
         state.mark_start_execution();

@@ -76,6 +76,8 @@ pub struct SpansTable {
     /// Why the query's answer may lack spans (an ingester of another process did not answer), shared by
     /// every scan of the query and read by whoever sends the answer.
     partial: Partial,
+    /// The query's memory pool, which the rows fetched from ingesters are checked against (none: unchecked).
+    pool: Option<Arc<dyn datafusion::execution::memory_pool::MemoryPool>>,
 }
 
 /// The reasons an answer is partial, collected while a query plans its scans. Cheap to clone; clones
@@ -125,6 +127,7 @@ impl SpansTable {
             view: Arc::new(OnceCell::new()),
             ids: IdForm::Hex,
             partial: Partial::default(),
+            pool: None,
         }
     }
 
@@ -138,7 +141,13 @@ impl SpansTable {
             view: self.view.clone(),
             ids: IdForm::Binary,
             partial: self.partial.clone(),
+            pool: self.pool.clone(),
         }
+    }
+
+    /// The same table, checking the rows it fetches from ingesters against the query's memory `pool`.
+    pub fn with_memory_pool(self, pool: Arc<dyn datafusion::execution::memory_pool::MemoryPool>) -> Self {
+        Self { pool: Some(pool), ..self }
     }
 
     /// Why the query's answer may lack spans, as its scans find out.
@@ -269,6 +278,14 @@ impl TableProvider for SpansTable {
                 let filter = time.recent_filter(wanted_traces.clone(), &stored_columns);
                 let (batches, failures) = self.querier.peer_rows(&self.tenant, &filter, &view.known).await;
                 self.partial.note(failures.iter().map(ToString::to_string));
+                // Checked against the query's memory limit while planning: a query whose ingesters' rows
+                // alone pass it fails as any query over it does (507), instead of holding them unchecked.
+                // (They are not kept counted while the query runs, as the local buffer's rows are not.)
+                if let Some(pool) = &self.pool {
+                    let bytes = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+                    let consumer = datafusion::execution::memory_pool::MemoryConsumer::new("IngesterRows");
+                    consumer.register(pool).try_grow(bytes)?;
+                }
                 batches
             }
             None => Vec::new(),
@@ -426,6 +443,7 @@ impl TimeBounds {
             start_max: fit(self.start_max),
             end_min: fit(self.end_min),
             columns: Some(columns.iter().map(|index| stored.field(*index).name().clone()).collect()),
+            known_blocks: Vec::new(),
         }
     }
 

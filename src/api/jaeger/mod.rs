@@ -402,6 +402,8 @@ async fn search(State(state): State<AppState>, RawQuery(query): RawQuery, header
         Ok(found) => found,
         Err(failed) => return search_failed(&failed, error),
     };
+    // Partial answers are marked, never silent (CONTRACTS §4): Jaeger's way is an entry in `errors`.
+    let mut partial: Vec<String> = found.partial.clone();
     let found: Vec<_> = found.traces.iter().map(|matched| matched.trace_id).collect();
     let lookups = futures::stream::iter(found.into_iter().map(|trace_id| {
         let (querier, tenant) = (state.querier.clone(), tenant.clone());
@@ -414,11 +416,19 @@ async fn search(State(state): State<AppState>, RawQuery(query): RawQuery, header
     for lookup in lookups {
         match lookup {
             // Never a trace without spans (a trace compacted away between search and lookup is left out).
-            Ok(lookup) => traces.extend(model::trace(&lookup.resource_spans)),
+            Ok(lookup) => {
+                partial.extend(lookup.incomplete.iter().cloned());
+                traces.extend(model::trace(&lookup.resource_spans))
+            }
             Err(failed) => return lookup_failed(&failed, error),
         }
     }
-    axum::Json(json!({ "data": traces, "total": 0, "limit": 0, "offset": 0, "errors": Value::Null })).into_response()
+    partial.dedup();
+    let errors = match partial.is_empty() {
+        true => Value::Null,
+        false => partial.iter().map(|why| json!({ "code": 503, "msg": format!("partial: {why}") })).collect(),
+    };
+    axum::Json(json!({ "data": traces, "total": 0, "limit": 0, "offset": 0, "errors": errors })).into_response()
 }
 
 /// `GET /api/dependencies?endTs=&lookback=` (milliseconds; lookback 24 h by default): calls between
