@@ -282,3 +282,71 @@ fn a_certificate_without_its_key_or_a_client_ca_alone_is_refused() {
     assert!(TlsFiles::from_settings(None, None, Some(path)).is_err());
     assert_eq!(TlsFiles::from_settings(None, None, None).unwrap(), None);
 }
+
+/// Spans of a querier's `SELECT count(*)` over HTTPS, and its `Warning` header if it has one.
+async fn querier_count(querier: &TestServer, ca_file: &str) -> (String, bool) {
+    let args = ["--cacert", ca_file, "-D", "-", "-X", "POST", "--data", "SELECT count(*) AS n FROM spans"];
+    let url = https(querier.server.http_addr(), "/api/sql?format=csv");
+    let reply = curl_async(url, args.iter().map(|arg| arg.to_string()).collect()).await;
+    assert_eq!(reply.code, 0, "{}", reply.out);
+    let warned = reply.out.to_ascii_lowercase().contains("\nwarning: ");
+    let count = reply.out.lines().skip_while(|line| *line != "n").nth(1).unwrap_or_default().to_owned();
+    (count, warned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_querier_reads_ingesters_over_tls_showing_its_certificate_where_one_is_wanted() {
+    use spanlake::config::{HostPorts, Target};
+    let pki = Pki::new();
+    let ca = authority("spanlake test CA");
+    let ca_file = pki.write("ca.pem", &ca.pem);
+    pki.issue_server(&ca);
+    // The querier's certificate serves its own port and identifies it to the ingesters: both usages.
+    let (cert, key) = {
+        let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        params.extended_key_usages =
+            vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth, rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().unwrap();
+        (params.signed_by(&key, &ca.issuer).unwrap().pem(), key.serialize_pem())
+    };
+    let (querier_cert, querier_key) = (pki.write("querier.pem", &cert), pki.write("querier.key", &key));
+    let backend = common::Backend::local();
+    let storage = backend.storage.clone();
+    // Mutual TLS on the ingester: every connection must show a certificate the CA signed.
+    let ingester = start(&pki, Some(ca_file.clone()), |config| config.target = Target::Ingester).await;
+    let ingester_addr = ingester.server.http_addr().to_string();
+    let request = spanlake::synth::TraceGenerator::new(3).next_request(40);
+    let sent = spanlake::spans::span_count(&request.resource_spans);
+    let tenant = spanlake::ids::TenantId::single_tenant();
+    let spans = spanlake::ingest::NewSpans::from_request(request).unwrap();
+    ingester.server.ingester().expect("an ingester").push(&tenant, spans).await.unwrap();
+
+    let querier_with = |client_certificate: bool, ca: Option<PathBuf>| {
+        let (storage, ingesters) = (storage.clone(), vec![ingester_addr.clone()]);
+        let (cert, key) = (pki.path("server.pem"), pki.path("server.key"));
+        let (querier_cert, querier_key) = (querier_cert.clone(), querier_key.clone());
+        async move {
+            TestServer::start(storage, move |config| {
+                config.target = Target::Querier;
+                config.ingesters = HostPorts(ingesters);
+                config.ingester_ca_file = ca;
+                config.ingester_timeout = Duration::from_secs(3);
+                (config.tls_cert_file, config.tls_key_file) = match client_certificate {
+                    true => (Some(querier_cert), Some(querier_key)),
+                    false => (Some(cert), Some(key)),
+                };
+            })
+            .await
+        }
+    };
+    let ca_text = as_str(&ca_file);
+    let trusted = querier_with(true, Some(ca_file.clone())).await;
+    assert_eq!(querier_count(&trusted, &ca_text).await, (sent.to_string(), false), "over TLS, with its certificate");
+    // Without a client certificate the ingester refuses the handshake; in clear it refuses the bytes:
+    // either way the answer says it is partial.
+    let anonymous = querier_with(false, Some(ca_file.clone())).await;
+    assert_eq!(querier_count(&anonymous, &ca_text).await, ("0".to_owned(), true), "a certificate not made for clients");
+    let clear = querier_with(true, None).await;
+    assert_eq!(querier_count(&clear, &ca_text).await, ("0".to_owned(), true), "clear text to a TLS ingester");
+    drop(backend);
+}

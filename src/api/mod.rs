@@ -65,6 +65,8 @@ pub enum ServeError {
     Auth(#[from] crate::auth::FileError),
     #[error("TLS")]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    PeerTls(#[from] crate::query::peers::PeerTlsError),
 }
 
 /// The version and git revision baked in at build time.
@@ -380,7 +382,7 @@ impl Server {
                 Querier::with_ingester(storage.clone(), config.query_options(), ingester.clone())
             }
             (_, Target::Querier) => {
-                let peers = crate::query::Peers::start(config.peer_options()).await;
+                let peers = crate::query::Peers::start(config.peer_options()).await?;
                 Querier::new(storage.clone(), config.query_options()).with_peers(peers)
             }
             // An ingester answers no queries: its catalogue stays empty and is never listed.

@@ -61,6 +61,11 @@ settings! {
     /// Querier: the bearer token it sends to the ingesters when they have auth on (an admin credential of
     /// their auth_file). Best given as SPANLAKE_INGESTER_TOKEN.
     ingester_token: Option<String> = None;
+    /// Querier: PEM CA certificates that signed the ingesters' certificates (their tls_cert_file). Set: it
+    /// speaks TLS to them, and shows its own tls_cert_file as client certificate to ingesters that want
+    /// one (their tls_client_ca_file; the certificate must then allow client authentication). Not set: clear
+    /// HTTP/2.
+    ingester_ca_file: Option<PathBuf> = None;
     /// Ingester: how long it keeps serving the spans of a block it uploaded, so queriers that have not
     /// listed the block yet still see them; keep it above the queriers' block_refresh_interval. Queriers
     /// leave out the copies of blocks they know, so nothing is counted twice. The copies (encoded, about a
@@ -433,6 +438,10 @@ impl ServeConfig {
             refresh_interval: self.ingester_refresh_interval,
             timeout: self.ingester_timeout,
             token: self.ingester_token.clone(),
+            tls: self.ingester_ca_file.clone().map(|ca_file| crate::query::peers::PeerTls {
+                ca_file,
+                client_certificate: self.tls_cert_file.clone().zip(self.tls_key_file.clone()),
+            }),
         }
     }
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use arrow::array::{Array, AsArray, RecordBatch};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -42,6 +43,25 @@ pub struct PeerOptions {
     pub timeout: Duration,
     /// Bearer token sent to ingesters with auth on.
     pub token: Option<String>,
+    /// TLS to the ingesters; `None`: clear HTTP/2 (h2c).
+    pub tls: Option<PeerTls>,
+}
+
+/// How a querier speaks TLS to ingesters that have it on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerTls {
+    /// PEM CA certificates the ingesters' certificates are checked against.
+    pub ca_file: std::path::PathBuf,
+    /// PEM certificate chain and key shown to ingesters that want a client certificate.
+    pub client_certificate: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// Why the querier cannot ask the ingesters at all (found at start).
+#[derive(Debug, thiserror::Error)]
+#[error("TLS to the ingesters ({}): {reason}", path.display())]
+pub struct PeerTlsError {
+    path: std::path::PathBuf,
+    reason: String,
 }
 
 impl Default for PeerOptions {
@@ -51,6 +71,7 @@ impl Default for PeerOptions {
             refresh_interval: Duration::from_secs(10),
             timeout: Duration::from_secs(5),
             token: None,
+            tls: None,
         }
     }
 }
@@ -106,7 +127,9 @@ pub struct Resolution(Resolved);
 pub struct Peers {
     options: Arc<PeerOptions>,
     resolved: Arc<RwLock<Resolved>>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// `https` with TLS to the ingesters, else `http`.
+    scheme: &'static str,
 }
 
 impl std::fmt::Debug for Peers {
@@ -118,16 +141,24 @@ impl std::fmt::Debug for Peers {
 impl Peers {
     /// The ingesters `options` names, resolved once now (a name that does not resolve yet is a failure
     /// of every answer until it does).
-    pub async fn start(options: PeerOptions) -> Self {
+    pub async fn start(options: PeerOptions) -> Result<Self, PeerTlsError> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(options.timeout));
-        // HTTP/2 with prior knowledge: the ingesters' HTTP port speaks it (h2c), and the fetches of one
-        // query to one ingester share a connection.
+        connector.enforce_http(false);
+        let tls = client_tls(options.tls.as_ref())?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http2()
+            .wrap_connector(connector);
+        // HTTP/2 only: with prior knowledge in clear (the ingesters' HTTP port speaks h2c), by ALPN over
+        // TLS; the fetches of one query to one ingester share a connection.
         let client = Client::builder(TokioExecutor::new()).http2_only(true).build(connector);
-        let peers = Self { options: Arc::new(options), resolved: Arc::default(), client };
+        let scheme = if options.tls.is_some() { "https" } else { "http" };
+        let peers = Self { options: Arc::new(options), resolved: Arc::default(), client, scheme };
         peers.resolve().await;
-        peers
+        Ok(peers)
     }
 
     /// The addresses in use and the names that resolved to none.
@@ -231,7 +262,7 @@ impl Peers {
 
     /// One ingester's answer, decoded.
     async fn ask(&self, address: SocketAddr, tenant: &TenantId, body: Bytes) -> Result<Vec<HeldRows>, String> {
-        let mut request = hyper::Request::post(format!("http://{address}{RECENT_PATH}"))
+        let mut request = hyper::Request::post(format!("{}://{address}{RECENT_PATH}", self.scheme))
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(hyper::header::ACCEPT, ARROW_STREAM)
             .header(TENANT_HEADER, tenant.as_str());
@@ -251,6 +282,40 @@ impl Peers {
         }
         decode(body).map_err(|e| format!("its answer does not decode: {e}"))
     }
+}
+
+/// The TLS client configuration: the CA file's roots and the client certificate when given; without TLS
+/// an empty one, never used (every URL is `http://`).
+fn client_tls(tls: Option<&PeerTls>) -> Result<rustls::ClientConfig, PeerTlsError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| PeerTlsError { path: Default::default(), reason: e.to_string() })?;
+    let mut roots = rustls::RootCertStore::empty();
+    let Some(tls) = tls else { return Ok(builder.with_root_certificates(roots).with_no_client_auth()) };
+    let failed = |path: &std::path::Path, reason: String| PeerTlsError { path: path.to_owned(), reason };
+    for certificate in CertificateDer::pem_file_iter(&tls.ca_file).map_err(|e| failed(&tls.ca_file, e.to_string()))? {
+        let certificate = certificate.map_err(|e| failed(&tls.ca_file, e.to_string()))?;
+        roots.add(certificate).map_err(|e| failed(&tls.ca_file, e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(failed(&tls.ca_file, "no CA certificate in it".to_owned()));
+    }
+    let builder = builder.with_root_certificates(roots);
+    // ALPN (h2) is set by the connector builder (`enable_http2`).
+    let config = match &tls.client_certificate {
+        None => builder.with_no_client_auth(),
+        Some((cert_file, key_file)) => {
+            let chain = CertificateDer::pem_file_iter(cert_file)
+                .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| failed(cert_file, e.to_string()))?;
+            let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| failed(key_file, e.to_string()))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| failed(cert_file, e.to_string()))?
+        }
+    };
+    Ok(config)
 }
 
 /// The rows of an answer: each batch with the block of its rows (the last column, taken off).
@@ -289,7 +354,7 @@ mod tests {
             ingesters: vec!["127.0.0.1:3200".into(), "127.0.0.1:3200".into(), "no-such-ingester.invalid:3200".into()],
             ..Default::default()
         };
-        let peers = Peers::start(options).await;
+        let peers = Peers::start(options).await.unwrap();
         let (addresses, unresolved) = peers.addresses();
         assert_eq!(addresses, ["127.0.0.1:3200".parse::<SocketAddr>().unwrap()], "one address, asked once");
         assert_eq!(unresolved.len(), 1);
