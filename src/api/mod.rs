@@ -1,6 +1,7 @@
 //! The network faces of the server: the query HTTP API (3200), OTLP/HTTP (4318) and OTLP/gRPC (4317),
-//! Jaeger's query API (16686) and the Zipkin receiver (9411), and the order in which they start and stop
-//! around the ingester.
+//! Jaeger's query API (16686) and the Zipkin receiver (9411), the ingester's internal endpoint for queriers
+//! of other processes (`internal.rs`), which of them a role opens (`--target`), and the order in which
+//! they start and stop around the ingester.
 //!
 //! Owns routing, the mapping of errors to status codes (`status`) and the server's lifecycle. May call
 //! every other module; none calls it.

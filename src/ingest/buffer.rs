@@ -405,4 +405,42 @@ mod tests {
         assert_eq!(held(&buffers), 0, "committed spans are no longer the ingester's");
         assert_eq!(buffers.bytes, 0);
     }
+
+    #[test]
+    fn a_committed_block_is_handed_off_until_its_time_and_let_go_then_or_at_a_later_commit() {
+        let tenant = TenantId::single_tenant();
+        let mut buffers = Buffers::default();
+        let commit = |buffers: &mut Buffers, seq: u64, keep_until: Option<Instant>| {
+            let (batch, _) = encode_resource_spans(&TraceGenerator::new(seq).next_trace()).unwrap();
+            buffers.add(&tenant, batch.clone(), WalPosition { seq, segment: 0 });
+            let (block, _) = buffers.cut(&tenant, usize::MAX).unwrap();
+            let options = crate::storage::BlockWriteOptions::default();
+            let encoded = crate::storage::encode_block(&tenant, block, &[batch], &options).unwrap();
+            let bytes = encoded.data.len();
+            buffers.advance(&tenant, block, PendingStage::Encoded(Arc::new(encoded)), bytes);
+            buffers.remove_committed(&tenant, block, keep_until);
+            block
+        };
+        let ids = |blocks: Vec<Arc<EncodedBlock>>| blocks.iter().map(|b| b.meta.block_id).collect::<Vec<_>>();
+        let now = Instant::now();
+        let (soon, later) = (now + std::time::Duration::from_millis(50), now + std::time::Duration::from_secs(600));
+
+        let not_kept = commit(&mut buffers, 1, None);
+        assert!(buffers.handed_off(&tenant, now).is_empty(), "no retention: nothing kept ({not_kept})");
+        let short = commit(&mut buffers, 2, Some(soon));
+        let long = commit(&mut buffers, 3, Some(later));
+        assert_eq!(ids(buffers.handed_off(&tenant, now)), [short, long]);
+        assert!(buffers.handed_off_bytes() > 0);
+        assert_eq!(buffers.bytes, 0, "handed-off blocks are not buffered bytes");
+        assert_eq!(ids(buffers.handed_off(&tenant, soon)), [long], "let go when its time is up");
+
+        // Without a reader, the next commit lets go of what is due.
+        let mut unread = Buffers::default();
+        commit(&mut unread, 4, Some(Instant::now()));
+        assert_eq!(unread.handed_off.values().flatten().count(), 1);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let next = commit(&mut unread, 5, Some(later));
+        let kept: Vec<BlockId> = unread.handed_off.values().flatten().map(|(_, b)| b.meta.block_id).collect();
+        assert_eq!(kept, [next]);
+    }
 }

@@ -1,6 +1,8 @@
 //! The ingester: takes decoded OTLP requests, makes their spans durable in the WAL, buffers them per
 //! tenant, cuts blocks by size or age and uploads them in the background; answers queries about the
-//! spans it still holds.
+//! spans it still holds, in its own process and, narrowed by a filter, for queriers of others
+//! (`peer.rs`), keeping each committed block's spans for `handoff_retention` so those see them until
+//! they list the block.
 //!
 //! Owns the buffers, the WAL handle and the flush tasks. Calls `wal`, `spans` and `storage`; the
 //! receivers (`api`) and the query side call it, never the other way round.

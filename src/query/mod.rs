@@ -3,8 +3,10 @@
 //!
 //! Owns the block catalogue (every block's metadata and bloom filter in memory, refreshed on an
 //! interval and at once after this process's own flushes), the footer cache and the trace lookup
-//! (drawing a trace is the CLI's job, `src/cli/waterfall.rs`). Calls `storage`, `spans`, `ids`, reads the ingester's recent
-//! spans and follows an in-process compactor's commits; never calls `api` (which calls it).
+//! (drawing a trace is the CLI's job, `src/cli/waterfall.rs`), and, in a querier of its own
+//! (`--target querier`), the ingesters of other processes and the client that asks them (`peers.rs`).
+//! Calls `storage`, `spans`, `ids`, reads the ingester's recent spans and follows an in-process
+//! compactor's commits; never calls `api` (which calls it).
 
 pub mod catalog;
 mod footers;
