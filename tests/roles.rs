@@ -7,6 +7,8 @@ mod common;
 
 use std::time::Duration;
 
+use arrow::array::AsArray;
+
 use common::server::{TestServer, send, send_synthetic_traces};
 use spanlake::config::{HostPorts, ServeConfig, Target};
 use spanlake::storage::Storage;
@@ -89,6 +91,31 @@ async fn a_querier_counts_each_span_once_from_buffer_to_handed_off_block_to_list
     let (whole, status) = trace_spans(&querier, &one).await;
     assert!(whole > 0 && status.is_none(), "the buffered trace, complete");
     assert_eq!(count(&querier, &[]).await, (sent, None), "from the ingester's buffer");
+    // Service and span-name conditions are checked by the ingester too: the querier's counts under them
+    // are the buffer's own.
+    let buffered = ingester.server.ingester().expect("an ingester").recent_batches(&"single-tenant".parse().unwrap());
+    let mut by_service: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut by_name: std::collections::BTreeMap<String, u64> = Default::default();
+    for batch in buffered.unwrap() {
+        let schema = batch.schema();
+        let column = |name: &str| batch.column(schema.index_of(name).unwrap()).as_string::<i32>().clone();
+        for (service, name) in column("service_name").iter().zip(column("name").iter()) {
+            *by_service.entry(service.unwrap().to_owned()).or_default() += 1;
+            *by_name.entry(name.unwrap().to_owned()).or_default() += 1;
+        }
+    }
+    let services: Vec<(&String, &u64)> = by_service.iter().take(2).collect();
+    let (name, named) = by_name.iter().next().unwrap();
+    for (sql, expected) in [
+        (format!("WHERE service_name = '{}'", services[0].0), *services[0].1),
+        (format!("WHERE service_name IN ('{}', '{}')", services[0].0, services[1].0), services[0].1 + services[1].1),
+        (format!("WHERE name = '{name}' AND service_name <> ''"), *named),
+    ] {
+        let reply =
+            send("POST", &querier.query_url("/api/sql"), &[], format!("SELECT count(*) AS n FROM spans {sql}")).await;
+        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["rows"][0][0].as_u64(), Some(expected), "{sql}");
+    }
 
     // The block is uploaded; the querier has not listed it: the ingester's handed-off copy answers.
     flush(&ingester).await;

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, Int64Type};
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,12 @@ pub struct RecentFilter {
     /// Only these stored columns, in this order (`docs/storage-format.md` names); none: all of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<Vec<String>>,
+    /// Only spans whose service name is one of these...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<Vec<String>>,
+    /// ... and whose name is one of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<Vec<String>>,
     /// Blocks the querier reads from the store already: their rows are not sent (it would drop them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub known_blocks: Vec<BlockId>,
@@ -102,6 +108,15 @@ impl RecentFilter {
                     && self.end_min.is_none_or(|t| ends.max(begins) >= t);
             }
         }
+        for (column, values) in [(col::SERVICE_NAME, &self.services), (col::NAME, &self.names)] {
+            let Some(values) = values else { continue };
+            let wanted: std::collections::HashSet<&str> = values.iter().map(String::as_str).collect();
+            let text = cast(batch.column(span_schema().index_of(column)?), &DataType::Utf8)?;
+            let text = text.as_string::<i32>();
+            for (row, kept) in keep.iter_mut().enumerate() {
+                *kept &= text.is_valid(row) && wanted.contains(text.value(row));
+            }
+        }
         let kept = match keep.iter().all(|kept| *kept) {
             true => batch.clone(),
             false => filter_record_batch(batch, &BooleanArray::from(keep))?,
@@ -157,7 +172,7 @@ impl Ingester {
 
 /// Whether a column of `batch` is all nulls or absent: used by tests of the projection.
 #[cfg(test)]
-fn column_named<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a Arc<dyn arrow::array::Array>> {
+fn column_named<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a Arc<dyn Array>> {
     batch.schema().index_of(name).ok().map(|index| batch.column(index))
 }
 
@@ -202,6 +217,14 @@ mod tests {
             sorted.sort_unstable();
             sorted[sorted.len() / 2]
         };
+        let services = batch.column(span_schema().index_of(col::SERVICE_NAME).unwrap()).as_string::<i32>().clone();
+        let first_service = services.value(0).to_owned();
+        let one_service = RecentFilter { services: Some(vec![first_service.clone()]), ..Default::default() };
+        let kept = one_service.apply(&batch, &all).unwrap();
+        assert_eq!(kept.num_rows(), services.iter().filter(|s| *s == Some(first_service.as_str())).count());
+        assert!(kept.num_rows() < batch.num_rows(), "the synthetic traces span several services");
+        let names = RecentFilter { names: Some(vec!["no such span".to_owned()]), ..Default::default() };
+        assert_eq!(names.apply(&batch, &all).unwrap().num_rows(), 0);
         let later =
             RecentFilter { start_min: Some(middle), columns: Some(vec!["name".to_owned()]), ..Default::default() };
         let kept = later.apply(&batch, &later.column_indices().unwrap()).unwrap();

@@ -54,6 +54,16 @@ impl SummaryFilter {
         Some(SummaryFilter { target: target(subject)?, values })
     }
 
+    /// The values a span's service name (`Some(true)`) or name (`Some(false)`) must be one of, for a filter
+    /// on one of those columns: what an ingester of another process can check on its rows too.
+    pub fn service_or_name(&self) -> Option<(bool, &[String])> {
+        match self.target {
+            Target::Service => Some((true, &self.values)),
+            Target::Name => Some((false, &self.values)),
+            Target::Attribute(..) => None,
+        }
+    }
+
     /// Whether a block with this summary may hold a row the filter admits.
     pub fn admits(&self, summary: &TagSummary) -> bool {
         self.values.iter().any(|value| match &self.target {

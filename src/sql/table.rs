@@ -275,7 +275,12 @@ impl TableProvider for SpansTable {
         // Other processes' ingesters: their rows come narrowed and projected already.
         let from_peers = match self.querier.peers() {
             Some(_) => {
-                let filter = time.recent_filter(wanted_traces.clone(), &stored_columns);
+                let mut filter = time.recent_filter(wanted_traces.clone(), &stored_columns);
+                // Service and span-name conditions narrow the ingesters' rows as they narrow blocks.
+                for (service, values) in by_summary.iter().filter_map(SummaryFilter::service_or_name) {
+                    let narrowed = if service { &mut filter.services } else { &mut filter.names };
+                    narrowed.get_or_insert_with(|| values.to_vec());
+                }
                 let (batches, failures) = self.querier.peer_rows(&self.tenant, &filter, &view.known).await;
                 self.partial.note(failures.iter().map(ToString::to_string));
                 // Checked against the query's memory limit while planning: a query whose ingesters' rows
@@ -443,6 +448,8 @@ impl TimeBounds {
             start_max: fit(self.start_max),
             end_min: fit(self.end_min),
             columns: Some(columns.iter().map(|index| stored.field(*index).name().clone()).collect()),
+            services: None,
+            names: None,
             known_blocks: Vec::new(),
         }
     }
