@@ -4,7 +4,6 @@
 //! (`query/peers.rs` asks; docs/scaling.md). Not for users: with auth on it takes an admin credential
 //! only, as `/flush` does.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -82,8 +81,7 @@ fn encode(held: Vec<HeldRows>, filter: &RecentFilter) -> Result<Vec<u8>, arrow::
 
 /// The `/flush` a querier answers: it holds nothing to flush.
 pub async fn not_an_ingester() -> Response {
-    (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": "this querier holds no spans: /flush the ingesters" })))
-        .into_response()
+    error_response(StatusCode::NOT_FOUND, "this querier holds no spans: /flush the ingesters")
 }
 
 #[cfg(test)]

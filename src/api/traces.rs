@@ -80,32 +80,34 @@ async fn trace_by_id(
             Some(why) => error_response(StatusCode::SERVICE_UNAVAILABLE, &format!("trace {trace_id}: {why}")),
             None => error_response(StatusCode::NOT_FOUND, &format!("trace {trace_id} not found")),
         },
-        // v1 has no way to say "partial": refuse rather than hand back a trace with holes (a trace too
-        // large to read whole is refused for good; unreadable blocks may come back).
         // Only the recent spans of an ingester elsewhere are missing: every stored span is here, so v1
         // answers with them and says what is missing in a `Warning` header.
         Ok((_, lookup)) if lookup.only_recent_missing && matches!(version, Version::V1) => {
             let warning = super::query::partial_warning(&[lookup.incomplete.clone().unwrap_or_default()]);
-            let mut response = match wants_protobuf(&headers) {
-                true => super::gzip::response(PROTOBUF, protobuf_body(lookup, version), &headers).await,
-                false => super::gzip::response(JSON, json_body(lookup, version), &headers).await,
-            };
+            let mut response = trace_answer(lookup, version, &headers).await;
             if let Some(warning) = warning {
                 response.headers_mut().insert(header::WARNING, warning);
             }
             response
         }
+        // v1 has no way to say "partial": refuse rather than hand back a trace with holes (a trace too
+        // large to read whole is refused for good; unreadable blocks may come back).
         Ok((trace_id, lookup)) if lookup.incomplete.is_some() && matches!(version, Version::V1) => {
             let status =
                 if lookup.truncated { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::SERVICE_UNAVAILABLE };
             let why = lookup.incomplete.unwrap_or_default();
             error_response(status, &format!("trace {trace_id}: {why}"))
         }
-        Ok((_, lookup)) if wants_protobuf(&headers) => {
-            super::gzip::response(PROTOBUF, protobuf_body(lookup, version), &headers).await
-        }
-        Ok((_, lookup)) => super::gzip::response(JSON, json_body(lookup, version), &headers).await,
+        Ok((_, lookup)) => trace_answer(lookup, version, &headers).await,
         Err(error) => query_error_response(&error),
+    }
+}
+
+/// A found trace in the body the client asked for (Tempo's protobuf or OTLP/JSON), gzip'd when it takes it.
+async fn trace_answer(lookup: TraceLookup, version: Version, headers: &HeaderMap) -> Response {
+    match wants_protobuf(headers) {
+        true => super::gzip::response(PROTOBUF, protobuf_body(lookup, version), headers).await,
+        false => super::gzip::response(JSON, json_body(lookup, version), headers).await,
     }
 }
 
